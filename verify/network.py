@@ -1,0 +1,413 @@
+"""Frozen float64 intermediate representation (IR) of feed-forward networks.
+
+A :class:`Network` is a tuple of layers applied in order to a *flattened* input (C order).
+Affine maps are :class:`Dense` layers (convolutions and folded batch norms are lowered to
+``Dense`` by the importers); element-wise activations are :class:`ReLU`, :class:`LeakyReLU`,
+:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh` and :class:`Identity`.
+
+Every array is float64, C-contiguous and read-only, so a ``Network`` can be shared between
+threads, hashed (:meth:`Network.fingerprint`) and stored in certificates.
+
+Most algorithms want the *normal form* (:meth:`Network.normalized`)::
+
+    Dense_1, act_1, Dense_2, act_2, ..., act_{L-1}, Dense_L
+
+i.e. exactly ``L`` affine layers with one activation layer between consecutive ones, which is
+the notation of FORMULATIONS.md section 2 (``z^(k) = W^(k) a^(k-1) + b^(k)``, ``a^(k) =
+sigma(z^(k))``, ``f(x) = z^(L)``).
+
+Example:
+    >>> import numpy as np
+    >>> net = Network((Dense(np.eye(2), np.zeros(2)), ReLU(), Dense(np.ones((1, 2)), np.zeros(1))),
+    ...               input_shape=(2,))
+    >>> net.forward(np.array([[1.0, -2.0]]))
+    array([[1.]])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
+
+FloatArray: TypeAlias = NDArray[np.float64]
+
+
+def _frozen_array(value: ArrayLike, name: str, ndim: int) -> FloatArray:
+    """Return a read-only, C-contiguous float64 copy of ``value``; reject NaN/inf and bad ndim."""
+    try:
+        arr = np.array(value, dtype=np.float64, order="C", copy=True)
+    except (TypeError, ValueError) as err:
+        raise InvalidNetworkError(f"{name}: cannot convert to a float64 array ({err})") from err
+    if arr.ndim != ndim:
+        raise InvalidNetworkError(f"{name}: expected {ndim}-d array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = "NaN" if np.isnan(arr).any() else "infinite"
+        raise InvalidNetworkError(f"{name}: contains {bad} values")
+    arr.setflags(write=False)
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """Affine layer ``z = W a + b``.
+
+    Attributes:
+        weight: ``W``, shape ``(n_out, n_in)``.
+        bias: ``b``, shape ``(n_out,)``.
+    """
+
+    weight: FloatArray
+    bias: FloatArray
+
+    def __post_init__(self) -> None:
+        w = _frozen_array(self.weight, "Dense.weight", 2)
+        b = _frozen_array(self.bias, "Dense.bias", 1)
+        if w.shape[0] != b.shape[0]:
+            raise InvalidNetworkError(
+                f"Dense: weight has {w.shape[0]} rows but bias has {b.shape[0]} entries"
+            )
+        object.__setattr__(self, "weight", w)
+        object.__setattr__(self, "bias", b)
+
+    @property
+    def n_in(self) -> int:
+        """Number of inputs."""
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        """Number of outputs."""
+        return int(self.weight.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Dense)
+            and np.array_equal(self.weight, other.weight)
+            and np.array_equal(self.bias, other.bias)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.weight.shape, self.weight.tobytes()[:64]))
+
+
+@dataclass(frozen=True)
+class ReLU:
+    """``max(z, 0)``."""
+
+
+@dataclass(frozen=True)
+class LeakyReLU:
+    """``z if z >= 0 else alpha * z`` with ``0 <= alpha <= 1`` (so the function is monotone)."""
+
+    alpha: float = 0.01
+
+    def __post_init__(self) -> None:
+        a = float(self.alpha)
+        if not (0.0 <= a <= 1.0):
+            raise InvalidNetworkError(f"LeakyReLU: alpha={self.alpha!r} must lie in [0, 1]")
+        object.__setattr__(self, "alpha", a)
+
+
+@dataclass(frozen=True)
+class HardTanh:
+    """``clip(z, min_val, max_val)`` (ONNX ``Clip``; torch ``Hardtanh``/``ReLU6``)."""
+
+    min_val: float = -1.0
+    max_val: float = 1.0
+
+    def __post_init__(self) -> None:
+        lo, hi = float(self.min_val), float(self.max_val)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise InvalidNetworkError(
+                f"HardTanh: need finite min_val < max_val, got {self.min_val!r}, {self.max_val!r}"
+            )
+        object.__setattr__(self, "min_val", lo)
+        object.__setattr__(self, "max_val", hi)
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    """``1 / (1 + exp(-z))``."""
+
+
+@dataclass(frozen=True)
+class Tanh:
+    """``tanh(z)``."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """``z`` (kept only when an importer wants to preserve a layer boundary)."""
+
+
+Activation: TypeAlias = ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | Identity
+Layer: TypeAlias = Dense | Activation
+
+ACTIVATION_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Sigmoid, Tanh, Identity)
+PIECEWISE_LINEAR_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Identity)
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    # numerically stable in both tails
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+#: Element-wise function of each activation type, looked up by ``type(layer)``.
+ACTIVATION_FUNCTIONS: dict[type, Callable[[Any, FloatArray], FloatArray]] = {
+    ReLU: lambda layer, z: np.maximum(z, 0.0),
+    LeakyReLU: lambda layer, z: np.where(z >= 0.0, z, layer.alpha * z),
+    HardTanh: lambda layer, z: np.clip(z, layer.min_val, layer.max_val),
+    Sigmoid: lambda layer, z: _sigmoid(z),
+    Tanh: lambda layer, z: np.tanh(z),
+    Identity: lambda layer, z: z,
+}
+
+
+def apply_activation(layer: Activation, z: FloatArray) -> FloatArray:
+    """Apply an activation layer element-wise to ``z`` (any shape)."""
+    try:
+        fn = ACTIVATION_FUNCTIONS[type(layer)]
+    except KeyError:
+        raise UnsupportedLayerError(
+            f"unsupported layer {type(layer).__name__}; supported activations: "
+            f"{', '.join(t.__name__ for t in ACTIVATION_FUNCTIONS)}"
+        ) from None
+    return fn(layer, z)
+
+
+def _layer_params(layer: Layer) -> dict[str, Any]:
+    if isinstance(layer, Dense):
+        return {}
+    return {k: float(v) for k, v in sorted(vars(layer).items())}
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A feed-forward network on flattened float64 inputs.
+
+    Attributes:
+        layers: the layers, applied in order.
+        input_shape: shape of one input before flattening (C order), e.g. ``(1, 28, 28)``.
+        name: optional label (not part of the fingerprint).
+        source: optional path of the file the network was read from (not part of the
+            fingerprint); ONNX sources let counterexamples be replayed in onnxruntime.
+
+    Raises:
+        InvalidNetworkError: on inconsistent shapes, NaN/inf weights or an empty network.
+    """
+
+    layers: tuple[Layer, ...]
+    input_shape: tuple[int, ...]
+    name: str = field(default="", compare=False)
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        shape = tuple(int(s) for s in self.input_shape)
+        if not shape or any(s <= 0 for s in shape):
+            raise InvalidNetworkError(f"Network: invalid input_shape {self.input_shape!r}")
+        width = int(np.prod(shape))
+        if not any(isinstance(l, Dense) for l in layers):
+            raise InvalidNetworkError("Network: needs at least one Dense layer")
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dense):
+                if layer.n_in != width:
+                    raise InvalidNetworkError(
+                        f"Network: layer {i} (Dense) expects {layer.n_in} inputs, "
+                        f"but the previous layer produces {width}"
+                    )
+                width = layer.n_out
+            elif not isinstance(layer, ACTIVATION_TYPES):
+                raise UnsupportedLayerError(
+                    f"Network: layer {i} has unsupported type {type(layer).__name__}; "
+                    f"supported: Dense, {', '.join(t.__name__ for t in ACTIVATION_TYPES)}"
+                )
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "input_shape", shape)
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int:
+        """Length of the flattened input."""
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_outputs(self) -> int:
+        """Length of the output vector."""
+        return self.dense_layers[-1].n_out
+
+    @property
+    def dense_layers(self) -> tuple[Dense, ...]:
+        """The affine layers, in order."""
+        return tuple(l for l in self.layers if isinstance(l, Dense))
+
+    @property
+    def activation_types(self) -> frozenset[type]:
+        """The set of activation layer types used (``Identity`` excluded)."""
+        return frozenset(type(l) for l in self.layers if isinstance(l, ACTIVATION_TYPES)) - {
+            Identity
+        }
+
+    @property
+    def is_piecewise_linear(self) -> bool:
+        """True when every activation is piecewise linear (exact MILP possible)."""
+        return all(t in PIECEWISE_LINEAR_TYPES for t in self.activation_types)
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of weights and biases."""
+        return sum(d.weight.size + d.bias.size for d in self.dense_layers)
+
+    # -- evaluation -----------------------------------------------------------------------
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """Evaluate the network in float64.
+
+        Args:
+            x: inputs, shape ``(batch, n_inputs)`` (or ``(n_inputs,)`` for one input, or
+                ``(batch, *input_shape)``, which is flattened in C order).
+
+        Returns:
+            Outputs of shape ``(batch, n_outputs)`` (``(n_outputs,)`` for a 1-d input).
+        """
+        a = np.asarray(x, dtype=np.float64)
+        single = a.ndim == 1
+        a = a.reshape(1, -1) if single else a.reshape(a.shape[0], -1)
+        if a.shape[1] != self.n_inputs:
+            raise InvalidNetworkError(
+                f"forward: input has {a.shape[1]} features, network expects {self.n_inputs}"
+            )
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                a = a @ layer.weight.T + layer.bias
+            else:
+                a = apply_activation(layer, a)
+        return a[0] if single else a
+
+    # -- structure ------------------------------------------------------------------------
+    def normalized(self) -> Network:
+        """Return the equivalent network in normal form ``Dense (act Dense)*``.
+
+        Consecutive ``Dense`` layers are multiplied together, ``Identity`` layers are dropped,
+        an identity ``Dense`` is inserted before a leading activation, after a trailing one,
+        and between two consecutive activations. The result computes the same function
+        (up to float rounding where Dense layers were merged).
+        """
+        out: list[Layer] = []
+        prev_width = self.n_inputs
+        for layer in self.layers:
+            if isinstance(layer, Identity):
+                continue
+            if isinstance(layer, Dense):
+                if out and isinstance(out[-1], Dense):
+                    last = out.pop()
+                    assert isinstance(last, Dense)
+                    layer = Dense(layer.weight @ last.weight, layer.weight @ last.bias + layer.bias)
+                out.append(layer)
+                prev_width = layer.n_out
+            else:
+                if not out or not isinstance(out[-1], Dense):
+                    out.append(Dense(np.eye(prev_width), np.zeros(prev_width)))
+                out.append(layer)
+        if not isinstance(out[-1], Dense):
+            out.append(Dense(np.eye(prev_width), np.zeros(prev_width)))
+        if len(out) == len(self.layers) and all(a is b for a, b in zip(out, self.layers)):
+            return self
+        return Network(tuple(out), self.input_shape, name=self.name, source=self.source)
+
+    def affine_and_activations(self) -> tuple[tuple[Dense, ...], tuple[Activation, ...]]:
+        """Normal form split into ``L`` Dense layers and the ``L-1`` activations between them."""
+        norm = self.normalized()
+        dense = tuple(l for l in norm.layers if isinstance(l, Dense))
+        acts = tuple(l for l in norm.layers if not isinstance(l, Dense))
+        return dense, acts  # type: ignore[return-value]
+
+    def replace_layers(self, layers: Sequence[Layer]) -> Network:
+        """A copy with other layers (same input shape, name and no source file)."""
+        return Network(tuple(layers), self.input_shape, name=self.name, source=None)
+
+    # -- identity -------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Stable SHA-256 (hex) of the parsed content: layer types, parameters, weights.
+
+        Independent of file bytes, names and the source path: two ONNX exports of the same
+        weights have the same fingerprint. Weights are hashed as little-endian float64.
+        """
+        h = hashlib.sha256()
+        header = {
+            "format": "nncert-network-v1",
+            "input_shape": list(self.input_shape),
+            "layers": [
+                {"type": type(l).__name__, **_layer_params(l)}
+                | ({"shape": list(l.weight.shape)} if isinstance(l, Dense) else {})
+                for l in self.layers
+            ],
+        }
+        h.update(json.dumps(header, sort_keys=True).encode())
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                h.update(layer.weight.astype("<f8").tobytes())
+                h.update(layer.bias.astype("<f8").tobytes())
+        return h.hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Network)
+            and self.input_shape == other.input_shape
+            and len(self.layers) == len(other.layers)
+            and all(a == b for a, b in zip(self.layers, other.layers))
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def summary(self) -> str:
+        """One line per layer, e.g. ``Dense 5->50``."""
+        lines = [f"input {self.input_shape}"]
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                lines.append(f"Dense {layer.n_in}->{layer.n_out}")
+            else:
+                lines.append(type(layer).__name__)
+        return "\n".join(lines)
+
+
+__all__ = [
+    "ACTIVATION_FUNCTIONS",
+    "ACTIVATION_TYPES",
+    "PIECEWISE_LINEAR_TYPES",
+    "Activation",
+    "Dense",
+    "FloatArray",
+    "HardTanh",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "Network",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "apply_activation",
+]
