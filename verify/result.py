@@ -129,8 +129,7 @@ class VerificationResult:
             else self.counterexample.to_dict(),
             "margin_lower": [num(v) for v in self.margin_lower],
             "margin_upper": [num(v) for v in self.margin_upper],
-            "stats": _jsonable(self.stats)
-            | {"stages": [_jsonable(vars(s)) for s in self.stages]},
+            "stats": _jsonable(self.stats) | {"stages": [_jsonable(vars(s)) for s in self.stages]},
         }
 
 

@@ -55,9 +55,7 @@ class Box:
         lo = _vec(self.lower, "Box.lower")
         hi = _vec(self.upper, "Box.upper")
         if lo.shape != hi.shape:
-            raise InvalidPropertyError(
-                f"Box: lower has {lo.size} entries but upper has {hi.size}"
-            )
+            raise InvalidPropertyError(f"Box: lower has {lo.size} entries but upper has {hi.size}")
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise InvalidPropertyError("Box: bounds must be finite")
         if np.any(lo > hi):
