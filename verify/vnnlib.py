@@ -1,0 +1,1273 @@
+"""VNN-LIB property files: an own VNN-LIB 1.0 reader, VNN-LIB 2.0 via ``vnnlib``, and a writer.
+
+Semantics (shared by both versions and by :class:`~nncert.verify.spec.Property`): the asserted
+formula describes the **unsafe set**, i.e. the counterexamples. A solver answer ``sat`` means a
+counterexample exists (the property is violated); ``unsat`` means the property **holds**
+(nncert ``VERIFIED``).
+
+Entry point: :func:`load_vnnlib` reads a plain or gzip-compressed file and dispatches on the
+version. A file is VNN-LIB 2.0 when it contains a ``(vnnlib-version ...)`` or
+``(declare-network ...)`` command, otherwise it is read as VNN-LIB 1.0.
+
+VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
+
+* ``(declare-const X_i Real)`` / ``(declare-const Y_j Real)``; the indices are the flattened
+  (C order) positions, the dimension is ``max index + 1`` and every index below it must be
+  declared.
+* ``(assert F)``; several top-level asserts are conjoined. ``F`` nests ``and`` / ``or``
+  arbitrarily (``(and)`` is true, ``(or)`` is false) over binary comparisons
+  ``<= >= < > =`` between linear terms:
+  numerals (``1``, ``-0.5``, ``1e-05``), variables, ``(+ ...)``, ``(- a)``, ``(- a b ...)``,
+  ``(* ...)`` with at most one non-constant factor and ``(/ a c)`` with a constant ``c``.
+* **Strict comparisons are read as non-strict**: every unsafe set is closed. This is the usual
+  VNN-COMP convention (a verifier that proves the closed set empty has also proven the open one
+  empty, i.e. the relaxation is sound for ``unsat``); a counterexample on the boundary of a
+  strict constraint is accepted.
+* The formula is converted to disjunctive normal form (DNF); each disjunct becomes one
+  :class:`~nncert.verify.spec.UnsafeCase`. Constraints on a single input variable are input
+  bounds, constraints on outputs only are rows of ``A y <= b`` (``>=`` flips the sign, ``=``
+  gives two rows). Constraints coupling several inputs, or inputs and outputs, raise
+  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded in every
+  disjunct. A DNF larger than :data:`MAX_DISJUNCTS` disjuncts is rejected.
+* **Empty disjuncts**: a disjunct whose input box is empty (or that contains a constant-false
+  comparison such as ``(<= 1 0)``) cannot contain a counterexample and is dropped. When every
+  disjunct is dropped the property holds vacuously; it is then represented as a
+  :class:`~nncert.verify.spec.Property` with one *trivially infeasible* case: the input box is
+  the point ``0`` and the only output row is ``0 · y <= -1``. Every bound method proves it at
+  once (``g = 0 - (-1) = 1 > 0``) and the property's ``name`` ends with ``" (vacuous)"``.
+
+VNN-LIB 2.0 (through the official ``vnnlib`` package, imported lazily): the package parses and
+type-checks the query; nncert converts its typed AST itself (``BoolExpr`` walk with the same DNF
+code as above, ``ArithExpr.to_linear_expr()`` for the comparisons) rather than calling
+``vnnlib.compat.transform``. In ``vnnlib`` 1.0.2 that transform reads ``==`` as ``<=`` only
+(dropping half of the equality), supports only one input tensor, and mis-combines several
+asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a separate disjunct
+without output constraints, i.e. "always unsafe"); the own conversion has none of these issues
+and gives the same cases otherwise (checked in the tests). Single-network queries become a
+:class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
+declaration order, each flattened in C order); queries with several networks (``equal-to`` /
+``isomorphic-to``) become a :class:`RelationalProperty`.
+
+All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
+``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias, TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from nncert.verify.errors import InvalidPropertyError
+from nncert.verify.network import FloatArray
+from nncert.verify.spec import Box, Property, UnsafeCase
+
+MAX_DISJUNCTS = 100_000
+"""Largest DNF (number of disjuncts) :func:`load_vnnlib` accepts before giving up."""
+
+_MAX_DNF_ATOMS = 20_000_000  # total comparisons over all disjuncts (memory guard)
+
+RELATION_KINDS = ("equal-to", "isomorphic-to")
+
+# --------------------------------------------------------------------------------------------
+# Internal constraint representation shared by the 1.0 and 2.0 front ends
+# --------------------------------------------------------------------------------------------
+
+
+_ErrFn: TypeAlias = Callable[[int | None, str], InvalidPropertyError]
+
+
+@dataclass(slots=True)
+class _Atom:
+    """One comparison, normalised to ``sum_v coefs[v] * v  (<= | ==)  rhs``.
+
+    ``kind`` is ``"true"``/``"false"`` (no variables), ``"bound"`` (one input variable:
+    ``lo <= x_var <= hi``) or ``"row"`` (a linear row over variable ids).
+    """
+
+    kind: str
+    coefs: dict[int, float]
+    rhs: float
+    eq: bool
+    var: int = -1
+    lo: float = -np.inf
+    hi: float = np.inf
+
+
+def _make_atom(
+    coefs: dict[int, float],
+    rhs: float,
+    eq: bool,
+    n_x: int,
+    line: int,
+    describe: Callable[[], str],
+    err: _ErrFn,
+    *,
+    relational: bool,
+) -> _Atom:
+    """Classify a normalised comparison; raise on shapes the target representation lacks.
+
+    ``describe`` renders the comparison for error messages (called only on error).
+    """
+    rhs += 0.0  # -0.0 -> 0.0
+    coefs = {v: c for v, c in coefs.items() if c != 0.0}
+    if not math.isfinite(rhs) or not all(map(math.isfinite, coefs.values())):
+        raise err(line, f"non-finite coefficient or constant in {describe()}")
+    if not coefs:
+        ok = (rhs == 0.0) if eq else (rhs >= 0.0)
+        return _Atom("true" if ok else "false", coefs, rhs, eq)
+    xs = [v for v in coefs if v < n_x]
+    if xs and len(coefs) == 1:
+        v = xs[0]
+        c = coefs[v]
+        val = rhs / c
+        if eq:
+            return _Atom("bound", coefs, rhs, eq, v, val, val)
+        if c > 0:
+            return _Atom("bound", coefs, rhs, eq, v, -np.inf, val)
+        return _Atom("bound", coefs, rhs, eq, v, val, np.inf)
+    if xs and not relational:
+        if len(xs) == len(coefs):
+            problem = "constraint over several input variables is not supported"
+        else:
+            problem = "constraint mixing input and output variables is not supported"
+        raise err(line, f"{problem}: {describe()}")
+    return _Atom("row", coefs, rhs, eq)
+
+
+_T = TypeVar("_T")
+_Dnf = list[list[_Atom]]
+
+
+def _and_combine(dnfs: Sequence[_Dnf], err: _ErrFn, line: int) -> tuple[list[_Atom], _Dnf]:
+    """Conjoin DNFs: return the atoms shared by every disjunct and the per-disjunct tails."""
+    base: list[_Atom] = []
+    tails: _Dnf = [[]]
+    for d in dnfs:
+        if len(d) == 1:
+            base.extend(d[0])
+            continue
+        if not d:
+            return [], []
+        n = len(tails) * len(d)
+        if n > MAX_DISJUNCTS:
+            raise err(
+                line,
+                f"disjunctive normal form has more than {MAX_DISJUNCTS} disjuncts ({n} needed); "
+                "the property is too large",
+            )
+        tails = [t + s for t in tails for s in d]
+        if sum(map(len, tails)) > _MAX_DNF_ATOMS:
+            raise err(line, "disjunctive normal form is too large")
+    return base, tails
+
+
+def _atom_dnf(atom: _Atom) -> _Dnf:
+    """DNF of one comparison: ``[[]]`` (true), ``[]`` (false) or ``[[atom]]``."""
+    if atom.kind == "true":
+        return [[]]
+    if atom.kind == "false":
+        return []
+    return [[atom]]
+
+
+def _dnf(
+    root: _T,
+    kind_of: Callable[[_T], str],
+    children: Callable[[_T], Sequence[_T]],
+    atomize: Callable[[_T], _Atom],
+    line_of: Callable[[_T], int],
+    err: _ErrFn,
+) -> _Dnf:
+    """Iterative (no Python recursion) DNF of an and/or tree with comparison leaves."""
+    stack: list[tuple[_T, bool]] = [(root, False)]
+    results: list[_Dnf] = []
+    while stack:
+        node, expanded = stack.pop()
+        kind = kind_of(node)
+        if kind == "atom":
+            results.append(_atom_dnf(atomize(node)))
+            continue
+        kids = children(node)
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((k, False) for k in reversed(kids))
+            continue
+        parts = results[len(results) - len(kids) :] if kids else []
+        del results[len(results) - len(kids) :]
+        if kind == "or":
+            merged: _Dnf = []
+            for p in parts:
+                merged.extend(p)
+                if len(merged) > MAX_DISJUNCTS:
+                    raise err(
+                        line_of(node),
+                        f"disjunctive normal form has more than {MAX_DISJUNCTS} disjuncts; "
+                        "the property is too large",
+                    )
+            results.append(merged)
+        else:
+            base, tails = _and_combine(parts, err, line_of(node))
+            results.append([base + t for t in tails])
+    return results[0]
+
+
+@dataclass(slots=True)
+class _Disjunct:
+    lower: FloatArray
+    upper: FloatArray
+    rows: list[_Atom]
+
+
+def _assemble(base: list[_Atom], tails: _Dnf, n_x: int) -> tuple[list[_Disjunct], list[_Disjunct]]:
+    """Apply bounds per disjunct; return (non-empty disjuncts, dropped empty ones)."""
+    lo0 = np.full(n_x, -np.inf)
+    hi0 = np.full(n_x, np.inf)
+    rows0: list[_Atom] = []
+    for a in base:
+        if a.kind == "bound":
+            if a.lo > lo0[a.var]:
+                lo0[a.var] = a.lo
+            if a.hi < hi0[a.var]:
+                hi0[a.var] = a.hi
+        else:
+            rows0.append(a)
+    kept: list[_Disjunct] = []
+    dropped: list[_Disjunct] = []
+    for tail in tails:
+        lo, hi, rows = lo0.copy(), hi0.copy(), list(rows0)
+        for a in tail:
+            if a.kind == "bound":
+                if a.lo > lo[a.var]:
+                    lo[a.var] = a.lo
+                if a.hi < hi[a.var]:
+                    hi[a.var] = a.hi
+            else:
+                rows.append(a)
+        d = _Disjunct(lo, hi, rows)
+        (dropped if np.any(lo > hi) else kept).append(d)
+    return kept, dropped
+
+
+def _rows_matrix(rows: Sequence[_Atom], offset: int, n_cols: int) -> tuple[FloatArray, FloatArray]:
+    """``A z <= b`` from row atoms (variable id ``v`` -> column ``v - offset``; ``=``: 2 rows)."""
+    n = sum(2 if r.eq else 1 for r in rows)
+    A = np.zeros((n, n_cols))
+    b = np.zeros(n)
+    i = 0
+    for r in rows:
+        for v, c in r.coefs.items():
+            A[i, v - offset] = c
+        b[i] = r.rhs
+        i += 1
+        if r.eq:
+            for v, c in r.coefs.items():
+                A[i, v - offset] = -c
+            b[i] = -r.rhs + 0.0  # no -0.0
+            i += 1
+    return A, b
+
+
+def _to_property(
+    kept: list[_Disjunct],
+    n_x: int,
+    n_y: int,
+    name: str,
+    input_names: Callable[[int], str],
+    err: _ErrFn,
+) -> Property:
+    """Build the :class:`Property` (checking that every input is bounded)."""
+    if not kept:
+        vac = UnsafeCase(Box(np.zeros(n_x), np.zeros(n_x)), np.zeros((1, n_y)), np.array([-1.0]))
+        return Property((vac,), name=f"{name} (vacuous)")
+    cases = []
+    for k, d in enumerate(kept):
+        bad = ~np.isfinite(d.lower) | ~np.isfinite(d.upper)
+        if bad.any():
+            i = int(np.argmax(bad))
+            side = "lower" if not np.isfinite(d.lower[i]) else "upper"
+            where = f" in disjunct {k + 1} of {len(kept)}" if len(kept) > 1 else ""
+            raise err(None, f"input {input_names(i)} has no finite {side} bound{where}")
+        A, b = _rows_matrix(d.rows, n_x, n_y)
+        cases.append(UnsafeCase(Box(d.lower, d.upper), A, b))
+    return Property(tuple(cases), name=name)
+
+
+def _error_factory(path: str) -> _ErrFn:
+    def make(line: int | None, problem: str) -> InvalidPropertyError:
+        problem = " ".join(problem.split())
+        if line is None or line <= 0:
+            return InvalidPropertyError(f"{path}: {problem}")
+        return InvalidPropertyError(f"{path}: line {line}: {problem}")
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# VNN-LIB 1.0 reader
+# --------------------------------------------------------------------------------------------
+
+# An s-expression list is a Python list ``[line, item_1, item_2, ...]`` whose first entry is the
+# line of its ``(``; atoms are plain strings (their line is that of the enclosing list's
+# ``(``, exact for the usual one-comparison-per-line layout).
+_SList: TypeAlias = list[Any]
+_SExpr: TypeAlias = "str | _SList"
+
+_TOKEN_RE = re.compile(r"[()]|[^\s();]+")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_VAR_RE = re.compile(r"([XY])_(\d+)")
+_CMP_OPS = {"<=", ">=", "<", ">", "="}
+_ATOM = r"([^\s();]+)"
+_SIMPLE_ASSERT_RE = re.compile(
+    rf"\s*\(\s*assert\s*\(\s*(<=|>=|<|>|=)\s+{_ATOM}\s+{_ATOM}\s*\)\s*\)\s*"
+)
+_SIMPLE_DECLARE_RE = re.compile(rf"\s*\(\s*declare-const\s+{_ATOM}\s+{_ATOM}\s*\)\s*")
+_ARITH_OPS = {"+", "-", "*", "/"}
+_NOOP_COMMANDS = {"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"}
+
+
+def _read_sexprs(text: str, err: _ErrFn) -> list[_SList]:
+    """Tokenise (``;`` comments run to the end of the line) and build s-expressions iteratively."""
+    top: list[_SList] = []
+    stack: list[_SList] = []
+    findall = _TOKEN_RE.findall
+    simple_assert = _SIMPLE_ASSERT_RE.fullmatch
+    simple_declare = _SIMPLE_DECLARE_RE.fullmatch
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        semi = raw.find(";")
+        line = raw if semi < 0 else raw[:semi]
+        if not stack and line:
+            # fast paths: one-line (assert (op a b)) and (declare-const name sort)
+            m = simple_assert(line)
+            if m is not None:
+                top.append([lineno, "assert", [lineno, *m.groups()]])
+                continue
+            m = simple_declare(line)
+            if m is not None:
+                top.append([lineno, "declare-const", *m.groups()])
+                continue
+        for tok in findall(line):
+            if tok == "(":
+                node: _SList = [lineno]
+                (stack[-1] if stack else top).append(node)
+                stack.append(node)
+            elif tok == ")":
+                if not stack:
+                    raise err(lineno, "unexpected ')' (unbalanced parentheses)")
+                stack.pop()
+            elif stack:
+                stack[-1].append(tok)
+            else:
+                raise err(lineno, f"unexpected token {_short(tok)} outside parentheses")
+    if stack:
+        raise err(stack[0][0], "'(' is never closed (unbalanced parentheses)")
+    return top
+
+
+def _short(s: str, limit: int = 60) -> str:
+    return repr(s if len(s) <= limit else s[: limit - 3] + "...")
+
+
+def _render(node: _SExpr, limit: int = 100) -> str:
+    """Source-like text of an s-expression (iterative, truncated)."""
+    out: list[str] = []
+    size = 0
+    stack: list[Any] = [node]
+    while stack and size <= limit:
+        n = stack.pop()
+        if isinstance(n, tuple):
+            piece = n[0]
+        elif isinstance(n, str):
+            piece = n + " "
+        else:
+            piece = "("
+            stack.append((") ",))
+            stack.extend(reversed(n[1:]))
+        out.append(piece)
+        size += len(piece)
+    s = "".join(out).replace(" )", ")").strip()
+    return s if size <= limit else s[:limit] + "..."
+
+
+def _head(node: _SList) -> str | None:
+    if len(node) > 1 and isinstance(node[1], str):
+        return str(node[1])
+    return None
+
+
+_Linear: TypeAlias = tuple[dict[int, float], float]
+
+
+class _V1Reader:
+    """State of one VNN-LIB 1.0 parse."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.path = path
+        self.err = _error_factory(path)
+        self.text = text
+        self.n_x = 0
+        self.lookup: dict[str, int] = {}
+
+    def read(self) -> Property:
+        err = self.err
+        commands = _read_sexprs(self.text, err)
+        if not commands:
+            raise err(None, "empty file (no declarations or assertions)")
+        xs: dict[int, int] = {}
+        ys: dict[int, int] = {}
+        asserts: list[_SList] = []
+        for cmd in commands:
+            head = _head(cmd)
+            if head == "declare-const":
+                self._declare(cmd, xs, ys)
+            elif head == "assert":
+                if len(cmd) != 3:
+                    raise err(cmd[0], f"assert takes exactly one formula: {_render(cmd)}")
+                asserts.append(cmd)
+            elif head in _NOOP_COMMANDS:
+                continue
+            elif head is None:
+                raise err(cmd[0], f"expected a command name: {_render(cmd)}")
+            else:
+                raise err(cmd[0], f"unknown command {_short(head)}")
+        if not xs:
+            raise err(None, "no input variables (declare-const X_i Real) declared")
+        if not ys:
+            raise err(None, "no output variables (declare-const Y_j Real) declared")
+        n_x = max(xs) + 1
+        n_y = max(ys) + 1
+        for kind, decl, n in (("X", xs, n_x), ("Y", ys, n_y)):
+            if len(decl) != n:
+                missing = min(set(range(n)) - set(decl))
+                raise err(
+                    None,
+                    f"{kind}_{missing} is not declared but {kind}_{n - 1} is "
+                    f"(indices must be 0..{n - 1})",
+                )
+        self.n_x = n_x
+        self.lookup = {f"X_{i}": i for i in range(n_x)}
+        self.lookup.update({f"Y_{j}": n_x + j for j in range(n_y)})
+
+        dnfs: list[_Dnf] = []
+        for a in asserts:
+            formula = a[2]
+            if isinstance(formula, list) and _head(formula) in _CMP_OPS:
+                dnfs.append(_atom_dnf(self._atomize(formula)))  # fast path: one comparison
+            else:
+                dnfs.append(
+                    _dnf(formula, self._kind_of, self._children, self._atomize, self._line_of, err)
+                )
+        base, tails = _and_combine(dnfs, err, asserts[0][0] if asserts else 0)
+        kept, _ = _assemble(base, tails, n_x)
+        return _to_property(kept, n_x, n_y, Path(self.path).name, lambda i: f"X_{i}", err)
+
+    def _declare(self, cmd: _SList, xs: dict[int, int], ys: dict[int, int]) -> None:
+        err = self.err
+        line = cmd[0]
+        if len(cmd) != 4 or not all(isinstance(t, str) for t in cmd[1:]):
+            raise err(line, f"expected (declare-const NAME Real): {_render(cmd)}")
+        name, sort = str(cmd[2]), str(cmd[3])
+        if sort != "Real":
+            raise err(
+                line, f"variable {_short(name)} has sort {_short(sort)}; only Real is supported"
+            )
+        m = _VAR_RE.fullmatch(name)
+        if m is None:
+            raise err(line, f"variable name {_short(name)} is not supported (expected X_i or Y_j)")
+        idx = int(m.group(2))
+        table = xs if m.group(1) == "X" else ys
+        if idx in table:
+            raise err(line, f"{name} is declared twice (first at line {table[idx]})")
+        table[idx] = line
+
+    # -- formulas ----------------------------------------------------------------------------
+
+    def _kind_of(self, node: _SExpr) -> str:
+        if isinstance(node, str):
+            raise self.err(None, f"expected a formula, got {_short(node)}")
+        head = _head(node)
+        if head == "and":
+            return "and"
+        if head == "or":
+            return "or"
+        if head in _CMP_OPS:
+            return "atom"
+        if head is None:
+            raise self.err(node[0], f"expected a formula: {_render(node)}")
+        raise self.err(node[0], f"operator {_short(head)} is not supported in formulas")
+
+    @staticmethod
+    def _children(node: _SExpr) -> Sequence[_SExpr]:
+        return node[2:]
+
+    @staticmethod
+    def _line_of(node: _SExpr) -> int:
+        return int(node[0]) if isinstance(node, list) else 0
+
+    def _atomize(self, node: _SExpr) -> _Atom:
+        assert isinstance(node, list)
+        line = node[0]
+        op = node[1]
+        if len(node) != 4:
+            raise self.err(line, f"comparison needs exactly two arguments: {_render(node)}")
+        lhs, rhs_node = node[2], node[3]
+        lc, lk = self._leaf(lhs, line) if isinstance(lhs, str) else self._linear(lhs)
+        rc, rk = self._leaf(rhs_node, line) if isinstance(rhs_node, str) else self._linear(rhs_node)
+        # lhs - rhs  (op)  0  ->  sum coefs * v  (<= | ==)  rhs
+        coefs = dict(lc)
+        for v, c in rc.items():
+            coefs[v] = coefs.get(v, 0.0) - c
+        rhs = rk - lk
+        if op == ">=" or op == ">":
+            coefs = {v: -c for v, c in coefs.items()}
+            rhs = -rhs
+        return _make_atom(
+            coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err, relational=False
+        )
+
+    def _leaf(self, tok: str, line: int) -> _Linear:
+        v = self.lookup.get(tok)
+        if v is not None:
+            return {v: 1.0}, 0.0
+        if _NUMBER_RE.fullmatch(tok):
+            val = float(tok)
+            if not math.isfinite(val):
+                raise self.err(line, f"constant {_short(tok)} is out of range")
+            return {}, val
+        if _VAR_RE.fullmatch(tok):
+            raise self.err(line, f"variable {tok} is not declared")
+        raise self.err(line, f"expected a number or a declared variable, got {_short(tok)}")
+
+    def _linear(self, node: _SList) -> _Linear:
+        """Linear form ``(coefs, constant)`` of a term, evaluated with an explicit stack."""
+        stack: list[tuple[_SExpr, bool, int]] = [(node, False, node[0])]
+        results: list[_Linear] = []
+        while stack:
+            n, expanded, pline = stack.pop()
+            if isinstance(n, str):
+                results.append(self._leaf(n, pline))
+                continue
+            line = n[0]
+            op = _head(n)
+            args = n[2:]
+            if not expanded:
+                if op not in _ARITH_OPS:
+                    what = _short(op) if op is not None else _render(n)
+                    raise self.err(line, f"unsupported term {what} (expected + - * /)")
+                if not args:
+                    raise self.err(line, f"{op} needs arguments: {_render(n)}")
+                if op == "/" and len(args) != 2:
+                    raise self.err(line, f"/ takes two arguments: {_render(n)}")
+                stack.append((n, True, line))
+                stack.extend((a, False, line) for a in reversed(args))
+                continue
+            parts = results[len(results) - len(args) :]
+            del results[len(results) - len(args) :]
+            results.append(self._combine(op, parts, n))
+        return results[0]
+
+    def _combine(self, op: str | None, parts: list[_Linear], n: _SList) -> _Linear:
+        if op == "+" or (op == "-" and len(parts) > 1):
+            coefs = dict(parts[0][0])
+            const = parts[0][1]
+            sign = 1.0 if op == "+" else -1.0
+            for c, k in parts[1:]:
+                for v, a in c.items():
+                    coefs[v] = coefs.get(v, 0.0) + sign * a
+                const += sign * k
+            return coefs, const
+        if op == "-":
+            c, k = parts[0]
+            return {v: -a for v, a in c.items()}, -k
+        if op == "*":
+            scale = 1.0
+            var_part: _Linear | None = None
+            for c, k in parts:
+                if c:
+                    if var_part is not None:
+                        raise self.err(n[0], f"non-linear product: {_render(n)}")
+                    var_part = (c, k)
+                else:
+                    scale *= k
+            if var_part is None:
+                return {}, scale
+            return {v: scale * a for v, a in var_part[0].items()}, scale * var_part[1]
+        # "/"
+        (c, k), (cd, kd) = parts
+        if cd:
+            raise self.err(n[0], f"division by a variable is not supported: {_render(n)}")
+        if kd == 0.0:
+            raise self.err(n[0], f"division by zero: {_render(n)}")
+        return {v: a / kd for v, a in c.items()}, k / kd
+
+
+def _vnnlib1_property(text: str, path: str) -> Property:
+    return _V1Reader(text, path).read()
+
+
+# --------------------------------------------------------------------------------------------
+# Relational (multi-network) properties
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """A declared input or output tensor of a network in a VNN-LIB 2.0 query.
+
+    Attributes:
+        name: the variable name in the query (unique over the whole query).
+        shape: the declared shape (``()`` for a scalar).
+        dtype: the VNN-LIB element type keyword (``"float32"``, ``"Real"``, ...).
+        onnx_name: the ONNX tensor name, when the query gives one.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "Real"
+    onnx_name: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of scalar entries."""
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+
+@dataclass(frozen=True)
+class NetworkDecl:
+    """A ``declare-network`` block.
+
+    Attributes:
+        name: the network name (``f``, ``g``, ...).
+        inputs: declared inputs, in order; the network's input vector is their concatenation
+            (each flattened in C order).
+        outputs: declared outputs, likewise.
+        relation: ``"equal-to"``, ``"isomorphic-to"`` or ``None``.
+        related_to: the network named in the relation (``None`` without a relation).
+    """
+
+    name: str
+    inputs: tuple[TensorDecl, ...]
+    outputs: tuple[TensorDecl, ...]
+    relation: str | None = None
+    related_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.relation not in (None, *RELATION_KINDS):
+            raise InvalidPropertyError(f"NetworkDecl: unknown relation {self.relation!r}")
+        if (self.relation is None) != (self.related_to is None):
+            raise InvalidPropertyError("NetworkDecl: relation and related_to go together")
+
+    @property
+    def n_inputs(self) -> int:
+        """Total number of scalar inputs."""
+        return sum(t.size for t in self.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        """Total number of scalar outputs."""
+        return sum(t.size for t in self.outputs)
+
+
+@dataclass(frozen=True, eq=False)
+class RelationalCase:
+    """One disjunct of a relational property over all networks' variables.
+
+    The variable vector is ``z = [x; y]`` with ``x = [x_net0; x_net1; ...]`` (every network's
+    inputs, in :attr:`RelationalProperty.networks` order) and ``y = [y_net0; y_net1; ...]``
+    (every network's outputs, where ``y_k = net_k(x_k)``). The case is **unsafe** iff some
+    ``x`` with ``lower <= x <= upper`` has ``A @ [x; y] <= b`` (every row).
+
+    Bounds on a single input variable are kept in ``lower``/``upper`` (``±inf`` when absent,
+    e.g. for a network whose inputs are tied to another's by a row ``x_g[i] - x_f[i] <= 0``);
+    every other linear constraint, including couplings between networks, is a row.
+
+    Attributes:
+        lower: shape ``(n_x,)``, may contain ``-inf``.
+        upper: shape ``(n_x,)``, may contain ``+inf``.
+        A: shape ``(r, n_x + n_y)``.
+        b: shape ``(r,)``.
+    """
+
+    lower: FloatArray
+    upper: FloatArray
+    A: FloatArray
+    b: FloatArray
+
+    def __post_init__(self) -> None:
+        lo = np.array(self.lower, dtype=np.float64, copy=True).reshape(-1)
+        hi = np.array(self.upper, dtype=np.float64, copy=True).reshape(-1)
+        A = np.array(self.A, dtype=np.float64, copy=True)
+        b = np.array(self.b, dtype=np.float64, copy=True).reshape(-1)
+        if A.ndim == 1:
+            A = A.reshape(1, -1)
+        if lo.shape != hi.shape or A.ndim != 2 or A.shape[0] != b.size:
+            raise InvalidPropertyError(
+                f"RelationalCase: inconsistent shapes lower {lo.shape}, upper {hi.shape}, "
+                f"A {A.shape}, b {b.shape}"
+            )
+        if np.isnan(lo).any() or np.isnan(hi).any() or np.any(lo > hi):
+            raise InvalidPropertyError("RelationalCase: bounds are NaN or empty")
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
+            raise InvalidPropertyError("RelationalCase: A and b must be finite")
+        for arr, nm in ((lo, "lower"), (hi, "upper"), (A, "A"), (b, "b")):
+            arr.setflags(write=False)
+            object.__setattr__(self, nm, arr)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RelationalCase)
+            and np.array_equal(self.lower, other.lower)
+            and np.array_equal(self.upper, other.upper)
+            and np.array_equal(self.A, other.A)
+            and np.array_equal(self.b, other.b)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.lower.tobytes(), self.upper.tobytes(), self.A.tobytes()))
+
+
+@dataclass(frozen=True, eq=False)
+class RelationalProperty:
+    """A VNN-LIB 2.0 property over several networks (e.g. an original and a pruned one).
+
+    Semantics as for :class:`~nncert.verify.spec.Property`: the property **holds** (``unsat``)
+    iff no case of :attr:`cases` is satisfiable; an empty ``cases`` tuple holds vacuously.
+    ``relation`` attributes of :attr:`networks` (``equal-to``, ``isomorphic-to``) are recorded
+    as declared; they add no constraints here and are for the consumer to interpret.
+
+    Attributes:
+        networks: the declared networks, in query order (fixes the column layout of the cases).
+        cases: the disjuncts, see :class:`RelationalCase`.
+        name: optional label (the file name when loaded).
+    """
+
+    networks: tuple[NetworkDecl, ...]
+    cases: tuple[RelationalCase, ...]
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        nets = tuple(self.networks)
+        cases = tuple(self.cases)
+        names = [n.name for n in nets]
+        if not nets or len(set(names)) != len(names):
+            raise InvalidPropertyError(f"RelationalProperty: bad network names {names}")
+        for n in nets:
+            if n.related_to is not None and n.related_to not in names:
+                raise InvalidPropertyError(
+                    f"RelationalProperty: {n.name} is {n.relation} unknown network {n.related_to}"
+                )
+        n_x = sum(n.n_inputs for n in nets)
+        n_z = n_x + sum(n.n_outputs for n in nets)
+        for c in cases:
+            if c.lower.size != n_x or c.A.shape[1] != n_z:
+                raise InvalidPropertyError(
+                    f"RelationalProperty: case has {c.lower.size} inputs and {c.A.shape[1]} "
+                    f"columns, expected {n_x} and {n_z}"
+                )
+        object.__setattr__(self, "networks", nets)
+        object.__setattr__(self, "cases", cases)
+
+    @property
+    def n_inputs(self) -> int:
+        """Length of ``x`` (all networks' inputs)."""
+        return sum(n.n_inputs for n in self.networks)
+
+    @property
+    def n_outputs(self) -> int:
+        """Length of ``y`` (all networks' outputs)."""
+        return sum(n.n_outputs for n in self.networks)
+
+    def network(self, name: str) -> NetworkDecl:
+        """The network called ``name``."""
+        for n in self.networks:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def input_slice(self, name: str) -> slice:
+        """Positions of network ``name``'s inputs in ``x`` (and in ``z = [x; y]``)."""
+        start = 0
+        for n in self.networks:
+            if n.name == name:
+                return slice(start, start + n.n_inputs)
+            start += n.n_inputs
+        raise KeyError(name)
+
+    def output_slice(self, name: str) -> slice:
+        """Positions of network ``name``'s outputs in ``z = [x; y]`` (columns of ``A``)."""
+        start = self.n_inputs
+        for n in self.networks:
+            if n.name == name:
+                return slice(start, start + n.n_outputs)
+            start += n.n_outputs
+        raise KeyError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RelationalProperty)
+            and self.networks == other.networks
+            and len(self.cases) == len(other.cases)
+            and all(a == b for a, b in zip(self.cases, other.cases))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.networks, self.cases))
+
+
+# --------------------------------------------------------------------------------------------
+# VNN-LIB 2.0 through the `vnnlib` package
+# --------------------------------------------------------------------------------------------
+
+_DTYPE_KEYWORDS = {
+    "F16": "float16",
+    "F32": "float32",
+    "F64": "float64",
+    "BF16": "bfloat16",
+    "Unknown": "Real",
+}
+
+_V2_RE = re.compile(r"\(\s*(?:vnnlib-version|declare-network)\b")
+_LINE_RE = re.compile(r"\bline (\d+)")
+
+
+def _is_v2(text: str) -> bool:
+    return _V2_RE.search(re.sub(r";[^\n]*", "", text)) is not None
+
+
+def _package_error(exc: BaseException, err: _ErrFn) -> InvalidPropertyError:
+    """Turn a ``VNNLibException`` (JSON or plain text) into a one-line error."""
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    try:
+        data = json.loads(msg)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("errors"):
+        first = data["errors"][0]
+        problem = str(first.get("message", "error"))
+        if first.get("offendingSymbol"):
+            problem += f" {first['offendingSymbol']!r}"
+        if first.get("hint"):
+            problem += f" ({first['hint']})"
+        extra = len(data["errors"]) - 1
+        if extra > 0:
+            problem += f" [+{extra} more error{'s' if extra > 1 else ''}]"
+        line = first.get("line")
+        return err(int(line) if isinstance(line, int) else None, problem)
+    m = _LINE_RE.search(msg)
+    return err(int(m.group(1)) if m else None, f"VNN-LIB 2.0: {msg}")
+
+
+def _tensor_decl(d: Any) -> TensorDecl:
+    dt = getattr(d.dtype, "name", str(d.dtype))
+    return TensorDecl(
+        name=str(d.name),
+        shape=tuple(int(s) for s in d.shape),
+        dtype=_DTYPE_KEYWORDS.get(dt, dt.lower()),
+        onnx_name=d.onnx_name,
+    )
+
+
+class _V2Converter:
+    """Convert a parsed ``vnnlib.Query`` into a Property or RelationalProperty."""
+
+    def __init__(self, query: Any, path: str) -> None:
+        import vnnlib
+
+        self.vnnlib = vnnlib
+        self.query = query
+        self.path = path
+        self.err = _error_factory(path)
+        nets: list[NetworkDecl] = []
+        for n in query.networks:
+            eq_to = str(n.equal_to or "")
+            iso_to = str(n.isometric_to or "")
+            relation, related = (
+                ("equal-to", eq_to)
+                if eq_to
+                else ("isomorphic-to", iso_to)
+                if iso_to
+                else (None, None)
+            )
+            nets.append(
+                NetworkDecl(
+                    name=str(n.name),
+                    inputs=tuple(_tensor_decl(d) for d in n.inputs),
+                    outputs=tuple(_tensor_decl(d) for d in n.outputs),
+                    relation=relation,
+                    related_to=related,
+                )
+            )
+        if not nets:
+            raise self.err(None, "no network declared")
+        self.nets = nets
+        # variable name -> (offset of its first entry in z, shape)
+        self.vars: dict[str, tuple[int, tuple[int, ...]]] = {}
+        off = 0
+        for net in nets:
+            for t in net.inputs:
+                self.vars[t.name] = (off, t.shape)
+                off += t.size
+        self.n_x = off
+        for net in nets:
+            for t in net.outputs:
+                self.vars[t.name] = (off, t.shape)
+                off += t.size
+        self.n_y = off - self.n_x
+        self.relational = len(nets) > 1
+
+    def convert(self) -> Property | RelationalProperty:
+        vn = self.vnnlib
+        err = self.err
+
+        def kind_of(node: Any) -> str:
+            if isinstance(node, vn.And):
+                return "and"
+            if isinstance(node, vn.Or):
+                return "or"
+            if isinstance(node, vn.NotEqual):
+                raise err(self._line(node), f"'!=' is not supported: {node}")
+            if isinstance(node, vn.Comparison):
+                return "atom"
+            raise err(None, f"unsupported formula: {node}")
+
+        def children(node: Any) -> Sequence[Any]:
+            return tuple(node.args)
+
+        dnfs = [
+            _dnf(a.expr, kind_of, children, self._atomize, self._line, err)
+            for a in self.query.assertions
+        ]
+        base, tails = _and_combine(dnfs, err, 0)
+        kept, _ = _assemble(base, tails, self.n_x)
+        name = Path(self.path).name
+        if not self.relational:
+            net = self.nets[0]
+            names = [f"{t.name}[{j}]" for t in net.inputs for j in range(t.size)]
+            return _to_property(kept, self.n_x, self.n_y, name, names.__getitem__, err)
+        cases = []
+        for d in kept:
+            A, b = _rows_matrix(d.rows, 0, self.n_x + self.n_y)
+            cases.append(RelationalCase(d.lower, d.upper, A, b))
+        return RelationalProperty(tuple(self.nets), tuple(cases), name=name)
+
+    def _line(self, node: Any) -> int:
+        """Best-effort source line of a comparison (from its first variable or literal)."""
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            line = getattr(n, "line", None)
+            if isinstance(line, int) and line > 0:
+                return line
+            try:
+                stack.extend(reversed(n.children()))
+            except Exception:  # children() is best effort on foreign nodes
+                continue
+        return 0
+
+    def _linear(self, expr: Any, line: int) -> tuple[dict[int, float], float]:
+        try:
+            lin = expr.to_linear_expr()
+        except self.vnnlib.VNNLibException as exc:
+            raise self.err(line, f"non-linear term {expr}: {exc}") from exc
+        coefs: dict[int, float] = {}
+        for t in lin.terms:
+            var = t.var
+            entry = self.vars.get(str(var.name))
+            if entry is None:
+                kind = getattr(var.kind, "name", "")
+                what = "hidden variables are" if kind == "Hidden" else f"variable {var.name} is"
+                raise self.err(line, f"{what} not supported in constraints")
+            off, shape = entry
+            flat = 0
+            for i, s in zip(var.indices, shape):
+                flat = flat * s + int(i)
+            v = off + flat
+            coefs[v] = coefs.get(v, 0.0) + float(t.coeff)
+        return coefs, float(lin.constant)
+
+    def _atomize(self, node: Any) -> _Atom:
+        vn = self.vnnlib
+        line = self._line(node)
+
+        def describe() -> str:
+            return " ".join(str(node).split())
+
+        lc, lk = self._linear(node.lhs, line)
+        rc, rk = self._linear(node.rhs, line)
+        coefs = dict(lc)
+        for v, c in rc.items():
+            coefs[v] = coefs.get(v, 0.0) - c
+        rhs = rk - lk
+        if isinstance(node, vn.GreaterEqual | vn.GreaterThan):
+            coefs = {v: -c for v, c in coefs.items()}
+            rhs = -rhs
+        elif not isinstance(node, vn.LessEqual | vn.LessThan | vn.Equal):
+            raise self.err(line, f"unsupported comparison: {describe()}")
+        return _make_atom(
+            coefs,
+            rhs,
+            isinstance(node, vn.Equal),
+            self.n_x,
+            line,
+            describe,
+            self.err,
+            relational=self.relational,
+        )
+
+
+def _vnnlib2_property(text: str, path: str) -> Property | RelationalProperty:
+    err = _error_factory(path)
+    try:
+        import vnnlib
+    except ImportError as exc:
+        raise InvalidPropertyError(
+            f"{path}: VNN-LIB 2.0 needs the 'vnnlib' package (pip install 'nncert[vnnlib]')"
+        ) from exc
+    try:
+        query = vnnlib.parse_query_string(text)
+    except Exception as exc:  # VNNLibException or RuntimeError from the bindings
+        raise _package_error(exc, err) from exc
+    return _V2Converter(query, path).convert()
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
+    p = os.fspath(path)
+    try:
+        data = Path(p).read_bytes()
+    except OSError as exc:
+        raise InvalidPropertyError(f"{p}: cannot read file ({exc.strerror or exc})") from exc
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InvalidPropertyError(f"{p}: invalid gzip data ({exc})") from exc
+    elif p.endswith(".gz"):
+        raise InvalidPropertyError(f"{p}: not a gzip file (no gzip header)")
+    if b"\x00" in data:
+        raise InvalidPropertyError(f"{p}: binary data (NUL bytes), not a VNN-LIB text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidPropertyError(
+            f"{p}: not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from exc
+
+
+def parse_vnnlib_string(text: str, *, name: str = "<string>") -> Property | RelationalProperty:
+    """Parse VNN-LIB text (version 1.0 or 2.0); ``name`` is used in messages and as the name.
+
+    See :func:`load_vnnlib` for the semantics and errors.
+    """
+    if _is_v2(text):
+        return _vnnlib2_property(text, name)
+    return _vnnlib1_property(text, name)
+
+
+def load_vnnlib(path: str | os.PathLike[str]) -> Property | RelationalProperty:
+    """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
+
+    The file describes the **unsafe set**: the returned :class:`~nncert.verify.spec.Property`
+    is a disjunction of :class:`~nncert.verify.spec.UnsafeCase` (``x`` in the input box and
+    ``A f(x) <= b``) and **holds** (VNN-LIB ``unsat``) iff no case is satisfiable.
+    Strict comparisons are read as non-strict (closed unsafe sets). A property whose every
+    disjunct has an empty input box holds vacuously and is returned with a single trivially
+    infeasible case (see the module docstring).
+
+    Args:
+        path: a ``.vnnlib`` or ``.vnnlib.gz`` file (gzip is detected from the content).
+
+    Returns:
+        A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
+        queries, a :class:`RelationalProperty` for 2.0 queries over several networks.
+
+    Raises:
+        InvalidPropertyError: unreadable file, bad gzip or encoding, syntax errors, unsupported
+            constraints, unbounded inputs or a too-large DNF; the message is one line of the
+            form ``"<path>: line N: <problem>"``.
+    """
+    p = os.fspath(path)
+    text = _read_text(p)
+    if _is_v2(text):
+        return _vnnlib2_property(text, p)
+    return _vnnlib1_property(text, p)
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+# --------------------------------------------------------------------------------------------
+
+
+def _num1(x: float) -> str:
+    """Shortest round-tripping decimal (``repr``), as read back by the 1.0 reader."""
+    return repr(float(x))
+
+
+def _num2(x: float) -> str:
+    """Positional decimal with a ``.`` (VNN-LIB 2.0 has no exponents and types its literals)."""
+    return np.format_float_positional(float(x), unique=True, trim="0")
+
+
+def _lin_term(items: Iterable[tuple[str, float]], num: Callable[[float], str]) -> str:
+    parts = []
+    for var, c in items:
+        if c == 0.0:
+            continue
+        if c == 1.0:
+            parts.append(var)
+        elif c == -1.0:
+            parts.append(f"(- {var})")
+        else:
+            parts.append(f"(* {num(c)} {var})")
+    if not parts:
+        return num(0.0)
+    return parts[0] if len(parts) == 1 else "(+ " + " ".join(parts) + ")"
+
+
+def _row_atoms(
+    A: FloatArray, b: FloatArray, names: Sequence[str], num: Callable[[float], str]
+) -> list[str]:
+    out = []
+    for row, rhs in zip(A, b):
+        nz = np.flatnonzero(row)
+        if nz.size == 0 and rhs >= 0:
+            continue  # 0 <= rhs: always true
+        out.append(f"(<= {_lin_term(((names[int(j)], row[j]) for j in nz), num)} {num(rhs)})")
+    return out
+
+
+def _box_atoms(
+    lo: ArrayLike, hi: ArrayLike, names: Sequence[str], num: Callable[[float], str]
+) -> list[str]:
+    out = []
+    for name, a, c in zip(names, np.asarray(lo), np.asarray(hi)):
+        if np.isfinite(a):
+            out.append(f"(>= {name} {num(a)})")
+        if np.isfinite(c):
+            out.append(f"(<= {name} {num(c)})")
+    return out
+
+
+def _vnnlib1_text(prop: Property) -> str:
+    xn = [f"X_{i}" for i in range(prop.n_inputs)]
+    yn = [f"Y_{j}" for j in range(prop.n_outputs)]
+    lines = [f"; {prop.name}" if prop.name else "; written by nncert", ""]
+    lines += [f"(declare-const {v} Real)" for v in xn]
+    lines.append("")
+    lines += [f"(declare-const {v} Real)" for v in yn]
+    lines.append("")
+    cases = prop.cases
+    shared = all(c.input_box == cases[0].input_box for c in cases)
+    if shared:
+        box = cases[0].input_box
+        lines += [f"(assert {a})" for a in _box_atoms(box.lower, box.upper, xn, _num1)]
+        lines.append("")
+    if len(cases) == 1:
+        c = cases[0]
+        lines += [f"(assert {a})" for a in _row_atoms(c.A, c.b, yn, _num1)]
+    else:
+        lines.append("(assert (or")
+        for c in cases:
+            atoms = [] if shared else _box_atoms(c.input_box.lower, c.input_box.upper, xn, _num1)
+            atoms += _row_atoms(c.A, c.b, yn, _num1)
+            lines.append("    (and " + " ".join(atoms) + ")")
+        lines.append("))")
+    return "\n".join(lines) + "\n"
+
+
+def _v2_names(t: TensorDecl) -> list[str]:
+    if not t.shape:
+        return [t.name]
+    idx = np.indices(t.shape).reshape(len(t.shape), -1).T
+    return [f"{t.name}[{','.join(str(int(i)) for i in row)}]" for row in idx]
+
+
+def _tensor_decl_text(kw: str, t: TensorDecl) -> str:
+    shape = "[" + ",".join(str(s) for s in t.shape) + "]"
+    onnx = f' "{t.onnx_name}"' if t.onnx_name else ""
+    return f"  ({kw} {t.name} {t.dtype} {shape}{onnx})"
+
+
+def _vnnlib2_text(prop: RelationalProperty) -> str:
+    lines = [f"; {prop.name}" if prop.name else "; written by nncert", "(vnnlib-version <2.0>)"]
+    for n in prop.networks:
+        lines.append(f"(declare-network {n.name}")
+        if n.relation is not None:
+            lines.append(f"  ({n.relation} {n.related_to})")
+        lines += [_tensor_decl_text("declare-input", t) for t in n.inputs]
+        lines += [_tensor_decl_text("declare-output", t) for t in n.outputs]
+        lines[-1] += ")"
+    xn = [v for n in prop.networks for t in n.inputs for v in _v2_names(t)]
+    yn = [v for n in prop.networks for t in n.outputs for v in _v2_names(t)]
+    zn = xn + yn
+    conj = []
+    for c in prop.cases:
+        atoms = _box_atoms(c.lower, c.upper, xn, _num2) + _row_atoms(c.A, c.b, zn, _num2)
+        conj.append(atoms)
+    if not conj:
+        # holds vacuously: an unsatisfiable constraint on the first input
+        first = xn[0] if xn else yn[0]
+        lines.append(f"(assert (and (<= {first} 0.0) (>= {first} 1.0)))")
+    elif len(conj) == 1:
+        lines += [f"(assert {a})" for a in conj[0]]
+    else:
+        lines.append("(assert (or")
+        lines += ["    (and " + " ".join(atoms) + ")" for atoms in conj]
+        lines.append("))")
+    return "\n".join(lines) + "\n"
+
+
+def write_vnnlib(prop: Property | RelationalProperty, path: str | os.PathLike[str]) -> None:
+    """Write ``prop`` as a VNN-LIB file (gzip-compressed when ``path`` ends with ``.gz``).
+
+    A :class:`~nncert.verify.spec.Property` is written as VNN-LIB 1.0: ``X_i``/``Y_j``
+    declarations, then for one case the box and output rows as top-level asserts; for several
+    cases one ``(assert (or (and ...) ...))`` whose disjuncts carry their own input bounds
+    (hoisted to top-level asserts when all cases share the same box). Rows are written as
+    ``(<= (+ (* a_0 Y_0) ...) b)``; floats use ``repr`` so :func:`load_vnnlib` reads the same
+    numbers back. A :class:`RelationalProperty` is written as a VNN-LIB 2.0 query.
+
+    Raises:
+        InvalidPropertyError: if the file cannot be written.
+    """
+    if isinstance(prop, RelationalProperty):
+        text = _vnnlib2_text(prop)
+    elif isinstance(prop, Property):
+        text = _vnnlib1_text(prop)
+    else:
+        raise InvalidPropertyError(f"write_vnnlib: expected a Property, got {type(prop).__name__}")
+    p = os.fspath(path)
+    data = text.encode("utf-8")
+    try:
+        if p.endswith(".gz"):
+            data = gzip.compress(data, mtime=0)
+        Path(p).write_bytes(data)
+    except OSError as exc:
+        raise InvalidPropertyError(f"{p}: cannot write file ({exc.strerror or exc})") from exc
+
+
+__all__ = [
+    "MAX_DISJUNCTS",
+    "RELATION_KINDS",
+    "NetworkDecl",
+    "RelationalCase",
+    "RelationalProperty",
+    "TensorDecl",
+    "load_vnnlib",
+    "parse_vnnlib_string",
+    "write_vnnlib",
+]
