@@ -1,0 +1,1528 @@
+"""Importers: ONNX files and torch modules → the frozen :class:`~nncert.verify.network.Network` IR.
+
+Both importers walk a *chain* of operations applied to one variable tensor (the network input)
+and keep a **pending affine map** on the flattened (C order) tensor::
+
+    v = W s + b          (s: the flattened tensor at the start of the current affine segment)
+
+Every affine operation ``v -> A v + d`` (Gemm, MatMul, Add/Sub/Mul/Div by a constant, Conv,
+BatchNormalization, Linear, ...) is composed into it, ``W <- A W``, ``b <- A b + d``, and
+shape-only operations (Flatten, Reshape, Squeeze, Unsqueeze, Identity) merely change the tracked
+shape, because a C-order reshape is the identity on the flattened data. When an activation
+arrives, the pending map is emitted as one :class:`~nncert.verify.network.Dense` layer followed
+by the activation layer. So ACAS Xu's ``Sub, Flatten, MatMul, Add, Relu, ...`` becomes
+``Dense, ReLU, ...`` with the input normalisation folded into the first ``Dense``.
+
+ONNX graphs are parsed directly with the ``onnx`` package (no onnx2torch). Tensors computed only
+from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
+are folded to numpy arrays in their native dtype, mirroring onnxruntime; every other tensor must
+lie on the single input → output chain. Operators are dispatched through the module-level tables
+:data:`ONNX_CHAIN_OPS` and :data:`ONNX_CONSTANT_OPS`; torch modules through
+:data:`TORCH_MODULES`.
+
+:func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
+counterexamples against the original model.
+
+Heavy imports (``onnx``, ``onnxruntime``, ``torch``, ``networkx``) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
+from nncert.verify.network import (
+    Activation,
+    Dense,
+    FloatArray,
+    HardTanh,
+    Layer,
+    LeakyReLU,
+    Network,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+
+if TYPE_CHECKING:
+    import onnx
+
+Shape: TypeAlias = tuple[int, ...]
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers: the pending affine chain and the convolution lowering
+# --------------------------------------------------------------------------------------------
+
+
+def _prod(shape: Iterable[int]) -> int:
+    return int(math.prod(shape))
+
+
+class _AffineChain:
+    """Accumulates layers while tracking the shape of the single variable tensor.
+
+    The pending map ``v = W s + b`` is stored as ``W is None`` (identity) and ``b is None``
+    (zero) when nothing has been composed yet, so a chain of activations emits no ``Dense``.
+    """
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape: Shape = tuple(int(s) for s in shape)
+        self.layers: list[Layer] = []
+        self._weight: FloatArray | None = None
+        self._bias: FloatArray | None = None
+
+    @property
+    def width(self) -> int:
+        """Length of the flattened variable tensor."""
+        return _prod(self.shape)
+
+    def linear(self, matrix: FloatArray, bias: FloatArray | None, out_shape: Shape) -> None:
+        """Compose ``v -> matrix v + bias`` (``matrix``: ``(prod(out_shape), width)``)."""
+        n_out = _prod(out_shape)
+        if matrix.shape != (n_out, self.width):
+            raise InvalidNetworkError(
+                f"shape mismatch: affine map of shape {matrix.shape} applied to a tensor of "
+                f"shape {self.shape} (width {self.width}) giving shape {out_shape}"
+            )
+        self._weight = matrix if self._weight is None else matrix @ self._weight
+        new_bias = None if self._bias is None else matrix @ self._bias
+        self._bias = _add_bias(new_bias, bias)
+        self.shape = tuple(out_shape)
+
+    def scale(self, factor: FloatArray, bias: FloatArray | None) -> None:
+        """Compose the element-wise map ``v -> factor * v + bias`` (shape unchanged)."""
+        factor = np.asarray(factor, dtype=np.float64).reshape(-1)
+        if factor.size != self.width:
+            raise InvalidNetworkError(
+                f"shape mismatch: {factor.size} scale factors for a tensor of shape {self.shape}"
+            )
+        if self._weight is None:
+            self._weight = np.diag(factor)
+        else:
+            self._weight = factor[:, None] * self._weight
+        new_bias = None if self._bias is None else factor * self._bias
+        self._bias = _add_bias(new_bias, bias)
+
+    def shift(self, bias: FloatArray) -> None:
+        """Compose ``v -> v + bias``."""
+        bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+        if bias.size != self.width:
+            raise InvalidNetworkError(
+                f"shape mismatch: bias of {bias.size} entries for a tensor of shape {self.shape}"
+            )
+        self._bias = _add_bias(self._bias, bias)
+
+    def reshape(self, shape: Shape) -> None:
+        """Change the tracked shape; a C-order reshape is the identity on flattened data."""
+        shape = tuple(int(s) for s in shape)
+        if _prod(shape) != self.width:
+            raise InvalidNetworkError(
+                f"shape mismatch: cannot reshape a tensor of shape {self.shape} to {shape}"
+            )
+        self.shape = shape
+
+    def activation(self, layer: Activation) -> None:
+        """Emit the pending affine map (if any) and then ``layer``."""
+        self._flush()
+        self.layers.append(layer)
+
+    def finish(self) -> list[Layer]:
+        """Emit the pending map; guarantee at least one ``Dense`` layer."""
+        self._flush()
+        if not any(isinstance(layer, Dense) for layer in self.layers):
+            self.layers.append(Dense(np.eye(self.width), np.zeros(self.width)))
+        return self.layers
+
+    def _flush(self) -> None:
+        if self._weight is None and self._bias is None:
+            return
+        weight = np.eye(self.width) if self._weight is None else self._weight
+        bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
+        self.layers.append(Dense(weight, bias))
+        self._weight = None
+        self._bias = None
+
+
+def _add_bias(a: FloatArray | None, b: FloatArray | None) -> FloatArray | None:
+    if a is None:
+        return None if b is None else np.asarray(b, dtype=np.float64).reshape(-1)
+    if b is None:
+        return a
+    return a + np.asarray(b, dtype=np.float64).reshape(-1)
+
+
+def _matrix_of(fn: Callable[[FloatArray], FloatArray], in_shape: Shape) -> tuple[FloatArray, Shape]:
+    """Matrix of a linear map given as a batched tensor function.
+
+    ``fn`` maps a batch ``(k, *in_shape)`` to ``(k, *out_shape)``; evaluating it on the standard
+    basis (``np.eye`` reshaped) gives the columns, i.e. the Jacobian ``A`` with
+    ``flat(fn(x)) = A flat(x)``. Only used for rare layouts that have no closed form below.
+    """
+    n = _prod(in_shape)
+    basis = np.eye(n).reshape((n, *in_shape))
+    out = np.asarray(fn(basis), dtype=np.float64)
+    return np.ascontiguousarray(out.reshape(n, -1).T), tuple(int(s) for s in out.shape[1:])
+
+
+def _broadcast_matrix(in_shape: Shape, out_shape: Shape) -> FloatArray:
+    """0/1 matrix of numpy broadcasting ``in_shape -> out_shape`` (replicates entries)."""
+    n = _prod(in_shape)
+    source = np.broadcast_to(np.arange(n).reshape(in_shape), out_shape).reshape(-1)
+    matrix = np.zeros((source.size, n))
+    matrix[np.arange(source.size), source] = 1.0
+    return matrix
+
+
+def _conv_output_shape(
+    spatial: Shape, kernel: Shape, strides: Shape, pads: Shape, dilations: Shape
+) -> Shape:
+    r = len(spatial)
+    out = tuple(
+        (spatial[i] + pads[i] + pads[r + i] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1
+        for i in range(r)
+    )
+    if any(o <= 0 for o in out):
+        raise InvalidNetworkError(
+            f"convolution output would be empty: input {spatial}, kernel {kernel}, "
+            f"strides {strides}, pads {pads}, dilations {dilations}"
+        )
+    return out
+
+
+def conv_matrix(
+    weight: FloatArray,
+    bias: FloatArray | None,
+    in_shape: Shape,
+    *,
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    group: int,
+) -> tuple[FloatArray, FloatArray, Shape]:
+    """Lower an N-d convolution of a ``(C, *spatial)`` tensor to a dense (Toeplitz-like) map.
+
+    With ``M`` output channels, ``g`` groups, ``C_g = C / g`` input channels per group and the
+    kernel ``K`` of shape ``(M, C_g, *k)``, output channel ``m`` (in group ``m // (M/g)``) at
+    position ``o`` is::
+
+        y[m, o] = bias[m] + sum_{c', j} K[m, c', j] * x[(m // (M/g)) * C_g + c', o*s - p + j*d]
+
+    where terms whose input position lies in the zero padding vanish. Hence the matrix
+    ``A`` with ``flat(y) = A flat(x) + repeat(bias, prod(out))`` has, for every ``(m, c', j, o)``
+    with an in-range input position, the entry ``K[m, c', j]`` at row ``m*prod(out) + flat(o)``
+    and column ``c*prod(spatial) + flat(o*s - p + j*d)``. All index arrays are built at once by
+    broadcasting over ``(m, c', j, o)``; each (row, column) pair occurs at most once.
+
+    Args:
+        weight: ``(M, C_g, *k)``.
+        bias: ``(M,)`` or ``None``.
+        in_shape: ``(C, *spatial)`` (no batch dimension).
+        strides, dilations: one per spatial axis.
+        pads: ``(begin_1, ..., begin_r, end_1, ..., end_r)``.
+        group: number of groups ``g``.
+
+    Returns:
+        ``(A, b, out_shape)`` with ``out_shape = (M, *out_spatial)``.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    n_out_ch, c_per_group = int(weight.shape[0]), int(weight.shape[1])
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    channels, spatial = int(in_shape[0]), tuple(int(s) for s in in_shape[1:])
+    r = len(spatial)
+    if len(kernel) != r:
+        raise InvalidNetworkError(
+            f"convolution kernel {weight.shape} does not match input shape {in_shape}"
+        )
+    if group <= 0 or channels != c_per_group * group or n_out_ch % group:
+        raise InvalidNetworkError(
+            f"convolution with group={group}: weight {weight.shape} does not fit input "
+            f"channels {channels}"
+        )
+    out_spatial = _conv_output_shape(spatial, kernel, tuple(strides), tuple(pads), tuple(dilations))
+    n_pix_out, n_pix_in, n_kernel = _prod(out_spatial), _prod(spatial), _prod(kernel)
+
+    kernel_idx = np.unravel_index(np.arange(n_kernel), kernel)  # r arrays of shape (K,)
+    out_idx = np.unravel_index(np.arange(n_pix_out), out_spatial)  # r arrays of shape (O,)
+    valid = np.ones((n_kernel, n_pix_out), dtype=bool)
+    in_flat = np.zeros((n_kernel, n_pix_out), dtype=np.int64)
+    for axis in range(r):  # loop over spatial axes only
+        pos = (
+            out_idx[axis][None, :] * strides[axis]
+            - pads[axis]
+            + kernel_idx[axis][:, None] * dilations[axis]
+        )
+        valid &= (pos >= 0) & (pos < spatial[axis])
+        in_flat = in_flat * spatial[axis] + np.clip(pos, 0, spatial[axis] - 1)
+
+    m = np.arange(n_out_ch)[:, None, None, None]
+    cg = np.arange(c_per_group)[None, :, None, None]
+    in_channel = (m // (n_out_ch // group)) * c_per_group + cg
+    rows = m * n_pix_out + np.arange(n_pix_out)[None, None, None, :]
+    cols = in_channel * n_pix_in + in_flat[None, None, :, :]
+    vals = weight.reshape(n_out_ch, c_per_group, n_kernel)[:, :, :, None]
+    full = (n_out_ch, c_per_group, n_kernel, n_pix_out)
+    mask = np.broadcast_to(valid[None, None], full)
+    matrix = np.zeros((n_out_ch * n_pix_out, channels * n_pix_in))
+    matrix[np.broadcast_to(rows, full)[mask], np.broadcast_to(cols, full)[mask]] = np.broadcast_to(
+        vals, full
+    )[mask]
+    b = np.zeros(n_out_ch) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    return matrix, np.repeat(b, n_pix_out), (n_out_ch, *out_spatial)
+
+
+def _channel_scale(
+    factor: FloatArray, shift: FloatArray, shape: Shape, axis: int
+) -> tuple[FloatArray, FloatArray]:
+    """Broadcast per-channel ``factor``/``shift`` along ``axis`` of ``shape``; flatten both."""
+    view = [1] * len(shape)
+    view[axis] = -1
+    f = np.broadcast_to(factor.reshape(view), shape).reshape(-1)
+    s = np.broadcast_to(shift.reshape(view), shape).reshape(-1)
+    return f, s
+
+
+def _batch_norm(
+    chain: _AffineChain,
+    gamma: FloatArray,
+    beta: FloatArray,
+    mean: FloatArray,
+    var: FloatArray,
+    eps: float,
+    axis: int,
+) -> None:
+    """Fold inference batch normalisation into the pending map.
+
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta = s * x + (beta - s * mean)`` per channel
+    with ``s = gamma / sqrt(var + eps)``.
+    """
+    if len(chain.shape) <= axis or chain.shape[axis] != gamma.size:
+        raise InvalidNetworkError(
+            f"shape mismatch: batch normalisation with {gamma.size} channels applied to a "
+            f"tensor of shape {chain.shape}"
+        )
+    if np.any(var + eps <= 0):
+        raise InvalidNetworkError("batch normalisation with non-positive var + epsilon")
+    s = gamma / np.sqrt(var + eps)
+    factor, shift = _channel_scale(s, beta - s * mean, chain.shape, axis)
+    chain.scale(factor, shift)
+
+
+def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
+    """Append ``clip(v, lo, hi)`` using ReLU/HardTanh and affine folding.
+
+    ``clip(v, 0, inf) = relu(v)``; ``clip(v, lo, hi) = hardtanh_{lo,hi}(v)`` when both are
+    finite; ``clip(v, lo, inf) = relu(v - lo) + lo``; ``clip(v, -inf, hi) = hi - relu(hi - v)``.
+    """
+    if np.isnan(lo) or np.isnan(hi) or lo > hi:
+        raise InvalidNetworkError(f"clip bounds must satisfy min <= max, got {lo}, {hi}")
+    n = chain.width
+    if np.isfinite(lo) and np.isfinite(hi):
+        if lo == hi:
+            chain.scale(np.zeros(n), np.full(n, lo))
+        else:
+            chain.activation(HardTanh(lo, hi))
+    elif np.isfinite(lo):
+        if lo != 0.0:
+            chain.shift(np.full(n, -lo))
+        chain.activation(ReLU())
+        if lo != 0.0:
+            chain.shift(np.full(n, lo))
+    elif np.isfinite(hi):
+        chain.scale(-np.ones(n), np.full(n, hi))
+        chain.activation(ReLU())
+        chain.scale(-np.ones(n), np.full(n, hi))
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _OnnxContext:
+    """State of one ONNX import: constants, the chain, and the variable tensors' shapes."""
+
+    chain: _AffineChain
+    consts: dict[str, np.ndarray]
+    var_shapes: dict[str, Shape]
+    current: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def const(self, name: str, what: str) -> np.ndarray:
+        """The constant tensor ``name`` (native dtype); error if it is not constant."""
+        if name not in self.consts:
+            raise UnsupportedLayerError(
+                f"{what} {name!r} must be a constant (initializer or Constant node)"
+            )
+        return self.consts[name]
+
+    def float_const(self, name: str, what: str) -> FloatArray:
+        """The constant ``name`` as float64, rejecting NaN/inf."""
+        value = np.asarray(self.const(name, what), dtype=np.float64)
+        if not np.all(np.isfinite(value)):
+            bad = "NaN" if np.isnan(value).any() else "infinite"
+            raise InvalidNetworkError(f"{what} {name!r} contains {bad} values")
+        return value
+
+    def optional_input(self, node: onnx.NodeProto, index: int) -> str | None:
+        """Name of input ``index`` or ``None`` when absent/empty."""
+        if index < len(node.input) and node.input[index]:
+            return str(node.input[index])
+        return None
+
+    def split_var(self, node: onnx.NodeProto) -> tuple[int, str]:
+        """Index of the variable input and the name of the (single) other input."""
+        if len(node.input) != 2:
+            raise InvalidNetworkError(f"expected 2 inputs, got {len(node.input)}")
+        var_index = 0 if node.input[0] == self.current else 1
+        return var_index, str(node.input[1 - var_index])
+
+
+def _onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    import onnx
+    from onnx import numpy_helper
+
+    out: dict[str, Any] = {}
+    for attr in node.attribute:
+        value = onnx.helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
+        out[attr.name] = value
+    return out
+
+
+def _dims(value: np.ndarray) -> list[int]:
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _reshape_target(shape: Shape, target: Sequence[int], allowzero: bool) -> Shape:
+    """ONNX Reshape semantics: ``0`` copies the input dim (unless allowzero), ``-1`` infers."""
+    dims = list(target)
+    for i, d in enumerate(dims):
+        if d == 0 and not allowzero:
+            if i >= len(shape):
+                raise InvalidNetworkError(f"Reshape target {list(target)} invalid for {shape}")
+            dims[i] = shape[i]
+    n = _prod(shape)
+    if dims.count(-1) > 1:
+        raise InvalidNetworkError(f"Reshape target {list(target)} has more than one -1")
+    if -1 in dims:
+        known = _prod(d for d in dims if d != -1)
+        if known == 0 or n % known:
+            raise InvalidNetworkError(f"shape mismatch: cannot reshape {shape} to {list(target)}")
+        dims[dims.index(-1)] = n // known
+    if _prod(dims) != n or any(d < 0 for d in dims):
+        raise InvalidNetworkError(f"shape mismatch: cannot reshape {shape} to {list(target)}")
+    return tuple(dims)
+
+
+def _squeeze_shape(shape: Shape, axes: Sequence[int] | None) -> Shape:
+    if axes is None:
+        return tuple(s for s in shape if s != 1)
+    norm = {a + len(shape) if a < 0 else a for a in axes}
+    if any(a >= len(shape) or shape[a] != 1 for a in norm):
+        raise InvalidNetworkError(f"Squeeze axes {list(axes)} invalid for shape {shape}")
+    return tuple(s for i, s in enumerate(shape) if i not in norm)
+
+
+def _unsqueeze_shape(shape: Shape, axes: Sequence[int]) -> Shape:
+    rank = len(shape) + len(axes)
+    norm = sorted(a + rank if a < 0 else a for a in axes)
+    if len(set(norm)) != len(norm) or any(not 0 <= a < rank for a in norm):
+        raise InvalidNetworkError(f"Unsqueeze axes {list(axes)} invalid for shape {shape}")
+    out = list(shape)
+    for a in norm:
+        out.insert(a, 1)
+    return tuple(out)
+
+
+def _flatten_shape(shape: Shape, axis: int) -> Shape:
+    axis = axis + len(shape) if axis < 0 else axis
+    if not 0 <= axis <= len(shape):
+        raise InvalidNetworkError(f"Flatten axis {axis} invalid for shape {shape}")
+    return (_prod(shape[:axis]), _prod(shape[axis:]))
+
+
+def _axes_from(ctx: _OnnxContext, node: onnx.NodeProto, what: str) -> list[int] | None:
+    """Squeeze/Unsqueeze axes: attribute (opset < 13) or second input (opset >= 13)."""
+    if "axes" in ctx.attrs:
+        return [int(a) for a in ctx.attrs["axes"]]
+    name = ctx.optional_input(node, 1)
+    return None if name is None else _dims(ctx.const(name, f"{what} axes"))
+
+
+# -- chain (variable) operators ------------------------------------------------------------
+
+
+def _matmul_matrix(x_shape: Shape, const: FloatArray, var_left: bool) -> tuple[FloatArray, Shape]:
+    """Matrix of ``x -> x @ const`` (``var_left``) or ``x -> const @ x`` with numpy semantics.
+
+    Closed forms cover the usual layouts: for ``x`` of shape ``(1, n)`` or ``(n,)`` and a
+    ``(n, m)`` constant the matrix is ``const.T``; for ``x`` of shape ``(L, n)`` it is
+    ``kron(I_L, const.T)``; for ``const @ x`` with ``x`` a single column it is ``const``.
+    Anything else (batched constants, several columns) falls back to :func:`_matrix_of`.
+    """
+    probe = np.zeros(x_shape)
+    try:
+        out_shape = (probe @ const if var_left else const @ probe).shape
+    except ValueError as err:
+        raise InvalidNetworkError(
+            f"shape mismatch: MatMul of {x_shape if var_left else const.shape} and "
+            f"{const.shape if var_left else x_shape} ({err})"
+        ) from None
+    out = tuple(int(s) for s in out_shape)
+    if const.ndim == 2:
+        if var_left and _prod(x_shape[:-1]) == 1:
+            return np.ascontiguousarray(const.T), out
+        if var_left:
+            return np.kron(np.eye(_prod(x_shape[:-1])), const.T), out
+        if len(x_shape) == 1 or (x_shape[-1] == 1 and _prod(x_shape[:-2]) == 1):
+            return np.ascontiguousarray(const), out
+
+    core = x_shape if len(x_shape) >= 2 else ((1, x_shape[0]) if var_left else (x_shape[0], 1))
+    c = const
+    if c.ndim == 1:
+        c = c.reshape(-1, 1) if var_left else c.reshape(1, -1)
+    pad = max(0, c.ndim - len(core))
+
+    def fn(x: FloatArray) -> FloatArray:
+        xe = x.reshape((x.shape[0], *([1] * pad), *core))
+        y = np.matmul(xe, c) if var_left else np.matmul(c, xe)
+        return y.reshape((x.shape[0], *out))
+
+    matrix, _ = _matrix_of(fn, x_shape)
+    return matrix, out
+
+
+def _op_matmul(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    var_index, other = ctx.split_var(node)
+    const = ctx.float_const(other, "MatMul operand")
+    matrix, out = _matmul_matrix(ctx.chain.shape, const, var_left=var_index == 0)
+    ctx.chain.linear(matrix, None, out)
+
+
+def _op_gemm(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``Y = alpha * A' B' + beta * C`` with ``A' = A^T`` if transA, ``B' = B^T`` if transB."""
+    alpha = float(ctx.attrs.get("alpha", 1.0))
+    beta = float(ctx.attrs.get("beta", 1.0))
+    trans_a = bool(ctx.attrs.get("transA", 0))
+    trans_b = bool(ctx.attrs.get("transB", 0))
+    if len(node.input) < 2:
+        raise InvalidNetworkError("Gemm needs at least 2 inputs")
+    shape = ctx.chain.shape
+    if len(shape) != 2:
+        raise InvalidNetworkError(f"shape mismatch: Gemm input of shape {shape} is not 2-d")
+    if node.input[0] == ctx.current:
+        b = ctx.float_const(node.input[1], "Gemm operand B")
+        if b.ndim != 2:
+            raise InvalidNetworkError(f"shape mismatch: Gemm B has shape {b.shape}")
+        b = b.T if trans_b else b
+        rows, inner = (shape[1], shape[0]) if trans_a else shape
+        if inner != b.shape[0]:
+            raise InvalidNetworkError(f"shape mismatch: Gemm of A{(rows, inner)} and B'{b.shape}")
+        if rows == 1:
+            matrix = alpha * b.T
+        else:
+            matrix, _ = _matrix_of(
+                lambda x: alpha * np.matmul(x.swapaxes(-1, -2) if trans_a else x, b), shape
+            )
+        out: Shape = (rows, int(b.shape[1]))
+    else:
+        a = ctx.float_const(node.input[0], "Gemm operand A")
+        if a.ndim != 2:
+            raise InvalidNetworkError(f"shape mismatch: Gemm A has shape {a.shape}")
+        a = a.T if trans_a else a
+        inner, cols = (shape[1], shape[0]) if trans_b else shape
+        if inner != a.shape[1]:
+            raise InvalidNetworkError(f"shape mismatch: Gemm of A'{a.shape} and B{shape}")
+        if cols == 1:
+            matrix = alpha * a
+        else:
+            matrix, _ = _matrix_of(
+                lambda x: alpha * np.matmul(a, x.swapaxes(-1, -2) if trans_b else x), shape
+            )
+        out = (int(a.shape[0]), cols)
+    bias = None
+    c_name = ctx.optional_input(node, 2)
+    if c_name is not None:
+        c = ctx.float_const(c_name, "Gemm operand C")
+        try:
+            bias = beta * np.broadcast_to(c, out).reshape(-1)
+        except ValueError:
+            raise InvalidNetworkError(
+                f"shape mismatch: Gemm C of shape {c.shape} does not broadcast to {out}"
+            ) from None
+    ctx.chain.linear(matrix, bias, out)
+
+
+def _constant_operand(ctx: _OnnxContext, node: onnx.NodeProto) -> tuple[int, FloatArray]:
+    """For a binary element-wise node: the variable's position and the broadcast constant.
+
+    If the constant broadcasts the variable to a larger shape, the replication (a 0/1 matrix)
+    is composed into the chain first, so the returned constant is flat with the chain's width.
+    """
+    var_index, other = ctx.split_var(node)
+    c = ctx.float_const(other, f"{node.op_type} operand")
+    shape = ctx.chain.shape
+    try:
+        out = tuple(int(s) for s in np.broadcast_shapes(shape, c.shape))
+    except ValueError:
+        raise InvalidNetworkError(
+            f"shape mismatch: {node.op_type} of shapes {shape} and {c.shape} do not broadcast"
+        ) from None
+    if out != shape:
+        ctx.chain.linear(_broadcast_matrix(shape, out), None, out)
+    return var_index, np.broadcast_to(c, out).reshape(-1)
+
+
+def _op_add(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``v + c``: a shift of the bias."""
+    _, c = _constant_operand(ctx, node)
+    ctx.chain.shift(c)
+
+
+def _op_sub(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``v - c`` (shift by ``-c``) or ``c - v`` (negation, then shift by ``c``)."""
+    var_index, c = _constant_operand(ctx, node)
+    if var_index == 0:
+        ctx.chain.shift(-c)
+    else:
+        ctx.chain.scale(-np.ones(c.size), c)
+
+
+def _op_mul(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``v * c``: diagonal scaling."""
+    _, c = _constant_operand(ctx, node)
+    ctx.chain.scale(c, None)
+
+
+def _op_div(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``v / c``: diagonal scaling by ``1 / c`` (``c / v`` is not affine)."""
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Div with the variable as divisor is not affine")
+    _, c = _constant_operand(ctx, node)
+    if np.any(c == 0):
+        raise InvalidNetworkError(f"Div by a constant {node.input[1]!r} containing zeros")
+    ctx.chain.scale(1.0 / c, None)
+
+
+def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Conv with a variable weight is not affine")
+    weight = ctx.float_const(node.input[1], "Conv weight")
+    bias_name = ctx.optional_input(node, 2)
+    bias = None if bias_name is None else ctx.float_const(bias_name, "Conv bias")
+    shape = ctx.chain.shape
+    r = weight.ndim - 2
+    if len(shape) != r + 2:
+        raise InvalidNetworkError(
+            f"shape mismatch: Conv weight {weight.shape} applied to input of shape {shape}"
+        )
+    if shape[0] != 1:
+        raise InvalidNetworkError(f"Conv input {shape} has a batch dimension other than 1")
+    kernel = tuple(int(k) for k in ctx.attrs.get("kernel_shape", weight.shape[2:]))
+    if kernel != tuple(weight.shape[2:]):
+        raise InvalidNetworkError(f"Conv kernel_shape {kernel} != weight shape {weight.shape}")
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    group = int(ctx.attrs.get("group", 1))
+    auto_pad = str(ctx.attrs.get("auto_pad", "NOTSET"))
+    spatial = shape[2:]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(r):
+            out_i = -(-spatial[i] // strides[i])
+            total = max(
+                0, (out_i - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - spatial[i]
+            )
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+        pads = tuple(begin + end)
+    elif auto_pad == "VALID":
+        pads = (0,) * (2 * r)
+    else:
+        pads = tuple(int(p) for p in ctx.attrs.get("pads", [0] * (2 * r)))
+    matrix, b, out = conv_matrix(
+        weight, bias, shape[1:], strides=strides, pads=pads, dilations=dilations, group=group
+    )
+    ctx.chain.linear(matrix, b, (1, *out))
+
+
+def _op_batchnorm(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if ctx.attrs.get("training_mode", 0):
+        raise UnsupportedLayerError("BatchNormalization in training mode")
+    if node.input[0] != ctx.current or len(node.input) < 5:
+        raise InvalidNetworkError("BatchNormalization needs X, scale, B, mean, var")
+    gamma, beta, mean, var = (
+        ctx.float_const(name, "BatchNormalization parameter").reshape(-1)
+        for name in node.input[1:5]
+    )
+    eps = float(ctx.attrs.get("epsilon", 1e-5))
+    _batch_norm(ctx.chain, gamma, beta, mean, var, eps, axis=1 if len(ctx.chain.shape) > 1 else 0)
+
+
+def _clip_bound(ctx: _OnnxContext, node: onnx.NodeProto, index: int, attr: str) -> float | None:
+    name = ctx.optional_input(node, index)
+    if name is not None:
+        value = np.asarray(ctx.const(name, f"Clip {attr}"), dtype=np.float64)
+        if value.size != 1:
+            raise InvalidNetworkError(f"Clip {attr} must be a scalar, got shape {value.shape}")
+        return float(value.reshape(-1)[0])
+    if attr in ctx.attrs:
+        return float(ctx.attrs[attr])
+    return None
+
+
+def _op_clip(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    lo = _clip_bound(ctx, node, 1, "min")
+    hi = _clip_bound(ctx, node, 2, "max")
+    # attribute-form Clip (opset < 11) uses float32 limits as "no bound"
+    lo = -np.inf if lo is None or lo <= -np.finfo(np.float32).max else lo
+    hi = np.inf if hi is None or hi >= np.finfo(np.float32).max else hi
+    _clip(ctx.chain, lo, hi)
+
+
+def _op_leaky(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    ctx.chain.activation(LeakyReLU(float(ctx.attrs.get("alpha", 0.01))))
+
+
+def _op_flatten(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    ctx.chain.reshape(_flatten_shape(ctx.chain.shape, int(ctx.attrs.get("axis", 1))))
+
+
+def _op_reshape(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Reshape with a variable target shape")
+    target = _dims(ctx.const(node.input[1], "Reshape shape"))
+    allowzero = bool(ctx.attrs.get("allowzero", 0))
+    ctx.chain.reshape(_reshape_target(ctx.chain.shape, target, allowzero))
+
+
+def _op_squeeze(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    ctx.chain.reshape(_squeeze_shape(ctx.chain.shape, _axes_from(ctx, node, "Squeeze")))
+
+
+def _op_unsqueeze(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    axes = _axes_from(ctx, node, "Unsqueeze")
+    if axes is None:
+        raise InvalidNetworkError("Unsqueeze without axes")
+    ctx.chain.reshape(_unsqueeze_shape(ctx.chain.shape, axes))
+
+
+def _op_identity(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Identity (and inference-mode Dropout): nothing to do."""
+
+
+def _op_shape(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``Shape`` of a chain tensor is a constant (batch dimension taken as 1)."""
+    shape = ctx.var_shapes[str(node.input[0])]
+    start = int(ctx.attrs.get("start", 0))
+    end = ctx.attrs.get("end")
+    ctx.consts[str(node.output[0])] = np.array(
+        shape[start : None if end is None else int(end)], dtype=np.int64
+    )
+
+
+def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
+    def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+        ctx.chain.activation(layer)
+
+    return handler
+
+
+#: Chain operators whose output is a constant (the chain does not advance through them).
+_CONSTANT_RESULT_OPS: frozenset[str] = frozenset({"Shape"})
+
+OnnxChainHandler: TypeAlias = Callable[[_OnnxContext, "onnx.NodeProto"], None]
+
+#: Operators applied to the variable (input-dependent) tensor, keyed by ONNX ``op_type``.
+ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
+    "Gemm": _op_gemm,
+    "MatMul": _op_matmul,
+    "Add": _op_add,
+    "Sub": _op_sub,
+    "Mul": _op_mul,
+    "Div": _op_div,
+    "Conv": _op_conv,
+    "BatchNormalization": _op_batchnorm,
+    "Relu": _activation_op(ReLU()),
+    "LeakyRelu": _op_leaky,
+    "Sigmoid": _activation_op(Sigmoid()),
+    "Tanh": _activation_op(Tanh()),
+    "Clip": _op_clip,
+    "Flatten": _op_flatten,
+    "Reshape": _op_reshape,
+    "Squeeze": _op_squeeze,
+    "Unsqueeze": _op_unsqueeze,
+    "Identity": _op_identity,
+    "Dropout": _op_identity,
+    "Shape": _op_shape,
+}
+
+
+# -- constant folding -----------------------------------------------------------------------
+
+
+def _const_constant(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in attrs:
+            value = attrs[key]
+            if key.startswith("value_float"):
+                return np.asarray(value, dtype=np.float32)
+            if key.startswith("value_int"):
+                return np.asarray(value, dtype=np.int64)
+            return np.asarray(value)
+    raise UnsupportedLayerError(f"Constant without a numeric value (attributes {sorted(attrs)})")
+
+
+def _zero_point(inputs: list[np.ndarray | None]) -> np.ndarray:
+    zp = inputs[2] if len(inputs) > 2 else None
+    return np.zeros((), dtype=np.uint8) if zp is None else zp
+
+
+def _axis_view(param: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """Reshape a per-axis (1-d) quantization parameter to broadcast along ``axis``."""
+    if param.ndim == 0 or param.size == 1:
+        return param.reshape(())
+    axis = axis + ndim if axis < 0 else axis
+    view = [1] * ndim
+    view[axis] = -1
+    return param.reshape(view)
+
+
+def _const_dequantize(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    """``y = (x - zero_point) * scale``, per tensor or per ``axis`` (default 1)."""
+    x, scale = _require(inputs, 2, "DequantizeLinear")
+    if int(attrs.get("block_size", 0)):
+        raise UnsupportedLayerError("DequantizeLinear with block_size (blocked quantization)")
+    zp = _zero_point(inputs)
+    axis = int(attrs.get("axis", 1))
+    scale_v = _axis_view(scale, x.ndim, axis)
+    zp_v = _axis_view(zp, x.ndim, axis)
+    diff = x.astype(np.int64) - zp_v.astype(np.int64)
+    return (diff.astype(scale.dtype) * scale_v).astype(scale.dtype)
+
+
+def _const_quantize(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    """``y = saturate(round_half_even(x / scale) + zero_point)`` in the zero point's dtype."""
+    x, scale = _require(inputs, 2, "QuantizeLinear")
+    if int(attrs.get("block_size", 0)):
+        raise UnsupportedLayerError("QuantizeLinear with block_size (blocked quantization)")
+    zp = _zero_point(inputs)
+    if not np.issubdtype(zp.dtype, np.integer):
+        raise UnsupportedLayerError(f"QuantizeLinear to non-integer type {zp.dtype}")
+    axis = int(attrs.get("axis", 1))
+    scaled = np.rint(x.astype(np.float32) / _axis_view(scale, x.ndim, axis))
+    q = scaled + _axis_view(zp, x.ndim, axis).astype(np.float64)
+    info = np.iinfo(zp.dtype)
+    return np.clip(q, info.min, info.max).astype(zp.dtype)
+
+
+def _require(inputs: list[np.ndarray | None], n: int, op: str) -> list[np.ndarray]:
+    got = [v for v in inputs[:n] if v is not None]
+    if len(got) < n:
+        raise InvalidNetworkError(f"{op} needs {n} inputs")
+    return got
+
+
+def _const_cast(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    import onnx
+
+    (x,) = _require(inputs, 1, "Cast")
+    return x.astype(onnx.helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
+
+
+def _const_reshape(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x, target = _require(inputs, 2, "Reshape")
+    return x.reshape(_reshape_target(x.shape, _dims(target), bool(attrs.get("allowzero", 0))))
+
+
+def _const_squeeze(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Squeeze")[0]
+    axes = attrs.get("axes", None if len(inputs) < 2 or inputs[1] is None else _dims(inputs[1]))
+    return x.reshape(_squeeze_shape(x.shape, axes))
+
+
+def _const_unsqueeze(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Unsqueeze")[0]
+    axes = attrs.get("axes", None if len(inputs) < 2 or inputs[1] is None else _dims(inputs[1]))
+    if axes is None:
+        raise InvalidNetworkError("Unsqueeze without axes")
+    return x.reshape(_unsqueeze_shape(x.shape, axes))
+
+
+def _const_binary(fn: Callable[[Any, Any], Any]) -> Callable[..., np.ndarray]:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        a, b = _require(inputs, 2, "binary operator")
+        return np.asarray(fn(a, b)).astype(np.result_type(a, b))
+
+    return handler
+
+
+ConstHandler: TypeAlias = Callable[[list[np.ndarray | None], dict[str, Any]], np.ndarray]
+
+#: Operators evaluated with numpy when all their inputs are constant (weights, shapes, Q/DQ).
+ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
+    "Constant": _const_constant,
+    "Identity": lambda inputs, attrs: _require(inputs, 1, "Identity")[0],
+    "Cast": _const_cast,
+    "QuantizeLinear": _const_quantize,
+    "DequantizeLinear": _const_dequantize,
+    "Reshape": _const_reshape,
+    "Flatten": lambda inputs, attrs: _require(inputs, 1, "Flatten")[0].reshape(
+        _flatten_shape(_require(inputs, 1, "Flatten")[0].shape, int(attrs.get("axis", 1)))
+    ),
+    "Squeeze": _const_squeeze,
+    "Unsqueeze": _const_unsqueeze,
+    "Transpose": lambda inputs, attrs: np.transpose(
+        _require(inputs, 1, "Transpose")[0], attrs.get("perm")
+    ),
+    "Neg": lambda inputs, attrs: -_require(inputs, 1, "Neg")[0],
+    "Add": _const_binary(np.add),
+    "Sub": _const_binary(np.subtract),
+    "Mul": _const_binary(np.multiply),
+    "Div": _const_binary(lambda a, b: a // b if np.issubdtype(a.dtype, np.integer) else a / b),
+    "MatMul": _const_binary(np.matmul),
+    "Shape": lambda inputs, attrs: np.array(_require(inputs, 1, "Shape")[0].shape, dtype=np.int64)[
+        int(attrs.get("start", 0)) : attrs.get("end")
+    ],
+    "Concat": lambda inputs, attrs: np.concatenate(
+        [v for v in inputs if v is not None], axis=int(attrs.get("axis", 0))
+    ),
+    "Gather": lambda inputs, attrs: np.take(
+        _require(inputs, 2, "Gather")[0],
+        _require(inputs, 2, "Gather")[1],
+        axis=int(attrs.get("axis", 0)),
+    ),
+}
+
+
+def supported_onnx_ops() -> list[str]:
+    """All ONNX operators the importer accepts (on the chain or in constant subgraphs)."""
+    return sorted(set(ONNX_CHAIN_OPS) | set(ONNX_CONSTANT_OPS))
+
+
+def _unsupported_op(node: onnx.NodeProto, where: str) -> UnsupportedLayerError:
+    chain = ", ".join(sorted(ONNX_CHAIN_OPS))
+    const_only = ", ".join(sorted(set(ONNX_CONSTANT_OPS) - set(ONNX_CHAIN_OPS)))
+    domain = f"{node.domain}::" if node.domain not in ("", "ai.onnx") else ""
+    return UnsupportedLayerError(
+        f"unsupported operator {domain}{node.op_type} (node {node.name or '<unnamed>'!r}) "
+        f"{where}; supported: {chain}; on constants only: {const_only}"
+    )
+
+
+# -- graph analysis -------------------------------------------------------------------------
+
+
+def _tensor_shape(value_info: onnx.ValueInfoProto) -> list[int | None] | None:
+    ttype = value_info.type.tensor_type
+    if not ttype.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
+
+
+def _input_layout(value_info: onnx.ValueInfoProto) -> tuple[Shape, Shape]:
+    """``(tracked full shape, Network.input_shape)`` of the model input.
+
+    A leading dimension that is symbolic or 1 in a tensor of rank >= 2 is a batch dimension:
+    it is tracked as 1 and dropped from ``input_shape``. Rank-1 inputs have no batch dimension.
+    """
+    dims = _tensor_shape(value_info)
+    if dims is None:
+        raise InvalidNetworkError(f"input {value_info.name!r} has no shape information")
+    if len(dims) >= 2 and (dims[0] is None or dims[0] == 1):
+        rest = dims[1:]
+        batched = True
+    else:
+        rest = dims
+        batched = False
+    if any(d is None or d <= 0 for d in rest):
+        raise InvalidNetworkError(
+            f"input {value_info.name!r} has symbolic or zero dimensions {dims} "
+            "(only the batch dimension may be symbolic)"
+        )
+    feature = tuple(int(d) for d in rest if d is not None)
+    full = (1, *feature) if batched else feature
+    return full, feature if feature else (1,)
+
+
+def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str]) -> list[int]:
+    """Indices of the live nodes in topological order, after checking the chain structure.
+
+    The graph is a ``networkx.DiGraph`` with one vertex per node and an edge per tensor from
+    its producer to each consumer. Nodes that cannot reach the output are dropped. A node is
+    *variable* if one of its inputs is (``Shape`` excepted: its output is a constant); every
+    variable tensor may feed at most one variable node and every variable node may read at most
+    one variable tensor, i.e. the variable nodes form a path from the input to the output.
+    """
+    import networkx as nx
+
+    g = nx.DiGraph()
+    producer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        g.add_node(i)
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in const_names or out == input_name:
+                raise InvalidNetworkError(f"tensor {out!r} is defined more than once")
+            producer[out] = i
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            if not name:
+                continue
+            if name in producer:
+                g.add_edge(producer[name], i)
+            elif name not in const_names and name != input_name:
+                raise InvalidNetworkError(
+                    f"node {node.name or node.op_type!r} reads undefined tensor {name!r} "
+                    "(truncated or corrupt model?)"
+                )
+    if not nx.is_directed_acyclic_graph(g):
+        raise InvalidNetworkError("the graph has a cycle")
+    out_name = graph.output[0].name
+    if out_name not in producer:
+        raise InvalidNetworkError(f"output {out_name!r} is not computed by any node")
+    sink = producer[out_name]
+    live = nx.ancestors(g, sink) | {sink}
+    order = [i for i in nx.topological_sort(g) if i in live]
+
+    variable = {input_name}
+    readers: dict[str, list[str]] = {}
+    for i in order:
+        node = graph.node[i]
+        var_inputs = {name for name in node.input if name in variable}
+        if not var_inputs or node.op_type in _CONSTANT_RESULT_OPS:
+            continue
+        label = node.name or node.op_type
+        if len(var_inputs) > 1 or sum(name in variable for name in node.input) > 1:
+            raise InvalidNetworkError(
+                f"node {label!r} ({node.op_type}) combines several input-dependent tensors; "
+                "only single-input single-output feed-forward chains are supported"
+            )
+        (tensor,) = var_inputs
+        readers.setdefault(tensor, []).append(label)
+        if len(readers[tensor]) > 1:
+            raise InvalidNetworkError(
+                f"tensor {tensor!r} feeds several nodes {readers[tensor]}; branching graphs "
+                "are not supported (only single-input single-output feed-forward chains)"
+            )
+        variable.update(name for name in node.output if name)
+    if out_name not in variable:
+        raise InvalidNetworkError(f"output {out_name!r} does not depend on the input")
+    return order
+
+
+def _load_model(path_or_model: Any) -> tuple[onnx.ModelProto, str | None, str]:
+    import onnx
+
+    if isinstance(path_or_model, onnx.ModelProto):
+        name = path_or_model.graph.name or "onnx-model"
+        return path_or_model, None, name
+    if isinstance(path_or_model, (bytes, bytearray)):
+        label = "<bytes>"
+        try:
+            return onnx.load_from_string(bytes(path_or_model)), None, label
+        except Exception as err:  # protobuf raises several unrelated types
+            raise InvalidNetworkError(f"{label}: cannot parse ONNX model ({err})") from err
+    if not isinstance(path_or_model, (str, os.PathLike)):
+        raise InvalidNetworkError(
+            f"from_onnx: expected a path or onnx.ModelProto, got {type(path_or_model).__name__}"
+        )
+    path = Path(path_or_model)
+    if not path.is_file():
+        raise InvalidNetworkError(f"{path}: no such ONNX file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # DecodeError, RuntimeError, ... depending on protobuf backend
+        raise InvalidNetworkError(
+            f"{path}: cannot parse ONNX file (truncated or corrupt?): {err}".replace("\n", " ")
+        ) from err
+    return model, str(path), path.stem
+
+
+def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
+    """Dense array of a sparse initializer (linear or coordinate indices)."""
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    dims = tuple(int(d) for d in sparse.dims)
+    dense = np.zeros(_prod(dims), dtype=values.dtype)
+    flat = indices if indices.ndim == 1 else np.ravel_multi_index(tuple(indices.T), dims)
+    dense[flat] = values.reshape(-1)
+    return dense.reshape(dims)
+
+
+def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        consts[init.name] = numpy_helper.to_array(init)
+    for sparse in graph.sparse_initializer:
+        consts[sparse.values.name] = _sparse_to_dense(sparse)
+    inputs = [vi for vi in graph.input if vi.name not in consts]
+    if len(inputs) != 1:
+        raise InvalidNetworkError(
+            f"expected exactly one (non-initializer) input, found {len(inputs)}: "
+            f"{[vi.name for vi in inputs]}"
+        )
+    if len(graph.output) != 1:
+        raise InvalidNetworkError(
+            f"expected exactly one output, found {len(graph.output)}: "
+            f"{[vo.name for vo in graph.output]}"
+        )
+    input_name = inputs[0].name
+    full_shape, input_shape = _input_layout(inputs[0])
+    order = _chain_order(graph, input_name, set(consts))
+
+    ctx = _OnnxContext(
+        chain=_AffineChain(full_shape),
+        consts=consts,
+        var_shapes={input_name: full_shape},
+        current=input_name,
+    )
+    for i in order:
+        node = graph.node[i]
+        label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
+        is_const = all(not name or name in ctx.consts for name in node.input)
+        if node.domain not in ("", "ai.onnx"):
+            raise _unsupported_op(node, "from a custom domain")
+        try:
+            if is_const:
+                const_handler = ONNX_CONSTANT_OPS.get(node.op_type)
+                if const_handler is None:
+                    raise _unsupported_op(node, "in a constant subgraph")
+                ins = [ctx.consts[name] if name else None for name in node.input]
+                ctx.attrs = _onnx_attrs(node)
+                ctx.consts[str(node.output[0])] = np.asarray(const_handler(ins, ctx.attrs))
+                continue
+            chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
+            if chain_handler is None:
+                raise _unsupported_op(node, "on the input-dependent path")
+            if node.op_type not in _CONSTANT_RESULT_OPS and ctx.current not in node.input:
+                raise InvalidNetworkError(
+                    "reads an input-dependent tensor that is not the end of the chain "
+                    f"({ctx.current!r}); only feed-forward chains are supported"
+                )
+            ctx.attrs = _onnx_attrs(node)
+            chain_handler(ctx, node)
+        except UnsupportedLayerError as err:
+            if str(err).startswith("unsupported operator"):
+                raise
+            raise UnsupportedLayerError(f"{label}: {err}") from err
+        except InvalidNetworkError as err:
+            raise InvalidNetworkError(f"{label}: {err}") from err
+        except (ValueError, TypeError, IndexError, KeyError) as err:
+            raise InvalidNetworkError(f"{label}: {type(err).__name__}: {err}") from err
+        if node.op_type not in _CONSTANT_RESULT_OPS:
+            ctx.current = str(node.output[0])
+            ctx.var_shapes[ctx.current] = ctx.chain.shape
+
+    out_dims = _tensor_shape(graph.output[0])
+    if out_dims is not None and all(d is not None for d in out_dims[1:]):
+        declared = _prod(d or 1 for d in out_dims)
+        if declared != ctx.chain.width and _prod(d or 1 for d in out_dims[1:]) != ctx.chain.width:
+            raise InvalidNetworkError(
+                f"shape mismatch: output {graph.output[0].name!r} is declared as {out_dims} "
+                f"but the graph computes shape {ctx.chain.shape}"
+            )
+    return ctx.chain.finish(), input_shape
+
+
+def from_onnx(
+    path_or_model: str | os.PathLike[str] | onnx.ModelProto | bytes, *, name: str | None = None
+) -> Network:
+    """Read an ONNX feed-forward network into the IR.
+
+    The graph must be a single-input single-output chain: every input-dependent tensor feeds
+    at most one input-dependent node (side branches computing constants, e.g. dequantized
+    weights or shapes, are fine). Affine operators are composed into one ``Dense`` layer per
+    segment between activations (see the module docstring):
+
+    * ``Gemm``: ``alpha * A' B' + beta * C``; ``MatMul`` with numpy semantics (variable on
+      either side; ``(1, n) @ W`` is ``W^T``);
+    * ``Add``/``Sub``/``Mul``/``Div`` by a constant: shift / negate / diagonal scaling
+      (broadcast);
+    * ``Conv``: the Toeplitz-like matrix of :func:`conv_matrix` on the flattened NCHW tensor;
+    * ``BatchNormalization``: the diagonal map ``s x + (beta - s mean)``,
+      ``s = scale / sqrt(var + eps)``;
+    * ``Flatten``, ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``: no-ops
+      on the flattened data;
+    * activations ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``; ``Clip(min, max)`` becomes
+      ``HardTanh`` (``ReLU`` for ``Clip(0, inf)``; one-sided clips via ReLU and affine folds).
+
+    ``Constant``, ``QuantizeLinear``/``DequantizeLinear`` (per tensor or per axis), ``Cast``,
+    ``Transpose``, ``Shape``, ``Gather``, ``Concat`` and the arithmetic operators are folded
+    when all their inputs are constant. Any ``graph.input`` with an initializer is a constant.
+
+    The input's leading dimension is a batch dimension (dropped from ``input_shape``) when the
+    input has rank >= 2 and that dimension is 1 or symbolic; rank-1 inputs are unbatched.
+
+    Args:
+        path_or_model: path to an ``.onnx`` file, serialized bytes, or an ``onnx.ModelProto``.
+        name: network name; defaults to the file stem (or the graph name).
+
+    Returns:
+        The network; ``source`` is the file path when a path was given.
+
+    Raises:
+        UnsupportedLayerError: an operator outside the supported set (the message names the
+            operator, the node and the supported set).
+        InvalidNetworkError: unreadable file, several inputs/outputs, branching graphs, NaN
+            weights or inconsistent shapes (one-line message naming the file).
+    """
+    model, source, default_name = _load_model(path_or_model)
+    label = source or default_name
+    try:
+        layers, input_shape = _onnx_to_layers(model)
+        return Network(tuple(layers), input_shape, name=name or default_name, source=source)
+    except UnsupportedLayerError as err:
+        raise UnsupportedLayerError(f"{label}: {err}") from err
+    except InvalidNetworkError as err:
+        raise InvalidNetworkError(f"{label}: {err}") from err
+
+
+# --------------------------------------------------------------------------------------------
+# onnxruntime replay
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _ort_session(path: str, mtime_ns: int, size: int) -> Any:
+    """One onnxruntime session per (path, mtime, size): edits of the file invalidate it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+_ORT_DTYPES: dict[str, type] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+}
+
+
+def onnxruntime_forward(path: str | os.PathLike[str], x: Any) -> FloatArray:
+    """Evaluate an ONNX file in onnxruntime (CPU) on a batch of flattened inputs.
+
+    Each row of ``x`` is reshaped (C order) to the model's input shape. If the leading input
+    dimension is symbolic the batch is run at once; if it is fixed (e.g. 1) or the input has no
+    batch dimension (e.g. shape ``[1]``), the rows are run one at a time. Sessions are cached
+    per path (and file modification time).
+
+    Args:
+        path: the ``.onnx`` file.
+        x: inputs of shape ``(batch, n_inputs)`` (or ``(n_inputs,)`` for one input).
+
+    Returns:
+        float64 outputs of shape ``(batch, n_outputs)``.
+
+    Raises:
+        InvalidNetworkError: if the file cannot be loaded or ``x`` does not fit its input.
+    """
+    p = Path(path)
+    try:
+        stat = p.stat()
+        session = _ort_session(str(p), stat.st_mtime_ns, stat.st_size)
+    except Exception as err:  # FileNotFoundError, onnxruntime's Fail/InvalidGraph, ...
+        raise InvalidNetworkError(f"{p}: onnxruntime cannot load the model: {err}") from err
+    meta = session.get_inputs()[0]
+    dtype = _ORT_DTYPES.get(meta.type)
+    if dtype is None:
+        raise InvalidNetworkError(f"{p}: unsupported input type {meta.type}")
+    arr = np.asarray(x, dtype=np.float64)
+    arr = arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(arr.shape[0], -1)
+    dims = list(meta.shape)
+    symbolic = [not isinstance(d, int) or d <= 0 for d in dims]
+    if any(symbolic[1:]) or (len(dims) == 1 and symbolic[0]):
+        raise InvalidNetworkError(f"{p}: input shape {dims} has non-leading symbolic dims")
+    batched = len(dims) >= 2 and symbolic[0]
+    feature = [int(d) for d in (dims[1:] if batched else dims)]
+    if arr.shape[1] != _prod(feature):
+        raise InvalidNetworkError(
+            f"{p}: input has {arr.shape[1]} features, the model input {dims} needs {_prod(feature)}"
+        )
+    name = meta.name
+    if batched:
+        (out,) = session.run(None, {name: arr.reshape(-1, *feature).astype(dtype)})[:1]
+        return np.asarray(out, dtype=np.float64).reshape(arr.shape[0], -1)
+    rows = [
+        np.asarray(session.run(None, {name: row.reshape(feature).astype(dtype)})[0]) for row in arr
+    ]
+    return np.stack([r.astype(np.float64).reshape(-1) for r in rows]) if rows else np.zeros((0, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# torch
+# --------------------------------------------------------------------------------------------
+
+
+def _tensor(value: Any) -> FloatArray:
+    return np.asarray(value.detach().cpu().double().numpy(), dtype=np.float64)
+
+
+def _effective_param(module: Any, name: str) -> FloatArray | None:
+    """``module.<name>``, recomputed as ``<name>_orig * <name>_mask`` for pruned modules.
+
+    ``torch.nn.utils.prune`` keeps the dense parameter as ``<name>_orig`` and a buffer
+    ``<name>_mask``; the attribute ``<name>`` is only refreshed by a forward pre-hook, so
+    reading the product directly is robust to edits since the last forward pass.
+    """
+    orig = getattr(module, f"{name}_orig", None)
+    mask = getattr(module, f"{name}_mask", None)
+    if orig is not None and mask is not None:
+        return _tensor(orig) * _tensor(mask)
+    value = getattr(module, name, None)
+    return None if value is None else _tensor(value)
+
+
+def _torch_linear(chain: _AffineChain, module: Any) -> None:
+    """``y = x W^T + b`` on the last axis: matrix ``kron(I_L, W)`` for ``L`` leading rows."""
+    weight = _effective_param(module, "weight")
+    if weight is None:
+        raise InvalidNetworkError("Linear without weight")
+    bias = _effective_param(module, "bias")
+    shape = chain.shape
+    if shape[-1] != weight.shape[1]:
+        raise InvalidNetworkError(
+            f"shape mismatch: Linear({weight.shape[1]}, {weight.shape[0]}) applied to a tensor "
+            f"of shape {shape}"
+        )
+    lead = _prod(shape[:-1])
+    matrix = weight if lead == 1 else np.kron(np.eye(lead), weight)
+    b = None if bias is None else np.tile(bias, lead)
+    chain.linear(matrix, b, (*shape[:-1], int(weight.shape[0])))
+
+
+def _torch_conv(chain: _AffineChain, module: Any) -> None:
+    if getattr(module, "padding_mode", "zeros") != "zeros":
+        raise UnsupportedLayerError(
+            f"{type(module).__name__} with padding_mode={module.padding_mode!r}"
+        )
+    if getattr(module, "transposed", False):
+        raise UnsupportedLayerError(f"{type(module).__name__} (transposed convolution)")
+    weight = _effective_param(module, "weight")
+    if weight is None:
+        raise InvalidNetworkError("convolution without weight")
+    r = weight.ndim - 2
+    if len(chain.shape) != r + 1:
+        raise InvalidNetworkError(
+            f"shape mismatch: {type(module).__name__} weight {weight.shape} applied to a tensor "
+            f"of shape {chain.shape}"
+        )
+    kernel = weight.shape[2:]
+    dil = tuple(int(d) for d in module.dilation)
+    if isinstance(module.padding, str):
+        if module.padding == "valid":
+            pads = (0,) * (2 * r)
+        else:  # "same" (stride 1): total = d (k - 1), extra on the end
+            total = [dil[i] * (kernel[i] - 1) for i in range(r)]
+            pads = tuple(t // 2 for t in total) + tuple(t - t // 2 for t in total)
+    else:
+        pads = tuple(int(p) for p in module.padding) * 2
+    matrix, b, out = conv_matrix(
+        weight,
+        _effective_param(module, "bias"),
+        chain.shape,
+        strides=tuple(int(s) for s in module.stride),
+        pads=pads,
+        dilations=dil,
+        group=int(module.groups),
+    )
+    chain.linear(matrix, b, out)
+
+
+def _torch_batchnorm(chain: _AffineChain, module: Any) -> None:
+    if module.running_mean is None or module.running_var is None:
+        raise UnsupportedLayerError(
+            f"{type(module).__name__} without running statistics (track_running_stats=False)"
+        )
+    n = int(module.num_features)
+    gamma = _effective_param(module, "weight") if module.affine else None
+    beta = _effective_param(module, "bias") if module.affine else None
+    _batch_norm(
+        chain,
+        np.ones(n) if gamma is None else gamma,
+        np.zeros(n) if beta is None else beta,
+        _tensor(module.running_mean),
+        _tensor(module.running_var),
+        float(module.eps),
+        axis=0,
+    )
+
+
+def _torch_flatten(chain: _AffineChain, module: Any) -> None:
+    full = (1, *chain.shape)
+    start = module.start_dim + len(full) if module.start_dim < 0 else module.start_dim
+    end = module.end_dim + len(full) if module.end_dim < 0 else module.end_dim
+    if start < 1:
+        raise UnsupportedLayerError("Flatten over the batch dimension (start_dim=0)")
+    new = (*full[:start], _prod(full[start : end + 1]), *full[end + 1 :])
+    chain.reshape(new[1:])
+
+
+def _torch_activation(make: Callable[[Any], Activation]) -> Callable[[_AffineChain, Any], None]:
+    def handler(chain: _AffineChain, module: Any) -> None:
+        chain.activation(make(module))
+
+    return handler
+
+
+def _torch_hardtanh(chain: _AffineChain, module: Any) -> None:
+    _clip(chain, float(module.min_val), float(module.max_val))
+
+
+def _torch_noop(chain: _AffineChain, module: Any) -> None:
+    """Identity and Dropout (inference semantics)."""
+
+
+TorchHandler: TypeAlias = Callable[[_AffineChain, Any], None]
+
+
+@functools.cache
+def torch_modules() -> dict[type, TorchHandler]:
+    """The table ``{nn.Module subclass: handler}`` (built on first use, importing torch)."""
+    from torch import nn
+
+    return {
+        nn.Linear: _torch_linear,
+        nn.Conv1d: _torch_conv,
+        nn.Conv2d: _torch_conv,
+        nn.BatchNorm1d: _torch_batchnorm,
+        nn.BatchNorm2d: _torch_batchnorm,
+        nn.ReLU: _torch_activation(lambda m: ReLU()),
+        nn.LeakyReLU: _torch_activation(lambda m: LeakyReLU(float(m.negative_slope))),
+        nn.Hardtanh: _torch_hardtanh,
+        nn.ReLU6: _torch_hardtanh,
+        nn.Sigmoid: _torch_activation(lambda m: Sigmoid()),
+        nn.Tanh: _torch_activation(lambda m: Tanh()),
+        nn.Flatten: _torch_flatten,
+        nn.Identity: _torch_noop,
+        nn.Dropout: _torch_noop,
+        nn.Dropout1d: _torch_noop,
+        nn.Dropout2d: _torch_noop,
+    }
+
+
+def _torch_walk(
+    module: Any, chain: _AffineChain, table: dict[type, TorchHandler], path: str
+) -> None:
+    from torch import nn
+
+    handler = next((table[c] for c in type(module).__mro__ if c in table), None)
+    if handler is not None:
+        try:
+            handler(chain, module)
+        except InvalidNetworkError as err:
+            cls = type(err)
+            raise cls(f"module {path or '<root>'!r} ({type(module).__name__}): {err}") from err
+        return
+    children = list(module.named_children())
+    if isinstance(module, nn.Sequential) or (children and not isinstance(module, nn.ModuleList)):
+        for child_name, child in children:
+            _torch_walk(child, chain, table, f"{path}.{child_name}" if path else child_name)
+        return
+    supported = ", ".join(sorted(t.__name__ for t in table))
+    raise UnsupportedLayerError(
+        f"unsupported module {type(module).__name__} at {path or '<root>'!r}; supported: "
+        f"{supported} (and containers whose children form a chain)"
+    )
+
+
+def from_torch(
+    module: Any,
+    input_shape: int | Sequence[int],
+    *,
+    name: str | None = None,
+    check: bool = True,
+) -> Network:
+    """Convert a Sequential-style torch module into the IR.
+
+    ``nn.Sequential`` containers (possibly nested) are walked in order. **Assumption:** any other
+    module without a handler is treated as a container whose children, in registration order,
+    are applied one after the other (true for the usual ``__init__``/``forward`` pairs that
+    call each layer once in sequence). With ``check=True`` this is verified by comparing the
+    converted network with ``module(x)`` (in eval mode) on random inputs.
+
+    Supported modules (dispatched by type through :func:`torch_modules`): Linear, Conv1d/2d
+    (zero padding; Toeplitz lowering as in :func:`conv_matrix`), BatchNorm1d/2d (folded with the
+    running statistics, i.e. inference semantics), ReLU, LeakyReLU, Hardtanh, ReLU6, Sigmoid,
+    Tanh, Flatten, Identity and Dropout (ignored). Weights of pruned modules are read as
+    ``weight_orig * weight_mask``.
+
+    Args:
+        module: the torch module.
+        input_shape: shape of one input without the batch dimension, e.g. ``(1, 28, 28)``.
+        name: network name (default: the module's class name).
+        check: compare with the module on random inputs and raise on disagreement.
+
+    Raises:
+        UnsupportedLayerError: for a module type outside the supported set.
+        InvalidNetworkError: inconsistent shapes, NaN weights, or a failed check.
+    """
+    import torch
+
+    shape = (int(input_shape),) if isinstance(input_shape, int) else tuple(map(int, input_shape))
+    chain = _AffineChain(shape)
+    _torch_walk(module, chain, torch_modules(), "")
+    net = Network(tuple(chain.finish()), shape, name=name or type(module).__name__)
+    if check:
+        modes = {m: m.training for m in module.modules()}
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-1.0, 1.0, size=(4, net.n_inputs))
+        try:
+            module.eval()
+            param = next(iter(module.parameters()), None)
+            dtype = torch.float32 if param is None else param.dtype
+            with torch.no_grad():
+                ref = module(torch.as_tensor(x.reshape(4, *shape), dtype=dtype))
+            expected = _tensor(ref).reshape(4, -1)
+        except Exception as err:  # any failure of the user's forward on this input
+            raise InvalidNetworkError(
+                f"from_torch: running {type(module).__name__} on inputs of shape "
+                f"{(4, *shape)} failed: {err}"
+            ) from err
+        finally:
+            for m, training in modes.items():
+                m.training = training
+        got = net.forward(x)
+        scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+        if got.shape != expected.shape or not np.allclose(
+            got, expected, rtol=1e-3, atol=1e-4 * scale
+        ):
+            raise InvalidNetworkError(
+                f"from_torch: converted {type(module).__name__} disagrees with its forward(); "
+                "is it really a chain of its children in registration order?"
+            )
+    return net
+
+
+__all__ = [
+    "ONNX_CHAIN_OPS",
+    "ONNX_CONSTANT_OPS",
+    "conv_matrix",
+    "from_onnx",
+    "from_torch",
+    "onnxruntime_forward",
+    "supported_onnx_ops",
+    "torch_modules",
+]
