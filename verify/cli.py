@@ -1,0 +1,500 @@
+"""The ``nncert`` command line.
+
+Exit codes of ``nncert verify`` (and of every command that yields a verdict):
+
+====  ==========================================================
+0     verified (the property holds)
+1     falsified (a confirmed counterexample exists)
+2     unknown or timeout
+3     usage or input error (one-line message on stderr)
+4     internal error (one-line message; ``--debug`` shows the traceback)
+====  ==========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+EXIT_VERIFIED = 0
+EXIT_FALSIFIED = 1
+EXIT_UNKNOWN = 2
+EXIT_INPUT_ERROR = 3
+EXIT_INTERNAL = 4
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit 3)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with 3 (not 2) on usage errors, with a one-line message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_INPUT_ERROR)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress on stderr
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Prints progress to ``stream`` once a run is longer than ``after`` seconds.
+
+    Messages arrive through :meth:`__call__`; a heartbeat repeats the latest one every
+    ``every`` seconds so that a long solver call still shows life.
+    """
+
+    def __init__(
+        self, stream: TextIO, *, quiet: bool = False, after: float = 2.0, every: float = 5.0
+    ) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.after = after
+        self.every = every
+        self.t0 = time.perf_counter()
+        self.last = "starting"
+        self.last_print = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def _emit(self, message: str) -> None:
+        el = time.perf_counter() - self.t0
+        self.stream.write(f"[nncert {el:7.1f}s] {message}\n")
+        self.stream.flush()
+        self.last_print = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.last = message
+        if self.quiet:
+            return
+        if time.perf_counter() - self.t0 >= self.after:
+            self._emit(message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.perf_counter()
+            if now - self.t0 >= self.after and now - self.last_print >= self.every:
+                self._emit(f"{self.last} (still running)")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading models and specs
+# --------------------------------------------------------------------------------------------
+
+
+def load_model(path: str) -> Any:
+    """Load a network file: ONNX (``.onnx``) or a bundled example (``example:NAME``)."""
+    if path.startswith("example:"):
+        from nncert.verify.examples import example_path
+
+        path = str(example_path(path.split(":", 1)[1]))
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+    if p.is_dir():
+        raise UsageError(f"{path}: is a directory, expected an .onnx file")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        from nncert.verify.importers import from_onnx
+
+        return from_onnx(str(p))
+    if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+        raise UsageError(
+            f"{path}: pickled torch files are not loaded (unpickling can run code); export "
+            "the model with torch.onnx.export, or use nncert.verify.from_torch in Python"
+        )
+    raise UsageError(f"{path}: unsupported model format {suffix or '(none)'}; expected .onnx")
+
+
+def load_spec(path: str) -> Any:
+    """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``)."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+    from nncert.verify.vnnlib import load_vnnlib
+
+    return load_vnnlib(str(p))
+
+
+def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
+    import numpy as np
+
+    from nncert.verify.spec import robustness_property
+
+    p = Path(args.input)
+    if not p.exists():
+        raise UsageError(f"{args.input}: no such file")
+    try:
+        x0 = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"{args.input}: not a readable .npy array ({err})") from err
+    if args.label is None or args.eps is None:
+        raise UsageError("--input needs --label and --eps")
+    if x0.size != network.n_inputs:
+        raise UsageError(
+            f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
+        )
+    domain = None if args.no_clip else (args.domain[0], args.domain[1])
+    return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
+
+
+# --------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------
+
+
+def _options_from_args(args: argparse.Namespace, *, time_limit: float) -> Any:
+    from nncert.verify.errors import InvalidOptionsError
+    from nncert.verify.options import VerifyOptions
+
+    try:
+        return VerifyOptions(
+            method=args.method,
+            solver=args.solver,
+            time_limit=time_limit,
+            seed=args.seed,
+            jobs=args.jobs,
+            segments=args.segments,
+            window=args.window,
+            num_reads=args.num_reads,
+        )
+    except InvalidOptionsError as err:
+        raise UsageError(str(err)) from err
+
+
+def _verdict_exit(verdict_value: str) -> int:
+    return {"verified": EXIT_VERIFIED, "falsified": EXIT_FALSIFIED}.get(verdict_value, EXIT_UNKNOWN)
+
+
+def _write_certificate(path: str, network: Any, prop: Any, result: Any, options: Any) -> None:
+    from nncert.certificates import certificate_from_result, save_certificate
+
+    cert = certificate_from_result(network, prop, result, options=options)
+    save_certificate(cert, path)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from nncert.verify.pipeline import verify
+
+    if (args.spec is None) == (args.input is None):
+        raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
+    network = load_model(args.model)
+    prop = load_spec(args.spec) if args.spec is not None else _robustness_spec(args, network)
+    from nncert.verify.vnnlib import RelationalProperty
+
+    if isinstance(prop, RelationalProperty):
+        raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
+    prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
+    options = _options_from_args(args, time_limit=args.timeout)
+    with Progress(sys.stderr, quiet=args.quiet) as progress:
+        result = verify(network, prop, options, progress=progress)
+    if args.certificate:
+        _write_certificate(args.certificate, network, prop, result, options)
+    if args.json:
+        doc = result.to_dict()
+        doc["model"] = args.model
+        doc["spec"] = args.spec
+        doc["fingerprint"] = network.fingerprint()
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        line = f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"
+        if result.counterexample is not None:
+            cex = result.counterexample
+            line += f"; counterexample violation {cex.violation:.4g} (case {cex.case_index})"
+        print(line)
+    return _verdict_exit(result.verdict.value)
+
+
+# --------------------------------------------------------------------------------------------
+# vnncomp: the run_instance contract
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_vnncomp(args: argparse.Namespace) -> int:
+    from nncert.verify.pipeline import verify
+    from nncert.verify.vnncomp import write_result_file
+
+    result_file = Path(args.result_file)
+    try:
+        timeout = float(args.timeout)
+        if not timeout > 0:
+            raise ValueError
+    except ValueError:
+        write_result_file(result_file, "error")
+        raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
+    t0 = time.perf_counter()
+    try:
+        network = load_model(args.model)
+        prop = load_spec(args.spec)
+        prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)
+    except Exception:
+        write_result_file(result_file, "error")
+        raise
+    # leave a safety margin for start-up and writing the result
+    budget = max(0.5, timeout - (time.perf_counter() - t0) - 1.0)
+    options = _options_from_args(args, time_limit=budget)
+    with Progress(sys.stderr, quiet=args.quiet) as progress:
+        result = verify(network, prop, options, progress=progress)
+    word = result.vnncomp_result
+    if word == "sat" and result.counterexample is not None:
+        cex = result.counterexample
+        y = cex.y
+        if network.source is not None:
+            from nncert.verify.importers import onnxruntime_forward
+
+            # write the outputs the organizers will recompute (onnxruntime)
+            y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
+        write_result_file(result_file, "sat", cex.x, y)
+    else:
+        write_result_file(result_file, word)
+    if not args.quiet:
+        sys.stderr.write(f"{word} in {result.time:.2f}s ({result.reason})\n")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# examples / demo
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from nncert.verify.examples import example_info, list_examples
+
+    for name in list_examples():
+        info = example_info(name)
+        print(
+            f"{name:16s} {info.get('dataset', ''):8s} {info.get('activation', ''):9s} "
+            f"acc={info.get('accuracy', float('nan')):.3f}"
+        )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nncert.verify.demo import run_demo
+
+    return run_demo(quick=args.quick, timeout=args.timeout, stream=sys.stdout)
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+
+_EPILOG = """\
+exit codes: 0 verified, 1 falsified, 2 unknown/timeout, 3 usage or input error, 4 internal error
+
+examples:
+  nncert demo                                         # the bundled end-to-end example
+  nncert verify net.onnx prop.vnnlib --timeout 60     # VNN-LIB property
+  nncert verify example:iris_relu --input x.npy --label 0 --eps 0.05 --json
+  nncert vnncomp net.onnx prop.vnnlib out.txt 116     # VNN-COMP run_instance contract
+"""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from nncert.verify.options import METHODS
+
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=METHODS,
+        help="auto (default): bounds, attacks, then branch and bound for low-dimensional "
+        "inputs or the MILP (model2 for sigmoid/tanh networks); ibp/crown/attack are "
+        "incomplete (they verify or falsify only when the evidence is conclusive); milp, bab "
+        "and benders with an exact master are complete; qubo only falsifies",
+    )
+    p.add_argument(
+        "--solver",
+        default="highs",
+        help="MILP solver: highs (default), pyomo, or pyomo:NAME for any Pyomo solver; "
+        "with --method benders the master: highs, exact, sa (simulated annealing) or tabu; "
+        "with --method qubo the sampler: sa, tabu or exact",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for attacks and branching")
+    p.add_argument(
+        "--segments",
+        type=int,
+        default=4,
+        help="initial segments per sigmoid/tanh neuron for --method model2 (default 4)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=2,
+        help="layers per window for --method window (layerwise partitioning; default 2)",
+    )
+    p.add_argument(
+        "--num-reads", type=int, default=100, help="annealer reads per QUBO (default 100)"
+    )
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for branch and bound")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nncert`` argument parser."""
+    parser = _Parser(
+        prog="nncert",
+        description="Sound verification and certification of (compressed) neural networks.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nncert {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    v = sub.add_parser(
+        "verify",
+        help="verify a property of a network",
+        description="Verify a VNN-LIB property, or L-infinity robustness around an input. "
+        "Exit code 0 verified, 1 falsified, 2 unknown or timeout, 3 input error.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("model", metavar="MODEL", help="an .onnx file, or example:NAME")
+    v.add_argument("spec", metavar="SPEC", nargs="?", help="a .vnnlib or .vnnlib.gz file")
+    v.add_argument("--input", metavar="X.npy", help="centre of an L-inf robustness property")
+    v.add_argument("--label", type=int, help="true class of --input")
+    v.add_argument("--eps", type=float, help="L-inf radius for --input")
+    v.add_argument(
+        "--domain",
+        type=float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("LO", "HI"),
+        help="clip the robustness box to [LO, HI] (default 0 1)",
+    )
+    v.add_argument("--no-clip", action="store_true", help="do not clip the robustness box")
+    v.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds for the whole run (default 300)"
+    )
+    v.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    v.add_argument("--certificate", metavar="PATH", help="write a JSON certificate")
+    _add_common(v)
+    v.set_defaults(func=_cmd_verify)
+
+    r = sub.add_parser(
+        "vnncomp",
+        help="VNN-COMP run_instance: write a result file",
+        description="The VNN-COMP run_instance contract: verify MODEL against SPEC within "
+        "TIMEOUT seconds and write RESULT_FILE (sat + witness, unsat, timeout, unknown, "
+        "error). Exit 0 when a result was written, 3 on bad input (result file: error).",
+    )
+    r.add_argument("model", metavar="MODEL")
+    r.add_argument("spec", metavar="SPEC")
+    r.add_argument("result_file", metavar="RESULT_FILE")
+    r.add_argument("timeout", metavar="TIMEOUT")
+    _add_common(r)
+    r.set_defaults(func=_cmd_vnncomp)
+
+    e = sub.add_parser("examples", help="list the bundled example networks")
+    e.set_defaults(func=_cmd_examples)
+
+    d = sub.add_parser(
+        "demo",
+        help="end-to-end run on the bundled examples",
+        description="Load the bundled networks, verify their robustness properties and "
+        "print a table (about a minute on 2 cores).",
+    )
+    d.add_argument("--quick", action="store_true", help="fewer properties (a few seconds)")
+    d.add_argument("--timeout", type=float, default=10.0, help="seconds per property")
+    d.set_defaults(func=_cmd_demo)
+
+    _register_extensions(sub)
+    return parser
+
+
+#: extra sub-commands: ``register(subparsers)`` callables, or "module:function" strings that
+#: are imported when the parser is built (a module that is not installed is skipped)
+EXTENSIONS: list[Callable[[Any], None] | str] = [
+    "nncert.certificates.cli:register",
+    "nncert.compression.cli:register",
+    "nncert.verify.ci:register",
+    "nncert.verify.bench:register",
+]
+
+
+def _register_extensions(sub: Any) -> None:
+    import importlib
+
+    for entry in EXTENSIONS:
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as err:
+                if err.name == module:
+                    continue
+                raise
+            entry = getattr(mod, attr)
+        entry(sub)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nncert")
+    except Exception:  # pragma: no cover - not installed
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INPUT_ERROR
+    from nncert.verify.errors import NncertError
+
+    try:
+        return int(args.func(args))
+    except UsageError as err:
+        sys.stderr.write(f"nncert: error: {err}\n")
+        return EXIT_INPUT_ERROR
+    except NncertError as err:
+        if args.debug:
+            raise
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        sys.stderr.write(f"nncert: error: {msg}\n")
+        return EXIT_INPUT_ERROR
+    except (OSError, ValueError) as err:
+        if args.debug:
+            raise
+        sys.stderr.write(f"nncert: error: {type(err).__name__}: {err}\n")
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("nncert: interrupted\n")
+        return 130
+    except Exception as err:
+        if args.debug or os.environ.get("NNCERT_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"nncert: internal error: {type(err).__name__}: {err} (rerun with --debug)\n"
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Options as frozen dataclasses, constructed strictly.
+
+``VerifyOptions.from_mapping({"time_limt": 5})`` raises
+``InvalidOptionsError("unknown option 'time_limt'; did you mean 'time_limit'?")``.
+Options are validated once, at the boundary (:func:`nncert.verify.verify`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from nncert.verify.errors import InvalidOptionsError
+
+Method = Literal["auto", "ibp", "crown", "attack", "milp", "bab", "benders", "qubo", "model2"]
+#: every method name the pipeline knows; plug-in methods (``register_case_method``) add theirs
+METHODS: tuple[str, ...] = (
+    "auto",
+    "ibp",
+    "crown",
+    "attack",
+    "milp",
+    "bab",
+    "benders",
+    "qubo",
+    "model2",
+    "window",
+)
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any]) -> T:
+    """Build the dataclass ``cls`` from ``values``; unknown keys raise with a suggestion."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(names)}"
+            raise InvalidOptionsError(f"unknown option {key!r}{hint}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Options of :func:`nncert.verify.verify`.
+
+    Attributes:
+        method: ``"auto"`` (cheap bounds, attacks, then the complete method chosen by the
+            query's shape: branch and bound over input splits for low-dimensional inputs,
+            the MILP otherwise), or one of ``"ibp"``, ``"crown"``, ``"attack"`` (incomplete:
+            bounds or attacks only), ``"milp"``, ``"bab"`` (complete).
+        solver: MILP solver name for the registry (``"highs"``, ``"pyomo"``, ``"pyomo:cbc"``).
+        time_limit: wall-clock budget for the whole call in seconds (``None``: unlimited).
+        seed: seed of every random choice (attacks, branching ties).
+        attack: run falsification stages (sampling, PGD).
+        attack_budget: fraction of the time limit the PGD stage may use (at most 10 s).
+        onnx_replay: replay counterexamples in onnxruntime when the network came from ONNX.
+        milp_tolerance: a MILP dual bound must exceed this to count as a proof (absorbs
+            the solver's feasibility tolerances; big-M constants amplify them).
+        bab_input_dims: inputs up to this dimension use input-split branch and bound in
+            ``"auto"`` mode.
+        jobs: worker processes for branch and bound.
+        segments: initial segments per neuron for piecewise over-approximations of sigmoid
+            and tanh (``--segments K``).
+        window: depth of the layerwise partitioning windows (``--window S``).
+        num_reads: reads per annealing call (QUBO and Benders with a sampler master).
+        spin_budget: largest QUBO (in binary variables) routed to an annealer.
+    """
+
+    method: str = "auto"
+    solver: str = "highs"
+    time_limit: float | None = 300.0
+    seed: int = 0
+    attack: bool = True
+    attack_budget: float = 0.1
+    onnx_replay: bool = True
+    milp_tolerance: float = 1e-6
+    bab_input_dims: int = 16
+    jobs: int = 1
+    segments: int = 4
+    window: int = 2
+    num_reads: int = 100
+    spin_budget: int = 64
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            close = difflib.get_close_matches(str(self.method), METHODS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidOptionsError(
+                f"method={self.method!r} is not one of {', '.join(METHODS)}{hint}"
+            )
+        if self.time_limit is not None and not (
+            isinstance(self.time_limit, (int, float))
+            and math.isfinite(self.time_limit)
+            and self.time_limit > 0
+        ):
+            raise InvalidOptionsError(f"time_limit={self.time_limit!r} must be a number > 0")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidOptionsError(f"seed={self.seed!r} must be an int >= 0")
+        if not (0.0 <= float(self.attack_budget) <= 1.0):
+            raise InvalidOptionsError(f"attack_budget={self.attack_budget!r} must lie in [0, 1]")
+        if not (0.0 <= float(self.milp_tolerance) < 1.0):
+            raise InvalidOptionsError(f"milp_tolerance={self.milp_tolerance!r} must lie in [0, 1)")
+        for name in ("jobs", "segments", "window", "num_reads", "spin_budget"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidOptionsError(f"{name}={value!r} must be an int >= 1")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> VerifyOptions:
+        """Strict construction from a mapping (unknown keys raise with a suggestion)."""
+        return from_mapping(cls, values)
+
+
+__all__ = ["METHODS", "Method", "VerifyOptions", "from_mapping"]

@@ -1,0 +1,620 @@
+"""The verification pipeline: cheap stages first, complete methods last.
+
+``verify(network, prop, options)`` runs a cascade of stages and stops at the first decisive
+verdict (DESIGN.md section 5)::
+
+    sample  -> crown (or ibp) -> attack (PGD) -> complete method (bab | milp)
+
+Every stage works on the *open* unsafe cases of the property. A case is **closed** when a
+sound lower bound of ``min_x max_r (A_r f(x) - b_r)`` over its input box is ``> 0`` (bounds),
+or when an *exact* solver proves the same (MILP optimum or dual bound above the tolerance,
+infeasibility, or branch and bound closing every node by a sound bound). The property is
+VERIFIED when every case is closed.
+
+A counterexample is reported only after it has been clipped into the case's input box and
+replayed through the float64 forward pass (and onnxruntime for ONNX models): FALSIFIED needs
+``max_r (A_r f(x) - b_r) <= 0`` under both. A solver's claimed witness that fails the replay
+is "unconfirmed" and leaves the case open.
+
+The time limit covers the whole call: each stage gets the remaining budget, and when it runs
+out the verdict is UNKNOWN with reason ``"timeout"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
+from nncert.verify.network import FloatArray, Network
+from nncert.verify.options import VerifyOptions
+from nncert.verify.result import Counterexample, StageStat, Verdict, VerificationResult
+from nncert.verify.spec import Property, UnsafeCase
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class _Context:
+    """Mutable state shared by the stages of one ``verify`` call (never escapes it)."""
+
+    network: Network
+    prop: Property
+    options: VerifyOptions
+    t0: float
+    deadline: float | None
+    rng: np.random.Generator
+    progress: ProgressFn | None
+    open_cases: list[int]
+    lower: list[float | None]
+    upper: list[float | None]
+    best_x: dict[int, FloatArray] = field(default_factory=dict)
+    stages: list[StageStat] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    counterexample: Counterexample | None = None
+    decided_by: str = ""
+    solver: str = ""
+    timed_out: bool = False
+    unconfirmed: int = 0
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.perf_counter())
+
+    def expired(self) -> bool:
+        rem = self.remaining()
+        return rem is not None and rem <= 0.0
+
+    def say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+    def close_case(self, i: int, lower: float) -> None:
+        if i in self.open_cases:
+            self.open_cases.remove(i)
+        prev = self.lower[i]
+        self.lower[i] = lower if prev is None else max(prev, lower)
+
+    def note_lower(self, i: int, lower: float) -> None:
+        prev = self.lower[i]
+        self.lower[i] = lower if prev is None else max(prev, lower)
+
+    def note_upper(self, i: int, value: float, x: FloatArray | None = None) -> None:
+        prev = self.upper[i]
+        if prev is None or value < prev:
+            self.upper[i] = value
+            if x is not None:
+                self.best_x[i] = np.asarray(x, dtype=np.float64).copy()
+
+
+# --------------------------------------------------------------------------------------------
+# Counterexample confirmation
+# --------------------------------------------------------------------------------------------
+
+
+def confirm_counterexample(
+    network: Network,
+    case: UnsafeCase,
+    case_index: int,
+    x: FloatArray,
+    *,
+    onnx_replay: bool = True,
+) -> Counterexample | None:
+    """Replay a candidate witness; return a :class:`Counterexample` only if it is real.
+
+    The candidate is clipped into the case's input box (so it lies *exactly* inside), run
+    through the float64 forward pass and, for networks read from an ONNX file, through
+    onnxruntime. Both outputs must satisfy every unsafe row: ``max_r (A_r y - b_r) <= 0``.
+    """
+    box = case.input_box
+    xc = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), box.lower, box.upper)
+    if not box.contains(xc):
+        return None
+    y = network.forward(xc)
+    viol = float(case.violation(y.reshape(1, -1))[0])
+    if not viol <= 0.0:
+        return None
+    checked = False
+    src = network.source
+    if onnx_replay and src is not None and str(src).endswith(".onnx"):
+        from nncert.verify.importers import onnxruntime_forward
+
+        y_ort = onnxruntime_forward(src, xc.reshape(1, -1))[0]
+        v_ort = float(case.violation(y_ort.reshape(1, -1))[0])
+        if not v_ort <= 0.0:
+            logger.info("candidate rejected by onnxruntime replay (violation %.3g)", v_ort)
+            return None
+        checked = True
+    return Counterexample(xc, y, case_index, viol, onnx_checked=checked)
+
+
+def _accept(ctx: _Context, i: int, x: FloatArray, source: str) -> bool:
+    """Try to confirm ``x`` for case ``i``; on success record FALSIFIED and return True."""
+    case = ctx.prop.cases[i]
+    cex = confirm_counterexample(ctx.network, case, i, x, onnx_replay=ctx.options.onnx_replay)
+    if cex is None:
+        ctx.unconfirmed += 1
+        return False
+    ctx.counterexample = cex
+    ctx.decided_by = source
+    ctx.note_upper(i, cex.violation, cex.x)
+    return True
+
+
+def _deepen(ctx: _Context, i: int, x: FloatArray, steps: int = 30) -> FloatArray | None:
+    """A short PGD run from ``x`` that pushes a borderline candidate into the unsafe set."""
+    from nncert.verify.attack import pgd_attack
+
+    case = ctx.prop.cases[i]
+    res = pgd_attack(ctx.network, case, steps=steps, restarts=4, rng=ctx.rng, x_init=np.asarray(x))
+    return None if res is None else np.asarray(res[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------
+
+
+def _stage_sample(ctx: _Context) -> None:
+    """Evaluate the box centres and a few hundred random points of every open case."""
+    n = 256
+    for i in list(ctx.open_cases):
+        case = ctx.prop.cases[i]
+        box = case.input_box
+        xs = np.vstack([box.center.reshape(1, -1), box.sample(n, ctx.rng)])
+        viol = case.violation(ctx.network.forward(xs))
+        k = int(np.argmin(viol))
+        ctx.note_upper(i, float(viol[k]), xs[k])
+        if viol[k] <= 0.0 and _accept(ctx, i, xs[k], "sample"):
+            return
+
+
+def _bounds_stage(ctx: _Context, method: str) -> None:
+    from nncert.verify.bounds import spec_bounds
+
+    for i in list(ctx.open_cases):
+        case = ctx.prop.cases[i]
+        lo, _ = spec_bounds(ctx.network, case.input_box, case.A, -case.b, method=method)
+        lb = float(np.max(lo))
+        if lb > 0.0:
+            ctx.close_case(i, lb)
+        else:
+            ctx.note_lower(i, lb)
+    if not ctx.open_cases:
+        ctx.decided_by = method
+
+
+def _stage_ibp(ctx: _Context) -> None:
+    _bounds_stage(ctx, "ibp")
+
+
+def _stage_crown(ctx: _Context) -> None:
+    _bounds_stage(ctx, "crown")
+
+
+def _stage_attack(ctx: _Context) -> None:
+    """PGD on every open case, weakest (smallest best value) first."""
+    from nncert.verify.attack import pgd_attack
+
+    budget = 10.0
+    rem = ctx.remaining()
+    if rem is not None:
+        budget = min(budget, ctx.options.attack_budget * rem)
+    stop = time.perf_counter() + budget
+    order = sorted(ctx.open_cases, key=lambda j: np.inf if ctx.upper[j] is None else ctx.upper[j])
+    for i in order:
+        if time.perf_counter() > stop:
+            break
+        case = ctx.prop.cases[i]
+        res = pgd_attack(
+            ctx.network, case, steps=50, restarts=8, rng=ctx.rng, x_init=ctx.best_x.get(i)
+        )
+        if res is None:
+            continue
+        x, value = np.asarray(res[0]), float(res[1])
+        ctx.note_upper(i, value, x)
+        if value <= 0.0 and _accept(ctx, i, x, "attack"):
+            return
+
+
+def _stage_milp(ctx: _Context) -> None:
+    """Exact MILP per open case (Model 1 over CROWN-tightened big-M bounds)."""
+    from nncert.formulations.milp import encode_milp
+    from nncert.solvers.base import SolveStatus
+    from nncert.solvers.registry import get_solver
+    from nncert.verify.bounds import crown_bounds
+
+    if not ctx.network.is_piecewise_linear:
+        ctx.stats["milp_skipped"] = "network has non-piecewise-linear activations"
+        return
+    solver = get_solver(ctx.options.solver)
+    ctx.solver = getattr(solver, "name", str(ctx.options.solver))
+    tol = ctx.options.milp_tolerance
+    order = sorted(ctx.open_cases, key=lambda j: np.inf if ctx.upper[j] is None else ctx.upper[j])
+    n_bin = 0
+    for k, i in enumerate(order):
+        if ctx.expired():
+            ctx.timed_out = True
+            return
+        case = ctx.prop.cases[i]
+        ctx.say(f"milp: case {k + 1}/{len(order)} (of {len(ctx.prop.cases)})")
+        bounds = crown_bounds(ctx.network, case.input_box)
+        problem = encode_milp(ctx.network, case, bounds)
+        n_bin += int(np.count_nonzero(problem.integrality))
+        init = ctx.best_x.get(i)
+        res = solver.solve(
+            problem,
+            time_limit=ctx.remaining(),
+            objective_target=0.0,
+            bound_target=tol,
+            initial_solution=None if init is None else _full_start(problem, ctx.network, init),
+        )
+        st = res.status
+        ctx.stats.setdefault("milp", []).append(
+            {
+                "case": i,
+                "status": st.value,
+                "objective": res.objective,
+                "bound": res.bound,
+                "binaries": int(np.count_nonzero(problem.integrality)),
+                "time": res.info.get("time"),
+            }
+        )
+        exact = bool(getattr(solver, "exact", False))
+        if st is SolveStatus.INFEASIBLE and exact:
+            ctx.close_case(i, np.inf)
+            continue
+        if res.bound is not None and exact and res.bound > tol:
+            ctx.close_case(i, float(res.bound))
+            continue
+        if res.bound is not None and exact:
+            ctx.note_lower(i, float(res.bound))
+        if res.x is not None and res.objective is not None and res.objective <= tol:
+            x = problem.index.decode_input(res.x)
+            if _accept(ctx, i, x, "milp"):
+                return
+            deeper = _deepen(ctx, i, x)
+            if deeper is not None and _accept(ctx, i, deeper, "milp+pgd"):
+                return
+        if st in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED) or ctx.expired():
+            ctx.timed_out = True
+            return
+    ctx.stats["binaries"] = n_bin
+    if not ctx.open_cases:
+        ctx.decided_by = "milp"
+
+
+def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | None:
+    """A complete MILP start from an input point (every column set by a forward pass)."""
+    starter = getattr(problem, "start_from_input", None)
+    if starter is None:
+        return None
+    try:
+        return np.asarray(starter(network, x), dtype=np.float64)
+    except Exception:  # a start is only a hint; never let it break a proof
+        logger.debug("could not build a MILP start", exc_info=True)
+        return None
+
+
+def _stage_bab(ctx: _Context) -> None:
+    """Branch and bound per open case (input splits; sound bounds close nodes)."""
+    from nncert.verify.bab import BabOptions, bab_verify_case
+
+    opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs)
+    for k, i in enumerate(list(ctx.open_cases)):
+        if ctx.expired():
+            ctx.timed_out = True
+            return
+        case = ctx.prop.cases[i]
+        ctx.say(f"bab: case {k + 1}/{len(ctx.prop.cases)}")
+        out = bab_verify_case(ctx.network, case, deadline=ctx.deadline, options=opts)
+        ctx.stats.setdefault("bab", []).append({"case": i, **_bab_stats(out)})
+        if out.status == "verified":
+            ctx.close_case(i, float(out.lower_bound) if out.lower_bound is not None else 0.0)
+        elif out.status == "falsified" and out.x is not None:
+            if _accept(ctx, i, np.asarray(out.x), "bab"):
+                return
+        else:
+            if out.lower_bound is not None:
+                ctx.note_lower(i, float(out.lower_bound))
+            ctx.timed_out = ctx.timed_out or ctx.expired() or out.status == "timeout"
+            return
+    if not ctx.open_cases:
+        ctx.decided_by = "bab"
+
+
+def _bab_stats(out: Any) -> dict[str, Any]:
+    keep = ("status", "lower_bound", "nodes", "max_depth", "time")
+    return {k: getattr(out, k) for k in keep if hasattr(out, k)}
+
+
+def _stage_complete(ctx: _Context) -> None:
+    """``auto``: branch and bound for low-dimensional inputs, the MILP otherwise."""
+    if ctx.network.n_inputs <= ctx.options.bab_input_dims and ctx.network.is_piecewise_linear:
+        _stage_bab(ctx)
+    else:
+        _stage_milp(ctx)
+
+
+# --------------------------------------------------------------------------------------------
+# Plug-in complete methods (QUBO, Benders, Model 2, windows, ...)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What a plug-in complete method returns for one unsafe case.
+
+    Attributes:
+        status: ``"verified"`` (the case is infeasible), ``"falsified"`` (``x`` is a candidate
+            witness; the pipeline replays it before believing it), ``"unknown"`` or
+            ``"timeout"``.
+        exact: whether a ``"verified"`` status rests on sound evidence (a bound > 0 or an
+            exact solver's proof). The pipeline closes a case only when this is true, so a
+            heuristic (annealing) method can never verify.
+        lower_bound: a sound lower bound of ``min_x max_r (A_r f(x) - b_r)`` if known.
+        x: candidate witness (flattened input) for ``"falsified"``.
+        solver: solver name(s) used, for reports.
+        stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
+    """
+
+    status: str
+    exact: bool = False
+    lower_bound: float | None = None
+    x: FloatArray | None = None
+    solver: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a plug-in complete method receives besides the network and the case."""
+
+    options: VerifyOptions
+    deadline: float | None
+    rng: np.random.Generator
+    progress: ProgressFn | None
+    case_index: int
+    best_x: FloatArray | None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (``None``: unlimited)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.perf_counter())
+
+
+CaseMethod = Callable[[Network, UnsafeCase, CaseContext], CaseOutcome]
+
+#: plug-in method name -> "module:function" (imported lazily) or a callable
+CASE_METHODS: dict[str, str | CaseMethod] = {
+    "benders": "nncert.solvers.benders_method:benders_case",
+    "qubo": "nncert.solvers.qubo_method:qubo_case",
+    "model2": "nncert.formulations.model2_method:model2_case",
+    "window": "nncert.formulations.partition_method:window_case",
+}
+
+
+def register_case_method(name: str, method: str | CaseMethod) -> None:
+    """Register a complete method; ``verify(..., method=name)`` then runs
+    ``sample, crown, attack, name``."""
+    CASE_METHODS[name] = method
+    PLANS.setdefault(name, ("sample", "crown", "attack", name))
+
+
+def _resolve_case_method(name: str) -> CaseMethod:
+    import importlib
+
+    target = CASE_METHODS[name]
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    fn = getattr(importlib.import_module(module), attr)
+    return fn  # type: ignore[no-any-return]
+
+
+def _run_case_method(ctx: _Context, name: str) -> None:
+    """Run a plug-in complete method on every open case."""
+    method = _resolve_case_method(name)
+    for k, i in enumerate(list(ctx.open_cases)):
+        if ctx.expired():
+            ctx.timed_out = True
+            return
+        case = ctx.prop.cases[i]
+        ctx.say(f"{name}: case {k + 1}/{len(ctx.prop.cases)}")
+        cctx = CaseContext(
+            options=ctx.options,
+            deadline=ctx.deadline,
+            rng=ctx.rng,
+            progress=ctx.progress,
+            case_index=i,
+            best_x=ctx.best_x.get(i),
+        )
+        out = method(ctx.network, case, cctx)
+        ctx.stats.setdefault(name, []).append(
+            {"case": i, "status": out.status, "lower_bound": out.lower_bound, **out.stats}
+        )
+        if out.solver:
+            ctx.solver = out.solver
+        for key in ("spins", "iterations"):
+            if key in out.stats:
+                ctx.stats[key] = ctx.stats.get(key, 0) + out.stats[key]
+        if "master_solver" in out.stats:
+            ctx.stats["master_solver"] = out.stats["master_solver"]
+        if out.status == "verified" and out.exact:
+            lb = out.lower_bound if out.lower_bound is not None else 0.0
+            ctx.close_case(i, float(lb))
+            continue
+        if out.lower_bound is not None and out.exact:
+            ctx.note_lower(i, float(out.lower_bound))
+        if out.x is not None:
+            if _accept(ctx, i, np.asarray(out.x), name):
+                return
+        if out.status == "timeout" or ctx.expired():
+            ctx.timed_out = True
+            return
+    if not ctx.open_cases:
+        ctx.decided_by = name
+
+
+#: stage name -> implementation
+STAGES: dict[str, Callable[[_Context], None]] = {
+    "sample": _stage_sample,
+    "ibp": _stage_ibp,
+    "crown": _stage_crown,
+    "attack": _stage_attack,
+    "milp": _stage_milp,
+    "bab": _stage_bab,
+    "complete": _stage_complete,
+}
+
+#: method -> ordered stage names
+PLANS: dict[str, tuple[str, ...]] = {
+    "auto": ("sample", "crown", "attack", "complete"),
+    "ibp": ("sample", "ibp"),
+    "crown": ("sample", "crown"),
+    "attack": ("sample", "attack"),
+    "milp": ("sample", "crown", "attack", "milp"),
+    "bab": ("sample", "crown", "attack", "bab"),
+}
+
+
+for _name in CASE_METHODS:
+    PLANS.setdefault(_name, ("sample", "crown", "attack", _name))
+
+
+def _plan(options: VerifyOptions) -> tuple[str, ...]:
+    plan = PLANS[options.method]
+    if not options.attack:
+        plan = tuple(s for s in plan if s not in ("sample", "attack"))
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def verify(
+    network: Network,
+    prop: Property,
+    options: VerifyOptions | Mapping[str, Any] | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    **overrides: Any,
+) -> VerificationResult:
+    """Verify ``prop`` on ``network``.
+
+    Args:
+        network: the network.
+        prop: the property (unsafe cases; see :mod:`nncert.verify.spec`).
+        options: a :class:`VerifyOptions`, a mapping for it, or ``None`` (defaults).
+        progress: optional callback receiving one-line progress messages.
+        **overrides: option fields to override (``method="milp"``, ``time_limit=10``).
+
+    Returns:
+        The :class:`VerificationResult`: VERIFIED, FALSIFIED (with a confirmed witness) or
+        UNKNOWN (with a reason). Never raises for "unknown" or timeouts.
+
+    Raises:
+        InvalidPropertyError: the property does not fit the network.
+        InvalidOptionsError: an unknown or invalid option.
+    """
+    if options is None:
+        opts = VerifyOptions()
+    elif isinstance(options, VerifyOptions):
+        opts = options
+    elif isinstance(options, Mapping):
+        opts = VerifyOptions.from_mapping(options)
+    else:
+        raise InvalidOptionsError(f"options={options!r} must be VerifyOptions or a mapping")
+    if overrides:
+        opts = VerifyOptions.from_mapping({**asdict(opts), **overrides})
+    if not isinstance(network, Network):
+        raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
+    if not isinstance(prop, Property):
+        raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
+    prop.check_network_shape(network.n_inputs, network.n_outputs)
+
+    t0 = time.perf_counter()
+    deadline = None if opts.time_limit is None else t0 + float(opts.time_limit)
+    n = len(prop.cases)
+    ctx = _Context(
+        network=network,
+        prop=prop,
+        options=opts,
+        t0=t0,
+        deadline=deadline,
+        rng=np.random.default_rng(opts.seed),
+        progress=progress,
+        open_cases=list(range(n)),
+        lower=[None] * n,
+        upper=[None] * n,
+    )
+    for name in _plan(opts):
+        if ctx.counterexample is not None or not ctx.open_cases:
+            break
+        if ctx.expired():
+            ctx.timed_out = True
+            break
+        ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
+        s0 = time.perf_counter()
+        before = len(ctx.open_cases)
+        stage = STAGES.get(name)
+        if stage is None:
+            _run_case_method(ctx, name)
+        else:
+            stage(ctx)
+        outcome = (
+            "falsified"
+            if ctx.counterexample is not None
+            else ("verified" if not ctx.open_cases else f"{before - len(ctx.open_cases)} closed")
+        )
+        ctx.stages.append(StageStat(name, time.perf_counter() - s0, outcome))
+
+    elapsed = time.perf_counter() - t0
+    if ctx.counterexample is not None:
+        verdict, reason = Verdict.FALSIFIED, ctx.decided_by
+    elif not ctx.open_cases:
+        verdict, reason = Verdict.VERIFIED, ctx.decided_by
+    elif ctx.timed_out or ctx.expired():
+        verdict, reason = Verdict.UNKNOWN, "timeout"
+    else:
+        verdict = Verdict.UNKNOWN
+        reason = "unconfirmed_counterexample" if ctx.unconfirmed else "inconclusive"
+    stats = dict(ctx.stats)
+    stats["cases"] = n
+    stats["open_cases"] = list(ctx.open_cases)
+    return VerificationResult(
+        verdict=verdict,
+        reason=reason,
+        counterexample=ctx.counterexample,
+        margin_lower=tuple(ctx.lower),
+        margin_upper=tuple(ctx.upper),
+        method=ctx.decided_by if verdict is not Verdict.UNKNOWN else opts.method,
+        solver=ctx.solver,
+        time=elapsed,
+        stages=tuple(ctx.stages),
+        stats=stats,
+    )
+
+
+__all__ = [
+    "CASE_METHODS",
+    "PLANS",
+    "STAGES",
+    "CaseContext",
+    "CaseMethod",
+    "CaseOutcome",
+    "confirm_counterexample",
+    "register_case_method",
+    "verify",
+]

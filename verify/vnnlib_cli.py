@@ -1,0 +1,276 @@
+"""``nncert-vnnlib``: the solver command line of the VNN-LIB 2.0 standard (its chapter 5).
+
+::
+
+    nncert-vnnlib --name | --version
+    nncert-vnnlib verify QUERY --network NAME=MODEL.onnx [--network ...] [--timeout S]
+                  [--serialise-assignments DIR]
+    nncert-vnnlib supports --onnx-operators | --onnx-opset-versions | --vnnlib-versions | ...
+
+The first line ``verify`` prints on stdout is ``sat``, ``unsat``, ``unknown`` or ``timed-out``.
+For ``sat`` the assignment follows (unless ``--serialise-assignments`` is given, in which case
+one ``NAME.pb`` ONNX TensorProto per variable is written to DIR): for each declared variable,
+in declaration order, a header line ``NAME <type> [d1,d2]`` and then its values, one per line,
+in row-major order. Logs and errors go to stderr. Usage errors exit with 1.
+
+nncert analyses networks in real arithmetic (float64, round to nearest), not in the declared
+floating-point types; it accepts queries that declare ONNX float types and says so on stderr
+(``supports --onnx-element-types`` honestly reports only ``real``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+NAME = "nncert"
+EXIT_USAGE = 1
+
+#: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers)
+ONNX_OPERATORS = (
+    "Add",
+    "BatchNormalization",
+    "Clip",
+    "Constant",
+    "Conv",
+    "DequantizeLinear",
+    "Div",
+    "Flatten",
+    "Gemm",
+    "Identity",
+    "LeakyRelu",
+    "MatMul",
+    "Mul",
+    "QuantizeLinear",
+    "Relu",
+    "Reshape",
+    "Sigmoid",
+    "Squeeze",
+    "Sub",
+    "Tanh",
+    "Unsqueeze",
+)
+
+#: ``supports`` capability -> lines printed
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "onnx_operators": ONNX_OPERATORS,
+    "onnx_opset_versions": ("7", "21"),
+    "onnx_element_types": ("real",),
+    "vnnlib_versions": ("1.0", "2.0"),
+    "hidden_node_theories": ("NH",),
+    "multiple_input_output_theories": ("SIO",),
+    "multiple_network_theories": ("SNET",),
+    "multiple_node_comparison_theories": ("SNC",),
+    "arithmetic_complexity_theories": ("BND", "COUT"),
+    "optimised_disjunctive_reasoning": ("false",),
+    "serialise_assignments": ("true",),
+    "unsat_proofs": ("false",),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nncert")
+    except Exception:  # pragma: no cover
+        return "0.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nncert-vnnlib`` argument parser."""
+    p = _Parser(
+        prog="nncert-vnnlib",
+        description="VNN-LIB 2.0 standard solver interface of nncert.",
+    )
+    p.add_argument("--name", action="store_true", help="print the solver's name")
+    p.add_argument("--version", action="store_true", help="print the solver's version")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    v = sub.add_parser("verify", help="decide a VNN-LIB query")
+    v.add_argument("query", metavar="QUERY", help="a VNN-LIB 2.0 (or 1.0) query file")
+    v.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL.onnx",
+        help="the ONNX file of a declared network (once per network)",
+    )
+    v.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    v.add_argument("--serialise-assignments", metavar="DIR", help="write NAME.pb tensors")
+    s = sub.add_parser("supports", help="report a capability")
+    group = s.add_mutually_exclusive_group(required=True)
+    for cap in CAPABILITIES:
+        group.add_argument(
+            "--" + cap.replace("_", "-"), dest="capability", action="store_const", const=cap
+        )
+    return p
+
+
+def _dtype_name(dtype: Any) -> str:
+    text = str(dtype).split(".")[-1].lower()
+    return {"f32": "float32", "f64": "float64", "f16": "float16", "real": "Real"}.get(text, text)
+
+
+def _is_vnnlib2(path: Path) -> bool:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:  # type: ignore[operator]
+        head = fh.read(4096)
+    return "declare-network" in head
+
+
+def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
+    """Every declared input and output of a VNN-LIB 2.0 query, in declaration order.
+
+    Each entry: ``name``, ``type`` (``float32``, ``Real``, ...), ``shape``, ``kind``
+    (``input``/``output``) and ``network``. VNN-LIB 1.0 files give ``[]``.
+    """
+    if not _is_vnnlib2(query_path):
+        return []
+    import vnnlib
+
+    query = vnnlib.parse_query_file(str(query_path))
+    out: list[dict[str, Any]] = []
+    for net in query.networks:
+        for kind, items in (("input", net.inputs), ("output", net.outputs)):
+            for var in items:
+                out.append(
+                    {
+                        "name": str(var.name),
+                        "type": _dtype_name(var.dtype),
+                        "shape": [int(s) for s in var.shape],
+                        "kind": kind,
+                        "network": str(net.name),
+                    }
+                )
+    return out
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nncert.verify.importers import from_onnx, onnxruntime_forward
+    from nncert.verify.options import VerifyOptions
+    from nncert.verify.pipeline import verify
+    from nncert.verify.spec import Property
+    from nncert.verify.vnnlib import load_vnnlib
+
+    query = Path(args.query)
+    if not query.exists():
+        raise _Usage(f"{query}: no such file")
+    mapping: dict[str, Path] = {}
+    for item in args.network:
+        if "=" not in item:
+            raise _Usage(f"--network {item!r}: expected NAME=MODEL.onnx")
+        name, path = item.split("=", 1)
+        if not Path(path).exists():
+            raise _Usage(f"--network {name}: {path}: no such file")
+        mapping[name] = Path(path)
+    if not mapping:
+        raise _Usage("verify needs --network NAME=MODEL.onnx")
+    prop = load_vnnlib(query)
+    if not isinstance(prop, Property):
+        sys.stderr.write(f"{query}: multi-network queries are parsed but not decided yet\n")
+        print("unknown")
+        return 0
+    decls = _declared_variables(query)
+    net_names = sorted({d["network"] for d in decls})
+    if net_names and set(mapping) != set(net_names):
+        raise _Usage(
+            f"--network names {sorted(mapping)} do not match the query's networks {net_names}"
+        )
+    if len(mapping) != 1:
+        raise _Usage("single-network query: give exactly one --network")
+    onnx_path = next(iter(mapping.values()))
+    if any(d["type"] not in ("Real", "real") for d in decls):
+        sys.stderr.write(
+            "nncert-vnnlib: note: the query declares floating-point types; nncert analyses "
+            "in real (float64) arithmetic\n"
+        )
+    network = from_onnx(onnx_path)
+    prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(query))
+    result = verify(network, prop, VerifyOptions(time_limit=args.timeout))
+    word = {"verified": "unsat", "falsified": "sat"}.get(result.verdict.value)
+    if word is None:
+        word = "timed-out" if result.reason == "timeout" else "unknown"
+    print(word)
+    if word == "sat" and result.counterexample is not None:
+        x = result.counterexample.x
+        y = onnxruntime_forward(str(onnx_path), x.reshape(1, -1))[0]
+        if decls:
+            variables = [
+                (d["name"], d["type"], d["shape"], x if d["kind"] == "input" else y) for d in decls
+            ]
+        else:
+            variables = [("X", "Real", [x.size], x), ("Y", "Real", [y.size], y)]
+        if args.serialise_assignments:
+            _serialise(Path(args.serialise_assignments), variables)
+        else:
+            for name, typ, shape, values in variables:
+                print(f"{name} {typ} [{','.join(str(int(s)) for s in shape)}]")
+                for v in np.asarray(values, dtype=np.float64).reshape(-1):
+                    print(repr(float(v)))
+    return 0
+
+
+def _serialise(folder: Path, variables: list[tuple[str, str, list[int], Any]]) -> None:
+    import numpy as np
+    import onnx.numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np_types = {"float32": np.float32, "float16": np.float16}
+    for name, typ, shape, values in variables:
+        arr = np.asarray(values, dtype=np_types.get(typ, np.float64)).reshape(shape)
+        tensor = onnx.numpy_helper.from_array(arr, name=name)
+        (folder / f"{name}.pb").write_bytes(tensor.SerializeToString())
+
+
+class _Usage(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.name:
+        print(NAME)
+        return 0
+    if args.version:
+        print(_version())
+        return 0
+    if args.command == "supports":
+        for line in CAPABILITIES[args.capability]:
+            print(line)
+        return 0
+    if args.command != "verify":
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    from nncert.verify.errors import NncertError
+
+    try:
+        return _cmd_verify(args)
+    except _Usage as err:
+        sys.stderr.write(f"nncert-vnnlib: error: {err}\n")
+        return EXIT_USAGE
+    except (NncertError, OSError, ValueError) as err:
+        sys.stderr.write(f"nncert-vnnlib: error: {str(err).splitlines()[0] if str(err) else err}\n")
+        return 2
+    except Exception as err:
+        sys.stderr.write(f"nncert-vnnlib: internal error: {type(err).__name__}: {err}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
