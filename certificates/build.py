@@ -1,0 +1,268 @@
+"""Building certificates from verification results.
+
+:func:`certificate_from_result` turns any :class:`~nncert.verify.result.VerificationResult`
+into a :class:`~nncert.certificates.model.Certificate`:
+
+========================  ====================================================================
+result                    evidence
+========================  ====================================================================
+VERIFIED by ibp/crown     :class:`BoundEvidence`, row bounds recomputed with the same method
+VERIFIED by milp          :class:`MilpEvidence` from ``result.stats["milp"]`` plus the bound
+                          presolve (cases closed by CROWN before the MILP ran)
+VERIFIED by bab           :class:`BabEvidence` from ``result.stats["bab"]`` plus the presolve
+FALSIFIED                 :class:`CounterexampleEvidence` from ``result.counterexample``
+UNKNOWN                   :class:`NoEvidence` with the partial per-case bounds
+========================  ====================================================================
+
+The builder never upgrades a verdict: a VERIFIED result whose evidence cannot be assembled
+(e.g. a case closed by no recorded means) raises :class:`CertificateError` rather than emitting
+an unsupported claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nncert.certificates.model import (
+    SCHEMA_VERSION,
+    BabCase,
+    BabEvidence,
+    BoundEvidence,
+    Certificate,
+    CounterexampleEvidence,
+    Evidence,
+    MilpCase,
+    MilpEvidence,
+    NetworkRef,
+    NoEvidence,
+    Provenance,
+)
+from nncert.verify.errors import CertificateError
+from nncert.verify.network import Network
+from nncert.verify.result import Verdict, VerificationResult
+from nncert.verify.spec import Property
+
+#: solver name -> distribution whose version is recorded in the provenance
+SOLVER_PACKAGES: dict[str, str] = {
+    "highs": "highspy",
+    "pyomo": "pyomo",
+    "dimod": "dimod",
+    "exact-qubo": "dimod",
+}
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """Options as a plain dict (dataclass, mapping or ``None``)."""
+    if options is None:
+        return {}
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        return dataclasses.asdict(options)
+    if isinstance(options, Mapping):
+        return dict(options)
+    raise CertificateError(f"options={options!r} must be a dataclass, a mapping or None")
+
+
+def solver_versions(names: list[str]) -> dict[str, str]:
+    """Installed versions of the solver packages behind ``names`` (no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for name in names:
+        if not name:
+            continue
+        pkg = SOLVER_PACKAGES.get(name.split(":", 1)[0], name)
+        try:
+            out[name] = version(pkg)
+        except (PackageNotFoundError, ValueError):
+            out[name] = "unknown"
+    return out
+
+
+def bound_evidence(network: Network, prop: Property, method: str = "crown") -> BoundEvidence:
+    r"""Row-wise bounds of every case, :math:`\ell_{i,r} \le \min_{x \in X_i} g_{i,r}(x)`.
+
+    ``case_lower[i] = max_r row_lower[i][r]`` (``-inf`` for a case with no rows).
+    """
+    from nncert.verify.bounds import spec_bounds
+
+    rows: list[tuple[float, ...]] = []
+    cases: list[float] = []
+    for case in prop.cases:
+        if case.n_rows == 0:
+            rows.append(())
+            cases.append(-math.inf)
+            continue
+        lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=method)
+        r = tuple(float(v) for v in lo)
+        rows.append(r)
+        cases.append(max(r))
+    return BoundEvidence(method, tuple(cases), tuple(rows), "float64-nearest")
+
+
+def _opt(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _milp_evidence(
+    result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any]
+) -> MilpEvidence:
+    recs: list[MilpCase] = []
+    for rec in result.stats.get("milp", []):
+        obj, bnd = _opt(rec.get("objective")), _opt(rec.get("bound"))
+        status = str(rec.get("status", ""))
+        if status == "infeasible":
+            bnd = math.inf
+        gap = None
+        if obj is not None and bnd is not None and math.isfinite(obj - bnd):
+            gap = obj - bnd
+        recs.append(MilpCase(int(rec["case"]), status, obj, bnd, gap))
+    return MilpEvidence(
+        solver=result.solver or str(opts.get("solver", "")),
+        exact=True,  # the pipeline only closes cases with an exact solver
+        cases=tuple(recs),
+        tolerance=float(opts.get("milp_tolerance", 1e-6)),
+        presolve=presolve,
+    )
+
+
+def _bab_evidence(result: VerificationResult, presolve: BoundEvidence) -> BabEvidence:
+    recs: list[BabCase] = []
+    for rec in result.stats.get("bab", []):
+        recs.append(
+            BabCase(
+                int(rec["case"]),
+                str(rec.get("status", "")),
+                _opt(rec.get("lower_bound")),
+                int(rec.get("nodes") or 0),
+            )
+        )
+    return BabEvidence(
+        method="input-split+crown",
+        nodes=sum(r.nodes for r in recs),
+        cases=tuple(recs),
+        presolve=presolve,
+    )
+
+
+def _verified_evidence(
+    network: Network, prop: Property, result: VerificationResult, opts: dict[str, Any]
+) -> Evidence:
+    method = result.method
+    bound_method = "ibp" if method == "ibp" else "crown"
+    presolve = bound_evidence(network, prop, bound_method)
+    if method in ("ibp", "crown", "alpha-crown"):
+        if method == "alpha-crown":
+            presolve = bound_evidence(network, prop, "alpha-crown")
+        bad = [i for i, v in enumerate(presolve.case_lower) if not v > 0.0]
+        if bad:
+            raise CertificateError(
+                f"result claims VERIFIED by {method}, but recomputed bounds do not prove "
+                f"case(s) {bad}"
+            )
+        return presolve
+    ev: MilpEvidence | BabEvidence
+    if method == "milp":
+        ev = _milp_evidence(result, presolve, opts)
+    elif method == "bab":
+        ev = _bab_evidence(result, presolve)
+    else:
+        raise CertificateError(
+            f"cannot build evidence for a VERIFIED result decided by method {method!r}"
+        )
+    lower = ev.case_lower_bounds()
+    bad = [
+        i
+        for i in range(len(prop.cases))
+        if not (presolve.case_lower[i] > 0.0 or _closed_by_record(ev, i))
+    ]
+    if bad or len(lower) < len(prop.cases):
+        raise CertificateError(
+            f"result claims VERIFIED by {method}, but case(s) {bad} have no recorded proof"
+        )
+    return ev
+
+
+def _closed_by_record(ev: MilpEvidence | BabEvidence, i: int) -> bool:
+    if isinstance(ev, MilpEvidence):
+        return any(
+            r.case_index == i
+            and (r.status == "infeasible" or (r.bound is not None and r.bound > ev.tolerance))
+            for r in ev.cases
+        )
+    return any(
+        r.case_index == i
+        and r.status == "verified"
+        and r.lower_bound is not None
+        and r.lower_bound > 0
+        for r in ev.cases
+    )
+
+
+def certificate_from_result(
+    network: Network,
+    prop: Property,
+    result: VerificationResult,
+    *,
+    options: Any = None,
+) -> Certificate:
+    """Build the certificate of ``result`` (any verdict) for ``prop`` on ``network``.
+
+    Args:
+        network: the verified network.
+        prop: the property.
+        result: what :func:`nncert.verify.verify` returned for them.
+        options: the options used (a :class:`VerifyOptions`, a mapping or ``None``); recorded
+            in the provenance.
+
+    Returns:
+        The :class:`Certificate`; :func:`nncert.certificates.check` accepts it for ``network``.
+
+    Raises:
+        CertificateError: the result's verdict cannot be backed by evidence (e.g. a VERIFIED
+            result from an unknown method), or a counterexample is missing.
+        InvalidPropertyError: ``prop`` does not fit ``network``.
+    """
+    prop.check_network_shape(network.n_inputs, network.n_outputs, where="certificate")
+    opts = options_dict(options)
+    evidence: Evidence
+    if result.verdict is Verdict.VERIFIED:
+        evidence = _verified_evidence(network, prop, result, opts)
+    elif result.verdict is Verdict.FALSIFIED:
+        cex = result.counterexample
+        if cex is None:
+            raise CertificateError("a FALSIFIED result needs a counterexample")
+        evidence = CounterexampleEvidence(
+            x=np.asarray(cex.x, dtype=np.float64).reshape(-1),
+            y=np.asarray(cex.y, dtype=np.float64).reshape(-1),
+            case_index=int(cex.case_index),
+            violation=float(cex.violation),
+            onnx_checked=bool(cex.onnx_checked),
+        )
+    else:
+        evidence = NoEvidence(
+            reason=result.reason,
+            case_lower=tuple(_opt(v) for v in result.margin_lower),
+            case_upper=tuple(_opt(v) for v in result.margin_upper),
+        )
+    seed = opts.get("seed")
+    prov = Provenance.current(
+        method=result.method,
+        options=opts,
+        seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
+        time=float(result.time),
+        solvers=solver_versions([result.solver]),
+    )
+    return Certificate(
+        SCHEMA_VERSION, NetworkRef.from_network(network), prop, result.verdict, evidence, prov
+    )
+
+
+__all__ = ["bound_evidence", "certificate_from_result", "options_dict", "solver_versions"]

@@ -1,0 +1,659 @@
+r"""Independent certificate checker with a small trusted base.
+
+:func:`check` re-derives what it can from the network alone and states plainly what it takes on
+trust:
+
+* **Fingerprint**: ``cert.network.fingerprint`` must equal :meth:`Network.fingerprint` of the
+  network given, and the property must fit its input/output sizes.
+* **Counterexamples**: ``x`` must lie in the case's box *exactly*, and a float64 forward pass
+  must give :math:`\max_r (A_r f(x) - b_r) \le 0`; the stored ``y`` and violation must match the
+  replay (and onnxruntime agrees when the network came from an ONNX file).
+* **Bound evidence**: every claimed row bound :math:`\ell_{i,r}` is recomputed with the same
+  method (IBP or CROWN); the recomputed bound must reach the claim (up to ``1e-9`` relative) and
+  every case of a VERIFIED certificate needs :math:`\max_r \ell_{i,r} > 0`. With
+  ``outward=True`` IBP is recomputed in *outward-rounded* arithmetic: each affine step
+  :math:`W a + b` gets the a-priori dot-product error bound
+  :math:`|fl(w^\top a) - w^\top a| \le \gamma_n |w|^\top |a|`,
+  :math:`\gamma_n = nu/(1 - nu)`, :math:`u = 2^{-53}` (doubled for safety), followed by
+  ``np.nextafter`` towards :math:`\mp\infty`; smooth activations are widened by 8 ulps. CROWN
+  claims are recomputed in round-to-nearest (the report says so) and additionally tried with
+  outward IBP, which is rigorous when it succeeds.
+* **MILP / branch-and-bound evidence**: structural checks only (exact solver, dual bound above
+  the tolerance or infeasibility, primal ≥ dual); reported as "solver-attested".
+* **Transfer evidence**: needs the ``source`` network. :math:`\Delta` is recomputed with the
+  recorded method; with the recomputed :math:`\Delta_{i,r}` the target bound
+  :math:`\max(m_i + \min_r \Delta_{i,r}, \max_r(\ell_{i,r} + \Delta_{i,r}))` must be ``> 0``
+  and reach the claim. With ``source_certificate`` the source margins are re-checked as well
+  (recursively); otherwise they are taken from the embedded summary (reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nncert.certificates.model import (
+    BOUND_METHODS,
+    BabEvidence,
+    BoundEvidence,
+    Certificate,
+    CounterexampleEvidence,
+    MilpEvidence,
+    NoEvidence,
+    TransferEvidence,
+)
+from nncert.verify.errors import NncertError
+from nncert.verify.network import (
+    FloatArray,
+    HardTanh,
+    Identity,
+    LeakyReLU,
+    Network,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    apply_activation,
+)
+from nncert.verify.result import Verdict
+from nncert.verify.spec import Property, UnsafeCase
+
+#: Relative tolerance for "recomputed bound reaches the claim" comparisons.
+REPRODUCE_RTOL = 1e-9
+
+_U = 2.0**-53
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Outcome of :func:`check`.
+
+    Attributes:
+        ok: the certificate holds for the given network (every claim re-validated or
+            explicitly attested).
+        reasons: why it was rejected (empty when ``ok``).
+        attested: what was established and how (``"case 0: crown bound 0.31 re-propagated"``,
+            ``"case 2: solver-attested (highs, exact)"``...).
+    """
+
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    attested: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: ``holds (...)`` or ``rejected: <first reason>``."""
+        if self.ok:
+            return f"holds ({len(self.attested)} item(s) attested)"
+        return f"rejected: {self.reasons[0] if self.reasons else 'unknown reason'}"
+
+
+# --------------------------------------------------------------------------------------------
+# Outward-rounded IBP
+# --------------------------------------------------------------------------------------------
+
+
+def _gamma(n: int) -> float:
+    nu = n * _U
+    return 2.0 * nu / (1.0 - nu)
+
+
+def _down(v: FloatArray) -> FloatArray:
+    return np.nextafter(v, -np.inf)
+
+
+def _up(v: FloatArray) -> FloatArray:
+    return np.nextafter(v, np.inf)
+
+
+def _affine_outward(
+    W: FloatArray, b: FloatArray, lo: FloatArray, hi: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Rigorous enclosure of ``{W a + b : lo <= a <= hi}`` in float64 arithmetic."""
+    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    low = Wp @ lo + Wn @ hi + b
+    upp = Wp @ hi + Wn @ lo + b
+    mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
+    err = _up(_gamma(W.shape[1] + 2) * mag)
+    return _down(_down(low) - err), _up(_up(upp) + err)
+
+
+def _act_outward(layer: object, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Monotone activation applied to the bounds, rounded outward."""
+    if isinstance(layer, (ReLU, HardTanh, Identity)):
+        return apply_activation(layer, lo), apply_activation(layer, hi)  # exact in float
+    if isinstance(layer, LeakyReLU):
+        return _down(apply_activation(layer, lo)), _up(apply_activation(layer, hi))
+    if isinstance(layer, (Sigmoid, Tanh)):
+        a, b = apply_activation(layer, lo), apply_activation(layer, hi)
+        pad_a = 8.0 * _U * np.abs(a) + 1e-300
+        pad_b = 8.0 * _U * np.abs(b) + 1e-300
+        return _down(a - pad_a), _up(b + pad_b)
+    from nncert.verify.errors import UnsupportedLayerError
+
+    raise UnsupportedLayerError(f"outward IBP: unsupported layer {type(layer).__name__}")
+
+
+def ibp_rows_outward(network: Network, case: UnsafeCase) -> FloatArray:
+    r"""Outward-rounded IBP lower bounds of :math:`\min_{x \in X} (A_r f(x) - b_r)` per row.
+
+    The last layer is merged with ``A`` (rows :math:`A W^{(L)}`); the rounding error of the
+    product is bounded by :math:`\gamma_k |A| |W^{(L)}|`. The unmerged bound (outward box of
+    ``f`` then ``A``) is also computed and the larger lower bound kept.
+
+    Returns:
+        Shape ``(n_rows,)``.
+    """
+    dense, acts = network.affine_and_activations()
+    lo, hi = case.input_box.lower, case.input_box.upper
+    for k in range(len(dense) - 1):
+        zl, zu = _affine_outward(dense[k].weight, dense[k].bias, lo, hi)
+        lo, hi = _act_outward(acts[k], zl, zu)
+    W, b = dense[-1].weight, dense[-1].bias
+    A, bc = case.A, case.b
+    # merged rows
+    M = A @ W
+    c = A @ b - bc
+    low, _ = _affine_outward(M, c, lo, hi)
+    amax = np.maximum(np.abs(lo), np.abs(hi))
+    err = _gamma(W.shape[0] + 2) * (
+        (np.abs(A) @ np.abs(W)) @ amax + np.abs(A) @ np.abs(b) + np.abs(bc)
+    )
+    merged = _down(low - _up(err))
+    # unmerged: outward box of f, then A f - b
+    fl, fu = _affine_outward(W, b, lo, hi)
+    unmerged, _ = _affine_outward(A, -bc, fl, fu)
+    return np.maximum(merged, unmerged)
+
+
+def recompute_rows(network: Network, case: UnsafeCase, method: str, *, outward: bool) -> FloatArray:
+    r"""Lower bounds of :math:`\min_{x \in X} g_r(x)` per row, recomputed with ``method``."""
+    if method == "ibp" and outward:
+        return ibp_rows_outward(network, case)
+    from nncert.verify.bounds import spec_bounds
+
+    m = "ibp" if method == "ibp" else method
+    lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=m)
+    return np.asarray(lo, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# The checker
+# --------------------------------------------------------------------------------------------
+
+
+def _tol(v: float) -> float:
+    return REPRODUCE_RTOL * (1.0 + abs(v)) if np.isfinite(v) else 0.0
+
+
+def _check_bound(
+    ev: BoundEvidence,
+    network: Network,
+    prop: Property,
+    *,
+    outward: bool,
+    need_positive: bool,
+    reasons: list[str],
+    attested: list[str],
+    label: str = "bound",
+) -> list[bool]:
+    """Re-derive bound evidence; returns per case whether it is proven (> 0)."""
+    n = len(prop.cases)
+    closed = [False] * n
+    if ev.method not in BOUND_METHODS:
+        reasons.append(f"{label}: unknown bound method {ev.method!r}")
+        return closed
+    if len(ev.case_lower) != n or len(ev.row_lower) != n:
+        reasons.append(
+            f"{label}: evidence has {len(ev.case_lower)} case bound(s) / {len(ev.row_lower)} "
+            f"row list(s), the property has {n} case(s)"
+        )
+        return closed
+    for i, case in enumerate(prop.cases):
+        claimed_rows = np.asarray(ev.row_lower[i], dtype=np.float64)
+        if claimed_rows.shape != (case.n_rows,):
+            reasons.append(
+                f"{label}: case {i}: {claimed_rows.size} row bound(s) for {case.n_rows} row(s)"
+            )
+            continue
+        claimed = ev.case_lower[i]
+        if case.n_rows and claimed > float(np.max(claimed_rows)) + _tol(claimed):
+            reasons.append(
+                f"{label}: case {i}: claimed case bound {claimed:.6g} exceeds its best row "
+                f"bound {float(np.max(claimed_rows)):.6g}"
+            )
+            continue
+        rows = recompute_rows(network, case, ev.method, outward=outward)
+        bad = [
+            r
+            for r in range(case.n_rows)
+            if rows[r] < claimed_rows[r] - _tol(float(claimed_rows[r]))
+        ]
+        if bad:
+            r = bad[0]
+            reasons.append(
+                f"{label}: case {i} row {r}: recomputed {ev.method} bound {rows[r]:.6g} "
+                f"does not reach the claimed {claimed_rows[r]:.6g}"
+            )
+            continue
+        best = float(np.max(rows)) if case.n_rows else -np.inf
+        if best > 0.0 and claimed > 0.0:
+            closed[i] = True
+            mode = "outward-rounded" if ev.method == "ibp" and outward else "float64-nearest"
+            note = ""
+            if outward and ev.method != "ibp":
+                rig = float(np.max(ibp_rows_outward(network, case)))
+                note = "; rigorous by outward IBP" if rig > 0 else ""
+            attested.append(
+                f"case {i}: {ev.method} bound {best:.6g} > 0 re-propagated ({mode}{note})"
+            )
+        elif need_positive:
+            reasons.append(
+                f"{label}: case {i}: bound {min(best, claimed):.6g} does not prove the case "
+                "(needs > 0)"
+            )
+    return closed
+
+
+def _check_counterexample(
+    cert: Certificate,
+    ev: CounterexampleEvidence,
+    network: Network,
+    *,
+    onnx_replay: bool,
+    reasons: list[str],
+    attested: list[str],
+) -> None:
+    prop = cert.property
+    i = ev.case_index
+    if not 0 <= i < len(prop.cases):
+        reasons.append(f"counterexample: case_index {i} out of range [0, {len(prop.cases)})")
+        return
+    case = prop.cases[i]
+    if ev.x.shape != (network.n_inputs,):
+        reasons.append(
+            f"counterexample: x has {ev.x.size} values, the network has {network.n_inputs} inputs"
+        )
+        return
+    if not np.all(np.isfinite(ev.x)) or not case.input_box.contains(ev.x):
+        k = int(np.argmax((ev.x < case.input_box.lower) | (ev.x > case.input_box.upper)))
+        reasons.append(
+            f"counterexample: x lies outside case {i}'s input box (dimension {k}: "
+            f"{ev.x[k]!r} not in [{case.input_box.lower[k]!r}, {case.input_box.upper[k]!r}])"
+        )
+        return
+    y = network.forward(ev.x)
+    viol = float(case.violation(y.reshape(1, -1))[0])
+    if not viol <= 0.0:
+        reasons.append(
+            f"counterexample: forward pass gives violation {viol:.6g} > 0 for case {i} "
+            "(not a counterexample)"
+        )
+        return
+    if ev.y.shape != y.shape or not np.allclose(ev.y, y, rtol=1e-9, atol=1e-9):
+        reasons.append("counterexample: stored output y does not match the forward pass")
+        return
+    if abs(ev.violation - viol) > 1e-9 * (1.0 + abs(viol)):
+        reasons.append(
+            f"counterexample: stored violation {ev.violation:.6g} != replayed {viol:.6g}"
+        )
+        return
+    attested.append(f"case {i}: counterexample replayed in float64 (violation {viol:.6g} <= 0)")
+    src = network.source
+    if onnx_replay and src is not None and str(src).endswith(".onnx"):
+        from nncert.verify.importers import onnxruntime_forward
+
+        y_ort = onnxruntime_forward(src, ev.x.reshape(1, -1))[0]
+        v_ort = float(case.violation(np.asarray(y_ort).reshape(1, -1))[0])
+        if not v_ort <= 0.0:
+            reasons.append(f"counterexample: onnxruntime replay gives violation {v_ort:.6g} > 0")
+            return
+        attested.append(f"case {i}: counterexample replayed in onnxruntime ({v_ort:.6g})")
+
+
+def _check_milp(
+    ev: MilpEvidence,
+    network: Network,
+    prop: Property,
+    *,
+    outward: bool,
+    reasons: list[str],
+    attested: list[str],
+) -> None:
+    n = len(prop.cases)
+    closed = [False] * n
+    if ev.presolve is not None:
+        closed = _check_bound(
+            ev.presolve,
+            network,
+            prop,
+            outward=outward,
+            need_positive=False,
+            reasons=reasons,
+            attested=attested,
+            label="presolve",
+        )
+    for rec in ev.cases:
+        i = rec.case_index
+        if not 0 <= i < n:
+            reasons.append(f"milp: case_index {i} out of range [0, {n})")
+            return
+        if closed[i]:
+            continue
+        if not ev.exact:
+            reasons.append(f"milp: case {i}: solver {ev.solver!r} is not exact; it proves nothing")
+            return
+        if rec.status == "infeasible":
+            closed[i] = True
+            attested.append(f"case {i}: solver-attested infeasibility ({ev.solver}, exact)")
+            continue
+        if rec.bound is None or not rec.bound > ev.tolerance:
+            reasons.append(
+                f"milp: case {i}: dual bound {rec.bound!r} does not exceed the tolerance "
+                f"{ev.tolerance:g}"
+            )
+            return
+        if rec.objective is not None and rec.objective < rec.bound - _tol(rec.bound):
+            reasons.append(
+                f"milp: case {i}: primal objective {rec.objective:.6g} below the dual bound "
+                f"{rec.bound:.6g} (inconsistent)"
+            )
+            return
+        closed[i] = True
+        attested.append(
+            f"case {i}: solver-attested MILP bound {rec.bound:.6g} > {ev.tolerance:g} "
+            f"({ev.solver}, exact, status {rec.status})"
+        )
+    open_cases = [i for i in range(n) if not closed[i]]
+    if open_cases:
+        reasons.append(f"milp: case(s) {open_cases} are not closed by the evidence")
+
+
+def _check_bab(
+    ev: BabEvidence,
+    network: Network,
+    prop: Property,
+    *,
+    outward: bool,
+    reasons: list[str],
+    attested: list[str],
+) -> None:
+    n = len(prop.cases)
+    closed = [False] * n
+    if ev.presolve is not None:
+        closed = _check_bound(
+            ev.presolve,
+            network,
+            prop,
+            outward=outward,
+            need_positive=False,
+            reasons=reasons,
+            attested=attested,
+            label="presolve",
+        )
+    for rec in ev.cases:
+        i = rec.case_index
+        if not 0 <= i < n:
+            reasons.append(f"bab: case_index {i} out of range [0, {n})")
+            return
+        if closed[i]:
+            continue
+        if rec.status != "verified" or rec.lower_bound is None or not rec.lower_bound > 0.0:
+            reasons.append(
+                f"bab: case {i}: status {rec.status!r} with lower bound {rec.lower_bound!r} "
+                "does not prove the case"
+            )
+            return
+        closed[i] = True
+        attested.append(
+            f"case {i}: solver-attested branch and bound ({ev.method}, {rec.nodes} nodes, "
+            f"bound {rec.lower_bound:.6g})"
+        )
+    open_cases = [i for i in range(n) if not closed[i]]
+    if open_cases:
+        reasons.append(f"bab: case(s) {open_cases} are not closed by the evidence")
+
+
+def transferred_case_bound(
+    source_case: float | None,
+    source_rows: tuple[float, ...] | None,
+    delta_rows: tuple[float, ...] | FloatArray,
+) -> float:
+    r"""Target case bound :math:`\max(m + \min_r \Delta_r,\; \max_r(\ell_r + \Delta_r))`.
+
+    Soundness: with :math:`g^t_r = g^s_r + (A_r(f_t - f_s))` and
+    :math:`A_r(f_t - f_s) \ge \Delta_r`, :math:`\max_r g^t_r \ge \max_r g^s_r + \min_r \Delta_r
+    \ge m + \min_r \Delta_r`, and :math:`\max_r g^t_r \ge g^t_{r'} \ge \ell_{r'} + \Delta_{r'}`
+    for every :math:`r'`. Missing pieces contribute :math:`-\infty`.
+    """
+    d = np.asarray(delta_rows, dtype=np.float64)
+    best = -np.inf
+    if source_case is not None and d.size:
+        best = max(best, float(source_case) + float(np.min(d)))
+    if source_rows is not None and len(source_rows) == d.size and d.size:
+        best = max(best, float(np.max(np.asarray(source_rows) + d)))
+    return best
+
+
+def _check_transfer(
+    cert: Certificate,
+    ev: TransferEvidence,
+    network: Network,
+    *,
+    source: Network | None,
+    source_certificate: Certificate | None,
+    outward: bool,
+    reasons: list[str],
+    attested: list[str],
+) -> None:
+    from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
+
+    prop = cert.property
+    n = len(prop.cases)
+    if ev.source_verdict is not Verdict.VERIFIED:
+        reasons.append(f"transfer: source verdict is {ev.source_verdict.value}, not verified")
+        return
+    if (
+        len(ev.case_lower) != n
+        or len(ev.delta_lower) != n
+        or len(ev.source_case_lower) != n
+        or (ev.source_row_lower is not None and len(ev.source_row_lower) != n)
+    ):
+        reasons.append(f"transfer: evidence lengths do not match the property's {n} case(s)")
+        return
+    if source is None:
+        reasons.append(
+            "transfer: the source network is needed to recompute Δ (pass source=, or "
+            "`nncert check --source`)"
+        )
+        return
+    if source.fingerprint() != ev.source_fingerprint:
+        reasons.append("transfer: the given source network's fingerprint does not match")
+        return
+    src_case: list[float | None] = list(ev.source_case_lower)
+    src_rows = ev.source_row_lower
+    if source_certificate is not None:
+        sub = check(source_certificate, source, outward=outward)
+        if not sub.ok:
+            reasons.append(f"transfer: source certificate rejected: {sub.reasons[0]}")
+            return
+        if source_certificate.property != prop:
+            reasons.append("transfer: source certificate is about a different property")
+            return
+        if source_certificate.verdict is not Verdict.VERIFIED:
+            reasons.append("transfer: source certificate is not VERIFIED")
+            return
+        real = source_certificate.case_lower_bounds()
+        real_rows = source_certificate.evidence.row_lower_bounds()
+        for i in range(n):
+            c = src_case[i]
+            if c is not None and (real[i] is None or real[i] < c - _tol(c)):
+                reasons.append(
+                    f"transfer: case {i}: source margin {c:.6g} is not backed by the source "
+                    f"certificate ({real[i]!r})"
+                )
+                return
+            if src_rows is not None:
+                if real_rows is None or any(
+                    rr < cr - _tol(cr) for rr, cr in zip(real_rows[i], src_rows[i])
+                ):
+                    reasons.append(
+                        f"transfer: case {i}: source row bounds not backed by the source "
+                        "certificate"
+                    )
+                    return
+        attested.append("transfer: source certificate re-checked against the source network")
+    else:
+        attested.append(
+            "transfer: source margins taken from the embedded summary (source certificate "
+            "not supplied)"
+        )
+    method = ev.delta_method if ev.delta_method in DIFF_METHODS else "best"
+    for i, case in enumerate(prop.cases):
+        if len(ev.delta_lower[i]) != case.n_rows:
+            reasons.append(f"transfer: case {i}: Δ has {len(ev.delta_lower[i])} row(s)")
+            return
+        try:
+            d = difference_bounds(network, source, case.input_box, case.A, method=method)
+        except NncertError as err:
+            reasons.append(f"transfer: case {i}: cannot recompute Δ ({err})")
+            return
+        dl = np.asarray(d.spec_lower, dtype=np.float64)
+        claimed = np.asarray(ev.delta_lower[i])
+        if np.any(dl < claimed - REPRODUCE_RTOL * (1.0 + np.abs(claimed))):
+            r = int(np.argmax(dl < claimed - REPRODUCE_RTOL * (1.0 + np.abs(claimed))))
+            reasons.append(
+                f"transfer: case {i} row {r}: recomputed Δ lower bound {dl[r]:.6g} does not "
+                f"reach the claimed {claimed[r]:.6g}"
+            )
+            return
+        rows_i = None if src_rows is None else src_rows[i]
+        value = transferred_case_bound(src_case[i], rows_i, dl)
+        if not value > 0.0:
+            reasons.append(
+                f"transfer: case {i}: source margin plus recomputed Δ is {value:.6g} (needs > 0)"
+            )
+            return
+        if ev.case_lower[i] > value + _tol(value):
+            reasons.append(
+                f"transfer: case {i}: claimed bound {ev.case_lower[i]:.6g} exceeds source "
+                f"margin + Δ = {value:.6g}"
+            )
+            return
+        attested.append(
+            f"case {i}: transferred ({ev.theorem}) bound {value:.6g} > 0 with Δ recomputed "
+            f"({method})"
+        )
+
+
+_EXPECTED_VERDICT: dict[type, Verdict] = {
+    BoundEvidence: Verdict.VERIFIED,
+    MilpEvidence: Verdict.VERIFIED,
+    BabEvidence: Verdict.VERIFIED,
+    TransferEvidence: Verdict.VERIFIED,
+    CounterexampleEvidence: Verdict.FALSIFIED,
+    NoEvidence: Verdict.UNKNOWN,
+}
+
+
+def check(
+    cert: Certificate,
+    network: Network,
+    *,
+    outward: bool = True,
+    source: Network | None = None,
+    source_certificate: Certificate | None = None,
+    onnx_replay: bool = True,
+) -> CheckReport:
+    """Independently re-validate ``cert`` against ``network`` (see the module docstring).
+
+    Args:
+        cert: the certificate.
+        network: the network it claims to be about.
+        outward: recompute IBP evidence in outward-rounded arithmetic.
+        source: for transfer evidence, the source network (needed to recompute Δ).
+        source_certificate: for transfer evidence, the source certificate (re-checked too).
+        onnx_replay: replay counterexamples in onnxruntime for ONNX-loaded networks.
+
+    Returns:
+        A :class:`CheckReport`; never raises for a wrong certificate (only for malformed
+        arguments).
+    """
+    reasons: list[str] = []
+    attested: list[str] = []
+    if not isinstance(cert, Certificate):
+        return CheckReport(False, [f"not a certificate: {type(cert).__name__}"], [])
+    fp = network.fingerprint()
+    if cert.network.fingerprint != fp:
+        return CheckReport(
+            False,
+            [
+                f"network fingerprint mismatch: certificate is about "
+                f"{cert.network.fingerprint[:16]}..., the model is {fp[:16]}..."
+            ],
+            [],
+        )
+    attested.append(f"network fingerprint {fp[:16]}... matches")
+    prop = cert.property
+    if (prop.n_inputs, prop.n_outputs) != (network.n_inputs, network.n_outputs) or (
+        cert.network.n_inputs,
+        cert.network.n_outputs,
+    ) != (network.n_inputs, network.n_outputs):
+        return CheckReport(False, ["property/network sizes do not match the model"], attested)
+    ev = cert.evidence
+    expected = _EXPECTED_VERDICT.get(type(ev))
+    if expected is None:
+        return CheckReport(False, [f"unknown evidence type {type(ev).__name__}"], attested)
+    if cert.verdict is not expected:
+        return CheckReport(
+            False,
+            [
+                f"verdict {cert.verdict.value} is inconsistent with {ev.kind} evidence "
+                f"(which can only support {expected.value})"
+            ],
+            attested,
+        )
+    try:
+        if isinstance(ev, BoundEvidence):
+            _check_bound(
+                ev,
+                network,
+                prop,
+                outward=outward,
+                need_positive=True,
+                reasons=reasons,
+                attested=attested,
+            )
+        elif isinstance(ev, CounterexampleEvidence):
+            _check_counterexample(
+                cert, ev, network, onnx_replay=onnx_replay, reasons=reasons, attested=attested
+            )
+        elif isinstance(ev, MilpEvidence):
+            _check_milp(ev, network, prop, outward=outward, reasons=reasons, attested=attested)
+        elif isinstance(ev, BabEvidence):
+            _check_bab(ev, network, prop, outward=outward, reasons=reasons, attested=attested)
+        elif isinstance(ev, TransferEvidence):
+            _check_transfer(
+                cert,
+                ev,
+                network,
+                source=source,
+                source_certificate=source_certificate,
+                outward=outward,
+                reasons=reasons,
+                attested=attested,
+            )
+        else:
+            attested.append(f"verdict unknown ({ev.reason or 'no reason'}): nothing to check")
+    except NncertError as err:
+        reasons.append(f"{ev.kind}: could not be re-checked: {str(err).splitlines()[0]}")
+    return CheckReport(not reasons, reasons, attested)
+
+
+__all__ = [
+    "REPRODUCE_RTOL",
+    "CheckReport",
+    "check",
+    "ibp_rows_outward",
+    "recompute_rows",
+    "transferred_case_bound",
+]

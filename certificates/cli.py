@@ -1,0 +1,171 @@
+"""``nncert check`` and ``nncert transfer`` (registered into :mod:`nncert.verify.cli`).
+
+``nncert check CERT MODEL [--source MODEL] [--json]``
+    Exit 0 when the certificate holds for MODEL, 1 when it is rejected (reasons printed),
+    3 when an input cannot be read.
+
+``nncert transfer CERT --source A --target B [--certificate OUT] [--json] [--timeout S]``
+    Exit 0 verified, 1 falsified, 2 unknown, 3 input error (including a source certificate the
+    checker rejects). ``--json`` prints one object with ``verdict``, ``transferred``, ``delta``,
+    ``time`` and ``reason``.
+
+Wire it with ``nncert.verify.cli.EXTENSIONS.append(nncert.certificates.cli.register)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+
+
+def _load_model(path: str) -> Any:
+    from nncert.verify import cli as vcli
+
+    return vcli.load_model(path)
+
+
+def _load_cert(path: str) -> Any:
+    from nncert.certificates.serialize import load_certificate
+    from nncert.verify.cli import UsageError
+    from nncert.verify.errors import CertificateError
+
+    try:
+        return load_certificate(path)
+    except CertificateError as err:
+        raise UsageError(str(err).splitlines()[0]) from err
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from nncert.certificates.check import check
+
+    cert = _load_cert(args.certificate)
+    network = _load_model(args.model)
+    source = None if args.source is None else _load_model(args.source)
+    source_cert = None if args.source_certificate is None else _load_cert(args.source_certificate)
+    report = check(
+        cert,
+        network,
+        outward=not args.nearest,
+        source=source,
+        source_certificate=source_cert,
+    )
+    if args.json:
+        doc = {
+            "ok": report.ok,
+            "verdict": cert.verdict.value,
+            "evidence": cert.evidence.kind,
+            "fingerprint": cert.network.fingerprint,
+            "reasons": report.reasons,
+            "attested": report.attested,
+        }
+        print(json.dumps(doc, allow_nan=False))
+    elif report.ok:
+        print(f"certificate holds: {cert.verdict.value} ({cert.evidence.kind} evidence)")
+        for line in report.attested:
+            print(f"  {line}")
+    else:
+        print(f"certificate rejected: {report.reasons[0]}")
+        for line in report.reasons[1:]:
+            print(f"  {line}")
+    if not report.ok:
+        sys.stderr.write(f"nncert: certificate rejected: {report.reasons[0]}\n")
+    return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from nncert.certificates.serialize import encode_value, save_certificate
+    from nncert.certificates.transfer import transfer
+    from nncert.verify.cli import UsageError
+    from nncert.verify.options import VerifyOptions
+
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout={args.timeout!r} must be > 0")
+    cert = _load_cert(args.certificate)
+    source = _load_model(args.source)
+    target = _load_model(args.target)
+    options = VerifyOptions(
+        method=args.verify_method, time_limit=args.timeout, seed=args.seed, jobs=args.jobs
+    )
+    res = transfer(
+        cert,
+        source,
+        target,
+        method=args.delta,
+        verify_fallback=not args.no_fallback,
+        time_limit=args.timeout,
+        options=options,
+    )
+    if args.out:
+        save_certificate(res.certificate, args.out)
+    if args.json:
+        doc = {
+            "verdict": res.verdict.value,
+            "transferred": res.transferred,
+            "reason": res.reason,
+            "delta": None if res.delta is None else encode_value(res.delta),
+            "time": round(float(res.time), 6),
+            "certificate": args.out,
+            "fingerprint": target.fingerprint(),
+        }
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        how = "transferred" if res.transferred else "verified directly"
+        print(f"{res.verdict.value} ({how}: {res.reason}) in {res.time:.2f}s")
+    return {"verified": 0, "falsified": 1}.get(res.verdict.value, 2)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``check`` and ``transfer`` sub-commands to ``nncert``'s sub-parsers."""
+    from nncert.certificates.diff_bounds import DIFF_METHODS
+    from nncert.verify.options import METHODS
+
+    c = subparsers.add_parser(
+        "check",
+        help="independently re-check a certificate against a model",
+        description="Re-validate a JSON certificate against MODEL: fingerprint, counterexample "
+        "replay, bound re-propagation (outward-rounded IBP by default); MILP and branch-and-"
+        "bound proofs are reported as solver-attested. Exit 0 holds, 1 rejected, 3 input error.",
+    )
+    c.add_argument("certificate", metavar="CERT", help="a certificate JSON file")
+    c.add_argument("model", metavar="MODEL", help="an .onnx file, or example:NAME")
+    c.add_argument("--source", metavar="MODEL", help="source network of a transferred certificate")
+    c.add_argument("--source-certificate", metavar="CERT", help="source certificate of a transfer")
+    c.add_argument(
+        "--nearest", action="store_true", help="recompute IBP in round-to-nearest arithmetic"
+    )
+    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.set_defaults(func=_cmd_check)
+
+    t = subparsers.add_parser(
+        "transfer",
+        help="transfer a certificate to a modified (e.g. pruned) network",
+        description="Transfer CERT (about --source) to --target using sound difference bounds "
+        "(VERIFIED) or witness replay (FALSIFIED); otherwise verify the target directly. "
+        "Exit 0 verified, 1 falsified, 2 unknown, 3 input error.",
+    )
+    t.add_argument("certificate", metavar="CERT", help="certificate of the source network")
+    t.add_argument("--source", required=True, metavar="MODEL", help="the certified network")
+    t.add_argument("--target", required=True, metavar="MODEL", help="the network to certify")
+    t.add_argument("--certificate", dest="out", metavar="OUT", help="write the new certificate")
+    t.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    t.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds for the fallback (default 300)"
+    )
+    t.add_argument(
+        "--delta", default="best", choices=DIFF_METHODS, help="difference bound (default best)"
+    )
+    t.add_argument("--no-fallback", action="store_true", help="do not verify the target directly")
+    t.add_argument(
+        "--verify-method", default="auto", choices=METHODS, help="method of the fallback"
+    )
+    t.add_argument("--seed", type=int, default=0, help="seed of the fallback")
+    t.add_argument("--jobs", type=int, default=1, help="worker processes of the fallback")
+    t.set_defaults(func=_cmd_transfer)
+
+
+__all__ = ["register"]

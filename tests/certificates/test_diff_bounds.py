@@ -1,0 +1,184 @@
+"""Difference bounds Δ on f_target - f_source (FORMULATIONS.md oracles 23, 25, 26, 27)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cert_helpers import masked, random_network
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import activations, networks_and_boxes
+
+from nncert.certificates.diff_bounds import (
+    crown_difference,
+    difference_bounds,
+    difference_network,
+    interval_difference,
+    relu_diff_neurodiff,
+    relu_diff_reludiff,
+)
+from nncert.verify.errors import InvalidOptionsError, TransferError
+from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
+
+TOL = 1e-9
+
+
+def _perturbed(net: Network, rng: np.random.Generator, mode: str) -> Network:
+    masks = []
+    for d in net.dense_layers:
+        if mode == "prune":
+            masks.append((rng.random(d.weight.shape) > 0.3).astype(float))
+        else:  # "quantize": round weights to a grid
+            masks.append(None)
+    if mode == "prune":
+        return masked(net, masks)
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            layers.append(Dense(np.round(layer.weight * 4) / 4, layer.bias))
+        else:
+            layers.append(layer)
+    return net.replace_layers(layers)
+
+
+def _assert_contains(d, diffs: np.ndarray, C: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    scale = 1.0 + np.abs(diffs).max()
+    assert np.all(diffs >= d.lower - TOL * scale)
+    assert np.all(diffs <= d.upper + TOL * scale)
+    sd = diffs @ C.T
+    assert np.all(sd >= d.spec_lower - TOL * scale)
+    assert np.all(sd <= d.spec_upper + TOL * scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    nb=networks_and_boxes(activation=activations(), max_depth=3, max_width=6),
+    seed=st.integers(0, 2**32 - 1),
+    mode=st.sampled_from(["prune", "quantize"]),
+)
+def test_difference_bounds_contain_sampled_differences(nb, seed: int, mode: str) -> None:  # type: ignore[no-untyped-def]
+    net, box = nb
+    rng = np.random.default_rng(seed)
+    target = _perturbed(net, rng, mode)
+    C = rng.normal(size=(2, net.n_outputs))
+    xs = np.vstack([box.sample(300, rng), box.lower, box.upper])
+    diffs = target.forward(xs) - net.forward(xs)
+    results = {m: difference_bounds(target, net, box, C, method=m) for m in ("interval", "crown")}
+    best = difference_bounds(target, net, box, C, method="best")
+    for d in [*results.values(), best]:
+        _assert_contains(d, diffs, C)
+    # the intersection is inside each
+    tiny = 1e-12 * (1.0 + np.abs(diffs).max())
+    for d in results.values():
+        assert np.all(best.lower >= d.lower - tiny) and np.all(best.upper <= d.upper + tiny)
+        assert np.all(best.spec_lower >= d.spec_lower - tiny)
+        assert np.all(best.spec_upper <= d.spec_upper + tiny)
+
+
+@settings(max_examples=30, deadline=None)
+@given(nb=networks_and_boxes(activation=activations(), max_depth=3, max_width=6))
+def test_identical_networks_have_zero_difference(nb) -> None:  # type: ignore[no-untyped-def]
+    net, box = nb
+    copy = net.replace_layers(list(net.layers))
+    C = np.ones((1, net.n_outputs))
+    d = difference_bounds(copy, net, box, C, method="interval")
+    assert np.all(d.lower == 0.0) and np.all(d.upper == 0.0)
+    assert np.all(d.spec_lower == 0.0) and np.all(d.spec_upper == 0.0)
+    # "best" intersects with CROWN, whose round-to-nearest noise may shift 0 by ~1e-17
+    b = difference_bounds(copy, net, box, C, method="best")
+    for v in (b.lower, b.upper, b.spec_lower, b.spec_upper):
+        assert np.all(np.abs(v) <= 1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    l=st.floats(-3, 3),
+    w=st.floats(0, 3),
+    dl=st.floats(-2, 2),
+    dw=st.floats(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_relu_difference_rules_are_sound_pointwise(
+    l: float, w: float, dl: float, dw: float, seed: int
+) -> None:
+    """Both ReluDiff and NeuroDiff contain ReLU(z') - ReLU(z) for consistent (z, z', δ)."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(l, l + w, 2000)
+    delta = rng.uniform(dl, dl + dw, 2000)
+    zt = z + delta
+    # the boxes each rule sees: z in [l, u], z' in [min zt, max zt], δ in [dl, du]
+    args = [np.array([v]) for v in (l, l + w, zt.min(), zt.max(), dl, dl + dw)]
+    truth = np.maximum(zt, 0) - np.maximum(z, 0)
+    for rule in (relu_diff_reludiff, relu_diff_neurodiff):
+        lo, hi = rule(*args)
+        assert np.all(truth >= lo[0] - 1e-12) and np.all(truth <= hi[0] + 1e-12)
+
+
+def test_neurodiff_and_reludiff_are_incomparable_case_7() -> None:
+    """FORMULATIONS 11.3 caution: u = 5, u' <= 0, δ ∈ [-0.1, 0.1]."""
+    args = [np.array([v]) for v in (-1.0, 5.0, -2.0, -0.5, -0.1, 0.1)]
+    rl, ru = relu_diff_reludiff(*args)
+    nl, nu = relu_diff_neurodiff(*args)
+    assert (rl[0], ru[0]) == (-0.1, 0.1)
+    assert (nl[0], nu[0]) == (-5.0, 0.0)
+
+
+@pytest.mark.parametrize("act", [ReLU(), LeakyReLU(0.2), HardTanh(-0.5, 1.0), Sigmoid(), Tanh()])
+def test_difference_network_computes_the_difference(act: object) -> None:
+    rng = np.random.default_rng(3)
+    a = random_network(rng, [3, 5, 4, 2], act)
+    b = random_network(rng, [3, 7, 2, 2], act)  # other widths
+    xs = rng.normal(size=(50, 3))
+    diff = difference_network(a, b)
+    np.testing.assert_allclose(diff.forward(xs), a.forward(xs) - b.forward(xs), atol=1e-12)
+    # CROWN on it works when widths differ; interval does not
+    box = ([-0.2] * 3, [0.2] * 3)
+    d = crown_difference(a, b, box, np.eye(2))
+    sd = a.forward(rng.uniform(-0.2, 0.2, (500, 3))) - b.forward(rng.uniform(-0.2, 0.2, (500, 3)))
+    assert d.lower.shape == (2,) and np.all(d.lower <= d.upper)
+    del sd
+    with pytest.raises(TransferError, match="same architecture"):
+        interval_difference(a, b, box)
+    assert difference_bounds(a, b, box, method="best").method == "best"
+
+
+def test_single_layer_difference_is_exact() -> None:
+    a = Network((Dense([[1.0, 2.0]], [0.5]),), (2,))
+    b = Network((Dense([[1.5, 2.0]], [0.0]),), (2,))
+    d = difference_bounds(a, b, ([0.0, 0.0], [1.0, 1.0]))
+    # f_a - f_b = -0.5 x0 + 0.5, in [0, 0.5]
+    np.testing.assert_allclose([d.lower[0], d.upper[0]], [0.0, 0.5])
+
+
+def test_mismatched_networks_are_rejected() -> None:
+    rng = np.random.default_rng(0)
+    a = random_network(rng, [3, 4, 2])
+    with pytest.raises(TransferError, match="depth"):
+        difference_network(a, random_network(rng, [3, 4, 4, 2]))
+    with pytest.raises(TransferError, match="activation"):
+        difference_network(a, random_network(rng, [3, 4, 2], Tanh()))
+    with pytest.raises(TransferError, match="shape"):
+        difference_bounds(a, random_network(rng, [2, 4, 2]), ([0, 0, 0], [1, 1, 1]))
+    with pytest.raises(InvalidOptionsError):
+        difference_bounds(a, a, ([0, 0, 0], [1, 1, 1]), method="exact")  # type: ignore[arg-type]
+
+
+def test_stable_neuron_folding_gives_zero_difference() -> None:
+    """Oracle 27: dropping IA-inactive neurons changes nothing on the box; Δ = 0."""
+    rng = np.random.default_rng(5)
+    net = random_network(rng, [3, 12, 3])
+    box = ([0.0, 0.0, 0.0], [0.1, 0.1, 0.1])
+    from nncert.verify.bounds import interval_bounds
+
+    pre = interval_bounds(net, box).pre_activation[0]
+    dead = pre.upper <= 0
+    if not dead.any():
+        pytest.skip("no inactive neuron in this draw")
+    d1, d2 = net.dense_layers
+    W2 = d2.weight.copy()
+    W2[:, dead] = 0.0
+    folded = net.replace_layers([d1, ReLU(), Dense(W2, d2.bias)])
+    xs = rng.uniform(0, 0.1, (500, 3))
+    np.testing.assert_array_equal(folded.forward(xs), net.forward(xs))
+    d = difference_bounds(folded, net, box, method="interval")
+    assert np.all(d.lower == 0) and np.all(d.upper == 0)
