@@ -1,0 +1,119 @@
+"""``nncert compress`` (registered through nncert.verify.cli.EXTENSIONS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cmp_helpers import mlp
+
+from nncert.compression import decode_array, to_onnx
+from nncert.compression.cli import register
+from nncert.verify import cli
+
+pytest.importorskip("onnx")
+from nncert.verify.importers import from_onnx
+
+
+@pytest.fixture
+def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(cli, "EXTENSIONS", [register])
+    path = tmp_path / "net.onnx"
+    to_onnx(mlp(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["--method", "prune", "--sparsity", "0.6", "--scope", "global"], "magnitude_prune"),
+        (["--method", "structured", "--ratio", "0.5"], "structured_prune"),
+        (["--method", "quantize", "--bits", "4", "--per-tensor"], "quantize_weights"),
+        (["--method", "lowrank", "--rank", "2"], "low_rank"),
+        (["--method", "lowrank", "--energy", "0.9", "--factorize"], "low_rank"),
+    ],
+)
+def test_compress_writes_onnx_and_sidecar(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], kind: str
+) -> None:
+    out = tmp_path / "out.onnx"
+    assert cli.main(["compress", str(model), *args, "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    side = json.loads((tmp_path / "out.onnx.nncert.json").read_text())
+    assert side["format"] == "nncert-compression-sidecar" and side["record"]["kind"] == kind
+    src = from_onnx(model)
+    assert side["source"]["fingerprint"] == src.fingerprint() == summary["source_fingerprint"]
+    back = from_onnx(out)
+    assert back.n_inputs == src.n_inputs and back.n_outputs == src.n_outputs
+    if "--factorize" not in args:  # float64 export: the parsed file *is* the compressed net
+        assert back.fingerprint() == side["compressed"]["fingerprint"]
+    if kind == "magnitude_prune":
+        masks = [decode_array(m) for m in side["record"]["masks"]]
+        zeros = sum(int((~m).sum()) for m in masks)
+        assert zeros == round(0.6 * sum(m.size for m in masks))
+        for d, m in zip(back.dense_layers, masks):
+            assert np.all(d.weight[~m] == 0)
+
+
+def test_compress_text_output(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.onnx"
+    assert cli.main(["compress", str(model), "--method", "prune", "-o", str(out)]) == 0
+    assert "non-zero" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "quantize", "--sparsity", "0.5"], "--sparsity applies to --method prune"),
+        (["--method", "prune", "--rank", "3"], "--rank applies to --method lowrank"),
+        (["--method", "prune", "--sparsity", "1.5"], "sparsity"),
+        (["--method", "quantize", "--bits", "1"], "bits"),
+    ],
+)
+def test_compress_usage_errors(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    rc = cli.main(["compress", str(model), *args, "-o", str(tmp_path / "o.onnx")])
+    assert rc == 3
+    assert message in capsys.readouterr().err
+
+
+def test_compress_bad_paths(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli.main(
+            [
+                "compress",
+                str(tmp_path / "missing.onnx"),
+                "--method",
+                "prune",
+                "-o",
+                str(tmp_path / "o.onnx"),
+            ]
+        )
+        == 3
+    )
+    assert (
+        cli.main(["compress", str(model), "--method", "prune", "-o", str(tmp_path / "o.txt")]) == 3
+    )
+    with pytest.raises(SystemExit) as exc:
+        cli.main(
+            [
+                "compress",
+                str(model),
+                "--method",
+                "lowrank",
+                "--rank",
+                "2",
+                "--energy",
+                "0.5",
+                "-o",
+                str(tmp_path / "o.onnx"),
+            ]
+        )
+    assert exc.value.code == 3

@@ -1,0 +1,948 @@
+"""``nncert certify MANIFEST``: certify models against properties in CI, with a cache.
+
+A manifest is a small TOML file (read with :mod:`tomllib`) that lists models, their
+properties, the time budgets and the verification options::
+
+    # nncert.toml
+    version = 1                          # optional; the only version is 1
+
+    [options]                            # VerifyOptions fields (strict; not time_limit)
+    method = "auto"                      # auto | ibp | crown | attack | milp | bab
+    solver = "highs"
+    seed = 0
+
+    [budget]
+    per_property = 30.0                  # seconds per property (default 60)
+    total = 600.0                        # seconds for the whole run (default: no limit)
+
+    [[models]]
+    name = "iris"                        # optional; default: example name or file stem
+    path = "example:iris_relu"           # .onnx file (relative to the manifest) or example:NAME
+    properties = [
+      { examples = "all" },              # the bundled example's properties ("all" or [0, 2])
+      { vnnlib = "specs/prop_1.vnnlib", timeout = 10.0 },
+      { input = "x17.npy", label = 1, eps = 0.05 },              # L-inf robustness around x
+      { name = "p", x = [0.2, 0.4, 0.1, 0.7], label = 0, eps = [0.01, 0.02] },
+    ]
+
+Property entries (exactly one of ``examples``, ``vnnlib``, ``input``/``x`` per entry):
+
+* ``examples``: properties of a bundled example model (``path = "example:NAME"``);
+  ids ``example<i>``;
+* ``vnnlib``: a VNN-LIB 1.0/2.0 file; id: the file stem;
+* robustness: centre ``input`` (an ``.npy`` file) or ``x`` (inline list), ``label``, ``eps``
+  (a number or a list: one property each), optional ``domain = [lo, hi]`` (default
+  ``[0, 1]``; ``false``: no clipping); id ``<name or file stem>_label<y>_eps<e>``;
+* every entry may set ``name`` (the id, or its prefix for lists) and ``timeout`` (seconds).
+
+Each property's id is ``<model name>/<property id>``; ids must be unique (they key the
+regression check). Unknown keys anywhere are errors with a did-you-mean suggestion.
+
+:func:`run_manifest` verifies each (model, property) pair, serving it from a
+:class:`~nncert.verify.cache.CertificateCache` when an entry with the same key (network
+fingerprint, property fingerprint, config hash) exists *and* re-checks with
+:func:`nncert.certificates.check`. Only verified and falsified results are cached (an unknown
+result is re-tried next time). Outputs in ``out_dir``: ``report.json``, ``junit.xml``,
+``summary.md`` (also appended to ``$GITHUB_STEP_SUMMARY``) and ``certificates/<id>.json``.
+
+Exit codes of ``nncert certify`` (precedence from the top):
+
+====  ==================================================================
+1     at least one property falsified (a confirmed counterexample)
+4     an internal error while verifying some property
+5     regression: a property verified by the previous run is now unknown
+      (or falsified, which exits 1 first)
+2     at least one unknown/timeout (0 with ``--allow-unknown``)
+0     every property verified (freshly or by a re-checked cached certificate)
+3     manifest, model or property error (nothing is verified)
+====  ==================================================================
+
+The previous verdicts come from ``out_dir/report.json`` (kept from the last run) or, when it
+is missing, from the cache's index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import datetime
+import difflib
+import json
+import logging
+import multiprocessing
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nncert.verify.errors import InvalidOptionsError, NncertError
+from nncert.verify.reports import (
+    EXIT_INPUT_ERROR,
+    PropertyReport,
+    Report,
+    append_step_summary,
+    read_previous_verdicts,
+    write_json,
+    write_junit,
+    write_summary,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+DEFAULT_PER_PROPERTY = 60.0
+
+_TOP_KEYS = ("version", "options", "budget", "models")
+_BUDGET_KEYS = ("per_property", "total")
+_MODEL_KEYS = ("name", "path", "properties")
+_PROPERTY_KEYS = ("name", "timeout", "examples", "vnnlib", "input", "x", "label", "eps", "domain")
+
+
+class ManifestError(NncertError, ValueError):
+    """A manifest is malformed or refers to unusable models or properties (exit 3)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertyEntry:
+    """One entry of a model's ``properties`` list (validated, not yet loaded)."""
+
+    kind: str
+    values: Mapping[str, Any]
+    where: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One ``[[models]]`` entry."""
+
+    name: str
+    path: str
+    properties: tuple[PropertyEntry, ...]
+    where: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest.
+
+    Attributes:
+        path: the manifest file.
+        options: the verification options (``time_limit`` is set per property).
+        per_property: seconds per property.
+        total: seconds for the whole run (``None``: unlimited).
+        models: the models.
+    """
+
+    path: Path
+    options: Any
+    per_property: float
+    total: float | None
+    models: tuple[ModelEntry, ...]
+
+    @property
+    def base(self) -> Path:
+        """The directory relative paths are resolved against."""
+        return self.path.parent
+
+
+def _unknown_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(allowed)}"
+            raise ManifestError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _number(value: Any, where: str, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ManifestError(f"{where}: expected a number, got {value!r}")
+    v = float(value)
+    if v != v or v in (float("inf"), float("-inf")) or (positive and v <= 0):
+        raise ManifestError(
+            f"{where}: {value!r} must be a finite number" + (" > 0" if positive else "")
+        )
+    return v
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ManifestError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def _property_entry(raw: Any, where: str) -> PropertyEntry:
+    t = _table(raw, where)
+    _unknown_keys(t, _PROPERTY_KEYS, where)
+    kinds = [k for k in ("examples", "vnnlib", "input", "x") if k in t]
+    if len(kinds) != 1:
+        raise ManifestError(
+            f"{where}: give exactly one of 'examples', 'vnnlib', 'input' or 'x'"
+            + (f" (got {', '.join(kinds)})" if kinds else "")
+        )
+    kind = {"examples": "example", "vnnlib": "vnnlib"}.get(kinds[0], "robustness")
+    if "timeout" in t:
+        _number(t["timeout"], f"{where}.timeout")
+    if "name" in t and (not isinstance(t["name"], str) or not t["name"]):
+        raise ManifestError(f"{where}.name: expected a non-empty string")
+    robust_only = ("label", "eps", "domain")
+    if kind != "robustness":
+        for key in robust_only:
+            if key in t:
+                raise ManifestError(f"{where}: {key!r} only applies to robustness properties")
+    if kind == "example":
+        ex = t["examples"]
+        ok = ex == "all" or (
+            isinstance(ex, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in ex)
+        )
+        if not ok:
+            raise ManifestError(f'{where}.examples: expected "all" or a list of indices')
+    elif kind == "vnnlib":
+        if not isinstance(t["vnnlib"], str):
+            raise ManifestError(f"{where}.vnnlib: expected a path string")
+    else:
+        for key in ("label", "eps"):
+            if key not in t:
+                raise ManifestError(f"{where}: robustness properties need {key!r}")
+        if isinstance(t["label"], bool) or not isinstance(t["label"], int):
+            raise ManifestError(f"{where}.label: expected an int")
+        eps = t["eps"] if isinstance(t["eps"], list) else [t["eps"]]
+        if not eps:
+            raise ManifestError(f"{where}.eps: empty list")
+        for e in eps:
+            _number(e, f"{where}.eps", positive=False)
+            if e < 0:
+                raise ManifestError(f"{where}.eps: {e!r} must be >= 0")
+        if "input" in t and not isinstance(t["input"], str):
+            raise ManifestError(f"{where}.input: expected a path to an .npy file")
+        if "x" in t and not (
+            isinstance(t["x"], list)
+            and t["x"]
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in t["x"])
+        ):
+            raise ManifestError(f"{where}.x: expected a non-empty list of numbers")
+        dom = t.get("domain", [0.0, 1.0])
+        if dom is not False and not (
+            isinstance(dom, list)
+            and len(dom) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in dom)
+            and dom[0] < dom[1]
+        ):
+            raise ManifestError(f"{where}.domain: expected [lo, hi] with lo < hi, or false")
+    return PropertyEntry(kind, dict(t), where)
+
+
+def parse_manifest(doc: Mapping[str, Any], path: str | Path = "<manifest>") -> Manifest:
+    """Validate a manifest document (the parsed TOML).
+
+    Raises:
+        ManifestError: on unknown keys (with a suggestion), wrong types or missing entries.
+    """
+    from nncert.verify.options import VerifyOptions
+
+    src = str(path)
+    _unknown_keys(doc, _TOP_KEYS, src)
+    version = doc.get("version", MANIFEST_VERSION)
+    if version != MANIFEST_VERSION:
+        raise ManifestError(f"{src}: version = {version!r} is not supported (expected 1)")
+    opts = dict(_table(doc.get("options", {}), f"{src}: [options]"))
+    if "time_limit" in opts:
+        raise ManifestError(f"{src}: [options] time_limit: use [budget] per_property instead")
+    try:
+        options = VerifyOptions.from_mapping(opts)
+    except InvalidOptionsError as err:
+        raise ManifestError(f"{src}: [options] {err}") from err
+    budget = _table(doc.get("budget", {}), f"{src}: [budget]")
+    _unknown_keys(budget, _BUDGET_KEYS, f"{src}: [budget]")
+    per = _number(budget.get("per_property", DEFAULT_PER_PROPERTY), f"{src}: budget.per_property")
+    total = budget.get("total")
+    total_v = None if total is None else _number(total, f"{src}: budget.total")
+    models_raw = doc.get("models")
+    if not isinstance(models_raw, list) or not models_raw:
+        raise ManifestError(f"{src}: needs at least one [[models]] entry")
+    models: list[ModelEntry] = []
+    names: set[str] = set()
+    for i, raw in enumerate(models_raw):
+        where = f"{src}: models[{i}]"
+        m = _table(raw, where)
+        _unknown_keys(m, _MODEL_KEYS, where)
+        p = m.get("path")
+        if not isinstance(p, str) or not p:
+            raise ManifestError(f'{where}: needs path = "net.onnx" or "example:NAME"')
+        default = p.split(":", 1)[1] if p.startswith("example:") else Path(p).stem
+        name = m.get("name", default)
+        if not isinstance(name, str) or not name:
+            raise ManifestError(f"{where}.name: expected a non-empty string")
+        if name in names:
+            raise ManifestError(f"{where}: duplicate model name {name!r}")
+        names.add(name)
+        props = m.get("properties")
+        if not isinstance(props, list) or not props:
+            raise ManifestError(f"{where}: needs a non-empty properties list")
+        entries = tuple(
+            _property_entry(pr, f"{where}.properties[{j}]") for j, pr in enumerate(props)
+        )
+        if any(e.kind == "example" for e in entries) and not p.startswith("example:"):
+            raise ManifestError(f"{where}: 'examples' properties need path = \"example:NAME\"")
+        models.append(ModelEntry(name, p, entries, where))
+    return Manifest(Path(path), options, per, total_v, tuple(models))
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a TOML manifest.
+
+    Raises:
+        ManifestError: unreadable file, TOML syntax error or invalid content.
+    """
+    import tomllib
+
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"{p}: cannot read manifest ({err.strerror or err})") from err
+    try:
+        doc = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{p}: not valid TOML ({err})") from err
+    return parse_manifest(doc, p)
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs: loaded (model, property) pairs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One loaded (model, property) pair."""
+
+    id: str
+    model: str
+    model_path: str
+    name: str
+    kind: str
+    source: str
+    network: Any
+    prop: Any
+    timeout: float
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else base / q
+
+
+def _load_network(manifest: Manifest, entry: ModelEntry) -> tuple[Any, list[Any] | None]:
+    if entry.path.startswith("example:"):
+        from nncert.verify.examples import load_example
+
+        try:
+            net, props = load_example(entry.path.split(":", 1)[1])
+        except (KeyError, ValueError, LookupError) as err:
+            raise ManifestError(f"{entry.where}: {err}") from err
+        return net, list(props)
+    from nncert.verify.cli import UsageError, load_model
+
+    try:
+        return load_model(str(_resolve(manifest.base, entry.path))), None
+    except UsageError as err:
+        raise ManifestError(f"{entry.where}: {err}") from err
+
+
+def _eps_tag(e: float) -> str:
+    return f"{e:g}"
+
+
+def _robustness(
+    manifest: Manifest, entry: PropertyEntry, network: Any
+) -> Iterable[tuple[str, str, Any]]:
+    import numpy as np
+
+    from nncert.verify.spec import robustness_property
+
+    t = entry.values
+    if "input" in t:
+        f = _resolve(manifest.base, t["input"])
+        try:
+            x0 = np.load(f, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ManifestError(f"{entry.where}.input: cannot read {f} ({err})") from err
+        stem, source = Path(t["input"]).name.removesuffix(".npy"), str(t["input"])
+    else:
+        x0 = np.asarray(t["x"], dtype=np.float64)
+        stem, source = "x", "inline"
+    if x0.size != network.n_inputs:
+        raise ManifestError(
+            f"{entry.where}: the centre has {x0.size} values, the network {network.n_inputs} inputs"
+        )
+    label = int(t["label"])
+    dom = t.get("domain", [0.0, 1.0])
+    domain = None if dom is False else (float(dom[0]), float(dom[1]))
+    eps_list = t["eps"] if isinstance(t["eps"], list) else [t["eps"]]
+    prefix = t.get("name", stem)
+    for e in eps_list:
+        try:
+            prop = robustness_property(x0, float(e), label, network.n_outputs, domain=domain)
+        except NncertError as err:
+            raise ManifestError(f"{entry.where}: {err}") from err
+        if "name" in t and len(eps_list) == 1:
+            name = str(t["name"])
+        else:
+            name = f"{prefix}_label{label}_eps{_eps_tag(float(e))}"
+        yield name, source, prop
+
+
+def build_jobs(manifest: Manifest) -> list[Job]:
+    """Load every model and property of ``manifest``.
+
+    Raises:
+        ManifestError: a model or property cannot be loaded, does not fit its network, or two
+            properties share an id.
+    """
+    from nncert.verify.errors import InvalidNetworkError, InvalidPropertyError
+
+    jobs: list[Job] = []
+    ids: set[str] = set()
+    for m in manifest.models:
+        try:
+            network, example_props = _load_network(manifest, m)
+        except (InvalidNetworkError, OSError) as err:
+            raise ManifestError(f"{m.where}: {err}") from err
+        for entry in m.properties:
+            t = entry.values
+            timeout = float(t.get("timeout", manifest.per_property))
+            found: list[tuple[str, str, Any]] = []
+            if entry.kind == "example":
+                if example_props is None:  # parse_manifest rejects this already
+                    raise ManifestError(f"{entry.where}: 'examples' needs an example model")
+                idx = list(range(len(example_props))) if t["examples"] == "all" else t["examples"]
+                for i in idx:
+                    if not 0 <= i < len(example_props):
+                        raise ManifestError(
+                            f"{entry.where}.examples: index {i} out of range "
+                            f"(the example has {len(example_props)} properties)"
+                        )
+                    name = f"{t['name']}{i}" if "name" in t else f"example{i}"
+                    found.append((name, f"{m.path}#{i}", example_props[i]))
+            elif entry.kind == "vnnlib":
+                f = _resolve(manifest.base, t["vnnlib"])
+                if not f.is_file():
+                    raise ManifestError(f"{entry.where}.vnnlib: {f}: no such file")
+                from nncert.verify.vnnlib import load_vnnlib
+
+                try:
+                    prop = load_vnnlib(str(f))
+                except (NncertError, OSError, ValueError) as err:
+                    raise ManifestError(f"{entry.where}.vnnlib: {err}") from err
+                from nncert.verify.spec import Property
+
+                if not isinstance(prop, Property):
+                    raise ManifestError(
+                        f"{entry.where}.vnnlib: multi-network queries are not supported here"
+                    )
+                stem = re.sub(r"\.vnnlib(\.gz)?$", "", Path(t["vnnlib"]).name)
+                found.append((str(t.get("name", stem)), str(t["vnnlib"]), prop))
+            else:
+                found.extend(_robustness(manifest, entry, network))
+            for name, source, prop in found:
+                try:
+                    prop.check_network_shape(network.n_inputs, network.n_outputs)
+                except InvalidPropertyError as err:
+                    raise ManifestError(f"{entry.where}: {err}") from err
+                pid = f"{m.name}/{name}"
+                if pid in ids:
+                    raise ManifestError(f"{entry.where}: duplicate property id {pid!r}")
+                ids.add(pid)
+                jobs.append(
+                    Job(pid, m.name, m.path, name, entry.kind, source, network, prop, timeout)
+                )
+    return jobs
+
+
+# --------------------------------------------------------------------------------------------
+# Certifying one property (shared with the pytest plugin)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of :func:`certify_property`.
+
+    Attributes:
+        verdict: ``"verified"``, ``"falsified"``, ``"unknown"`` or ``"error"``.
+        reason: the reason (``"budget"`` when the total budget was exhausted).
+        time: seconds (verification, or the re-check of a cached certificate).
+        cached: served from the cache.
+        certificate: the certificate (``None`` on error).
+        result: the fresh :class:`VerificationResult` (``None`` when cached).
+        key: the cache key.
+        network_fingerprint: the network's fingerprint.
+        property_fingerprint: the property's fingerprint.
+        error: an error message.
+    """
+
+    verdict: str
+    reason: str
+    time: float
+    cached: bool
+    certificate: Any
+    result: Any
+    key: str
+    network_fingerprint: str
+    property_fingerprint: str
+    error: str | None = None
+
+
+def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
+    """Process-pool entry point: one ``verify`` call."""
+    from nncert.verify.pipeline import verify
+
+    return verify(network, prop, options)
+
+
+def _from_cache(cache: Any, key: str, network: Any) -> tuple[Any, float] | None:
+    from nncert.certificates import check
+
+    cert = cache.get(key)
+    if cert is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        report = check(cert, network)
+        ok = bool(getattr(report, "ok", report))
+    except Exception as err:
+        logger.warning("cache entry %s failed to check: %s", key[:16], err)
+        ok = False
+    if not ok or cert.verdict.value not in ("verified", "falsified"):
+        logger.warning("cache entry %s rejected by the checker; re-verifying", key[:16])
+        cache.discard(key)
+        return None
+    return cert, time.perf_counter() - t0
+
+
+def _finish(
+    network: Any,
+    prop: Any,
+    result: Any,
+    options: Any,
+    cache: Any,
+    key: str,
+    fps: tuple[str, str],
+    meta: Mapping[str, Any],
+) -> Outcome:
+    from nncert.certificates import certificate_from_result
+
+    cert = None
+    try:
+        cert = certificate_from_result(network, prop, result, options=options)
+    except NncertError as err:
+        logger.warning("no certificate for %s: %s", meta.get("property", "?"), err)
+    verdict = result.verdict.value
+    if cache is not None and cert is not None and verdict in ("verified", "falsified"):
+        cache.put(key, cert, meta={**meta, "time": round(float(result.time), 6)})
+    return Outcome(verdict, result.reason, float(result.time), False, cert, result, key, *fps)
+
+
+def _keys(network: Any, prop: Any, config: str) -> tuple[str, tuple[str, str]]:
+    from nncert.certificates import property_fingerprint
+    from nncert.verify.cache import cache_key
+
+    fps = (network.fingerprint(), property_fingerprint(prop))
+    return cache_key(fps[0], fps[1], config), fps
+
+
+def certify_property(
+    network: Any,
+    prop: Any,
+    *,
+    options: Any = None,
+    timeout: float | None = None,
+    cache: Any = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Verify one property, serving it from ``cache`` when a re-checked certificate exists.
+
+    Args:
+        network: the network.
+        prop: the property.
+        options: :class:`VerifyOptions` (``time_limit`` is replaced by ``timeout``).
+        timeout: seconds (``None``: the options' time limit).
+        cache: a :class:`~nncert.verify.cache.CertificateCache` or ``None``.
+        meta: extra fields for the cache index entry (e.g. the property id).
+
+    Returns:
+        The :class:`Outcome`.
+    """
+    from nncert.verify.cache import config_hash
+    from nncert.verify.options import VerifyOptions
+
+    opts = (
+        options
+        if isinstance(options, VerifyOptions)
+        else VerifyOptions.from_mapping(dict(options or {}))
+    )
+    if timeout is not None:
+        opts = dataclasses.replace(opts, time_limit=float(timeout))
+    key, fps = _keys(network, prop, config_hash(opts))
+    if cache is not None:
+        hit = _from_cache(cache, key, network)
+        if hit is not None:
+            cert, dt = hit
+            return Outcome(
+                cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
+            )
+    result = _verify_worker(network, prop, opts)
+    return _finish(network, prop, result, opts, cache, key, fps, dict(meta or {}))
+
+
+# --------------------------------------------------------------------------------------------
+# Running a manifest
+# --------------------------------------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "property"
+
+
+def _report_entry(
+    job: Job,
+    out: Outcome,
+    cert_path: str | None,
+    previous: Mapping[str, str],
+) -> PropertyReport:
+    res = out.result
+    lowers = [v for v in (res.margin_lower if res is not None else ()) if v is not None]
+    if res is None and out.certificate is not None:
+        try:
+            lowers = [v for v in out.certificate.case_lower_bounds() if v is not None]
+        except Exception:
+            lowers = []
+    cex = None
+    if res is not None and res.counterexample is not None:
+        cex = res.counterexample.to_dict()
+    elif out.verdict == "falsified" and out.certificate is not None:
+        ev = out.certificate.evidence
+        if hasattr(ev, "x"):
+            cex = {
+                "input": [float(v) for v in getattr(ev, "x", ())],
+                "output": [float(v) for v in getattr(ev, "y", ())],
+                "case": getattr(ev, "case_index", None),
+                "violation": getattr(ev, "violation", None),
+            }
+    prev = previous.get(job.id)
+    method = res.method if res is not None else out.reason
+    return PropertyReport(
+        id=job.id,
+        model=job.model,
+        model_path=job.model_path,
+        property=job.name,
+        kind=job.kind,
+        source=job.source,
+        verdict=out.verdict,
+        reason=out.reason,
+        time=out.time,
+        cached=out.cached,
+        certificate=cert_path,
+        network_fingerprint=out.network_fingerprint,
+        property_fingerprint=out.property_fingerprint,
+        cache_key=out.key,
+        method=method,
+        margin_lower=min(lowers) if lowers else None,
+        counterexample=cex,
+        previous_verdict=prev,
+        regression=prev == "verified" and out.verdict in ("unknown", "falsified"),
+        error=out.error,
+    )
+
+
+def _mp_context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def run_manifest(
+    path: str | Path,
+    *,
+    out_dir: str | Path,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    allow_unknown: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Certify every (model, property) pair of a manifest and write the reports.
+
+    Args:
+        path: the TOML manifest.
+        out_dir: output directory (created): ``report.json``, ``junit.xml``, ``summary.md``,
+            ``certificates/``. A ``report.json`` already there is the previous run's, used for
+            regression detection before it is replaced.
+        cache_dir: certificate cache directory (``None``: no cache).
+        jobs: properties verified in parallel (worker processes).
+        allow_unknown: unknown verdicts pass (JUnit ``<skipped>``, exit code 0).
+        progress: callback receiving one line per finished property.
+
+    Returns:
+        The :class:`Report` (also written to ``out_dir``).
+
+    Raises:
+        ManifestError: invalid manifest, model or property (nothing is verified then).
+    """
+    from nncert.verify.cache import CertificateCache, config_hash, tool_version
+
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ManifestError(f"jobs={jobs!r} must be an int >= 1")
+    t_start = time.perf_counter()
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    manifest = load_manifest(path)
+    job_list = build_jobs(manifest)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cert_dir = out / "certificates"
+    cert_dir.mkdir(exist_ok=True)
+    cache = CertificateCache(cache_dir) if cache_dir is not None else None
+    previous = read_previous_verdicts(out / "report.json")
+    if previous is None:
+        previous = cache.previous_verdicts() if cache is not None else {}
+    deadline = None if manifest.total is None else t_start + manifest.total
+    config = config_hash(manifest.options)
+
+    outcomes: dict[int, Outcome] = {}
+    interrupted = False
+
+    def remaining() -> float | None:
+        return None if deadline is None else deadline - time.perf_counter()
+
+    def budget_outcome(job: Job, reason: str) -> Outcome:
+        key, fps = _keys(job.network, job.prop, config)
+        return Outcome("unknown", reason, 0.0, False, None, None, key, *fps)
+
+    def note(i: int) -> None:
+        if progress is not None:
+            o = outcomes[i]
+            tag = " (cached)" if o.cached else ""
+            progress(f"{o.verdict:9s} {job_list[i].id} {o.time:.2f}s{tag}")
+
+    # 1. cache hits first (cheap), 2. the rest within the budgets
+    todo: list[int] = []
+    for i, job in enumerate(job_list):
+        key, fps = _keys(job.network, job.prop, config)
+        hit = _from_cache(cache, key, job.network) if cache is not None else None
+        if hit is not None:
+            cert, dt = hit
+            outcomes[i] = Outcome(
+                cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
+            )
+            note(i)
+        else:
+            todo.append(i)
+
+    def options_for(job: Job) -> Any | None:
+        rem = remaining()
+        limit = job.timeout if rem is None else min(job.timeout, rem)
+        if limit <= 0.05:
+            return None
+        return dataclasses.replace(manifest.options, time_limit=float(limit))
+
+    def finish(i: int, result: Any, opts: Any) -> None:
+        job = job_list[i]
+        key, fps = _keys(job.network, job.prop, config)
+        outcomes[i] = _finish(
+            job.network, job.prop, result, opts, cache, key, fps, {"property": job.id}
+        )
+        note(i)
+
+    def fail(i: int, err: BaseException) -> None:
+        job = job_list[i]
+        o = budget_outcome(job, "error")
+        outcomes[i] = dataclasses.replace(
+            o, verdict="error", error=f"{type(err).__name__}: {err}".splitlines()[0]
+        )
+        note(i)
+
+    try:
+        if jobs == 1 or len(todo) <= 1:
+            for i in todo:
+                opts = options_for(job_list[i])
+                if opts is None:
+                    outcomes[i] = budget_outcome(job_list[i], "budget")
+                    note(i)
+                    continue
+                try:
+                    result = _verify_worker(job_list[i].network, job_list[i].prop, opts)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as err:
+                    fail(i, err)
+                    continue
+                finish(i, result, opts)
+        else:
+            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
+                pending: dict[cf.Future[Any], tuple[int, Any]] = {}
+                queue = list(todo)
+                while queue or pending:
+                    while queue and len(pending) < jobs:
+                        i = queue.pop(0)
+                        opts = options_for(job_list[i])
+                        if opts is None:
+                            outcomes[i] = budget_outcome(job_list[i], "budget")
+                            note(i)
+                            continue
+                        fut = pool.submit(
+                            _verify_worker, job_list[i].network, job_list[i].prop, opts
+                        )
+                        pending[fut] = (i, opts)
+                    if not pending:
+                        continue
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        i, opts = pending.pop(fut)
+                        try:
+                            finish(i, fut.result(), opts)
+                        except Exception as err:
+                            fail(i, err)
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted; writing partial results")
+    for i, job in enumerate(job_list):
+        if i not in outcomes:
+            outcomes[i] = budget_outcome(job, "interrupted" if interrupted else "budget")
+
+    # certificates and the report
+    entries: list[PropertyReport] = []
+    used: set[str] = set()
+    for i, job in enumerate(job_list):
+        o = outcomes[i]
+        cert_rel = None
+        if o.certificate is not None:
+            from nncert.certificates import save_certificate
+
+            stem = _safe(job.id)
+            name, k = f"{stem}.json", 1
+            while name in used:
+                k += 1
+                name = f"{stem}-{k}.json"
+            used.add(name)
+            save_certificate(o.certificate, cert_dir / name)
+            cert_rel = f"certificates/{name}"
+        entries.append(_report_entry(job, o, cert_rel, previous))
+    report = Report(
+        manifest=str(path),
+        properties=tuple(entries),
+        duration=time.perf_counter() - t_start,
+        allow_unknown=allow_unknown,
+        options=dataclasses.asdict(manifest.options),
+        budget={"per_property": manifest.per_property, "total": manifest.total},
+        created=created,
+        tool_version=tool_version(),
+        interrupted=interrupted,
+    )
+    write_json(report, out / "report.json")
+    write_junit(report, out / "junit.xml")
+    text = write_summary(report, out / "summary.md")
+    append_step_summary(text)
+    if cache is not None:
+        cache.record_verdicts({p.id: (p.cache_key, p.verdict) for p in entries})
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    import signal
+
+    from nncert.verify.cli import UsageError
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be >= 1")
+    cache_dir = None if args.no_cache else args.cache
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = None
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        old = None
+
+    def say(line: str) -> None:
+        if not args.json and not args.quiet:
+            print(line, flush=True)
+
+    try:
+        report = run_manifest(
+            args.manifest,
+            out_dir=args.out,
+            cache_dir=cache_dir,
+            jobs=args.jobs,
+            allow_unknown=args.allow_unknown,
+            progress=say,
+        )
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    s = report.summary()
+    if args.json:
+        print(json.dumps(report.to_dict(), allow_nan=False))
+    else:
+        print(f"{report.n_cached}/{s['total']} served from cache")
+        print(
+            f"{s['verified']} verified, {s['falsified']} falsified, {s['unknown']} unknown, "
+            f"{s['error']} error(s), {s['regressions']} regression(s) in {report.duration:.1f}s;"
+            f" reports in {args.out}"
+        )
+        for p in report.regressions:
+            sys.stderr.write(f"nncert: regression: {p.id} was verified, now {p.verdict}\n")
+    if report.interrupted:
+        return 130
+    return report.exit_code
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``certify`` sub-command to the ``nncert`` parser's sub-parsers."""
+    p = subparsers.add_parser(
+        "certify",
+        help="certify the models and properties of a TOML manifest (CI)",
+        description="Verify every property listed in MANIFEST (TOML), serving unchanged ones "
+        "from a certificate cache, and write report.json, junit.xml, summary.md and "
+        "certificates to --out. Exit 0 all verified, 1 falsified, 2 unknown (0 with "
+        "--allow-unknown), 3 input error, 4 internal error, 5 regression.",
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="the TOML manifest (nncert.toml)")
+    p.add_argument("--out", default="nncert-report", metavar="DIR", help="output directory")
+    p.add_argument(
+        "--cache", default=".nncert-cache", metavar="DIR", help="certificate cache directory"
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--allow-unknown", action="store_true", help="unknown verdicts pass")
+    p.add_argument("--jobs", type=int, default=1, help="properties verified in parallel")
+    p.add_argument("--json", action="store_true", help="print report.json on stdout")
+    p.add_argument("--quiet", action="store_true", help="no per-property lines")
+    p.set_defaults(func=_cmd_certify)
+
+
+__all__ = [
+    "EXIT_INPUT_ERROR",
+    "Job",
+    "Manifest",
+    "ManifestError",
+    "Outcome",
+    "build_jobs",
+    "certify_property",
+    "load_manifest",
+    "parse_manifest",
+    "register",
+    "run_manifest",
+]
