@@ -323,7 +323,8 @@ class Network:
             if isinstance(layer, Dense):
                 if out and isinstance(out[-1], Dense):
                     last = out.pop()
-                    assert isinstance(last, Dense)
+                    if not isinstance(last, Dense):  # pragma: no cover - guarded above
+                        raise InvalidNetworkError("normalized: internal layer order error")
                     layer = Dense(layer.weight @ last.weight, layer.weight @ last.bias + layer.bias)
                 out.append(layer)
                 prev_width = layer.n_out
@@ -342,7 +343,7 @@ class Network:
         norm = self.normalized()
         dense = tuple(l for l in norm.layers if isinstance(l, Dense))
         acts = tuple(l for l in norm.layers if not isinstance(l, Dense))
-        return dense, acts  # type: ignore[return-value]
+        return dense, acts
 
     def replace_layers(self, layers: Sequence[Layer]) -> Network:
         """A copy with other layers (same input shape, name and no source file)."""

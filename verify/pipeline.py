@@ -73,6 +73,11 @@ class _Context:
         rem = self.remaining()
         return rem is not None and rem <= 0.0
 
+    def best_value(self, i: int) -> float:
+        """The smallest case objective found so far at a concrete point (inf if none)."""
+        v = self.upper[i]
+        return float("inf") if v is None else float(v)
+
     def say(self, message: str) -> None:
         if self.progress is not None:
             self.progress(message)
@@ -209,7 +214,7 @@ def _stage_attack(ctx: _Context) -> None:
     if rem is not None:
         budget = min(budget, ctx.options.attack_budget * rem)
     stop = time.perf_counter() + budget
-    order = sorted(ctx.open_cases, key=lambda j: np.inf if ctx.upper[j] is None else ctx.upper[j])
+    order = sorted(ctx.open_cases, key=ctx.best_value)
     for i in order:
         if time.perf_counter() > stop:
             break
@@ -238,7 +243,7 @@ def _stage_milp(ctx: _Context) -> None:
     solver = get_solver(ctx.options.solver)
     ctx.solver = getattr(solver, "name", str(ctx.options.solver))
     tol = ctx.options.milp_tolerance
-    order = sorted(ctx.open_cases, key=lambda j: np.inf if ctx.upper[j] is None else ctx.upper[j])
+    order = sorted(ctx.open_cases, key=ctx.best_value)
     n_bin = 0
     for k, i in enumerate(order):
         if ctx.expired():
@@ -417,8 +422,8 @@ def _resolve_case_method(name: str) -> CaseMethod:
     if callable(target):
         return target
     module, _, attr = target.partition(":")
-    fn = getattr(importlib.import_module(module), attr)
-    return fn  # type: ignore[no-any-return]
+    fn: CaseMethod = getattr(importlib.import_module(module), attr)
+    return fn
 
 
 def _run_case_method(ctx: _Context, name: str) -> None:

@@ -124,9 +124,11 @@ def _dtype_name(dtype: Any) -> str:
 def _is_vnnlib2(path: Path) -> bool:
     import gzip
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:  # type: ignore[operator]
-        head = fh.read(4096)
+    raw = path.read_bytes()[:8192]
+    if raw[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rt") as fh:
+            return "declare-network" in fh.read(8192)
+    head = raw.decode("utf-8", errors="replace")
     return "declare-network" in head
 
 
