@@ -274,8 +274,11 @@ def _stage_milp(ctx: _Context) -> None:
             }
         )
         exact = bool(getattr(solver, "exact", False))
-        if st is SolveStatus.INFEASIBLE and exact:
-            ctx.close_case(i, np.inf)
+        if st is SolveStatus.INFEASIBLE:
+            # Model 1 is feasible for every input of a non-empty box, so "infeasible" can only
+            # be a numerical fault (bad bounds, tolerances): never take it as a proof.
+            logger.warning("MILP for case %d reported infeasible; treated as unknown", i)
+            ctx.stats["milp_infeasible_suspect"] = ctx.stats.get("milp_infeasible_suspect", 0) + 1
             continue
         if res.bound is not None and exact and res.bound > tol:
             ctx.close_case(i, float(res.bound))

@@ -1,0 +1,883 @@
+r"""Model 1: the exact big-M MILP for piecewise-linear networks, as solver-neutral arrays.
+
+A :class:`MilpProblem` is ``min c^T v + offset`` subject to ``row_lower <= A v <= row_upper``,
+``col_lower <= v <= col_upper`` and ``v_j`` integer where ``integrality[j]`` (every integer
+column of an encoded network is a binary). Solvers in :mod:`nncert.solvers` consume it.
+
+:func:`encode_milp` builds the problem for one :class:`~nncert.verify.spec.UnsafeCase` over
+the normal form of a network (FORMULATIONS.md sections 2 and 4)::
+
+    min   max_r ( A_r f(x) - b_r )              (one row: the objective is that row itself;
+                                                 several rows: min t, t >= A_r f(x) - b_r)
+    s.t.  lo <= x <= hi                          (the case's input box)
+          z^(k) = W^(k) a^(k-1) + b^(k),  a^(0) = x,     k = 1..L-1
+          a^(k) = sigma_k(z^(k))                 (big-M rules below, per neuron)
+          f(x)  = W^(L) a^(L-1) + b^(L)           (folded into the objective rows)
+
+The case is infeasible (the property holds for it) iff the optimum is ``> 0``; an optimum
+``<= 0`` is attained by a counterexample ``x = index.decode_input(v)``.
+
+Every matrix is assembled from whole-layer COO blocks (``np.repeat`` / ``np.tile`` /
+``np.concatenate``) and converted to CSR once; no Python loop runs per neuron or per row.
+
+Activation rules (all exact given *sound* pre-activation bounds ``l <= z <= u``):
+
+* A "piece" ``r = max(s, alpha s)`` of the shifted input ``s = z - theta`` with bounds
+  ``ls = l - theta``, ``us = u - theta`` and ``0 <= alpha < 1`` (ReLU: ``alpha = 0``,
+  ``theta = 0``). For an unstable piece (``ls < 0 < us``) with a binary ``d`` (``d = 1``:
+  active)::
+
+      r >= s                                   r >= alpha s
+      r <= s - (1 - alpha) ls (1 - d)          r <= alpha s + (1 - alpha) us d
+
+  ``d = 1`` gives ``r = s`` and ``0 <= s <= us``; ``d = 0`` gives ``r = alpha s`` and
+  ``ls <= s <= 0``. Stable pieces get no binary: ``ls >= 0`` gives ``r = s``; ``us <= 0``
+  gives ``r = alpha s``. ``alpha = 1`` is the identity.
+* ``ReLU``: one piece with ``alpha = 0, theta = 0``: ``a >= z, a >= 0, a <= z - l (1 - d),
+  a <= u d`` (FORMULATIONS.md 4.1).
+* ``LeakyReLU(alpha)``: one piece with ``theta = 0``.
+* ``HardTanh(m, M)``: the two-ReLU decomposition (FORMULATIONS.md 4.2 a)
+  ``clip(z, m, M) = m + ReLU(z - m) - ReLU(z - M)``, i.e. two pieces ``r+`` (``theta = m``)
+  and ``r-`` (``theta = M``) and the row ``a - r+ + r- = m``; a binary only for a kink
+  strictly inside ``(l, u)``.
+
+Column bounds ``l <= z <= u`` and ``sigma(l) <= a <= sigma(u)`` are added too (valid since
+every activation is monotone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from nncert.verify.bounds import LayerBounds
+from nncert.verify.errors import (
+    InvalidOptionsError,
+    InvalidPropertyError,
+    UnsupportedLayerError,
+)
+from nncert.verify.network import (
+    Activation,
+    Dense,
+    FloatArray,
+    HardTanh,
+    LeakyReLU,
+    Network,
+    ReLU,
+    apply_activation,
+)
+from nncert.verify.spec import UnsafeCase
+
+IntArray: TypeAlias = NDArray[np.int64]
+BoolArray: TypeAlias = NDArray[np.bool_]
+
+_INF = np.inf
+
+
+_A = TypeVar("_A", bound=NDArray[Any])
+
+
+def _readonly(arr: _A) -> _A:
+    arr.setflags(write=False)
+    return arr
+
+
+def _empty_slice(at: int) -> slice:
+    return slice(at, at)
+
+
+# --------------------------------------------------------------------------------------------
+# Variable index and statistics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class VariableIndex:
+    """Where each group of variables lives in the column vector ``v`` of a :class:`MilpProblem`.
+
+    Hidden layers are numbered ``0 .. L-2`` here (layer ``k`` of the docs is entry ``k - 1``).
+
+    Attributes:
+        n_cols: total number of columns.
+        inputs: the input ``x`` (flattened, C order).
+        pre: per hidden layer, the pre-activation ``z^(k)`` (one column per neuron).
+        post: per hidden layer, the post-activation ``a^(k)`` (one column per neuron).
+        aux: per hidden layer, auxiliary columns (HardTanh: ``r+`` then ``r-``, one block of
+            ``n_k`` each); empty for ReLU and LeakyReLU.
+        binaries: per hidden layer, the binary columns (contiguous).
+        binary_neuron: per hidden layer, the neuron each binary belongs to (same order as the
+            columns in ``binaries``).
+        binary_threshold: per hidden layer, the kink ``theta`` of each binary's piece: the
+            binary is 1 iff ``z[neuron] >= theta`` (ReLU/LeakyReLU: 0; HardTanh: min or max).
+        objective: the column of ``t`` (several output rows), else ``None``.
+    """
+
+    n_cols: int
+    inputs: slice
+    pre: tuple[slice, ...] = ()
+    post: tuple[slice, ...] = ()
+    aux: tuple[slice, ...] = ()
+    binaries: tuple[slice, ...] = ()
+    binary_neuron: tuple[IntArray, ...] = ()
+    objective: int | None = None
+    binary_threshold: tuple[FloatArray, ...] = ()
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input columns."""
+        return self.inputs.stop - self.inputs.start
+
+    @property
+    def n_binaries(self) -> int:
+        """Total number of binary columns."""
+        return sum(s.stop - s.start for s in self.binaries)
+
+    def decode_input(self, v: ArrayLike) -> FloatArray:
+        """The input part of a solution vector ``v`` (shape ``(n_cols,)``), as a copy."""
+        arr = np.asarray(v, dtype=np.float64).reshape(-1)
+        if arr.size != self.n_cols:
+            raise InvalidOptionsError(
+                f"decode_input: solution has {arr.size} entries, the problem has {self.n_cols}"
+            )
+        return arr[self.inputs].copy()
+
+
+@dataclass(frozen=True)
+class EncodingStats:
+    """Size of an encoded network MILP.
+
+    Attributes:
+        n_binaries: number of binary columns.
+        unstable_per_layer: neurons with at least one binary, per hidden layer.
+        binaries_per_layer: binary columns per hidden layer.
+        n_rows: number of constraint rows.
+        n_cols: number of columns.
+        nnz: nonzeros of ``A``.
+        build_time: seconds spent in :func:`encode_milp`.
+    """
+
+    n_binaries: int
+    unstable_per_layer: tuple[int, ...]
+    binaries_per_layer: tuple[int, ...]
+    n_rows: int
+    n_cols: int
+    nnz: int
+    build_time: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# The problem
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class MilpProblem:
+    r"""``min c^T v + offset  s.t.  row_lower <= A v <= row_upper,  col_lower <= v <= col_upper``.
+
+    Columns with ``integrality[j]`` true must take integer values. Infinite bounds are
+    ``±np.inf``. All arrays are read-only float64 (``integrality`` bool) and ``A`` is a
+    ``scipy.sparse.csr_array`` of shape ``(n_rows, n_cols)``.
+
+    Attributes:
+        c: objective, shape ``(n_cols,)``.
+        offset: constant added to the objective.
+        A: constraint matrix, CSR.
+        row_lower: shape ``(n_rows,)``, may contain ``-inf``.
+        row_upper: shape ``(n_rows,)``, may contain ``+inf``.
+        col_lower: shape ``(n_cols,)``.
+        col_upper: shape ``(n_cols,)``.
+        integrality: shape ``(n_cols,)``, bool.
+        index: names of the column groups (a bare ``VariableIndex(n_cols, slice(0, n_cols))``
+            for problems that do not come from a network).
+        sense: always ``"minimize"``.
+        stats: sizes, when the problem came from :func:`encode_milp`.
+
+    Raises:
+        InvalidOptionsError: on inconsistent shapes, NaN entries, or ``lower > upper``.
+    """
+
+    c: FloatArray
+    offset: float
+    A: sp.csr_array
+    row_lower: FloatArray
+    row_upper: FloatArray
+    col_lower: FloatArray
+    col_upper: FloatArray
+    integrality: BoolArray
+    index: VariableIndex
+    sense: Literal["minimize"] = "minimize"
+    stats: EncodingStats | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        def vec(value: ArrayLike, name: str) -> FloatArray:
+            arr = np.array(value, dtype=np.float64, copy=True).reshape(-1)
+            if np.isnan(arr).any():
+                raise InvalidOptionsError(f"MilpProblem.{name}: contains NaN")
+            return _readonly(arr)
+
+        c = vec(self.c, "c")
+        n = c.size
+        if not sp.issparse(self.A):
+            m = np.asarray(self.row_lower).size
+            A = sp.csr_array(np.asarray(self.A, dtype=np.float64).reshape(m, n))
+        else:
+            A = sp.csr_array(self.A, dtype=np.float64)
+        if A.shape[1] != n:
+            raise InvalidOptionsError(f"MilpProblem: A has {A.shape[1]} columns, c has {n}")
+        if A.nnz and not np.all(np.isfinite(A.data)):
+            raise InvalidOptionsError("MilpProblem.A: contains NaN or infinite entries")
+        m = A.shape[0]
+        rl, ru = vec(self.row_lower, "row_lower"), vec(self.row_upper, "row_upper")
+        cl, cu = vec(self.col_lower, "col_lower"), vec(self.col_upper, "col_upper")
+        for name, arr, size in (("row_lower", rl, m), ("row_upper", ru, m)):
+            if arr.size != size:
+                raise InvalidOptionsError(f"MilpProblem.{name}: {arr.size} entries, A has {size}")
+        for name, arr in (("col_lower", cl), ("col_upper", cu)):
+            if arr.size != n:
+                raise InvalidOptionsError(f"MilpProblem.{name}: {arr.size} entries, c has {n}")
+        if np.any(rl > ru) or np.any(cl > cu):
+            raise InvalidOptionsError("MilpProblem: some lower bound exceeds its upper bound")
+        if not np.all(np.isfinite(c)):
+            raise InvalidOptionsError("MilpProblem.c: contains infinite entries")
+        integ = np.array(self.integrality, dtype=np.bool_, copy=True).reshape(-1)
+        if integ.size != n:
+            raise InvalidOptionsError(f"MilpProblem.integrality: {integ.size} entries, c has {n}")
+        if not np.isfinite(float(self.offset)):
+            raise InvalidOptionsError("MilpProblem.offset: must be finite")
+        if self.index.n_cols != n:
+            raise InvalidOptionsError(
+                f"MilpProblem.index: describes {self.index.n_cols} columns, c has {n}"
+            )
+        if self.sense != "minimize":
+            raise InvalidOptionsError(f"MilpProblem.sense={self.sense!r}: only 'minimize'")
+        A.sort_indices()
+        for arr in (A.data, A.indices, A.indptr):
+            arr.setflags(write=False)
+        for name, value in (
+            ("c", c),
+            ("A", A),
+            ("row_lower", rl),
+            ("row_upper", ru),
+            ("col_lower", cl),
+            ("col_upper", cu),
+            ("integrality", _readonly(integ)),
+            ("offset", float(self.offset)),
+        ):
+            object.__setattr__(self, name, value)
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def n_cols(self) -> int:
+        """Number of variables."""
+        return int(self.c.size)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of constraint rows."""
+        return int(self.A.shape[0])
+
+    @property
+    def n_integer(self) -> int:
+        """Number of integer columns."""
+        return int(np.count_nonzero(self.integrality))
+
+    @property
+    def is_mip(self) -> bool:
+        """True when some column is integer."""
+        return bool(self.integrality.any())
+
+    # -- evaluation --------------------------------------------------------------------------
+    def objective_value(self, v: ArrayLike) -> float:
+        """``c^T v + offset``."""
+        return float(np.dot(self.c, np.asarray(v, dtype=np.float64)) + self.offset)
+
+    def max_violation(self, v: ArrayLike) -> float:
+        """Largest violation of a row bound, column bound or integrality at ``v`` (0: feasible)."""
+        x = np.asarray(v, dtype=np.float64).reshape(-1)
+        if x.size != self.n_cols:
+            raise InvalidOptionsError(f"max_violation: {x.size} entries, problem has {self.n_cols}")
+        ax = self.A @ x
+        parts = [
+            np.maximum(self.row_lower - ax, 0.0),
+            np.maximum(ax - self.row_upper, 0.0),
+            np.maximum(self.col_lower - x, 0.0),
+            np.maximum(x - self.col_upper, 0.0),
+            np.abs(x - np.round(x))[self.integrality],
+        ]
+        return float(max((p.max() if p.size else 0.0) for p in parts))
+
+    def decode_input(self, v: ArrayLike) -> FloatArray:
+        """The input part of ``v``, clipped into the input columns' bounds (the case's box).
+
+        Solvers satisfy bounds only up to a feasibility tolerance; clipping keeps a candidate
+        counterexample inside the box before it is checked by a forward pass.
+        """
+        x = self.index.decode_input(v)
+        sl = self.index.inputs
+        return np.clip(x, self.col_lower[sl], self.col_upper[sl])
+
+    def start_from_input(self, network: Network, x: ArrayLike) -> FloatArray:
+        """A complete starting point from an input ``x`` (every column set by a forward pass).
+
+        For problems built by :func:`encode_milp` from ``network``: the input is clipped into
+        the box, ``z`` and ``a`` come from the forward pass, HardTanh's ``r+ = relu(z - m)`` and
+        ``r- = relu(z - M)``, each binary is ``1`` iff ``z[neuron] >= theta``, and ``t`` is the
+        smallest value its rows allow. Use it as ``initial_solution`` for a MILP solver.
+
+        Raises:
+            InvalidOptionsError: when the problem does not have the layout of ``network``.
+        """
+        idx = self.index
+        dense, acts = network.normalized().affine_and_activations()
+        if len(idx.pre) != len(acts) or len(idx.binary_threshold) != len(acts):
+            raise InvalidOptionsError(
+                "start_from_input: the problem was not built by encode_milp for this network"
+            )
+        v = np.clip(0.0, self.col_lower, self.col_upper)
+        a = np.clip(
+            np.asarray(x, dtype=np.float64).reshape(-1),
+            self.col_lower[idx.inputs],
+            self.col_upper[idx.inputs],
+        )
+        if a.size != idx.n_inputs:
+            raise InvalidOptionsError(
+                f"start_from_input: x has {a.size} entries, the problem has {idx.n_inputs} inputs"
+            )
+        v[idx.inputs] = a
+        for k, act in enumerate(acts):
+            z = dense[k].weight @ a + dense[k].bias
+            a = apply_activation(act, z)
+            v[idx.pre[k]] = z
+            v[idx.post[k]] = a
+            if isinstance(act, HardTanh) and idx.aux[k].stop - idx.aux[k].start == 2 * z.size:
+                v[idx.aux[k]] = np.concatenate(
+                    [np.maximum(z - act.min_val, 0.0), np.maximum(z - act.max_val, 0.0)]
+                )
+            neuron, theta = idx.binary_neuron[k], idx.binary_threshold[k]
+            v[idx.binaries[k]] = (z[neuron] >= theta).astype(np.float64)
+        t = idx.objective
+        if t is not None:
+            col = self.A[:, [t]].toarray().reshape(-1)
+            rows = np.flatnonzero(col > 0)
+            v[t] = 0.0
+            rest = self.A @ v
+            need = (self.row_lower[rows] - rest[rows]) / col[rows]
+            v[t] = float(np.max(need)) if need.size else 0.0
+        return v
+
+    @classmethod
+    def from_arrays(
+        cls,
+        c: ArrayLike,
+        A: ArrayLike | sp.sparray | sp.spmatrix,
+        row_lower: ArrayLike,
+        row_upper: ArrayLike,
+        col_lower: ArrayLike,
+        col_upper: ArrayLike,
+        integrality: ArrayLike | None = None,
+        *,
+        offset: float = 0.0,
+    ) -> MilpProblem:
+        """A problem without a network index (conformance tests, Benders subproblems)."""
+        cv = np.asarray(c, dtype=np.float64).reshape(-1)
+        n = cv.size
+        if sp.issparse(A):
+            Am = sp.csr_array(A)
+        else:
+            m = np.asarray(row_lower, dtype=np.float64).size
+            dense = np.asarray(A, dtype=np.float64)
+            if dense.size != m * n:
+                raise InvalidOptionsError(
+                    f"MilpProblem.from_arrays: A has shape {dense.shape}, expected ({m}, {n}) "
+                    f"from {m} row bounds and {n} columns"
+                )
+            Am = sp.csr_array(dense.reshape(m, n))
+        integ = np.zeros(n, dtype=bool) if integrality is None else integrality
+        return cls(
+            cv,
+            offset,
+            Am,
+            np.asarray(row_lower, dtype=np.float64),
+            np.asarray(row_upper, dtype=np.float64),
+            np.asarray(col_lower, dtype=np.float64),
+            np.asarray(col_upper, dtype=np.float64),
+            np.asarray(integ, dtype=bool),
+            VariableIndex(n, slice(0, n)),
+        )
+
+
+def lp_relaxation(problem: MilpProblem) -> MilpProblem:
+    """The same problem with every integrality requirement dropped (binaries become ``[0, 1]``)."""
+    return dataclasses.replace(problem, integrality=np.zeros(problem.n_cols, dtype=bool))
+
+
+# --------------------------------------------------------------------------------------------
+# Builder
+# --------------------------------------------------------------------------------------------
+
+
+class MilpBuilder:
+    """Accumulates columns and whole blocks of rows as COO triplets; :meth:`build` converts once.
+
+    Example:
+        >>> b = MilpBuilder()
+        >>> x = b.add_columns(2, 0.0, 1.0)
+        >>> _ = b.add_rows([(np.arange(x.start, x.stop), 1.0)], -np.inf, 1.0)  # x0 <= 1, x1 <= 1
+        >>> b.n_rows, b.n_cols
+        (2, 2)
+    """
+
+    def __init__(self) -> None:
+        self._col_lower: list[FloatArray] = []
+        self._col_upper: list[FloatArray] = []
+        self._integer: list[BoolArray] = []
+        self._rows: list[IntArray] = []
+        self._cols: list[IntArray] = []
+        self._vals: list[FloatArray] = []
+        self._row_lower: list[FloatArray] = []
+        self._row_upper: list[FloatArray] = []
+        self.n_cols = 0
+        self.n_rows = 0
+
+    def add_columns(
+        self, n: int, lower: ArrayLike, upper: ArrayLike, *, integer: bool = False
+    ) -> slice:
+        """Append ``n`` columns with the given bounds (scalars broadcast); return their slice."""
+        lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), (n,)).copy()
+        hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)).copy()
+        self._col_lower.append(lo)
+        self._col_upper.append(hi)
+        self._integer.append(np.full(n, integer, dtype=bool))
+        out = slice(self.n_cols, self.n_cols + n)
+        self.n_cols += n
+        return out
+
+    def add_rows(
+        self,
+        terms: Sequence[tuple[ArrayLike, ArrayLike]],
+        lower: ArrayLike,
+        upper: ArrayLike,
+    ) -> slice:
+        """Append a block of rows, row ``i`` being ``lower_i <= sum_t coef_t[i] * v[cols_t[i]]``.
+
+        Args:
+            terms: pairs ``(cols, coef)``; ``cols`` has one column index per row (shape
+                ``(n,)``) and ``coef`` is a scalar or shape ``(n,)``. Zero coefficients are
+                dropped.
+            lower: row lower bounds, scalar or shape ``(n,)``.
+            upper: row upper bounds, scalar or shape ``(n,)``.
+
+        Returns:
+            The slice of the new rows.
+        """
+        lo_arr = np.asarray(lower, dtype=np.float64)
+        hi_arr = np.asarray(upper, dtype=np.float64)
+        if terms:
+            n = int(np.asarray(terms[0][0]).size)
+        else:
+            n = int(max(lo_arr.size, hi_arr.size))
+        local = np.arange(n, dtype=np.int64)
+        for cols, coef in terms:
+            cols_arr = np.asarray(cols, dtype=np.int64).reshape(-1)
+            vals = np.broadcast_to(np.asarray(coef, dtype=np.float64), (n,))
+            keep = vals != 0.0
+            self._rows.append(local[keep] + self.n_rows)
+            self._cols.append(cols_arr[keep])
+            self._vals.append(vals[keep])
+        self._row_lower.append(np.broadcast_to(lo_arr, (n,)).copy())
+        self._row_upper.append(np.broadcast_to(hi_arr, (n,)).copy())
+        out = slice(self.n_rows, self.n_rows + n)
+        self.n_rows += n
+        return out
+
+    def add_block(self, rows: slice, cols: slice, M: ArrayLike) -> None:
+        """Add the dense block ``M`` (shape ``(len(rows), len(cols))``) to existing rows.
+
+        Only the nonzeros of ``M`` are stored, so a sparse weight matrix stays sparse.
+        """
+        Md = np.asarray(M, dtype=np.float64)
+        if Md.shape != (rows.stop - rows.start, cols.stop - cols.start):
+            raise InvalidOptionsError(f"MilpBuilder.add_block: block has shape {Md.shape}")
+        r, j = np.nonzero(Md)
+        self._rows.append(r.astype(np.int64) + rows.start)
+        self._cols.append(j.astype(np.int64) + cols.start)
+        self._vals.append(Md[r, j])
+
+    def build(
+        self,
+        c: ArrayLike,
+        offset: float,
+        index: VariableIndex,
+        stats: EncodingStats | None = None,
+    ) -> MilpProblem:
+        """Convert the accumulated blocks to a :class:`MilpProblem` (duplicates are summed)."""
+
+        def cat(parts: Sequence[NDArray[Any]], dtype: type) -> NDArray[Any]:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        rows = cat(self._rows, np.int64)
+        cols = cat(self._cols, np.int64)
+        vals = cat(self._vals, np.float64)
+        A = sp.coo_array((vals, (rows, cols)), shape=(self.n_rows, self.n_cols)).tocsr()
+        A.sum_duplicates()
+        A.eliminate_zeros()
+        return MilpProblem(
+            np.asarray(c, dtype=np.float64),
+            float(offset),
+            A,
+            cat(self._row_lower, np.float64),
+            cat(self._row_upper, np.float64),
+            cat(self._col_lower, np.float64),
+            cat(self._col_upper, np.float64),
+            cat(self._integer, np.bool_),
+            index,
+            stats=stats,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Activation rules
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LayerEncoding:
+    post: slice
+    aux: slice
+    binaries: slice
+    binary_neuron: IntArray
+    binary_threshold: FloatArray
+
+
+def _piece_needs_binary(
+    ls: FloatArray, us: FloatArray, alpha: float, all_binary: bool
+) -> BoolArray:
+    if alpha >= 1.0:
+        return np.zeros(ls.shape, dtype=bool)
+    if all_binary:
+        return np.ones(ls.shape, dtype=bool)
+    return (ls < 0.0) & (us > 0.0)
+
+
+def _piece_rows(
+    b: MilpBuilder,
+    z_cols: IntArray,
+    r_cols: IntArray,
+    d_cols: IntArray,
+    theta: FloatArray,
+    ls: FloatArray,
+    us: FloatArray,
+    alpha: float,
+    binary: BoolArray,
+) -> None:
+    """Rows for ``r = max(s, alpha s)``, ``s = z - theta``, ``ls <= s <= us`` (module docstring).
+
+    Neurons with ``binary`` use the four big-M rows with binary ``d_cols`` (in order);
+    the others are stable: ``r - z = -theta`` (``ls >= 0`` or ``alpha = 1``) or
+    ``r - alpha z = -alpha theta`` (``us <= 0``).
+    """
+    active = ~binary & ((ls >= 0.0) | (alpha >= 1.0))
+    inactive = ~binary & ~active
+    if active.any():
+        b.add_rows([(r_cols[active], 1.0), (z_cols[active], -1.0)], -theta[active], -theta[active])
+    if inactive.any():
+        rhs = -alpha * theta[inactive]
+        b.add_rows([(r_cols[inactive], 1.0), (z_cols[inactive], -alpha)], rhs, rhs)
+    if binary.any():
+        rc, zc, th = r_cols[binary], z_cols[binary], theta[binary]
+        lo, hi = ls[binary], us[binary]
+        beta = 1.0 - alpha
+        b.add_rows([(rc, 1.0), (zc, -1.0)], -th, _INF)  # r >= s
+        b.add_rows([(rc, 1.0), (zc, -alpha)], -alpha * th, _INF)  # r >= alpha s
+        # r <= s - (1 - alpha) ls (1 - d)
+        b.add_rows([(rc, 1.0), (zc, -1.0), (d_cols, -beta * lo)], -_INF, -th - beta * lo)
+        # r <= alpha s + (1 - alpha) us d
+        b.add_rows([(rc, 1.0), (zc, -alpha), (d_cols, -beta * hi)], -_INF, -alpha * th)
+
+
+def _leaky_layer(
+    b: MilpBuilder,
+    layer: Activation,
+    z: slice,
+    l: FloatArray,
+    u: FloatArray,
+    all_binary: bool,
+) -> _LayerEncoding:
+    alpha = float(layer.alpha) if isinstance(layer, LeakyReLU) else 0.0
+    n = z.stop - z.start
+    a = b.add_columns(n, apply_activation(layer, l), apply_activation(layer, u))
+    binary = _piece_needs_binary(l, u, alpha, all_binary)
+    neuron = np.flatnonzero(binary).astype(np.int64)
+    d = b.add_columns(neuron.size, 0.0, 1.0, integer=True)
+    _piece_rows(
+        b,
+        np.arange(z.start, z.stop, dtype=np.int64),
+        np.arange(a.start, a.stop, dtype=np.int64),
+        np.arange(d.start, d.stop, dtype=np.int64),
+        np.zeros(n),
+        l,
+        u,
+        alpha,
+        binary,
+    )
+    return _LayerEncoding(a, _empty_slice(a.stop), d, neuron, np.zeros(neuron.size))
+
+
+def _hardtanh_layer(
+    b: MilpBuilder,
+    layer: Activation,
+    z: slice,
+    l: FloatArray,
+    u: FloatArray,
+    all_binary: bool,
+) -> _LayerEncoding:
+    if not isinstance(layer, HardTanh):
+        raise InvalidOptionsError(f"HardTanh rule applied to {type(layer).__name__}")
+    m, M = layer.min_val, layer.max_val
+    n = z.stop - z.start
+    a = b.add_columns(n, np.clip(l, m, M), np.clip(u, m, M))
+    # r+ = ReLU(z - m) in [relu(l - m), relu(u - m)];  r- = ReLU(z - M) likewise
+    rp = b.add_columns(n, np.maximum(l - m, 0.0), np.maximum(u - m, 0.0))
+    rm = b.add_columns(n, np.maximum(l - M, 0.0), np.maximum(u - M, 0.0))
+    bin_p = _piece_needs_binary(l - m, u - m, 0.0, all_binary)
+    bin_m = _piece_needs_binary(l - M, u - M, 0.0, all_binary)
+    neuron_p = np.flatnonzero(bin_p).astype(np.int64)
+    neuron_m = np.flatnonzero(bin_m).astype(np.int64)
+    d = b.add_columns(neuron_p.size + neuron_m.size, 0.0, 1.0, integer=True)
+    d_idx = np.arange(d.start, d.stop, dtype=np.int64)
+    z_idx = np.arange(z.start, z.stop, dtype=np.int64)
+    for r, theta, binary, dd in (
+        (rp, m, bin_p, d_idx[: neuron_p.size]),
+        (rm, M, bin_m, d_idx[neuron_p.size :]),
+    ):
+        _piece_rows(
+            b,
+            z_idx,
+            np.arange(r.start, r.stop, dtype=np.int64),
+            dd,
+            np.full(n, theta),
+            l - theta,
+            u - theta,
+            0.0,
+            binary,
+        )
+    # a - r+ + r- = m
+    b.add_rows(
+        [
+            (np.arange(a.start, a.stop), 1.0),
+            (np.arange(rp.start, rp.stop), -1.0),
+            (np.arange(rm.start, rm.stop), 1.0),
+        ],
+        m,
+        m,
+    )
+    return _LayerEncoding(
+        a,
+        slice(rp.start, rm.stop),
+        d,
+        np.concatenate([neuron_p, neuron_m]),
+        np.concatenate([np.full(neuron_p.size, m), np.full(neuron_m.size, M)]),
+    )
+
+
+ActivationRule = Callable[
+    [MilpBuilder, Activation, slice, FloatArray, FloatArray, bool], _LayerEncoding
+]
+
+#: Big-M rule per activation type (looked up by ``type(layer)``).
+ACTIVATION_RULES: dict[type, ActivationRule] = {
+    ReLU: _leaky_layer,
+    LeakyReLU: _leaky_layer,
+    HardTanh: _hardtanh_layer,
+}
+
+HardTanhEncoding = Literal["two_relu"]
+
+
+def _check_inputs(
+    net: Network, case: UnsafeCase, bounds: LayerBounds
+) -> tuple[tuple[Dense, ...], tuple[Activation, ...]]:
+    dense, acts = net.affine_and_activations()
+    if case.input_box.dim != net.n_inputs:
+        raise InvalidPropertyError(
+            f"encode_milp: case has {case.input_box.dim} inputs, network has {net.n_inputs}"
+        )
+    if case.A.shape[1] != net.n_outputs:
+        raise InvalidPropertyError(
+            f"encode_milp: case has {case.A.shape[1]} outputs, network has {net.n_outputs}"
+        )
+    for act in acts:
+        if type(act) not in ACTIVATION_RULES:
+            raise UnsupportedLayerError(
+                f"encode_milp: exact MILP needs piecewise-linear activations, got "
+                f"{type(act).__name__}; use Model 2 (nncert.formulations.pwc_milp) or bound-based "
+                f"methods (ibp/crown) for sigmoid/tanh networks"
+            )
+    pre = bounds.pre_activation
+    if len(pre) != len(dense) or any(
+        iv.lower.shape != (d.n_out,) or iv.upper.shape != (d.n_out,) for iv, d in zip(pre, dense)
+    ):
+        raise InvalidOptionsError(
+            "encode_milp: bounds do not match the network's normal form "
+            f"({len(pre)} intervals for {len(dense)} Dense layers)"
+        )
+    if bounds.network != net:
+        raise InvalidOptionsError("encode_milp: bounds were computed for a different network")
+    box = case.input_box
+    if np.any(box.lower < bounds.box.lower) or np.any(box.upper > bounds.box.upper):
+        raise InvalidPropertyError(
+            "encode_milp: bounds were computed over a box that does not contain the case's "
+            "input box; recompute them over case.input_box"
+        )
+    for k, iv in enumerate(pre[:-1]):
+        if not (np.all(np.isfinite(iv.lower)) and np.all(np.isfinite(iv.upper))):
+            raise InvalidOptionsError(f"encode_milp: bounds of layer {k + 1} are not finite")
+        if np.any(iv.lower > iv.upper):
+            raise InvalidOptionsError(f"encode_milp: bounds of layer {k + 1} have lower > upper")
+    return dense, acts
+
+
+def encode_milp(
+    network: Network,
+    case: UnsafeCase,
+    bounds: LayerBounds,
+    /,
+    *,
+    hardtanh: HardTanhEncoding = "two_relu",
+    stable_binaries: bool = False,
+    rules: Mapping[type, ActivationRule] | None = None,
+) -> MilpProblem:
+    r"""Encode ``min_{x in box} max_r (A_r f(x) - b_r)`` as an exact big-M MILP (Model 1).
+
+    The constraints are listed in the module docstring. The optimum is ``> 0`` iff the case is
+    infeasible (the property holds for it); otherwise an optimal (or any feasible) solution
+    ``v`` with objective ``<= 0`` yields a counterexample ``x = problem.index.decode_input(v)``.
+    A case with zero rows is always violated: the encoding then has objective ``0``.
+
+    Args:
+        network: a network with piecewise-linear activations (it is normalized first).
+        case: the unsafe case; its ``input_box`` bounds the input columns.
+        bounds: sound pre-activation bounds of ``network.normalized()`` over a box containing
+            ``case.input_box`` (e.g. :func:`nncert.verify.bounds.interval_bounds`). They set
+            every big-M constant, so unsound bounds give wrong answers.
+        hardtanh: HardTanh encoding; only ``"two_relu"`` (FORMULATIONS.md 4.2 a).
+        stable_binaries: give every piece a binary, even stable ones (for testing stable-neuron
+            elimination; the optimum is the same).
+        rules: override or extend :data:`ACTIVATION_RULES`.
+
+    Returns:
+        The problem; ``problem.stats`` holds the number of binaries and unstable neurons.
+
+    Raises:
+        UnsupportedLayerError: for sigmoid/tanh networks.
+        InvalidPropertyError: when the case does not fit the network or the bounds' box.
+        InvalidOptionsError: on bounds that do not match the network, or a bad option.
+
+    Example:
+        >>> from nncert.verify.network import Dense, Network, ReLU
+        >>> from nncert.verify.spec import Box, UnsafeCase
+        >>> from nncert.verify.bounds import interval_bounds
+        >>> net = Network((Dense(np.array([[1.0], [-1.0]]), np.zeros(2)), ReLU(),
+        ...                Dense(np.array([[1.0, 1.0]]), np.zeros(1))), input_shape=(1,))
+        >>> case = UnsafeCase(Box([-1.0], [2.0]), [[1.0]], [0.5])   # |x| <= 0.5 is unsafe
+        >>> p = encode_milp(net, case, interval_bounds(net, case.input_box))
+        >>> p.stats.n_binaries, p.stats.unstable_per_layer
+        (2, (2,))
+    """
+    t0 = time.perf_counter()
+    if hardtanh != "two_relu":
+        raise InvalidOptionsError(f"encode_milp: hardtanh={hardtanh!r} must be 'two_relu'")
+    table = dict(ACTIVATION_RULES)
+    if rules:
+        table.update(rules)
+    net = network.normalized()
+    dense, acts = _check_inputs(net, case, bounds)
+
+    b = MilpBuilder()
+    x = b.add_columns(net.n_inputs, case.input_box.lower, case.input_box.upper)
+    prev = x
+    pre: list[slice] = []
+    post: list[slice] = []
+    aux: list[slice] = []
+    bins: list[slice] = []
+    bin_neuron: list[IntArray] = []
+    bin_theta: list[FloatArray] = []
+    unstable: list[int] = []
+    for k, act in enumerate(acts):
+        layer = dense[k]
+        iv = bounds.pre_activation[k]
+        l, u = np.asarray(iv.lower, dtype=np.float64), np.asarray(iv.upper, dtype=np.float64)
+        z = b.add_columns(layer.n_out, l, u)
+        # z - W a_prev = b
+        rows = b.add_rows([(np.arange(z.start, z.stop), 1.0)], layer.bias, layer.bias)
+        b.add_block(rows, prev, -layer.weight)
+        enc = table[type(act)](b, act, z, l, u, stable_binaries)
+        pre.append(z)
+        post.append(enc.post)
+        aux.append(enc.aux)
+        bins.append(enc.binaries)
+        bin_neuron.append(_readonly(enc.binary_neuron))
+        bin_theta.append(_readonly(np.asarray(enc.binary_threshold, dtype=np.float64)))
+        unstable.append(int(np.unique(enc.binary_neuron).size))
+        prev = enc.post
+
+    # objective rows: g = G a_prev + h,  G = A W^L,  h = A b^L - b
+    last = dense[-1]
+    G = case.A @ last.weight
+    h = case.A @ last.bias - case.b
+    t_col: int | None = None
+    offset = 0.0
+    if case.n_rows == 1:
+        offset = float(h[0])
+    elif case.n_rows > 1:
+        t = b.add_columns(1, -_INF, _INF)
+        t_col = t.start
+        # t - G_r a_prev >= h_r
+        rows = b.add_rows([(np.full(case.n_rows, t_col), 1.0)], h, _INF)
+        b.add_block(rows, prev, -G)
+    c = np.zeros(b.n_cols)
+    if case.n_rows == 1:
+        c[prev] = G[0]
+    elif t_col is not None:
+        c[t_col] = 1.0
+
+    index = VariableIndex(
+        n_cols=b.n_cols,
+        inputs=x,
+        pre=tuple(pre),
+        post=tuple(post),
+        aux=tuple(aux),
+        binaries=tuple(bins),
+        binary_neuron=tuple(bin_neuron),
+        objective=t_col,
+        binary_threshold=tuple(bin_theta),
+    )
+    problem = b.build(c, offset, index)
+    stats = EncodingStats(
+        n_binaries=index.n_binaries,
+        unstable_per_layer=tuple(unstable),
+        binaries_per_layer=tuple(s.stop - s.start for s in bins),
+        n_rows=problem.n_rows,
+        n_cols=problem.n_cols,
+        nnz=int(problem.A.nnz),
+        build_time=time.perf_counter() - t0,
+    )
+    return dataclasses.replace(problem, stats=stats)
+
+
+__all__ = [
+    "ACTIVATION_RULES",
+    "EncodingStats",
+    "MilpBuilder",
+    "MilpProblem",
+    "VariableIndex",
+    "encode_milp",
+    "lp_relaxation",
+]

@@ -1,0 +1,404 @@
+"""HiGHS backend (highspy): the fast, exact default for :class:`MilpProblem`.
+
+The problem arrays go to HiGHS in one ``passModel`` call (CSC matrix, int32 indices); no
+per-row Python calls. Early stops for verification:
+
+* ``objective_target`` (a counterexample exists): the HiGHS option ``objective_target`` plus a
+  ``cbMipInterrupt`` test ``incumbent <= target`` (so the stop is inclusive), status
+  ``OBJECTIVE_TARGET``;
+* ``bound_target`` (the property is proven): a ``cbMipInterrupt`` test ``mip_dual_bound >
+  target`` that sets ``user_interrupt``, status ``INTERRUPTED`` with ``bound > target``.
+
+Gotchas handled here (ECOSYSTEM.md 8.1):
+
+* HiGHS prints a banner when the first ``Highs`` object of a process is built, before
+  ``output_flag`` can be set; the first construction redirects file descriptor 1 to
+  ``os.devnull`` (and flushes C stdio) for its duration.
+* HiGHS's global scheduler keeps the ``threads`` value of the first solve in a process; a later
+  solve with another value fails. This module remembers the first value and raises
+  :class:`InvalidOptionsError` on a conflicting one. Use one fixed ``threads`` per process.
+* Dual (Farkas) rays need presolve off: when an infeasible LP yields no ray, the LP is solved
+  again with ``presolve="off"``.
+
+Sign conventions (HiGHS): for ``min c^T x`` the row duals ``y`` and column duals ``s`` satisfy
+``c - A^T y - s = 0``; a row dual is ``>= 0`` when its lower bound is active and ``<= 0`` when
+its upper bound is active. The dual ray is HiGHS's ``getDualRay`` vector (one entry per row).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import highspy
+import numpy as np
+from numpy.typing import ArrayLike
+
+from nncert.formulations.milp import MilpProblem
+from nncert.solvers.base import SolveResult, SolveStatus, solve_empty_problem
+from nncert.verify.errors import InvalidOptionsError
+
+_MS = highspy.HighsModelStatus
+
+#: HiGHS model status -> SolveStatus (anything else is ERROR).
+STATUS_MAP: dict[Any, SolveStatus] = {
+    _MS.kOptimal: SolveStatus.OPTIMAL,
+    _MS.kInfeasible: SolveStatus.INFEASIBLE,
+    _MS.kUnbounded: SolveStatus.UNBOUNDED,
+    _MS.kTimeLimit: SolveStatus.TIME_LIMIT,
+    _MS.kIterationLimit: SolveStatus.ITERATION_LIMIT,
+    _MS.kObjectiveTarget: SolveStatus.OBJECTIVE_TARGET,
+    _MS.kObjectiveBound: SolveStatus.INTERRUPTED,
+    _MS.kSolutionLimit: SolveStatus.FEASIBLE,
+    _MS.kInterrupt: SolveStatus.INTERRUPTED,
+    getattr(_MS, "kHighsInterrupt", _MS.kInterrupt): SolveStatus.INTERRUPTED,
+}
+
+_banner_lock = threading.Lock()
+_banner_done = False
+_threads_lock = threading.Lock()
+_scheduler_threads: int | None = None
+
+
+@contextlib.contextmanager
+def _stdout_fd_silenced() -> Iterator[None]:
+    """Send file descriptor 1 to ``os.devnull`` (no-op when fd 1 cannot be duplicated)."""
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - exotic stdout
+        pass
+    try:
+        saved = os.dup(1)
+    except OSError:  # pragma: no cover - fd 1 closed
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        _flush_c_stdout()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _flush_c_stdout() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no libc (Windows)
+        pass
+
+
+def new_highs() -> highspy.Highs:
+    """A silent ``highspy.Highs`` (the process's first one is built with stdout silenced)."""
+    global _banner_done
+    if not _banner_done:
+        with _banner_lock:
+            if not _banner_done:
+                with _stdout_fd_silenced():
+                    h = highspy.Highs()
+                _banner_done = True
+                h.setOptionValue("output_flag", False)
+                return h
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _check_threads(threads: int) -> None:
+    global _scheduler_threads
+    with _threads_lock:
+        if _scheduler_threads is None:
+            _scheduler_threads = threads
+        elif _scheduler_threads != threads:
+            raise InvalidOptionsError(
+                f"HighsSolver: threads={threads} but HiGHS's global scheduler in this process "
+                f"already uses threads={_scheduler_threads}; use one fixed threads value per "
+                f"process"
+            )
+
+
+class HighsSolver:
+    """Solve a :class:`MilpProblem` with HiGHS through highspy (exact).
+
+    Args:
+        threads: HiGHS ``threads`` option; one fixed value per process (see module docstring).
+        mip_rel_gap: relative MIP gap at which HiGHS stops with OPTIMAL.
+        presolve: ``"choose"``, ``"on"`` or ``"off"``.
+        options: further HiGHS options passed to ``setOptionValue`` (checked by HiGHS).
+        confirm_infeasible: re-solve a MIP found infeasible once more with presolve off and
+            report that second answer (infeasibility proves a property, so it is double-checked;
+            encoded Model-1 problems are always feasible, so this costs nothing normally).
+
+    Raises:
+        InvalidOptionsError: when HiGHS rejects an option name or value.
+
+    Example:
+        >>> from nncert.formulations.milp import MilpProblem
+        >>> p = MilpProblem.from_arrays([-1.0, -1.0], [[1.0, 2.0]], [-np.inf], [3.5],
+        ...                             [0.0, 0.0], [2.0, 2.0], [True, True])
+        >>> HighsSolver().solve(p).objective
+        -2.0
+    """
+
+    name = "highs"
+    exact = True
+    supports_duals = True
+    supports_rays = True
+    supports_warm_start = True
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        mip_rel_gap: float = 1e-4,
+        presolve: str = "choose",
+        options: Mapping[str, Any] | None = None,
+        confirm_infeasible: bool = True,
+    ) -> None:
+        if not isinstance(threads, int) or threads < 0:
+            raise InvalidOptionsError(f"HighsSolver: threads={threads!r} must be an int >= 0")
+        if not (isinstance(mip_rel_gap, (int, float)) and 0.0 <= mip_rel_gap < math.inf):
+            raise InvalidOptionsError(f"HighsSolver: mip_rel_gap={mip_rel_gap!r} must be >= 0")
+        if presolve not in ("choose", "on", "off"):
+            raise InvalidOptionsError(
+                f"HighsSolver: presolve={presolve!r} must be 'choose', 'on' or 'off'"
+            )
+        self.threads = threads
+        self.mip_rel_gap = float(mip_rel_gap)
+        self.presolve = presolve
+        self.options: dict[str, Any] = dict(options or {})
+        self.confirm_infeasible = bool(confirm_infeasible)
+        # validate option names/values now, so errors surface at construction
+        self._apply_options(new_highs(), self.options)
+
+    def __repr__(self) -> str:
+        return (
+            f"HighsSolver(threads={self.threads}, mip_rel_gap={self.mip_rel_gap}, "
+            f"presolve={self.presolve!r}, options={self.options!r})"
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _apply_options(h: highspy.Highs, options: Mapping[str, Any]) -> None:
+        for key, value in options.items():
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                value = value.item()
+            status = h.setOptionValue(str(key), value)
+            if status == highspy.HighsStatus.kError:
+                raise InvalidOptionsError(
+                    f"HighsSolver: HiGHS rejected option {key!r}={value!r} "
+                    f"(unknown name or invalid value)"
+                )
+
+    def _setup(self, problem: MilpProblem, presolve: str) -> highspy.Highs:
+        _check_threads(self.threads)
+        h = new_highs()
+        self._apply_options(
+            h,
+            {"threads": self.threads, "mip_rel_gap": self.mip_rel_gap, "presolve": presolve},
+        )
+        self._apply_options(h, self.options)
+        A = problem.A.tocsc()
+        A.sort_indices()
+        status = h.passModel(
+            problem.n_cols,
+            problem.n_rows,
+            int(A.nnz),
+            int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize),
+            float(problem.offset),
+            np.ascontiguousarray(problem.c, dtype=np.float64),
+            np.ascontiguousarray(problem.col_lower, dtype=np.float64),
+            np.ascontiguousarray(problem.col_upper, dtype=np.float64),
+            np.ascontiguousarray(problem.row_lower, dtype=np.float64),
+            np.ascontiguousarray(problem.row_upper, dtype=np.float64),
+            A.indptr.astype(np.int32),
+            A.indices.astype(np.int32),
+            np.ascontiguousarray(A.data, dtype=np.float64),
+            problem.integrality.astype(np.int32),
+        )
+        if status == highspy.HighsStatus.kError:
+            raise InvalidOptionsError("HighsSolver: HiGHS rejected the model (passModel)")
+        return h
+
+    @staticmethod
+    def _warm_start(h: highspy.Highs, problem: MilpProblem, initial: ArrayLike) -> None:
+        vals = np.asarray(initial, dtype=np.float64).reshape(-1)
+        if vals.size == problem.n_cols:
+            idx = np.arange(problem.n_cols, dtype=np.int32)
+        elif vals.size == problem.index.n_inputs:
+            idx = np.arange(problem.index.inputs.start, problem.index.inputs.stop, dtype=np.int32)
+        else:
+            raise InvalidOptionsError(
+                f"HighsSolver: initial_solution has {vals.size} entries; expected "
+                f"{problem.n_cols} (all columns) or {problem.index.n_inputs} (inputs)"
+            )
+        if not np.all(np.isfinite(vals)):
+            raise InvalidOptionsError("HighsSolver: initial_solution must be finite")
+        h.setSolution(int(idx.size), idx, np.ascontiguousarray(vals))
+
+    # -- solve -------------------------------------------------------------------------------
+    def solve(
+        self,
+        problem: MilpProblem,
+        /,
+        *,
+        time_limit: float | None = None,
+        objective_target: float | None = None,
+        bound_target: float | None = None,
+        initial_solution: ArrayLike | None = None,
+    ) -> SolveResult:
+        """Solve ``problem`` (a minimisation); see :class:`nncert.solvers.base.MilpSolver`.
+
+        Returns:
+            A :class:`SolveResult`; for LPs ``duals`` holds the row duals and, when infeasible,
+            ``dual_ray`` a Farkas ray. ``info`` has ``time``, ``nodes``, ``gap``,
+            ``dual_bound``, ``status_text``.
+        """
+        if not isinstance(problem, MilpProblem):
+            raise InvalidOptionsError(
+                f"HighsSolver.solve: expected a MilpProblem, got {type(problem).__name__}"
+            )
+        if time_limit is not None and not (time_limit >= 0):
+            raise InvalidOptionsError(f"HighsSolver: time_limit={time_limit!r} must be >= 0")
+        if problem.n_cols == 0:
+            return solve_empty_problem(problem, self.name)
+        result = self._solve_once(
+            problem, self.presolve, time_limit, objective_target, bound_target, initial_solution
+        )
+        if (
+            result.status is SolveStatus.ERROR
+            and result.info.get("status_text") == "unbounded_or_infeasible"
+            and self.presolve != "off"
+        ):
+            # presolve could not tell; the simplex without presolve can
+            result = self._solve_once(
+                problem, "off", time_limit, objective_target, bound_target, initial_solution
+            )
+        if (
+            result.status is SolveStatus.INFEASIBLE
+            and not problem.is_mip
+            and result.dual_ray is None
+            and self.presolve != "off"
+        ):
+            retry = self._solve_once(problem, "off", time_limit, None, None, None)
+            if retry.status is SolveStatus.INFEASIBLE:
+                result = retry
+        if (
+            result.status is SolveStatus.INFEASIBLE
+            and problem.is_mip
+            and self.confirm_infeasible
+            and self.presolve != "off"
+        ):
+            # an infeasibility claim is a proof: confirm it without presolve (HiGHS 1.16's
+            # presolve once declared a feasible big-M MILP infeasible at a tight tolerance)
+            retry = self._solve_once(
+                problem, "off", time_limit, objective_target, bound_target, initial_solution
+            )
+            info = dict(retry.info) | {
+                "infeasible_confirmed": retry.status is SolveStatus.INFEASIBLE
+            }
+            result = dataclasses.replace(retry, info=info)
+        return result
+
+    def _solve_once(
+        self,
+        problem: MilpProblem,
+        presolve: str,
+        time_limit: float | None,
+        objective_target: float | None,
+        bound_target: float | None,
+        initial_solution: ArrayLike | None,
+    ) -> SolveResult:
+        h = self._setup(problem, presolve)
+        if time_limit is not None:
+            self._apply_options(h, {"time_limit": float(time_limit)})
+        if objective_target is not None and problem.is_mip:
+            self._apply_options(h, {"objective_target": float(objective_target)})
+        if initial_solution is not None:
+            self._warm_start(h, problem, initial_solution)
+
+        reason: list[str] = []
+        if problem.is_mip and (objective_target is not None or bound_target is not None):
+
+            def on_interrupt(event: Any) -> None:
+                out = event.data_out
+                if bound_target is not None and out.mip_dual_bound > bound_target:
+                    reason.append("bound_target")
+                    event.interrupt()
+                elif objective_target is not None and out.mip_primal_bound <= objective_target:
+                    reason.append("objective_target")
+                    event.interrupt()
+
+            h.cbMipInterrupt.subscribe(on_interrupt)
+
+        run_status = h.run()
+        model_status = h.getModelStatus()
+        info = h.getInfo()
+        status = STATUS_MAP.get(model_status, SolveStatus.ERROR)
+        if status is SolveStatus.INTERRUPTED and reason and reason[-1] == "objective_target":
+            status = SolveStatus.OBJECTIVE_TARGET
+        status_text = h.modelStatusToString(model_status)
+        if model_status == _MS.kUnboundedOrInfeasible:
+            status_text = "unbounded_or_infeasible"
+        if run_status == highspy.HighsStatus.kError and status is not SolveStatus.ERROR:
+            status = SolveStatus.ERROR
+
+        sol = h.getSolution()
+        x = None
+        objective = None
+        if sol.value_valid and status not in (SolveStatus.INFEASIBLE, SolveStatus.ERROR):
+            x = np.asarray(sol.col_value, dtype=np.float64)
+            if x.size != problem.n_cols:  # pragma: no cover - defensive
+                x = None
+            else:
+                objective = float(info.objective_function_value)
+
+        bound: float | None
+        dual_bound = float(info.mip_dual_bound) if problem.is_mip else math.nan
+        if status is SolveStatus.INFEASIBLE:
+            bound = math.inf
+        elif status is SolveStatus.UNBOUNDED or status is SolveStatus.ERROR:
+            bound = None
+        elif problem.is_mip:
+            bound = dual_bound if math.isfinite(dual_bound) else None
+            if status is SolveStatus.OPTIMAL and bound is None:
+                bound = objective
+        else:
+            bound = objective if status is SolveStatus.OPTIMAL else None
+
+        duals = None
+        ray = None
+        if not problem.is_mip:
+            if status is SolveStatus.OPTIMAL and sol.dual_valid:
+                duals = np.asarray(sol.row_dual, dtype=np.float64)
+            if status is SolveStatus.INFEASIBLE:
+                ray_status, has_ray, values = h.getDualRay()  # type: ignore[attr-defined]
+                if has_ray and ray_status != highspy.HighsStatus.kError:
+                    ray = np.asarray(values, dtype=np.float64)[: problem.n_rows]
+
+        out_info = {
+            "time": float(h.getRunTime()),
+            "nodes": int(info.mip_node_count) if problem.is_mip else 0,
+            "gap": float(info.mip_gap) if problem.is_mip else (0.0 if x is not None else math.inf),
+            "dual_bound": dual_bound if problem.is_mip else bound,
+            "status_text": status_text,
+            "simplex_iterations": int(info.simplex_iteration_count),
+            "presolve": presolve,
+        }
+        if reason:
+            out_info["stopped_by"] = reason[-1]
+        return SolveResult(status, objective, bound, x, duals, ray, self.name, out_info)
+
+
+__all__ = ["STATUS_MAP", "HighsSolver", "new_highs"]

@@ -1,0 +1,351 @@
+"""A registry of lazily loaded solver backends.
+
+Each backend is described by a :class:`SolverSpec` whose ``factory`` is a ``"module:attr"``
+string; nothing is imported until :func:`get_solver` builds an instance, and
+:func:`available_solvers` checks ``requires`` with :func:`importlib.util.find_spec` only.
+
+Names may carry a variant after a colon: ``get_solver("pyomo:cbc")`` passes ``solver="cbc"`` to
+the ``pyomo`` factory (the spec's ``variant_option``).
+
+Third-party packages register backends through the ``nncert.solvers`` entry-point group: each
+entry point loads to a :class:`SolverSpec`, an iterable of them, or a zero-argument callable
+returning either. Plug-ins are loaded once, on first use; ``NNCERT_NO_PLUGINS=1`` disables them.
+
+Example:
+    >>> "highs" in available_solvers("milp")
+    True
+    >>> get_solver("higs")
+    Traceback (most recent call last):
+    ...
+    nncert.verify.errors.InvalidOptionsError: unknown solver 'higs'; did you mean 'highs'? ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
+
+ProblemKind = Literal["milp", "qubo"]
+
+ENTRY_POINT_GROUP = "nncert.solvers"
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """How to build one solver backend, without importing it.
+
+    Attributes:
+        name: registry name (no colon).
+        factory: ``"module:attr"``; ``attr`` is a class or function taking keyword options.
+        problem: ``"milp"`` or ``"qubo"``.
+        requires: importable modules the backend needs (checked with ``find_spec``).
+        exact: whether the backend's bounds and infeasibility results are proofs.
+        extra: the ``pip install "nncert[extra]"`` extra that provides ``requires`` ("" when
+            the requirement is a core dependency).
+        variant_option: keyword that receives the part after ``:`` in ``"name:variant"``.
+        description: one line for listings.
+        install: pip requirement(s) to suggest when ``extra`` is empty (default: the
+            module names in ``requires``).
+    """
+
+    name: str
+    factory: str
+    problem: ProblemKind = "milp"
+    requires: tuple[str, ...] = ()
+    exact: bool = True
+    extra: str = ""
+    variant_option: str | None = None
+    description: str = ""
+    install: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or ":" in self.name:
+            raise InvalidOptionsError(f"SolverSpec: name={self.name!r} must be non-empty, no ':'")
+        if self.factory.count(":") != 1:
+            raise InvalidOptionsError(
+                f"SolverSpec {self.name!r}: factory={self.factory!r} must be 'module:attr'"
+            )
+        if self.problem not in ("milp", "qubo"):
+            raise InvalidOptionsError(
+                f"SolverSpec {self.name!r}: problem={self.problem!r} must be 'milp' or 'qubo'"
+            )
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    def missing(self) -> tuple[str, ...]:
+        """The required modules that cannot be found (imports nothing but parent packages)."""
+        return tuple(m for m in self.requires if not _module_exists(m))
+
+    def is_available(self) -> bool:
+        """True when every required module can be found."""
+        return not self.missing()
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the factory.
+
+        Raises:
+            SolverUnavailableError: when a required module is missing.
+        """
+        missing = self.missing()
+        if missing:
+            if self.extra:
+                hint = f'pip install "nncert[{self.extra}]"'
+            else:
+                hint = f"pip install {self.install or ' '.join(missing)}"
+            raise SolverUnavailableError(
+                f"solver {self.name!r} needs {', '.join(missing)}, which is not installed; "
+                f"install it with: {hint}"
+            )
+        module, attr = self.factory.split(":")
+        obj: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+        return obj
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_REGISTRY: dict[str, SolverSpec] = {}
+_lock = threading.RLock()
+_plugins_loaded = False
+
+
+def register_solver(spec: SolverSpec, *, replace: bool = False) -> None:
+    """Add a backend to the registry.
+
+    Raises:
+        InvalidOptionsError: when the name is taken and ``replace`` is false.
+    """
+    if not isinstance(spec, SolverSpec):
+        raise InvalidOptionsError(f"register_solver: expected a SolverSpec, got {spec!r}")
+    with _lock:
+        if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
+            raise InvalidOptionsError(
+                f"register_solver: a solver named {spec.name!r} is already registered"
+            )
+        _REGISTRY[spec.name] = spec
+
+
+def unregister_solver(name: str) -> None:
+    """Remove a backend (no error when absent)."""
+    with _lock:
+        _REGISTRY.pop(name, None)
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    with _lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        if os.environ.get("NNCERT_NO_PLUGINS", "").strip() not in ("", "0"):
+            return
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+                if callable(obj) and not isinstance(obj, SolverSpec):
+                    obj = obj()
+                specs = [obj] if isinstance(obj, SolverSpec) else list(obj)
+                for spec in specs:
+                    if spec.name in _REGISTRY:
+                        warnings.warn(
+                            f"nncert: plug-in {ep.name!r} tried to replace the solver "
+                            f"{spec.name!r}; ignored",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                        continue
+                    register_solver(spec)
+            except Exception as err:  # a broken plug-in must not break nncert
+                warnings.warn(
+                    f"nncert: could not load solver plug-in {ep.name!r}: {err}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+
+def solver_specs() -> dict[str, SolverSpec]:
+    """A copy of the registry (built-ins and plug-ins)."""
+    _load_plugins()
+    with _lock:
+        return dict(_REGISTRY)
+
+
+def get_solver_spec(name: str) -> SolverSpec:
+    """The spec registered under ``name`` (a ``":variant"`` suffix is ignored).
+
+    Raises:
+        InvalidOptionsError: for an unknown name, with "did you mean" suggestions.
+    """
+    base = name.split(":", 1)[0]
+    specs = solver_specs()
+    if base not in specs:
+        close = difflib.get_close_matches(base, list(specs), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise InvalidOptionsError(
+            f"unknown solver {name!r}; {hint}registered solvers: {', '.join(sorted(specs))}"
+        )
+    return specs[base]
+
+
+def available_solvers(problem: ProblemKind | None = None) -> list[str]:
+    """Names of the registered backends whose requirements are installed (imports nothing).
+
+    Args:
+        problem: ``"milp"`` or ``"qubo"`` to filter by problem kind; ``None`` for all.
+    """
+    if problem is not None and problem not in ("milp", "qubo"):
+        raise InvalidOptionsError(f"available_solvers: problem={problem!r} must be milp or qubo")
+    return sorted(
+        name
+        for name, spec in solver_specs().items()
+        if (problem is None or spec.problem == problem) and spec.is_available()
+    )
+
+
+def _check_options(factory: Callable[..., Any], name: str, opts: dict[str, Any]) -> None:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return
+    params = sig.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [
+        k
+        for k, p in params.items()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    for key in opts:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidOptionsError(
+                f"solver {name!r} has no option {key!r}{hint} (options: {', '.join(allowed)})"
+            )
+
+
+def get_solver(name_or_instance: str | Any, /, **opts: Any) -> Any:
+    """Build a solver by registry name, or pass an existing instance through.
+
+    Args:
+        name_or_instance: a registered name (``"highs"``, ``"pyomo"``, ``"pyomo:cbc"``) or an
+            object with ``name``, ``exact`` and ``solve``.
+        **opts: keyword options for the backend's factory (not allowed with an instance).
+
+    Raises:
+        InvalidOptionsError: unknown name or option, options given with an instance, or an
+            instance that reuses a built-in name.
+        SolverUnavailableError: the backend's dependency is not installed (names the extra).
+    """
+    if not isinstance(name_or_instance, str):
+        inst = name_or_instance
+        if not (hasattr(inst, "solve") and hasattr(inst, "name") and hasattr(inst, "exact")):
+            raise InvalidOptionsError(
+                f"get_solver: {inst!r} is neither a solver name nor a solver "
+                f"(needs name, exact and solve)"
+            )
+        if opts:
+            raise InvalidOptionsError(
+                f"get_solver: options {sorted(opts)} cannot be applied to a solver instance"
+            )
+        base = str(inst.name).split(":", 1)[0]
+        spec = solver_specs().get(base)
+        if spec is not None:
+            if type(inst).__module__ != spec.factory.split(":", 1)[0]:
+                raise InvalidOptionsError(
+                    f"get_solver: a custom solver may not reuse the registered name {base!r}"
+                )
+        return inst
+    name = name_or_instance
+    spec = get_solver_spec(name)
+    kwargs = dict(opts)
+    if ":" in name:
+        variant = name.split(":", 1)[1]
+        if spec.variant_option is None:
+            raise InvalidOptionsError(f"solver {spec.name!r} takes no ':variant' ({name!r})")
+        if spec.variant_option in kwargs:
+            raise InvalidOptionsError(
+                f"get_solver: {name!r} and {spec.variant_option}= both name a variant"
+            )
+        kwargs[spec.variant_option] = variant
+    factory = spec.load()
+    _check_options(factory, spec.name, kwargs)
+    return factory(**kwargs)
+
+
+def _register_builtins() -> None:
+    register_solver(
+        SolverSpec(
+            "highs",
+            "nncert.solvers.highs_solver:HighsSolver",
+            problem="milp",
+            requires=("highspy",),
+            exact=True,
+            extra="",
+            description="HiGHS via highspy (default exact MILP/LP backend)",
+        )
+    )
+    register_solver(
+        SolverSpec(
+            "pyomo",
+            "nncert.solvers.pyomo_solver:PyomoSolver",
+            problem="milp",
+            requires=("pyomo",),
+            exact=True,
+            extra="pyomo",
+            variant_option="solver",
+            description="any Pyomo solver (pyomo:highs, pyomo:cbc, pyomo:gurobi, ...)",
+        )
+    )
+    # QUBO samplers (DESIGN.md section 6); factories live in nncert.solvers.dimod_solver
+    for name, attr, requires, exact, install, text in (
+        ("sa", "simulated_annealing", ("dimod", "dwave.samplers"), False, "dwave-samplers",
+         "simulated annealing (dwave-samplers)"),
+        ("tabu", "tabu", ("dimod", "dwave.samplers"), False, "dwave-samplers",
+         "tabu search (dwave-samplers)"),
+        ("steepest", "steepest_descent", ("dimod", "dwave.samplers"), False, "dwave-samplers",
+         "steepest descent (dwave-samplers)"),
+        ("exact-qubo", "exact", ("dimod",), True, "dimod",
+         "brute force over all states (dimod.ExactSolver; <= ~20 variables)"),
+    ):  # fmt: skip
+        register_solver(
+            SolverSpec(
+                name,
+                f"nncert.solvers.dimod_solver:{attr}",
+                problem="qubo",
+                requires=requires,
+                exact=exact,
+                install=install,
+                description=text,
+            )
+        )
+
+
+_register_builtins()
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "SolverSpec",
+    "available_solvers",
+    "get_solver",
+    "get_solver_spec",
+    "register_solver",
+    "solver_specs",
+    "unregister_solver",
+]

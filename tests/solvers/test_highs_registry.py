@@ -1,0 +1,214 @@
+"""HighsSolver specifics, PyomoSolver agreement, and the solver registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import activations, boxes, networks
+
+from nncert.formulations.milp import MilpProblem, encode_milp
+from nncert.solvers import (
+    MilpSolver,
+    SolverSpec,
+    available_solvers,
+    get_solver,
+    register_solver,
+    unregister_solver,
+)
+from nncert.solvers.base import SolveResult, SolveStatus
+from nncert.solvers.highs_solver import HighsSolver
+from nncert.verify.bounds import interval_bounds
+from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
+from nncert.verify.network import HardTanh, LeakyReLU, ReLU
+from nncert.verify.spec import UnsafeCase
+
+
+def _knapsack() -> MilpProblem:
+    return MilpProblem.from_arrays(
+        [-5.0, -4.0, -3.0],
+        [[2.0, 3.0, 1.0], [4.0, 1.0, 2.0], [3.0, 4.0, 2.0]],
+        [-np.inf] * 3,
+        [5.0, 11.0, 8.0],
+        [0, 0, 0],
+        [1, 1, 1],
+        [True, True, True],
+    )
+
+
+# -- HiGHS ----------------------------------------------------------------------------------
+
+
+def test_highs_is_a_milp_solver() -> None:
+    assert isinstance(HighsSolver(), MilpSolver)
+
+
+def test_highs_rejects_unknown_option_and_bad_value() -> None:
+    with pytest.raises(InvalidOptionsError, match="no_such_option"):
+        HighsSolver(options={"no_such_option": 1})
+    with pytest.raises(InvalidOptionsError, match="time_limit"):
+        HighsSolver(options={"time_limit": "soon"})
+    with pytest.raises(InvalidOptionsError, match="presolve"):
+        HighsSolver(presolve="maybe")
+    with pytest.raises(InvalidOptionsError, match="time_limit"):
+        HighsSolver().solve(_knapsack(), time_limit=-1.0)
+
+
+def test_highs_threads_are_fixed_per_process() -> None:
+    HighsSolver(threads=1).solve(_knapsack())  # the process now uses threads=1
+    with pytest.raises(InvalidOptionsError, match="one fixed threads value"):
+        HighsSolver(threads=2).solve(_knapsack())
+
+
+def test_highs_warm_start_size_is_checked() -> None:
+    with pytest.raises(InvalidOptionsError, match="initial_solution"):
+        HighsSolver().solve(_knapsack(), initial_solution=np.zeros(7))
+
+
+def test_highs_result_is_frozen() -> None:
+    r = HighsSolver().solve(_knapsack())
+    assert isinstance(r, SolveResult)
+    assert r.x is not None and not r.x.flags.writeable
+    with pytest.raises(TypeError):
+        r.info["time"] = 0.0  # type: ignore[index]
+    assert set(r.info) >= {"time", "nodes", "gap", "dual_bound", "status_text"}
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_highs_prints_nothing_on_stdout() -> None:
+    out = _run(
+        """
+        import numpy as np
+        from nncert.formulations.milp import MilpProblem
+        from nncert.solvers.highs_solver import HighsSolver
+        p = MilpProblem.from_arrays([1.0], np.ones((1, 1)), [0.5], [2.0], [0], [3], [True])
+        r = HighsSolver().solve(p)
+        print("objective", r.objective)
+        """
+    )
+    assert out.stdout.strip() == "objective 1.0"
+
+
+def test_importing_solvers_imports_no_backend() -> None:
+    out = _run(
+        """
+        import sys
+        import nncert.solvers
+        nncert.solvers.available_solvers()
+        print(sorted(m for m in ("highspy", "pyomo", "dimod") if m in sys.modules))
+        """
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# -- HiGHS and Pyomo agree on network MILPs ---------------------------------------------------
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_highs_and_pyomo_agree(data: st.DataObject) -> None:
+    net = data.draw(
+        networks(
+            activation=activations([ReLU, LeakyReLU, HardTanh]),
+            max_depth=2,
+            max_width=4,
+            max_inputs=3,
+            max_outputs=3,
+        )
+    )
+    box = data.draw(boxes(net.n_inputs, max_width=2.0))
+    a = np.zeros(net.n_outputs)
+    a[0], a[1] = 1.0, -1.0
+    case = UnsafeCase(box, a[None], [0.0])
+    problem = encode_milp(net, case, interval_bounds(net, box))
+    h = HighsSolver(mip_rel_gap=0.0).solve(problem)
+    p = get_solver("pyomo", options={"mip_rel_gap": 0.0}).solve(problem)
+    assert h.status is SolveStatus.OPTIMAL and p.status is SolveStatus.OPTIMAL
+    assert h.objective is not None and p.objective is not None
+    assert h.objective == pytest.approx(p.objective, abs=1e-6 * (1 + abs(h.objective)))
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+def test_available_solvers() -> None:
+    assert "highs" in available_solvers("milp")
+    assert "highs" not in available_solvers("qubo")
+    with pytest.raises(InvalidOptionsError):
+        available_solvers("lp")  # type: ignore[arg-type]
+
+
+def test_unknown_solver_suggests_a_name() -> None:
+    with pytest.raises(InvalidOptionsError, match="did you mean 'highs'"):
+        get_solver("higs")
+
+
+def test_unknown_option_suggests_a_name() -> None:
+    with pytest.raises(InvalidOptionsError, match="did you mean 'threads'"):
+        get_solver("highs", thread=1)
+
+
+def test_variant_names_and_aliases() -> None:
+    s = get_solver("pyomo:cbc")
+    assert s.name == "pyomo:cbc" and s.solver == "cbc"
+    assert get_solver("pyomo", pyomo_solver="glpk").solver == "glpk"
+    with pytest.raises(InvalidOptionsError, match="variant"):
+        get_solver("highs:fast")
+
+
+def test_instances_pass_through() -> None:
+    s = HighsSolver()
+    assert get_solver(s) is s
+    with pytest.raises(InvalidOptionsError, match="instance"):
+        get_solver(s, threads=1)
+
+    class Fake:
+        name = "highs"
+        exact = True
+
+        def solve(self, problem: object, /, **kw: object) -> None:
+            return None
+
+    with pytest.raises(InvalidOptionsError, match="reuse"):
+        get_solver(Fake())
+    with pytest.raises(InvalidOptionsError, match="neither"):
+        get_solver(42)
+
+
+def test_missing_dependency_names_the_extra() -> None:
+    spec = SolverSpec(
+        "needs-missing",
+        "nncert_missing_backend:Solver",
+        requires=("nncert_missing_backend_xyz",),
+        extra="missing",
+    )
+    register_solver(spec)
+    try:
+        assert "needs-missing" not in available_solvers()
+        with pytest.raises(SolverUnavailableError, match=r"nncert\[missing\]"):
+            get_solver("needs-missing")
+        with pytest.raises(InvalidOptionsError, match="already registered"):
+            register_solver(SolverSpec("needs-missing", "other:Thing"))
+    finally:
+        unregister_solver("needs-missing")
+
+
+def test_bad_specs_are_rejected() -> None:
+    with pytest.raises(InvalidOptionsError, match="module:attr"):
+        SolverSpec("x", "no_colon")
+    with pytest.raises(InvalidOptionsError, match="name"):
+        SolverSpec("a:b", "m:a")
