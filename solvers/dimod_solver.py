@@ -1,0 +1,268 @@
+"""One adapter for every dimod sampler: simulated annealing, tabu, steepest descent, exact, QPU.
+
+:class:`DimodSolver` wraps *any* ``dimod.Sampler`` (composites included) and implements the
+:class:`~nncert.solvers.base.QuboSolver` protocol: ``solve(problem, time_limit=None)`` returns a
+:class:`~nncert.solvers.base.SolveResult` with ``objective`` = the best energy, ``x`` = the best
+sample (ordered by variable ``0..N-1``), ``bound`` = the best energy only when the sampler is
+``exact`` (``None`` otherwise), and ``info`` with ``time``, ``num_reads``, ``num_samples`` and the
+distinct samples sorted by energy (``samples``, ``energies``; at most ``keep_samples``).
+
+Factories (registry names in brackets, problem kind ``"qubo"``):
+
+* :func:`simulated_annealing` [``sa``]: ``dwave.samplers.SimulatedAnnealingSampler`` with explicit
+  ``num_reads`` and ``seed`` (its defaults are 1 read and a random seed); the time limit is
+  enforced with ``interrupt_function`` (polled between reads).
+* :func:`tabu` [``tabu``]: ``dwave.samplers.TabuSampler`` (``timeout`` per read in ms, derived
+  from the time limit).
+* :func:`steepest_descent` [``steepest``]: ``dwave.samplers.SteepestDescentSampler`` (a cheap
+  local polish).
+* :func:`exact` [``exact-qubo``]: ``dimod.ExactSolver`` (``exact=True``); refuses more than
+  :data:`EXACT_MAX_VARIABLES` variables (dimod warns it becomes slow around 18).
+
+A QPU or any other sampler works the same way (dwave-system is not a dependency)::
+
+    from dwave.system import DWaveSampler, EmbeddingComposite
+    solver = DimodSolver(EmbeddingComposite(DWaveSampler()), exact=False, name="qpu",
+                         num_reads=100)
+
+dwave-neal is not used: it only re-exports ``dwave.samplers``' annealer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dimod
+import numpy as np
+
+from nncert.formulations.qubo import QuboProblem
+from nncert.solvers.base import SolveResult, SolveStatus
+from nncert.verify.errors import InvalidOptionsError
+
+#: ``exact()`` refuses larger problems (2^N states).
+EXACT_MAX_VARIABLES = 20
+
+
+class DimodSolver:
+    """Adapter from a dimod sampler to the QUBO solver protocol.
+
+    Args:
+        sampler: any ``dimod.Sampler`` (``sample(bqm, **kwargs) -> SampleSet``).
+        exact: whether the sampler's lowest energy is the proven minimum (``ExactSolver``).
+        name: name for reports and the registry.
+        max_variables: refuse larger problems (``None``: no limit).
+        keep_samples: how many distinct samples (lowest energy first) go into ``info``.
+        **sample_kwargs: passed to ``sampler.sample`` on every call (unknown names make dimod
+            warn, as its samplers do).
+
+    Attributes:
+        problem_kind: ``"qubo"`` (how composite solvers tell QUBO masters from MILP ones).
+    """
+
+    problem_kind = "qubo"
+
+    def __init__(
+        self,
+        sampler: Any,
+        *,
+        exact: bool,
+        name: str,
+        max_variables: int | None = None,
+        keep_samples: int = 32,
+        **sample_kwargs: Any,
+    ) -> None:
+        if not hasattr(sampler, "sample"):
+            raise InvalidOptionsError(f"DimodSolver: {sampler!r} has no sample() method")
+        self.sampler = sampler
+        self.exact = bool(exact)
+        self.name = str(name)
+        self.max_variables = max_variables
+        self.keep_samples = int(keep_samples)
+        self.sample_kwargs = dict(sample_kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"DimodSolver({type(self.sampler).__name__}, exact={self.exact}, name={self.name!r}, "
+            f"{self.sample_kwargs!r})"
+        )
+
+    def _time_kwargs(self, time_limit: float | None) -> dict[str, Any]:
+        if time_limit is None:
+            return {}
+        params = getattr(self.sampler, "parameters", {}) or {}
+        deadline = time.perf_counter() + float(time_limit)
+        out: dict[str, Any] = {}
+        if "interrupt_function" in params and "interrupt_function" not in self.sample_kwargs:
+            out["interrupt_function"] = lambda: time.perf_counter() >= deadline
+        if "timeout" in params:
+            reads = int(self.sample_kwargs.get("num_reads") or 1)
+            per_read_ms = max(1, int(1000.0 * float(time_limit) / max(reads, 1)))
+            out["timeout"] = min(int(self.sample_kwargs.get("timeout", per_read_ms)), per_read_ms)
+        return out
+
+    def solve(
+        self,
+        problem: QuboProblem | dimod.BinaryQuadraticModel,
+        /,
+        *,
+        time_limit: float | None = None,
+    ) -> SolveResult:
+        """Minimise ``problem`` (a :class:`QuboProblem` or a BINARY BQM on ``0..N-1``).
+
+        Returns:
+            ``status`` OPTIMAL (exact) or FEASIBLE (heuristic); ``objective`` the best energy;
+            ``bound`` the same for exact samplers, else ``None``; ``x`` the best sample.
+        """
+        if time_limit is not None and not time_limit > 0:
+            raise InvalidOptionsError(f"{self.name}: time_limit={time_limit!r} must be > 0")
+        if isinstance(problem, QuboProblem):
+            bqm = problem.to_bqm()
+            n = problem.num_variables
+        elif isinstance(problem, dimod.BinaryQuadraticModel):
+            bqm = (
+                problem
+                if problem.vartype is dimod.BINARY
+                else problem.change_vartype(dimod.BINARY, inplace=False)
+            )
+            n = bqm.num_variables
+        else:
+            raise InvalidOptionsError(
+                f"{self.name}: expected a QuboProblem or a BQM, got {type(problem).__name__}"
+            )
+        if self.max_variables is not None and n > self.max_variables:
+            raise InvalidOptionsError(
+                f"{self.name}: the problem has {n} variables but this solver accepts at most "
+                f"{self.max_variables} (exact enumeration of 2^{n} states); use 'sa' or 'tabu'"
+            )
+        t0 = time.perf_counter()
+        if n == 0:
+            e = float(bqm.offset)
+            return SolveResult(
+                SolveStatus.OPTIMAL,
+                e,
+                e,
+                np.zeros(0),
+                solver=self.name,
+                info={"time": 0.0, "num_reads": 0, "num_samples": 0},
+            )
+        kwargs = {**self.sample_kwargs, **self._time_kwargs(time_limit)}
+        sampleset = self.sampler.sample(bqm, **kwargs)
+        elapsed = time.perf_counter() - t0
+        order = list(range(n))
+        X = np.asarray(sampleset.record.sample)
+        col = {v: i for i, v in enumerate(sampleset.variables)}
+        perm = np.array([col[v] for v in order], dtype=np.int64)
+        energies = np.asarray(sampleset.record.energy, dtype=np.float64)
+        # candidates: the lowest sampler energies; re-evaluate them in float64 (numpy form)
+        k = min(energies.size, 4 * max(self.keep_samples, 1))
+        top = np.argpartition(energies, k - 1)[:k] if k < energies.size else np.arange(k)
+        Xt = X[top][:, perm]
+        if bqm.vartype is dimod.SPIN:  # pragma: no cover - BINARY above
+            Xt = (Xt + 1) // 2
+        et = problem.energies(Xt) if isinstance(problem, QuboProblem) else energies[top]
+        uniq, first = np.unique(Xt, axis=0, return_index=True)
+        e_u = et[first]
+        rank = np.argsort(e_u, kind="stable")
+        best_x, e_best = uniq[rank[0]], float(e_u[rank[0]])
+        rank = rank[: self.keep_samples]
+        status = SolveStatus.OPTIMAL if self.exact else SolveStatus.FEASIBLE
+        info = {
+            "time": elapsed,
+            "num_reads": int(np.sum(sampleset.record.num_occurrences)),
+            "num_samples": int(energies.size),
+            "num_variables": n,
+            "samples": uniq[rank].astype(np.int8),
+            "energies": e_u[rank],
+            "sampler": type(self.sampler).__name__,
+            "status_text": "exhaustive" if self.exact else "heuristic",
+        }
+        timing = getattr(sampleset, "info", {}).get("timing")
+        if timing is not None:
+            info["timing"] = timing
+        return SolveResult(
+            status,
+            e_best,
+            e_best if self.exact else None,
+            best_x.astype(np.float64),
+            solver=self.name,
+            info=info,
+        )
+
+
+def simulated_annealing(
+    *,
+    num_reads: int = 100,
+    seed: int | None = 0,
+    num_sweeps: int = 1000,
+    beta_range: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> DimodSolver:
+    """``dwave.samplers.SimulatedAnnealingSampler`` [``sa``] with explicit reads and seed.
+
+    Set ``beta_range`` by hand for penalty-heavy QUBOs (the automatic range can be very wide,
+    ECOSYSTEM.md 8.2).
+    """
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    extra: dict[str, Any] = {} if beta_range is None else {"beta_range": tuple(beta_range)}
+    return DimodSolver(
+        SimulatedAnnealingSampler(),
+        exact=False,
+        name="sa",
+        num_reads=int(num_reads),
+        seed=seed,
+        num_sweeps=int(num_sweeps),
+        **extra,
+        **kwargs,
+    )
+
+
+def tabu(
+    *, num_reads: int = 5, seed: int | None = 0, timeout: int = 20, **kwargs: Any
+) -> DimodSolver:
+    """``dwave.samplers.TabuSampler`` [``tabu``]; ``timeout`` in ms per read."""
+    from dwave.samplers import TabuSampler
+
+    return DimodSolver(
+        TabuSampler(),
+        exact=False,
+        name="tabu",
+        num_reads=int(num_reads),
+        seed=seed,
+        timeout=int(timeout),
+        **kwargs,
+    )
+
+
+def steepest_descent(*, num_reads: int = 100, seed: int | None = 0, **kwargs: Any) -> DimodSolver:
+    """``dwave.samplers.SteepestDescentSampler`` [``steepest``] (greedy local descent)."""
+    from dwave.samplers import SteepestDescentSampler
+
+    return DimodSolver(
+        SteepestDescentSampler(),
+        exact=False,
+        name="steepest",
+        num_reads=int(num_reads),
+        seed=seed,
+        **kwargs,
+    )
+
+
+def exact(*, max_variables: int = EXACT_MAX_VARIABLES) -> DimodSolver:
+    """``dimod.ExactSolver`` [``exact-qubo``]: exhaustive, ``exact=True``, at most 20 variables."""
+    if max_variables > 26:
+        raise InvalidOptionsError(f"exact: max_variables={max_variables} is too large (2^N)")
+    return DimodSolver(
+        dimod.ExactSolver(), exact=True, name="exact-qubo", max_variables=int(max_variables)
+    )
+
+
+__all__ = [
+    "EXACT_MAX_VARIABLES",
+    "DimodSolver",
+    "exact",
+    "simulated_annealing",
+    "steepest_descent",
+    "tabu",
+]
