@@ -292,9 +292,17 @@ def _cmd_examples(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from nncert.verify.demo import run_demo
+    from nncert.verify.bench import run_end_to_end
 
-    return run_demo(quick=args.quick, timeout=args.timeout, stream=sys.stdout)
+    return int(
+        run_end_to_end(
+            stream=sys.stdout,
+            quick=args.quick,
+            timeout=args.timeout,
+            jobs=args.jobs,
+            progress=None if args.quiet else sys.stderr,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--quick", action="store_true", help="fewer properties (a few seconds)")
     d.add_argument("--timeout", type=float, default=10.0, help="seconds per property")
+    d.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     d.set_defaults(func=_cmd_demo)
 
     _register_extensions(sub)
