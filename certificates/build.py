@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from nncert.verify.errors import CertificateError
 from nncert.verify.network import Network
 from nncert.verify.result import Verdict, VerificationResult
 from nncert.verify.spec import Property
+
+if TYPE_CHECKING:
+    from nncert.verify.bounds import BoundMethod
 
 #: solver name -> distribution whose version is recorded in the provenance
 SOLVER_PACKAGES: dict[str, str] = {
@@ -83,6 +86,12 @@ def solver_versions(names: list[str]) -> dict[str, str]:
     return out
 
 
+def _bound_method(method: str) -> BoundMethod:
+    if method not in ("ibp", "crown", "alpha-crown"):
+        raise CertificateError(f"bound method {method!r} is not one of ibp, crown, alpha-crown")
+    return cast("BoundMethod", method)
+
+
 def bound_evidence(network: Network, prop: Property, method: str = "crown") -> BoundEvidence:
     r"""Row-wise bounds of every case, :math:`\ell_{i,r} \le \min_{x \in X_i} g_{i,r}(x)`.
 
@@ -97,7 +106,7 @@ def bound_evidence(network: Network, prop: Property, method: str = "crown") -> B
             rows.append(())
             cases.append(-math.inf)
             continue
-        lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=method)
+        lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=_bound_method(method))
         r = tuple(float(v) for v in lo)
         rows.append(r)
         cases.append(max(r))

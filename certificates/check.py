@@ -486,7 +486,8 @@ def _check_transfer(
         real_rows = source_certificate.evidence.row_lower_bounds()
         for i in range(n):
             c = src_case[i]
-            if c is not None and (real[i] is None or real[i] < c - _tol(c)):
+            r = real[i]
+            if c is not None and (r is None or r < c - _tol(c)):
                 reasons.append(
                     f"transfer: case {i}: source margin {c:.6g} is not backed by the source "
                     f"certificate ({real[i]!r})"

@@ -545,7 +545,7 @@ def difference_bounds(
     box: Box | tuple[ArrayLike, ArrayLike],
     C: ArrayLike | None = None,
     *,
-    method: DiffMethod = "best",
+    method: DiffMethod | str = "best",
 ) -> DiffBounds:
     """Sound bounds on :math:`f_t(x) - f_s(x)` (and :math:`C(f_t - f_s)`) over ``box``.
 

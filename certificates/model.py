@@ -23,6 +23,7 @@ is a case lower bound.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -528,7 +529,7 @@ class Certificate:
         major, minor = self.schema_version
         object.__setattr__(self, "schema_version", (int(major), int(minor)))
 
-    @property
+    @builtins.property
     def property_fingerprint(self) -> str:
         """:func:`property_fingerprint` of :attr:`property`."""
         return property_fingerprint(self.property)

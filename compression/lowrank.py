@@ -66,7 +66,7 @@ def _choose_rank(s: FloatArray, rank: int | None, energy: float | None) -> int:
         return 1
     cum = np.cumsum(s**2) / total
     e = 0.99 if energy is None else float(energy)
-    return int(min(s.size, np.searchsorted(cum, e - 1e-15) + 1))
+    return min(int(s.size), int(np.searchsorted(cum, e - 1e-15)) + 1)
 
 
 def low_rank(

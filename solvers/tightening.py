@@ -145,7 +145,7 @@ def tighten_bounds_lp(
             )
             e = np.zeros((1, dense[k].n_out))
             e[0, 0] = 1.0
-            base = lp_relaxation(encode_milp(sub, UnsafeCase(box, e, [0.0]), sub_bounds))
+            base = lp_relaxation(encode_milp(sub, UnsafeCase(box, e, np.zeros(1)), sub_bounds))
             prev = base.index.post[-1]
             for i in todo.tolist():
                 for sign in (1.0, -1.0):

@@ -804,7 +804,7 @@ def spec_bounds(
     box: Box | tuple[ArrayLike, ArrayLike],
     C: ArrayLike,
     d: ArrayLike | None = None,
-    method: BoundMethod = "crown",
+    method: BoundMethod | str = "crown",
     *,
     alpha_steps: int = 20,
 ) -> tuple[FloatArray, FloatArray]:
@@ -845,7 +845,7 @@ def spec_bounds(
 def output_bounds(
     network: Network,
     box: Box | tuple[ArrayLike, ArrayLike],
-    method: BoundMethod = "crown",
+    method: BoundMethod | str = "crown",
 ) -> tuple[FloatArray, FloatArray]:
     """Sound bounds on the network outputs over ``box``.
 

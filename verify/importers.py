@@ -485,7 +485,7 @@ def _matmul_matrix(x_shape: Shape, const: FloatArray, var_left: bool) -> tuple[F
         if var_left and _prod(x_shape[:-1]) == 1:
             return np.ascontiguousarray(const.T), out
         if var_left:
-            return np.kron(np.eye(_prod(x_shape[:-1])), const.T), out
+            return np.asarray(np.kron(np.eye(_prod(x_shape[:-1])), const.T), np.float64), out
         if len(x_shape) == 1 or (x_shape[-1] == 1 and _prod(x_shape[:-2]) == 1):
             return np.ascontiguousarray(const), out
 
@@ -1308,7 +1308,7 @@ def _torch_linear(chain: _AffineChain, module: Any) -> None:
             f"of shape {shape}"
         )
     lead = _prod(shape[:-1])
-    matrix = weight if lead == 1 else np.kron(np.eye(lead), weight)
+    matrix = weight if lead == 1 else np.asarray(np.kron(np.eye(lead), weight), np.float64)
     b = None if bias is None else np.tile(bias, lead)
     chain.linear(matrix, b, (*shape[:-1], int(weight.shape[0])))
 

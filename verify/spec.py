@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.network import FloatArray
@@ -87,11 +87,16 @@ class Box:
         """Half-width ``(upper - lower) / 2``."""
         return (self.upper - self.lower) / 2.0
 
-    def contains(self, x: ArrayLike, *, atol: float = 0.0) -> bool | np.ndarray:
-        """Whether ``x`` (shape ``(n,)`` or ``(batch, n)``) lies in the box (within ``atol``)."""
+    def contains(self, x: ArrayLike, *, atol: float = 0.0) -> bool | NDArray[np.bool_]:
+        """Whether ``x`` (shape ``(n,)`` or ``(batch, n)``) lies in the box (within ``atol``).
+
+        Returns a ``bool`` for one point and a boolean array of shape ``(batch,)`` for a batch.
+        """
         a = np.asarray(x, dtype=np.float64)
         ok = (a >= self.lower - atol) & (a <= self.upper + atol)
-        return bool(ok.all()) if a.ndim == 1 else ok.all(axis=1)
+        if a.ndim == 1:
+            return bool(ok.all())
+        return np.asarray(ok.all(axis=1), dtype=np.bool_)
 
     def sample(self, n: int, rng: np.random.Generator) -> FloatArray:
         """``n`` uniform samples, shape ``(n, dim)``."""

@@ -21,7 +21,7 @@ import ast
 import csv
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,7 +213,7 @@ RESULTS_COLUMNS = ("category", "network", "property", "prepare_time", "result", 
 
 
 def write_results_csv(
-    path: str | Path, rows: Sequence[dict[str, object]], extra: Sequence[str] = ()
+    path: str | Path, rows: Sequence[Mapping[str, object]], extra: Sequence[str] = ()
 ) -> None:
     """Write ``results.csv`` with the organizers' columns, then ``extra`` columns."""
     cols = list(RESULTS_COLUMNS) + [c for c in extra if c not in RESULTS_COLUMNS]

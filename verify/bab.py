@@ -1,0 +1,1079 @@
+"""Complete verification by branch and bound (BaB) over input splits.
+
+For a case "unsafe iff some ``x`` in the box has ``A f(x) <= b``" (every row), BaB keeps a pool
+of sub-boxes that together cover the case's box. Each round pops a batch of boxes and bounds
+``g_r(x) = A_r f(x) - b_r`` on all of them at once (:class:`~nncert.verify.bab_bounds.
+BatchBounder`). A box is **closed** when some row has a sound lower bound ``> close_tol``
+(then no point of the box satisfies every row). Otherwise the box centre and, per row, the
+vertex minimising CROWN's linear lower bound are evaluated; a point with violation ``<= 0``
+that a float64 forward pass of the original network confirms is a counterexample. Boxes that
+stay open are split in half along one input dimension and the halves go back to the pool.
+Every few rounds, a short PGD attack runs on the weakest open boxes.
+
+Verdicts: VERIFIED when every box of every case is closed; FALSIFIED with a confirmed
+:class:`~nncert.verify.result.Counterexample`; UNKNOWN with reason ``"timeout"`` when the
+deadline passes, ``"budget"`` when ``max_nodes`` is exhausted, ``"inconclusive"`` when boxes
+shrank below ``min_width`` without being decided.
+
+Branching (``BabOptions.split``): ``"smear"`` splits the dimension maximising
+``|coef_i| * width_i`` where ``coef`` are the input slopes of the linear lower bound of the row
+closest to closing the box (the gradient of the bound objective); ``"widest"`` splits the
+dimension that is widest relative to the case's box.
+
+Parallelism (``jobs > 1``): after a short serial warm-up, the open boxes are split into work
+units (a case index and a list of boxes) that worker processes search for ``slice_s`` seconds
+each, returning what is left; units are re-split whenever a worker is idle. Verdicts do not
+depend on ``jobs``; which counterexample is returned may.
+
+Example:
+    >>> import numpy as np
+    >>> from nncert.verify import Box, Dense, Network, Property, ReLU, UnsafeCase
+    >>> net = Network((Dense([[1.0], [-1.0]], [0.0, 0.0]), ReLU(), Dense([[1.0, 1.0]], [0.0])),
+    ...               input_shape=(1,))
+    >>> prop = Property((UnsafeCase(Box([-1.0], [1.0]), [[1.0]], [-0.5]),))  # |x| <= -0.5?
+    >>> bab_verify(net, prop, time_limit=10).verdict.value
+    'verified'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from nncert.verify.attack import confirm_counterexample, falsify, pgd_boxes
+from nncert.verify.bab_bounds import BatchBounder, IntermediateMode, combine_rows
+from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
+from nncert.verify.network import FloatArray, Network
+from nncert.verify.result import Counterexample, Verdict, VerificationResult
+from nncert.verify.spec import Property, UnsafeCase
+
+BabStatus = Literal["verified", "falsified", "timeout", "budget", "inconclusive"]
+SplitHeuristic = Literal["strong", "smear", "widest"]
+
+
+@dataclass(frozen=True)
+class BabOptions:
+    """Options of :func:`bab_verify` / :func:`bab_verify_case`.
+
+    Attributes:
+        batch_size: boxes popped and bounded per round (each open box yields two children).
+        split: branching heuristic, ``"smear"`` or ``"widest"`` (module docstring).
+        intermediate: hidden-layer bounds: ``"forward"`` (IBP and forward linear bounds,
+            fast for few inputs), ``"crown"`` (plus back-substitution for unstable neurons,
+            much tighter on deep networks, about 10x slower) or ``"ibp"``. Every box also
+            inherits its parent's hidden-layer bounds.
+        screen: with ``"crown"``, bound every candidate box cheaply first (IBP, forward
+            linear bounds and inherited bounds) and compute CROWN only for the candidates
+            that stay open.
+        combine_rows: for conjunctions (several rows), also close a box when the best convex
+            combination of the rows' linear lower bounds is positive
+            (:func:`~nncert.verify.bab_bounds.combine_rows`).
+        seed: seed of every random choice (attacks).
+        jobs: worker processes (1 = serial, in this process).
+        max_nodes: stop with UNKNOWN ``"budget"`` after bounding this many boxes per case
+            (``None``: no limit).
+        close_tol: a box is closed when a row's lower bound exceeds this (absorbs float64
+            rounding in the bounds).
+        min_width: boxes whose every side is at most this wide are not split further; they
+            make the result ``"inconclusive"`` unless a counterexample turns up.
+        attack_budget_s: seconds of falsification (sampling + PGD) before BaB in
+            :func:`bab_verify`.
+        attack_samples: random samples per case in that falsification stage.
+        attack_every: run PGD on the weakest open boxes every this many rounds (0: never).
+        attack_nodes: how many weak boxes each PGD round attacks.
+        attack_steps: PGD steps in those rounds.
+        warmup_s: with ``jobs > 1``, seconds of serial search before workers start (easy
+            instances finish without paying for processes).
+        slice_s: length of one work unit in a worker (and of one turn per case in serial
+            round-robin over several cases).
+        blas_threads: BLAS threads while searching (``None``: leave as is). One thread is
+            much faster for the many mid-sized products BaB issues, and parallelism comes
+            from ``jobs``.
+        mp_context: multiprocessing start method for ``jobs > 1`` (``"fork"``/``"spawn"``).
+    """
+
+    batch_size: int = 256
+    split: SplitHeuristic = "strong"
+    intermediate: IntermediateMode = "crown"
+    screen: bool = False
+    combine_rows: bool = True
+    seed: int = 0
+    jobs: int = 1
+    max_nodes: int | None = None
+    close_tol: float = 1e-9
+    min_width: float = 1e-12
+    attack_budget_s: float = 0.2
+    attack_samples: int = 8192
+    attack_every: int = 8
+    attack_nodes: int = 8
+    attack_steps: int = 20
+    warmup_s: float = 1.0
+    slice_s: float = 2.0
+    blas_threads: int | None = 1
+    mp_context: str = "fork"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise InvalidOptionsError(f"batch_size={self.batch_size!r} must be an int >= 1")
+        if self.split not in ("strong", "smear", "widest"):
+            raise InvalidOptionsError(f"split={self.split!r} must be 'strong', 'smear' or 'widest'")
+        if self.intermediate not in ("ibp", "forward", "crown"):
+            raise InvalidOptionsError(
+                f"intermediate={self.intermediate!r} must be 'ibp', 'forward' or 'crown'"
+            )
+        if not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise InvalidOptionsError(f"jobs={self.jobs!r} must be an int >= 1")
+        if self.max_nodes is not None and self.max_nodes < 1:
+            raise InvalidOptionsError(f"max_nodes={self.max_nodes!r} must be >= 1 or None")
+        if not (self.close_tol >= 0.0 and self.min_width >= 0.0):
+            raise InvalidOptionsError("close_tol and min_width must be >= 0")
+        if self.slice_s <= 0.0 or self.warmup_s < 0.0 or self.attack_budget_s < 0.0:
+            raise InvalidOptionsError("slice_s must be > 0, warmup_s/attack_budget_s >= 0")
+        if self.mp_context not in ("fork", "spawn", "forkserver"):
+            raise InvalidOptionsError(f"mp_context={self.mp_context!r} is not a start method")
+
+
+@dataclass(frozen=True, eq=False)
+class BabOutcome:
+    """Result of branch and bound on one case.
+
+    Attributes:
+        status: ``"verified"``, ``"falsified"``, ``"timeout"``, ``"budget"`` or
+            ``"inconclusive"``.
+        counterexample: the confirmed witness when ``"falsified"``.
+        lower_bound: when ``"verified"``, a proven lower bound on
+            ``min_x max_r (A_r f(x) - b_r)`` over the case's box (the smallest closing bound).
+        upper_bound: the smallest violation seen at a concrete point (``inf`` if none).
+        nodes: boxes bounded.
+        max_depth: deepest split level reached.
+        batches: bound calls.
+        time: wall-clock seconds.
+        stats: further counters (closed boxes, PGD rounds, parallel units, ...).
+    """
+
+    status: BabStatus
+    counterexample: Counterexample | None = None
+    lower_bound: float | None = None
+    upper_bound: float = np.inf
+    nodes: int = 0
+    max_depth: int = 0
+    batches: int = 0
+    time: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def x(self) -> FloatArray | None:
+        """The counterexample's input, or ``None``."""
+        return None if self.counterexample is None else self.counterexample.x
+
+
+# --------------------------------------------------------------------------------------------
+# Node pool and per-case search state
+# --------------------------------------------------------------------------------------------
+
+
+#: pool rows: lower, upper, depth, pending split dimension, prior hidden bounds (l, u)
+_Entries = tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, FloatArray, FloatArray, FloatArray]
+
+
+def _empty_entries(n: int, h: int) -> _Entries:
+    return (
+        np.zeros((0, n)),
+        np.zeros((0, n)),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+        np.zeros((0, h)),
+        np.zeros((0, h)),
+        np.zeros(0),
+    )
+
+
+def _take(entries: _Entries, idx: Any) -> _Entries:
+    return tuple(a[idx] for a in entries)
+
+
+class _Pool:
+    """A LIFO stack of boxes stored as chunks of arrays (pop takes from the end).
+
+    Each row is a box that is known to be open, with its depth, its pending split dimension
+    (``-1``: decide by strong branching, ``-2``: not bounded yet) and sound bounds on every
+    hidden pre-activation over it (inherited by its children).
+    """
+
+    def __init__(self, n: int, h: int) -> None:
+        self.n = n
+        self.h = h
+        self.chunks: list[_Entries] = []
+        self.size = 0
+
+    def push(self, entries: _Entries) -> None:
+        """Add rows."""
+        if entries[0].shape[0]:
+            self.chunks.append(entries)
+            self.size += int(entries[0].shape[0])
+
+    def pop(self, k: int) -> _Entries:
+        """Remove and return up to ``k`` rows from the end."""
+        parts: list[_Entries] = []
+        need = k
+        while need > 0 and self.chunks:
+            last = self.chunks[-1]
+            m = last[0].shape[0]
+            if m <= need:
+                parts.append(self.chunks.pop())
+                need -= m
+            else:
+                parts.append(_take(last, slice(m - need, None)))
+                self.chunks[-1] = _take(last, slice(None, m - need))
+                need = 0
+        self.size -= k - need
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return _empty_entries(self.n, self.h)
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(7))  # type: ignore[return-value]
+
+    def take_all(self) -> _Entries:
+        """Remove and return every row."""
+        return self.pop(self.size) if self.size else _empty_entries(self.n, self.h)
+
+
+@dataclass
+class _Unit:
+    """A work unit: open boxes of one case (pool rows)."""
+
+    case_index: int
+    entries: _Entries
+
+    @property
+    def size(self) -> int:
+        return int(self.entries[0].shape[0])
+
+    def halves(self) -> tuple[_Unit, _Unit]:
+        """Split the boxes in two interleaved halves (similar difficulty on both sides)."""
+        return (
+            _Unit(self.case_index, _take(self.entries, slice(0, None, 2))),
+            _Unit(self.case_index, _take(self.entries, slice(1, None, 2))),
+        )
+
+
+@dataclass
+class _Counters:
+    nodes: int = 0
+    batches: int = 0
+    max_depth: int = 0
+    closed: int = 0
+    attack_rounds: int = 0
+    cheap_boxes: int = 0
+    full_boxes: int = 0
+    closed_lb: float = np.inf
+    upper: float = np.inf
+    unresolved: int = 0
+
+    def merge(self, other: dict[str, Any]) -> None:
+        self.nodes += int(other["nodes"])
+        self.batches += int(other["batches"])
+        self.max_depth = max(self.max_depth, int(other["max_depth"]))
+        self.closed += int(other["closed"])
+        self.cheap_boxes += int(other["cheap_boxes"])
+        self.full_boxes += int(other["full_boxes"])
+        self.attack_rounds += int(other["attack_rounds"])
+        self.closed_lb = min(self.closed_lb, float(other["closed_lb"]))
+        self.upper = min(self.upper, float(other["upper"]))
+        self.unresolved += int(other["unresolved"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class _CaseSearch:
+    """Branch and bound on the boxes of one case (runs in the main process or a worker)."""
+
+    def __init__(
+        self,
+        network: Network,
+        bounder: BatchBounder,
+        case: UnsafeCase,
+        case_index: int,
+        options: BabOptions,
+        rng: np.random.Generator,
+    ) -> None:
+        self.network = network
+        self.bounder = bounder
+        self.case = case
+        self.case_index = case_index
+        self.options = options
+        self.rng = rng
+        self.A = case.A
+        self.b = case.b
+        self.root_width = np.where(
+            case.input_box.upper > case.input_box.lower,
+            case.input_box.upper - case.input_box.lower,
+            1.0,
+        )
+        self.counters = _Counters()
+        self.counterexample: Counterexample | None = None
+
+    # -- candidates --------------------------------------------------------------------------
+    def _check_points(self, pts: FloatArray) -> bool:
+        """Evaluate candidate points; confirm the best violating ones. True if falsified."""
+        v = np.max(self.bounder.forward(pts) @ self.A.T - self.b, axis=1)
+        self.counters.upper = min(self.counters.upper, float(np.min(v)))
+        bad = np.flatnonzero(v <= 0.0)
+        if bad.size == 0:
+            return False
+        for i in bad[np.argsort(v[bad])][:8]:
+            cex = confirm_counterexample(self.network, self.case, self.case_index, pts[i])
+            if cex is not None:
+                self.counterexample = cex
+                return True
+        return False
+
+    def _attack(self, lo: FloatArray, hi: FloatArray) -> bool:
+        """PGD inside the given boxes (one start at each centre). True if falsified."""
+        self.counters.attack_rounds += 1
+        x0 = self.rng.uniform(lo, hi)
+        x0[0::2] = 0.5 * (lo[0::2] + hi[0::2])
+        best_x, best_v, _ = pgd_boxes(
+            self.network,
+            self.A,
+            self.b,
+            lo,
+            hi,
+            x0,
+            steps=self.options.attack_steps,
+            step_size=0.25,
+        )
+        self.counters.upper = min(self.counters.upper, float(np.min(best_v)))
+        order = np.argsort(best_v)
+        for i in order[:4]:
+            if best_v[i] > 0.0:
+                break
+            cex = confirm_counterexample(self.network, self.case, self.case_index, best_x[i])
+            if cex is not None:
+                self.counterexample = cex
+                return True
+        return False
+
+    # -- main loop ---------------------------------------------------------------------------
+    def _children(self, parents: _Entries) -> tuple[_Entries, list[tuple[str, int]]]:
+        """Candidate boxes to bound for the popped rows, grouped by how they split.
+
+        ``dim == -2``: the box itself (not bounded yet); ``dim >= 0``: its two halves along
+        ``dim``; ``dim == -1`` (strong branching): both halves along every input dimension.
+        Candidates inherit their parent's hidden-layer bounds as priors.
+
+        Returns:
+            The candidate rows and the groups ``(kind, number of parents)`` in order.
+        """
+        lo, hi, dep, dim, pl, pu, bnd = parents
+        n_in = lo.shape[1]
+        parts: list[_Entries] = []
+        groups: list[tuple[str, int]] = []
+        g = np.flatnonzero(dim == -2)
+        if g.size:
+            parts.append(_take(parents, g))
+            groups.append(("self", g.size))
+        g = np.flatnonzero(dim >= 0)
+        if g.size:
+            rows = np.arange(g.size)
+            d = dim[g]
+            mid = 0.5 * (lo[g, d] + hi[g, d])
+            c_lo = np.repeat(lo[g], 2, axis=0)
+            c_hi = np.repeat(hi[g], 2, axis=0)
+            c_hi[2 * rows, d] = mid
+            c_lo[2 * rows + 1, d] = mid
+            rep = np.repeat(g, 2)
+            parts.append((c_lo, c_hi, dep[rep] + 1, dim[rep], pl[rep], pu[rep], bnd[rep]))
+            groups.append(("pair", g.size))
+        g = np.flatnonzero(dim == -1)
+        if g.size:
+            # layout: parent p, dimension d, side s -> (p * n_in + d) * 2 + s
+            k = g.size
+            c_lo = np.repeat(lo[g], 2 * n_in, axis=0).reshape(k, n_in, 2, n_in)
+            c_hi = np.repeat(hi[g], 2 * n_in, axis=0).reshape(k, n_in, 2, n_in)
+            mid = 0.5 * (lo[g] + hi[g])  # (k, n_in)
+            ar = np.arange(n_in)
+            c_hi[:, ar, 0, ar] = mid
+            c_lo[:, ar, 1, ar] = mid
+            rep = np.repeat(g, 2 * n_in)
+            parts.append(
+                (
+                    c_lo.reshape(-1, n_in),
+                    c_hi.reshape(-1, n_in),
+                    dep[rep] + 1,
+                    dim[rep],
+                    pl[rep],
+                    pu[rep],
+                    bnd[rep],
+                )
+            )
+            groups.append(("strong", k))
+        if len(parts) == 1:
+            return parts[0], groups
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(7)), groups  # type: ignore[return-value]
+
+    def _select(
+        self, groups: list[tuple[str, int]], best: FloatArray, lo: FloatArray, hi: FloatArray
+    ) -> np.ndarray:
+        """Indices of the candidate boxes that become children (strong branching picks).
+
+        Strong branching scores a dimension by the remaining gap of its two halves
+        (``sum min(bound - tol, 0)``, closed halves count as no gap) plus a small bonus for
+        the weaker half's bound; ties go to the dimension that is widest relative to the
+        case's box, and sides below 1e-4 of the box's widest relative side are never split.
+        """
+        n_in = lo.shape[1]
+        tol = self.options.close_tol
+        out: list[np.ndarray] = []
+        base = 0
+        for kind, k in groups:
+            if kind == "self":
+                out.append(base + np.arange(k))
+                base += k
+            elif kind == "pair":
+                out.append(base + np.arange(2 * k))
+                base += 2 * k
+            else:
+                stop = base + 2 * n_in * k
+                b = best[base:stop].reshape(k, n_in, 2)
+                score = np.minimum(b[:, :, 0] - tol, 0.0) + np.minimum(b[:, :, 1] - tol, 0.0)
+                score = score + 1e-3 * np.minimum(b[:, :, 0], b[:, :, 1])
+                # parent box: side 0 keeps the parent's lower corner, side 1 its upper one
+                pwidth = hi[base + 1 : stop : 2 * n_in] - lo[base : stop : 2 * n_in]
+                rel = pwidth / self.root_width
+                top = score.max(axis=1, keepdims=True)
+                near = score >= top - 1e-9 * (1.0 + np.abs(top))
+                score = np.where(near, top + rel, score)
+                # never split a side that is negligible next to the box's widest one
+                thin = rel <= np.maximum(1e-4 * rel.max(axis=1, keepdims=True), 1e-13)
+                score = np.where(thin, -np.inf, score)
+                d = np.argmax(score, axis=1)
+                idx = base + (np.arange(k) * n_in + d) * 2
+                out.append(np.stack([idx, idx + 1], axis=1).reshape(-1))
+                base = stop
+        return np.concatenate(out)
+
+    def _bound(
+        self, rows: _Entries, *, cheap: bool
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Bounds of the rows' boxes: ``(lower (N, R), coef (N, R, n_in), pre_l, pre_u)``.
+
+        ``cheap``: no CROWN back-substitution for hidden layers (IBP, forward linear bounds
+        and the inherited bounds only).
+        """
+        opts = self.options
+        res = self.bounder.bound(
+            rows[0],
+            rows[1],
+            self.A,
+            self.b,
+            intermediate=opts.intermediate,
+            prior=(rows[4], rows[5]),
+            crown_layers=0 if cheap else None,
+        )
+        if cheap:
+            self.counters.cheap_boxes += rows[0].shape[0]
+        else:
+            self.counters.full_boxes += rows[0].shape[0]
+        pl, pu = res.stacked_pre()
+        lower, coef = res.lower, res.coef
+        if lower.shape[1] > 1 and opts.combine_rows:
+            # conjunction: append the best convex combination of the rows as a column
+            val, c, _ = combine_rows(res.coef, res.offset, rows[0], rows[1])
+            lower = np.concatenate([lower, val[:, None]], axis=1)
+            coef = np.concatenate([coef, c[:, None, :]], axis=1)
+        return lower, coef, pl, pu
+
+    def _bound_candidates(
+        self, cand: _Entries, groups: list[tuple[str, int]]
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Bound every candidate, screening with cheap bounds first when enabled.
+
+        With screening, full bounds are computed only for candidates the cheap bounds leave
+        open, and not at all for the candidates of a strong-branching parent that some
+        split already closes on both sides.
+        """
+        opts = self.options
+        if not (opts.screen and opts.intermediate == "crown"):
+            return self._bound(cand, cheap=False)
+        tol = opts.close_tol
+        lower, coef, pl, pu = self._bound(cand, cheap=True)
+        best = lower.max(axis=1)
+        need = best <= tol
+        n_in = cand[0].shape[1]
+        base = 0
+        for kind, k in groups:
+            size = k * {"self": 1, "pair": 2}.get(kind, 2 * n_in)
+            if kind == "strong":
+                b = best[base : base + size].reshape(k, n_in, 2)
+                done = (b > tol).all(axis=2).any(axis=1)
+                need[base : base + size] &= ~np.repeat(done, 2 * n_in)
+            base += size
+        idx = np.flatnonzero(need)
+        if idx.size:
+            sub = _take(cand, idx)
+            sub = (*sub[:4], pl[idx], pu[idx], sub[6])  # the cheap bounds are valid priors
+            f_lower, f_coef, f_pl, f_pu = self._bound(sub, cheap=False)
+            lower = lower.copy()
+            lower[idx] = np.maximum(lower[idx], f_lower)
+            coef = coef.copy()
+            coef[idx] = f_coef
+            pl = pl.copy()
+            pu = pu.copy()
+            pl[idx] = f_pl
+            pu[idx] = f_pu
+        return lower, coef, pl, pu
+
+    def run(
+        self,
+        pool: _Pool,
+        *,
+        deadline: float | None,
+        stop_at: float | None,
+        stop_flag: Any = None,
+        node_limit: int | None = None,
+    ) -> str:
+        """Search until the pool is empty or a limit is hit.
+
+        Returns:
+            ``"closed"`` (pool exhausted), ``"falsified"``, ``"timeout"``, ``"budget"``,
+            ``"slice"`` (``stop_at`` reached) or ``"stopped"`` (``stop_flag`` set).
+        """
+        opts = self.options
+        c = self.counters
+        n_in = self.network.n_inputs
+        strong = opts.split == "strong"
+        fan = 2 * n_in if strong else 2
+        per_round = max(1, opts.batch_size // fan)
+        while pool.size:
+            now = time.perf_counter()
+            if deadline is not None and now >= deadline:
+                return "timeout"
+            if stop_at is not None and now >= stop_at:
+                return "slice"
+            if stop_flag is not None and stop_flag.is_set():
+                return "stopped"
+            if node_limit is not None and c.nodes >= node_limit:
+                return "budget"
+            cand, groups = self._children(pool.pop(per_round))
+            lower, coef, pl, pu = self._bound_candidates(cand, groups)
+            c.nodes += cand[0].shape[0]
+            c.batches += 1
+            # a box's bound is never worse than its parent's (CROWN is not monotone)
+            best_all = np.maximum(lower.max(axis=1), cand[6])
+            sel = self._select(groups, best_all, cand[0], cand[1])
+            rows: _Entries = (
+                cand[0][sel],
+                cand[1][sel],
+                cand[2][sel],
+                cand[3][sel],
+                pl[sel],
+                pu[sel],
+                best_all[sel],
+            )
+            lower, coef = lower[sel], coef[sel]
+            best = best_all[sel]
+            c.max_depth = max(c.max_depth, int(rows[2].max()))
+            closed = best > opts.close_tol
+            if closed.any():
+                c.closed += int(closed.sum())
+                c.closed_lb = min(c.closed_lb, float(best[closed].min()))
+            keep = np.flatnonzero(~closed)
+            if not keep.size:
+                continue
+            rows = _take(rows, keep)
+            lower, best, coef = lower[keep], best[keep], coef[keep]
+            lo, hi = rows[0], rows[1]
+            # candidate points: centres and the minimisers of each row's linear bound
+            verts = np.where(coef >= 0.0, lo[:, None, :], hi[:, None, :])
+            pts = np.concatenate([0.5 * (lo + hi), verts.reshape(-1, n_in)])
+            if self._check_points(pts):
+                return "falsified"
+            width = hi - lo
+            tiny = width.max(axis=1) <= opts.min_width
+            if tiny.any():
+                c.unresolved += int(tiny.sum())
+                ok = np.flatnonzero(~tiny)
+                rows = _take(rows, ok)
+                lower, best, coef, width = lower[ok], best[ok], coef[ok], width[ok]
+                if not ok.size:
+                    continue
+                lo, hi = rows[0], rows[1]
+            n = lo.shape[0]
+            if strong:
+                dim = np.full(n, -1, dtype=np.int64)
+            else:
+                if opts.split == "smear":
+                    r = np.argmax(lower, axis=1)
+                    score = np.abs(coef[np.arange(n), r]) * width
+                    flat = score.max(axis=1) <= 0.0
+                    if flat.any():
+                        score[flat] = width[flat] / self.root_width
+                else:
+                    score = width / self.root_width
+                dim = np.argmax(score, axis=1)
+            # weakest boxes last, so they are popped first
+            order = np.argsort(-best, kind="stable")
+            pool.push(_take((lo, hi, rows[2], dim, rows[4], rows[5], best), order))
+            if opts.attack_every and c.batches % opts.attack_every == 0:
+                k = min(opts.attack_nodes, n)
+                weak = np.argsort(best)[:k]
+                if self._attack(lo[weak], hi[weak]):
+                    return "falsified"
+        return "closed"
+
+
+# --------------------------------------------------------------------------------------------
+# Scheduling: serial round-robin or worker processes
+# --------------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _limit_blas(threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """Limit BLAS threads (via threadpoolctl when installed); a no-op otherwise."""
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
+def _worker_init(
+    network: Network, cases: dict[int, UnsafeCase], options: BabOptions, flag: Any
+) -> None:
+    """Process initializer: build the bounder once and pin BLAS to one thread."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    limiter = _limit_blas(1)
+    limiter.__enter__()
+    _WORKER.update(
+        network=network,
+        bounder=BatchBounder(network),
+        cases=dict(cases),
+        options=options,
+        flag=flag,
+        limiter=limiter,
+    )
+
+
+def _worker_task(
+    unit: _Unit,
+    remaining_s: float | None,
+    slice_s: float,
+    seed: Sequence[int],
+    node_limit: int | None,
+) -> tuple[str, _Unit, FloatArray | None, dict[str, Any]]:
+    """Search one unit for ``slice_s`` seconds in a worker; return status and leftovers."""
+    network = _WORKER["network"]
+    case = _WORKER["cases"][unit.case_index]
+    search = _CaseSearch(
+        network,
+        _WORKER["bounder"],
+        case,
+        unit.case_index,
+        _WORKER["options"],
+        np.random.default_rng(list(seed)),
+    )
+    now = time.perf_counter()
+    deadline = None if remaining_s is None else now + remaining_s
+    pool = _Pool(network.n_inputs, _WORKER["bounder"].n_hidden)
+    pool.push(unit.entries)
+    status = search.run(
+        pool,
+        deadline=deadline,
+        stop_at=now + slice_s,
+        stop_flag=_WORKER["flag"],
+        node_limit=node_limit,
+    )
+    x = None if search.counterexample is None else search.counterexample.x
+    return status, _Unit(unit.case_index, pool.take_all()), x, search.counters.as_dict()
+
+
+@dataclass
+class _Run:
+    """Shared state of one :func:`_solve` call."""
+
+    network: Network
+    cases: dict[int, UnsafeCase]
+    options: BabOptions
+    deadline: float | None
+    counters: dict[int, _Counters]
+    status: dict[int, str]
+    counterexample: Counterexample | None = None
+    units_run: int = 0
+    parallel: bool = False
+
+
+def _serial_turn(
+    run: _Run, bounder: BatchBounder, unit: _Unit, stop_at: float | None, seed: Sequence[int]
+) -> tuple[str, _Unit]:
+    """Search one unit in this process until ``stop_at``; return status and leftovers."""
+    case = run.cases[unit.case_index]
+    search = _CaseSearch(
+        run.network, bounder, case, unit.case_index, run.options, np.random.default_rng(list(seed))
+    )
+    pool = _Pool(run.network.n_inputs, bounder.n_hidden)
+    pool.push(unit.entries)
+    status = search.run(
+        pool, deadline=run.deadline, stop_at=stop_at, node_limit=_node_limit(run, unit.case_index)
+    )
+    run.counters[unit.case_index].merge(search.counters.as_dict())
+    run.units_run += 1
+    if status == "falsified":
+        run.counterexample = search.counterexample
+    return status, _Unit(unit.case_index, pool.take_all())
+
+
+def _node_limit(run: _Run, i: int) -> int | None:
+    """Boxes case ``i`` may still bound under ``max_nodes``."""
+    if run.options.max_nodes is None:
+        return None
+    return max(0, run.options.max_nodes - run.counters[i].nodes)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.perf_counter())
+
+
+def _solve(
+    network: Network,
+    cases: dict[int, UnsafeCase],
+    *,
+    deadline: float | None,
+    options: BabOptions,
+) -> _Run:
+    """Branch and bound on several cases; stops at the first counterexample."""
+    run = _Run(
+        network,
+        cases,
+        options,
+        deadline,
+        counters={i: _Counters() for i in cases},
+        status={i: "open" for i in cases},
+    )
+    bounder = BatchBounder(network)
+    queue: deque[_Unit] = deque()
+    for i, case in cases.items():
+        box = case.input_box
+        h = bounder.n_hidden
+        root: _Entries = (
+            box.lower[None, :].copy(),
+            box.upper[None, :].copy(),
+            np.zeros(1, dtype=np.int64),
+            np.full(1, -2, dtype=np.int64),
+            np.full((1, h), -np.inf),
+            np.full((1, h), np.inf),
+            np.full(1, -np.inf),
+        )
+        queue.append(_Unit(i, root))
+    serial_slice = options.slice_s if len(cases) > 1 else None
+    turn = 0
+    warm_end = time.perf_counter() + options.warmup_s if options.jobs > 1 else None
+
+    def settle(status: str, unit: _Unit) -> bool:
+        """Book a unit's result; True when the whole search must stop."""
+        i = unit.case_index
+        if status == "falsified":
+            run.status[i] = "falsified"
+            return True
+        if status in ("timeout", "budget"):
+            run.status[i] = status
+            if unit.size:
+                queue.append(unit)
+            return status == "timeout"
+        if unit.size:
+            queue.append(unit)
+        return False
+
+    # serial phase (the whole search when jobs == 1)
+    while queue:
+        if warm_end is not None and time.perf_counter() >= warm_end:
+            break
+        unit = queue.popleft()
+        if run.status[unit.case_index] == "budget":
+            continue
+        stop_at = warm_end
+        if serial_slice is not None:
+            t = time.perf_counter() + serial_slice
+            stop_at = t if stop_at is None else min(stop_at, t)
+        status, left = _serial_turn(
+            run, bounder, unit, stop_at, (options.seed, unit.case_index, turn)
+        )
+        turn += 1
+        if settle(status, left):
+            return _finish(run, queue)
+    if not queue:
+        return _finish(run, queue)
+    # parallel phase
+    run.parallel = True
+    ctx = multiprocessing.get_context(options.mp_context)
+    flag = ctx.Event()
+    with ProcessPoolExecutor(
+        max_workers=options.jobs,
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(network, cases, options, flag),
+    ) as pool:
+        running: dict[Future[Any], _Unit] = {}
+        stop = False
+        while (queue or running) and not stop:
+            queue = deque(u for u in queue if run.status[u.case_index] != "budget")
+            idle = options.jobs - len(running)
+            while idle > len(queue) and queue and max(u.size for u in queue) >= 2:
+                big = max(range(len(queue)), key=lambda j: queue[j].size)
+                u = queue[big]
+                del queue[big]
+                queue.extend(u.halves())
+            while idle > 0 and queue:
+                u = queue.popleft()
+                fut = pool.submit(
+                    _worker_task,
+                    u,
+                    _remaining(deadline),
+                    options.slice_s,
+                    (options.seed, u.case_index, turn),
+                    _node_limit(run, u.case_index),
+                )
+                turn += 1
+                running[fut] = u
+                idle -= 1
+            if not running:
+                break
+            done, _ = wait(list(running), timeout=_remaining(deadline), return_when=FIRST_COMPLETED)
+            if not done:
+                run.status.update({u.case_index: "timeout" for u in running.values()})
+                queue.extend(running.values())
+                flag.set()
+                break
+            for fut in done:
+                unit = running.pop(fut)
+                status, left, x, counters = fut.result()
+                run.counters[unit.case_index].merge(counters)
+                run.units_run += 1
+                if status == "falsified" and x is not None:
+                    cex = confirm_counterexample(
+                        network, cases[unit.case_index], unit.case_index, x
+                    )
+                    if cex is not None:
+                        run.counterexample = cex
+                        run.status[unit.case_index] = "falsified"
+                        stop = True
+                        flag.set()
+                        break
+                    status = "slice"  # pragma: no cover - workers confirm before returning
+                if status == "stopped":
+                    status = "slice"
+                if settle(status, left):
+                    stop = True
+                    flag.set()
+                    break
+        if stop or running:
+            flag.set()
+            for fut, u in running.items():
+                with contextlib.suppress(Exception):
+                    status, left, _, counters = fut.result()
+                    run.counters[u.case_index].merge(counters)
+                    if left.size:
+                        queue.append(left)
+    return _finish(run, queue)
+
+
+def _finish(run: _Run, queue: deque[_Unit]) -> _Run:
+    """Mark cases with no open boxes as verified/inconclusive."""
+    open_cases = {u.case_index for u in queue if u.size}
+    for i, st in run.status.items():
+        if st != "open":
+            continue
+        if i in open_cases:
+            run.status[i] = "timeout"
+        elif run.counters[i].unresolved:
+            run.status[i] = "inconclusive"
+        else:
+            run.status[i] = "verified"
+    if run.counterexample is None:
+        for i, st in run.status.items():
+            if st == "falsified":  # pragma: no cover - defensive
+                run.status[i] = "timeout"
+    return run
+
+
+def _outcome(run: _Run, i: int, elapsed: float) -> BabOutcome:
+    c = run.counters[i]
+    st = run.status[i]
+    if st == "open":
+        st = "timeout"
+    cex = run.counterexample if st == "falsified" else None
+    return BabOutcome(
+        status=st,  # type: ignore[arg-type]
+        counterexample=cex,
+        lower_bound=float(c.closed_lb) if st == "verified" else None,
+        upper_bound=float(c.upper),
+        nodes=c.nodes,
+        max_depth=c.max_depth,
+        batches=c.batches,
+        time=elapsed,
+        stats={
+            "closed": c.closed,
+            "cheap_boxes": c.cheap_boxes,
+            "full_boxes": c.full_boxes,
+            "attack_rounds": c.attack_rounds,
+            "unresolved": c.unresolved,
+            "units": run.units_run,
+            "parallel": run.parallel,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def _check(network: Network, case: UnsafeCase) -> None:
+    if case.input_box.dim != network.n_inputs or case.A.shape[1] != network.n_outputs:
+        raise InvalidPropertyError(
+            f"bab: case has {case.input_box.dim} inputs / {case.A.shape[1]} outputs, the "
+            f"network {network.n_inputs} / {network.n_outputs}"
+        )
+
+
+def bab_verify_case(
+    network: Network,
+    case: UnsafeCase,
+    *,
+    deadline: float | None = None,
+    options: BabOptions | None = None,
+    case_index: int = 0,
+) -> BabOutcome:
+    """Decide one unsafe case by input-split branch and bound.
+
+    Args:
+        network: the network (any supported activations; complete for piecewise-linear ones).
+        case: the unsafe case.
+        deadline: absolute :func:`time.perf_counter` time to give up (``None``: no limit).
+        options: :class:`BabOptions` (defaults if ``None``).
+        case_index: index recorded in the counterexample.
+
+    Returns:
+        A :class:`BabOutcome`; ``"falsified"`` outcomes carry a counterexample confirmed by a
+        float64 forward pass of ``network``.
+    """
+    opts = options or BabOptions()
+    _check(network, case)
+    t0 = time.perf_counter()
+    if case.n_rows == 0:
+        cex = confirm_counterexample(network, case, case_index, case.input_box.center)
+        return BabOutcome("falsified", cex, time=time.perf_counter() - t0)
+    with _limit_blas(opts.blas_threads):
+        run = _solve(network, {case_index: case}, deadline=deadline, options=opts)
+    return _outcome(run, case_index, time.perf_counter() - t0)
+
+
+def bab_verify(
+    network: Network,
+    prop: Property,
+    *,
+    time_limit: float | None = None,
+    options: BabOptions | None = None,
+) -> VerificationResult:
+    """Verify a property by falsification followed by branch and bound on every case.
+
+    Args:
+        network: the network.
+        prop: the property (a disjunction of unsafe cases).
+        time_limit: wall-clock budget in seconds (``None``: unlimited).
+        options: :class:`BabOptions`.
+
+    Returns:
+        VERIFIED when every case is closed, FALSIFIED with a confirmed counterexample, or
+        UNKNOWN (reason ``"timeout"``, ``"budget"`` or ``"inconclusive"``).
+    """
+    opts = options or BabOptions()
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    prop.check_network_shape(network.n_inputs, network.n_outputs, where="bab_verify")
+    for case in prop.cases:
+        _check(network, case)
+    with _limit_blas(opts.blas_threads):
+        budget = opts.attack_budget_s
+        if deadline is not None:
+            budget = min(budget, 0.5 * max(0.0, deadline - t0))
+        cex = None
+        if budget > 0:
+            cex = falsify(
+                network, prop, budget_s=budget, seed=opts.seed, samples=opts.attack_samples
+            )
+        if cex is not None:
+            return VerificationResult(
+                Verdict.FALSIFIED,
+                reason="attack",
+                counterexample=cex,
+                method="bab",
+                time=time.perf_counter() - t0,
+                stats={"bab_nodes": 0},
+            )
+        cases = {i: c for i, c in enumerate(prop.cases)}
+        run = _solve(network, cases, deadline=deadline, options=opts)
+    elapsed = time.perf_counter() - t0
+    outs = [_outcome(run, i, elapsed) for i in range(len(prop.cases))]
+    stats = {
+        "nodes": sum(o.nodes for o in outs),
+        "max_depth": max(o.max_depth for o in outs),
+        "batches": sum(o.batches for o in outs),
+        "units": run.units_run,
+        "parallel": run.parallel,
+        "cases": [o.status for o in outs],
+    }
+    lower = tuple(o.lower_bound for o in outs)
+    upper = tuple(None if not np.isfinite(o.upper_bound) else o.upper_bound for o in outs)
+    if run.counterexample is not None:
+        return VerificationResult(
+            Verdict.FALSIFIED,
+            reason="bab",
+            counterexample=run.counterexample,
+            margin_lower=lower,
+            margin_upper=upper,
+            method="bab",
+            time=elapsed,
+            stats=stats,
+        )
+    statuses = [o.status for o in outs]
+    if all(s == "verified" for s in statuses):
+        return VerificationResult(
+            Verdict.VERIFIED,
+            reason="bab",
+            margin_lower=lower,
+            margin_upper=upper,
+            method="bab",
+            time=elapsed,
+            stats=stats,
+        )
+    reason = "timeout"
+    if "timeout" not in statuses:
+        reason = "budget" if "budget" in statuses else "inconclusive"
+    return VerificationResult(
+        Verdict.UNKNOWN,
+        reason=reason,
+        margin_lower=lower,
+        margin_upper=upper,
+        method="bab",
+        time=elapsed,
+        stats=stats,
+    )
+
+
+__all__ = ["BabOptions", "BabOutcome", "bab_verify", "bab_verify_case"]
