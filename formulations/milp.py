@@ -717,8 +717,8 @@ def _check_inputs(
         if type(act) not in ACTIVATION_RULES:
             raise UnsupportedLayerError(
                 f"encode_milp: exact MILP needs piecewise-linear activations, got "
-                f"{type(act).__name__}; use Model 2 (nncert.formulations.pwc_milp) or bound-based "
-                f"methods (ibp/crown) for sigmoid/tanh networks"
+                f"{type(act).__name__}; use Model 2 (--method model2, "
+                f"nncert.formulations.model2) or ibp/crown for sigmoid/tanh networks"
             )
     pre = bounds.pre_activation
     if len(pre) != len(dense) or any(

@@ -345,11 +345,15 @@ def _bab_stats(out: Any) -> dict[str, Any]:
 
 
 def _stage_complete(ctx: _Context) -> None:
-    """``auto``: branch and bound for low-dimensional inputs, the MILP otherwise."""
-    if ctx.network.n_inputs <= ctx.options.bab_input_dims and ctx.network.is_piecewise_linear:
+    """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
+    nodes close on CROWN bounds); otherwise the exact MILP for piecewise-linear networks and
+    the Model 2 refinement loop for networks with sigmoid or tanh."""
+    if ctx.network.n_inputs <= ctx.options.bab_input_dims:
         _stage_bab(ctx)
-    else:
+    elif ctx.network.is_piecewise_linear:
         _stage_milp(ctx)
+    else:
+        _run_case_method(ctx, "model2")
 
 
 # --------------------------------------------------------------------------------------------
