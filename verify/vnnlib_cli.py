@@ -38,6 +38,7 @@ ONNX_OPERATORS = (
     "Conv",
     "DequantizeLinear",
     "Div",
+    "Dropout",
     "Flatten",
     "Gemm",
     "Identity",
