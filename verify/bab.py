@@ -51,9 +51,9 @@ import numpy as np
 from nncert.verify.attack import confirm_counterexample, falsify, pgd_boxes
 from nncert.verify.bab_bounds import BatchBounder, IntermediateMode, combine_rows
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import FloatArray, Network
+from nncert.verify.network import FloatArray, Network, apply_activation
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
-from nncert.verify.spec import Property, UnsafeCase
+from nncert.verify.spec import Box, Property, UnsafeCase
 
 BabStatus = Literal["verified", "falsified", "timeout", "budget", "inconclusive"]
 SplitHeuristic = Literal["strong", "smear", "widest"]
@@ -73,9 +73,19 @@ class BabOptions:
         screen: with ``"crown"``, bound every candidate box cheaply first (IBP, forward
             linear bounds and inherited bounds) and compute CROWN only for the candidates
             that stay open.
+        extra_slopes: further lower-slope choices for unstable ReLUs in the objective's
+            back-substitution (see :meth:`BatchBounder.bound`); cheap, and often decisive on
+            the last few splits.
+        alpha_iters: gradient steps optimising the objective's lower slopes per box (see
+            :meth:`BatchBounder.bound`; 0 disables).
         combine_rows: for conjunctions (several rows), also close a box when the best convex
             combination of the rows' linear lower bounds is positive
             (:func:`~nncert.verify.bab_bounds.combine_rows`).
+        leaf_milp: for piecewise-linear networks, solve an exact MILP (big-M, HiGHS) on an open
+            box once at most this many of its hidden neurons are unstable (0: never); its
+            optimum closes the box or yields a candidate counterexample.
+        milp_tolerance: a leaf MILP closes its box only when its proven dual bound exceeds
+            this (absorbs the solver's feasibility tolerances amplified by big-M constants).
         seed: seed of every random choice (attacks).
         jobs: worker processes (1 = serial, in this process).
         max_nodes: stop with UNKNOWN ``"budget"`` after bounding this many boxes per case
@@ -105,6 +115,10 @@ class BabOptions:
     intermediate: IntermediateMode = "crown"
     screen: bool = False
     combine_rows: bool = True
+    extra_slopes: tuple[str, ...] = ("zero", "one")
+    alpha_iters: int = 0
+    leaf_milp: int = 0
+    milp_tolerance: float = 1e-5
     seed: int = 0
     jobs: int = 1
     max_nodes: int | None = None
@@ -273,6 +287,7 @@ class _Counters:
     closed: int = 0
     attack_rounds: int = 0
     cheap_boxes: int = 0
+    milps: int = 0
     full_boxes: int = 0
     closed_lb: float = np.inf
     upper: float = np.inf
@@ -284,6 +299,7 @@ class _Counters:
         self.max_depth = max(self.max_depth, int(other["max_depth"]))
         self.closed += int(other["closed"])
         self.cheap_boxes += int(other["cheap_boxes"])
+        self.milps += int(other["milps"])
         self.full_boxes += int(other["full_boxes"])
         self.attack_rounds += int(other["attack_rounds"])
         self.closed_lb = min(self.closed_lb, float(other["closed_lb"]))
@@ -321,6 +337,8 @@ class _CaseSearch:
         )
         self.counters = _Counters()
         self.counterexample: Counterexample | None = None
+        self.milp_ok = network.is_piecewise_linear
+        self._milp_solver: Any = None
 
     # -- candidates --------------------------------------------------------------------------
     def _check_points(self, pts: FloatArray) -> bool:
@@ -362,6 +380,58 @@ class _CaseSearch:
                 self.counterexample = cex
                 return True
         return False
+
+    def _leaf_milps(self, rows: _Entries, deadline: float | None) -> tuple[str, np.ndarray]:
+        """Exact MILPs on small open boxes; returns ("falsified" | "", closed mask)."""
+        from nncert.formulations.milp import encode_milp
+        from nncert.verify.bounds import Interval, LayerBounds
+
+        if self._milp_solver is None:
+            from nncert.solvers.highs_solver import HighsSolver
+
+            self._milp_solver = HighsSolver(threads=1)
+        solver = self._milp_solver
+        tol = self.options.milp_tolerance
+        closed = np.zeros(rows[0].shape[0], dtype=bool)
+        net = self.bounder.normal
+        offs = self.bounder.offsets
+        w_last, b_last = self.bounder.weights[-1], self.bounder.biases[-1]
+        act_last = self.bounder.activations[-1] if self.bounder.activations else None
+        for k in range(rows[0].shape[0]):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            lo, hi, pl, pu = rows[0][k], rows[1][k], rows[4][k], rows[5][k]
+            box = Box(lo, hi)
+            hidden = [
+                Interval(pl[offs[j] : offs[j + 1]], pu[offs[j] : offs[j + 1]])
+                for j in range(len(offs) - 1)
+            ]
+            if act_last is None:
+                ol, ou = lo, hi
+            else:
+                ol = apply_activation(act_last, hidden[-1].lower)
+                ou = apply_activation(act_last, hidden[-1].upper)
+            c = 0.5 * (ol + ou) @ w_last.T + b_last
+            r = 0.5 * (ou - ol) @ np.abs(w_last).T
+            bounds = LayerBounds(net, box, (*hidden, Interval(c - r, c + r)), method="bab")
+            sub = UnsafeCase(box, self.A, self.b)
+            problem = encode_milp(net, sub, bounds)
+            remaining = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            res = solver.solve(
+                problem, time_limit=remaining, objective_target=0.0, bound_target=tol
+            )
+            self.counters.milps += 1
+            if res.bound is not None and res.bound > tol:
+                closed[k] = True
+                self.counters.closed += 1
+                self.counters.closed_lb = min(self.counters.closed_lb, float(res.bound))
+            elif res.x is not None and res.objective is not None and res.objective <= tol:
+                x = problem.index.decode_input(res.x)
+                cex = confirm_counterexample(self.network, self.case, self.case_index, x)
+                if cex is not None:
+                    self.counterexample = cex
+                    return "falsified", closed
+        return "", closed
 
     # -- main loop ---------------------------------------------------------------------------
     def _children(self, parents: _Entries) -> tuple[_Entries, list[tuple[str, int]]]:
@@ -479,6 +549,8 @@ class _CaseSearch:
             intermediate=opts.intermediate,
             prior=(rows[4], rows[5]),
             crown_layers=0 if cheap else None,
+            extra_slopes=opts.extra_slopes,
+            alpha_iters=opts.alpha_iters,
         )
         if cheap:
             self.counters.cheap_boxes += rows[0].shape[0]
@@ -608,6 +680,20 @@ class _CaseSearch:
                 if not ok.size:
                     continue
                 lo, hi = rows[0], rows[1]
+            if opts.leaf_milp and self.milp_ok:
+                unstable = ((rows[4] < 0.0) & (rows[5] > 0.0)).sum(axis=1)
+                small = np.flatnonzero(unstable <= opts.leaf_milp)
+                if small.size:
+                    status, done = self._leaf_milps(_take(rows, small), deadline)
+                    if status == "falsified":
+                        return "falsified"
+                    if done.any():
+                        ok = np.setdiff1d(np.arange(lo.shape[0]), small[done])
+                        rows = _take(rows, ok)
+                        lower, best, coef, width = lower[ok], best[ok], coef[ok], width[ok]
+                        lo, hi = rows[0], rows[1]
+                        if not ok.size:
+                            continue
             n = lo.shape[0]
             if strong:
                 dim = np.full(n, -1, dtype=np.int64)
@@ -929,6 +1015,7 @@ def _outcome(run: _Run, i: int, elapsed: float) -> BabOutcome:
         stats={
             "closed": c.closed,
             "cheap_boxes": c.cheap_boxes,
+            "milps": c.milps,
             "full_boxes": c.full_boxes,
             "attack_rounds": c.attack_rounds,
             "unresolved": c.unresolved,

@@ -208,6 +208,8 @@ class BatchBounder:
                     f"bab bounds: unsupported activation {type(act).__name__}"
                 )
         self.network = network
+        #: the normal form the arrays come from
+        self.normal = network.normalized()
         self.weights: tuple[FloatArray, ...] = tuple(d.weight for d in dense)
         self.biases: tuple[FloatArray, ...] = tuple(d.bias for d in dense)
         self.abs_weights: tuple[FloatArray, ...] = tuple(np.abs(w) for w in self.weights)
@@ -216,6 +218,8 @@ class BatchBounder:
         self.n_outputs = int(self.weights[-1].shape[0])
         #: total number of hidden neurons (length of stacked hidden-layer bounds)
         self.n_hidden = int(sum(w.shape[0] for w in self.weights[:-1]))
+        #: start of each hidden layer in the stacked hidden-layer bounds (length L)
+        self.offsets = np.cumsum([0] + [w.shape[0] for w in self.weights[:-1]])
         #: target size (elements) of the per-chunk coefficient arrays in CROWN passes
         self.chunk_elements = 1 << 15
 
@@ -329,6 +333,74 @@ class BatchBounder:
             u[rows, idx] = np.minimum(u[rows, idx], -bnd[:, k:])
         return l, u
 
+    def _optimize_slopes(
+        self,
+        m: FloatArray,
+        const0: FloatArray,
+        pre: list[tuple[FloatArray, FloatArray]],
+        rel: list[Relaxation],
+        center: FloatArray,
+        radius: FloatArray,
+        iters: int,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Optimise the lower slopes of unstable ReLU-like neurons for the objective rows.
+
+        Every slope in ``[alpha, 1]`` (ReLU: ``[0, 1]``) gives a sound linear lower bound, so
+        the bound is sound for any iterate; projected signed-gradient ascent (gradient by a
+        reverse pass through the back-substitution) improves it. Returns the best
+        ``(lower (N, R), coef (N, R, n_in), offset (N, R))`` seen.
+        """
+        n = center.shape[0]
+        r = m.shape[0]
+        depth = len(self.activations)
+        lows: list[FloatArray] = []
+        masks: list[FloatArray] = []
+        alphas: list[FloatArray] = []
+        for act, (l, u), (sl, _, _, _) in zip(self.activations, pre, rel):
+            lo_a = act.alpha if isinstance(act, LeakyReLU) else 0.0
+            free = (l < 0.0) & (u > 0.0) if isinstance(act, ReLU | LeakyReLU) else None
+            mask = np.zeros_like(l) if free is None else free.astype(np.float64)
+            masks.append(mask[:, None, :])
+            lows.append(np.full(1, lo_a))
+            alphas.append(np.broadcast_to(sl[:, None, :], (n, r, sl.shape[1])).copy())
+        best_lb = np.full((n, r), -np.inf)
+        best_coef = np.zeros((n, r, center.shape[1]))
+        best_off = np.zeros((n, r))
+        step = 0.5
+        for _ in range(max(int(iters), 1)):
+            # forward through the back-substitution, keeping what the reverse pass needs
+            lam_a: FloatArray = np.broadcast_to(m, (n, r, m.shape[1]))
+            const = np.broadcast_to(const0, (n, r)).copy()
+            saved: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+            for i in range(depth - 1, -1, -1):
+                sl, bl, su, bu = rel[i]
+                sl_eff = masks[i] * alphas[i] + (1.0 - masks[i]) * sl[:, None, :]
+                pos = lam_a >= 0.0
+                slope = np.where(pos, sl_eff, su[:, None, :])
+                lam = lam_a * slope
+                const = const + np.sum(lam_a * np.where(pos, bl[:, None, :], bu[:, None, :]), -1)
+                const = const + lam @ self.biases[i]
+                saved.append((lam_a, pos, slope))
+                lam_a = _mm(lam, self.weights[i])
+            lb = self._concretize_lower(lam_a, const, center, radius)
+            better = lb > best_lb
+            best_lb = np.where(better, lb, best_lb)
+            best_coef = np.where(better[:, :, None], lam_a, best_coef)
+            best_off = np.where(better, const, best_off)
+            # reverse pass: d lb / d alpha
+            g = center[:, None, :] - np.sign(lam_a) * radius[:, None, :]  # d lb / d lam_x
+            g_lam = _mm(g, self.weights[0].T) + self.biases[0]  # d lb / d lam_z_0
+            for step_i, i in enumerate(range(depth)):
+                lam_a_i, pos, slope = saved[depth - 1 - step_i]
+                grad_alpha = g_lam * lam_a_i * pos * masks[i]
+                if i + 1 < depth:
+                    _, bl, _, bu = rel[i]
+                    g_a = g_lam * slope + np.where(pos, bl[:, None, :], bu[:, None, :])
+                    g_lam = _mm(g_a, self.weights[i + 1].T) + self.biases[i + 1]
+                alphas[i] = np.clip(alphas[i] + step * np.sign(grad_alpha), lows[i], 1.0)
+            step *= 0.7
+        return best_lb, best_coef, best_off
+
     @staticmethod
     def _concretize_lower(
         coef: FloatArray, offset: FloatArray, center: FloatArray, radius: FloatArray
@@ -426,6 +498,8 @@ class BatchBounder:
         intermediate: IntermediateMode = "forward",
         prior: tuple[FloatArray, FloatArray] | None = None,
         crown_layers: int | None = None,
+        extra_slopes: tuple[str, ...] = (),
+        alpha_iters: int = 0,
     ) -> BatchBounds:
         """Lower bounds of ``C f(x) - d`` over each of ``N`` boxes.
 
@@ -439,6 +513,12 @@ class BatchBounder:
             prior: known hidden-layer bounds to intersect (see :meth:`intermediate_bounds`).
             crown_layers: limit CROWN to the first hidden layers (see
                 :meth:`intermediate_bounds`).
+            extra_slopes: further lower-slope choices for the unstable ReLU/LeakyReLU
+                neurons in the objective's back-substitution (``"zero"``, ``"one"``,
+                ``"parallel"``: the upper line's slope); the best bound per row is kept.
+            alpha_iters: gradient steps optimising those lower slopes per box, row and
+                neuron for the objective (alpha-CROWN on the last back-substitution, with
+                the hidden-layer bounds fixed); 0 disables.
 
         Returns:
             A :class:`BatchBounds`.
@@ -465,15 +545,18 @@ class BatchBounder:
         else:
             coef, off = self._backward(m, const, len(self.weights) - 2, rel)
             lb = self._concretize_lower(coef, off, center, radius)
-            for choice in getattr(self, "_choices", ()):
-                rel2 = []
-                for (pl_, pu_), (sl, bl, su, bu) in zip(pre, rel):
-                    un = (pl_ < 0) & (pu_ > 0)
-                    val = {"zero": 0.0, "one": 1.0}.get(choice)
-                    sl2 = np.where(un, su if val is None else val, sl)
-                    rel2.append((sl2, bl, su, bu))
+            for choice in extra_slopes:
+                # the same back-substitution with other lower slopes on unstable neurons;
+                # every choice in [0, 1] (ReLU) gives a sound bound, keep the best per row
+                rel2 = _lower_slopes(self.activations, pre, rel, choice)
                 c2, o2 = self._backward(m, const, len(self.weights) - 2, rel2)
                 lb2 = self._concretize_lower(c2, o2, center, radius)
+                better = lb2 > lb
+                lb = np.maximum(lb, lb2)
+                coef = np.where(better[:, :, None], c2, coef)
+                off = np.where(better, o2, off)
+            if alpha_iters > 0:
+                lb2, c2, o2 = self._optimize_slopes(m, const, pre, rel, center, radius, alpha_iters)
                 better = lb2 > lb
                 lb = np.maximum(lb, lb2)
                 coef = np.where(better[:, :, None], c2, coef)
@@ -486,6 +569,32 @@ class BatchBounder:
             r = 0.5 * (au - al) @ np.abs(m).T
             lb = np.maximum(lb, c - r)
         return BatchBounds(lower=lb, coef=coef, offset=off, pre=tuple(pre))
+
+
+def _lower_slopes(
+    acts: tuple[Activation, ...],
+    pre: list[tuple[FloatArray, FloatArray]],
+    rel: list[Relaxation],
+    choice: str,
+) -> list[Relaxation]:
+    """Relaxations with another lower slope on unstable ReLU/LeakyReLU neurons."""
+    out: list[Relaxation] = []
+    for act, (l, u), (sl, bl, su, bu) in zip(acts, pre, rel):
+        if isinstance(act, ReLU | LeakyReLU):
+            alpha = act.alpha if isinstance(act, LeakyReLU) else 0.0
+            unstable = (l < 0.0) & (u > 0.0)
+            if choice == "zero":
+                new = np.where(unstable, alpha, sl)
+            elif choice == "one":
+                new = np.where(unstable, 1.0, sl)
+            elif choice == "parallel":
+                new = np.where(unstable, su, sl)
+            else:
+                raise InvalidOptionsError(f"unknown lower-slope choice {choice!r}")
+            out.append((new, bl, su, bu))
+        else:
+            out.append((sl, bl, su, bu))
+    return out
 
 
 def combine_rows(

@@ -90,9 +90,8 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
 def test_verify_unsat_and_sat_with_assignment(vnncomp_dir: Path, tmp_path: Path) -> None:
     """ACAS Xu property 1 on test_unsat/test_sat networks as VNN-LIB 2.0 queries."""
     t = vnncomp_dir / "test"
-    lo = [0.6, -0.5, -0.5, 0.45, -0.5]
-    hi = [0.679857769, 0.5, 0.5, 0.5, -0.45]
-    # property 3 style query on the sat network: the sat answer comes with an assignment
+    # the test_prop property as a 2.0 query: sat on test_sat (with an assignment), unsat on
+    # test_unsat
     from nncert.verify.vnnlib import load_vnnlib
 
     prop = load_vnnlib(t / "test_prop.vnnlib")
@@ -125,7 +124,6 @@ def test_verify_unsat_and_sat_with_assignment(vnncomp_dir: Path, tmp_path: Path)
         timeout=300,
     )
     assert unsat.stdout.splitlines()[0] == "unsat", unsat.stderr
-    del lo, hi
 
 
 def test_serialise_assignments(vnncomp_dir: Path, tmp_path: Path) -> None:
