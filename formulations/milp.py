@@ -744,6 +744,45 @@ def _check_inputs(
     return dense, acts
 
 
+def encode_case_objective(
+    b: MilpBuilder, case: UnsafeCase, last: Dense, prev: slice
+) -> tuple[FloatArray, float, int | None]:
+    r"""Add the objective of an unsafe case on top of the last hidden layer's columns.
+
+    With :math:`G = A W^{(L)}` and :math:`h = A b^{(L)} - b`, the case objective is
+    :math:`\max_r (G_r a + h_r)`. One row: the objective is :math:`G_0 a + h_0` directly (``h_0``
+    as the offset). Several rows: a free column :math:`t` with :math:`t - G_r a \ge h_r` for
+    every row, and the objective :math:`t`. No row: the objective is 0.
+
+    Args:
+        b: the builder (columns of the last hidden layer already added).
+        case: the unsafe case.
+        last: the output Dense layer.
+        prev: the columns of the last hidden layer's post-activations (or the inputs).
+
+    Returns:
+        ``(c, offset, t_col)``: the objective vector over ``b``'s columns so far, its constant,
+        and the column of ``t`` (``None`` unless the case has several rows).
+    """
+    G = case.A @ last.weight
+    h = case.A @ last.bias - case.b
+    t_col: int | None = None
+    offset = 0.0
+    if case.n_rows == 1:
+        offset = float(h[0])
+    elif case.n_rows > 1:
+        t = b.add_columns(1, -_INF, _INF)
+        t_col = t.start
+        rows = b.add_rows([(np.full(case.n_rows, t_col), 1.0)], h, _INF)
+        b.add_block(rows, prev, -G)
+    c = np.zeros(b.n_cols)
+    if case.n_rows == 1:
+        c[prev] = G[0]
+    elif t_col is not None:
+        c[t_col] = 1.0
+    return c, offset, t_col
+
+
 def encode_milp(
     network: Network,
     case: UnsafeCase,
@@ -829,24 +868,7 @@ def encode_milp(
         prev = enc.post
 
     # objective rows: g = G a_prev + h,  G = A W^L,  h = A b^L - b
-    last = dense[-1]
-    G = case.A @ last.weight
-    h = case.A @ last.bias - case.b
-    t_col: int | None = None
-    offset = 0.0
-    if case.n_rows == 1:
-        offset = float(h[0])
-    elif case.n_rows > 1:
-        t = b.add_columns(1, -_INF, _INF)
-        t_col = t.start
-        # t - G_r a_prev >= h_r
-        rows = b.add_rows([(np.full(case.n_rows, t_col), 1.0)], h, _INF)
-        b.add_block(rows, prev, -G)
-    c = np.zeros(b.n_cols)
-    if case.n_rows == 1:
-        c[prev] = G[0]
-    elif t_col is not None:
-        c[t_col] = 1.0
+    c, offset, t_col = encode_case_objective(b, case, dense[-1], prev)
 
     index = VariableIndex(
         n_cols=b.n_cols,
@@ -878,6 +900,7 @@ __all__ = [
     "MilpBuilder",
     "MilpProblem",
     "VariableIndex",
+    "encode_case_objective",
     "encode_milp",
     "lp_relaxation",
 ]

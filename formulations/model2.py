@@ -68,6 +68,7 @@ from nncert.formulations.milp import (
     MilpBuilder,
     MilpProblem,
     VariableIndex,
+    encode_case_objective,
 )
 from nncert.verify.bounds import RELAXATIONS, Interval, LayerBounds, relax
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
@@ -844,23 +845,7 @@ def encode_model2(
             else _stable_linear(act, l, u, layer, prev, post[-1])
         )
         prev = post[-1]
-    last = dense[-1]
-    G = case.A @ last.weight
-    h = case.A @ last.bias - case.b
-    t_col: int | None = None
-    offset = 0.0
-    if case.n_rows == 1:
-        offset = float(h[0])
-    elif case.n_rows > 1:
-        t = b.add_columns(1, -_INF, _INF)
-        t_col = t.start
-        rows = b.add_rows([(np.full(case.n_rows, t_col), 1.0)], h, _INF)
-        b.add_block(rows, prev, -G)
-    c = np.zeros(b.n_cols)
-    if case.n_rows == 1:
-        c[prev] = G[0]
-    elif t_col is not None:
-        c[t_col] = 1.0
+    c, offset, t_col = encode_case_objective(b, case, dense[-1], prev)
     index = VariableIndex(
         n_cols=b.n_cols,
         inputs=x,
