@@ -1,24 +1,36 @@
 """Complete verification by branch and bound (BaB) over input splits.
 
 For a case "unsafe iff some ``x`` in the box has ``A f(x) <= b``" (every row), BaB keeps a pool
-of sub-boxes that together cover the case's box. Each round pops a batch of boxes and bounds
-``g_r(x) = A_r f(x) - b_r`` on all of them at once (:class:`~nncert.verify.bab_bounds.
-BatchBounder`). A box is **closed** when some row has a sound lower bound ``> close_tol``
+of sub-boxes that together cover the case's box. Each round pops a batch of boxes, forms the
+candidate halves and bounds ``g_r(x) = A_r f(x) - b_r`` on all of them at once
+(:class:`~nncert.verify.bab_bounds.BatchBounder`). A box is **closed** when some row, or the
+best convex combination of the rows (conjunctions), has a sound lower bound ``> close_tol``
 (then no point of the box satisfies every row). Otherwise the box centre and, per row, the
 vertex minimising CROWN's linear lower bound are evaluated; a point with violation ``<= 0``
-that a float64 forward pass of the original network confirms is a counterexample. Boxes that
-stay open are split in half along one input dimension and the halves go back to the pool.
-Every few rounds, a short PGD attack runs on the weakest open boxes.
+that a float64 forward pass of the original network confirms is a counterexample. Open boxes
+go back to the pool (depth first, weakest last so they are popped first). Every few rounds,
+a short PGD attack runs on the weakest open boxes.
+
+Bounds: IBP, forward linear bounds and CROWN back-substitution (``intermediate="crown"``), with
+every box inheriting its parent's hidden-layer bounds (valid on a sub-box; they also shrink the
+set of unstable neurons CROWN has to bound) and its parent's objective bound (CROWN is not
+monotone under splitting). For the objective, extra lower-slope choices and, once a case has
+run ``alpha_after_s`` seconds, gradient-optimised slopes (alpha-CROWN on the last
+back-substitution) tighten the bound.
 
 Verdicts: VERIFIED when every box of every case is closed; FALSIFIED with a confirmed
 :class:`~nncert.verify.result.Counterexample`; UNKNOWN with reason ``"timeout"`` when the
 deadline passes, ``"budget"`` when ``max_nodes`` is exhausted, ``"inconclusive"`` when boxes
 shrank below ``min_width`` without being decided.
 
-Branching (``BabOptions.split``): ``"smear"`` splits the dimension maximising
-``|coef_i| * width_i`` where ``coef`` are the input slopes of the linear lower bound of the row
-closest to closing the box (the gradient of the bound objective); ``"widest"`` splits the
-dimension that is widest relative to the case's box.
+Branching (``BabOptions.split``): ``"strong"`` (default) bounds both halves along *every*
+input dimension and keeps the split with the smallest remaining gap (ties: the relatively
+widest side); the halves of the chosen split are the new boxes, so nothing is bounded twice.
+``"smear"`` splits the dimension maximising ``|coef_i| * width_i`` (``coef``: input slopes of
+the linear lower bound of the row closest to closing the box); ``"widest"`` the dimension that
+is widest relative to the case's box. Strong branching costs ``n_inputs`` times more bounds
+per split but gives far smaller trees on ACAS Xu (smear ignores the relaxation slack, which
+dominates there).
 
 Parallelism (``jobs > 1``): after a short serial warm-up, the open boxes are split into work
 units (a case index and a list of boxes) that worker processes search for ``slice_s`` seconds
@@ -64,8 +76,10 @@ class BabOptions:
     """Options of :func:`bab_verify` / :func:`bab_verify_case`.
 
     Attributes:
-        batch_size: boxes popped and bounded per round (each open box yields two children).
-        split: branching heuristic, ``"smear"`` or ``"widest"`` (module docstring).
+        batch_size: candidate boxes bounded per round (strong branching: ``2 n_inputs`` per
+            popped box, otherwise 2).
+        split: branching heuristic, ``"strong"``, ``"smear"`` or ``"widest"`` (module
+            docstring).
         intermediate: hidden-layer bounds: ``"forward"`` (IBP and forward linear bounds,
             fast for few inputs), ``"crown"`` (plus back-substitution for unstable neurons,
             much tighter on deep networks, about 10x slower) or ``"ibp"``. Every box also
@@ -76,8 +90,11 @@ class BabOptions:
         extra_slopes: further lower-slope choices for unstable ReLUs in the objective's
             back-substitution (see :meth:`BatchBounder.bound`); cheap, and often decisive on
             the last few splits.
-        alpha_iters: gradient steps optimising the objective's lower slopes per box (see
-            :meth:`BatchBounder.bound`; 0 disables).
+        alpha_iters: gradient steps optimising the objective's lower slopes per box
+            (alpha-CROWN on the last back-substitution, see :meth:`BatchBounder.bound`); 0
+            disables. Costs about 1.5x per box; pays on hard instances.
+        alpha_after_s: switch the optimised slopes on only once a case has been searched
+            this long (easy instances stay fast).
         combine_rows: for conjunctions (several rows), also close a box when the best convex
             combination of the rows' linear lower bounds is positive
             (:func:`~nncert.verify.bab_bounds.combine_rows`).
@@ -98,7 +115,10 @@ class BabOptions:
             :func:`bab_verify`.
         attack_samples: random samples per case in that falsification stage.
         attack_every: run PGD on the weakest open boxes every this many rounds (0: never).
-        attack_nodes: how many weak boxes each PGD round attacks.
+        diversify: every this many rounds, process the oldest boxes in the pool instead of
+            the newest (0: pure depth-first). Helps to find counterexamples.
+        attack_nodes: how many boxes each PGD round attacks (those whose candidate points
+            came closest to violating the case).
         attack_steps: PGD steps in those rounds.
         warmup_s: with ``jobs > 1``, seconds of serial search before workers start (easy
             instances finish without paying for processes).
@@ -116,7 +136,8 @@ class BabOptions:
     screen: bool = False
     combine_rows: bool = True
     extra_slopes: tuple[str, ...] = ("zero", "one")
-    alpha_iters: int = 0
+    alpha_iters: int = 5
+    alpha_after_s: float = 5.0
     leaf_milp: int = 0
     milp_tolerance: float = 1e-5
     seed: int = 0
@@ -126,7 +147,8 @@ class BabOptions:
     min_width: float = 1e-12
     attack_budget_s: float = 0.2
     attack_samples: int = 8192
-    attack_every: int = 8
+    attack_every: int = 4
+    diversify: int = 4
     attack_nodes: int = 8
     attack_steps: int = 20
     warmup_s: float = 1.0
@@ -151,6 +173,13 @@ class BabOptions:
             raise InvalidOptionsError("close_tol and min_width must be >= 0")
         if self.slice_s <= 0.0 or self.warmup_s < 0.0 or self.attack_budget_s < 0.0:
             raise InvalidOptionsError("slice_s must be > 0, warmup_s/attack_budget_s >= 0")
+        for choice in self.extra_slopes:
+            if choice not in ("zero", "one", "parallel"):
+                raise InvalidOptionsError(
+                    f"extra_slopes: {choice!r} is not 'zero', 'one' or 'parallel'"
+                )
+        if self.alpha_iters < 0 or self.leaf_milp < 0:
+            raise InvalidOptionsError("alpha_iters and leaf_milp must be >= 0")
         if self.mp_context not in ("fork", "spawn", "forkserver"):
             raise InvalidOptionsError(f"mp_context={self.mp_context!r} is not a start method")
 
@@ -234,21 +263,30 @@ class _Pool:
             self.chunks.append(entries)
             self.size += int(entries[0].shape[0])
 
-    def pop(self, k: int) -> _Entries:
-        """Remove and return up to ``k`` rows from the end."""
+    def pop(self, k: int, *, oldest: bool = False) -> _Entries:
+        """Remove and return up to ``k`` rows from the end (``oldest``: from the start).
+
+        Rows come back in stack order (bottom to top).
+        """
         parts: list[_Entries] = []
         need = k
         while need > 0 and self.chunks:
-            last = self.chunks[-1]
-            m = last[0].shape[0]
+            chunk = self.chunks[0] if oldest else self.chunks[-1]
+            m = chunk[0].shape[0]
             if m <= need:
-                parts.append(self.chunks.pop())
+                parts.append(self.chunks.pop(0) if oldest else self.chunks.pop())
                 need -= m
+            elif oldest:
+                parts.append(_take(chunk, slice(None, need)))
+                self.chunks[0] = _take(chunk, slice(need, None))
+                need = 0
             else:
-                parts.append(_take(last, slice(m - need, None)))
-                self.chunks[-1] = _take(last, slice(None, m - need))
+                parts.append(_take(chunk, slice(m - need, None)))
+                self.chunks[-1] = _take(chunk, slice(None, m - need))
                 need = 0
         self.size -= k - need
+        if not oldest:
+            parts.reverse()
         if len(parts) == 1:
             return parts[0]
         if not parts:
@@ -288,6 +326,7 @@ class _Counters:
     attack_rounds: int = 0
     cheap_boxes: int = 0
     milps: int = 0
+    alpha_boxes: int = 0
     full_boxes: int = 0
     closed_lb: float = np.inf
     upper: float = np.inf
@@ -300,6 +339,7 @@ class _Counters:
         self.closed += int(other["closed"])
         self.cheap_boxes += int(other["cheap_boxes"])
         self.milps += int(other["milps"])
+        self.alpha_boxes += int(other["alpha_boxes"])
         self.full_boxes += int(other["full_boxes"])
         self.attack_rounds += int(other["attack_rounds"])
         self.closed_lb = min(self.closed_lb, float(other["closed_lb"]))
@@ -321,8 +361,10 @@ class _CaseSearch:
         case_index: int,
         options: BabOptions,
         rng: np.random.Generator,
+        t_start: float | None = None,
     ) -> None:
         self.network = network
+        self.t_start = time.perf_counter() if t_start is None else t_start
         self.bounder = bounder
         self.case = case
         self.case_index = case_index
@@ -341,32 +383,35 @@ class _CaseSearch:
         self._milp_solver: Any = None
 
     # -- candidates --------------------------------------------------------------------------
-    def _check_points(self, pts: FloatArray) -> bool:
-        """Evaluate candidate points; confirm the best violating ones. True if falsified."""
+    def _check_points(self, pts: FloatArray) -> tuple[bool, FloatArray]:
+        """Evaluate candidate points; confirm the best violating ones.
+
+        Returns:
+            ``(falsified, violation per point)``.
+        """
         v = np.max(self.bounder.forward(pts) @ self.A.T - self.b, axis=1)
         self.counters.upper = min(self.counters.upper, float(np.min(v)))
         bad = np.flatnonzero(v <= 0.0)
-        if bad.size == 0:
-            return False
         for i in bad[np.argsort(v[bad])][:8]:
             cex = confirm_counterexample(self.network, self.case, self.case_index, pts[i])
             if cex is not None:
                 self.counterexample = cex
-                return True
-        return False
+                return True, v
+        return False, v
 
-    def _attack(self, lo: FloatArray, hi: FloatArray) -> bool:
-        """PGD inside the given boxes (one start at each centre). True if falsified."""
+    def _attack(self, lo: FloatArray, hi: FloatArray, x0: FloatArray) -> bool:
+        """PGD inside the given boxes, from ``x0`` and from random points. True if falsified."""
         self.counters.attack_rounds += 1
-        x0 = self.rng.uniform(lo, hi)
-        x0[0::2] = 0.5 * (lo[0::2] + hi[0::2])
+        lo2 = np.concatenate([lo, lo])
+        hi2 = np.concatenate([hi, hi])
+        starts = np.concatenate([x0, self.rng.uniform(lo, hi)])
         best_x, best_v, _ = pgd_boxes(
             self.network,
             self.A,
             self.b,
-            lo,
-            hi,
-            x0,
+            lo2,
+            hi2,
+            starts,
             steps=self.options.attack_steps,
             step_size=0.25,
         )
@@ -541,6 +586,10 @@ class _CaseSearch:
         and the inherited bounds only).
         """
         opts = self.options
+        alpha = 0
+        if opts.alpha_iters > 0 and time.perf_counter() - self.t_start >= opts.alpha_after_s:
+            alpha = opts.alpha_iters
+            self.counters.alpha_boxes += rows[0].shape[0]
         res = self.bounder.bound(
             rows[0],
             rows[1],
@@ -550,7 +599,7 @@ class _CaseSearch:
             prior=(rows[4], rows[5]),
             crown_layers=0 if cheap else None,
             extra_slopes=opts.extra_slopes,
-            alpha_iters=opts.alpha_iters,
+            alpha_iters=alpha,
         )
         if cheap:
             self.counters.cheap_boxes += rows[0].shape[0]
@@ -636,7 +685,10 @@ class _CaseSearch:
                 return "stopped"
             if node_limit is not None and c.nodes >= node_limit:
                 return "budget"
-            cand, groups = self._children(pool.pop(per_round))
+            # mostly depth first; every few rounds the oldest (shallowest) boxes, so a
+            # counterexample elsewhere is not starved by one deep region
+            oldest = opts.diversify > 0 and c.batches % opts.diversify == opts.diversify - 1
+            cand, groups = self._children(pool.pop(per_round, oldest=oldest))
             lower, coef, pl, pu = self._bound_candidates(cand, groups)
             c.nodes += cand[0].shape[0]
             c.batches += 1
@@ -668,8 +720,18 @@ class _CaseSearch:
             # candidate points: centres and the minimisers of each row's linear bound
             verts = np.where(coef >= 0.0, lo[:, None, :], hi[:, None, :])
             pts = np.concatenate([0.5 * (lo + hi), verts.reshape(-1, n_in)])
-            if self._check_points(pts):
+            found, v = self._check_points(pts)
+            if found:
                 return "falsified"
+            if opts.attack_every and c.batches % opts.attack_every == 0:
+                # PGD in the boxes whose candidate points came closest to a violation
+                m = lo.shape[0]
+                per_box = np.concatenate([v[:m, None], v[m:].reshape(m, -1)], axis=1)
+                pick = np.argsort(per_box.min(axis=1))[: opts.attack_nodes]
+                cand_pts = np.concatenate([pts[:m, None, :], verts], axis=1)
+                x0 = cand_pts[pick, np.argmin(per_box[pick], axis=1)]
+                if self._attack(lo[pick], hi[pick], x0):
+                    return "falsified"
             width = hi - lo
             tiny = width.max(axis=1) <= opts.min_width
             if tiny.any():
@@ -710,11 +772,6 @@ class _CaseSearch:
             # weakest boxes last, so they are popped first
             order = np.argsort(-best, kind="stable")
             pool.push(_take((lo, hi, rows[2], dim, rows[4], rows[5], best), order))
-            if opts.attack_every and c.batches % opts.attack_every == 0:
-                k = min(opts.attack_nodes, n)
-                weak = np.argsort(best)[:k]
-                if self._attack(lo[weak], hi[weak]):
-                    return "falsified"
         return "closed"
 
 
@@ -762,6 +819,7 @@ def _worker_task(
     slice_s: float,
     seed: Sequence[int],
     node_limit: int | None,
+    elapsed_s: float = 0.0,
 ) -> tuple[str, _Unit, FloatArray | None, dict[str, Any]]:
     """Search one unit for ``slice_s`` seconds in a worker; return status and leftovers."""
     network = _WORKER["network"]
@@ -773,6 +831,7 @@ def _worker_task(
         unit.case_index,
         _WORKER["options"],
         np.random.default_rng(list(seed)),
+        t_start=time.perf_counter() - elapsed_s,
     )
     now = time.perf_counter()
     deadline = None if remaining_s is None else now + remaining_s
@@ -802,6 +861,7 @@ class _Run:
     counterexample: Counterexample | None = None
     units_run: int = 0
     parallel: bool = False
+    t0: float = field(default_factory=time.perf_counter)
 
 
 def _serial_turn(
@@ -810,7 +870,13 @@ def _serial_turn(
     """Search one unit in this process until ``stop_at``; return status and leftovers."""
     case = run.cases[unit.case_index]
     search = _CaseSearch(
-        run.network, bounder, case, unit.case_index, run.options, np.random.default_rng(list(seed))
+        run.network,
+        bounder,
+        case,
+        unit.case_index,
+        run.options,
+        np.random.default_rng(list(seed)),
+        t_start=run.t0,
     )
     pool = _Pool(run.network.n_inputs, bounder.n_hidden)
     pool.push(unit.entries)
@@ -933,6 +999,7 @@ def _solve(
                     options.slice_s,
                     (options.seed, u.case_index, turn),
                     _node_limit(run, u.case_index),
+                    time.perf_counter() - run.t0,
                 )
                 turn += 1
                 running[fut] = u
@@ -1016,6 +1083,7 @@ def _outcome(run: _Run, i: int, elapsed: float) -> BabOutcome:
             "closed": c.closed,
             "cheap_boxes": c.cheap_boxes,
             "milps": c.milps,
+            "alpha_boxes": c.alpha_boxes,
             "full_boxes": c.full_boxes,
             "attack_rounds": c.attack_rounds,
             "unresolved": c.unresolved,

@@ -23,7 +23,11 @@ Intermediate bounds ``[l_j, u_j]`` are IBP intersected with either *forward* lin
 (symbolic intervals ``L x + l <= z_j <= U x + u`` pushed forward through the relaxations;
 cheap when the input is low-dimensional) or *CROWN* back-substitution (tighter, costlier).
 The objective is always bounded by CROWN back-substitution (merged rows ``C W_{L-1}``) and
-intersected with IBP.
+intersected with IBP; optionally with further lower-slope choices (``extra_slopes``) and
+gradient-optimised lower slopes (``alpha_iters``, alpha-CROWN restricted to the objective's
+back-substitution). Known bounds of the hidden layers (``prior``, e.g. those of a box that
+contains this one, as in branch and bound) are intersected in layer by layer.
+:func:`combine_rows` turns per-row linear bounds into a bound for a conjunction.
 
 Floating point: everything is float64 with round-to-nearest, like the rest of the bounds
 module; callers that close branch-and-bound nodes use a small positive tolerance.
@@ -332,6 +336,45 @@ class BatchBounder:
             l[rows, idx] = np.maximum(l[rows, idx], bnd[:, :k])
             u[rows, idx] = np.minimum(u[rows, idx], -bnd[:, k:])
         return l, u
+
+    def alpha_bound(
+        self,
+        lower: FloatArray,
+        upper: FloatArray,
+        C: ArrayLike,
+        d: ArrayLike | None,
+        pre_lower: FloatArray,
+        pre_upper: FloatArray,
+        iters: int = 5,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Objective bounds with optimised lower slopes, given hidden-layer bounds.
+
+        Args:
+            lower: ``(N, n_in)`` box lower corners.
+            upper: ``(N, n_in)`` box upper corners.
+            C: ``(R, n_out)`` objective rows.
+            d: ``(R,)`` offsets (default zeros).
+            pre_lower: ``(N, H)`` sound lower bounds of the hidden pre-activations on the
+                boxes (stacked, e.g. :meth:`BatchBounds.stacked_pre`).
+            pre_upper: ``(N, H)`` the matching upper bounds.
+            iters: gradient steps.
+
+        Returns:
+            ``(lower (N, R), coef (N, R, n_in), offset (N, R))``.
+        """
+        lo, hi = self._check(lower, upper)
+        Cm = np.atleast_2d(np.asarray(C, dtype=np.float64))
+        dv = np.zeros(Cm.shape[0]) if d is None else np.asarray(d, dtype=np.float64).reshape(-1)
+        center = 0.5 * (lo + hi)
+        radius = 0.5 * (hi - lo)
+        pre = [
+            (pre_lower[:, a:b], pre_upper[:, a:b])
+            for a, b in zip(self.offsets[:-1], self.offsets[1:])
+        ]
+        rel = [relax(act, l, u) for act, (l, u) in zip(self.activations, pre)]
+        m = Cm @ self.weights[-1]
+        const = Cm @ self.biases[-1] - dv
+        return self._optimize_slopes(m, const, pre, rel, center, radius, iters)
 
     def _optimize_slopes(
         self,
