@@ -1,4 +1,4 @@
-"""Run nncert's branch and bound on the VNN-COMP ACAS Xu benchmark and score it.
+"""Run nncert on the VNN-COMP ACAS Xu benchmark and score it.
 
 Usage::
 
@@ -7,7 +7,9 @@ Usage::
 
 For every row of ``instances.csv`` (``onnx,vnnlib,timeout``) it loads the network with
 ``nncert.verify.importers.from_onnx`` and the property with ``nncert.verify.vnnlib.load_vnnlib``,
-runs :func:`nncert.verify.bab.bab_verify`, compares with ``truth.csv`` and writes a results file
+runs :func:`nncert.verify.pipeline.verify` with the default options (what ``nncert verify``
+does: sampling, CROWN, PGD, then input-split branch and bound; ``--direct-bab`` calls
+:func:`nncert.verify.bab.bab_verify` alone), compares with ``truth.csv`` and writes a results file
 with the VNN-COMP columns ``category,network,property,prepare_time,result,run_time`` plus
 ``truth``, ``correct``, ``cpu_time``, ``nodes`` and ``max_depth``. ``prepare_time`` is the
 loading time, ``run_time`` the wall-clock time of the verification call (neither includes
@@ -45,6 +47,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--intermediate", default="", help="override BabOptions.intermediate")
     p.add_argument("--split", default="", help="override BabOptions.split")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--direct-bab",
+        action="store_true",
+        help="call bab_verify directly instead of the default pipeline (what `nncert verify` "
+        "runs: sampling, CROWN, PGD, then branch and bound)",
+    )
     p.add_argument("--out", type=Path, default=Path("results.csv"), help="results file")
     return p.parse_args(argv)
 
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from nncert.verify.bab import BabOptions, bab_verify
     from nncert.verify.importers import from_onnx
+    from nncert.verify.options import VerifyOptions
+    from nncert.verify.pipeline import verify
     from nncert.verify.vnnlib import load_vnnlib
 
     root = args.dir
@@ -95,7 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         c1 = time.process_time()
         ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        res = bab_verify(net, prop, time_limit=timeout, options=options)  # type: ignore[arg-type]
+        if args.direct_bab:
+            res = bab_verify(net, prop, time_limit=timeout, options=options)  # type: ignore[arg-type]
+        else:
+            res = verify(
+                net,  # type: ignore[arg-type]
+                prop,  # type: ignore[arg-type]
+                VerifyOptions(time_limit=timeout, seed=args.seed, jobs=args.jobs),
+            )
         run_time = time.perf_counter() - t1
         ch2 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (

@@ -313,35 +313,36 @@ def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | N
 
 
 def _stage_bab(ctx: _Context) -> None:
-    """Branch and bound per open case (input splits; sound bounds close nodes)."""
-    from nncert.verify.bab import BabOptions, bab_verify_case
+    """Branch and bound over the open cases together (round robin between cases, so a
+    witness in any case is found early); nodes close only on sound bounds."""
+    from nncert.verify.bab import BabOptions, bab_verify
 
-    opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs)
-    for k, i in enumerate(list(ctx.open_cases)):
-        if ctx.expired():
-            ctx.timed_out = True
+    open_now = list(ctx.open_cases)
+    sub = Property(tuple(ctx.prop.cases[i] for i in open_now), name=ctx.prop.name)
+    # the pipeline has already sampled and attacked: keep branch and bound's own attack short
+    opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs, attack_budget_s=0.2)
+    ctx.say(f"bab: {len(open_now)} open case(s)")
+    res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
+    ctx.stats["bab"] = _jsonable_stats(res.stats)
+    lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
+    if res.verdict is Verdict.FALSIFIED and res.counterexample is not None:
+        cex = res.counterexample
+        if _accept(ctx, open_now[cex.case_index], cex.x, "bab"):
             return
-        case = ctx.prop.cases[i]
-        ctx.say(f"bab: case {k + 1}/{len(ctx.prop.cases)}")
-        out = bab_verify_case(ctx.network, case, deadline=ctx.deadline, options=opts)
-        ctx.stats.setdefault("bab", []).append({"case": i, **_bab_stats(out)})
-        if out.status == "verified":
-            ctx.close_case(i, float(out.lower_bound) if out.lower_bound is not None else 0.0)
-        elif out.status == "falsified" and out.x is not None:
-            if _accept(ctx, i, np.asarray(out.x), "bab"):
-                return
-        else:
-            if out.lower_bound is not None:
-                ctx.note_lower(i, float(out.lower_bound))
-            ctx.timed_out = ctx.timed_out or ctx.expired() or out.status == "timeout"
-            return
+    for j, i in enumerate(open_now):
+        lb = lows[j]
+        if res.verdict is Verdict.VERIFIED:
+            ctx.close_case(i, float(lb) if lb is not None else 0.0)
+        elif lb is not None and res.verdict is Verdict.UNKNOWN:
+            ctx.note_lower(i, float(lb))
+    if res.verdict is Verdict.UNKNOWN and (res.reason == "timeout" or ctx.expired()):
+        ctx.timed_out = True
     if not ctx.open_cases:
         ctx.decided_by = "bab"
 
 
-def _bab_stats(out: Any) -> dict[str, Any]:
-    keep = ("status", "lower_bound", "nodes", "max_depth", "time")
-    return {k: getattr(out, k) for k in keep if hasattr(out, k)}
+def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool, list))}
 
 
 def _stage_complete(ctx: _Context) -> None:
