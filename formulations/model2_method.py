@@ -162,9 +162,9 @@ def refine_case(
         stats["segments_total"] = sum(0 if p is None else p.n_segments for p in m2.partition)
         res = solver.solve(m2.problem, time_limit=rem, objective_target=0.0, bound_target=tolerance)
         status_name = res.status.value
-        bound = res.bound if exact else None
-        if status_name == "infeasible" and exact:
-            bound = math.inf
+        # A sound over-approximation of a non-empty box is always feasible: "infeasible" can
+        # only be a numerical fault, so it proves nothing (and res.bound is ignored then).
+        bound = res.bound if exact and status_name != "infeasible" else None
         history.append(bound)
         if bound is not None:
             lower = bound if lower is None else max(lower, bound)

@@ -86,7 +86,9 @@ def _lp_min(solver: Any, problem: MilpProblem, time_limit: float | None) -> floa
     """A sound lower bound on the LP ``problem`` (``-inf`` when nothing is proven)."""
     res = solver.solve(problem, time_limit=time_limit)
     if res.status is SolveStatus.INFEASIBLE:
-        return math.inf
+        # the LP relaxation over a non-empty box is feasible; "infeasible" is a numerical
+        # fault and proves nothing
+        return -math.inf
     if res.duals is not None and res.status is SolveStatus.OPTIMAL:
         value = dual_lower_bound(problem, res.duals)
         return value - _MARGIN * (1.0 + abs(value))

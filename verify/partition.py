@@ -143,8 +143,10 @@ def _window_input(box: Box, acts: tuple[Activation, ...], bounds: list[Interval]
 def _solve_bound(solver: Any, problem: Any, time_limit: float | None) -> float | None:
     """A proven lower bound of the problem's optimum (``None``: nothing proven)."""
     res = solver.solve(problem, time_limit=time_limit)
+    # the window relaxation of a non-empty box is always feasible: "infeasible" is a
+    # numerical fault and proves nothing
     if res.status.value == "infeasible":
-        return math.inf
+        return None
     if res.bound is None or not math.isfinite(res.bound):
         return None
     return float(res.bound)
@@ -355,9 +357,9 @@ def window_margin(
     sub_bounds = LayerBounds(sub, in_box, tuple(pre[j0:]), method="window")
     m2 = encode_model2(sub, UnsafeCase(in_box, case.A, case.b), sub_bounds, segments=segments)
     res = slv.solve(m2.problem, time_limit=time_limit, bound_target=tolerance)
-    if res.status.value == "infeasible":
-        return math.inf
-    return None if res.bound is None else float(res.bound)
+    if res.status.value == "infeasible":  # always feasible in exact arithmetic: proves nothing
+        return None
+    return None if res.bound is None or not math.isfinite(res.bound) else float(res.bound)
 
 
 __all__ = [
