@@ -142,6 +142,31 @@ def _milp_evidence(
     )
 
 
+#: complete plug-in methods whose per-case records (``stats[method]``: case, status,
+#: lower_bound) are stored as exact-solver evidence: their pipeline stage closes a case only
+#: on an exact solve of a sound formulation (Benders with an exact master, Model 2's sound
+#: over-approximation, window bounds from dual bounds)
+PLUGIN_METHODS = ("benders", "model2", "window")
+
+
+def _plugin_evidence(
+    result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any], method: str
+) -> MilpEvidence:
+    recs: list[MilpCase] = []
+    for rec in result.stats.get(method, []):
+        lb = _opt(rec.get("lower_bound"))
+        status = "optimal" if rec.get("status") == "verified" else str(rec.get("status", ""))
+        recs.append(MilpCase(int(rec["case"]), status, None, lb, None))
+    solver = result.solver or str(opts.get("solver", ""))
+    return MilpEvidence(
+        solver=f"{method}/{solver}" if solver else method,
+        exact=True,
+        cases=tuple(recs),
+        tolerance=float(opts.get("milp_tolerance", 1e-6)),
+        presolve=presolve,
+    )
+
+
 def _bab_evidence(result: VerificationResult, presolve: BoundEvidence) -> BabEvidence:
     recs: list[BabCase] = []
     for rec in result.stats.get("bab", []):
@@ -182,6 +207,8 @@ def _verified_evidence(
         ev = _milp_evidence(result, presolve, opts)
     elif method == "bab":
         ev = _bab_evidence(result, presolve)
+    elif method in PLUGIN_METHODS:
+        ev = _plugin_evidence(result, presolve, opts, method)
     else:
         raise CertificateError(
             f"cannot build evidence for a VERIFIED result decided by method {method!r}"

@@ -323,8 +323,19 @@ def _stage_bab(ctx: _Context) -> None:
     opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs, attack_budget_s=0.2)
     ctx.say(f"bab: {len(open_now)} open case(s)")
     res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
-    ctx.stats["bab"] = _jsonable_stats(res.stats)
     lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
+    statuses = list(res.stats.get("cases", []))
+    # per-case records (the certificate builder reads them); node counts are for the run
+    ctx.stats["bab"] = [
+        {
+            "case": i,
+            "status": statuses[j] if j < len(statuses) else res.verdict.value,
+            "lower_bound": lows[j],
+            "nodes": int(res.stats.get("nodes", 0)) if j == 0 else 0,
+        }
+        for j, i in enumerate(open_now)
+    ]
+    ctx.stats["bab_run"] = _jsonable_stats(res.stats)
     if res.verdict is Verdict.FALSIFIED and res.counterexample is not None:
         cex = res.counterexample
         if _accept(ctx, open_now[cex.case_index], cex.x, "bab"):
