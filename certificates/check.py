@@ -310,6 +310,29 @@ def _check_counterexample(
         attested.append(f"case {i}: counterexample replayed in onnxruntime ({v_ort:.6g})")
 
 
+def _presolve_closed(
+    presolve: BoundEvidence | None,
+    network: Network,
+    prop: Property,
+    outward: bool,
+    reasons: list[str],
+    attested: list[str],
+) -> list[bool]:
+    """Which cases the recorded pre-solve bounds close (re-propagated, not trusted)."""
+    if presolve is None:
+        return [False] * len(prop.cases)
+    return _check_bound(
+        presolve,
+        network,
+        prop,
+        outward=outward,
+        need_positive=False,
+        reasons=reasons,
+        attested=attested,
+        label="presolve",
+    )
+
+
 def _check_milp(
     ev: MilpEvidence,
     network: Network,
@@ -320,18 +343,7 @@ def _check_milp(
     attested: list[str],
 ) -> None:
     n = len(prop.cases)
-    closed = [False] * n
-    if ev.presolve is not None:
-        closed = _check_bound(
-            ev.presolve,
-            network,
-            prop,
-            outward=outward,
-            need_positive=False,
-            reasons=reasons,
-            attested=attested,
-            label="presolve",
-        )
+    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested)
     for rec in ev.cases:
         i = rec.case_index
         if not 0 <= i < n:
@@ -378,18 +390,7 @@ def _check_bab(
     attested: list[str],
 ) -> None:
     n = len(prop.cases)
-    closed = [False] * n
-    if ev.presolve is not None:
-        closed = _check_bound(
-            ev.presolve,
-            network,
-            prop,
-            outward=outward,
-            need_positive=False,
-            reasons=reasons,
-            attested=attested,
-            label="presolve",
-        )
+    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested)
     for rec in ev.cases:
         i = rec.case_index
         if not 0 <= i < n:
