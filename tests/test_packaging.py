@@ -1,0 +1,37 @@
+"""Packaging: the setuptools package list covers every package folder, and imports stay light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = ("verify", "formulations", "solvers", "certificates", "compression")
+
+
+def test_every_package_folder_is_listed() -> None:
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = set(cfg["tool"]["setuptools"]["packages"])
+    mapping = cfg["tool"]["setuptools"]["package-dir"]
+    found = set()
+    for folder in FOLDERS:
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join(["nncert", folder, *rel.parts]))
+        assert mapping[f"nncert.{folder}"] == folder
+        assert (ROOT / folder / "py.typed").exists()
+    assert found == packages
+
+
+def test_import_verify_is_light() -> None:
+    """``import nncert.verify`` loads none of torch, onnx, pyomo, dwave, highspy."""
+    code = (
+        "import sys, time; t = time.perf_counter(); import nncert.verify; "
+        "dt = time.perf_counter() - t; "
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'pyomo', 'dwave', 'highspy', "
+        "'dimod') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
