@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from nncert.verify.errors import InvalidOptionsError, UnsupportedLayerError
 from nncert.verify.network import (
@@ -324,7 +324,9 @@ class BatchBounder:
             idx = np.argsort(~unstable[ids], axis=1, kind="stable")[:, :k]  # unstable first
             wk = w[idx]  # (c, k, n_{j-1})
             bk = b[idx]  # (c, k)
-            sub_rel = [tuple(a[ids] for a in rl) for rl in rel[:j]]
+            sub_rel: list[Relaxation] = [
+                (rl[0][ids], rl[1][ids], rl[2][ids], rl[3][ids]) for rl in rel[:j]
+            ]
             coef, off = self._backward(
                 np.concatenate([wk, -wk], axis=1),
                 np.concatenate([bk, -bk], axis=1),
@@ -414,7 +416,7 @@ class BatchBounder:
             # forward through the back-substitution, keeping what the reverse pass needs
             lam_a: FloatArray = np.broadcast_to(m, (n, r, m.shape[1]))
             const = np.broadcast_to(const0, (n, r)).copy()
-            saved: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+            saved: list[tuple[FloatArray, NDArray[np.bool_], FloatArray]] = []
             for i in range(depth - 1, -1, -1):
                 sl, bl, su, bu = rel[i]
                 sl_eff = masks[i] * alphas[i] + (1.0 - masks[i]) * sl[:, None, :]
