@@ -133,6 +133,12 @@ def _milp_evidence(
         if obj is not None and bnd is not None and math.isfinite(obj - bnd):
             gap = obj - bnd
         recs.append(MilpCase(int(rec["case"]), status, obj, bnd, gap))
+    # in 'auto', ReLU-phase branch and bound may close some cases before the MILP runs
+    for rec in result.stats.get("relu_bab", []):
+        if rec.get("status") == "verified":
+            recs.append(
+                MilpCase(int(rec["case"]), "optimal", None, _opt(rec.get("lower_bound")), None)
+            )
     return MilpEvidence(
         solver=result.solver or str(opts.get("solver", "")),
         exact=True,  # the pipeline only closes cases with an exact solver
@@ -146,7 +152,7 @@ def _milp_evidence(
 #: lower_bound) are stored as exact-solver evidence: their pipeline stage closes a case only
 #: on an exact solve of a sound formulation (Benders with an exact master, Model 2's sound
 #: over-approximation, window bounds from dual bounds)
-PLUGIN_METHODS = ("benders", "model2", "window")
+PLUGIN_METHODS = ("benders", "model2", "window", "relu_bab")
 
 
 def _plugin_evidence(

@@ -16,7 +16,19 @@ from typing import Any, Literal, TypeVar
 
 from nncert.verify.errors import InvalidOptionsError
 
-Method = Literal["auto", "ibp", "crown", "attack", "milp", "bab", "benders", "qubo", "model2"]
+Method = Literal[
+    "auto",
+    "ibp",
+    "crown",
+    "attack",
+    "milp",
+    "bab",
+    "benders",
+    "qubo",
+    "model2",
+    "window",
+    "relu_bab",
+]
 #: every method name the pipeline knows; plug-in methods (``register_case_method``) add theirs
 METHODS: tuple[str, ...] = (
     "auto",
@@ -29,6 +41,7 @@ METHODS: tuple[str, ...] = (
     "qubo",
     "model2",
     "window",
+    "relu_bab",
 )
 
 T = TypeVar("T")

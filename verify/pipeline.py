@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import FloatArray, Network
+from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.result import Counterexample, StageStat, Verdict, VerificationResult
 from nncert.verify.spec import Property, UnsafeCase
@@ -356,13 +356,29 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool, list))}
 
 
+#: share of the remaining budget that ``auto`` gives ReLU-phase branch and bound before the
+#: MILP on high-dimensional ReLU networks (its wins on MNIST-FC took seconds)
+RELU_BAB_SHARE = 0.4
+
+
 def _stage_complete(ctx: _Context) -> None:
     """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
-    nodes close on CROWN bounds); otherwise the exact MILP for piecewise-linear networks and
-    the Model 2 refinement loop for networks with sigmoid or tanh."""
-    if ctx.network.n_inputs <= ctx.options.bab_input_dims:
+    nodes close on CROWN bounds); for high-dimensional ReLU networks ReLU-phase branch and
+    bound with part of the budget, then the exact MILP; for other piecewise-linear networks
+    the MILP; the Model 2 refinement loop for networks with sigmoid or tanh."""
+    net = ctx.network
+    if net.n_inputs <= ctx.options.bab_input_dims:
         _stage_bab(ctx)
-    elif ctx.network.is_piecewise_linear:
+    elif net.is_piecewise_linear:
+        if net.activation_types <= {ReLU}:
+            full = ctx.deadline
+            rem = ctx.remaining()
+            if rem is not None:
+                ctx.deadline = time.perf_counter() + RELU_BAB_SHARE * rem
+            _run_case_method(ctx, "relu_bab")
+            ctx.deadline, ctx.timed_out = full, False
+            if not ctx.open_cases or ctx.counterexample is not None:
+                return
         _stage_milp(ctx)
     else:
         _run_case_method(ctx, "model2")
@@ -424,6 +440,7 @@ CASE_METHODS: dict[str, str | CaseMethod] = {
     "qubo": "nncert.solvers.qubo_method:qubo_case",
     "model2": "nncert.formulations.model2_method:model2_case",
     "window": "nncert.formulations.partition_method:window_case",
+    "relu_bab": "nncert.verify.relu_bab:relu_bab_case",
 }
 
 
