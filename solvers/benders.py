@@ -326,7 +326,10 @@ class BendersSolver:
         bound = None
         if self.master.exact and res.status is SolveStatus.OPTIMAL and res.objective is not None:
             if math.isfinite(q.bound_correction):
-                bound = res.objective - q.bound_correction
+                # the proven minimum energy: the dual bound when the solver gives one (MILP
+                # linearisation), else the exhaustive optimum
+                base = res.objective if res.bound is None else min(res.objective, res.bound)
+                bound = base - q.bound_correction
         cands = [np.asarray(s[:n], dtype=np.int8) for s in res.info.get("samples", ())]
         if cands:
             vals = master_values(a, B, np.array(cands), lo)

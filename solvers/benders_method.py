@@ -5,8 +5,8 @@ this module is the last stage (registered in ``nncert.verify.pipeline.CASE_METHO
 master is chosen by ``solver``:
 
 * ``"highs"`` (default) or any other registered exact MILP solver name: a MILP master (exact);
-* ``"exact"`` / ``"exact-qubo"``: the QUBO master solved by ``dimod.ExactSolver`` (at most 20
-  spins; sound resolution-corrected bound);
+* ``"exact"`` / ``"exact-qubo"``: the QUBO master solved exactly: ``dimod.ExactSolver`` up to 20
+  variables, the linearised QUBO on HiGHS beyond (sound resolution-corrected bound);
 * ``"sa"``, ``"tabu"``, ``"steepest"``: an annealing/heuristic QUBO master (``num_reads``,
   ``seed`` from the options; the QUBO is kept within ``spin_budget`` by shrinking the cut
   window). Such a run can only falsify, unless the final master is then solved exactly.
@@ -47,7 +47,7 @@ def make_master(name: str, *, num_reads: int = 100, seed: int = 0) -> Any:
     if name == "steepest":
         return ds.steepest_descent(num_reads=num_reads, seed=seed)
     if name in ("exact", "exact-qubo"):
-        return ds.exact()
+        return ds.ExactQuboSolver()
     if name == "highs":
         from nncert.solvers.highs_solver import HighsSolver
 

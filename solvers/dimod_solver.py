@@ -250,7 +250,7 @@ def steepest_descent(*, num_reads: int = 100, seed: int | None = 0, **kwargs: An
 
 
 def exact(*, max_variables: int = EXACT_MAX_VARIABLES) -> DimodSolver:
-    """``dimod.ExactSolver`` [``exact-qubo``]: exhaustive, ``exact=True``, at most 20 variables."""
+    """``dimod.ExactSolver``: exhaustive, ``exact=True``, at most ``max_variables`` (20)."""
     if max_variables > 26:
         raise InvalidOptionsError(f"exact: max_variables={max_variables} is too large (2^N)")
     return DimodSolver(
@@ -258,9 +258,81 @@ def exact(*, max_variables: int = EXACT_MAX_VARIABLES) -> DimodSolver:
     )
 
 
+class ExactQuboSolver:
+    r"""Exact QUBO minimisation at any size [``exact-qubo``]: ``dimod.ExactSolver`` up to
+    ``enumerate_up_to`` variables, a linearised MILP on HiGHS beyond.
+
+    The linearisation is exact for binary :math:`x`: each coupler :math:`x_i x_j` becomes a
+    column :math:`y_{ij} \in [0, 1]` with the McCormick rows :math:`y \le x_i`,
+    :math:`y \le x_j`, :math:`y \ge x_i + x_j - 1`, so
+    :math:`\min\; c + h^T x + \sum J_{ij} y_{ij}` equals the QUBO minimum. ``bound`` is the
+    proven dual bound (never above the optimum); the result is OPTIMAL only when HiGHS proves
+    optimality, otherwise it carries no bound.
+    """
+
+    name = "exact-qubo"
+    exact = True
+    max_variables: int | None = None
+
+    def __init__(self, *, enumerate_up_to: int = EXACT_MAX_VARIABLES) -> None:
+        self.enumerate_up_to = int(enumerate_up_to)
+        self._enum = exact(max_variables=self.enumerate_up_to)
+
+    def solve(self, problem: QuboProblem, /, *, time_limit: float | None = None) -> SolveResult:
+        """Minimise ``problem`` exactly (see the class docstring)."""
+        if not isinstance(problem, QuboProblem) or problem.num_variables <= self.enumerate_up_to:
+            return self._enum.solve(problem, time_limit=time_limit)
+        return self._solve_milp(problem, time_limit)
+
+    def _solve_milp(self, q: QuboProblem, time_limit: float | None) -> SolveResult:
+        import scipy.sparse as sp
+
+        from nncert.formulations.milp import MilpProblem
+        from nncert.solvers.highs_solver import HighsSolver
+
+        n, m = q.num_variables, int(q.quad_bias.size)
+        rows = np.arange(m)
+        y = n + rows
+        # y - x_i <= 0 ; y - x_j <= 0 ; y - x_i - x_j >= -1
+        r = np.concatenate(
+            [rows, rows, m + rows, m + rows, 2 * m + rows, 2 * m + rows, 2 * m + rows]
+        )
+        c_ = np.concatenate([y, q.quad_row, y, q.quad_col, y, q.quad_row, q.quad_col])
+        v = np.concatenate(
+            [np.ones(m), -np.ones(m), np.ones(m), -np.ones(m), np.ones(m), -np.ones(m), -np.ones(m)]
+        )
+        A = sp.csr_array((v, (r, c_)), shape=(3 * m, n + m))
+        inf = np.inf
+        row_lo = np.concatenate([np.full(2 * m, -inf), np.full(m, -1.0)])
+        row_hi = np.concatenate([np.zeros(2 * m), np.full(m, inf)])
+        milp = MilpProblem.from_arrays(
+            np.concatenate([q.linear, q.quad_bias]),
+            A,
+            row_lo,
+            row_hi,
+            np.zeros(n + m),
+            np.ones(n + m),
+            np.concatenate([np.ones(n, dtype=bool), np.zeros(m, dtype=bool)]),
+            offset=float(q.offset),
+        )
+        res = HighsSolver(mip_rel_gap=0.0).solve(milp, time_limit=time_limit)
+        x = None if res.x is None else np.round(res.x[:n])
+        energy = None if x is None else float(q.energies(x.reshape(1, -1))[0])
+        proven = res.status is SolveStatus.OPTIMAL and res.bound is not None
+        return SolveResult(
+            SolveStatus.OPTIMAL if proven else res.status,
+            energy,
+            float(res.bound) if proven and res.bound is not None else None,
+            x,
+            solver=self.name,
+            info={**dict(res.info), "num_variables": n, "status_text": "milp-linearised"},
+        )
+
+
 __all__ = [
     "EXACT_MAX_VARIABLES",
     "DimodSolver",
+    "ExactQuboSolver",
     "exact",
     "simulated_annealing",
     "steepest_descent",
