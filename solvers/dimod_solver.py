@@ -272,6 +272,7 @@ class ExactQuboSolver:
 
     name = "exact-qubo"
     exact = True
+    problem_kind = "qubo"
     max_variables: int | None = None
 
     def __init__(self, *, enumerate_up_to: int = EXACT_MAX_VARIABLES) -> None:
