@@ -214,42 +214,30 @@ def example_specs() -> list[Spec]:
     """The bundled networks, in output order."""
     small_eps = (0.01, 0.05, 0.1)
     specs: list[Spec] = []
-    for act in ("relu", "hardtanh", "sigmoid", "tanh"):
-        smooth = act in ("sigmoid", "tanh")
-        specs.append(
-            Spec(
-                name=f"iris_{act}",
-                dataset="iris",
-                activation=act,
-                architecture="4-16-16-3",
-                input_shape=(4,),
-                epochs=1000 if act == "sigmoid" else 500,
-                lr=0.02 if smooth else 0.01,
-                eps=small_eps,
-                n_points=5,
-                n_vulnerable=2,
-                n_seeds=3,
-                min_train_accuracy=0.97,
+    # dataset, architecture, input shape, epochs (sigmoid, others), minimum training accuracy
+    families = (
+        ("iris", "4-16-16-3", (4,), (1000, 500), 0.97),
+        ("moons", "2-16-16-2", (2,), (1200, 800), 0.95),
+    )
+    for dataset, arch, shape, (sigmoid_epochs, epochs), min_acc in families:
+        for act in ("relu", "hardtanh", "sigmoid", "tanh"):
+            smooth = act in ("sigmoid", "tanh")
+            specs.append(
+                Spec(
+                    name=f"{dataset}_{act}",
+                    dataset=dataset,
+                    activation=act,
+                    architecture=arch,
+                    input_shape=shape,
+                    epochs=sigmoid_epochs if act == "sigmoid" else epochs,
+                    lr=0.02 if smooth else 0.01,
+                    eps=small_eps,
+                    n_points=5,
+                    n_vulnerable=2,
+                    n_seeds=3,
+                    min_train_accuracy=min_acc,
+                )
             )
-        )
-    for act in ("relu", "hardtanh", "sigmoid", "tanh"):
-        smooth = act in ("sigmoid", "tanh")
-        specs.append(
-            Spec(
-                name=f"moons_{act}",
-                dataset="moons",
-                activation=act,
-                architecture="2-16-16-2",
-                input_shape=(2,),
-                epochs=1200 if act == "sigmoid" else 800,
-                lr=0.02 if smooth else 0.01,
-                eps=small_eps,
-                n_points=5,
-                n_vulnerable=2,
-                n_seeds=3,
-                min_train_accuracy=0.95,
-            )
-        )
     specs.append(
         Spec(
             name="digits_mlp",
