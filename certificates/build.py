@@ -127,8 +127,6 @@ def _milp_evidence(
     for rec in result.stats.get("milp", []):
         obj, bnd = _opt(rec.get("objective")), _opt(rec.get("bound"))
         status = str(rec.get("status", ""))
-        if status == "infeasible":
-            bnd = math.inf
         gap = None
         if obj is not None and bnd is not None and math.isfinite(obj - bnd):
             gap = obj - bnd
@@ -236,7 +234,9 @@ def _closed_by_record(ev: MilpEvidence | BabEvidence, i: int) -> bool:
     if isinstance(ev, MilpEvidence):
         return any(
             r.case_index == i
-            and (r.status == "infeasible" or (r.bound is not None and r.bound > ev.tolerance))
+            and r.status != "infeasible"
+            and r.bound is not None
+            and r.bound > ev.tolerance
             for r in ev.cases
         )
     return any(

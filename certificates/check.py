@@ -355,9 +355,10 @@ def _check_milp(
             reasons.append(f"milp: case {i}: solver {ev.solver!r} is not exact; it proves nothing")
             return
         if rec.status == "infeasible":
-            closed[i] = True
-            attested.append(f"case {i}: solver-attested infeasibility ({ev.solver}, exact)")
-            continue
+            # a Model-1 MILP over a non-empty box is always feasible: "infeasible" can only be
+            # a numerical fault, never a proof (the pipeline treats it the same way)
+            reasons.append(f"milp: case {i}: an 'infeasible' MILP status is not a proof")
+            return
         if rec.bound is None or not rec.bound > ev.tolerance:
             reasons.append(
                 f"milp: case {i}: dual bound {rec.bound!r} does not exceed the tolerance "

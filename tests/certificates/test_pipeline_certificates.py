@@ -69,3 +69,24 @@ def test_cli_writes_certificate(tmp_path: Path) -> None:
     assert code == (0 if doc["verdict"] == "verified" else 1)
     net, _ = load_example("moons_hardtanh")
     assert check(load_certificate(out), net).ok
+
+
+def test_infeasible_milp_record_is_not_a_proof() -> None:
+    """A certificate whose MILP record says 'infeasible' is rejected: Model 1 over a non-empty
+    box is always feasible, so that status can only be a numerical fault."""
+    import dataclasses
+
+    net, props = load_example("moons_hardtanh")
+    prop = props[14]
+    res = verify(net, prop, method="milp", time_limit=60)
+    cert = certificate_from_result(net, prop, res)
+    assert check(cert, net).ok
+    ev = cert.evidence
+    forged_cases = tuple(dataclasses.replace(c, status="infeasible", bound=None) for c in ev.cases)
+    forged = dataclasses.replace(
+        cert,
+        evidence=dataclasses.replace(ev, cases=forged_cases, presolve=None),
+    )
+    report = check(forged, net)
+    assert not report.ok
+    assert any("infeasible" in r for r in report.reasons)
