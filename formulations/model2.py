@@ -60,11 +60,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from nncert.formulations.milp import (
     ACTIVATION_RULES,
+    BoolArray,
     EncodingStats,
+    IntArray,
     MilpBuilder,
     MilpProblem,
     VariableIndex,
@@ -86,8 +88,6 @@ from nncert.verify.network import (
 )
 from nncert.verify.spec import Box, UnsafeCase
 
-IntArray: TypeAlias = NDArray[np.int64]
-BoolArray: TypeAlias = NDArray[np.bool_]
 BandKind = Literal["pwl", "pwc"]
 Placement = Literal["uniform", "value", "adaptive"]
 
