@@ -35,3 +35,10 @@ def test_import_verify_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_lazy_facade_name_resolves() -> None:
+    import nncert.verify as v
+
+    for name in v.__all__:
+        assert getattr(v, name) is not None
