@@ -210,13 +210,19 @@ def _evaluate(bd: _Bounder, node: _Node, start: int) -> bool:
     return True
 
 
+#: relative slack of the phase constraints in leaf LPs (see ``_leaf_lp``)
+_PHASE_MARGIN = 1e-7
+
+
 def _leaf_lp(
     bd: _Bounder, node: _Node, time_limit: float | None
 ) -> tuple[float | None, FloatArray | None]:
     """Exact ``min_{x in D} max_r g_r(x)`` for a node without unstable neurons (one LP).
 
-    Returns ``(optimum, argmin)``; ``(None, None)`` when the LP is infeasible (empty
-    domain: only then both are ``None`` and the node closes) and ``(nan, None)`` on failure.
+    The phase constraints are relaxed by ``_PHASE_MARGIN``, so the optimum is a lower bound of
+    the true minimum and infeasibility is robust. Returns ``(optimum, argmin)``; ``(None,
+    None)`` when the relaxed LP is infeasible (empty domain: only then both are ``None`` and
+    the node closes) and ``(nan, None)`` on failure.
     """
     from scipy.optimize import linprog
 
@@ -232,7 +238,10 @@ def _leaf_lp(
         # active: -z <= 0; inactive: z <= 0
         sign = np.where(act, -1.0, 1.0)
         A_ub.append(sign[:, None] * Mz)
-        b_ub.append(-sign * cz)
+        # Relax each phase row by a small margin: the relaxed domain contains the true one,
+        # so the LP minimum is still a sound lower bound (the objective is exact on the true
+        # domain), and "infeasible" now means robustly empty rather than a tolerance artefact.
+        b_ub.append(-sign * cz + _PHASE_MARGIN * (1.0 + np.abs(cz)))
         M = np.where(act[:, None], Mz, 0.0)
         c = np.where(act, cz, 0.0)
     G = bd.spec_W @ M
