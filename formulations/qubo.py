@@ -90,6 +90,9 @@ Penalization = Literal["slack", "unbalanced"]
 #: Largest QUBO (variables) that :func:`brute_force` enumerates.
 BRUTE_FORCE_MAX = 24
 
+#: Smallest ``eta`` step of a master QUBO, relative to ``1 + |eta_lo| + |eta_hi|``.
+MIN_RELATIVE_STEP = 1e-6
+
 
 # --------------------------------------------------------------------------------------------
 # Fixed-point encodings
@@ -399,18 +402,25 @@ class QuboMasterOptions:
 
 
 def eta_encoding(eta_lo: float, eta_hi: float, options: QuboMasterOptions) -> FixedPointEncoding:
-    """The ``eta`` encoding of the master for the range ``[eta_lo, eta_hi]``."""
+    """The ``eta`` encoding of the master for the range ``[eta_lo, eta_hi]``.
+
+    The step derived from ``eta_bits`` is never below ``MIN_RELATIVE_STEP * (1 + |eta_lo| +
+    |eta_hi|)``: a collapsed range (``eta_hi ~ eta_lo`` late in a Benders run) would otherwise
+    give ``P = c/w`` so large that float64 cannot represent the QUBO's energies.
+    """
     if not (math.isfinite(eta_lo) and math.isfinite(eta_hi)):
         raise InvalidOptionsError("eta_encoding: the eta range must be finite")
     hi = max(eta_hi, eta_lo)
+    w_min = MIN_RELATIVE_STEP * (1.0 + abs(eta_lo) + abs(hi))
     if options.encoding == "offset":
         if options.eta_resolution is not None:
             return offset_encoding(eta_lo, hi, options.eta_resolution)
+        hi = max(hi, eta_lo + w_min * (2.0**options.eta_bits - 1.0))
         return offset_encoding_bits(eta_lo, hi, options.eta_bits)
     t_max = max(abs(eta_lo), abs(hi))
     step = options.eta_resolution
     if step is None:
-        step = max(t_max, 1e-12) / max(2.0 ** (options.eta_bits - 1) - 1.0, 1.0)
+        step = max(t_max / max(2.0 ** (options.eta_bits - 1) - 1.0, 1.0), w_min)
     return twos_complement_encoding(t_max, step)
 
 
@@ -516,6 +526,12 @@ def benders_master_qubo(
         "eta_range": (eta_lo, eta_hi),
         "penalization": opts.penalization,
         "eps_optimal": w * (1.0 + 1.0 / (4.0 * c) + 0.25) if slack_mode else math.inf,
+        # the block structure, for exact structured minimisers (nncert.solvers.exact_qubo)
+        "master_form": {
+            "alpha": a.copy(),
+            "beta": B.copy(),
+            "unbalanced": tuple(float(v) for v in opts.unbalanced),
+        },
     }
     return QuboProblem(
         h,

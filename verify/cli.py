@@ -286,7 +286,8 @@ def _cmd_examples(args: argparse.Namespace) -> int:
         info = example_info(name)
         print(
             f"{name:16s} {info.get('dataset', ''):8s} {info.get('activation', ''):9s} "
-            f"acc={info.get('accuracy', float('nan')):.3f}"
+            f"{info.get('architecture', ''):11s} "
+            f"test accuracy {float(info.get('test_accuracy', float('nan'))):.3f}"
         )
     return 0
 

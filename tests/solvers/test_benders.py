@@ -214,7 +214,7 @@ def _tiny_net() -> Network:
     )
 
 
-@pytest.mark.parametrize("master_name", ["exact", "exact-linearised", "sa"])
+@pytest.mark.parametrize("master_name", ["exact", "exact-linearised", "exact-structured", "sa"])
 def test_qubo_masters(master_name: str) -> None:
     from nncert.solvers.dimod_solver import ExactQuboSolver, exact, simulated_annealing
 
@@ -224,8 +224,10 @@ def test_qubo_masters(master_name: str) -> None:
     assert master_name == "sa" or p.n_integer <= 4
     masters = {
         "exact": exact,
-        # the McCormick-linearised MILP path that exact-qubo uses beyond 20 variables
-        "exact-linearised": lambda: ExactQuboSolver(enumerate_up_to=0),
+        # the McCormick-linearised MILP path that exact-qubo uses for unstructured QUBOs
+        "exact-linearised": lambda: ExactQuboSolver(enumerate_up_to=0, structured=False),
+        # the structured branch and bound it uses for master QUBOs
+        "exact-structured": lambda: ExactQuboSolver(enumerate_up_to=0),
         "sa": lambda: simulated_annealing(num_reads=30, seed=0),
     }
     master = masters[master_name]()
@@ -282,7 +284,7 @@ def test_pipeline_agrees_with_milp(solver: str) -> None:
         got = verify(net, prop, method="benders", solver=solver, attack=False, time_limit=60)
         if got.verdict.value != "unknown":
             assert got.verdict == ref.verdict
-        if solver == "highs":
+        if solver in ("highs", "exact"):  # exact masters reach the MILP verdict
             assert got.verdict == ref.verdict
         # the plug-in directly (no CROWN shortcut): stats and soundness
         opts = VerifyOptions(solver=solver, spin_budget=128, num_reads=20)
@@ -296,5 +298,5 @@ def test_pipeline_agrees_with_milp(solver: str) -> None:
                 assert out.exact and opt > 0
             if out.lower_bound is not None:
                 assert out.lower_bound <= opt + 1e-6
-            if solver == "highs" and not math.isclose(opt, 0.0, abs_tol=1e-6):
+            if solver in ("highs", "exact") and not math.isclose(opt, 0.0, abs_tol=1e-6):
                 assert out.status == ("verified" if opt > 0 else "falsified")

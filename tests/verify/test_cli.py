@@ -148,3 +148,14 @@ def test_usage_errors_exit_3() -> None:
     assert _run("verify", "a.onnx", "b.vnnlib", "--eps", "nope").returncode == 3
     help_text = _run("verify", "--help").stdout
     assert "exit codes" in help_text and "--timeout" in help_text
+
+
+def test_examples_lists_every_network_with_its_accuracy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["examples"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 10
+    for line in lines:
+        acc = float(line.rsplit(" ", 1)[1])
+        assert 0.9 <= acc <= 1.0, line
