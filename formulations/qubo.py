@@ -526,6 +526,8 @@ def benders_master_qubo(
         "eta_range": (eta_lo, eta_hi),
         "penalization": opts.penalization,
         "eps_optimal": w * (1.0 + 1.0 / (4.0 * c) + 0.25) if slack_mode else math.inf,
+        # optimality gap an exact solver may stop at: the slack-rounding allowance P K w_s^2/4
+        "energy_gap": P * K * ws * ws / 4.0 if slack_mode else 0.0,
         # the block structure, for exact structured minimisers (nncert.solvers.exact_qubo)
         "master_form": {
             "alpha": a.copy(),

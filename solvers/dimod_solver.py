@@ -267,7 +267,10 @@ class ExactQuboSolver:
     1. a Benders-master QUBO (it carries ``meta["master_form"]``) is minimised by structured
        branch and bound (:mod:`nncert.solvers.exact_qubo`: slack in closed form, ``eta`` over a
        rigorous window, ``delta`` by pruned prefix enumeration); the returned state is
-       re-evaluated on the BQM itself;
+       re-evaluated on the BQM itself. Like a MILP solver it stops at an absolute ``gap``
+       (default: the problem's ``meta["energy_gap"]``, the slack-rounding allowance
+       ``P K w_s^2 / 4`` of a master QUBO; ``gap=0`` for the exact ground state) and reports
+       the proven lower bound as ``bound``;
     2. ``dimod.ExactSolver`` up to ``enumerate_up_to`` variables;
     3. a linearised MILP on HiGHS beyond (slow for penalty QUBOs: its relaxation is weak).
 
@@ -285,17 +288,23 @@ class ExactQuboSolver:
     max_variables: int | None = None
 
     def __init__(
-        self, *, enumerate_up_to: int = EXACT_MAX_VARIABLES, structured: bool = True
+        self,
+        *,
+        enumerate_up_to: int = EXACT_MAX_VARIABLES,
+        structured: bool = True,
+        gap: float | None = None,
     ) -> None:
         self.enumerate_up_to = int(enumerate_up_to)
         self.structured = bool(structured)
+        self.gap = gap
         self._enum = exact(max_variables=self.enumerate_up_to)
 
     def solve(self, problem: QuboProblem, /, *, time_limit: float | None = None) -> SolveResult:
         """Minimise ``problem`` exactly (see the class docstring)."""
         if self.structured and isinstance(problem, QuboProblem) and "master_form" in problem.meta:
             t0 = time.perf_counter()
-            found = minimise_master_qubo(problem, time_limit=time_limit)
+            gap = self.gap if self.gap is not None else problem.meta.get("energy_gap", 0.0)
+            found = minimise_master_qubo(problem, time_limit=time_limit, gap=float(gap))
             if found is not None:
                 # the BQM's own energy of the state; its float64 error grows with the size of
                 # the expanded coefficients (P times squared cut constants)
@@ -308,7 +317,7 @@ class ExactQuboSolver:
                 if abs(energy - found.energy) <= 1e-7 * (1.0 + abs(energy)) + 1e-11 * scale:
                     # bound: the minimum computed directly in the factored form (accurate to
                     # round-off of eta and L_k, not of the expanded coefficients)
-                    bound = found.energy - 1e-12 * (1.0 + abs(found.energy))
+                    bound = found.bound - 1e-12 * (1.0 + abs(found.bound))
                     return SolveResult(
                         SolveStatus.OPTIMAL,
                         energy,

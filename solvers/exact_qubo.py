@@ -22,11 +22,20 @@ the binary digits of ``z_k``). The minimisation is exact in three nested steps:
    better ``eta`` satisfies ``LB(eta) < U``, i.e. ``L_max - t_max < eta < U`` with
    ``t_max = (1 + sqrt(1 + 4 P (U - L_max))) / (2P)``: only the grid points in that window (a
    handful with the rule ``P = c/w``) are evaluated.
-3. **delta** (branch and bound over prefixes, vectorised level by level): for any completion of
-   a prefix, ``E >= max(v_min, max_k (L_k^{prefix} + sum_{free} min(beta_kj, 0)) - 1/(4P))``
-   (``eta + P d^2 >= eta + d - 1/(4P)`` for a violated cut), so a prefix whose bound exceeds the
-   best energy found cannot hold a ground state. Columns of ``beta`` that are all zero do not
-   enter the energy and are fixed to 0.
+3. **delta** (branch and bound over prefixes, vectorised level by level): every completion of a
+   prefix has ``max_k L_k >= l`` with ``l`` the larger of ``max_k (L_k^{prefix} + sum_{free}
+   min(beta_kj, 0))`` and the Lagrangian bound ``lambda.L^{prefix} + sum_{free} min(0,
+   lambda.beta_j)`` (``lambda`` in the simplex, tuned once at the root); since the slack is
+   ``>= 0``, ``E >= phi(l) = min_j [eta_j + P (l - eta_j)_+^2]`` over the eta grid (the grid
+   rounding included). A prefix whose bound exceeds the best energy found (minus the optional
+   ``gap``) is not explored. Columns of ``beta`` that are all zero do not enter the energy and
+   are fixed to 0.
+
+With ``gap = 0`` the result is the exact ground state. A plateau of assignments that share the
+same ``eta`` and differ only in slack rounding (``<= P K w_s^2 / 4`` in total) can make exact
+search exponential; a positive ``gap`` of that size stops there, and the returned ``bound`` (the
+smallest bound of anything unexplored, at least ``energy - gap``) is still a proven lower bound
+of the ground energy, so the Benders bound ``bound - bound_correction`` stays sound.
 
 Unbalanced penalisation (``E = eta + P sum_k (lambda2 h_k^2 - lambda1 h_k)``, ``h_k = eta -
 L_k``) has no slack; for fixed ``delta`` the energy is a convex quadratic in ``eta`` whose grid
@@ -60,6 +69,8 @@ ENUMERATE_UNBALANCED = 22
 MAX_ETA_WINDOW = 1 << 12
 #: leaves evaluated per numpy batch
 _LEAF_CHUNK = 1 << 12
+#: memory cap of the frontier's partial cut values (float64 entries: 128 MiB)
+_MAX_FRONTIER_FLOATS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ class StructuredMinimum:
 
     x: NDArray[np.int8]
     energy: float
+    bound: float
     leaves: int
     nodes: int
 
@@ -137,6 +149,19 @@ class _Energy:
         self.P = form.penalty
         self.ws = form.slack_step
         self.zmax = form.slack_max.astype(np.float64)
+
+    def grid_bound(self, lmax: FloatArray) -> FloatArray:
+        r"""``phi(L) = min_j [eta_j + P (L - eta_j)_+^2]`` over the eta grid: a lower bound of
+        ``E`` for every ``delta`` with ``max_k L_k(delta) >= L`` (slack is ``>= 0``), and
+        nondecreasing in ``L``. The summand is convex in ``eta`` with its minimum at
+        ``u = L - 1/(2P)``, so the grid minimum is next to ``u`` (four points cover round-off)."""
+        u = lmax - 1.0 / (2.0 * self.P)
+        i0 = np.floor((u - self.vmin) / self.w)
+        js = np.clip(i0[:, None] + np.arange(-1, 3)[None, :], 0, self.J - 1)
+        eta = self.vmin + self.w * js
+        d = np.maximum(lmax[:, None] - eta, 0.0)
+        out: FloatArray = (eta + self.P * d * d).min(axis=1)
+        return out
 
     def _slack_terms(self, eta: FloatArray, L: FloatArray) -> FloatArray:
         # eta: (D, W), L: (D, K) -> (D, W)
@@ -166,7 +191,7 @@ class _Energy:
         j_hi = np.maximum(j_hi, j0)
         width = int((j_hi - j_lo).max()) + 1
         if width > MAX_ETA_WINDOW:
-            raise _TooLarge(f"eta window of {width} grid points")
+            raise _NotDecided(f"eta window of {width} grid points")
         js = j_lo[:, None] + np.arange(width)[None, :]
         valid = js <= j_hi[:, None]
         js = np.minimum(js, j_hi[:, None])
@@ -207,17 +232,50 @@ class _Energy:
         return np.concatenate(parts)
 
 
-class _TooLarge(Exception):
+class _NotDecided(Exception):
     pass
+
+
+def _lagrange_weights(alpha: FloatArray, Bo: FloatArray, iterations: int = 200) -> FloatArray:
+    r"""A good ``lambda`` in the simplex for the dual function
+    ``g(lambda) = lambda.alpha + sum_j min(0, lambda.beta_j)`` (a lower bound of
+    ``min_delta max_k L_k(delta)`` for every ``lambda``), by exponentiated-gradient ascent.
+    Any ``lambda`` is valid; the best iterate is returned."""
+    K = alpha.size
+    lam = np.full(K, 1.0 / K)
+    best, best_val = lam, -math.inf
+    scale = float(np.abs(alpha).max(initial=0.0) + np.abs(Bo).sum(axis=0).max(initial=0.0))
+    step = 1.0 / max(scale, 1e-12)
+    for it in range(iterations):
+        comb = Bo @ lam
+        val = float(lam @ alpha + np.minimum(comb, 0.0).sum())
+        if val > best_val:
+            best, best_val = lam, val
+        grad = alpha + Bo[comb < 0].sum(axis=0)
+        z = np.log(np.maximum(lam, 1e-300)) + (4.0 * step / math.sqrt(it + 1.0)) * grad
+        z -= z.max()
+        lam = np.exp(z)
+        lam /= lam.sum()
+    return best
 
 
 def minimise_master_qubo(
     q: QuboProblem,
     *,
     time_limit: float | None = None,
+    gap: float = 0.0,
     max_frontier: int = MAX_FRONTIER,
 ) -> StructuredMinimum | None:
-    """Exact ground state of a master QUBO (module docstring), or ``None``.
+    """Ground state of a master QUBO (module docstring), or ``None``.
+
+    Args:
+        q: a QUBO built by ``benders_master_qubo`` (it carries ``meta["master_form"]``).
+        time_limit: seconds.
+        gap: absolute optimality gap: prefixes whose bound is within ``gap`` of the best energy
+            are not explored. ``0`` gives the exact ground state; with ``gap > 0`` the result's
+            ``bound`` (the smallest bound of any unexplored prefix, never below
+            ``energy - gap``) is still a proven lower bound of the ground energy.
+        max_frontier: largest number of open prefixes.
 
     ``None`` means "not decided here": the problem carries no master structure, a size limit
     (frontier, eta window, unbalanced enumeration) was reached, or the time limit ran out.
@@ -227,13 +285,13 @@ def minimise_master_qubo(
         return None
     deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
     try:
-        return _search(form, deadline, max_frontier)
-    except _TooLarge:
+        return _search(form, deadline, max(0.0, float(gap)), max_frontier)
+    except _NotDecided:
         return None
 
 
 def _search(
-    form: MasterQuboForm, deadline: float | None, max_frontier: int
+    form: MasterQuboForm, deadline: float | None, gap: float, max_frontier: int
 ) -> StructuredMinimum | None:
     ev = _Energy(form)
     K, n = form.n_cuts, form.n_delta
@@ -246,19 +304,28 @@ def _search(
     if unbalanced and m > ENUMERATE_UNBALANCED:
         return None
     Bo = beta[:, order].T.copy()  # (m, K)
-    neg = np.minimum(Bo, 0.0)
     suffix = np.zeros((m + 1, K))
     if m:
-        suffix[:m] = np.cumsum(neg[::-1], axis=0)[::-1]
-    slack_margin = 0.0 if unbalanced else 1.0 / (4.0 * form.penalty)
+        suffix[:m] = np.cumsum(np.minimum(Bo, 0.0)[::-1], axis=0)[::-1]
     tol = 1e-12 * (1.0 + float(np.abs(alpha).max(initial=0.0)) + float(np.abs(Bo).sum()))
+    # Lagrangian weights: for lambda in the simplex, min over completions of max_k L_k is
+    # >= lambda.S + sum_{free j} min(0, lambda.beta_j); the vertices give the per-cut bound,
+    # the root's (approximately) optimal lambda a combination of cuts
+    lam = _lagrange_weights(alpha, Bo) if (K > 1 and m and not unbalanced) else None
+    suffix_lam = np.zeros(m + 1)
+    if lam is not None and m:
+        suffix_lam[:m] = np.cumsum(np.minimum(Bo @ lam, 0.0)[::-1])[::-1]
 
     def lower(S: FloatArray, depth: int) -> FloatArray:
+        """Energy bound of every completion of the prefixes with cut values ``S``."""
         if unbalanced:
             return np.full(S.shape[0], -math.inf)
         if K == 0:
             return np.full(S.shape[0], ev.vmin)
-        return np.maximum(ev.vmin, (S + suffix[depth]).max(axis=1) - slack_margin)
+        lmax = (S + suffix[depth]).max(axis=1)
+        if lam is not None:
+            lmax = np.maximum(lmax, S @ lam + suffix_lam[depth])
+        return ev.grid_bound(lmax)
 
     def full_delta(prefix_bits: NDArray[np.int8]) -> NDArray[np.int8]:
         d = np.zeros(n, dtype=np.int8)
@@ -267,19 +334,25 @@ def _search(
 
     best_e = math.inf
     best: tuple[NDArray[np.int8], int] | None = None
+    pruned = math.inf  # smallest bound of any prefix or leaf not explored
     leaves = nodes = 0
 
-    def try_leaves(bits: NDArray[np.int8], S: FloatArray) -> None:
-        # leaves in increasing order of their bound; a chunk whose bound exceeds the best
-        # energy so far (and every later one) holds no ground state
-        nonlocal best_e, best, leaves
+    def try_leaves(bits: NDArray[np.int8], S: FloatArray, final: bool) -> None:
+        # leaves in increasing order of their bound; once a chunk's bounds are within the gap
+        # of the best energy so far, so are all later ones
+        nonlocal best_e, best, leaves, pruned
         lb = lower(S, m)
         order_ = np.argsort(lb, kind="stable")
         size = 64
         s = 0
         while s < order_.size:
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _NotDecided("time limit")
             idx = order_[s : s + size]
-            idx = idx[lb[idx] <= best_e + tol]
+            skip = lb[idx] > best_e - gap + tol
+            if final and skip.any():
+                pruned = min(pruned, float(lb[idx][skip].min()))
+            idx = idx[~skip]
             if idx.size == 0:
                 break
             E, j = ev.best(S[idx])
@@ -290,12 +363,16 @@ def _search(
                 best = (full_delta(bits[idx[k]]), int(j[k]))
             s += size
             size = min(size * 4, _LEAF_CHUNK)
+        if final and s < order_.size:
+            pruned = min(pruned, float(lb[order_[s:]].min()))
 
-    # incumbents: delta = 0 and the completion that lowers every column sum
+    # incumbents: delta = 0, the completion that lowers every column sum, the Lagrangian one
     base = np.zeros(m, dtype=np.int8)
-    greedy = (Bo.sum(axis=1) < 0).astype(np.int8) if m else base
-    seeds = np.stack([base, greedy])
-    try_leaves(seeds, alpha[None, :] + seeds.astype(np.float64) @ Bo)
+    seeds = [base, (Bo.sum(axis=1) < 0).astype(np.int8) if m else base]
+    if lam is not None:
+        seeds.append((Bo @ lam < 0).astype(np.int8))
+    seed_bits = np.stack(seeds)
+    try_leaves(seed_bits, alpha[None, :] + seed_bits.astype(np.float64) @ Bo, False)
 
     # level-wise branch and bound over prefixes
     F = np.zeros((1, 0), dtype=np.int8)
@@ -317,13 +394,16 @@ def _search(
                 [np.repeat(Fc, 1 << t, axis=0), np.tile(combos, (Fc.shape[0], 1))], axis=1
             )
             nodes += S2.shape[0]
-            keep = lower(S2, depth + t) <= best_e + tol
+            lb = lower(S2, depth + t)
+            keep = lb <= best_e - gap + tol
+            if not keep.all():
+                pruned = min(pruned, float(lb[~keep].min()))
             newF.append(F2[keep])
             newS.append(S2[keep])
         F = np.concatenate(newF) if newF else np.zeros((0, depth + t), dtype=np.int8)
         S = np.concatenate(newS) if newS else np.zeros((0, K))
         depth += t
-        if F.shape[0] > max_frontier:
+        if F.shape[0] > max_frontier or F.shape[0] * max(K, 1) > _MAX_FRONTIER_FLOATS:
             return None
         if F.shape[0] == 0:
             break
@@ -332,16 +412,20 @@ def _search(
             lb = lower(S, depth)
             pick = np.argsort(lb, kind="stable")[:16]
             tail = (Bo[depth:].sum(axis=1) < 0).astype(np.int8)
+            if lam is not None:
+                tail = (Bo[depth:] @ lam < 0).astype(np.int8)
             comp = np.concatenate([F[pick], np.tile(tail, (pick.size, 1))], axis=1)
-            try_leaves(comp, S[pick] + tail.astype(np.float64) @ Bo[depth:])
-            keep = lb <= best_e + tol
+            try_leaves(comp, S[pick] + tail.astype(np.float64) @ Bo[depth:], False)
+            keep = lb <= best_e - gap + tol
+            if not keep.all():
+                pruned = min(pruned, float(lb[~keep].min()))
             F, S = F[keep], S[keep]
     if F.shape[0]:
-        try_leaves(F, S)
+        try_leaves(F, S, True)
     if best is None:  # pragma: no cover - the seeds always give an incumbent
         return None
     delta, j = best
-    return StructuredMinimum(ev.state(delta, j), best_e, leaves, nodes)
+    return StructuredMinimum(ev.state(delta, j), best_e, min(best_e, pruned), leaves, nodes)
 
 
 def structured_info(result: StructuredMinimum) -> dict[str, Any]:
