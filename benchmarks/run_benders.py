@@ -75,10 +75,11 @@ def _benders_property(
 
             master = simulated_annealing(num_reads=20, seed=seed, num_sweeps=200)
             bopts = BendersOptions(
-                max_iterations=40,
+                max_iterations=60,
                 cut_window=6,
                 qubo=QuboMasterOptions(eta_bits=6),
                 max_master_variables=512,
+                exact_check_every=10,  # as the CLI default: exact check + steering
                 audit_master=True,
             )
         elif master_name == "exact-qubo":

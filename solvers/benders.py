@@ -17,12 +17,16 @@ split by :func:`~nncert.formulations.benders.split_milp`; each iteration
 **Lower bounds are sound or absent** (9.7, normative):
 
 * a MILP master (HiGHS) that is ``exact``: its proven dual bound ``res.bound``;
-* an exactly solved QUBO master (``dimod.ExactSolver``, slack penalization): ``E_min -
-  bound_correction`` (the resolution-corrected bound of :mod:`nncert.formulations.qubo`);
+* an exactly solved QUBO master (``exact-qubo``: ``dimod.ExactSolver`` or the structured
+  branch and bound of :mod:`nncert.solvers.exact_qubo`, slack penalization): ``min(E, bound) -
+  bound_correction`` with ``bound`` the solver's proven lower bound of the ground energy (the
+  resolution-corrected bound of :mod:`nncert.formulations.qubo`);
 * a heuristic master (simulated annealing, tabu, a QPU): **none**. The loop is then a heuristic
-  search that can only falsify; when it stops, the optimum of the final master (every cut) is
-  established exactly by ``exact_master`` (HiGHS MILP, or enumeration for few binaries) when
-  ``final_exact_master`` is on — only then is a lower bound reported (``master_exact``).
+  search that can only falsify; every ``exact_check_every`` iterations, and when it stops, the
+  optimum of the master over every cut is established exactly by ``exact_master`` (HiGHS MILP,
+  or enumeration for few binaries) — only then is a lower bound reported (``master_exact``).
+  The periodic exact optimum's minimiser is also the next ``delta`` (if not visited yet), so a
+  poor annealer cannot keep the loop from converging.
 
 The decoded ``eta`` of a QUBO master is never used: ``eta_hat = max_k L_k(delta_hat)`` is
 recomputed in float64 and only logged. ``LB`` is the running maximum of the sound bounds (a FIFO
@@ -477,13 +481,17 @@ class BendersSolver:
                 if lb is None or ans.bound > lb:
                     lb, lb_source = ans.bound, "master"
             every = opts.exact_check_every
+            steer: list[NDArray[np.int8]] = []
             if ans.bound is None and every is not None and it % every == 0:
-                fin = self._final_master(split, cuts, deadline)
+                fin, fin_delta = self._solve_exact_master(split, cuts, deadline)
                 if fin is not None and (lb is None or fin > lb):
                     lb, lb_source = fin, "periodic_exact_master"
+                if fin_delta is not None:
+                    # the classically recomputed master optimum steers the heuristic run
+                    steer.append(fin_delta)
             # choose the next delta: the master's, or its best unvisited alternative
             nxt = None
-            for cand in ans.candidates:
+            for cand in [*steer, *ans.candidates]:
                 if cand.tobytes() not in visited:
                     nxt = cand
                     break
@@ -540,7 +548,7 @@ class BendersSolver:
         master_exact = lb is not None
         done = status in ("optimal", "bound_target", "objective_target")
         if not done and opts.final_exact_master and n_cuts and status != "error":
-            fin = self._final_master(split, cuts, deadline)
+            fin, _ = self._solve_exact_master(split, cuts, deadline)
             if fin is not None and (lb is None or fin > lb):
                 lb, lb_source, master_exact = fin, "final_exact_master", True
                 if status != "spin_budget":
@@ -565,22 +573,25 @@ class BendersSolver:
             cut_beta=cuts.arrays()[1],
         )
 
-    def _final_master(
+    def _solve_exact_master(
         self, split: BendersSplit, cuts: _Cuts, deadline: float | None
-    ) -> float | None:
-        """Exact optimum of the master over *all* cuts (a sound lower bound), or ``None``."""
+    ) -> tuple[float | None, NDArray[np.int8] | None]:
+        """Exact optimum of the master over *all* cuts (a sound lower bound, or ``None``) and
+        its minimiser (or ``None``)."""
         a, B = cuts.arrays()
         n = split.n_delta
         if n <= 12:
-            return enumerate_master(a, B, n, split.eta_lo)[0]
+            val, arg = enumerate_master(a, B, n, split.eta_lo)
+            return val, arg
         rem = None if deadline is None else deadline - time.perf_counter()
         if rem is not None and rem <= 0.05:
-            return None
+            return None, None
         solver = self._exact_master_solver()
         res = solver.solve(split.master_milp(a, B), time_limit=rem)
+        delta = None if res.x is None else np.round(res.x[:n]).astype(np.int8)
         if getattr(solver, "exact", False) and res.bound is not None:
-            return float(res.bound)
-        return None
+            return float(res.bound), delta
+        return None, delta
 
     @staticmethod
     def _line(
