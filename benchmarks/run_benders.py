@@ -96,9 +96,14 @@ def _benders_property(
         exact_flags.append(bool(out.stats.get("master_exact", False)))
         if out.stats.get("lower_bound_source"):
             sources.add(str(out.stats["lower_bound_source"]))
-        if run is not None:
+        if run is not None and master_name == "sa":
             for it in run.iterations:
-                if it.master_optimum is not None and np.isfinite(it.master_value):
+                # iterations that sampled a QUBO (none when the case has no binaries)
+                if (
+                    it.master_variables > 0
+                    and it.master_optimum is not None
+                    and np.isfinite(it.master_value)
+                ):
                     audited += 1
                     agree += int(it.master_value <= it.master_optimum + 1e-9)
         if out.status == "verified" and out.exact:
