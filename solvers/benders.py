@@ -20,7 +20,9 @@ split by :func:`~nncert.formulations.benders.split_milp`; each iteration
 * an exactly solved QUBO master (``exact-qubo``: ``dimod.ExactSolver`` or the structured
   branch and bound of :mod:`nncert.solvers.exact_qubo`, slack penalization): ``min(E, bound) -
   bound_correction`` with ``bound`` the solver's proven lower bound of the ground energy (the
-  resolution-corrected bound of :mod:`nncert.formulations.qubo`);
+  resolution-corrected bound of :mod:`nncert.formulations.qubo`). Such a bound trails the
+  master optimum by up to ``bound_correction + 1/(4P)`` (plus the solver's gap), so the loop
+  stops ``"optimal"`` once ``UB - LB`` is within that resolution;
 * a heuristic master (simulated annealing, tabu, a QPU): **none**. The loop is then a heuristic
   search that can only falsify; every ``exact_check_every`` iterations, and when it stops, the
   optimum of the master over every cut is established exactly by ``exact_master`` (HiGHS MILP,
@@ -242,6 +244,8 @@ class _MasterAnswer:
     energy: float | None
     variables: int
     candidates: list[NDArray[np.int8]]
+    #: width below which the master's bound cannot close the gap (QUBO resolution)
+    resolution: float = 0.0
 
 
 class BendersSolver:
@@ -328,17 +332,22 @@ class BendersSolver:
             return f"QUBO master failed ({res.status.value})"
         d = q.decode(res.x)["delta"]
         bound = None
+        resolution = 0.0
         if self.master.exact and res.status is SolveStatus.OPTIMAL and res.objective is not None:
             if math.isfinite(q.bound_correction):
                 # the proven minimum energy: the dual bound when the solver gives one (MILP
-                # linearisation), else the exhaustive optimum
+                # linearisation, structured search within a gap), else the exhaustive optimum
                 base = res.objective if res.bound is None else min(res.objective, res.bound)
                 bound = base - q.bound_correction
+                # E_min >= m - 1/(4P), so at convergence UB - LB <= this
+                resolution = (
+                    q.bound_correction + 1.0 / (4.0 * q.meta["penalty"]) + res.objective - base
+                )
         cands = [np.asarray(s[:n], dtype=np.int8) for s in res.info.get("samples", ())]
         if cands:
             vals = master_values(a, B, np.array(cands), lo)
             cands = [cands[i] for i in np.argsort(vals, kind="stable")]
-        return _MasterAnswer(d, bound, res.objective, q.num_variables, [d, *cands])
+        return _MasterAnswer(d, bound, res.objective, q.num_variables, [d, *cands], resolution)
 
     # -- main loop ---------------------------------------------------------------------------
     def run(
@@ -515,7 +524,11 @@ class BendersSolver:
                     t0,
                 )
             )
-            tol = max(opts.gap_tol, 1e-9 * (1.0 + abs(ub) if math.isfinite(ub) else 1.0))
+            tol = max(
+                opts.gap_tol,
+                1e-9 * (1.0 + abs(ub) if math.isfinite(ub) else 1.0),
+                ans.resolution,  # an exact QUBO master closes the gap to its resolution only
+            )
             if lb is not None and bound_target is not None and lb > bound_target:
                 status = "bound_target"
                 break

@@ -315,17 +315,19 @@ class ExactQuboSolver:
                     + float(np.abs(problem.quad_bias).sum())
                 )
                 if abs(energy - found.energy) <= 1e-7 * (1.0 + abs(energy)) + 1e-11 * scale:
-                    # bound: the minimum computed directly in the factored form (accurate to
-                    # round-off of eta and L_k, not of the expanded coefficients)
+                    # objective and bound are computed in the factored form (accurate to the
+                    # round-off of eta and L_k); the expanded coefficients' float64 error,
+                    # which can exceed the eta step, stays out of the bound
                     bound = found.bound - 1e-12 * (1.0 + abs(found.bound))
                     return SolveResult(
                         SolveStatus.OPTIMAL,
-                        energy,
+                        found.energy,
                         bound,
                         found.x.astype(np.float64),
                         solver=self.name,
                         info={
                             **structured_info(found),
+                            "bqm_energy": energy,
                             "time": time.perf_counter() - t0,
                             "num_variables": problem.num_variables,
                         },

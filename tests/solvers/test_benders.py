@@ -89,6 +89,31 @@ def test_exact_master_reaches_milp_optimum(net: Network, rows: int) -> None:
             assert np.all(cuts <= q.objective + 1e-6)
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(net=small_nets, rows=st.integers(1, 2))
+def test_exact_qubo_master_reaches_milp_optimum(net: Network, rows: int) -> None:
+    """Oracle 18 with the QUBO master solved exactly (no final MILP master): the upper bound is
+    the MILP optimum and the lower bound, sound at every iteration, is within the QUBO's
+    resolution of it."""
+    from nncert.solvers.dimod_solver import ExactQuboSolver
+
+    case = _case(net, rows)
+    p, opt, eta, evaluate = _setup(net, case)
+    opts = BendersOptions(
+        max_iterations=200, qubo=QuboMasterOptions(eta_bits=8), final_exact_master=False
+    )
+    res = BendersSolver(ExactQuboSolver(), HighsSolver(), opts).solve(
+        p, eta_bounds=eta, evaluate=evaluate
+    )
+    run = res.info["benders"]
+    assert run.status == "optimal", run.status
+    assert run.master_exact and run.lower_bound_source == "master"
+    assert run.upper_bound == pytest.approx(opt, abs=1e-5)
+    assert run.lower_bound is not None and run.lower_bound <= opt + 1e-6
+    assert opt - run.lower_bound <= 1e-4 * (1.0 + abs(eta[0]) + abs(eta[1]))
+    _check_log(run, opt)
+
+
 def _fixed_nets() -> list[Network]:
     from nncert.verify.network import Dense
 
