@@ -31,7 +31,14 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=15.0)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--every", type=int, default=1, help="run every n-th instance")
+    ap.add_argument(
+        "--max-splits", type=int, default=None, help="segments split per refinement step"
+    )
     args = ap.parse_args()
+    if args.max_splits is not None:
+        from nncert.formulations import model2_method
+
+        model2_method.MAX_SPLITS_PER_STEP = args.max_splits
     truth = {}
     with open(ROOT / "truth.csv") as fh:
         for row in csv.DictReader(fh):

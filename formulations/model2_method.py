@@ -64,6 +64,10 @@ class RefineLoopResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+#: segments split per refinement step by the pipeline plug-in (``None``: all it used)
+MAX_SPLITS_PER_STEP: int | None = None
+
+
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.perf_counter())
 
@@ -86,6 +90,7 @@ def refine_case(
     pgd: bool = True,
     partition: Model2Partition | None = None,
     max_binaries: int | None = 64,
+    max_splits: int | None = None,
 ) -> RefineLoopResult:
     """Run the Model 2 refinement loop on one case (module docstring).
 
@@ -109,6 +114,8 @@ def refine_case(
             (:func:`nncert.formulations.model2.reduce_problem`; overrides ``segments``).
         max_binaries: initial segment binaries at most (the widest bands get ``segments``
             segments first; refinement adds more on demand).
+        max_splits: segments split per refinement step at most (those where the candidate
+            uses the most slack); ``None``: every segment the candidate uses the relaxation in.
     """
     from nncert.verify.attack import pgd_attack
 
@@ -188,7 +195,7 @@ def refine_case(
                 best_value, best_x = float(att.violation), np.asarray(att.x)
             if att.violation <= 0.0:
                 return finish("falsified")
-        ref = refine_at(m2, res.x, min_width=min_width)
+        ref = refine_at(m2, res.x, min_width=min_width, max_splits=max_splits)
         if ref.n_split == 0:
             return finish("unknown")
         partition = ref.partition
@@ -234,6 +241,7 @@ def model2_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOut
         rng=ctx.rng,
         x_start=ctx.best_x,
         max_binaries=initial_binaries(network, ctx.options.spin_budget),
+        max_splits=MAX_SPLITS_PER_STEP,
     )
     exact = bool(getattr(solver, "exact", False))
     return CaseOutcome(

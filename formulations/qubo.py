@@ -528,6 +528,10 @@ def benders_master_qubo(
         "eps_optimal": w * (1.0 + 1.0 / (4.0 * c) + 0.25) if slack_mode else math.inf,
         # optimality gap an exact solver may stop at: the slack-rounding allowance P K w_s^2/4
         "energy_gap": P * K * ws * ws / 4.0 if slack_mode else 0.0,
+        # True when a narrower eta range would not give a finer step (fixed resolution, or the
+        # MIN_RELATIVE_STEP floor): the bound's resolution is then final
+        "step_is_final": opts.eta_resolution is not None
+        or w <= MIN_RELATIVE_STEP * (1.0 + abs(eta_lo) + abs(eta_hi)) * (1.0 + 1e-9),
         # the block structure, for exact structured minimisers (nncert.solvers.exact_qubo)
         "master_form": {
             "alpha": a.copy(),

@@ -21,8 +21,9 @@ split by :func:`~nncert.formulations.benders.split_milp`; each iteration
   branch and bound of :mod:`nncert.solvers.exact_qubo`, slack penalization): ``min(E, bound) -
   bound_correction`` with ``bound`` the solver's proven lower bound of the ground energy (the
   resolution-corrected bound of :mod:`nncert.formulations.qubo`). Such a bound trails the
-  master optimum by up to ``bound_correction + 1/(4P)`` (plus the solver's gap), so the loop
-  stops ``"optimal"`` once ``UB - LB`` is within that resolution;
+  master optimum by up to ``bound_correction + 1/(4P)`` (plus the solver's gap); the eta range
+  narrows to ``[LB, UB]`` every iteration, so the step shrinks until it reaches its floor, and
+  only then does the loop stop ``"optimal"`` with ``UB - LB`` within that resolution;
 * a heuristic master (simulated annealing, tabu, a QPU): **none**. The loop is then a heuristic
   search that can only falsify; every ``exact_check_every`` iterations, and when it stops, the
   optimum of the master over every cut is established exactly by ``exact_master`` (HiGHS MILP,
@@ -339,10 +340,12 @@ class BendersSolver:
                 # linearisation, structured search within a gap), else the exhaustive optimum
                 base = res.objective if res.bound is None else min(res.objective, res.bound)
                 bound = base - q.bound_correction
-                # E_min >= m - 1/(4P), so at convergence UB - LB <= this
-                resolution = (
-                    q.bound_correction + 1.0 / (4.0 * q.meta["penalty"]) + res.objective - base
-                )
+                # E_min >= m - 1/(4P), so at convergence UB - LB <= this; it is final only
+                # when a narrower eta range would not refine the step
+                if q.meta.get("step_is_final", False):
+                    resolution = (
+                        q.bound_correction + 1.0 / (4.0 * q.meta["penalty"]) + res.objective - base
+                    )
         cands = [np.asarray(s[:n], dtype=np.int8) for s in res.info.get("samples", ())]
         if cands:
             vals = master_values(a, B, np.array(cands), lo)
