@@ -179,6 +179,7 @@ def _options_from_args(args: argparse.Namespace, *, time_limit: float) -> Any:
             segments=args.segments,
             window=args.window,
             num_reads=args.num_reads,
+            spin_budget=args.spin_budget,
         )
     except InvalidOptionsError as err:
         raise UsageError(str(err)) from err
@@ -337,7 +338,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--solver",
         default="highs",
         help="MILP solver: highs (default), pyomo, or pyomo:NAME for any Pyomo solver; "
-        "with --method benders the master: highs, exact, sa (simulated annealing) or tabu; "
+        "with --method benders the master: highs, exact, sa (simulated annealing), tabu or "
+        "steepest; "
         "with --method qubo the sampler: sa, tabu or exact",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for attacks and branching")
@@ -355,6 +357,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--num-reads", type=int, default=100, help="annealer reads per QUBO (default 100)"
+    )
+    p.add_argument(
+        "--spin-budget",
+        type=int,
+        default=64,
+        help="largest QUBO (binary variables) sent to an annealer: the heuristic Benders "
+        "master's cut window shrinks to fit it, and --method qubo skips larger QUBOs "
+        "(default 64, about what a small annealer embeds)",
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes for branch and bound")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")

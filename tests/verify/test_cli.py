@@ -159,3 +159,25 @@ def test_examples_lists_every_network_with_its_accuracy(
     for line in lines:
         acc = float(line.rsplit(" ", 1)[1])
         assert 0.9 <= acc <= 1.0, line
+
+
+def test_spin_budget_reaches_the_qubo_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--spin-budget`` decides whether Route B's QUBO is sampled at all (it never verifies)."""
+    from nncert.verify.examples import load_example
+
+    _, props = load_example("moons_hardtanh")
+    prop = next(p for p in props if p.name == "moons_hardtanh:p4:eps=0.1")
+    x = tmp_path / "x.npy"
+    np.save(x, prop.cases[0].input_box.center)
+    base = ["verify", "example:moons_hardtanh", "--input", str(x), "--label", "0"]
+    base += ["--eps", "0.1", "--method", "qubo", "--num-reads", "5", "--json", "--quiet"]
+    stats = {}
+    for budget in ("8", "4096"):
+        code = main([*base, "--spin-budget", budget])
+        out = json.loads(capsys.readouterr().out)
+        assert code == 2 and out["verdict"] == "unknown"
+        stats[budget] = out["stats"]["qubo"][0]
+    assert "spin budget 8" in stats["8"]["reason"] and "energy" not in stats["8"]
+    assert "energy" in stats["4096"]  # sampled
