@@ -16,8 +16,11 @@ Factories (registry names in brackets, problem kind ``"qubo"``):
   from the time limit).
 * :func:`steepest_descent` [``steepest``]: ``dwave.samplers.SteepestDescentSampler`` (a cheap
   local polish).
-* :func:`exact` [``exact-qubo``]: ``dimod.ExactSolver`` (``exact=True``); refuses more than
+* :func:`exact`: ``dimod.ExactSolver`` (``exact=True``); refuses more than
   :data:`EXACT_MAX_VARIABLES` variables (dimod warns it becomes slow around 18).
+* :func:`exact_qubo` [``exact-qubo``]: :class:`ExactQuboSolver`, exact at any size (structured
+  branch and bound for Benders-master QUBOs, ``dimod.ExactSolver`` up to 20 variables, a
+  linearised MILP beyond).
 
 A QPU or any other sampler works the same way (dwave-system is not a dependency)::
 
@@ -259,6 +262,11 @@ def exact(*, max_variables: int = EXACT_MAX_VARIABLES) -> DimodSolver:
     )
 
 
+def exact_qubo(**kwargs: Any) -> ExactQuboSolver:
+    """:class:`ExactQuboSolver` (registry name ``exact-qubo``)."""
+    return ExactQuboSolver(**kwargs)
+
+
 class ExactQuboSolver:
     r"""Exact QUBO minimisation at any size [``exact-qubo``].
 
@@ -388,6 +396,7 @@ __all__ = [
     "DimodSolver",
     "ExactQuboSolver",
     "exact",
+    "exact_qubo",
     "simulated_annealing",
     "steepest_descent",
     "tabu",

@@ -320,8 +320,9 @@ def _register_builtins() -> None:
          "tabu search (dwave-samplers)"),
         ("steepest", "steepest_descent", ("dimod", "dwave.samplers"), False, "dwave-samplers",
          "steepest descent (dwave-samplers)"),
-        ("exact-qubo", "exact", ("dimod",), True, "dimod",
-         "brute force over all states (dimod.ExactSolver; <= ~20 variables)"),
+        ("exact-qubo", "exact_qubo", ("dimod",), True, "dimod",
+         "exact QUBO minimisation: structured branch and bound for Benders masters, "
+         "dimod.ExactSolver up to 20 variables, a linearised MILP beyond"),
     ):  # fmt: skip
         register_solver(
             SolverSpec(
