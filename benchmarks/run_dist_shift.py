@@ -32,13 +32,16 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--every", type=int, default=1, help="run every n-th instance")
     ap.add_argument(
-        "--max-splits", type=int, default=None, help="segments split per refinement step"
+        "--max-splits",
+        type=int,
+        default=None,
+        help="segments split per Model 2 refinement step (default: the library's, 16; 0 = no cap)",
     )
     args = ap.parse_args()
     if args.max_splits is not None:
         from nncert.formulations import model2_method
 
-        model2_method.MAX_SPLITS_PER_STEP = args.max_splits
+        model2_method.MAX_SPLITS_PER_STEP = args.max_splits or None
     truth = {}
     with open(ROOT / "truth.csv") as fh:
         for row in csv.DictReader(fh):

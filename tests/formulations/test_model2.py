@@ -235,6 +235,24 @@ def test_refinement_loop_decides_consistently(act: object) -> None:
         assert {"segments_per_layer", "gap", "iterations", "spins"} <= set(out.stats)
 
 
+@pytest.mark.parametrize("cap", [1, 3])
+def test_refinement_step_cap(cap: int) -> None:
+    """``max_splits`` bounds the segments added per refinement step, and the loop still
+    decides the same way as uncapped refinement (which splits ~11 segments per step here)."""
+    net = _net(3, [2, 6, 6, 2], [Tanh(), Tanh()], scale=2.0)
+    box = Box(-np.ones(2) * 0.5, np.ones(2) * 0.5)
+    smin = _sampled_min(net, UnsafeCase(box, [[1.0, -1.0]], [0.0]))  # min of f0 - f1
+    # unsafe iff f0 - f1 <= b: margin 1.9 is verified, -0.5 falsified
+    for margin in (1.9, -0.5):
+        case = UnsafeCase(box, [[1.0, -1.0]], [smin - margin])
+        free = refine_case(net, case, SOLVER, segments=1, max_iterations=400, max_splits=None)
+        out = refine_case(net, case, SOLVER, segments=1, max_iterations=400, max_splits=cap)
+        assert out.status == free.status == ("verified" if margin > 0 else "falsified")
+        assert np.all(np.diff(out.stats["segments_history"]) <= cap)
+        if margin == 1.9:
+            assert max(np.diff(free.stats["segments_history"])) > cap
+
+
 def test_pipeline_method_model2() -> None:
     net = _net(31, [2, 4, 3], [Sigmoid()], scale=1.0)
     box = Box([-0.2, -0.2], [0.2, 0.2])
