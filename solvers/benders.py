@@ -309,6 +309,8 @@ class BendersSolver:
             a, B = cuts.arrays(idx)
             res = self.master.solve(split.master_milp(a, B), time_limit=remaining)
             if res.x is None:
+                if res.status is SolveStatus.TIME_LIMIT:
+                    return "time_limit"
                 return f"MILP master failed ({res.status.value})"
             d = np.round(res.x[:n]).astype(np.int8)
             bound = res.bound if (self.master.exact and res.bound is not None) else None
@@ -330,6 +332,8 @@ class BendersSolver:
             return "spin_budget"
         res = self.master.solve(q, time_limit=remaining)
         if res.x is None:
+            if res.status is SolveStatus.TIME_LIMIT:
+                return "time_limit"
             return f"QUBO master failed ({res.status.value})"
         d = q.decode(res.x)["delta"]
         bound = None
@@ -480,8 +484,8 @@ class BendersSolver:
                 break
             ans = self._solve_master(split, cuts, lb, ub, remaining())
             if isinstance(ans, str):
-                status = "spin_budget" if ans == "spin_budget" else "error"
-                message = ans
+                status = ans if ans in ("spin_budget", "time_limit") else "error"
+                message = "" if ans == "time_limit" else ans
                 break
             spins = max(spins, ans.variables)
             a_w, B_w = cuts.arrays(list(cuts.window))

@@ -229,6 +229,30 @@ def test_periodic_exact_master_steers_a_bad_master_to_the_optimum() -> None:
         assert run.status == "optimal" and run.upper_bound == pytest.approx(opt, abs=1e-5)
 
 
+class _TimedOutMaster:
+    """A master whose solve runs out of time without an incumbent (a fault that a real solver
+    shows only under load)."""
+
+    name = "timed-out"
+    exact = True
+    problem_kind = "milp"
+
+    def solve(self, problem: Any, /, *, time_limit: float | None = None) -> SolveResult:
+        return SolveResult(SolveStatus.TIME_LIMIT, None, None, None, solver=self.name)
+
+
+def test_master_time_limit_is_a_timeout_not_an_error() -> None:
+    net = _fixed_nets()[0]
+    p, opt, eta, evaluate = _setup(net, _case(net))
+    res = BendersSolver(_TimedOutMaster(), HighsSolver(), BendersOptions()).solve(
+        p, eta_bounds=eta, evaluate=evaluate
+    )
+    run = res.info["benders"]
+    assert run.status == "time_limit" and run.message == ""
+    assert res.status is SolveStatus.TIME_LIMIT
+    assert res.bound is None or res.bound <= opt + 1e-6  # the final exact master's, if any
+
+
 def test_bad_master_through_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     from nncert.solvers import benders_method
     from nncert.verify.pipeline import verify
