@@ -420,9 +420,8 @@ def _search(
             # improve the incumbent: complete the most promising prefixes greedily
             lb = lower(S, depth)
             pick = np.argsort(lb, kind="stable")[:16]
-            tail = (Bo[depth:].sum(axis=1) < 0).astype(np.int8)
-            if lam is not None:
-                tail = (Bo[depth:] @ lam < 0).astype(np.int8)
+            weights = Bo[depth:] @ lam if lam is not None else Bo[depth:].sum(axis=1)
+            tail = (weights < 0).astype(np.int8)
             comp = np.concatenate([F[pick], np.tile(tail, (pick.size, 1))], axis=1)
             try_leaves(comp, S[pick] + tail.astype(np.float64) @ Bo[depth:], False)
             keep = lb <= best_e - gap + tol
