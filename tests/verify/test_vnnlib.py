@@ -29,15 +29,35 @@ VNNCOMP = BENCH / "vnncomp"
 ALL_FILES = sorted(BENCH.rglob("*.vnnlib")) if BENCH.is_dir() else []
 needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason="shared/benchmarks not present")
 
-EXPECTED_DIMS = {
-    "acasxu": (5, 5),
-    "mnistfc": (784, 10),
-    "dist_shift": (792, 10),
-    "test_tiny.vnnlib": (1, 1),
-    "test_small.vnnlib": (1, 1),
-    "test_nano.vnnlib": (1, 1),
-    "test_prop.vnnlib": (5, 5),
-}
+
+
+def _expected_dims() -> dict[Path, tuple[int, int]]:
+    """Input/output sizes of every benchmark property, read from the ONNX model that each
+    suite's ``instances.csv`` pairs it with (so any new suite is checked the same way)."""
+    import onnx
+
+    dims: dict[Path, tuple[int, int]] = {}
+    for csv in sorted(BENCH.rglob("instances.csv")) if BENCH.is_dir() else []:
+        models: dict[str, tuple[int, int]] = {}
+        for line in csv.read_text().splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) < 2 or not parts[0].endswith(".onnx"):
+                continue
+            if parts[0] not in models:
+                graph = onnx.load(str(csv.parent / parts[0]), load_external_data=False).graph
+                inits = {t.name for t in graph.initializer}
+                inp = next(v for v in graph.input if v.name not in inits)
+
+                def size(v: onnx.ValueInfoProto) -> int:
+                    shape = [d.dim_value for d in v.type.tensor_type.shape.dim]
+                    return int(np.prod([d for d in shape if d > 0]))
+
+                models[parts[0]] = (size(inp), size(graph.output[0]))
+            dims[(csv.parent / parts[1]).resolve()] = models[parts[0]]
+    return dims
+
+
+EXPECTED_DIMS = _expected_dims()
 
 ACAS_LO = [0.6, -0.5, -0.5, 0.45, -0.5]
 ACAS_HI = [0.679857769, 0.5, 0.5, 0.5, -0.45]
@@ -66,8 +86,8 @@ def _box_asserts(lo: list[float], hi: list[float]) -> str:
 def test_every_benchmark_file_loads(path: Path) -> None:
     prop = load_vnnlib(path)
     assert isinstance(prop, Property)
-    key = next(k for k in EXPECTED_DIMS if k in path.parts or k == path.name)
-    assert (prop.n_inputs, prop.n_outputs) == EXPECTED_DIMS[key]
+    if path.resolve() in EXPECTED_DIMS:  # properties no instance uses have no model to match
+        assert (prop.n_inputs, prop.n_outputs) == EXPECTED_DIMS[path.resolve()]
     assert prop.name == path.name
     for case in prop.cases:
         assert np.all(np.isfinite(case.input_box.lower))
@@ -78,6 +98,8 @@ def test_benchmark_files_found() -> None:
     if not BENCH.is_dir():
         pytest.skip("shared/benchmarks not present")
     assert len(ALL_FILES) >= 50
+    # every shipped property is paired with a model, so the dimension check above runs on all
+    assert all(p.resolve() in EXPECTED_DIMS for p in ALL_FILES)
 
 
 @needs_bench
