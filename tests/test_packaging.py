@@ -42,3 +42,13 @@ def test_every_lazy_facade_name_resolves() -> None:
 
     for name in v.__all__:
         assert getattr(v, name) is not None
+
+
+def test_readme_method_list_matches_the_cli() -> None:
+    """Every ``--method`` that ``nncert verify --help`` offers is described in the README."""
+    from nncert.verify.options import METHODS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = text.split("Methods (`--method`):", 1)[1].split("\n\n", 1)[0]
+    missing = [m for m in METHODS if f"`{m}`" not in paragraph]
+    assert not missing, f"README method list lacks {missing}"

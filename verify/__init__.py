@@ -3,6 +3,7 @@
 Public façade::
 
     from nncert.verify import verify, from_onnx, load_vnnlib, robustness_property
+    from nncert.verify import load_example, list_examples   # the bundled example networks
 
 Heavy dependencies (onnx, torch, highspy, pyomo, dimod) are imported only by the functions that
 need them, so ``import nncert.verify`` stays fast. Names below that live in submodules with heavy
@@ -41,6 +42,8 @@ _LAZY: dict[str, str] = {
     "from_onnx": "nncert.verify.importers",
     "from_torch": "nncert.verify.importers",
     "load_vnnlib": "nncert.verify.vnnlib",
+    "load_example": "nncert.verify.examples",
+    "list_examples": "nncert.verify.examples",
     "output_bounds": "nncert.verify.bounds",
     "interval_bounds": "nncert.verify.bounds",
     "crown_bounds": "nncert.verify.bounds",

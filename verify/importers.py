@@ -1025,6 +1025,18 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
     return order
 
 
+def _example_file(spec: str, name: str | None) -> tuple[Path, str]:
+    """``(path, name)`` of ``"example:NAME"`` (the CLI's spelling of a bundled example)."""
+    from nncert.verify.examples import example_path
+
+    example = spec.split(":", 1)[1]
+    try:
+        path = example_path(example)
+    except KeyError as err:
+        raise InvalidNetworkError(f"{spec}: {err.args[0] if err.args else err}") from err
+    return path, name or example
+
+
 def _load_model(path_or_model: Any) -> tuple[onnx.ModelProto, str | None, str]:
     import onnx
 
@@ -1174,7 +1186,9 @@ def from_onnx(
     input has rank >= 2 and that dimension is 1 or symbolic; rank-1 inputs are unbatched.
 
     Args:
-        path_or_model: path to an ``.onnx`` file, serialized bytes, or an ``onnx.ModelProto``.
+        path_or_model: path to an ``.onnx`` file, ``"example:NAME"`` for a bundled example
+            network (see :func:`nncert.verify.examples.list_examples`; named ``NAME``),
+            serialized bytes, or an ``onnx.ModelProto``.
         name: network name; defaults to the file stem (or the graph name).
 
     Returns:
@@ -1183,9 +1197,17 @@ def from_onnx(
     Raises:
         UnsupportedLayerError: an operator outside the supported set (the message names the
             operator, the node and the supported set).
-        InvalidNetworkError: unreadable file, several inputs/outputs, branching graphs, NaN
-            weights or inconsistent shapes (one-line message naming the file).
+        InvalidNetworkError: unreadable file, unknown example, several inputs/outputs,
+            branching graphs, NaN weights or inconsistent shapes (one-line message naming the
+            file).
+
+    Example:
+        >>> from nncert.verify import from_onnx
+        >>> from_onnx("example:iris_relu").n_inputs  # doctest: +SKIP
+        4
     """
+    if isinstance(path_or_model, str) and path_or_model.startswith("example:"):
+        path_or_model, name = _example_file(path_or_model, name)
     model, source, default_name = _load_model(path_or_model)
     label = source or default_name
     try:

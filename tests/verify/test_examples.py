@@ -230,3 +230,45 @@ def test_load_example_activation_types() -> None:
         expected = kinds[example_info(name)["activation"]]
         assert network.activation_types == frozenset({expected}), name
         assert network.is_piecewise_linear == (expected in (ReLU, HardTanh))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading examples from Python (issue 17): example:NAME in from_onnx, the façade, the README
+# --------------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@needs_importers
+def test_from_onnx_loads_example_names() -> None:
+    from nncert.verify import from_onnx
+    from nncert.verify.errors import InvalidNetworkError
+
+    net = from_onnx("example:iris_relu")
+    ref, _ = load_example("iris_relu")
+    assert net.name == "iris_relu" and net.fingerprint() == ref.fingerprint()
+    assert net.source == str(example_path("iris_relu"))
+    assert from_onnx("example:iris_relu", name="mine").name == "mine"
+    with pytest.raises(InvalidNetworkError, match=r"example:nosuch: unknown example 'nosuch'"):
+        from_onnx("example:nosuch")
+
+
+def test_facade_exports_the_example_loaders() -> None:
+    import nncert.verify as facade
+
+    assert {"load_example", "list_examples"} <= set(facade.__all__)
+    assert facade.load_example is load_example and facade.list_examples is list_examples
+
+
+@needs_importers
+def test_readme_python_section_loads_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    python = text.split("## Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", python, flags=re.S)
+    snippet = next(b for b in blocks if "load_example(" in b)
+    assert 'from_onnx("example:' in snippet
+    exec(compile(snippet, str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "iris_relu" in out and "Verdict." in out
