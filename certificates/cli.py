@@ -1,13 +1,16 @@
 """``nncert check`` and ``nncert transfer`` (registered into :mod:`nncert.verify.cli`).
 
 ``nncert check CERT MODEL [--source MODEL] [--json]``
-    Exit 0 when the certificate holds for MODEL, 1 when it is rejected (reasons printed),
-    3 when an input cannot be read.
+    Exit 0 when the certificate holds for MODEL, 1 when it is rejected, 3 when an input cannot
+    be read. One line on stdout says which (``certificate holds: ...`` or ``certificate
+    rejected: <first reason>``), followed by the attested items or the further reasons.
 
 ``nncert transfer CERT --source A --target B [--certificate OUT] [--json] [--timeout S]``
     Exit 0 verified, 1 falsified, 2 unknown, 3 input error (including a source certificate the
     checker rejects). ``--json`` prints one object with ``verdict``, ``transferred``, ``delta``,
-    ``time`` and ``reason``.
+    ``time``, ``reason`` and ``summary``. Otherwise one line: :meth:`TransferResult.describe`
+    (``verified by transfer (T2: ...)``, ``verified directly on the target by crown (transfer
+    did not apply: ...)``, ...) and the time.
 
 Wire it with ``nncert.verify.cli.EXTENSIONS.append(nncert.certificates.cli.register)``.
 """
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 EXIT_OK = 0
@@ -64,17 +66,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
             "attested": report.attested,
         }
         print(json.dumps(doc, allow_nan=False))
-    elif report.ok:
-        print(f"certificate holds: {cert.verdict.value} ({cert.evidence.kind} evidence)")
-        for line in report.attested:
-            print(f"  {line}")
     else:
-        print(f"certificate rejected: {report.reasons[0]}")
-        for line in report.reasons[1:]:
+        print(_check_message(cert, report))
+        for line in report.attested if report.ok else report.reasons[1:]:
             print(f"  {line}")
-    if not report.ok:
-        sys.stderr.write(f"nncert: certificate rejected: {report.reasons[0]}\n")
     return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def _check_message(cert: Any, report: Any) -> str:
+    """The one line ``nncert check`` prints (on stdout; the exit code says the same)."""
+    if report.ok:
+        return f"certificate holds: {cert.verdict.value} ({cert.evidence.kind} evidence)"
+    first = report.reasons[0] if report.reasons else "no reason given"
+    more = len(report.reasons) - 1
+    tail = f" (and {more} more reason(s) below)" if more > 0 else ""
+    return f"certificate rejected: {first}{tail}"
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
@@ -107,6 +113,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
             "verdict": res.verdict.value,
             "transferred": res.transferred,
             "reason": res.reason,
+            "summary": res.describe(),
             "delta": None if res.delta is None else encode_value(res.delta),
             "time": round(float(res.time), 6),
             "certificate": args.out,
@@ -114,8 +121,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, allow_nan=False))
     else:
-        how = "transferred" if res.transferred else "verified directly"
-        print(f"{res.verdict.value} ({how}: {res.reason}) in {res.time:.2f}s")
+        print(f"{res.describe()} in {res.time:.2f}s")
     return {"verified": 0, "falsified": 1}.get(res.verdict.value, 2)
 
 

@@ -56,6 +56,9 @@ from nncert.verify.network import Network
 from nncert.verify.result import Verdict, VerificationResult
 from nncert.verify.spec import Property
 
+#: pipeline stage (a result's ``reason``) -> words for :meth:`TransferResult.describe`
+_DECIDED_BY: dict[str, str] = {"sample": "random sampling", "attack": "a PGD attack"}
+
 
 @dataclass(frozen=True)
 class TransferResult:
@@ -70,7 +73,9 @@ class TransferResult:
             :math:`A_{i,r}(f_t - f_s)` (``None`` when not computed).
         time: wall-clock seconds.
         fallback_result: the fallback :class:`VerificationResult` (``None`` if none ran).
-        reason: why the transfer did or did not happen.
+        reason: why the transfer applied (``"T2: margin + Δ > 0 for every case"``) or why it
+            did not (``"margin + Δ = -3.2 <= 0 for case 0; ..."``); how the target was then
+            decided is in ``fallback_result`` (see :meth:`describe`).
     """
 
     verdict: Verdict
@@ -81,6 +86,37 @@ class TransferResult:
     fallback_result: VerificationResult | None = None
     reason: str = ""
 
+    def describe(self) -> str:
+        """One line saying what happened, e.g. ``"verified directly on the target by crown
+        (transfer did not apply: margin + Δ = -5.81 <= 0 for case 0; 2 of 2 case(s) fail)"``.
+
+        The outcomes: transferred (``"verified by transfer (T2: ...)"``, ``"falsified by
+        transfer (T3: ...)"``); decided on the target after the transfer failed
+        (``"verified directly on the target by crown (transfer did not apply: ...)"``); or
+        neither (``"unknown: transfer did not apply: ...; "`` followed by ``"verifying the
+        target directly timed out"``, ``"verifying the target directly was inconclusive"``
+        or ``"the target was not verified directly (fallback off)"``).
+        """
+        verdict = self.verdict.value
+        if self.transferred:
+            return f"{verdict} by transfer ({self.reason})"
+        why = f"transfer did not apply: {self.reason}" if self.reason else "transfer did not apply"
+        fb = self.fallback_result
+        if fb is None:
+            return f"{verdict}: {why}; the target was not verified directly (fallback off)"
+        if self.verdict is Verdict.UNKNOWN:
+            if fb.reason == "timeout":
+                return f"{verdict}: {why}; verifying the target directly timed out"
+            extra = "" if fb.reason == "inconclusive" else f" ({fb.reason})"
+            return f"{verdict}: {why}; verifying the target directly was inconclusive{extra}"
+        if fb.reason == "source-witness+pgd":
+            return (
+                f"{verdict} directly on the target by a PGD attack started at the source's "
+                f"counterexample ({why})"
+            )
+        how = _DECIDED_BY.get(fb.reason, fb.reason)
+        return f"{verdict} directly on the target by {how} ({why})"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``±inf`` as ``{"inf": ±1}``)."""
         from nncert.certificates.serialize import encode_value
@@ -89,6 +125,7 @@ class TransferResult:
             "verdict": self.verdict.value,
             "transferred": self.transferred,
             "reason": self.reason,
+            "summary": self.describe(),
             "delta": None if self.delta is None else encode_value(self.delta),
             "time": round(float(self.time), 6),
             "fallback": None if self.fallback_result is None else self.fallback_result.to_dict(),
@@ -226,12 +263,18 @@ def transfer(
                     elapsed=elapsed,
                 )
                 return TransferResult(
-                    Verdict.VERIFIED, out, True, delta, elapsed, None, f"{ev.theorem} transfer"
+                    Verdict.VERIFIED,
+                    out,
+                    True,
+                    delta,
+                    elapsed,
+                    None,
+                    f"{ev.theorem}: margin + Δ > 0 for every case",
                 )
             i = failing[0]
             reason = (
-                f"margin + Δ = {values[i]:.6g} <= 0 for case {i} "
-                f"({len(failing)} of {len(prop.cases)} case(s) fail)"
+                f"margin + Δ = {values[i]:.6g} <= 0 for case {i}; "
+                f"{len(failing)} of {len(prop.cases)} case(s) fail"
             )
     elif cert.verdict is Verdict.FALSIFIED:
         from nncert.verify.pipeline import confirm_counterexample
@@ -263,7 +306,13 @@ def transfer(
                 elapsed=elapsed,
             )
             return TransferResult(
-                Verdict.FALSIFIED, out, True, None, elapsed, None, "T3: witness replayed"
+                Verdict.FALSIFIED,
+                out,
+                True,
+                None,
+                elapsed,
+                None,
+                "T3: the source counterexample violates the property on the target too",
             )
         reason = "the source counterexample does not violate the property on the target"
     else:
@@ -350,15 +399,11 @@ def _fallback(
                 time=elapsed,
             )
             out = certificate_from_result(target, prop, result, options=vopts)
-            return TransferResult(
-                Verdict.FALSIFIED, out, False, delta, elapsed, result, f"{reason}; attacked"
-            )
+            return TransferResult(Verdict.FALSIFIED, out, False, delta, elapsed, result, reason)
     result = verify(target, prop, vopts)
     out = certificate_from_result(target, prop, result, options=vopts)
     elapsed = time.perf_counter() - t0
-    return TransferResult(
-        result.verdict, out, False, delta, elapsed, result, f"{reason}; verified directly"
-    )
+    return TransferResult(result.verdict, out, False, delta, elapsed, result, reason)
 
 
 __all__ = ["TransferResult", "transfer"]

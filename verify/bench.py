@@ -885,7 +885,7 @@ def _run_multi(task: Task, row: dict[str, Any], t0: float) -> dict[str, Any]:
         out.verdict, "timeout" if fb is not None and fb.reason == "timeout" else "unknown"
     )
     row["run_time"] = f"{time.perf_counter() - t1:.4f}"
-    row["note"] = f"{nets[0][0]} -> {nets[1][0]}: {out.reason}"
+    row["note"] = f"{nets[0][0]} -> {nets[1][0]}: {out.describe()}"
     return row
 
 

@@ -55,7 +55,7 @@ def test_check_holds_and_rejects(
     # the wrong model: rejected, exit 1, reason printed
     assert cli(["check", str(path), "mem:target"]) == 1
     captured = capsys.readouterr()
-    assert "fingerprint" in captured.out and "rejected" in captured.err
+    assert "fingerprint" in captured.out and "rejected" in captured.out and not captured.err
     # a tampered margin
     doc = json.loads(path.read_text())
     doc["evidence"]["row_lower"][0]["data"][0] += 1.0
