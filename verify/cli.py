@@ -196,11 +196,93 @@ def _write_certificate(path: str, network: Any, prop: Any, result: Any, options:
     save_certificate(cert, path)
 
 
+#: entries shown at the start and the end of a long vector in human output
+VECTOR_HEAD, VECTOR_TAIL = 8, 2
+#: file suffixes ``--counterexample`` writes
+COUNTEREXAMPLE_SUFFIXES = (".json", ".npy")
+
+
+def format_vector(
+    values: Any, *, head: int = VECTOR_HEAD, tail: int = VECTOR_TAIL, note: str = ""
+) -> str:
+    """``[v0, v1, ...]`` with 6 significant digits; a long vector shows its first ``head`` and
+    last ``tail`` entries and its length: ``[0.1, ..., 0.7, ..., 0.9, 1] (784 values)``
+    (``note`` is appended inside the parentheses of a shortened vector).
+
+    Example:
+        >>> format_vector([0.5, 1.0, -2.25])
+        '[0.5, 1, -2.25]'
+    """
+    import numpy as np
+
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+
+    def cells(part: Any) -> list[str]:
+        return [f"{float(v):.6g}" for v in part]
+
+    if flat.size <= head + tail + 1:
+        return "[" + ", ".join(cells(flat)) + "]"
+    shown = [*cells(flat[:head]), "...", *cells(flat[flat.size - tail :])]
+    return "[" + ", ".join(shown) + f"] ({flat.size} values{'; ' + note if note else ''})"
+
+
+def _check_counterexample_path(path: str | None) -> None:
+    """Reject a ``--counterexample`` path that cannot be written, before any solving."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix.lower() not in COUNTEREXAMPLE_SUFFIXES:
+        raise UsageError(
+            f"--counterexample {path}: the file name must end in .json (input, output, case, "
+            "violation) or .npy (the input array)"
+        )
+    if not p.parent.is_dir():
+        raise UsageError(f"--counterexample {path}: directory {p.parent} does not exist")
+
+
+def _write_counterexample(path: str, cex: Any, network: Any, doc: dict[str, Any]) -> None:
+    """Write ``cex``: ``.npy`` the input in the network's input shape, else JSON."""
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        x = np.asarray(cex.x, dtype=np.float64).reshape(tuple(network.input_shape))
+        with p.open("wb") as fh:
+            np.save(fh, x, allow_pickle=False)
+        return
+    p.write_text(json.dumps({**doc, **cex.to_dict()}, allow_nan=False) + "\n")
+
+
+def _human_result(result: Any, prop: Any, counterexample_file: str | None) -> list[str]:
+    """The lines ``nncert verify`` prints without ``--json``."""
+    import numpy as np
+
+    lines = [f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"]
+    cex = result.counterexample
+    if cex is None:
+        return lines
+    replay = "; replayed in onnxruntime" if cex.onnx_checked else ""
+    lines[0] += (
+        f": counterexample in unsafe case {cex.case_index} "
+        f"(violation {cex.violation:.4g} <= 0{replay})"
+    )
+    y = np.asarray(cex.y, dtype=np.float64).reshape(-1)
+    out = f"  output y = {format_vector(y)}"
+    if getattr(prop, "label", None) is not None:
+        out += f"  (class {int(np.argmax(y))}; the property expects class {prop.label})"
+    note = "" if counterexample_file else "all of them: --counterexample FILE"
+    lines += [f"  input  x = {format_vector(cex.x, note=note)}", out]
+    if counterexample_file is not None:
+        lines.append(f"  written to {counterexample_file}")
+    return lines
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from nncert.verify.pipeline import verify
 
     if (args.spec is None) == (args.input is None):
         raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
+    _check_counterexample_path(args.counterexample)
     network = load_model(args.model)
     prop = load_spec(args.spec) if args.spec is not None else _robustness_spec(args, network)
     from nncert.verify.vnnlib import RelationalProperty
@@ -213,18 +295,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         result = verify(network, prop, options, progress=progress)
     if args.certificate:
         _write_certificate(args.certificate, network, prop, result, options)
+    where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
+    cex_file = None
+    if args.counterexample is not None:
+        if result.counterexample is not None:
+            _write_counterexample(args.counterexample, result.counterexample, network, where)
+            cex_file = args.counterexample
+        else:
+            sys.stderr.write(
+                f"nncert: no counterexample ({result.verdict.value}); "
+                f"{args.counterexample} not written\n"
+            )
     if args.json:
         doc = result.to_dict()
-        doc["model"] = args.model
-        doc["spec"] = args.spec
-        doc["fingerprint"] = network.fingerprint()
+        doc.update(where)
         print(json.dumps(doc, allow_nan=False))
     else:
-        line = f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"
-        if result.counterexample is not None:
-            cex = result.counterexample
-            line += f"; counterexample violation {cex.violation:.4g} (case {cex.case_index})"
-        print(line)
+        print("\n".join(_human_result(result, prop, cex_file)))
     return _verdict_exit(result.verdict.value)
 
 
@@ -409,6 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     v.add_argument("--certificate", metavar="PATH", help="write a JSON certificate")
+    v.add_argument(
+        "--counterexample",
+        metavar="FILE",
+        help="when falsified, write the full counterexample to FILE: FILE.json holds the input, "
+        "the output, the unsafe case and the violation; FILE.npy the input array in the "
+        "network's input shape (usable as --input). The screen shows long vectors shortened",
+    )
     _add_common(v)
     v.set_defaults(func=_cmd_verify)
 

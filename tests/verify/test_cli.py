@@ -181,3 +181,116 @@ def test_spin_budget_reaches_the_qubo_method(
         stats[budget] = out["stats"]["qubo"][0]
     assert "spin budget 8" in stats["8"]["reason"] and "energy" not in stats["8"]
     assert "energy" in stats["4096"]  # sampled
+
+
+# --------------------------------------------------------------------------------------------
+# Human output of a falsified verify: the counterexample itself (issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+def _example_point(tmp_path: Path, name: str) -> tuple[Path, int, float]:
+    """``(x0.npy, label, a radius with a known counterexample)`` of a bundled example."""
+    from nncert.verify.examples import example_info
+
+    point = example_info(name)["properties"]["points"][0]
+    path = tmp_path / f"{name}_x0.npy"
+    np.save(path, np.asarray(point["x0"], dtype=np.float64))
+    return path, int(point["label"]), 2 * float(point["attack_radius"])
+
+
+def test_format_vector_shortens_long_vectors() -> None:
+    from nncert.verify.cli import format_vector
+
+    assert format_vector([0.5, 1.0, -2.25]) == "[0.5, 1, -2.25]"
+    assert format_vector(np.arange(11.0)).count(",") == 10  # 11 values: all shown
+    long = format_vector(np.arange(784.0) / 1000, note="see FILE")
+    assert long == (
+        "[0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, ..., 0.782, 0.783] "
+        "(784 values; see FILE)"
+    )
+
+
+def test_falsified_verify_prints_the_counterexample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x0, label, eps = _example_point(tmp_path, "iris_relu")
+    args = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]
+    args += ["--eps", str(eps), "--quiet"]
+    assert main([*args, "--json"]) == 1
+    cex = json.loads(capsys.readouterr().out)["counterexample"]
+    assert main(args) == 1
+    head, x_line, y_line = capsys.readouterr().out.splitlines()
+    assert head.startswith("falsified (")
+    assert head.endswith(
+        f": counterexample in unsafe case {cex['case']} "
+        f"(violation {cex['violation']:.4g} <= 0; replayed in onnxruntime)"
+    )
+    assert x_line == "  input  x = [" + ", ".join(f"{v:.6g}" for v in cex["input"]) + "]"
+    predicted = int(np.argmax(cex["output"]))
+    assert y_line == (
+        "  output y = ["
+        + ", ".join(f"{v:.6g}" for v in cex["output"])
+        + f"]  (class {predicted}; the property expects class {label})"
+    )
+
+
+def test_counterexample_file_json_and_npy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x0, label, eps = _example_point(tmp_path, "iris_relu")
+    args = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]
+    args += ["--eps", str(eps), "--quiet"]
+    as_json, as_npy = tmp_path / "cex.json", tmp_path / "cex.npy"
+    assert main([*args, "--counterexample", str(as_json)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"  written to {as_json}"
+    doc = json.loads(as_json.read_text())
+    assert doc["model"] == "example:iris_relu" and len(doc["input"]) == 4
+    assert {"output", "case", "violation", "onnx_checked", "fingerprint"} <= set(doc)
+    assert main([*args, "--counterexample", str(as_npy)]) == 1
+    capsys.readouterr()
+    x = np.load(as_npy, allow_pickle=False)
+    assert x.shape == (4,) and np.array_equal(x, np.asarray(doc["input"]))
+    # the written input is a counterexample: re-verifying at radius 0 around it falsifies
+    assert main(["verify", "example:iris_relu", "--input", str(as_npy), "--label", str(label),
+                 "--eps", "0", "--quiet"]) == 1  # fmt: skip
+    capsys.readouterr()
+    # no counterexample: nothing written, said on stderr
+    safe = tmp_path / "safe.json"
+    ok = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]
+    assert main([*ok, "--eps", "0.001", "--quiet", "--counterexample", str(safe)]) == 0
+    err = capsys.readouterr().err
+    assert not safe.exists() and f"no counterexample (verified); {safe} not written" in err
+
+
+def test_counterexample_file_name_is_checked_before_solving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nncert.verify.pipeline as pipeline
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("verify ran before the output path was checked")
+
+    monkeypatch.setattr(pipeline, "verify", must_not_run)
+    x0, label, _ = _example_point(tmp_path, "iris_relu")
+    args = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]
+    args += ["--eps", "0.1", "--quiet", "--counterexample"]
+    assert main([*args, str(tmp_path / "cex.txt")]) == 3
+    assert "must end in .json" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "nodir" / "cex.json")]) == 3
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_large_counterexample_is_shortened_on_screen(tmp_path: Path) -> None:
+    x0, label, eps = _example_point(tmp_path, "digits_mlp")
+    proc = _run(
+        "verify", "example:digits_mlp", "--input", str(x0), "--label", str(label),
+        "--eps", str(eps), "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    x_line = proc.stdout.splitlines()[1]
+    assert x_line.startswith("  input  x = [")
+    assert x_line.endswith("] (64 values; all of them: --counterexample FILE)")
+    shown = x_line.split("[", 1)[1].split("]", 1)[0].split(", ")
+    assert len(shown) == 8 + 1 + 2 and shown[8] == "..."  # 8 first values, ..., 2 last
+    assert "--counterexample" in _run("verify", "--help").stdout
