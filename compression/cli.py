@@ -213,14 +213,31 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="an .onnx file, or example:NAME")
     p.add_argument(
-        "--method", required=True, choices=tuple(METHOD_OPTIONS), help="compression method"
+        "--method",
+        required=True,
+        choices=tuple(METHOD_OPTIONS),
+        help="prune: zero the smallest weights; structured: remove hidden neurons; quantize: "
+        "round weights to a BITS-bit grid; lowrank: truncated SVD of the weight matrices",
     )
     g = p.add_argument_group("prune")
     g.add_argument("--sparsity", type=float, help="fraction of weights to zero (default 0.5)")
-    g.add_argument("--scope", choices=("layer", "global"), default="layer")
+    g.add_argument(
+        "--scope",
+        choices=("layer", "global"),
+        default="layer",
+        help="layer (default): every layer loses the same fraction; global: the smallest "
+        "weights of the whole network go",
+    )
     g = p.add_argument_group("structured")
     g.add_argument("--ratio", type=float, help="fraction of hidden neurons to remove (0.25)")
-    g.add_argument("--criterion", choices=CRITERIA, default="l2")
+    g.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default="l2",
+        help="neuron importance: l2 (default) or l1 norm of its incoming weights, or "
+        "activation: its mean |activation| on the calibration inputs times the norm of its "
+        "outgoing weights",
+    )
     g.add_argument("--calibration", metavar="X.npy", help="calibration inputs (rows)")
     g.add_argument("--no-compensate", action="store_true", help="no ridge refit of next layer")
     g = p.add_argument_group("quantize")
@@ -232,10 +249,28 @@ def register(subparsers: Any) -> None:
     ex.add_argument("--rank", type=int, help="rank to keep per layer")
     ex.add_argument("--energy", type=float, help="retained energy (default 0.99)")
     g.add_argument("--factorize", action="store_true", help="two Dense layers per factor")
-    p.add_argument("--layers", type=int, nargs="+", metavar="I", help="layer indices")
+    p.add_argument(
+        "--layers",
+        type=int,
+        nargs="+",
+        metavar="I",
+        help="compress only these Dense layers (0 = the first; negative counts from the end; "
+        "hidden-layer indices for structured); default all",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the default calibration set")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    p.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="weight type of the written ONNX (default float64, which round-trips exactly)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.onnx",
+        help="the compressed model; the record goes to OUT.onnx.nncert.json",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     defaults = {name: p.get_default(name) for names in METHOD_OPTIONS.values() for name in names}
     p.set_defaults(func=_cmd_compress, _compress_defaults=defaults)

@@ -1776,7 +1776,11 @@ def register(subparsers: Any) -> None:
         "OUT/progress.jsonl and skipped on rerun. Exit code 0, or 1 when a result "
         "contradicts truth.csv, 3 on usage errors.",
     )
-    b.add_argument("suite", metavar="SUITE")
+    b.add_argument(
+        "suite",
+        metavar="SUITE",
+        help="a VNN-COMP instances.csv, paper, paper:test or random:SEED[:N] (see above)",
+    )
     b.add_argument(
         "--methods",
         default="auto",

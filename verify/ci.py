@@ -918,16 +918,27 @@ def register(subparsers: Any) -> None:
         description="Verify every property listed in MANIFEST (TOML), serving unchanged ones "
         "from a certificate cache, and write report.json, junit.xml, summary.md and "
         "certificates to --out. Exit 0 all verified, 1 falsified, 2 unknown (0 with "
-        "--allow-unknown), 3 input error, 4 internal error, 5 regression.",
+        "--allow-unknown), 3 input error, 4 internal error, 5 regression (a property the "
+        "previous run verified is now unknown or falsified).",
     )
     p.add_argument("manifest", metavar="MANIFEST", help="the TOML manifest (nncert.toml)")
-    p.add_argument("--out", default="nncert-report", metavar="DIR", help="output directory")
     p.add_argument(
-        "--cache", default=".nncert-cache", metavar="DIR", help="certificate cache directory"
+        "--out",
+        default="nncert-report",
+        metavar="DIR",
+        help="where the reports and certificates go (default nncert-report)",
+    )
+    p.add_argument(
+        "--cache",
+        default=".nncert-cache",
+        metavar="DIR",
+        help="certificate cache directory (default .nncert-cache)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--allow-unknown", action="store_true", help="unknown verdicts pass")
-    p.add_argument("--jobs", type=int, default=1, help="properties verified in parallel")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="properties verified in parallel (default 1)"
+    )
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.add_argument("--quiet", action="store_true", help="no per-property lines")
     p.set_defaults(func=_cmd_certify)

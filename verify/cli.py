@@ -409,6 +409,26 @@ examples:
 """
 
 
+_VNNCOMP_DESCRIPTION = """\
+The VNN-COMP run_instance contract: verify MODEL against SPEC within TIMEOUT seconds and
+write RESULT_FILE. Its first line is one word:
+
+  sat      a counterexample was found and confirmed; the witness follows, every input then
+           every output (outputs as onnxruntime computes them), e.g.
+             sat
+             ((X_0 0.25)
+              (X_1 -0.125)
+              (Y_0 -0.75))
+  unsat    the property holds (verified)
+  timeout  TIMEOUT ran out before a decision
+  unknown  the method cannot decide this instance (e.g. an incomplete --method)
+  error    MODEL, SPEC or TIMEOUT could not be used (the reason is on stderr)
+
+A one-line summary goes to stderr (--quiet silences it). Exit code 0 when a result was
+written, 3 on bad input (RESULT_FILE then says error).
+"""
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     from nncert.verify.options import METHODS
 
@@ -416,10 +436,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--method",
         default="auto",
         choices=METHODS,
-        help="auto (default): bounds, attacks, then branch and bound for low-dimensional "
-        "inputs or the MILP (model2 for sigmoid/tanh networks); ibp/crown/attack are "
-        "incomplete (they verify or falsify only when the evidence is conclusive); milp, bab "
-        "and benders with an exact master are complete; qubo only falsifies",
+        help="auto (default): bounds, attacks, then input-split branch and bound for "
+        "low-dimensional inputs, ReLU-phase branch and bound then the MILP for larger ReLU "
+        "networks (model2 for sigmoid/tanh networks); ibp/crown/attack are incomplete (they "
+        "verify or falsify only when the evidence is conclusive); milp, bab (input splitting), "
+        "relu_bab (ReLU-phase splitting, ReLU networks) and benders with an exact master are "
+        "complete; model2 (--segments) for sigmoid/tanh; window (--window) partitions the "
+        "layers; qubo only falsifies",
     )
     p.add_argument(
         "--solver",
@@ -429,7 +452,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "steepest; "
         "with --method qubo the sampler: sa, tabu or exact",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for attacks and branching")
+    p.add_argument("--seed", type=int, default=0, help="seed for attacks and branching (default 0)")
     p.add_argument(
         "--segments",
         type=int,
@@ -453,7 +476,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "master's cut window shrinks to fit it, and --method qubo skips larger QUBOs "
         "(default 64, about what a small annealer embeds)",
     )
-    p.add_argument("--jobs", type=int, default=1, help="worker processes for branch and bound")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="worker processes for branch and bound (default 1)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
@@ -509,18 +534,33 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "vnncomp",
         help="VNN-COMP run_instance: write a result file",
-        description="The VNN-COMP run_instance contract: verify MODEL against SPEC within "
-        "TIMEOUT seconds and write RESULT_FILE (sat + witness, unsat, timeout, unknown, "
-        "error). Exit 0 when a result was written, 3 on bad input (result file: error).",
+        description=_VNNCOMP_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("model", metavar="MODEL")
-    r.add_argument("spec", metavar="SPEC")
-    r.add_argument("result_file", metavar="RESULT_FILE")
-    r.add_argument("timeout", metavar="TIMEOUT")
+    r.add_argument("model", metavar="MODEL", help="the network: an .onnx file, or example:NAME")
+    r.add_argument("spec", metavar="SPEC", help="the property: a .vnnlib or .vnnlib.gz file")
+    r.add_argument(
+        "result_file",
+        metavar="RESULT_FILE",
+        help="where the result is written (created or replaced; format above)",
+    )
+    r.add_argument(
+        "timeout",
+        metavar="TIMEOUT",
+        help="seconds for the whole instance, loading included (a number > 0); about a "
+        "second is kept back for start-up and writing the result",
+    )
     _add_common(r)
     r.set_defaults(func=_cmd_vnncomp)
 
-    e = sub.add_parser("examples", help="list the bundled example networks")
+    e = sub.add_parser(
+        "examples",
+        help="list the bundled example networks",
+        description="List the bundled example networks, one per line: name, dataset, "
+        "activation, architecture and test accuracy. Use one as MODEL with example:NAME "
+        "(e.g. nncert verify example:iris_relu ...) or in Python with "
+        "nncert.verify.load_example(NAME).",
+    )
     e.set_defaults(func=_cmd_examples)
 
     d = sub.add_parser(

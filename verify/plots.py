@@ -42,8 +42,9 @@ def cactus_plot(
         for label in sorted(times):
             ts = sorted(max(float(t), 1e-4) for t in times[label])
             n = len(ts)
-            if n == 0:
+            if n == 0:  # listed in both legends with its count, nothing drawn
                 ax_sorted.plot([], [], label=f"{label} (0)")
+                ax_cum.plot([], [], label=f"{label} (0)")
                 continue
             any_line = True
             xs = list(range(1, n + 1))
@@ -63,7 +64,8 @@ def cactus_plot(
             if any_line:
                 ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize="small", loc="upper left")
+            if ax.get_legend_handles_labels()[0]:  # legend() warns on an empty axis
+                ax.legend(fontsize="small", loc="upper left")
         ax_sorted.set_title("sorted solve times")
         ax_cum.set_title("cumulative solve time")
         if title:

@@ -72,6 +72,23 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: ``supports`` capability -> its ``--help`` line
+CAPABILITY_HELP: dict[str, str] = {
+    "onnx_operators": "the ONNX operators the importer reads",
+    "onnx_opset_versions": "the oldest and newest ONNX opset versions",
+    "onnx_element_types": "the element types analysed (real: float64 arithmetic)",
+    "vnnlib_versions": "the VNN-LIB versions read",
+    "hidden_node_theories": "the hidden-node theories handled (the standard's names)",
+    "multiple_input_output_theories": "the multiple input/output theories handled",
+    "multiple_network_theories": "the multiple-network theories handled",
+    "multiple_node_comparison_theories": "the node-comparison theories handled",
+    "arithmetic_complexity_theories": "the arithmetic-complexity theories handled",
+    "optimised_disjunctive_reasoning": "whether disjunctions get dedicated reasoning",
+    "serialise_assignments": "whether verify --serialise-assignments works",
+    "unsat_proofs": "whether unsat answers come with a proof file",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -108,11 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     v.add_argument("--serialise-assignments", metavar="DIR", help="write NAME.pb tensors")
-    s = sub.add_parser("supports", help="report a capability")
+    v.description = (
+        "Decide QUERY on the networks given with --network. The first line on stdout is sat, "
+        "unsat, unknown or timed-out; for sat the assignment of every declared variable "
+        "follows (or goes to --serialise-assignments DIR). Logs go to stderr."
+    )
+    s = sub.add_parser(
+        "supports",
+        help="report a capability",
+        description="Print what nncert supports for one capability of the VNN-LIB 2.0 solver "
+        "interface, one item per line.",
+    )
     group = s.add_mutually_exclusive_group(required=True)
     for cap in CAPABILITIES:
         group.add_argument(
-            "--" + cap.replace("_", "-"), dest="capability", action="store_const", const=cap
+            "--" + cap.replace("_", "-"),
+            dest="capability",
+            action="store_const",
+            const=cap,
+            help=CAPABILITY_HELP[cap],
         )
     return p
 

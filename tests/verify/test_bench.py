@@ -268,3 +268,47 @@ def test_run_end_to_end_prints_the_table(monkeypatch: pytest.MonkeyPatch) -> Non
     text = out.getvalue()
     assert text.splitlines()[0].split()[:3] == ["network", "variant", "acc"]
     assert "moons_relu" in text and "total: " in text
+
+
+# --------------------------------------------------------------------------------------------
+# No matplotlib warning leaks on stderr (issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "times",
+    [{"attack/highs": []}, {}, {"auto/highs": [0.1, 0.2], "attack/highs": []}],
+    ids=["nothing-solved", "no-lines", "one-line-empty"],
+)
+def test_cactus_plot_emits_no_warning(times: dict[str, list[float]], tmp_path: Path) -> None:
+    import warnings
+
+    pytest.importorskip("matplotlib")
+    from nncert.verify.plots import cactus_plot
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for timeout in (None, 10.0):
+            path = cactus_plot(times, tmp_path / "cactus.png", timeout=timeout, title="t")
+            assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert not [str(w.message) for w in caught]
+
+
+def test_bench_stderr_has_no_warning_when_nothing_is_solved(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    exe = Path(sys.executable).with_name("nncert")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(exe), "bench", "random:0:2", "--methods", "attack", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "cactus.png").exists()
+    rows = _rows(out / "results.csv")
+    assert rows and all(r["result"] not in ("sat", "unsat") for r in rows)  # nothing solved
+    assert "Warning" not in proc.stderr, proc.stderr

@@ -294,3 +294,46 @@ def test_large_counterexample_is_shortened_on_screen(tmp_path: Path) -> None:
     shown = x_line.split("[", 1)[1].split("]", 1)[0].split(", ")
     assert len(shown) == 8 + 1 + 2 and shown[8] == "..."  # 8 first values, ..., 2 last
     assert "--counterexample" in _run("verify", "--help").stdout
+
+
+# --------------------------------------------------------------------------------------------
+# --help documents every argument (issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+def _subparsers(parser: object) -> dict[str, object]:
+    import argparse
+
+    for action in parser._actions:  # type: ignore[attr-defined]
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    from nncert.verify import vnnlib_cli
+    from nncert.verify.cli import build_parser
+
+    undocumented = []
+    for tool, parser in (("nncert", build_parser()), ("nncert-vnnlib", vnnlib_cli.build_parser())):
+        commands = _subparsers(parser)
+        assert commands, tool
+        for name, sub in commands.items():
+            for action in sub._actions:  # type: ignore[attr-defined]
+                if action.dest == "help":
+                    continue
+                if not (action.help or "").strip():
+                    label = "/".join(action.option_strings) or action.metavar or action.dest
+                    undocumented.append(f"{tool} {name} {label}")
+    assert not undocumented, undocumented
+
+
+def test_vnncomp_help_describes_its_arguments_and_result_file() -> None:
+    text = _run("vnncomp", "--help").stdout
+    positional = text.split("positional arguments:", 1)[1].split("options:", 1)[0]
+    for name in ("MODEL", "SPEC", "RESULT_FILE", "TIMEOUT"):
+        line = next(ln for ln in positional.splitlines() if ln.strip().startswith(name))
+        assert len(line.split()) > 1, f"{name} has no description"
+    for word in ("sat", "unsat", "timeout", "unknown", "error"):
+        assert f"\n  {word} " in text, word
+    assert "(X_0 " in text and "(Y_0 " in text
