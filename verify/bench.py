@@ -60,6 +60,7 @@ import csv
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -157,6 +158,8 @@ class Task:
     solver: str
     time_limit: float
     seed: int
+    #: write the run's certificate under this directory (``""``: none; see :func:`run_task`)
+    certificates: str = ""
 
     @property
     def key(self) -> str:
@@ -889,6 +892,36 @@ def _run_multi(task: Task, row: dict[str, Any], t0: float) -> dict[str, Any]:
     return row
 
 
+def _file_name(label: str) -> str:
+    """A file-name-safe network or property label (``p0:eps=0.1`` -> ``p0_eps=0.1``)."""
+    return re.sub(r"[^\w.+=-]", "_", label).strip("._") or "_"
+
+
+def certificate_path(root: str | Path, network: str, prop: str) -> Path:
+    """Where :func:`run_task` writes the certificate of a run: ``ROOT/NETWORK/PROPERTY.json``
+    (labels as in ``results.csv``, with characters other than letters, digits and ``.+=-``
+    replaced by ``_``)."""
+    return Path(root) / _file_name(network) / f"{_file_name(prop)}.json"
+
+
+def _save_certificate(task: Task, network: Any, prop: Any, result: Any, options: Any) -> str:
+    """Write a decided run's certificate (see :func:`certificate_path`); return a note."""
+    from nncert.verify.result import Verdict
+
+    if result.verdict is Verdict.UNKNOWN:
+        return ""
+    try:
+        from nncert.certificates import certificate_from_result, save_certificate
+
+        inst = task.instance
+        path = certificate_path(task.certificates, inst.network, inst.property)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_certificate(certificate_from_result(network, prop, result, options=options), path)
+    except Exception as err:
+        return f"certificate not written: {type(err).__name__}: {err}"
+    return ""
+
+
 def run_task(task: Task) -> dict[str, Any]:
     """Run one task (in a worker); never raises: failures give ``result == "error"``.
 
@@ -910,10 +943,13 @@ def run_task(task: Task) -> dict[str, Any]:
         options = _options(task)
         result = verify(network, prop, options)
         _fill(row, result)
+        notes = []
         if source is not None:
             row["transfer"], note = _try_transfer(task, source, network, prop, options)
-            if note:
-                row["note"] = note
+            notes.append(note)
+        if task.certificates:
+            notes.append(_save_certificate(task, network, prop, result, options))
+        row["note"] = "; ".join(n for n in notes if n)
     except Exception as err:
         row["result"] = "error"
         msg = str(err).splitlines()[0] if str(err) else ""
@@ -974,11 +1010,32 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
 
 
+@dataclass(frozen=True)
+class ProgressStyle:
+    """How :class:`BenchProgress` labels its line.
+
+    Attributes:
+        prefix: the tag in brackets at the start of each line (``[bench]``).
+        words: result word -> the name counted on the bar (e.g. ``{"unsat": "certified"}``);
+            words not listed are shown as they are.
+    """
+
+    prefix: str = "bench"
+    words: Mapping[str, str] = field(default_factory=dict)
+
+
+#: the ``nncert demo`` bar speaks the table's language
+DEMO_PROGRESS = ProgressStyle(
+    "demo", {"unsat": "certified", "sat": "vulnerable", "timeout": "unknown"}
+)
+
+
 class BenchProgress:
     """A plain-text progress bar with an ETA on ``stream``.
 
     On a terminal one line is rewritten with ``\\r``; otherwise one line is printed every
-    ``every`` finished tasks (and for the last one). ``quiet`` silences everything.
+    ``every`` finished tasks (and for the last one). ``quiet`` silences everything. ``style``
+    sets the line's tag and the names of the counted results.
     """
 
     def __init__(
@@ -990,6 +1047,7 @@ class BenchProgress:
         every: int = 10,
         skipped: int = 0,
         width: int = 24,
+        style: ProgressStyle | None = None,
     ) -> None:
         self.total = total
         self.stream = stream
@@ -997,6 +1055,7 @@ class BenchProgress:
         self.every = max(1, int(every))
         self.skipped = skipped
         self.width = width
+        self.style = style if style is not None else ProgressStyle()
         self.done = 0
         self.counts: dict[str, int] = {}
         self.t0 = time.perf_counter()
@@ -1015,7 +1074,7 @@ class BenchProgress:
         eta = _hms(el / self.done * remaining) if self.done else "?"
         counts = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
         return (
-            f"[bench] [{bar}] {finished}/{self.total} {100 * frac:3.0f}% "
+            f"[{self.style.prefix}] [{bar}] {finished}/{self.total} {100 * frac:3.0f}% "
             f"elapsed {_hms(el)} ETA {eta}" + (f"  ({counts})" if counts else "")
         )
 
@@ -1024,7 +1083,9 @@ class BenchProgress:
         if self.quiet:
             return
         if self.skipped:
-            self.stream.write(f"[bench] resuming: {self.skipped} task(s) already done\n")
+            self.stream.write(
+                f"[{self.style.prefix}] resuming: {self.skipped} task(s) already done\n"
+            )
         if self.tty:
             text = self.line()
             self._width_written = len(text)
@@ -1034,7 +1095,8 @@ class BenchProgress:
     def update(self, result: str) -> None:
         """Record one finished task with its result word."""
         self.done += 1
-        self.counts[result] = self.counts.get(result, 0) + 1
+        word = self.style.words.get(result, result)
+        self.counts[word] = self.counts.get(word, 0) + 1
         if self.quiet:
             return
         last = self.skipped + self.done >= self.total
@@ -1507,6 +1569,8 @@ def run_bench(
     quiet: bool = False,
     progress_every: int = 10,
     stream: TextIO | None = None,
+    progress_style: ProgressStyle | None = None,
+    certificates: str | Path | None = None,
 ) -> BenchReport:
     """Run a suite and write the reports into ``out`` (see the module docstring).
 
@@ -1527,6 +1591,10 @@ def run_bench(
         quiet: no progress output.
         progress_every: non-terminal progress line every this many tasks.
         stream: progress stream (default ``sys.stderr``).
+        progress_style: the progress line's tag and result names (default ``[bench]``, the
+            result words).
+        certificates: write the certificate of every decided run under this directory
+            (see :func:`certificate_path`); runs taken from the journal are not rewritten.
 
     Raises:
         ValueError: bad method, solver, suite name or executor; no runnable method.
@@ -1551,8 +1619,9 @@ def run_bench(
         raise ValueError("no runnable method: " + "; ".join(mnotes))
     if not slist:
         raise ValueError("no available solver: " + "; ".join(snotes))
+    cert_dir = "" if certificates is None else str(Path(certificates).resolve())
     tasks = [
-        Task(inst, label, opts, s, float(inst.timeout), int(seed))
+        Task(inst, label, opts, s, float(inst.timeout), int(seed), cert_dir)
         for inst in the_suite.instances
         for label, opts in mlist
         for s in slist
@@ -1568,7 +1637,12 @@ def run_bench(
     finished: dict[str, dict[str, Any]] = {t.key: done[t.key] for t in tasks if t.key in done}
     pending = [t for t in tasks if t.key not in finished]
     progress = BenchProgress(
-        len(tasks), stream, quiet=quiet, every=progress_every, skipped=len(finished)
+        len(tasks),
+        stream,
+        quiet=quiet,
+        every=progress_every,
+        skipped=len(finished),
+        style=progress_style,
     )
     progress.start()
     ran = 0
@@ -1582,6 +1656,9 @@ def run_bench(
             progress.update(str(row.get("result", "error")))
     finally:
         progress.close()
+    if not quiet:  # the tables (accuracy, latency, plots) take a few seconds
+        stream.write(f"[{progress.style.prefix}] runs done; writing the reports\n")
+        stream.flush()
     rows: list[dict[str, Any]] = []
     for t in tasks:
         r = finished.get(t.key)
@@ -1602,6 +1679,224 @@ def run_bench(
 # The end-to-end run behind `nncert demo`
 # --------------------------------------------------------------------------------------------
 
+#: the demo table's columns and their widths
+DEMO_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("network", 15),
+    ("variant", 9),
+    ("acc", 6),
+    ("params", 7),
+    ("props", 6),
+    ("certified", 10),
+    ("vulnerable", 11),
+    ("unknown", 8),
+    ("transfer", 9),
+    ("time s", 7),
+)
+#: what the variant names mean (the demo's legend)
+VARIANT_LEGEND: dict[str, str] = {
+    "prune20": "the 20 % smallest-magnitude weights of every layer set to zero",
+    "prune50": "the same with 50 %",
+    "int8": "every weight rounded to an 8-bit integer times a per-neuron scale",
+}
+LEGEND_WIDTH = 100
+
+
+def demo_header(*, quick: bool, timeout: float, jobs: int, method: str, progress: bool) -> str:
+    """The first lines ``nncert demo`` prints, before any work (they need no heavy import)."""
+    grid = "eps 0.01 and 0.1 only (--quick)" if quick else "eps 0.01, 0.02, 0.05 and 0.1"
+    where = "; progress on stderr" if progress else ""
+    return (
+        "nncert demo: are the bundled Iris and moons classifiers robust, and do their proofs "
+        "survive compression?\n"
+        f"Verifying L-inf robustness at {grid}, for each network and 3 compressed copies of it "
+        f"(method {method}, {timeout:g} s per property, {jobs} worker(s){where}).\n\n"
+    )
+
+
+def _wrap(term: str, text: str, indent: int = 14) -> str:
+    import textwrap
+
+    return (
+        textwrap.fill(
+            text,
+            width=LEGEND_WIDTH,
+            initial_indent=f"  {term:<{indent - 2}}",
+            subsequent_indent=" " * indent,
+        )
+        + "\n"
+    )
+
+
+def _demo_legend(rows: Sequence[Mapping[str, Any]], eps: Sequence[float], acc_on: str) -> str:
+    from nncert.verify.examples import example_info
+
+    originals = sorted({str(r["network"]) for r in rows if r.get("variant") == "original"})
+    per_net = sum(1 for r in rows if r.get("network") == originals[0]) if originals else 0
+    points = per_net // max(1, len(eps))
+    archs: dict[str, str] = {}
+    for name in originals:
+        info = example_info(name)
+        archs.setdefault(
+            str(info.get("dataset", "")),
+            f"{info.get('architecture', '')} MLP ({info.get('n_inputs')} inputs, "
+            f"{info.get('n_classes')} classes)",
+        )
+    variants = [v for v in VARIANT_LEGEND if any(r.get("variant") == v for r in rows)]
+    grid = ", ".join(_fmt_eps(e) for e in eps)
+    text = "How to read the table\n"
+    text += _wrap(
+        "",
+        f"Each row is one network checked against {per_net} robustness properties: "
+        f"{points} test points x0 that the original network classifies correctly, each at "
+        f"eps = {grid}. A property says: every input x with max_i |x_i - x0_i| <= eps "
+        "(inputs are scaled to [0, 1]) is put in the class of x0.",
+        indent=2,
+    )
+    text += _wrap(
+        "network",
+        "a bundled classifier, DATASET_ACTIVATION: "
+        + "; ".join(f"{d}: {a}" for d, a in sorted(archs.items()))
+        + "; nncert examples lists them",
+    )
+    text += _wrap(
+        "variant",
+        "original, or a compressed copy of it: "
+        + "; ".join(f"{v} = {VARIANT_LEGEND[v]}" for v in variants),
+    )
+    text += _wrap("acc", f"accuracy on {acc_on}")
+    text += _wrap("params", "non-zero weights and biases")
+    text += _wrap("props", "properties checked")
+    text += _wrap(
+        "certified",
+        "properties proven to hold: a sound bound or a complete search shows that no input "
+        "in the box changes the class",
+    )
+    text += _wrap(
+        "vulnerable",
+        "properties refuted: a counterexample (an input in the box put in another class) was "
+        "found and confirmed by replaying it through the network",
+    )
+    text += _wrap("unknown", "neither proven nor refuted within the time limit")
+    text += _wrap(
+        "transfer",
+        "compressed copies only ('-' for the originals): of the original's decided properties "
+        "(certified or vulnerable), how many got their verdict on the copy from the "
+        "original's certificate alone, without verifying the copy. A proof carries over when "
+        "a bound on how far the outputs moved keeps every margin positive; a counterexample "
+        "when it also fools the copy. Vulnerable ones count too, so this can exceed "
+        "'certified'.",
+    )
+    text += _wrap("time s", "verification time of the row's properties, summed over workers")
+    return text
+
+
+def _write_demo_models(out: Path, keys: Iterable[tuple[str, str]]) -> int:
+    """Write the compressed copies as ``out/models/NAME+VARIANT.onnx``; return how many."""
+    from nncert.compression import to_onnx
+
+    written = 0
+    for name, variant in keys:
+        if variant == "original":
+            continue
+        (out / "models").mkdir(parents=True, exist_ok=True)
+        to_onnx(_example_network(name, variant), out / "models" / f"{name}+{variant}.onnx")
+        written += 1
+    return written
+
+
+def _demo_where(out: Path | None, rows: Sequence[Mapping[str, Any]], models: int) -> str:
+    if out is None:
+        return "Where the results went\n" + _wrap(
+            "",
+            "Nowhere: the certificates were built, checked and transferred in memory, and "
+            "the reports were written to a temporary folder that is now deleted. "
+            "nncert demo --out DIR keeps them: a certificate per decided property, the "
+            "compressed networks as ONNX files, and the reports.",
+            indent=2,
+        )
+    certs = out / "certificates"
+    n_certs = sum(1 for _ in certs.rglob("*.json")) if certs.is_dir() else 0
+    missing = sum(1 for r in rows if "certificate not written" in str(r.get("note", "")))
+    text = f"Where the results went: {out}\n"
+    text += _wrap(
+        "certificates/",
+        f"{n_certs} certificates, one per certified or vulnerable property, as "
+        "NETWORK/PROPERTY.json (JSON; nncert check re-validates them)"
+        + (f"; {missing} could not be written (see results.csv, column note)" if missing else ""),
+        indent=16,
+    )
+    if models:
+        text += _wrap(
+            "models/",
+            f"the {models} compressed networks as NETWORK+VARIANT.onnx (the originals are "
+            "example:NAME)",
+            indent=16,
+        )
+    text += _wrap(
+        "results.csv",
+        "one row per verification run; summary.md, paper_table.md, compression.md and "
+        "cactus.png summarise them",
+        indent=16,
+    )
+    return text
+
+
+def _demo_next(
+    out: Path | None, rows: Sequence[Mapping[str, Any]], quick: bool, models: int
+) -> str:
+    """Concrete commands to try next (paths of files this run wrote, when it kept them)."""
+    pick = next(
+        (
+            r
+            for r in rows
+            if r.get("variant") == "original"
+            and r.get("result") == "unsat"
+            and r.get("eps") in ("0.01",)
+        ),
+        None,
+    )
+    name = str(pick["network"]) if pick else "iris_relu"
+    prop = str(pick["property"]) if pick else "p0:eps=0.01"
+    root = out if out is not None else Path("demo-out")
+    cert = certificate_path(root / "certificates", name, prop)
+    steps: list[tuple[str, str]] = []
+    if out is None:
+        steps.append(
+            (
+                f"nncert demo{' --quick' if quick else ''} --out demo-out",
+                "the same run, keeping the certificates, the compressed models and the "
+                "reports in demo-out; then:",
+            )
+        )
+    steps.append(
+        (
+            f"nncert check {cert} example:{name}",
+            f"re-checks the certificate that {name} is robust at {prop}, independently of "
+            "the verifier (exit 0: it holds)",
+        )
+    )
+    if out is not None and models:
+        target = out / "models" / f"{name}+prune50.onnx"
+        steps.append(
+            (
+                f"nncert transfer {cert} --source example:{name} --target {target}",
+                "carries that certificate to the 50 %-pruned copy (or verifies the copy when "
+                "it does not carry over)",
+            )
+        )
+    steps.append(
+        (
+            "nncert compress example:iris_relu --method prune --sparsity 0.5 -o pruned.onnx",
+            "compresses a network yourself; nncert verify pruned.onnx --input X.npy --label L "
+            "--eps E then checks a point of your own (X.npy: a numpy array of 4 values in "
+            "[0, 1])",
+        )
+    )
+    text = "Try next\n"
+    for command, what in steps:
+        text += f"  {command}\n" + _wrap("", what, indent=6)
+    return text
+
 
 def run_end_to_end(
     *,
@@ -1615,20 +1910,23 @@ def run_end_to_end(
 ) -> int:
     """Load the bundled networks, verify, compress, transfer certificates, print a table.
 
-    Runs the ``paper`` suite (``quick``: eps 0.01 and 0.1 only) with ``method`` on
-    ``jobs`` local workers (default: ``min(2, cpu count)``) and prints one row per network
-    and compressed variant: accuracy, non-zero parameters, certified / vulnerable / unknown
-    properties, the certificate-transfer rate and the time. About a minute on 2 cores
-    (a few seconds with ``quick``).
+    Prints a header on ``stream`` first (before any work), then runs the ``paper`` suite
+    (``quick``: eps 0.01 and 0.1 only) with ``method`` on ``jobs`` local workers (default:
+    ``min(2, cpu count)``) and prints one row per network and compressed variant: accuracy,
+    non-zero parameters, certified / vulnerable / unknown properties, the
+    certificate-transfer rate and the time; then a legend of the columns, where the results
+    went and commands to try next.
 
     Args:
-        stream: where the table goes.
+        stream: where the header, table and legend go.
         quick: a smaller epsilon grid.
         timeout: seconds per property.
         jobs: worker processes.
-        out: keep the reports (results.csv, summary.md, ...) in this directory; default a
-            temporary directory that is removed.
-        progress: progress stream (default: none).
+        out: keep the results in this directory: ``certificates/NETWORK/PROPERTY.json`` (one
+            per decided property), ``models/NETWORK+VARIANT.onnx`` (the compressed copies) and
+            the reports (results.csv, summary.md, ...); default a temporary directory that is
+            removed.
+        progress: progress stream (default: none). Its bar counts certified/vulnerable.
         method: verification method token (``"bab"`` also decides the sigmoid/tanh
             properties that ``"auto"`` leaves unknown, at about the same cost).
 
@@ -1638,9 +1936,17 @@ def run_end_to_end(
     import tempfile
 
     jobs = jobs if jobs is not None else max(1, min(2, os.cpu_count() or 1))
+    stream.write(
+        demo_header(
+            quick=quick, timeout=timeout, jobs=jobs, method=method, progress=progress is not None
+        )
+    )
+    stream.flush()
     eps = (0.01, 0.1) if quick else DEFAULT_EPS
+    keep = Path(out) if out is not None else None
+    models = 0
     with tempfile.TemporaryDirectory(prefix="nncert-demo-") as tmp:
-        target = Path(out) if out is not None else Path(tmp)
+        target = keep if keep is not None else Path(tmp)
         report = run_bench(
             "paper",
             out=target,
@@ -1651,34 +1957,30 @@ def run_end_to_end(
             eps=eps,
             quiet=progress is None,
             stream=progress,
+            progress_every=40,
+            progress_style=DEMO_PROGRESS,
+            certificates=None if keep is None else keep / "certificates",
         )
         rows = report.rows
         comp: dict[tuple[str, str], list[Any]] = {}
+        acc_on = "the bundled test points"
         if any(r.get("variant") not in ("", "original") for r in rows):
-            _h, table, _w = compression_table(rows)
+            _h, table, where = compression_table(rows)
             comp = {(str(t[0]), str(t[1])): t for t in table}
+            if where.startswith("test split"):
+                acc_on = "the dataset's test split (rebuilt with scikit-learn)"
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault((str(r["network"]).split("+")[0], str(r["variant"])), []).append(r)
-    header = [
-        "network",
-        "variant",
-        "acc",
-        "params",
-        "props",
-        "certified",
-        "vulnerable",
-        "unknown",
-        "transfer",
-        "time s",
-    ]
-    widths = [15, 9, 6, 7, 6, 10, 11, 8, 9, 7]
+    if keep is not None and comp:
+        models = _write_demo_models(keep, groups)
+    widths = [w for _, w in DEMO_COLUMNS]
     order = {"original": 0, **{v[0]: i + 1 for i, v in enumerate(PAPER_VARIANTS)}}
 
     def emit(cells: Sequence[Any]) -> None:
         stream.write("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip() + "\n")
 
-    emit(header)
+    emit([c for c, _ in DEMO_COLUMNS])
     emit(["-" * w for w in widths])
     for key in sorted(groups, key=lambda k: (k[0], order.get(k[1], 9))):
         rs = groups[key]
@@ -1698,14 +2000,22 @@ def run_end_to_end(
             ]
         )
     n = len(rows)
+    known = sum(1 for r in rows if r.get("truth") == "sat")
+    errors = sum(1 for r in rows if r.get("result") == "error")
     stream.write(
-        f"\ntotal: {n} verification runs, "
+        f"\ntotal: {n} verification runs: "
         f"{sum(1 for r in rows if r['result'] == 'unsat')} certified, "
         f"{sum(1 for r in rows if r['result'] == 'sat')} vulnerable, "
-        f"{sum(1 for r in rows if r['result'] not in ('sat', 'unsat'))} unknown, "
-        f"{report.wrong} contradicting a known counterexample; {report.elapsed:.1f}s on "
-        f"{jobs} worker(s)\n"
+        f"{sum(1 for r in rows if r['result'] not in ('sat', 'unsat'))} unknown"
+        + (f" ({errors} of them errors)" if errors else "")
+        + f"; {report.elapsed:.1f}s on {jobs} worker(s)\n"
+        f"soundness check: {report.wrong} of the {known} properties with a known "
+        "counterexample (found by an attack when the examples were built) were certified "
+        "(must be 0)\n\n"
     )
+    stream.write(_demo_legend(rows, eps, acc_on) + "\n")
+    stream.write(_demo_where(keep, rows, models) + "\n")
+    stream.write(_demo_next(keep, rows, quick, models))
     for note in report.notes:
         stream.write(f"note: {note}\n")
     stream.flush()
@@ -1827,10 +2137,13 @@ __all__ = [
     "BenchProgress",
     "BenchReport",
     "Journal",
+    "ProgressStyle",
     "Suite",
     "Task",
+    "certificate_path",
     "compression_table",
     "dataset_test_split",
+    "demo_header",
     "load_suite",
     "paper_table",
     "parse_method",

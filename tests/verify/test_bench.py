@@ -259,15 +259,107 @@ def test_parse_method() -> None:
         bench.parse_method("milp:segments")
 
 
-def test_run_end_to_end_prints_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
+@pytest.fixture
+def one_demo_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the demo to moons_relu and its 50 %-pruned copy (20 runs with --quick)."""
+    import nncert.verify.examples as examples
 
     monkeypatch.setattr(bench, "PAPER_DATASETS", ("moons",))
-    out = io.StringIO()
-    assert bench.run_end_to_end(stream=out, quick=True, timeout=5, jobs=1) == 0
+    monkeypatch.setattr(bench, "PAPER_VARIANTS", (("prune50", "magnitude_prune", 0.5),))
+    monkeypatch.setattr(examples, "list_examples", lambda: ["moons_relu"])
+
+
+def test_demo_header_is_printed_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def first_work(*args: Any, **kwargs: Any) -> None:
+        seen.append(capsys.readouterr().out)
+        raise Stop
+
+    monkeypatch.setattr(bench, "run_bench", first_work)
+    cli.main(["demo", "--quick"])  # ends at the Stop raised by the first piece of work
+    assert len(seen) == 1
+    assert seen[0].startswith("nncert demo: are the bundled Iris and moons classifiers robust")
+    assert "eps 0.01 and 0.1 only (--quick)" in seen[0] and "progress on stderr" in seen[0]
+
+
+def _legend(text: str) -> dict[str, str]:
+    body = text.split("How to read the table\n", 1)[1].split("\n\n", 1)[0]
+    terms: dict[str, str] = {}
+    last = ""
+    for line in body.splitlines():
+        head = line[:14].strip()
+        if line.startswith("  ") and not line.startswith("   ") and head and line[14:15] != "":
+            last = head
+            terms[last] = line[14:].strip()
+        elif last:
+            terms[last] += " " + line.strip()
+    return terms
+
+
+def test_demo_explains_its_table(
+    one_demo_network: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import re
+
+    out, progress = io.StringIO(), io.StringIO()
+    keep = tmp_path / "demo-out"
+    assert (
+        bench.run_end_to_end(stream=out, quick=True, timeout=5, jobs=1, out=keep, progress=progress)
+        == 0
+    )
     text = out.getvalue()
-    assert text.splitlines()[0].split()[:3] == ["network", "variant", "acc"]
-    assert "moons_relu" in text and "total: " in text
+    header, table = text.split("\n\n")[:2]
+    assert header.startswith("nncert demo:")
+    assert table.splitlines()[0].split()[:3] == ["network", "variant", "acc"]
+    assert "moons_relu" in table and "prune50" in table and "total: 20 verification runs" in text
+    # a legend entry for every column, in the table's words
+    legend = _legend(text)
+    for column, _ in bench.DEMO_COLUMNS:
+        assert legend.get(column), f"no legend for column {column!r}: {sorted(legend)}"
+    assert "prune50 = " in legend["variant"] and "50 %" in legend["variant"]
+    assert "can exceed 'certified'" in legend["transfer"]
+    assert "10 robustness properties: 5 test points" in text and "eps = 0.01, 0.1" in text
+    # the progress bar counts what the table counts
+    bar = progress.getvalue()
+    assert bar.startswith("[demo] ") and "certified" in bar
+    assert not re.search(r"\b(un)?sat\b", bar), bar
+    # where the results went, and the suggested commands work on them
+    assert f"Where the results went: {keep}" in text
+    certs = sorted((keep / "certificates").rglob("*.json"))
+    assert len(certs) == 20 and (keep / "models" / "moons_relu+prune50.onnx").is_file()
+    steps = text.split("Try next\n", 1)[1]
+    commands = [ln.strip().split() for ln in steps.splitlines() if ln.startswith("  nncert ")]
+    check = next(c for c in commands if c[1] == "check")
+    transfer = next(c for c in commands if c[1] == "transfer")
+    capsys.readouterr()
+    assert cli.main(check[1:]) == 0
+    assert capsys.readouterr().out.startswith("certificate holds: verified")
+    assert cli.main([*transfer[1:], "--timeout", "10"]) in (0, 1)
+    # a compressed copy's certificate checks against the written model
+    pruned = next(c for c in certs if c.parent.name == "moons_relu+prune50")
+    model = keep / "models" / "moons_relu+prune50.onnx"
+    assert cli.main(["check", str(pruned), str(model)]) == 0
+
+
+def test_demo_says_when_nothing_is_kept() -> None:
+    rows = [
+        {"network": "iris_relu", "variant": "original", "property": "p0:eps=0.01",
+         "eps": "0.01", "result": "unsat"},
+    ]  # fmt: skip
+    where = bench._demo_where(None, rows, 0)
+    assert "temporary folder that is now deleted" in " ".join(where.split())
+    steps = bench._demo_next(None, rows, True, 0)
+    assert steps.splitlines()[1] == "  nncert demo --quick --out demo-out"
+    assert "  nncert check demo-out/certificates/iris_relu/p0_eps=0.01.json example:iris_relu" in (
+        steps.splitlines()
+    )
 
 
 # --------------------------------------------------------------------------------------------
