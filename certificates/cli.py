@@ -76,7 +76,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _check_message(cert: Any, report: Any) -> str:
     """The one line ``nncert check`` prints (on stdout; the exit code says the same)."""
     if report.ok:
-        return f"certificate holds: {cert.verdict.value} ({cert.evidence.kind} evidence)"
+        if cert.evidence.kind == "none":
+            return "certificate holds: it records an unknown verdict (nothing to prove)"
+        return (
+            f"certificate holds: the property is {cert.verdict.value} on this model "
+            f"({cert.evidence.kind} evidence)"
+        )
     first = report.reasons[0] if report.reasons else "no reason given"
     more = len(report.reasons) - 1
     tail = f" (and {more} more reason(s) below)" if more > 0 else ""

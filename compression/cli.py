@@ -190,14 +190,33 @@ def _cmd_compress(args: argparse.Namespace) -> int:
                 summary[key] = rec[key]
         print(json.dumps(summary, allow_nan=False))
     else:
-        extra = ""
-        if "nonzero_after" in rec:
-            extra = f" (non-zero {rec['nonzero_before']} -> {rec['nonzero_after']})"
-        print(
-            f"{args.method}: {rec.get('parameters_before')} -> {rec.get('parameters_after')} "
-            f"parameters{extra}; wrote {out} and {sidecar}"
-        )
+        print(f"{args.method}: {_summary(rec)}; wrote {out} and {sidecar}")
     return 0
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    """What a compression did, in words (from its record): one clause for the summary line."""
+    before, after = rec.get("parameters_before"), rec.get("parameters_after")
+    if "nonzero_after" in rec:  # magnitude pruning keeps the shapes, zeroes weights
+        share = float(rec.get("achieved_sparsity", 0.0))
+        return (
+            f"{100 * share:.0f} % of the weights set to zero, non-zero parameters "
+            f"{rec['nonzero_before']} -> {rec['nonzero_after']} (shapes unchanged)"
+        )
+    if "widths_after" in rec:
+        return (
+            f"hidden widths {list(rec.get('widths_before', []))} -> "
+            f"{list(rec['widths_after'])}, parameters {before} -> {after}"
+        )
+    if "bits" in rec:
+        scale = "one scale per neuron" if rec.get("per_channel") else "one scale per layer"
+        return (
+            f"weights rounded to a {rec['bits']}-bit grid ({scale}), {after} parameters "
+            "(shapes unchanged)"
+        )
+    if "ranks" in rec:
+        return f"ranks {list(rec['ranks'])}, parameters {before} -> {after}"
+    return f"parameters {before} -> {after}"
 
 
 def register(subparsers: Any) -> None:

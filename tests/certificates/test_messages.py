@@ -124,16 +124,36 @@ def test_check_prints_one_line_per_outcome(
     assert cli(["check", str(path), "mem:source"]) == 0
     captured = capsys.readouterr()
     first, *attested = captured.out.splitlines()
-    assert first == "certificate holds: verified (bound evidence)" and captured.err == ""
+    assert first == "certificate holds: the property is verified on this model (bound evidence)"
+    assert captured.err == ""
     assert attested and all(line.startswith("  ") for line in attested)
     # the wrong model: the rejection is said once, on stdout; exit 1 says the same
     assert cli(["check", str(path), "mem:target"]) == 1
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out.count("rejected") == 1
+    # a counterexample certificate: "holds" and "falsified" no longer side by side unexplained
+    cex = tmp_path / "cex.json"
+    save_certificate(verified_cert(SOURCE, robust_prop(SOURCE, X0, 1.5), "crown"), cex)
+    assert cli(["check", str(cex), "mem:source"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "certificate holds: the property is falsified on this model (counterexample evidence)"
+    )
     line = captured.out.splitlines()[0]
     assert re.fullmatch(
         r"certificate rejected: network fingerprint mismatch: certificate is about "
         r"[0-9a-f]{16}\.\.\., the model is [0-9a-f]{16}\.\.\.",
         line,
     ), line
+
+
+def test_check_of_an_unknown_certificate(
+    cli: Any, wide_cert: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unknown = transfer(wide_cert, SOURCE, TARGET, verify_fallback=False).certificate
+    assert unknown.verdict is Verdict.UNKNOWN
+    path = tmp_path / "unknown.json"
+    save_certificate(unknown, path)
+    assert cli(["check", str(path), "mem:target"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "certificate holds: it records an unknown verdict (nothing to prove)"

@@ -66,6 +66,45 @@ def test_compress_text_output(
 
 
 @pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--method", "prune", "--sparsity", "0.5"],
+            "50 % of the weights set to zero, non-zero parameters {nonzero_before} -> "
+            "{nonzero_after} (shapes unchanged)",
+        ),
+        (
+            ["--method", "structured", "--ratio", "0.5"],
+            "hidden widths {widths_before} -> {widths_after}, parameters {parameters_before} "
+            "-> {parameters_after}",
+        ),
+        (
+            ["--method", "quantize", "--bits", "4"],
+            "weights rounded to a 4-bit grid (one scale per neuron), {parameters_after} "
+            "parameters (shapes unchanged)",
+        ),
+        (
+            ["--method", "lowrank", "--rank", "2"],
+            "ranks {ranks}, parameters {parameters_before} -> {parameters_after}",
+        ),
+    ],
+)
+def test_compress_text_output_says_what_changed(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    """One line per method naming what the method changes (issue 17: prune printed
+    ``403 -> 403 parameters`` next to the non-zero count)."""
+    out = tmp_path / "c.onnx"
+    assert cli.main(["compress", str(model), *args, "-o", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    sidecar = tmp_path / "c.onnx.nncert.json"
+    rec = json.loads(sidecar.read_text())["record"]
+    values = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in rec.items()}
+    method = args[1]
+    assert line == f"{method}: {expected.format(**values)}; wrote {out} and {sidecar}"
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--method", "quantize", "--sparsity", "0.5"], "--sparsity applies to --method prune"),

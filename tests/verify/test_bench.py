@@ -340,7 +340,7 @@ def test_demo_explains_its_table(
     transfer = next(c for c in commands if c[1] == "transfer")
     capsys.readouterr()
     assert cli.main(check[1:]) == 0
-    assert capsys.readouterr().out.startswith("certificate holds: verified")
+    assert capsys.readouterr().out.startswith("certificate holds: the property is verified")
     assert cli.main([*transfer[1:], "--timeout", "10"]) in (0, 1)
     # a compressed copy's certificate checks against the written model
     pruned = next(c for c in certs if c.parent.name == "moons_relu+prune50")
