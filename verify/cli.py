@@ -253,11 +253,38 @@ def _write_counterexample(path: str, cex: Any, network: Any, doc: dict[str, Any]
     p.write_text(json.dumps({**doc, **cex.to_dict()}, allow_nan=False) + "\n")
 
 
-def _human_result(result: Any, prop: Any, counterexample_file: str | None) -> list[str]:
+#: methods that can leave a property unknown without running out of time
+INCOMPLETE_METHODS = ("ibp", "crown", "attack", "qubo")
+
+
+def _unknown_hint(reason: str, method: str) -> str:
+    """What an unknown result means and what may decide it (``""`` when nothing to add)."""
+    if reason == "timeout":
+        return "the time limit ran out; a larger --timeout may decide it"
+    if reason == "unconfirmed_counterexample":
+        return (
+            "a candidate counterexample did not survive the float64/onnxruntime replay, so it "
+            "is not reported"
+        )
+    if method in INCOMPLETE_METHODS:
+        return (
+            f"--method {method} proves or refutes only when its evidence is conclusive; "
+            "--method auto (the default) also runs a complete search"
+        )
+    return ""
+
+
+def _human_result(
+    result: Any, prop: Any, counterexample_file: str | None, method: str = "auto"
+) -> list[str]:
     """The lines ``nncert verify`` prints without ``--json``."""
     import numpy as np
 
     lines = [f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"]
+    if result.verdict.value == "unknown":
+        hint = _unknown_hint(str(result.reason), method)
+        if hint:
+            lines[0] += f": {hint}"
     cex = result.counterexample
     if cex is None:
         return lines
@@ -311,7 +338,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         doc.update(where)
         print(json.dumps(doc, allow_nan=False))
     else:
-        print("\n".join(_human_result(result, prop, cex_file)))
+        print("\n".join(_human_result(result, prop, cex_file, args.method)))
     return _verdict_exit(result.verdict.value)
 
 

@@ -337,3 +337,21 @@ def test_vnncomp_help_describes_its_arguments_and_result_file() -> None:
     for word in ("sat", "unsat", "timeout", "unknown", "error"):
         assert f"\n  {word} " in text, word
     assert "(X_0 " in text and "(Y_0 " in text
+
+
+def test_unknown_verify_says_what_may_decide_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nncert.verify.cli import _unknown_hint
+
+    x0, label, _ = _example_point(tmp_path, "iris_relu")
+    args = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]
+    assert main([*args, "--eps", "0.02", "--method", "ibp", "--quiet"]) == 2
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("unknown (inconclusive) in ")
+    assert line.endswith(
+        "s: --method ibp proves or refutes only when its evidence is conclusive; --method auto "
+        "(the default) also runs a complete search"
+    )
+    assert "larger --timeout" in _unknown_hint("timeout", "auto")
+    assert _unknown_hint("inconclusive", "milp") == ""
