@@ -925,6 +925,9 @@ def _save_certificate(task: Task, network: Any, prop: Any, result: Any, options:
 def run_task(task: Task) -> dict[str, Any]:
     """Run one task (in a worker); never raises: failures give ``result == "error"``.
 
+    With ``task.certificates`` set, a decided run's certificate is written to
+    :func:`certificate_path` (a failure to write it is recorded in the row's ``note``).
+
     Returns:
         The ``results.csv`` row (plus the journal ``key``).
     """
