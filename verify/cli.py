@@ -226,8 +226,16 @@ def _write_certificate(path: str, network: Any, prop: Any, result: Any, options:
     save_certificate(cert, path)
 
 
-def _timeout_line(err: Exception, t0: float) -> str:
-    return f"unknown (timeout: {err}) in {time.monotonic() - t0:.2f}s"
+def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
+    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
+    elapsed = time.monotonic() - t0
+    if args.json:
+        doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
+        doc.update(model=args.model, spec=args.spec, note=str(err))
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(f"unknown (timeout: {err}) in {elapsed:.2f}s")
+    return EXIT_UNKNOWN
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -250,8 +258,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         else:
             prop = _robustness_spec(args, network)
     except TimeLimitError as err:
-        print(_timeout_line(err, t0))
-        return EXIT_UNKNOWN
+        return _report_input_timeout(args, err, t0)
     from nncert.verify.vnnlib import RelationalProperty
 
     if isinstance(prop, RelationalProperty):
@@ -259,8 +266,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
     left = deadline - time.monotonic()
     if left <= 0.01:
-        print(_timeout_line(TimeLimitError("time limit reached while reading the inputs"), t0))
-        return EXIT_UNKNOWN
+        late = TimeLimitError("time limit reached while reading the inputs")
+        return _report_input_timeout(args, late, t0)
     options = _options_from_args(args, time_limit=left)
     with Progress(sys.stderr, quiet=args.quiet) as progress:
         result = verify(network, prop, options, progress=progress)

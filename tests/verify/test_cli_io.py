@@ -357,6 +357,45 @@ def test_parsing_honours_the_timeout(files: tuple[Path, Path], tmp_path: Path) -
     assert r.stdout.startswith("unknown (timeout: ") and "huge.vnnlib.gz" in r.stdout
 
 
+def test_parsing_timeout_in_json_and_in_the_vnnlib_cli(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, _ = files
+    huge = _huge_spec(tmp_path)
+    r = nncert("verify", str(model), str(huge), "--timeout", "0.5", "--json")
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "unknown" and doc["reason"] == "timeout"
+    exe = Path(sys.executable).with_name("nncert-vnnlib")
+    r = subprocess.run(
+        [str(exe), "verify", str(huge), "--network", f"f={model}", "--timeout", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout == "timed-out\n"
+
+
+def test_vnncomp_watchdog_writes_timeout_when_a_stage_overruns(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A stage that ignores its time limit (simulated: verify() sleeps) still yields a
+    'timeout' result file and exit 0 around TIMEOUT."""
+    model, spec = files
+    res = tmp_path / "res.txt"
+    code = (
+        "import sys, time\n"
+        "import nncert.verify.pipeline as pipeline\n"
+        "pipeline.verify = lambda *a, **k: time.sleep(120)\n"
+        "from nncert.verify.cli import main\n"
+        f"sys.exit(main(['vnncomp', {str(model)!r}, {str(spec)!r}, {str(res)!r}, '2']))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert res.read_text() == "timeout\n"
+    assert "overran TIMEOUT" in r.stderr
+
+
 def test_load_vnnlib_time_limit(tmp_path: Path) -> None:
     from nncert.verify.errors import TimeLimitError
     from nncert.verify.vnnlib import load_vnnlib

@@ -99,11 +99,16 @@ def test_workers_end_with_their_parent(tmp_path: Path, sig: signal.Signals) -> N
     kids = _wait_for_children(proc, 2)
     proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)  # not communicate(): orphaned workers would hold the pipes open
+        assert _gone(kids), [k.pid for k in kids if k.is_running()]
     finally:
         proc.kill()
-    assert _gone(kids), [k.pid for k in kids if k.is_running()]
+        for k in kids:  # leave nothing behind, even when the test fails
+            if k.is_running():
+                k.kill()
     assert proc.returncode == 128 + int(sig)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
     assert err.strip() == ("nncert: terminated" if sig == signal.SIGTERM else "nncert: interrupted")
 
 
