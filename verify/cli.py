@@ -293,8 +293,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-#: seconds before TIMEOUT at which ``vnncomp`` stops reading inputs and writes ``timeout``
-_VNNCOMP_WRITE_MARGIN = 0.25
+#: seconds before TIMEOUT (counted from the command's start, so the interpreter's start-up of
+#: a few tenths of a second comes on top) at which ``vnncomp`` stops reading its inputs, and at
+#: which its watchdog writes ``timeout`` if the run has not written a result by then
+_VNNCOMP_READ_MARGIN = 0.5
+_VNNCOMP_WATCHDOG_MARGIN = 0.25
 
 
 class _ResultWatchdog:
@@ -359,11 +362,11 @@ def _cmd_vnncomp(args: argparse.Namespace) -> int:
         raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
     t0 = time.monotonic()
     end = t0 + timeout
-    guard = _ResultWatchdog(result_file, end - 0.5 * _VNNCOMP_WRITE_MARGIN)
+    guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
     try:
         try:
             options = _options_from_args(args, time_limit=timeout)
-            deadline = end - _VNNCOMP_WRITE_MARGIN
+            deadline = end - _VNNCOMP_READ_MARGIN
             network = load_model(args.model, deadline=deadline)
             prop = load_spec(args.spec, deadline=deadline)
             prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)

@@ -1175,11 +1175,13 @@ def _read_text(path: str | os.PathLike[str], deadline: float | None = None) -> s
     if b"\x00" in data:
         raise InvalidPropertyError(f"{p}: binary data (NUL bytes), not a VNN-LIB text file")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPropertyError(
             f"{p}: not UTF-8 text (invalid byte at offset {exc.start})"
         ) from exc
+    check_deadline(deadline, p)
+    return text
 
 
 def parse_vnnlib_string(
