@@ -91,11 +91,15 @@ def _check_message(cert: Any, report: Any) -> str:
 def _cmd_transfer(args: argparse.Namespace) -> int:
     from nncert.certificates.serialize import encode_value, save_certificate
     from nncert.certificates.transfer import transfer
-    from nncert.verify.cli import UsageError
+    from nncert.verify.cli import UsageError, model_file
+    from nncert.verify.fileio import check_output_file
     from nncert.verify.options import VerifyOptions
 
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout={args.timeout!r} must be > 0")
+    if args.out:
+        inputs = (args.certificate, model_file(args.source), model_file(args.target))
+        check_output_file(args.out, inputs=inputs, what="certificate")
     cert = _load_cert(args.certificate)
     source = _load_model(args.source)
     target = _load_model(args.target)

@@ -59,6 +59,7 @@ from nncert.verify.errors import (
     CertificateSchemaError,
     InvalidPropertyError,
 )
+from nncert.verify.fileio import write_atomic
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Box, Property, UnsafeCase
 
@@ -632,15 +633,7 @@ def save_certificate(cert: Certificate, path: str | os.PathLike[str]) -> None:
         CertificateError: the certificate cannot be serialized.
         OSError: the file cannot be written.
     """
-    text = to_json(cert)
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, to_json(cert) + "\n")
 
 
 def load_certificate(path: str | os.PathLike[str]) -> Certificate:

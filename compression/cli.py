@@ -36,10 +36,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from nncert.verify.fileio import write_atomic
 
 #: compression method -> the option names (argparse dests) that belong to it
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -61,17 +61,6 @@ def _tool_version() -> str:
         return version("nncert")
     except Exception:  # pragma: no cover - not installed
         return "unknown"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_method_options(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> None:
@@ -134,18 +123,20 @@ def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from nncert.compression.onnx_export import to_onnx
-    from nncert.verify.cli import UsageError, load_model
+    from nncert.verify.cli import UsageError, load_model, model_file
+    from nncert.verify.fileio import check_output_file
 
     _check_method_options(args, args._compress_defaults)
     out = Path(args.output)
     if out.suffix.lower() != ".onnx":
         raise UsageError(f"-o {args.output}: the output must be an .onnx file")
-    if not out.parent.exists():
-        raise UsageError(f"-o {args.output}: directory {out.parent} does not exist")
+    sidecar = out.with_name(out.name + SIDECAR_SUFFIX)
+    inputs = (model_file(args.model), args.calibration)
+    check_output_file(out, inputs=inputs, what="compressed model")
+    check_output_file(sidecar, inputs=inputs, what="sidecar record")
     network = load_model(args.model)
     compressed, record = _compress(args, network)
-    to_onnx(compressed, out, dtype=args.dtype)
-    sidecar = out.with_name(out.name + SIDECAR_SUFFIX)
+    to_onnx(compressed, out, dtype=args.dtype)  # atomic
     doc = {
         "format": SIDECAR_FORMAT,
         "schema_version": list(SIDECAR_VERSION),
@@ -165,7 +156,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         },
         "record": record.to_dict(),
     }
-    _write_atomic(sidecar, json.dumps(doc, allow_nan=False) + "\n")
+    write_atomic(sidecar, json.dumps(doc, allow_nan=False) + "\n")
     rec = doc["record"]
     if args.json:
         summary = {

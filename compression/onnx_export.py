@@ -190,7 +190,9 @@ def to_onnx(
     model.ir_version = min(model.ir_version, 8)
     onnx.checker.check_model(model)
     if path is not None:
-        onnx.save(model, str(path))
+        from nncert.verify.fileio import write_atomic
+
+        write_atomic(path, model.SerializeToString())
     return model
 
 

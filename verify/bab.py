@@ -799,6 +799,9 @@ def _worker_init(
     """Process initializer: build the bounder once and pin BLAS to one thread."""
     import os
 
+    from nncert.verify.executors import exit_with_parent
+
+    exit_with_parent()  # issue 17: a worker never outlives its parent (SIGKILL, crash)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     limiter = _limit_blas(1)

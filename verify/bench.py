@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -70,6 +71,26 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
+from nncert.verify.fileio import write_atomic
+
+#: exit codes of ``nncert bench`` (README command table)
+EXIT_BENCH_OK = 0
+EXIT_BENCH_WRONG = 1  # a decided result contradicts truth.csv (checked first)
+EXIT_BENCH_ALL_ERRORED = 3  # every run ended in an error: the suite or setup is broken
+EXIT_BENCH_SOME_ERRORED = 4  # some runs ended in an error (the others are in the reports)
+
+#: files ``nncert bench`` writes into ``--out``
+OUTPUT_FILES: tuple[str, ...] = (
+    "results.csv",
+    "summary.md",
+    "cactus.png",
+    "paper_table.csv",
+    "paper_table.md",
+    "compression.csv",
+    "compression.md",
+    "progress.jsonl",
+)
 
 #: VNN-COMP columns followed by nncert's
 RESULT_EXTRA_COLUMNS: tuple[str, ...] = (
@@ -193,6 +214,11 @@ class BenchReport:
     def wrong(self) -> int:
         """Rows whose decided result contradicts the known truth."""
         return sum(1 for r in self.rows if r.get("correct") == "no")
+
+    @property
+    def errored(self) -> int:
+        """Rows whose run ended in an error (``result == "error"``; see their ``note``)."""
+        return sum(1 for r in self.rows if r.get("result") == "error")
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,6 +437,20 @@ def _vnncomp_suite(path: Path, timeout: float | None) -> Suite:
             )
         )
     return Suite(str(path), "vnncomp", tuple(out), tuple(notes))
+
+
+def _suite_inputs(suite: Suite) -> list[str]:
+    """The files a suite reads (``instances.csv``, ``truth.csv``, models, properties)."""
+    if suite.kind != "vnncomp":
+        return []
+    files = [suite.name, str(Path(suite.name).parent / "truth.csv")]
+    for inst in suite.instances:
+        p = inst.payload
+        files.append(str(p.get("spec", "")))
+        if "onnx" in p:
+            files.append(str(p["onnx"]))
+        files += [str(path) for _name, path in p.get("networks", ())]
+    return [f for f in files if f]
 
 
 def _compression_available() -> bool:
@@ -1264,16 +1304,17 @@ def write_summary(
         )
     if notes:
         body.append("\n## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
-    path.write_text("\n".join(b.rstrip("\n") + "\n" for b in body))
+    write_atomic(path, "\n".join(b.rstrip("\n") + "\n" for b in body))
     return scores
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in rows:
-            w.writerow(r)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    for r in rows:
+        w.writerow(r)
+    write_atomic(path, buf.getvalue())
 
 
 def paper_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -1455,9 +1496,7 @@ def _short_name(name: str) -> str:
 def _write_results(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     from nncert.verify.vnncomp import write_results_csv
 
-    tmp = path.with_suffix(".csv.tmp")
-    write_results_csv(tmp, list(rows), RESULT_EXTRA_COLUMNS)
-    os.replace(tmp, path)
+    write_results_csv(path, list(rows), RESULT_EXTRA_COLUMNS)  # atomic
 
 
 def write_reports(
@@ -1495,18 +1534,20 @@ def write_reports(
         files["paper_table.csv"] = out / "paper_table.csv"
         _write_csv(files["paper_table.csv"], header, table)
         files["paper_table.md"] = out / "paper_table.md"
-        files["paper_table.md"].write_text(
+        write_atomic(
+            files["paper_table.md"],
             "# Paper-style table\n\ncertified = unsat (property holds), vulnerable = sat "
             "(confirmed counterexample); time = total seconds; spins = largest per-property "
             "spin count; iterations = total Benders/refinement iterations.\n\n"
-            + _md_table(header, table)
+            + _md_table(header, table),
         )
         if any(r.get("variant") not in ("", "original") for r in rows):
             ch, ct, where = compression_table(rows)
             files["compression.csv"] = out / "compression.csv"
             _write_csv(files["compression.csv"], ch, ct)
             files["compression.md"] = out / "compression.md"
-            files["compression.md"].write_text(
+            write_atomic(
+                files["compression.md"],
                 "# Compression trade-off\n\n"
                 f"accuracy on: {where}. parameters = non-zero weights and biases; onnx_bytes = "
                 "float32 ONNX export (dense, so pruning does not shrink it); storage_bytes = "
@@ -1516,7 +1557,7 @@ def write_reports(
                 "single-sample float64 forward passes (numpy IR, so sparsity and int8 do not "
                 "speed it up); certified share = unsat / instances; transfer rate = source "
                 "verdicts carried to the variant by certificate transfer / decided source "
-                "verdicts.\n\n" + _md_table(ch, ct)
+                "verdicts.\n\n" + _md_table(ch, ct),
             )
     return files
 
@@ -1579,7 +1620,8 @@ def run_bench(
 
     Args:
         suite: ``instances.csv`` path, ``paper``, ``paper:test`` or ``random:SEED[:N]``.
-        out: output directory (created).
+        out: output directory (created; checked first: it must be writable and none of
+            :data:`OUTPUT_FILES` in it may be a file of the suite).
         methods: method tokens (``auto``, ``milp``, ``model2:segments=5``, ...).
         solvers: solver names for the registry.
         jobs: worker processes (``1`` with the local executor: run in this process).
@@ -1602,6 +1644,7 @@ def run_bench(
     Raises:
         ValueError: bad method, solver, suite name or executor; no runnable method.
         FileNotFoundError: a missing suite file.
+        OutputPathError: ``out`` is unusable or an output would overwrite a suite file.
     """
     t_start = time.perf_counter()
     stream = sys.stderr if stream is None else stream
@@ -1614,6 +1657,10 @@ def run_bench(
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} must be one of {', '.join(EXECUTORS)}")
     the_suite = load_suite(suite, eps=eps, timeout=timeout)
+    from nncert.verify.fileio import check_output_dir
+
+    # before any run: the reports must be writable and must not replace a suite file
+    check_output_dir(out, inputs=_suite_inputs(the_suite), files=OUTPUT_FILES)
     notes = list(the_suite.notes)
     mlist, mnotes = _check_methods(methods)
     slist, snotes = _check_solvers(solvers)
@@ -2036,6 +2083,7 @@ def _csv_list(text: str) -> list[str]:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from nncert.verify.cli import UsageError
+    from nncert.verify.errors import NncertError
     from nncert.verify.executors import ExecutorUnavailableError
 
     try:
@@ -2061,6 +2109,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             progress_every=args.progress_every,
         )
     except (ValueError, FileNotFoundError, ExecutorUnavailableError) as err:
+        if isinstance(err, NncertError):  # OutputPathError: already one line naming the path
+            raise
         raise UsageError(str(err)) from None
     if not args.quiet:
         scores = score_rows(report.rows)
@@ -2071,7 +2121,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 f"{s['sat']} sat), {s['wrong']} wrong, score {s['score']}\n"
             )
         sys.stderr.write(f"[bench] wrote {', '.join(sorted(report.files))} to {report.out}\n")
-    return 1 if report.wrong else 0
+    return _bench_exit(report)
+
+
+def _bench_exit(report: BenchReport) -> int:
+    """The exit code of ``nncert bench`` (:data:`EXIT_BENCH_WRONG` first), with one line on
+    stderr saying how many runs errored or contradicted the truth."""
+    n, bad = len(report.rows), report.errored
+    instances = {str(r.get("key", "")).rsplit("|", 2)[0] for r in report.rows}
+    unit = "instances" if len(instances) == n else "runs"
+    where = report.files.get("results.csv", report.out / "results.csv")
+    if report.wrong:
+        sys.stderr.write(
+            f"nncert: bench: {report.wrong} of {n} {unit} contradict truth.csv; see {where}\n"
+        )
+        return EXIT_BENCH_WRONG
+    if bad:
+        sys.stderr.write(
+            f"nncert: bench: {bad} of {n} {unit} errored; see the note column of {where}\n"
+        )
+        return EXIT_BENCH_ALL_ERRORED if bad == n else EXIT_BENCH_SOME_ERRORED
+    return EXIT_BENCH_OK
 
 
 def register(subparsers: Any) -> None:
@@ -2086,8 +2156,9 @@ def register(subparsers: Any) -> None:
         "cactus.png and, for the paper suite, paper_table.md/.csv and compression.md. "
         "SUITE is a VNN-COMP instances.csv, 'paper' ('paper:test': every correctly "
         "classified test point), or 'random:SEED[:N]'. Finished instances are journalled in "
-        "OUT/progress.jsonl and skipped on rerun. Exit code 0, or 1 when a result "
-        "contradicts truth.csv, 3 on usage errors.",
+        "OUT/progress.jsonl and skipped on rerun. Exit code 0; 1 when a result "
+        "contradicts truth.csv; 3 on usage errors or when every run errored; 4 when some "
+        "runs errored (their note column in results.csv says why).",
     )
     b.add_argument(
         "suite",
@@ -2135,6 +2206,11 @@ def register(subparsers: Any) -> None:
 
 __all__ = [
     "DEFAULT_EPS",
+    "EXIT_BENCH_ALL_ERRORED",
+    "EXIT_BENCH_OK",
+    "EXIT_BENCH_SOME_ERRORED",
+    "EXIT_BENCH_WRONG",
+    "OUTPUT_FILES",
     "RESULT_EXTRA_COLUMNS",
     "BenchInstance",
     "BenchProgress",

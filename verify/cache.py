@@ -30,11 +30,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from nncert.verify import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +85,12 @@ def cache_key(network_fingerprint: str, property_fingerprint: str, config: str) 
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``text`` to ``path`` atomically (creating missing parent directories).
+
+    See :func:`nncert.verify.fileio.write_atomic` (permissions ``0o666 & ~umask``).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fileio.write_atomic(path, text)
 
 
 def _now() -> str:
@@ -191,13 +188,7 @@ class CertificateCache:
         from nncert.certificates import save_certificate
 
         p = self.path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.certs, prefix=f".{key[:16]}.", suffix=".json")
-        os.close(fd)
-        try:
-            save_certificate(certificate, tmp)
-            os.replace(tmp, p)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_certificate(certificate, p)  # atomic
         verdict = getattr(getattr(certificate, "verdict", None), "value", None)
         entry = {"verdict": verdict, "stored": _now(), **dict(meta or {})}
 

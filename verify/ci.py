@@ -664,6 +664,43 @@ def _report_entry(
     )
 
 
+#: files ``run_manifest`` writes into ``out_dir`` (besides ``certificates/``)
+REPORT_FILES = ("report.json", "junit.xml", "summary.md")
+
+
+def _manifest_inputs(manifest: Manifest) -> list[Path]:
+    """Every file a manifest makes ``nncert certify`` read."""
+    files = [manifest.path]
+    for m in manifest.models:
+        if not m.path.startswith("example:"):
+            files.append(_resolve(manifest.base, m.path))
+        for e in m.properties:
+            for key in ("vnnlib", "input"):
+                if isinstance(e.values.get(key), str):
+                    files.append(_resolve(manifest.base, e.values[key]))
+    return files
+
+
+def _check_outputs(out: Path, cache_dir: str | Path | None, inputs: Sequence[Path]) -> None:
+    """Refuse output locations that are unusable or would overwrite an input (before work)."""
+    from nncert.verify.errors import OutputPathError
+    from nncert.verify.fileio import check_output_dir, same_file
+
+    check_output_dir(out, inputs=inputs, files=REPORT_FILES, what="report directory")
+    folders = [(out / "certificates", "report directory's certificates/ folder")]
+    if cache_dir is not None:
+        check_output_dir(
+            cache_dir, inputs=inputs, files=("index.json", ".lock"), what="cache directory"
+        )
+        folders.append((Path(cache_dir) / "certs", "cache's certs/ folder"))
+    for folder, what in folders:
+        for f in inputs:
+            if same_file(Path(f).parent, folder):
+                raise OutputPathError(
+                    f"{f}: this input lies in the {what} {folder}, which nncert fills"
+                )
+
+
 def _mp_context() -> Any:
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -695,6 +732,8 @@ def run_manifest(
 
     Raises:
         ManifestError: invalid manifest, model or property (nothing is verified then).
+        OutputPathError: ``out_dir`` or ``cache_dir`` is not a writable directory, or a report
+            or cache file would overwrite an input (checked before anything is verified).
     """
     from nncert.verify.cache import CertificateCache, config_hash, tool_version
 
@@ -702,9 +741,11 @@ def run_manifest(
         raise ManifestError(f"jobs={jobs!r} must be an int >= 1")
     t_start = time.perf_counter()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    manifest = load_manifest(path)
-    job_list = build_jobs(manifest)
     out = Path(out_dir)
+    _check_outputs(out, cache_dir, [Path(path)])
+    manifest = load_manifest(path)
+    _check_outputs(out, cache_dir, _manifest_inputs(manifest))
+    job_list = build_jobs(manifest)
     out.mkdir(parents=True, exist_ok=True)
     cert_dir = out / "certificates"
     cert_dir.mkdir(exist_ok=True)
@@ -785,7 +826,11 @@ def run_manifest(
                     continue
                 finish(i, result, opts)
         else:
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
+            from nncert.verify.executors import pool_worker_init
+
+            with cf.ProcessPoolExecutor(
+                max_workers=jobs, mp_context=_mp_context(), initializer=pool_worker_init
+            ) as pool:
                 pending: dict[cf.Future[Any], tuple[int, Any]] = {}
                 queue = list(todo)
                 while queue or pending:
@@ -860,39 +905,26 @@ def run_manifest(
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    import signal
-
     from nncert.verify.cli import UsageError
 
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be >= 1")
     cache_dir = None if args.no_cache else args.cache
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = None
-    try:
-        old = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        old = None
-
     def say(line: str) -> None:
         if not args.json and not args.quiet:
             print(line, flush=True)
 
-    try:
-        report = run_manifest(
-            args.manifest,
-            out_dir=args.out,
-            cache_dir=cache_dir,
-            jobs=args.jobs,
-            allow_unknown=args.allow_unknown,
-            progress=say,
-        )
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+    # SIGTERM/SIGINT: nncert.verify.cli.main ends the workers and raises KeyboardInterrupt,
+    # which run_manifest turns into partial reports
+    report = run_manifest(
+        args.manifest,
+        out_dir=args.out,
+        cache_dir=cache_dir,
+        jobs=args.jobs,
+        allow_unknown=args.allow_unknown,
+        progress=say,
+    )
     s = report.summary()
     if args.json:
         print(json.dumps(report.to_dict(), allow_nan=False))

@@ -6,9 +6,15 @@ Exit codes of ``nncert verify`` (and of every command that yields a verdict):
 0     verified (the property holds)
 1     falsified (a confirmed counterexample exists)
 2     unknown or timeout
-3     usage or input error (one-line message on stderr)
+3     usage or input error (one-line message on stderr), including an output path that
+      would overwrite an input or lies in a missing or read-only directory (checked before
+      any work)
 4     internal error (one-line message; ``--debug`` shows the traceback)
+130   interrupted (SIGINT); 143 terminated (SIGTERM): worker processes are ended first
 ====  ==========================================================
+
+``--timeout`` covers reading the inputs too: a huge (or slowly decompressing) property file
+ends the run as unknown/timeout (exit 2; ``vnncomp`` writes ``timeout``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -104,8 +111,29 @@ class Progress:
 # --------------------------------------------------------------------------------------------
 
 
-def load_model(path: str) -> Any:
-    """Load a network file: ONNX (``.onnx``) or a bundled example (``example:NAME``)."""
+def model_file(path: str | None) -> str | None:
+    """The file a MODEL argument reads (``example:NAME``: the bundled ONNX file; ``None`` for
+    an unknown example or no argument). Used to keep outputs from overwriting inputs."""
+    if path is None:
+        return None
+    if path.startswith("example:"):
+        from nncert.verify.errors import NncertError
+        from nncert.verify.examples import example_path
+
+        try:
+            return str(example_path(path.split(":", 1)[1]))
+        except NncertError:
+            return None
+    return path
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def load_model(path: str, *, deadline: float | None = None) -> Any:
+    """Load a network file: ONNX (``.onnx``, ``.onnx.gz``) or a bundled example
+    (``example:NAME``); ``deadline`` (a :func:`time.monotonic` value) bounds decompression."""
     if path.startswith("example:"):
         from nncert.verify.examples import example_path
 
@@ -116,26 +144,28 @@ def load_model(path: str) -> Any:
     if p.is_dir():
         raise UsageError(f"{path}: is a directory, expected an .onnx file")
     suffix = p.suffix.lower()
-    if suffix == ".onnx":
+    if suffix == ".onnx" or p.name.lower().endswith(".onnx.gz"):
         from nncert.verify.importers import from_onnx
 
-        return from_onnx(str(p))
+        return from_onnx(str(p), time_limit=_remaining(deadline))
     if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
         raise UsageError(
             f"{path}: pickled torch files are not loaded (unpickling can run code); export "
             "the model with torch.onnx.export, or use nncert.verify.from_torch in Python"
         )
-    raise UsageError(f"{path}: unsupported model format {suffix or '(none)'}; expected .onnx")
+    raise UsageError(
+        f"{path}: unsupported model format {suffix or '(none)'}; expected .onnx or .onnx.gz"
+    )
 
 
-def load_spec(path: str) -> Any:
-    """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``)."""
+def load_spec(path: str, *, deadline: float | None = None) -> Any:
+    """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``) within ``deadline``."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"{path}: no such file")
     from nncert.verify.vnnlib import load_vnnlib
 
-    return load_vnnlib(str(p))
+    return load_vnnlib(str(p), time_limit=_remaining(deadline))
 
 
 def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
@@ -304,20 +334,52 @@ def _human_result(
     return lines
 
 
+def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
+    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
+    elapsed = time.monotonic() - t0
+    if args.json:
+        doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
+        doc.update(model=args.model, spec=args.spec, note=str(err))
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(f"unknown (timeout: {err}) in {elapsed:.2f}s")
+    return EXIT_UNKNOWN
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from nncert.verify.errors import TimeLimitError
+    from nncert.verify.fileio import check_output_file
     from nncert.verify.pipeline import verify
 
     if (args.spec is None) == (args.input is None):
         raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
+    inputs = (model_file(args.model), args.spec, args.input)
+    if args.certificate:
+        check_output_file(args.certificate, inputs=inputs, what="certificate")
     _check_counterexample_path(args.counterexample)
-    network = load_model(args.model)
-    prop = load_spec(args.spec) if args.spec is not None else _robustness_spec(args, network)
+    if args.counterexample:
+        check_output_file(args.counterexample, inputs=inputs, what="counterexample")
+    options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    try:
+        network = load_model(args.model, deadline=deadline)
+        if args.spec is not None:
+            prop = load_spec(args.spec, deadline=deadline)
+        else:
+            prop = _robustness_spec(args, network)
+    except TimeLimitError as err:
+        return _report_input_timeout(args, err, t0)
     from nncert.verify.vnnlib import RelationalProperty
 
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
-    options = _options_from_args(args, time_limit=args.timeout)
+    left = deadline - time.monotonic()
+    if left <= 0.01:
+        late = TimeLimitError("time limit reached while reading the inputs")
+        return _report_input_timeout(args, late, t0)
+    options = _options_from_args(args, time_limit=left)
     with Progress(sys.stderr, quiet=args.quiet) as progress:
         result = verify(network, prop, options, progress=progress)
     if args.certificate:
@@ -347,43 +409,116 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+#: seconds before TIMEOUT (counted from the command's start, so the interpreter's start-up of
+#: a few tenths of a second comes on top) at which ``vnncomp`` stops reading its inputs, and at
+#: which its watchdog writes ``timeout`` if the run has not written a result by then
+_VNNCOMP_READ_MARGIN = 0.5
+_VNNCOMP_WATCHDOG_MARGIN = 0.25
+
+
+class _ResultWatchdog:
+    """Writes the VNN-COMP result file exactly once, and ``timeout`` if the run overruns.
+
+    A backstop for the ``run_instance`` contract: should any stage ignore its time limit,
+    a timer thread writes ``timeout`` shortly before TIMEOUT, ends the worker processes and
+    exits the process with status 0 (the result was written). Cancel it with :meth:`close`.
+    """
+
+    def __init__(self, path: Path, at: float) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._written = False
+        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def write(self, word: str, x: Any = None, y: Any = None) -> None:
+        from nncert.verify.vnncomp import write_result_file
+
+        with self._lock:
+            if not self._written:
+                write_result_file(self.path, word, x, y)
+                self._written = True
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._written:
+                return
+            from nncert.verify.executors import terminate_children
+            from nncert.verify.vnncomp import write_result_file
+
+            try:
+                write_result_file(self.path, "timeout")
+                sys.stderr.write("nncert: timeout (the run overran TIMEOUT; result written)\n")
+                sys.stderr.flush()
+            finally:
+                terminate_children(grace=0.2)
+                os._exit(0)
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
 def _cmd_vnncomp(args: argparse.Namespace) -> int:
+    from nncert.verify.errors import TimeLimitError
+    from nncert.verify.fileio import check_output_file
     from nncert.verify.pipeline import verify
     from nncert.verify.vnncomp import write_result_file
 
-    result_file = Path(args.result_file)
+    # before anything is read or written: never replace MODEL or SPEC, fail fast on a bad path
+    result_file = check_output_file(
+        args.result_file, inputs=(model_file(args.model), args.spec), what="result file"
+    )
     try:
         timeout = float(args.timeout)
-        if not timeout > 0:
+        if not (timeout > 0 and timeout < float("inf")):
             raise ValueError
     except ValueError:
         write_result_file(result_file, "error")
         raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
+    end = t0 + timeout
+    guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
     try:
-        network = load_model(args.model)
-        prop = load_spec(args.spec)
-        prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)
-    except Exception:
-        write_result_file(result_file, "error")
-        raise
-    # leave a safety margin for start-up and writing the result
-    budget = max(0.5, timeout - (time.perf_counter() - t0) - 1.0)
-    options = _options_from_args(args, time_limit=budget)
-    with Progress(sys.stderr, quiet=args.quiet) as progress:
-        result = verify(network, prop, options, progress=progress)
-    word = result.vnncomp_result
-    if word == "sat" and result.counterexample is not None:
-        cex = result.counterexample
-        y = cex.y
-        if network.source is not None:
-            from nncert.verify.importers import onnxruntime_forward
+        try:
+            options = _options_from_args(args, time_limit=timeout)
+            deadline = end - _VNNCOMP_READ_MARGIN
+            network = load_model(args.model, deadline=deadline)
+            prop = load_spec(args.spec, deadline=deadline)
+            prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)
+        except TimeLimitError as err:
+            guard.write("timeout")
+            if not args.quiet:
+                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s ({err})\n")
+            return 0
+        # leave a safety margin for writing the result (and the interpreter's start-up)
+        left = end - time.monotonic()
+        budget = left - 1.0 if left >= 1.5 else 0.5 * left
+        if budget <= 0.01:
+            guard.write("timeout")
+            if not args.quiet:
+                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s (reading the inputs)\n")
+            return 0
+        options = _options_from_args(args, time_limit=budget)
+        with Progress(sys.stderr, quiet=args.quiet) as progress:
+            result = verify(network, prop, options, progress=progress)
+        word = result.vnncomp_result
+        if word == "sat" and result.counterexample is not None:
+            cex = result.counterexample
+            y = cex.y
+            if network.source is not None:
+                from nncert.verify.importers import onnxruntime_forward
 
-            # write the outputs the organizers will recompute (onnxruntime)
-            y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
-        write_result_file(result_file, "sat", cex.x, y)
-    else:
-        write_result_file(result_file, word)
+                # write the outputs the organizers will recompute (onnxruntime)
+                y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
+            guard.write("sat", cex.x, y)
+        else:
+            guard.write(word)
+    except Exception:
+        guard.write("error")  # a no-op when a result was written already
+        raise
+    finally:
+        guard.close()
     if not args.quiet:
         sys.stderr.write(f"{word} in {result.time:.2f}s ({result.reason})\n")
     return 0
@@ -427,7 +562,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 _EPILOG = """\
-exit codes: 0 verified, 1 falsified, 2 unknown/timeout, 3 usage or input error, 4 internal error
+exit codes: 0 verified, 1 falsified, 2 unknown/timeout, 3 usage or input error (including an
+output path that would overwrite an input), 4 internal error, 130 interrupted, 143 terminated
+
+MODEL: an .onnx or .onnx.gz file, or example:NAME. .gz inputs expand to at most 256 MiB
+(NNCERT_MAX_DECOMPRESSED_BYTES).
 
 examples:
   nncert demo                                         # the bundled end-to-end example
@@ -530,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    v.add_argument("model", metavar="MODEL", help="an .onnx file, or example:NAME")
+    v.add_argument("model", metavar="MODEL", help="an .onnx or .onnx.gz file, or example:NAME")
     v.add_argument("spec", metavar="SPEC", nargs="?", help="a .vnnlib or .vnnlib.gz file")
     v.add_argument("--input", metavar="X.npy", help="centre of an L-inf robustness property")
     v.add_argument("--label", type=int, help="true class of --input")
@@ -548,7 +687,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="seconds for the whole run (default 300)"
     )
     v.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    v.add_argument("--certificate", metavar="PATH", help="write a JSON certificate")
+    v.add_argument(
+        "--certificate",
+        metavar="PATH",
+        help="write a JSON certificate (checked before solving: never one of the inputs)",
+    )
     v.add_argument(
         "--counterexample",
         metavar="FILE",
@@ -661,13 +804,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INPUT_ERROR
-    from nncert.verify.errors import NncertError
+    from nncert.verify.errors import NncertError, TimeLimitError
+    from nncert.verify.executors import stop_children_on_signals
 
     try:
-        return int(args.func(args))
+        with stop_children_on_signals():
+            return int(args.func(args))
     except UsageError as err:
         sys.stderr.write(f"nncert: error: {err}\n")
         return EXIT_INPUT_ERROR
+    except TimeLimitError as err:  # before NncertError/OSError: a timeout, not an input error
+        if args.debug:
+            raise
+        sys.stderr.write(f"nncert: timeout: {err}\n")
+        return EXIT_UNKNOWN
     except NncertError as err:
         if args.debug:
             raise
@@ -679,9 +829,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"nncert: error: {type(err).__name__}: {err}\n")
         return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write("nncert: interrupted\n")
-        return 130
+    except MemoryError as err:  # e.g. a model declaring 10**12 inputs: the input is too large
+        if args.debug:
+            raise
+        sys.stderr.write(
+            f"nncert: error: out of memory ({err or 'MemoryError'}); the model or property is "
+            "too large for this machine\n"
+        )
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", 2)
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"nncert: {what}\n")
+        return 128 + int(signum)
     except Exception as err:
         if args.debug or os.environ.get("NNCERT_DEBUG"):
             raise

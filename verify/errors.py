@@ -13,9 +13,11 @@ callers that do not know nncert's types::
     ├── InvalidOptionsError(NncertError, TypeError)
     ├── SolverUnavailableError(NncertError, ImportError)
     ├── SolverError(NncertError, RuntimeError)
-    └── CertificateError(NncertError, ValueError)
-        ├── CertificateSchemaError
-        └── TransferError
+    ├── CertificateError(NncertError, ValueError)
+    │   ├── CertificateSchemaError
+    │   └── TransferError
+    ├── OutputPathError(NncertError, ValueError)
+    └── TimeLimitError(NncertError, TimeoutError)
 
 Messages are one line, name the file or argument, and say what is wrong.
 """
@@ -63,6 +65,19 @@ class TransferError(CertificateError):
     """A certificate cannot be transferred between the two given networks."""
 
 
+class OutputPathError(NncertError, ValueError):
+    """An output path is unusable: its directory is missing or not writable, it names a
+    directory, or it would overwrite one of the inputs (checked before any work is done)."""
+
+
+class TimeLimitError(NncertError, TimeoutError):
+    """The wall-clock limit ran out before a result existed (e.g. while reading a huge input).
+
+    Command lines report it as a timeout (``nncert verify`` exit 2, ``vnncomp`` result
+    ``timeout``), not as an input error.
+    """
+
+
 __all__ = [
     "CertificateError",
     "CertificateSchemaError",
@@ -70,8 +85,10 @@ __all__ = [
     "InvalidOptionsError",
     "InvalidPropertyError",
     "NncertError",
+    "OutputPathError",
     "SolverError",
     "SolverUnavailableError",
+    "TimeLimitError",
     "TransferError",
     "UnsupportedLayerError",
 ]

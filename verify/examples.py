@@ -33,6 +33,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nncert.verify.errors import InvalidNetworkError
 from nncert.verify.spec import Property, robustness_property
 
 if TYPE_CHECKING:
@@ -65,12 +66,23 @@ def _by_name() -> dict[str, dict[str, Any]]:
     return {str(n["name"]): n for n in _metadata()["networks"]}
 
 
+class UnknownExampleError(InvalidNetworkError, KeyError):
+    """An example name that is not bundled.
+
+    An :class:`~nncert.verify.errors.NncertError` (command lines report it as an input error,
+    exit 3) and still a :class:`KeyError` for callers that catch one.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def _entry(name: str) -> dict[str, Any]:
     try:
         return _by_name()[name]
     except KeyError:
-        raise KeyError(
-            f"unknown example {name!r}; available: {', '.join(list_examples())}"
+        raise UnknownExampleError(
+            f"example:{name}: unknown example; available: {', '.join(list_examples())}"
         ) from None
 
 
@@ -90,7 +102,8 @@ def example_info(name: str) -> dict[str, Any]:
     ``counterexample`` and ``counterexample_class``).
 
     Raises:
-        KeyError: for an unknown name (the message lists the available ones).
+        UnknownExampleError: for an unknown name (a ``KeyError``; the message lists the
+            available ones).
     """
     return copy.deepcopy(_entry(name))
 
@@ -99,7 +112,7 @@ def example_path(name: str) -> Path:
     """Path of the example's ONNX file inside the installed package.
 
     Raises:
-        KeyError: for an unknown name.
+        UnknownExampleError: for an unknown name (a ``KeyError``).
     """
     return _data_dir() / str(_entry(name)["file"])
 
@@ -144,7 +157,7 @@ def load_example(name: str) -> tuple[Network, list[Property]]:
         ``source`` the ONNX path; the properties are :func:`example_properties` ``(name)``.
 
     Raises:
-        KeyError: for an unknown name.
+        UnknownExampleError: for an unknown name (a ``KeyError``).
     """
     from nncert.verify.importers import from_onnx
 
@@ -154,6 +167,7 @@ def load_example(name: str) -> tuple[Network, list[Property]]:
 
 
 __all__ = [
+    "UnknownExampleError",
     "example_info",
     "example_path",
     "example_properties",

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
+from nncert.verify.errors import InvalidNetworkError, NncertError, UnsupportedLayerError
 from nncert.verify.network import (
     Activation,
     Dense,
@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     import onnx
 
 Shape: TypeAlias = tuple[int, ...]
+
+#: largest ONNX input (elements per sample) :func:`from_onnx` accepts: every layer of the IR is
+#: a dense matrix, so far smaller inputs already exceed any machine's memory
+MAX_INPUT_ELEMENTS = 10**8
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers: the pending affine chain and the convolution lowering
@@ -954,6 +958,11 @@ def _input_layout(value_info: onnx.ValueInfoProto) -> tuple[Shape, Shape]:
             "(only the batch dimension may be symbolic)"
         )
     feature = tuple(int(d) for d in rest if d is not None)
+    if _prod(feature) > MAX_INPUT_ELEMENTS:
+        raise InvalidNetworkError(
+            f"input {value_info.name!r} declares shape {dims}, {_prod(feature)} elements; "
+            f"nncert's dense representation supports at most {MAX_INPUT_ELEMENTS}"
+        )
     full = (1, *feature) if batched else feature
     return full, feature if feature else (1,)
 
@@ -1030,14 +1039,71 @@ def _example_file(spec: str, name: str | None) -> tuple[Path, str]:
     from nncert.verify.examples import example_path
 
     example = spec.split(":", 1)[1]
-    try:
-        path = example_path(example)
-    except KeyError as err:
-        raise InvalidNetworkError(f"{spec}: {err.args[0] if err.args else err}") from err
+    path = example_path(example)  # UnknownExampleError (an InvalidNetworkError) names it
     return path, name or example
 
 
-def _load_model(path_or_model: Any) -> tuple[onnx.ModelProto, str | None, str]:
+# -- gzip-compressed models ----------------------------------------------------------------
+
+#: decompressed copies of ``.onnx.gz`` files: (real path, mtime_ns, size) -> the copy
+_GZ_COPIES: dict[tuple[str, int, int], str] = {}
+_GZ_DIR: list[str] = []  # the per-process directory of the copies (created on first use)
+
+
+def _gz_dir() -> str:
+    if not _GZ_DIR:
+        import atexit
+        import shutil
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix="nncert-onnx-")
+        owner = os.getpid()
+
+        def cleanup() -> None:
+            if os.getpid() == owner:  # not in forked children that inherit the handler
+                shutil.rmtree(d, ignore_errors=True)
+
+        atexit.register(cleanup)
+        _GZ_DIR.append(d)
+    return _GZ_DIR[0]
+
+
+def _decompressed_copy(path: Path, data: bytes) -> str:
+    """A plain ``.onnx`` copy of a decompressed model, for onnxruntime replay.
+
+    Counterexamples are replayed from :attr:`Network.source`, a file that onnxruntime loads;
+    for ``M.onnx.gz`` that is ``<tmp>/nncert-onnx-*/<k>-M.onnx``, written once per process
+    and file version and removed at exit.
+    """
+    from nncert.verify.fileio import write_atomic
+
+    st = path.stat()
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    copy = _GZ_COPIES.get(key)
+    if copy is not None and os.path.exists(copy):
+        return copy
+    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    if not name.lower().endswith(".onnx"):
+        name += ".onnx"
+    copy = os.path.join(_gz_dir(), f"{len(_GZ_COPIES)}-{name}")
+    write_atomic(copy, data)
+    _GZ_COPIES[key] = copy
+    return copy
+
+
+def _is_gzip(path: Path) -> bool:
+    from nncert.verify.fileio import GZIP_MAGIC
+
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _load_model(
+    path_or_model: Any, deadline: float | None = None
+) -> tuple[onnx.ModelProto, str | None, str]:
     import onnx
 
     if isinstance(path_or_model, onnx.ModelProto):
@@ -1056,13 +1122,25 @@ def _load_model(path_or_model: Any) -> tuple[onnx.ModelProto, str | None, str]:
     path = Path(path_or_model)
     if not path.is_file():
         raise InvalidNetworkError(f"{path}: no such ONNX file")
+    source = str(path)
+    stem = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    stem = stem[:-5] if stem.lower().endswith(".onnx") else Path(stem).stem
     try:
-        model = onnx.load(str(path))
+        if _is_gzip(path):
+            from nncert.verify.fileio import read_input
+
+            data, _ = read_input(path, deadline=deadline, error=InvalidNetworkError)
+            model = onnx.load_from_string(data)
+            source = _decompressed_copy(path, data)
+        else:
+            model = onnx.load(str(path))
+    except NncertError:  # InvalidNetworkError, TimeLimitError
+        raise
     except Exception as err:  # DecodeError, RuntimeError, ... depending on protobuf backend
         raise InvalidNetworkError(
             f"{path}: cannot parse ONNX file (truncated or corrupt?): {err}".replace("\n", " ")
         ) from err
-    return model, str(path), path.stem
+    return model, source, stem
 
 
 def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
@@ -1157,7 +1235,10 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
 
 
 def from_onnx(
-    path_or_model: str | os.PathLike[str] | onnx.ModelProto | bytes, *, name: str | None = None
+    path_or_model: str | os.PathLike[str] | onnx.ModelProto | bytes,
+    *,
+    name: str | None = None,
+    time_limit: float | None = None,
 ) -> Network:
     """Read an ONNX feed-forward network into the IR.
 
@@ -1185,31 +1266,40 @@ def from_onnx(
     The input's leading dimension is a batch dimension (dropped from ``input_shape``) when the
     input has rank >= 2 and that dimension is 1 or symbolic; rank-1 inputs are unbatched.
 
+    A gzip-compressed file (``.onnx.gz``, recognised by its content) is decompressed in
+    pieces, up to :func:`~nncert.verify.fileio.max_decompressed_bytes` (256 MiB by default,
+    ``NNCERT_MAX_DECOMPRESSED_BYTES``); ``source`` is then a decompressed temporary copy
+    (removed at exit) so that counterexamples are still replayed in onnxruntime.
+
     Args:
-        path_or_model: path to an ``.onnx`` file, ``"example:NAME"`` for a bundled example
-            network (see :func:`nncert.verify.examples.list_examples`; named ``NAME``),
-            serialized bytes, or an ``onnx.ModelProto``.
+        path_or_model: path to an ``.onnx`` or ``.onnx.gz`` file, ``"example:NAME"`` for a
+            bundled example network (see :func:`nncert.verify.examples.list_examples`; named
+            ``NAME``), serialized bytes, or an ``onnx.ModelProto``.
         name: network name; defaults to the file stem (or the graph name).
+        time_limit: seconds the decompression of a ``.gz`` file may take (``None``: no limit).
 
     Returns:
         The network; ``source`` is the file path when a path was given.
 
     Raises:
+        TimeLimitError: ``time_limit`` ran out while decompressing.
         UnsupportedLayerError: an operator outside the supported set (the message names the
             operator, the node and the supported set).
         InvalidNetworkError: unreadable file, unknown example, several inputs/outputs,
-            branching graphs, NaN weights or inconsistent shapes (one-line message naming the
-            file).
+            branching graphs, NaN weights, inconsistent shapes, a gzip file expanding beyond
+            the cap, or a model too large for memory (one-line message naming the file).
 
     Example:
         >>> from nncert.verify import from_onnx
         >>> from_onnx("example:iris_relu").n_inputs  # doctest: +SKIP
         4
     """
+    from nncert.verify.fileio import deadline_from
+
     if isinstance(path_or_model, str) and path_or_model.startswith("example:"):
         path_or_model, name = _example_file(path_or_model, name)
-    model, source, default_name = _load_model(path_or_model)
-    label = source or default_name
+    model, source, default_name = _load_model(path_or_model, deadline_from(time_limit))
+    label = default_name if source is None else str(path_or_model)
     try:
         layers, input_shape = _onnx_to_layers(model)
         return Network(tuple(layers), input_shape, name=name or default_name, source=source)
@@ -1217,6 +1307,10 @@ def from_onnx(
         raise UnsupportedLayerError(f"{label}: {err}") from err
     except InvalidNetworkError as err:
         raise InvalidNetworkError(f"{label}: {err}") from err
+    except MemoryError as err:
+        raise InvalidNetworkError(f"{label}: the model is too large to load ({err})") from err
+    except ValueError as err:  # numpy: "array is too big"
+        raise InvalidNetworkError(f"{label}: {type(err).__name__}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -1226,14 +1320,23 @@ def from_onnx(
 
 @functools.lru_cache(maxsize=64)
 def _ort_session(path: str, mtime_ns: int, size: int) -> Any:
-    """One onnxruntime session per (path, mtime, size): edits of the file invalidate it."""
+    """One onnxruntime session per (path, mtime, size): edits of the file invalidate it.
+
+    A gzip-compressed file is decompressed (capped, see :mod:`nncert.verify.fileio`) and the
+    session is built from the bytes.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    model: str | bytes = path
+    if _is_gzip(Path(path)):
+        from nncert.verify.fileio import read_input
+
+        model, _ = read_input(path, error=InvalidNetworkError)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 _ORT_DTYPES: dict[str, type] = {
@@ -1252,7 +1355,7 @@ def onnxruntime_forward(path: str | os.PathLike[str], x: Any) -> FloatArray:
     per path (and file modification time).
 
     Args:
-        path: the ``.onnx`` file.
+        path: the ``.onnx`` (or ``.onnx.gz``) file.
         x: inputs of shape ``(batch, n_inputs)`` (or ``(n_inputs,)`` for one input).
 
     Returns:

@@ -46,6 +46,50 @@ METHODS: tuple[str, ...] = (
 
 T = TypeVar("T")
 
+#: ``solver`` names that are not registry names: ``"exact"`` selects the exact QUBO master of
+#: ``method="benders"`` / the exact sampler of ``method="qubo"`` (``"exact-qubo"`` in the registry)
+SOLVER_ALIASES: tuple[str, ...] = ("exact",)
+
+
+def check_solver_name(name: object) -> None:
+    """Raise :class:`InvalidOptionsError` unless ``name`` names a registered solver.
+
+    Accepted: a registry name (``"highs"``, ``"sa"``, plug-ins), ``"NAME:VARIANT"`` for solvers
+    that take a variant (``"pyomo:cbc"``: any Pyomo solver), and :data:`SOLVER_ALIASES`.
+    Only the registry's names are consulted; no backend is imported or required here (a
+    missing backend is reported when the solver is built).
+    """
+    # the registry imports nothing but nncert.verify.errors and the standard library
+    from nncert.solvers.registry import solver_specs
+
+    specs = solver_specs()
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionsError(f"solver={name!r} must be a solver name such as 'highs'")
+    if name in SOLVER_ALIASES:
+        return
+    base, colon, variant = name.partition(":")
+    spec = specs.get(base)
+    if spec is not None:
+        if colon and (spec.variant_option is None or not variant):
+            raise InvalidOptionsError(
+                f"solver={name!r}: {base!r} takes no ':NAME' variant"
+                if spec.variant_option is None
+                else f"solver={name!r}: give the variant after the colon, e.g. '{base}:cbc'"
+            )
+        return
+    known = sorted(specs) + list(SOLVER_ALIASES)
+    close = difflib.get_close_matches(base, known, n=1, cutoff=0.6)
+    variants = [f"{n}:NAME" for n in sorted(specs) if specs[n].variant_option]
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif variants and not colon:
+        hint = f"; did you mean {variants[0].replace('NAME', name)!r}?"
+    else:
+        hint = ""
+    raise InvalidOptionsError(
+        f"solver={name!r} is not a registered solver (known: {', '.join(known + variants)}){hint}"
+    )
+
 
 def from_mapping(cls: type[T], values: Mapping[str, Any]) -> T:
     """Build the dataclass ``cls`` from ``values``; unknown keys raise with a suggestion."""
@@ -107,6 +151,7 @@ class VerifyOptions:
             raise InvalidOptionsError(
                 f"method={self.method!r} is not one of {', '.join(METHODS)}{hint}"
             )
+        check_solver_name(self.solver)
         if self.time_limit is not None and not (
             isinstance(self.time_limit, (int, float))
             and math.isfinite(self.time_limit)
@@ -130,4 +175,11 @@ class VerifyOptions:
         return from_mapping(cls, values)
 
 
-__all__ = ["METHODS", "Method", "VerifyOptions", "from_mapping"]
+__all__ = [
+    "METHODS",
+    "SOLVER_ALIASES",
+    "Method",
+    "VerifyOptions",
+    "check_solver_name",
+    "from_mapping",
+]

@@ -8,8 +8,11 @@ solved (right panel).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from nncert.verify.fileio import write_atomic
 
 
 def cactus_plot(
@@ -72,7 +75,9 @@ def cactus_plot(
             fig.suptitle(title)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out, format="png", dpi=100)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        write_atomic(out, buf.getvalue())
     finally:
         plt.close(fig)
     return out

@@ -60,7 +60,10 @@ class Box:
             raise InvalidPropertyError("Box: bounds must be finite")
         if np.any(lo > hi):
             i = int(np.argmax(lo > hi))
-            raise InvalidPropertyError(f"Box: empty in dimension {i}: {lo[i]!r} > {hi[i]!r}")
+            raise InvalidPropertyError(
+                f"Box: empty input box: X_{i} has lower bound {float(lo[i])!r} > "
+                f"upper bound {float(hi[i])!r}"
+            )
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
 
@@ -299,8 +302,10 @@ def robustness_property(
         lo = np.maximum(lo, domain[0])
         hi = np.minimum(hi, domain[1])
         if np.any(lo > hi):
+            i = int(np.argmax(lo > hi))
             raise InvalidPropertyError(
-                f"domain={domain!r} does not intersect the eps-ball around x0"
+                f"domain={domain!r} does not intersect the eps-ball around x0: empty input "
+                f"box: X_{i} has lower bound {float(lo[i])!r} > upper bound {float(hi[i])!r}"
             )
     box = Box(lo, hi)
     tgts = [j for j in range(n_classes) if j != label] if targets is None else list(targets)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidPropertyError
+from nncert.verify.fileio import write_atomic
 from nncert.verify.spec import Property
 
 RESULT_WORDS = ("sat", "unsat", "timeout", "unknown", "error")
@@ -55,7 +57,7 @@ def format_witness(x: ArrayLike, y: ArrayLike) -> str:
 def write_result_file(
     path: str | Path, result: str, x: ArrayLike | None = None, y: ArrayLike | None = None
 ) -> None:
-    """Write a VNN-COMP result file (witness required for ``sat``)."""
+    """Write a VNN-COMP result file, atomically (witness required for ``sat``)."""
     if result not in RESULT_WORDS:
         raise ValueError(f"result={result!r} must be one of {RESULT_WORDS}")
     text = result + "\n"
@@ -63,7 +65,7 @@ def write_result_file(
         if x is None or y is None:
             raise ValueError("a 'sat' result needs the witness x and y")
         text += format_witness(x, y) + "\n"
-    Path(path).write_text(text)
+    write_atomic(path, text)
 
 
 _PAIR = re.compile(r"\(\s*([XY])_(\d+)\s+([^\s()]+)\s*\)")
@@ -215,13 +217,14 @@ RESULTS_COLUMNS = ("category", "network", "property", "prepare_time", "result", 
 def write_results_csv(
     path: str | Path, rows: Sequence[Mapping[str, object]], extra: Sequence[str] = ()
 ) -> None:
-    """Write ``results.csv`` with the organizers' columns, then ``extra`` columns."""
+    """Write ``results.csv`` (atomically) with the organizers' columns, then ``extra`` ones."""
     cols = list(RESULTS_COLUMNS) + [c for c in extra if c not in RESULTS_COLUMNS]
-    with Path(path).open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    write_atomic(path, buf.getvalue())
 
 
 def read_truth(path: str | Path) -> dict[tuple[str, str], str]:

@@ -29,12 +29,25 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
   gives two rows). Constraints coupling several inputs, or inputs and outputs, raise
   :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded in every
   disjunct. A DNF larger than :data:`MAX_DISJUNCTS` disjuncts is rejected.
-* **Empty disjuncts**: a disjunct whose input box is empty (or that contains a constant-false
-  comparison such as ``(<= 1 0)``) cannot contain a counterexample and is dropped. When every
-  disjunct is dropped the property holds vacuously; it is then represented as a
-  :class:`~nncert.verify.spec.Property` with one *trivially infeasible* case: the input box is
-  the point ``0`` and the only output row is ``0 · y <= -1``. Every bound method proves it at
-  once (``g = 0 - (-1) = 1 > 0``) and the property's ``name`` ends with ``" (vacuous)"``.
+* **Empty input boxes are errors, never vacuous proofs.** A lower bound above an upper bound
+  is almost always a typo, and an empty box would make the property "hold" for no reason.
+  So when one conjunction -- the top-level asserts, or one ``(and ...)`` -- states bounds on
+  an input that contradict each other, the file is rejected with
+  ``"<path>: empty input box: X_3 has lower bound 0.5 (line 7) > upper bound 0.4 (line 8)"``.
+  A disjunct can also become empty only through distribution, when bounds from *different*
+  parts of the formula meet (``(assert (>= X_0 0.5))`` with a disjunct ``(<= X_0 0.4)``):
+  that is the formula's meaning, not a contradiction it states, and such a disjunct is
+  dropped. If that leaves no disjunct at all, the input region is empty and the file is
+  rejected (``"empty input region: every disjunct has an empty input box (...)"``).
+* **Constant-false comparisons** such as ``(<= 1 0)`` make their disjunct impossible; it is
+  dropped. When every disjunct is dropped that way, the property holds vacuously (the file
+  says so explicitly); it is then represented as a :class:`~nncert.verify.spec.Property` with
+  one *trivially infeasible* case: the input box is the point ``0`` and the only output row is
+  ``0 · y <= -1``. Every bound method proves it at once (``g = 0 - (-1) = 1 > 0``) and the
+  property's ``name`` ends with ``" (vacuous)"``.
+* **Size and time.** A ``.gz`` file is decompressed in pieces and may expand to at most
+  256 MiB (``NNCERT_MAX_DECOMPRESSED_BYTES``, see :mod:`nncert.verify.fileio`);
+  ``time_limit`` bounds reading and parsing (:class:`~nncert.verify.errors.TimeLimitError`).
 
 VNN-LIB 2.0 (through the official ``vnnlib`` package, imported lazily): the package parses and
 type-checks the query; nncert converts its typed AST itself (``BoolExpr`` walk with the same DNF
@@ -59,7 +72,6 @@ import json
 import math
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +81,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidPropertyError
+from nncert.verify.fileio import check_deadline, deadline_from, read_input, write_atomic
 from nncert.verify.network import FloatArray
 from nncert.verify.spec import Box, Property, UnsafeCase
 
@@ -102,6 +115,7 @@ class _Atom:
     var: int = -1
     lo: float = -np.inf
     hi: float = np.inf
+    line: int = 0
 
 
 def _make_atom(
@@ -132,10 +146,10 @@ def _make_atom(
         c = coefs[v]
         val = rhs / c
         if eq:
-            return _Atom("bound", coefs, rhs, eq, v, val, val)
+            return _Atom("bound", coefs, rhs, eq, v, val, val, line)
         if c > 0:
-            return _Atom("bound", coefs, rhs, eq, v, -np.inf, val)
-        return _Atom("bound", coefs, rhs, eq, v, val, np.inf)
+            return _Atom("bound", coefs, rhs, eq, v, -np.inf, val, line)
+        return _Atom("bound", coefs, rhs, eq, v, val, np.inf, line)
     if xs and not relational:
         if len(xs) == len(coefs):
             problem = "constraint over several input variables is not supported"
@@ -147,12 +161,68 @@ def _make_atom(
 
 _T = TypeVar("_T")
 _Dnf = list[list[_Atom]]
+_NameFn: TypeAlias = Callable[[int], str]
 
 
-def _and_combine(dnfs: Sequence[_Dnf], err: _ErrFn, line: int) -> tuple[list[_Atom], _Dnf]:
-    """Conjoin DNFs: return the atoms shared by every disjunct and the per-disjunct tails."""
+def _ticker(deadline: float | None, path: str) -> Callable[[], None]:
+    """A cheap callable that raises :class:`TimeLimitError` once ``deadline`` has passed
+    (it looks at the clock every 1024 calls)."""
+    if deadline is None:
+        return lambda: None
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if not count[0] & 1023:
+            check_deadline(deadline, path, "parsing")
+
+    return tick
+
+
+def _at(atom: _Atom) -> str:
+    return f" (line {atom.line})" if atom.line > 0 else ""
+
+
+def _empty_box_message(atoms: Iterable[_Atom], names: _NameFn) -> str | None:
+    """``"empty input box: X_3 has lower bound ... > upper bound ..."`` when the bound atoms
+    among ``atoms`` contradict each other, else ``None``."""
+    lows: dict[int, _Atom] = {}
+    highs: dict[int, _Atom] = {}
+    for a in atoms:
+        if a.kind != "bound":
+            continue
+        if a.lo > -np.inf and (a.var not in lows or a.lo > lows[a.var].lo):
+            lows[a.var] = a
+        if a.hi < np.inf and (a.var not in highs or a.hi < highs[a.var].hi):
+            highs[a.var] = a
+    for v in sorted(lows):
+        lo, hi = lows[v], highs.get(v)
+        if hi is not None and lo.lo > hi.hi:
+            return (
+                f"empty input box: {names(v)} has lower bound {float(lo.lo)!r}{_at(lo)} > "
+                f"upper bound {float(hi.hi)!r}{_at(hi)}"
+            )
+    return None
+
+
+def _and_combine(
+    dnfs: Sequence[_Dnf], err: _ErrFn, line: int, names: _NameFn | None = None
+) -> tuple[list[_Atom], _Dnf]:
+    """Conjoin DNFs: return the atoms shared by every disjunct and the per-disjunct tails.
+
+    With ``names`` (input variable names), bounds that the conjunction states directly and
+    that contradict each other (an empty input box, almost always a typo) raise.
+    """
     base: list[_Atom] = []
     tails: _Dnf = [[]]
+    for d in dnfs:
+        if len(d) == 1:
+            base.extend(d[0])
+    if names is not None:
+        problem = _empty_box_message(base, names)
+        if problem is not None:
+            raise err(None, problem)
+    base = []
     for d in dnfs:
         if len(d) == 1:
             base.extend(d[0])
@@ -188,11 +258,18 @@ def _dnf(
     atomize: Callable[[_T], _Atom],
     line_of: Callable[[_T], int],
     err: _ErrFn,
+    names: _NameFn | None = None,
+    tick: Callable[[], None] = lambda: None,
 ) -> _Dnf:
-    """Iterative (no Python recursion) DNF of an and/or tree with comparison leaves."""
+    """Iterative (no Python recursion) DNF of an and/or tree with comparison leaves.
+
+    ``names`` enables the empty-box check of every ``and`` (see :func:`_and_combine`);
+    ``tick`` is called once per node (a deadline check).
+    """
     stack: list[tuple[_T, bool]] = [(root, False)]
     results: list[_Dnf] = []
     while stack:
+        tick()
         node, expanded = stack.pop()
         kind = kind_of(node)
         if kind == "atom":
@@ -217,7 +294,7 @@ def _dnf(
                     )
             results.append(merged)
         else:
-            base, tails = _and_combine(parts, err, line_of(node))
+            base, tails = _and_combine(parts, err, line_of(node), names)
             results.append([base + t for t in tails])
     return results[0]
 
@@ -229,7 +306,9 @@ class _Disjunct:
     rows: list[_Atom]
 
 
-def _assemble(base: list[_Atom], tails: _Dnf, n_x: int) -> tuple[list[_Disjunct], list[_Disjunct]]:
+def _assemble(
+    base: list[_Atom], tails: _Dnf, n_x: int, tick: Callable[[], None] = lambda: None
+) -> tuple[list[_Disjunct], list[_Disjunct]]:
     """Apply bounds per disjunct; return (non-empty disjuncts, dropped empty ones)."""
     lo0 = np.full(n_x, -np.inf)
     hi0 = np.full(n_x, np.inf)
@@ -245,6 +324,7 @@ def _assemble(base: list[_Atom], tails: _Dnf, n_x: int) -> tuple[list[_Disjunct]
     kept: list[_Disjunct] = []
     dropped: list[_Disjunct] = []
     for tail in tails:
+        tick()
         lo, hi, rows = lo0.copy(), hi0.copy(), list(rows0)
         for a in tail:
             if a.kind == "bound":
@@ -276,6 +356,23 @@ def _rows_matrix(rows: Sequence[_Atom], offset: int, n_cols: int) -> tuple[Float
             b[i] = -r.rhs + 0.0  # no -0.0
             i += 1
     return A, b
+
+
+def _check_region(
+    kept: list[_Disjunct], dropped: list[_Disjunct], names: _NameFn, err: _ErrFn
+) -> None:
+    """Raise when every disjunct was dropped for an empty input box (nothing can be verified
+    about an empty input region; it is a mistake in the property, not a proof)."""
+    if kept or not dropped:
+        return
+    d = dropped[0]
+    i = int(np.argmax(d.lower > d.upper))
+    which = f"disjunct 1 of {len(dropped)}: " if len(dropped) > 1 else ""
+    raise err(
+        None,
+        f"empty input region: every disjunct has an empty input box ({which}{names(i)} has "
+        f"lower bound {float(d.lower[i])!r} > upper bound {float(d.upper[i])!r})",
+    )
 
 
 def _to_property(
@@ -336,14 +433,18 @@ _ARITH_OPS = {"+", "-", "*", "/"}
 _NOOP_COMMANDS = {"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"}
 
 
-def _read_sexprs(text: str, err: _ErrFn) -> list[_SList]:
-    """Tokenise (``;`` comments run to the end of the line) and build s-expressions iteratively."""
+def _read_sexprs(text: str, err: _ErrFn, tick: Callable[[], None] = lambda: None) -> list[_SList]:
+    """Tokenise (``;`` comments run to the end of the line) and build s-expressions iteratively.
+
+    ``tick`` is called once per line (a deadline check).
+    """
     top: list[_SList] = []
     stack: list[_SList] = []
     findall = _TOKEN_RE.findall
     simple_assert = _SIMPLE_ASSERT_RE.fullmatch
     simple_declare = _SIMPLE_DECLARE_RE.fullmatch
     for lineno, raw in enumerate(text.split("\n"), 1):
+        tick()
         semi = raw.find(";")
         line = raw if semi < 0 else raw[:semi]
         if not stack and line:
@@ -411,16 +512,18 @@ _Linear: TypeAlias = tuple[dict[int, float], float]
 class _V1Reader:
     """State of one VNN-LIB 1.0 parse."""
 
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, deadline: float | None = None) -> None:
         self.path = path
         self.err = _error_factory(path)
         self.text = text
         self.n_x = 0
         self.lookup: dict[str, int] = {}
+        self.tick = _ticker(deadline, path)
 
     def read(self) -> Property:
         err = self.err
-        commands = _read_sexprs(self.text, err)
+        tick = self.tick
+        commands = _read_sexprs(self.text, err, tick)
         if not commands:
             raise err(None, "empty file (no declarations or assertions)")
         xs: dict[int, int] = {}
@@ -458,18 +561,32 @@ class _V1Reader:
         self.lookup = {f"X_{i}": i for i in range(n_x)}
         self.lookup.update({f"Y_{j}": n_x + j for j in range(n_y)})
 
+        def names(i: int) -> str:
+            return f"X_{i}"
+
         dnfs: list[_Dnf] = []
         for a in asserts:
+            tick()
             formula = a[2]
             if isinstance(formula, list) and _head(formula) in _CMP_OPS:
                 dnfs.append(_atom_dnf(self._atomize(formula)))  # fast path: one comparison
             else:
                 dnfs.append(
-                    _dnf(formula, self._kind_of, self._children, self._atomize, self._line_of, err)
+                    _dnf(
+                        formula,
+                        self._kind_of,
+                        self._children,
+                        self._atomize,
+                        self._line_of,
+                        err,
+                        names,
+                        tick,
+                    )
                 )
-        base, tails = _and_combine(dnfs, err, asserts[0][0] if asserts else 0)
-        kept, _ = _assemble(base, tails, n_x)
-        return _to_property(kept, n_x, n_y, Path(self.path).name, lambda i: f"X_{i}", err)
+        base, tails = _and_combine(dnfs, err, asserts[0][0] if asserts else 0, names)
+        kept, dropped = _assemble(base, tails, n_x, tick)
+        _check_region(kept, dropped, names, err)
+        return _to_property(kept, n_x, n_y, Path(self.path).name, names, err)
 
     def _declare(self, cmd: _SList, xs: dict[int, int], ys: dict[int, int]) -> None:
         err = self.err
@@ -611,8 +728,8 @@ class _V1Reader:
         return {v: a / kd for v, a in c.items()}, k / kd
 
 
-def _vnnlib1_property(text: str, path: str) -> Property:
-    return _V1Reader(text, path).read()
+def _vnnlib1_property(text: str, path: str, deadline: float | None = None) -> Property:
+    return _V1Reader(text, path, deadline).read()
 
 
 # --------------------------------------------------------------------------------------------
@@ -880,13 +997,14 @@ def _tensor_decl(d: Any) -> TensorDecl:
 class _V2Converter:
     """Convert a parsed ``vnnlib.Query`` into a Property or RelationalProperty."""
 
-    def __init__(self, query: Any, path: str) -> None:
+    def __init__(self, query: Any, path: str, deadline: float | None = None) -> None:
         import vnnlib
 
         self.vnnlib = vnnlib
         self.query = query
         self.path = path
         self.err = _error_factory(path)
+        self.tick = _ticker(deadline, path)
         nets: list[NetworkDecl] = []
         for n in query.networks:
             eq_to = str(n.equal_to or "")
@@ -943,17 +1061,18 @@ class _V2Converter:
         def children(node: Any) -> Sequence[Any]:
             return tuple(node.args)
 
+        input_names = [f"{t.name}[{j}]" for n in self.nets for t in n.inputs for j in range(t.size)]
+        names = input_names.__getitem__
         dnfs = [
-            _dnf(a.expr, kind_of, children, self._atomize, self._line, err)
+            _dnf(a.expr, kind_of, children, self._atomize, self._line, err, names, self.tick)
             for a in self.query.assertions
         ]
-        base, tails = _and_combine(dnfs, err, 0)
-        kept, _ = _assemble(base, tails, self.n_x)
+        base, tails = _and_combine(dnfs, err, 0, names)
+        kept, dropped = _assemble(base, tails, self.n_x, self.tick)
+        _check_region(kept, dropped, names, err)
         name = Path(self.path).name
         if not self.relational:
-            net = self.nets[0]
-            names = [f"{t.name}[{j}]" for t in net.inputs for j in range(t.size)]
-            return _to_property(kept, self.n_x, self.n_y, name, names.__getitem__, err)
+            return _to_property(kept, self.n_x, self.n_y, name, names, err)
         cases = []
         for d in kept:
             A, b = _rows_matrix(d.rows, 0, self.n_x + self.n_y)
@@ -1025,7 +1144,9 @@ class _V2Converter:
         )
 
 
-def _vnnlib2_property(text: str, path: str) -> Property | RelationalProperty:
+def _vnnlib2_property(
+    text: str, path: str, deadline: float | None = None
+) -> Property | RelationalProperty:
     err = _error_factory(path)
     try:
         import vnnlib
@@ -1034,10 +1155,11 @@ def _vnnlib2_property(text: str, path: str) -> Property | RelationalProperty:
             f"{path}: VNN-LIB 2.0 needs the 'vnnlib' package (pip install 'nncert[vnnlib]')"
         ) from exc
     try:
-        query = vnnlib.parse_query_string(text)
+        query = vnnlib.parse_query_string(text)  # native code: cannot stop midway
     except Exception as exc:  # VNNLibException or RuntimeError from the bindings
         raise _package_error(exc, err) from exc
-    return _V2Converter(query, path).convert()
+    check_deadline(deadline, path, "parsing")
+    return _V2Converter(query, path, deadline).convert()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1045,66 +1167,73 @@ def _vnnlib2_property(text: str, path: str) -> Property | RelationalProperty:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_text(path: str | os.PathLike[str]) -> str:
+def _read_text(path: str | os.PathLike[str], deadline: float | None = None) -> str:
     p = os.fspath(path)
-    try:
-        data = Path(p).read_bytes()
-    except OSError as exc:
-        raise InvalidPropertyError(f"{p}: cannot read file ({exc.strerror or exc})") from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidPropertyError(f"{p}: invalid gzip data ({exc})") from exc
-    elif p.endswith(".gz"):
+    data, was_gzip = read_input(p, deadline=deadline)  # capped, streamed decompression
+    if not was_gzip and p.endswith(".gz"):
         raise InvalidPropertyError(f"{p}: not a gzip file (no gzip header)")
     if b"\x00" in data:
         raise InvalidPropertyError(f"{p}: binary data (NUL bytes), not a VNN-LIB text file")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPropertyError(
             f"{p}: not UTF-8 text (invalid byte at offset {exc.start})"
         ) from exc
+    check_deadline(deadline, p)
+    return text
 
 
-def parse_vnnlib_string(text: str, *, name: str = "<string>") -> Property | RelationalProperty:
+def parse_vnnlib_string(
+    text: str, *, name: str = "<string>", time_limit: float | None = None
+) -> Property | RelationalProperty:
     """Parse VNN-LIB text (version 1.0 or 2.0); ``name`` is used in messages and as the name.
 
-    See :func:`load_vnnlib` for the semantics and errors.
+    See :func:`load_vnnlib` for the semantics, ``time_limit`` and errors.
     """
+    deadline = deadline_from(time_limit)
     if _is_v2(text):
-        return _vnnlib2_property(text, name)
-    return _vnnlib1_property(text, name)
+        return _vnnlib2_property(text, name, deadline)
+    return _vnnlib1_property(text, name, deadline)
 
 
-def load_vnnlib(path: str | os.PathLike[str]) -> Property | RelationalProperty:
+def load_vnnlib(
+    path: str | os.PathLike[str], *, time_limit: float | None = None
+) -> Property | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
     The file describes the **unsafe set**: the returned :class:`~nncert.verify.spec.Property`
     is a disjunction of :class:`~nncert.verify.spec.UnsafeCase` (``x`` in the input box and
     ``A f(x) <= b``) and **holds** (VNN-LIB ``unsat``) iff no case is satisfiable.
-    Strict comparisons are read as non-strict (closed unsafe sets). A property whose every
-    disjunct has an empty input box holds vacuously and is returned with a single trivially
-    infeasible case (see the module docstring).
+    Strict comparisons are read as non-strict (closed unsafe sets). An empty input box
+    (a lower bound above an upper bound) is an error, never a vacuous proof (see the module
+    docstring for disjunctions). A ``.gz`` file may expand to at most
+    :func:`~nncert.verify.fileio.max_decompressed_bytes` (256 MiB unless
+    ``NNCERT_MAX_DECOMPRESSED_BYTES`` says otherwise).
 
     Args:
         path: a ``.vnnlib`` or ``.vnnlib.gz`` file (gzip is detected from the content).
+        time_limit: seconds that reading, decompressing and parsing may take (``None``: no
+            limit); checked while decompressing and every 1024 lines or formula nodes (a
+            VNN-LIB 2.0 file is parsed by native code, checked before and after).
 
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
         queries, a :class:`RelationalProperty` for 2.0 queries over several networks.
 
     Raises:
-        InvalidPropertyError: unreadable file, bad gzip or encoding, syntax errors, unsupported
-            constraints, unbounded inputs or a too-large DNF; the message is one line of the
-            form ``"<path>: line N: <problem>"``.
+        InvalidPropertyError: unreadable file, bad gzip or encoding, a ``.gz`` file expanding
+            beyond the cap, syntax errors, unsupported constraints, unbounded inputs, an empty
+            input box or a too-large DNF; the message is one line of the form
+            ``"<path>: line N: <problem>"``.
+        TimeLimitError: ``time_limit`` ran out first.
     """
     p = os.fspath(path)
-    text = _read_text(p)
+    deadline = deadline_from(time_limit)
+    text = _read_text(p, deadline)
     if _is_v2(text):
-        return _vnnlib2_property(text, p)
-    return _vnnlib1_property(text, p)
+        return _vnnlib2_property(text, p, deadline)
+    return _vnnlib1_property(text, p, deadline)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1219,9 +1348,8 @@ def _vnnlib2_text(prop: RelationalProperty) -> str:
         atoms = _box_atoms(c.lower, c.upper, xn, _num2) + _row_atoms(c.A, c.b, zn, _num2)
         conj.append(atoms)
     if not conj:
-        # holds vacuously: an unsatisfiable constraint on the first input
-        first = xn[0] if xn else yn[0]
-        lines.append(f"(assert (and (<= {first} 0.0) (>= {first} 1.0)))")
+        # holds vacuously: a constant-false comparison (an empty input box would be rejected)
+        lines.append("(assert (<= 1.0 0.0))")
     elif len(conj) == 1:
         lines += [f"(assert {a})" for a in conj[0]]
     else:
@@ -1255,7 +1383,7 @@ def write_vnnlib(prop: Property | RelationalProperty, path: str | os.PathLike[st
     try:
         if p.endswith(".gz"):
             data = gzip.compress(data, mtime=0)
-        Path(p).write_bytes(data)
+        write_atomic(p, data)
     except OSError as exc:
         raise InvalidPropertyError(f"{p}: cannot write file ({exc.strerror or exc})") from exc
 

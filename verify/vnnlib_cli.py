@@ -194,6 +194,7 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from nncert.verify.errors import TimeLimitError
     from nncert.verify.importers import from_onnx, onnxruntime_forward
     from nncert.verify.options import VerifyOptions
     from nncert.verify.pipeline import verify
@@ -213,12 +214,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         mapping[name] = Path(path)
     if not mapping:
         raise _Usage("verify needs --network NAME=MODEL.onnx")
-    prop = load_vnnlib(query)
+    if args.serialise_assignments:
+        _check_assignment_dir(Path(args.serialise_assignments), [query, *mapping.values()])
+    try:
+        prop = load_vnnlib(query, time_limit=args.timeout)
+    except TimeLimitError as err:
+        sys.stderr.write(f"nncert-vnnlib: {err}\n")
+        print("timed-out")
+        return 0
     if not isinstance(prop, Property):
         sys.stderr.write(f"{query}: multi-network queries are parsed but not decided yet\n")
         print("unknown")
         return 0
     decls = _declared_variables(query)
+    if args.serialise_assignments:
+        names = [d["name"] for d in decls] or ["X", "Y"]
+        _check_assignment_dir(Path(args.serialise_assignments), [query, *mapping.values()], names)
     net_names = sorted({d["network"] for d in decls})
     if net_names and set(mapping) != set(net_names):
         raise _Usage(
@@ -258,16 +269,35 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_assignment_dir(folder: Path, inputs: list[Path], names: Sequence[str] = ()) -> None:
+    """Before solving: DIR must be (or become) a writable directory, and no ``NAME.pb`` in it
+    may be an input (usage error otherwise)."""
+    from nncert.verify.errors import OutputPathError
+    from nncert.verify.fileio import check_output_dir
+
+    try:
+        check_output_dir(
+            folder,
+            inputs=inputs,
+            files=[f"{n}.pb" for n in names],
+            what="assignment directory",
+        )
+    except OutputPathError as err:
+        raise _Usage(str(err)) from None
+
+
 def _serialise(folder: Path, variables: list[tuple[str, str, list[int], Any]]) -> None:
     import numpy as np
     import onnx.numpy_helper
+
+    from nncert.verify.fileio import write_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
     np_types = {"float32": np.float32, "float16": np.float16}
     for name, typ, shape, values in variables:
         arr = np.asarray(values, dtype=np_types.get(typ, np.float64)).reshape(shape)
         tensor = onnx.numpy_helper.from_array(arr, name=name)
-        (folder / f"{name}.pb").write_bytes(tensor.SerializeToString())
+        write_atomic(folder / f"{name}.pb", tensor.SerializeToString())
 
 
 class _Usage(Exception):

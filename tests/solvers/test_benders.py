@@ -255,12 +255,18 @@ def test_master_time_limit_is_a_timeout_not_an_error() -> None:
 
 def test_bad_master_through_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     from nncert.solvers import benders_method
+    from nncert.solvers.registry import SolverSpec, register_solver, unregister_solver
     from nncert.verify.pipeline import verify
 
     monkeypatch.setattr(benders_method, "make_master", _random_or_highs)
+    # solver names are checked against the registry: register "random" like a plug-in would
+    register_solver(SolverSpec("random", "test_benders:RandomMaster", problem="qubo", exact=False))
     net = _fixed_nets()[0]
     case = UnsafeCase(Box(-np.ones(3), np.ones(3)), np.array([[1.0, -1.0, 0.0]]), [-50.0])
-    res = verify(net, Property((case,)), method="benders", solver="random", attack=False)
+    try:
+        res = verify(net, Property((case,)), method="benders", solver="random", attack=False)
+    finally:
+        unregister_solver("random")
     assert res.verdict.value != "verified" or res.method == "crown"
 
 

@@ -182,10 +182,14 @@ def dialect_suite(test_suite: Path, tmp_path: Path) -> Iterator[Path]:
     yield d / "instances.csv"
 
 
-def test_2026_dialect_rows_do_not_crash(dialect_suite: Path, tmp_path: Path) -> None:
+def test_2026_dialect_rows_do_not_crash(
+    dialect_suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     rc = cli.main(["bench", str(dialect_suite), "--out", str(out), "--quiet"])
-    assert rc == 0
+    # the row with a missing file errors: exit 4 (some runs errored), and stderr says so
+    assert rc == bench.EXIT_BENCH_SOME_ERRORED == 4
+    assert "1 of 6 instances errored" in capsys.readouterr().err
     rows = _rows(out / "results.csv")
     assert len(rows) == 6
     assert all(r["result"] in RESULT_WORDS for r in rows)

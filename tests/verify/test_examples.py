@@ -249,7 +249,7 @@ def test_from_onnx_loads_example_names() -> None:
     assert net.name == "iris_relu" and net.fingerprint() == ref.fingerprint()
     assert net.source == str(example_path("iris_relu"))
     assert from_onnx("example:iris_relu", name="mine").name == "mine"
-    with pytest.raises(InvalidNetworkError, match=r"example:nosuch: unknown example 'nosuch'"):
+    with pytest.raises(InvalidNetworkError, match=r"example:nosuch: unknown example; available"):
         from_onnx("example:nosuch")
 
 

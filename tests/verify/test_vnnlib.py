@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from pathlib import Path
 
@@ -28,7 +29,6 @@ BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 VNNCOMP = BENCH / "vnncomp"
 ALL_FILES = sorted(BENCH.rglob("*.vnnlib")) if BENCH.is_dir() else []
 needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason="shared/benchmarks not present")
-
 
 
 def _expected_dims() -> dict[Path, tuple[int, int]]:
@@ -232,17 +232,72 @@ def test_nested_and_or_to_dnf_with_global_bounds() -> None:
     np.testing.assert_array_equal(prop.cases[5].A, [[1.0, -1.0], [0.0, -1.0]])
 
 
-def test_empty_disjuncts_dropped_and_vacuous_property() -> None:
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        pytest.param(
+            "(assert (>= X_0 0))(assert (<= X_0 1))\n(assert (>= X_1 0.5))\n"
+            "(assert (<= X_1 0.4))\n(assert (<= Y_0 0))",
+            "empty input box: X_1 has lower bound 0.5 (line 5) > upper bound 0.4 (line 6)",
+            id="top-level-asserts",
+        ),
+        pytest.param(
+            "(assert (and (>= X_0 0) (<= X_0 1) (= X_1 0.3) (= X_1 0.2) (<= Y_0 0)))",
+            "empty input box: X_1 has lower bound 0.3 (line 4) > upper bound 0.2 (line 4)",
+            id="one-and-with-equalities",
+        ),
+        pytest.param(
+            "(assert (or (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1) (<= Y_0 5))\n"
+            " (and (>= X_0 2) (<= X_0 1) (>= X_1 0) (<= X_1 1) (<= Y_0 0))))",
+            "empty input box: X_0 has lower bound 2.0",
+            id="typo-in-one-disjunct",
+        ),
+        pytest.param(
+            "(assert (>= X_0 0.5))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))\n"
+            "(assert (or (and (<= X_0 0.4) (<= Y_0 0)) (and (<= X_0 0.2) (<= Y_0 1))))",
+            "empty input region: every disjunct has an empty input box (disjunct 1 of 2: X_0",
+            id="every-disjunct-empty-by-distribution",
+        ),
+    ],
+)
+def test_empty_input_box_is_an_error(body: str, fragment: str) -> None:
+    """A lower bound above an upper bound is a typo: an error, never a vacuous 'unsat'."""
+    with pytest.raises(InvalidPropertyError, match=re.escape(fragment)) as info:
+        parse_vnnlib_string(_decls(2, 1) + body, name="prop.vnnlib")
+    assert str(info.value).startswith("prop.vnnlib: ")
+    assert "\n" not in str(info.value)
+
+
+def test_empty_input_box_in_vnnlib2_names_the_tensor_entry() -> None:
+    pytest.importorskip("vnnlib")
+    text = (
+        "(vnnlib-version <2.0>)\n"
+        "(declare-network f (declare-input X real [2]) (declare-output Y real [1]))\n"
+        "(assert (and (>= X[0] 0.0) (<= X[0] 1.0) (>= X[1] 0.7) (<= X[1] 0.6)))\n"
+        "(assert (<= Y[0] 0.0))\n"
+    )
+    with pytest.raises(InvalidPropertyError, match=r"empty input box: X\[1\] has lower bound 0\.7"):
+        parse_vnnlib_string(text, name="q.vnnlib")
+
+
+def test_disjunct_emptied_by_distribution_is_dropped() -> None:
+    """Bounds from different parts of the formula may legitimately leave a disjunct empty."""
     text = _decls(1, 1) + (
-        "(assert (or (and (>= X_0 2) (<= X_0 1) (<= Y_0 0))"
-        " (and (>= X_0 0) (<= X_0 1) (<= Y_0 5))))"
+        "(assert (>= X_0 0.5))(assert (<= X_0 1))\n"
+        "(assert (or (and (<= X_0 0.4) (<= Y_0 0)) (and (<= X_0 0.9) (<= Y_0 5))))"
     )
     prop = parse_vnnlib_string(text)
     assert isinstance(prop, Property)
-    assert len(prop.cases) == 1
-    np.testing.assert_array_equal(prop.cases[0].b, [5.0])
+    (case,) = prop.cases
+    assert (case.input_box.lower[0], case.input_box.upper[0]) == (0.5, 0.9)
+    np.testing.assert_array_equal(case.b, [5.0])
 
-    vac = parse_vnnlib_string(_decls(2, 1) + "(assert (>= X_0 2))(assert (<= X_0 1))")
+
+def test_constant_false_gives_a_vacuous_property() -> None:
+    vac = parse_vnnlib_string(
+        _decls(2, 1) + "(assert (<= X_0 1))(assert (>= X_0 0))"
+        "(assert (<= X_1 1))(assert (>= X_1 0))(assert (<= 1 0))"
+    )
     assert isinstance(vac, Property)
     assert vac.name.endswith("(vacuous)")
     (case,) = vac.cases
@@ -257,6 +312,25 @@ def test_empty_disjuncts_dropped_and_vacuous_property() -> None:
     assert isinstance(prop2, Property)
     assert len(prop2.cases) == 1
     assert prop2.cases[0].n_rows == 0
+
+
+def test_vacuous_relational_property_round_trips(tmp_path: Path) -> None:
+    pytest.importorskip("vnnlib")
+    nets = (
+        NetworkDecl("f", (TensorDecl("Xf", (2,), "real"),), (TensorDecl("Yf", (1,), "real"),)),
+        NetworkDecl(
+            "g",
+            (TensorDecl("Xg", (2,), "real"),),
+            (TensorDecl("Yg", (1,), "real"),),
+            relation="equal-to",
+            related_to="f",
+        ),
+    )
+    prop = RelationalProperty(nets, (), name="v")
+    out = tmp_path / "v.vnnlib"
+    write_vnnlib(prop, out)
+    back = load_vnnlib(out)
+    assert isinstance(back, RelationalProperty) and back.cases == ()
 
 
 def test_crlf_tabs_and_one_line_files() -> None:
