@@ -613,12 +613,14 @@ def milp_to_qubo(
         raise InvalidOptionsError("milp_to_qubo: every column needs finite bounds")
     n = problem.n_cols
     integ = problem.integrality
-    nb = np.where(integ, 1, np.where(hi > lo, bits, 0)).astype(np.int64)
+    # a grid over a negligible range (a column fixed up to rounding allowances) gets no bits
+    wide = hi - lo > 1e-12 * (1.0 + np.abs(lo) + np.abs(hi))
+    nb = np.where(integ, 1, np.where(wide, bits, 0)).astype(np.int64)
     ins = problem.index.inputs
     if input_bits is not None:
         sel = np.zeros(n, dtype=bool)
         sel[ins] = True
-        nb = np.where(sel & ~integ & (hi > lo), input_bits, nb)
+        nb = np.where(sel & ~integ & wide, input_bits, nb)
     step = np.where(integ, 1.0, (hi - lo) / np.maximum(np.ldexp(1.0, nb) - 1.0, 1.0))
     v0 = np.where(integ, 0.0, lo)
     n_var_bits = int(nb.sum())

@@ -151,13 +151,42 @@ class DimodSolver:
                 info={"time": 0.0, "num_reads": 0, "num_samples": 0},
             )
         kwargs = {**self.sample_kwargs, **self._time_kwargs(time_limit)}
-        sampleset = self.sampler.sample(bqm, **kwargs)
+        # samplers derive temperatures from the bias magnitudes: give them a BQM scaled by a
+        # power of two (exact; the argmin is unchanged) whose largest bias is about 1, and a
+        # BQM without biases (every state has the same energy) one zero state
+        vec = bqm.to_numpy_vectors()
+        lin_b, quad_b = vec[0], vec[1][2]
+        biases = np.abs(
+            np.concatenate([np.asarray(lin_b, np.float64), np.asarray(quad_b, np.float64)])
+        )
+        top_bias = float(biases.max(initial=0.0))
+        if not top_bias > 0.0 or not np.isfinite(top_bias):
+            e = float(bqm.energy({v: 0 for v in bqm.variables}))
+            return SolveResult(
+                SolveStatus.OPTIMAL if np.isfinite(top_bias) else SolveStatus.ERROR,
+                e,
+                e if self.exact and np.isfinite(top_bias) else None,
+                np.zeros(n),
+                solver=self.name,
+                info={
+                    "time": 0.0,
+                    "num_reads": 0,
+                    "num_samples": 1,
+                    "samples": np.zeros((1, n), dtype=np.int8),
+                },
+            )
+        shift = -int(np.round(np.log2(top_bias)))
+        sample_bqm = bqm
+        if shift != 0:
+            sample_bqm = bqm.copy()
+            sample_bqm.scale(2.0**shift)
+        sampleset = self.sampler.sample(sample_bqm, **kwargs)
         elapsed = time.perf_counter() - t0
         order = list(range(n))
         X = np.asarray(sampleset.record.sample)
         col = {v: i for i, v in enumerate(sampleset.variables)}
         perm = np.array([col[v] for v in order], dtype=np.int64)
-        energies = np.asarray(sampleset.record.energy, dtype=np.float64)
+        energies = np.asarray(sampleset.record.energy, dtype=np.float64) * 2.0**-shift
         # candidates: the lowest sampler energies; re-evaluate them in float64 (numpy form)
         k = min(energies.size, 4 * max(self.keep_samples, 1))
         top = np.argpartition(energies, k - 1)[:k] if k < energies.size else np.arange(k)

@@ -29,6 +29,7 @@ import numpy as np
 from nncert.formulations.milp import encode_milp
 from nncert.formulations.qubo import milp_to_qubo
 from nncert.verify.bounds import crown_bounds
+from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import Network
 from nncert.verify.pipeline import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
@@ -61,7 +62,10 @@ def qubo_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOutco
         return CaseOutcome("unknown", stats={"reason": "non-piecewise-linear activations"})
     box = case.input_box
     problem = encode_milp(network, case, crown_bounds(network, box))
-    q = milp_to_qubo(problem, bits=HIDDEN_BITS, input_bits=INPUT_BITS, slack_bits=SLACK_BITS)
+    try:
+        q = milp_to_qubo(problem, bits=HIDDEN_BITS, input_bits=INPUT_BITS, slack_bits=SLACK_BITS)
+    except InvalidOptionsError as err:  # a heuristic that cannot encode leaves the case open
+        return CaseOutcome("unknown", stats={"reason": str(err)})
     h_x = float(np.max((box.upper - box.lower) / (2.0**INPUT_BITS - 1.0)))
     L = lipschitz_inf(network, case)
     stats: dict[str, Any] = {
