@@ -10,14 +10,11 @@ trust:
   replay (and onnxruntime agrees when the network came from an ONNX file).
 * **Bound evidence**: every claimed row bound :math:`\ell_{i,r}` is recomputed with the same
   method (IBP or CROWN); the recomputed bound must reach the claim (up to ``1e-9`` relative) and
-  every case of a VERIFIED certificate needs :math:`\max_r \ell_{i,r} > 0`. With
-  ``outward=True`` IBP is recomputed in *outward-rounded* arithmetic: each affine step
-  :math:`W a + b` gets the a-priori dot-product error bound
-  :math:`|fl(w^\top a) - w^\top a| \le \gamma_n |w|^\top |a|`,
-  :math:`\gamma_n = nu/(1 - nu)`, :math:`u = 2^{-53}` (doubled for safety), followed by
-  ``np.nextafter`` towards :math:`\mp\infty`; smooth activations are widened by 8 ulps. CROWN
-  claims are recomputed in round-to-nearest (the report says so) and additionally tried with
-  outward IBP, which is rigorous when it succeeds.
+  every case of a VERIFIED certificate needs :math:`\max_r \ell_{i,r} > 0`. The bounds are
+  recomputed by the bound engine (:mod:`nncert.verify.bounds`), which bounds every rounding
+  error of its float64 arithmetic (dot-product error bounds, lines that hold in real
+  arithmetic, ``np.nextafter`` on the results): a recomputed bound > 0 holds for the exact
+  network, so a margin of exactly 0 is never accepted.
 * **MILP / branch-and-bound evidence**: structural checks only (exact solver, dual bound above
   the tolerance or infeasibility, primal ≥ dual); reported as "solver-attested".
 * **Transfer evidence**: needs the ``source`` network. :math:`\Delta` is recomputed with the
@@ -46,14 +43,7 @@ from nncert.certificates.model import (
 from nncert.verify.errors import NncertError
 from nncert.verify.network import (
     FloatArray,
-    HardTanh,
-    Identity,
-    LeakyReLU,
     Network,
-    ReLU,
-    Sigmoid,
-    Tanh,
-    apply_activation,
 )
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property, UnsafeCase
@@ -88,91 +78,22 @@ class CheckReport:
 
 
 # --------------------------------------------------------------------------------------------
-# Outward-rounded IBP
+# Bound re-derivation
 # --------------------------------------------------------------------------------------------
 
 
-def _gamma(n: int) -> float:
-    nu = n * _U
-    return 2.0 * nu / (1.0 - nu)
+def recompute_rows(
+    network: Network, case: UnsafeCase, method: str, *, outward: bool = True
+) -> FloatArray:
+    r"""Lower bounds of :math:`\min_{x \in X} g_r(x)` per row, recomputed with ``method``.
 
-
-def _down(v: FloatArray) -> FloatArray:
-    return np.nextafter(v, -np.inf)
-
-
-def _up(v: FloatArray) -> FloatArray:
-    return np.nextafter(v, np.inf)
-
-
-def _affine_outward(
-    W: FloatArray, b: FloatArray, lo: FloatArray, hi: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Rigorous enclosure of ``{W a + b : lo <= a <= hi}`` in float64 arithmetic."""
-    Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    low = Wp @ lo + Wn @ hi + b
-    upp = Wp @ hi + Wn @ lo + b
-    mag = np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
-    err = _up(_gamma(W.shape[1] + 2) * mag)
-    return _down(_down(low) - err), _up(_up(upp) + err)
-
-
-def _act_outward(layer: object, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Monotone activation applied to the bounds, rounded outward."""
-    if isinstance(layer, (ReLU, HardTanh, Identity)):
-        return apply_activation(layer, lo), apply_activation(layer, hi)  # exact in float
-    if isinstance(layer, LeakyReLU):
-        return _down(apply_activation(layer, lo)), _up(apply_activation(layer, hi))
-    if isinstance(layer, (Sigmoid, Tanh)):
-        a, b = apply_activation(layer, lo), apply_activation(layer, hi)
-        pad_a = 8.0 * _U * np.abs(a) + 1e-300
-        pad_b = 8.0 * _U * np.abs(b) + 1e-300
-        return _down(a - pad_a), _up(b + pad_b)
-    from nncert.verify.errors import UnsupportedLayerError
-
-    raise UnsupportedLayerError(f"outward IBP: unsupported layer {type(layer).__name__}")
-
-
-def ibp_rows_outward(network: Network, case: UnsafeCase) -> FloatArray:
-    r"""Outward-rounded IBP lower bounds of :math:`\min_{x \in X} (A_r f(x) - b_r)` per row.
-
-    The last layer is merged with ``A`` (rows :math:`A W^{(L)}`); the rounding error of the
-    product is bounded by :math:`\gamma_k |A| |W^{(L)}|`. The unmerged bound (outward box of
-    ``f`` then ``A``) is also computed and the larger lower bound kept.
-
-    Returns:
-        Shape ``(n_rows,)``.
+    The bound engine (:mod:`nncert.verify.bounds`) accounts for every rounding error, so the
+    recomputed bounds hold for the exact real-arithmetic network. ``outward`` is accepted for
+    compatibility; there is no other arithmetic.
     """
-    dense, acts = network.affine_and_activations()
-    lo, hi = case.input_box.lower, case.input_box.upper
-    for k in range(len(dense) - 1):
-        zl, zu = _affine_outward(dense[k].weight, dense[k].bias, lo, hi)
-        lo, hi = _act_outward(acts[k], zl, zu)
-    W, b = dense[-1].weight, dense[-1].bias
-    A, bc = case.A, case.b
-    # merged rows
-    M = A @ W
-    c = A @ b - bc
-    low, _ = _affine_outward(M, c, lo, hi)
-    amax = np.maximum(np.abs(lo), np.abs(hi))
-    err = _gamma(W.shape[0] + 2) * (
-        (np.abs(A) @ np.abs(W)) @ amax + np.abs(A) @ np.abs(b) + np.abs(bc)
-    )
-    merged = _down(low - _up(err))
-    # unmerged: outward box of f, then A f - b
-    fl, fu = _affine_outward(W, b, lo, hi)
-    unmerged, _ = _affine_outward(A, -bc, fl, fu)
-    return np.maximum(merged, unmerged)
-
-
-def recompute_rows(network: Network, case: UnsafeCase, method: str, *, outward: bool) -> FloatArray:
-    r"""Lower bounds of :math:`\min_{x \in X} g_r(x)` per row, recomputed with ``method``."""
-    if method == "ibp" and outward:
-        return ibp_rows_outward(network, case)
     from nncert.verify.bounds import spec_bounds
 
-    m = "ibp" if method == "ibp" else method
-    lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=m)
+    lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=method)
     return np.asarray(lo, dtype=np.float64)
 
 
@@ -238,13 +159,9 @@ def _check_bound(
         best = float(np.max(rows)) if case.n_rows else -np.inf
         if best > 0.0 and claimed > 0.0:
             closed[i] = True
-            mode = "outward-rounded" if ev.method == "ibp" and outward else "float64-nearest"
-            note = ""
-            if outward and ev.method != "ibp":
-                rig = float(np.max(ibp_rows_outward(network, case)))
-                note = "; rigorous by outward IBP" if rig > 0 else ""
             attested.append(
-                f"case {i}: {ev.method} bound {best:.6g} > 0 re-propagated ({mode}{note})"
+                f"case {i}: {ev.method} bound {best:.6g} > 0 re-propagated (every rounding "
+                "error bounded)"
             )
         elif need_positive:
             reasons.append(
@@ -656,7 +573,6 @@ __all__ = [
     "REPRODUCE_RTOL",
     "CheckReport",
     "check",
-    "ibp_rows_outward",
     "recompute_rows",
     "transferred_case_bound",
 ]

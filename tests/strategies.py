@@ -146,3 +146,71 @@ __all__ = [
     "networks",
     "networks_and_boxes",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Networks whose property margin is exactly 0 (boundary-falsifiable)
+# --------------------------------------------------------------------------------------------
+
+
+def _dyadic(draw: st.DrawFn, shape: tuple[int, ...], lo: int, hi: int, bits: int) -> np.ndarray:
+    """Integers in ``[lo, hi]`` divided by ``2**bits``: exact in float32 and float64, and their
+    sums and products stay exact in float64 for the sizes used here."""
+    k = draw(nps.arrays(np.int64, shape, elements=st.integers(lo, hi)))
+    return k.astype(np.float64) / 2.0**bits
+
+
+@st.composite
+def boundary_cases(
+    draw: st.DrawFn,
+    *,
+    activation: Sequence[type] = (ReLU, LeakyReLU, HardTanh),
+    max_depth: int = 3,
+    max_width: int = 4,
+    max_inputs: int = 3,
+    rows: int = 2,
+) -> tuple[Network, Box, np.ndarray, np.ndarray, np.ndarray]:
+    """A monotone network, a box and unsafe rows ``A f(x) <= b`` whose minimum margin
+    ``min_x max_r (A_r f(x) - b_r)`` is **exactly 0** (at a box vertex, in real arithmetic).
+
+    Hidden layers have non-negative weights and the activations are monotone, so ``f`` is
+    monotone in each input (the sign of an input's first-layer column fixes the direction);
+    ``A >= 0`` makes every row minimal at the same vertex ``v``. Every number is a dyadic
+    rational with few bits, so ``f(v)`` is computed exactly in float64 and ``b = A f(v)``
+    exactly: at ``v`` every row has margin 0, so the property is falsifiable and the only right
+    answers are ``sat`` and ``unknown``.
+
+    Returns:
+        ``(network, box, A, b, v)``.
+    """
+    act_type = draw(st.sampled_from(list(activation)))
+    n_in = draw(st.integers(1, max_inputs))
+    sizes = [n_in, *draw(st.lists(st.integers(1, max_width), min_size=1, max_size=max_depth))]
+    n_out = draw(st.integers(1, 3))
+    sizes.append(n_out)
+    sign = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n_in, max_size=n_in)))
+    layers: list[object] = []
+    for j, (a, b) in enumerate(itertools.pairwise(sizes)):
+        if j == 0:
+            W = _dyadic(draw, (b, a), 0, 32, 4) * sign[None, :]
+        else:
+            W = _dyadic(draw, (b, a), 0, 32, 4)
+        bias = _dyadic(draw, (b,), -32, 32, 4)
+        layers.append(Dense(W, bias))
+        if j < len(sizes) - 2:
+            if act_type is LeakyReLU:
+                layers.append(LeakyReLU(2.0 ** -draw(st.integers(1, 4))))
+            elif act_type is HardTanh:
+                m = float(_dyadic(draw, (), -16, 0, 4))
+                layers.append(HardTanh(m, m + float(_dyadic(draw, (), 4, 48, 4))))
+            else:
+                layers.append(act_type())
+    net = Network(tuple(layers), input_shape=(n_in,))  # type: ignore[arg-type]
+    lo = _dyadic(draw, (n_in,), -16, 8, 4)
+    hi = lo + _dyadic(draw, (n_in,), 1, 16, 4)
+    v = np.where(sign > 0, lo, hi)
+    r = draw(st.integers(1, rows))
+    A = _dyadic(draw, (r, n_out), 0, 16, 2)
+    A[np.arange(r), np.arange(r) % n_out] += 1.0  # every row depends on some output
+    b = A @ net.forward(v)
+    return net, Box(lo, hi), A, b, v

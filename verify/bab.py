@@ -1,15 +1,16 @@
 """Complete verification by branch and bound (BaB) over input splits.
 
-For a case "unsafe iff some ``x`` in the box has ``A f(x) <= b``" (every row), BaB keeps a pool
-of sub-boxes that together cover the case's box. Each round pops a batch of boxes, forms the
-candidate halves and bounds ``g_r(x) = A_r f(x) - b_r`` on all of them at once
-(:class:`~nncert.verify.bab_bounds.BatchBounder`). A box is **closed** when some row, or the
-best convex combination of the rows (conjunctions), has a sound lower bound ``> close_tol``
-(then no point of the box satisfies every row). Otherwise the box centre and, per row, the
-vertex minimising CROWN's linear lower bound are evaluated; a point with violation ``<= 0``
-that a float64 forward pass of the original network confirms is a counterexample. Open boxes
-go back to the pool (depth first, weakest last so they are popped first). Every few rounds,
-a short PGD attack runs on the weakest open boxes.
+For a case "unsafe iff some ``x`` in the box has ``A f(x) <= b``" (every row), BaB keeps a pool of
+sub-boxes that together cover the case's box. Each round pops a batch of boxes, forms the candidate
+halves and bounds ``g_r(x) = A_r f(x) - b_r`` on all of them at once
+(:class:`~nncert.verify.bounds.BoundEngine`). A box is **closed** when some row, or the best convex
+combination of the rows (conjunctions), has a sound lower bound ``> close_tol`` (default 0: the
+engine's bounds account for every rounding error, so a bound ``> 0`` proves that no point of the box
+satisfies every row, even on the property's boundary). Otherwise the box centre and, per row, the
+vertex minimising CROWN's linear lower bound are evaluated; a point with violation ``<= 0`` that a
+float64 forward pass of the original network confirms is a counterexample. Open boxes go back to the
+pool (depth first, weakest last so they are popped first). Every few rounds, a short PGD attack runs
+on the weakest open boxes.
 
 Bounds: IBP, forward linear bounds and CROWN back-substitution (``intermediate="crown"``), with
 every box inheriting its parent's hidden-layer bounds (valid on a sub-box; they also shrink the
@@ -61,7 +62,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nncert.verify.attack import confirm_counterexample, falsify, pgd_boxes
-from nncert.verify.bab_bounds import BatchBounder, IntermediateMode, combine_rows
+from nncert.verify.bounds import BoundEngine, IntermediateMode, combine_rows
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, apply_activation
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
@@ -88,16 +89,16 @@ class BabOptions:
             linear bounds and inherited bounds) and compute CROWN only for the candidates
             that stay open.
         extra_slopes: further lower-slope choices for unstable ReLUs in the objective's
-            back-substitution (see :meth:`BatchBounder.bound`); cheap, and often decisive on
+            back-substitution (see :meth:`BoundEngine.bound`); cheap, and often decisive on
             the last few splits.
         alpha_iters: gradient steps optimising the objective's lower slopes per box
-            (alpha-CROWN on the last back-substitution, see :meth:`BatchBounder.bound`); 0
+            (alpha-CROWN on the last back-substitution, see :meth:`BoundEngine.bound`); 0
             disables. Costs about 1.5x per box; pays on hard instances.
         alpha_after_s: switch the optimised slopes on only once a case has been searched
             this long (easy instances stay fast).
         combine_rows: for conjunctions (several rows), also close a box when the best convex
             combination of the rows' linear lower bounds is positive
-            (:func:`~nncert.verify.bab_bounds.combine_rows`).
+            (:func:`~nncert.verify.bounds.combine_rows`).
         leaf_milp: for piecewise-linear networks, solve an exact MILP (big-M, HiGHS) on an open
             box once at most this many of its hidden neurons are unstable (0: never); its
             optimum closes the box or yields a candidate counterexample.
@@ -107,8 +108,8 @@ class BabOptions:
         jobs: worker processes (1 = serial, in this process).
         max_nodes: stop with UNKNOWN ``"budget"`` after bounding this many boxes per case
             (``None``: no limit).
-        close_tol: a box is closed when a row's lower bound exceeds this (absorbs float64
-            rounding in the bounds).
+        close_tol: a box is closed when a row's lower bound exceeds this (default 0: the bounds
+            are rigorous in floating point; a margin of exactly 0 never closes a box).
         min_width: boxes whose every side is at most this wide are not split further; they
             make the result ``"inconclusive"`` unless a counterexample turns up.
         attack_budget_s: seconds of falsification (sampling + PGD) before BaB in
@@ -143,7 +144,7 @@ class BabOptions:
     seed: int = 0
     jobs: int = 1
     max_nodes: int | None = None
-    close_tol: float = 1e-9
+    close_tol: float = 0.0
     min_width: float = 1e-12
     attack_budget_s: float = 0.2
     attack_samples: int = 8192
@@ -356,7 +357,7 @@ class _CaseSearch:
     def __init__(
         self,
         network: Network,
-        bounder: BatchBounder,
+        bounder: BoundEngine,
         case: UnsafeCase,
         case_index: int,
         options: BabOptions,
@@ -808,7 +809,7 @@ def _worker_init(
     limiter.__enter__()
     _WORKER.update(
         network=network,
-        bounder=BatchBounder(network),
+        bounder=BoundEngine(network),
         cases=dict(cases),
         options=options,
         flag=flag,
@@ -868,7 +869,7 @@ class _Run:
 
 
 def _serial_turn(
-    run: _Run, bounder: BatchBounder, unit: _Unit, stop_at: float | None, seed: Sequence[int]
+    run: _Run, bounder: BoundEngine, unit: _Unit, stop_at: float | None, seed: Sequence[int]
 ) -> tuple[str, _Unit]:
     """Search one unit in this process until ``stop_at``; return status and leftovers."""
     case = run.cases[unit.case_index]
@@ -920,7 +921,7 @@ def _solve(
         counters={i: _Counters() for i in cases},
         status={i: "open" for i in cases},
     )
-    bounder = BatchBounder(network)
+    bounder = BoundEngine(network)
     queue: deque[_Unit] = deque()
     for i, case in cases.items():
         box = case.input_box

@@ -1,84 +1,92 @@
-"""Sound bounds on the pre-activations and outputs of a network over an input box.
+r"""The bound engine: sound IBP, forward linear bounds, CROWN and alpha-CROWN, batched over boxes.
 
-Everything works on the network's *normal form* (``Network.normalized()``): ``L`` Dense layers
-with one activation between consecutive ones. ``LayerBounds.pre_activation[k]`` bounds
-``z^(k+1) = W^(k+1) a^(k) + b^(k+1)`` for ``k = 0..L-1``; the last entry bounds the output.
+Every bound in nncert comes from here: the pipeline's bounds stages, the MILP's big-M
+constants, both branch-and-bound searches, the layerwise windows, the difference bounds of
+transfer and the certificate checker all call :class:`BoundEngine` (or the single-box front
+ends :func:`interval_bounds`, :func:`crown_bounds`, :func:`spec_bounds`). The activation
+knowledge (relaxation lines, intervals, families of lower slopes) comes from
+:mod:`nncert.verify.activations`.
 
-Interval bound propagation (IBP), centre/radius form (FORMULATIONS.md section 3)::
+Notation (normal form of :meth:`Network.affine_and_activations`, 0-based here)::
 
-    c' = W c + b,   r' = |W| r,   [l', u'] = [c' - r', c' + r']
-    activation:  [sigma(l'), sigma(u')]   (every supported activation is monotone)
+    z_0 = W_0 x + b_0,   a_j = sigma_j(z_j),   z_{j+1} = W_{j+1} a_j + b_{j+1},   f(x) = z_{L-1}
 
-CROWN / DeepPoly backward linear bound propagation
---------------------------------------------------
+Interval bound propagation (IBP), per layer::
 
-Given bounds ``[l, u]`` on a pre-activation ``z``, every activation gets two *linear
-relaxation* lines per neuron (see the ``_*_relax`` functions for each activation)::
+    [l', u'] = W+ [l, u] + W- [u, l] + b        activation: [sigma(l'), sigma(u')] (monotone)
 
-    aL * z + bL  <=  sigma(z)  <=  aU * z + bU        for all z in [l, u]
+CROWN back-substitution. With relaxation lines ``sL z + bL <= sigma(z) <= sU z + bU`` on
+``[l, u]`` (slopes ``>= 0``), a lower bound of ``Lam a_j + c`` is pushed down one layer by
+taking, per coefficient sign, the line that is valid for it::
 
-To bound ``y = Lam z^(k) + c`` (``Lam`` has one row per bounded quantity), substitute
-``z^(k) = W^(k) a^(k-1) + b^(k)`` and then, layer by layer downwards, replace ``a^(j)`` by the
-line that is valid for the sign of its coefficient. For a *lower* bound, with
-``Lam+ = max(Lam, 0)`` and ``Lam- = min(Lam, 0)``::
+    Lam a_j >= (Lam+ sL + Lam- sU) z_j + Lam+ bL + Lam- bU,     z_j = W_j a_{j-1} + b_j
 
-    Lam a^(j)  >=  (Lam+ diag(aL) + Lam- diag(aU)) z^(j)  +  Lam+ bL + Lam- bU
+and at the input ``min_x Lam x + c = c + Lam+ x_lo + Lam- x_hi``. Upper bounds are lower
+bounds of the negated rows. A linear objective ``C f(x) - d`` starts from the merged rows
+``C W_{L-1}``. Intermediate bounds (CROWN rows for the neurons whose relaxation is not exact,
+or for all neurons) are intersected with IBP, with forward linear bounds (symbolic intervals
+``L x + l <= z_j <= U x + u`` pushed forward through the relaxations; cheap for few inputs) and
+with any known *prior* bounds (a parent box's, or fixed ReLU phases).
 
-(the upper bound swaps ``L`` and ``U``). At the input, ``x`` ranges over the box
-``[x_lo, x_hi]`` and the affine form is concretised exactly::
+alpha-CROWN treats the lower slopes of the neurons an activation rule exposes as a family
+(unstable ReLU/LeakyReLU neurons: any ``s z``, ``s in [leak, 1]``) as free parameters per box,
+row and neuron; every choice gives a sound bound, and they are improved by projected gradient
+steps with the gradient computed in reverse mode through the back-substitution.
 
-    min_x Lam x + c = c + Lam+ x_lo + Lam- x_hi.
+Soundness in floating point
+---------------------------
+Everything is computed in float64 round-to-nearest and every rounding error is accounted for,
+so each bound holds for the network's *exact real-arithmetic* function (the property a proof
+must establish; a margin of exactly 0 must never come out positive):
 
-Back-substitution is done for the whole layer at once (matrix products ``Lam W``, relaxation
-slopes as column scalings); lower and upper bounds are propagated as one stacked matrix.
-Intermediate bounds are computed in order ``k = 1..L`` (full CROWN) and each is intersected
-with the IBP step from the previous (already tightened) layer, so the result is never looser
-than IBP.
+* IBP steps use :func:`nncert.verify.rounding.affine_interval` (dot-product error bound plus
+  ``nextafter``) and outward activation intervals;
+* relaxation lines hold in real arithmetic (:mod:`nncert.verify.activations`);
+* each back-substitution step adds a rigorous bound on its own rounding error to an error
+  accumulator, using magnitudes of the quantities it multiplies (from the sound intermediate
+  bounds): a product ``Lam W`` applied to ``a`` errs by at most ``gamma_n |Lam| (|W| |a|)``, an
+  element-wise slope scaling by ``u |Lam'| |z|``, a bias sum by ``gamma_n |Lam| |b|``; the
+  accumulator is subtracted from the final lower bound, rounded down;
+* forward linear bounds carry the same kind of accumulator.
 
-A linear objective ``C f(x) + d`` is bounded by starting the back-substitution from the merged
-row ``C W^(L)`` (FORMULATIONS.md section 3, [Design]), which is tighter than bounding the logits
-first and combining them afterwards.
-
-alpha-CROWN (optional) treats the lower-line slopes of unstable ReLU / LeakyReLU neurons as free
-parameters ``alpha in [0, 1]`` (one set per bounded row), which keeps every bound sound, and
-maximises the final bounds by projected gradient ascent (Adam steps) with the gradient computed
-analytically by reverse-mode differentiation of the back-substitution.
-
-Soundness is with respect to real arithmetic; float64 round-to-nearest is used throughout
-(``arithmetic="float64-nearest"``). Sigmoid/tanh lines carry a tiny outward margin against
-round-off in the line construction itself.
+Because the bounds are sound, crossing bounds (``l > u``) prove that no input of the box
+satisfies the constraints they were computed under (for example fixed ReLU phases): such boxes
+are reported as ``empty``, never patched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
-from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError, UnsupportedLayerError
-from nncert.verify.network import (
-    Activation,
-    Dense,
-    FloatArray,
-    HardTanh,
-    Identity,
-    LeakyReLU,
-    Network,
-    ReLU,
-    Sigmoid,
-    Tanh,
-    apply_activation,
+from nncert.verify.activations import (
+    RULES,
+    ActivationRule,
+    LowerFamily,
+    Relaxation,
+    relax,
+    rule_for,
 )
+from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
+from nncert.verify.network import Activation, FloatArray, Network
+from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, up
 from nncert.verify.spec import Box, UnsafeCase
 
 BoundMethod = Literal["ibp", "crown", "alpha-crown"]
 IntermediateMethod = Literal["ibp", "crown"]
+IntermediateMode = Literal["ibp", "forward", "crown"]
+AlphaOptimizer = Literal["adam", "sign"]
 
-#: Relative outward margin added to sigmoid/tanh relaxation offsets (round-off protection).
-SMOOTH_MARGIN = 1e-12
+#: kept for callers that test ``type(layer) in RELAXATIONS`` (activation type -> rule)
+RELAXATIONS: dict[type, ActivationRule] = RULES
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,9 +114,10 @@ class LayerBounds:
     Attributes:
         network: the normalized network the bounds refer to.
         box: the input box.
-        pre_activation: ``L`` intervals, bounds on ``z^(1) .. z^(L)`` (the last is the output).
+        pre_activation: ``L`` intervals, bounds on ``z_0 .. z_{L-1}`` (the last is the output).
         method: how they were computed.
-        arithmetic: ``"float64-nearest"`` (round to nearest) or ``"float64-outward"``.
+        arithmetic: ``"float64-outward"`` (every rounding error accounted for: the bounds
+            hold for the exact real-arithmetic network) or ``"float64-nearest"``.
         spec: bounds on ``spec_matrix @ f(x) + spec_offset`` when a spec matrix was given
             (else ``None``).
     """
@@ -117,13 +126,870 @@ class LayerBounds:
     box: Box
     pre_activation: tuple[Interval, ...]
     method: str
-    arithmetic: str = "float64-nearest"
+    arithmetic: str = "float64-outward"
     spec: Interval | None = None
 
     @property
     def output(self) -> Interval:
-        """Bounds on the network output ``f(x) = z^(L)``."""
+        """Bounds on the network output ``f(x) = z_{L-1}``."""
         return self.pre_activation[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class Intermediate:
+    """Hidden-layer bounds of ``N`` boxes (what :meth:`BoundEngine.intermediate` returns).
+
+    Attributes:
+        pre: per hidden layer ``(l, u)``, each ``(N, n_j)``.
+        rel: per hidden layer its relaxation lines (arrays ``(N, n_j)``).
+        empty: ``(N,)``: the box (with its priors) contains no input (some ``l > u``).
+        amag: per hidden layer, ``max |a_j|`` over the activation's interval (for the
+            rounding-error terms).
+    """
+
+    pre: tuple[tuple[FloatArray, FloatArray], ...]
+    rel: tuple[Relaxation, ...]
+    empty: NDArray[np.bool_]
+    amag: tuple[FloatArray, ...] = ()
+
+    def stacked(self) -> tuple[FloatArray, FloatArray]:
+        """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
+        n = self.empty.shape[0]
+        if not self.pre:
+            return np.zeros((n, 0)), np.zeros((n, 0))
+        return (
+            np.concatenate([p[0] for p in self.pre], axis=1),
+            np.concatenate([p[1] for p in self.pre], axis=1),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class BatchBounds:
+    """Result of :meth:`BoundEngine.bound` for ``N`` boxes and ``R`` objective rows.
+
+    Attributes:
+        lower: ``(N, R)`` sound lower bounds of ``g_r(x) = C_r f(x) - d_r`` over each box
+            (``+inf`` for empty boxes).
+        coef: ``(N, R, n_inputs)`` slopes of a linear lower bound of ``g_r`` in ``x``.
+        offset: ``(N, R)`` offsets of it: ``g_r(x) >= coef . x + offset`` holds for every
+            ``x`` in the box *exactly* (rounding of the back-substitution already subtracted).
+        pre: per hidden layer, ``(l, u)`` bounds of shape ``(N, n_j)``.
+        empty: ``(N,)``: boxes shown to contain no input.
+    """
+
+    lower: FloatArray
+    coef: FloatArray
+    offset: FloatArray
+    pre: tuple[tuple[FloatArray, FloatArray], ...]
+    empty: NDArray[np.bool_]
+
+    def stacked_pre(self) -> tuple[FloatArray, FloatArray]:
+        """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
+        if not self.pre:
+            n = self.lower.shape[0]
+            return np.zeros((n, 0)), np.zeros((n, 0))
+        return (
+            np.concatenate([p[0] for p in self.pre], axis=1),
+            np.concatenate([p[1] for p in self.pre], axis=1),
+        )
+
+    def minimizers(self, lower: FloatArray, upper: FloatArray) -> FloatArray:
+        """``(N, R, n_inputs)``: the box vertex minimising each row's linear lower bound."""
+        return np.where(self.coef >= 0.0, lower[:, None, :], upper[:, None, :])
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _mm(a: FloatArray, w: FloatArray) -> FloatArray:
+    """``a @ w`` for ``a`` of shape ``(..., k)`` and a 2-d ``w``, as one matrix product."""
+    if a.ndim <= 2:
+        return a @ w
+    shape = a.shape
+    return (np.ascontiguousarray(a).reshape(-1, shape[-1]) @ w).reshape(*shape[:-1], w.shape[1])
+
+
+def _rowdot(a: FloatArray, v: FloatArray) -> FloatArray:
+    """``sum_k a[..., m, k] v[n, k]`` -> ``(N, m)``; ``a`` is ``(m, k)`` or ``(N, m, k)``."""
+    if a.ndim == 2:
+        return v @ a.T
+    return np.matmul(a, v[:, :, None])[..., 0]
+
+
+def _mag(lo: FloatArray, hi: FloatArray) -> FloatArray:
+    return np.maximum(np.abs(lo), np.abs(hi))
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+class BoundEngine:
+    """Sound, batched bounds for a fixed network (its normal form is cached as arrays).
+
+    Args:
+        network: any network made of Dense and supported activation layers.
+
+    Example:
+        >>> import numpy as np
+        >>> from nncert.verify import Dense, Network, ReLU
+        >>> net = Network((Dense([[1.0, -1.0]], [0.0]), ReLU(), Dense([[1.0]], [0.0])),
+        ...               input_shape=(2,))
+        >>> eng = BoundEngine(net)
+        >>> res = eng.bound(np.zeros((1, 2)), np.ones((1, 2)), np.eye(1), np.zeros(1))
+        >>> float(res.lower[0, 0]) <= 0.0
+        True
+    """
+
+    def __init__(self, network: Network) -> None:
+        normal = network.normalized()
+        dense, acts = normal.affine_and_activations()
+        self.network = network
+        #: the normal form the arrays come from
+        self.normal = normal
+        self.weights: tuple[FloatArray, ...] = tuple(d.weight for d in dense)
+        self.biases: tuple[FloatArray, ...] = tuple(d.bias for d in dense)
+        self.abs_weights: tuple[FloatArray, ...] = tuple(np.abs(w) for w in self.weights)
+        self.pos_weights: tuple[FloatArray, ...] = tuple(np.maximum(w, 0.0) for w in self.weights)
+        self.neg_weights: tuple[FloatArray, ...] = tuple(np.minimum(w, 0.0) for w in self.weights)
+        self.abs_biases: tuple[FloatArray, ...] = tuple(np.abs(b) for b in self.biases)
+        #: composition error of each Dense layer: |true W - W| <= err_w, |true b - b| <= err_b
+        self.weight_errors: tuple[FloatArray | None, ...] = tuple(
+            d.weight_error for d in dense
+        )
+        self.bias_errors: tuple[FloatArray | None, ...] = tuple(d.bias_error for d in dense)
+        self.activations: tuple[Activation, ...] = tuple(acts)
+        self.rules: tuple[ActivationRule, ...] = tuple(rule_for(a) for a in acts)
+        self.n_inputs = int(self.weights[0].shape[1])
+        self.n_outputs = int(self.weights[-1].shape[0])
+        self.n_hidden = int(sum(w.shape[0] for w in self.weights[:-1]))
+        #: start of each hidden layer in the stacked hidden-layer bounds (length L)
+        self.offsets = np.cumsum([0] + [w.shape[0] for w in self.weights[:-1]])
+        #: one safe dot-product error factor for every product the engine forms
+        self.width = int(max(max(w.shape) for w in self.weights))
+        self.g = gamma(self.width + 2)
+        #: target size (elements) of the per-chunk coefficient arrays in CROWN passes
+        self.chunk_elements = 1 << 15
+
+    # -- plain evaluation ---------------------------------------------------------------------
+    def forward(self, x: FloatArray) -> FloatArray:
+        """Batched float64 forward pass of the normal form, ``(N, n_in) -> (N, n_out)``."""
+        a = x
+        for j, (w, b) in enumerate(zip(self.weights, self.biases)):
+            a = a @ w.T + b
+            if j < len(self.rules):
+                a = self.rules[j].apply(self.activations[j], a)
+        return a
+
+    def check_boxes(self, lower: ArrayLike, upper: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """``(N, n_in)`` float64 arrays of box corners (a 1-d box becomes ``N = 1``)."""
+        lo = np.asarray(lower, dtype=np.float64)
+        hi = np.asarray(upper, dtype=np.float64)
+        if lo.ndim == 1:
+            lo, hi = lo[None, :], hi[None, :]
+        if lo.ndim != 2 or lo.shape != hi.shape or lo.shape[1] != self.n_inputs:
+            raise InvalidPropertyError(
+                f"boxes must have shape (N, {self.n_inputs}), got {lo.shape} and {hi.shape}"
+            )
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise InvalidPropertyError("box bounds must be finite")
+        return lo, hi
+
+    # -- error terms of one Dense layer ---------------------------------------------------------
+    def _dense_mag(self, k: int, amag: FloatArray) -> FloatArray:
+        """``gamma |W_k| amag + |b_k|`` plus the composition error: the per-output bound that,
+        multiplied by ``|Lam|``, bounds the rounding of ``Lam W_k`` and ``Lam b_k``."""
+        mag = self.g * (amag @ self.abs_weights[k].T + self.abs_biases[k])
+        we, be = self.weight_errors[k], self.bias_errors[k]
+        if we is not None:
+            mag = mag + np.max(amag, axis=-1, keepdims=True) * we
+        if be is not None:
+            mag = mag + be
+        return mag
+
+    def _dense_interval(
+        self, k: int, lo: FloatArray, hi: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Sound IBP step through Dense layer ``k`` (with its composition error)."""
+        extra = None
+        we, be = self.weight_errors[k], self.bias_errors[k]
+        if we is not None or be is not None:
+            extra = np.zeros((lo.shape[0], self.weights[k].shape[0]))
+            if we is not None:
+                extra = extra + np.max(_mag(lo, hi), axis=-1, keepdims=True) * we
+            if be is not None:
+                extra = extra + be
+            extra = inflate(extra, 4)
+        return affine_interval(
+            self.weights[k], self.biases[k], lo, hi, abs_w=self.abs_weights[k], extra=extra
+        )
+
+    # -- IBP ------------------------------------------------------------------------------------
+    def ibp(self, lower: ArrayLike, upper: ArrayLike) -> list[tuple[FloatArray, FloatArray]]:
+        """Sound interval bounds of every pre-activation ``z_0 .. z_{L-1}`` of ``N`` boxes."""
+        lo, hi = self.check_boxes(lower, upper)
+        out: list[tuple[FloatArray, FloatArray]] = []
+        for k in range(len(self.weights)):
+            zl, zu = self._dense_interval(k, lo, hi)
+            out.append((zl, zu))
+            if k < len(self.rules):
+                lo, hi = self.rules[k].interval(self.activations[k], zl, zu)
+        return out
+
+    # -- back-substitution ----------------------------------------------------------------------
+    def backsub(
+        self,
+        lam_a: FloatArray,
+        const: FloatArray,
+        err: FloatArray | float,
+        j: int,
+        inter: Intermediate,
+        xmag: FloatArray,
+        *,
+        rel: tuple[Relaxation, ...] | list[Relaxation] | None = None,
+        keep: bool = False,
+    ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
+        """Back-substitute a lower bound of ``lam_a . a_j + const`` down to the input.
+
+        Args:
+            lam_a: coefficients on the post-activation ``a_j``: ``(m, n_j)`` (shared by every
+                box) or ``(N, m, n_j)``; ``j = -1`` means the input itself.
+            const: ``(m,)`` or ``(N, m)``.
+            err: rounding error already accumulated (``(N, m)`` or a scalar).
+            j: hidden layer index (``-1 .. L-2``).
+            inter: the hidden-layer bounds and relaxations of the boxes.
+            xmag: ``(N, n_in)`` magnitudes ``max(|lo|, |hi|)`` of the boxes.
+            rel: relaxations to use instead of ``inter.rel`` (other lower slopes).
+            keep: also return the coefficient matrix met on each post-activation ``a_i``.
+
+        Returns:
+            ``(coef, offset, lams)`` with ``lam_a . a_j + const >= coef . x + offset`` on every
+            box, exactly (the accumulated rounding error is subtracted from ``offset``);
+            shapes ``(N, m, n_in)`` and ``(N, m)``; ``lams[i]`` is ``(N, m, n_i)`` when
+            ``keep``.
+        """
+        rels = inter.rel if rel is None else rel
+        n = xmag.shape[0]
+        lams: list[FloatArray] = [np.empty(0)] * len(self.rules)
+        const = np.broadcast_to(const, (n, *np.shape(const)[-1:])).astype(np.float64)
+        acc = np.broadcast_to(np.asarray(err, dtype=np.float64), const.shape).copy()
+        for i in range(j, -1, -1):
+            if keep:
+                lams[i] = lam_a
+            sl, bl, su, bu = rels[i]
+            l, u = inter.pre[i]
+            pos = np.maximum(lam_a, 0.0)
+            neg = lam_a - pos
+            # lam_a >= 0 -> lower line, < 0 -> upper line; lam is now on z_i
+            lam = pos * sl[:, None, :] + neg * su[:, None, :]
+            abs_a = np.abs(lam_a)
+            abs_l = np.abs(lam)
+            bmag = np.maximum(np.abs(bl), np.abs(bu))
+            zmag = _mag(l, u)
+            # products lam_a * s (one rounding each) applied to z; the bias sums
+            acc = acc + UNIT * _rowdot(abs_l, zmag) + self.g * _rowdot(abs_a, bmag)
+            const = const + _rowdot(pos, bl) + _rowdot(neg, bu)
+            # through Dense i: z_i = W_i a_{i-1} + b_i
+            amag = xmag if i == 0 else self._post_mag(i - 1, inter)
+            acc = acc + _rowdot(abs_l, self._dense_mag(i, amag)) + 2.0 * UNIT * np.abs(const)
+            const = const + _mm(lam, self.biases[i][:, None])[..., 0]
+            lam_a = _mm(lam, self.weights[i])
+        if lam_a.ndim == 2:
+            lam_a = np.broadcast_to(lam_a, (n, *lam_a.shape))
+        depth = max(j + 1, 1)
+        width = max(w.shape[1] for w in self.weights)
+        offset = down(const - inflate(acc + 2.0 * UNIT * np.abs(const), depth * (width + 2)))
+        return lam_a, offset, lams
+
+    @staticmethod
+    def _post_mag(i: int, inter: Intermediate) -> FloatArray:
+        """Magnitudes ``max |a_i|`` of the post-activation of hidden layer ``i``."""
+        return inter.amag[i]
+
+    @staticmethod
+    def concretize_lower(
+        coef: FloatArray, offset: FloatArray, lower: FloatArray, upper: FloatArray
+    ) -> FloatArray:
+        """``min over the box of coef . x + offset`` per row, rounded down: ``(N, m)``."""
+        val = offset + _rowdot(np.maximum(coef, 0.0), lower) + _rowdot(np.minimum(coef, 0.0), upper)
+        n = lower.shape[1]
+        err = gamma(2 * n + 2) * (_rowdot(np.abs(coef), _mag(lower, upper)) + np.abs(offset))
+        return down(val - inflate(err, 2 * n + 2))
+
+    def spec_start(
+        self, C: FloatArray, d: FloatArray, inter: Intermediate, xmag: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Merge the objective ``C z_{L-1} - d`` with the last Dense layer.
+
+        Returns:
+            ``(lam_a, const, err)``: ``C z_{L-1} - d = lam_a . a_{L-2} + const + e`` with
+            ``|e| <= err`` (``(N, R)``); ``lam_a`` is ``(R, n_{L-2})`` (``(R, n_in)`` for a
+            network without hidden layers).
+        """
+        k = len(self.weights) - 1
+        lam = C @ self.weights[k]
+        const = C @ self.biases[k] - d
+        amag = xmag if k == 0 else self._post_mag(k - 1, inter)
+        # rounding of C W and C b - d (the dense magnitudes carry gamma), composition error
+        err = self._dense_mag(k, amag) @ np.abs(C).T + self.g * np.abs(d)[None, :]
+        return lam, const, inflate(err, C.shape[1] + 2)
+
+    # -- forward linear bounds ------------------------------------------------------------------
+    def _forward_step(
+        self,
+        j: int,
+        state: tuple[FloatArray, ...] | None,
+        rel: Relaxation | None,
+        prev_amag: FloatArray | None,
+        lo: FloatArray,
+        hi: FloatArray,
+        xmag: FloatArray,
+    ) -> tuple[tuple[FloatArray, ...], FloatArray, FloatArray]:
+        """Forward linear bounds of ``z_j`` from those of ``z_{j-1}`` (``state``).
+
+        ``state = (Lt, lo_off, el, Ut, up_off, eu)``: for every ``x`` in the box
+        ``x . Lt + lo_off - el <= z <= x . Ut + up_off + eu`` (transposed layout ``Lt``:
+        ``(N, n_in, n)``; ``el, eu >= 0`` accumulate rounding). Relaxation slopes are
+        ``>= 0``, so ``a_{j-1} >= sL (lower form) + bL`` and ``<= sU (upper form) + bU``.
+        Returns the new state and the concretised ``(l, u)``.
+        """
+        n = lo.shape[0]
+        w = self.weights[j]
+        if state is None:
+            wt = np.broadcast_to(w.T, (n, *w.T.shape))
+            bb = np.broadcast_to(self.biases[j], (n, w.shape[0]))
+            zero = np.zeros((n, w.shape[0]))
+            state = (wt, bb, zero, wt, bb, zero)
+        else:
+            assert rel is not None and prev_amag is not None
+            Lt, lo_off, el, Ut, up_off, eu = state
+            sl, bl, su, bu = rel
+            la_t, ua_t = Lt * sl[:, None, :], Ut * su[:, None, :]
+            la_o, ua_o = lo_off * sl + bl, up_off * su + bu
+            # magnitudes of the forms on x (rounding of the slope scalings acts on them)
+            xl = _rowdot(np.abs(la_t).transpose(0, 2, 1), xmag)
+            xu = _rowdot(np.abs(ua_t).transpose(0, 2, 1), xmag)
+            ea_l = sl * el + UNIT * xl + 2.0 * UNIT * (np.abs(lo_off * sl) + np.abs(la_o))
+            ea_u = su * eu + UNIT * xu + 2.0 * UNIT * (np.abs(up_off * su) + np.abs(ua_o))
+            wp, wn = self.pos_weights[j].T, self.neg_weights[j].T
+            aw = self.abs_weights[j].T
+            Lt2 = _mm(la_t, wp) + _mm(ua_t, wn)
+            Ut2 = _mm(ua_t, wp) + _mm(la_t, wn)
+            lo2 = la_o @ wp + ua_o @ wn + self.biases[j]
+            up2 = ua_o @ wp + la_o @ wn + self.biases[j]
+            # propagated errors, the products' rounding (on x and on the offsets), and the
+            # layer's composition error on the magnitudes of a_{j-1}
+            rnd = self.g * (
+                (xl + xu) @ aw + (np.abs(la_o) + np.abs(ua_o)) @ aw + self.abs_biases[j]
+            )
+            we, be = self.weight_errors[j], self.bias_errors[j]
+            if we is not None:
+                rnd = rnd + np.max(prev_amag, axis=-1, keepdims=True) * we
+            if be is not None:
+                rnd = rnd + be
+            el2 = ea_l @ wp + ea_u @ -wn + rnd
+            eu2 = ea_u @ wp + ea_l @ -wn + rnd
+            width = la_t.shape[1] + w.shape[1] + 4
+            state = (Lt2, lo2, inflate(el2, width), Ut2, up2, inflate(eu2, width))
+        Lt, lo_off, el, Ut, up_off, eu = state
+        fl = self.concretize_lower(Lt.transpose(0, 2, 1), lo_off, lo, hi)
+        fu = -self.concretize_lower(-Ut.transpose(0, 2, 1), -up_off, lo, hi)
+        return state, down(fl - el), up(fu + eu)
+
+    # -- CROWN rows for one hidden layer --------------------------------------------------------
+    def _crown_layer(
+        self,
+        j: int,
+        l: FloatArray,
+        u: FloatArray,
+        inter: Intermediate,
+        lo: FloatArray,
+        hi: FloatArray,
+        xmag: FloatArray,
+        rows: Literal["open", "all"],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Tighten ``[l, u]`` of ``z_j`` by CROWN back-substitution.
+
+        With ``rows="open"`` only the neurons whose relaxation is not exact under ``[l, u]``
+        are bounded (only their relaxation depends on the bounds); the rows are gathered per
+        box and padded to the chunk's largest count (padding rows bound some other neuron of
+        the same box, which is harmless). ``rows="all"`` bounds every neuron.
+        """
+        w, b = self.weights[j], self.biases[j]
+        n = l.shape[0]
+        if rows == "open" and j < len(self.rules):
+            need = ~self.rules[j].exact(self.activations[j], l, u)
+        else:
+            need = np.ones_like(l, dtype=bool)
+        counts = need.sum(axis=1)
+        kmax = int(counts.max(initial=0))
+        if kmax == 0:
+            return l, u
+        order = np.argsort(counts, kind="stable")
+        start = int(np.searchsorted(counts[order], 1))
+        width = max(int(np.max([r[0].shape[1] for r in inter.rel[:j]], initial=1)), 1)
+        step = max(4, self.chunk_elements // (2 * kmax * width))
+        l = l.copy()
+        u = u.copy()
+        for s in range(start, n, step):
+            ids = order[s : s + step]
+            k = int(counts[ids].max())
+            idx = np.argsort(~need[ids], axis=1, kind="stable")[:, :k]  # needed first
+            wk = w[idx]  # (c, k, n_{j-1})
+            bk = b[idx]  # (c, k)
+            sub = _take_inter(inter, ids, j)
+            coef, off, _ = self.backsub(
+                np.concatenate([wk, -wk], axis=1),
+                np.concatenate([bk, -bk], axis=1),
+                0.0,
+                j - 1,
+                sub,
+                xmag[ids],
+            )
+            bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
+            rr = ids[:, None]
+            l[rr, idx] = np.maximum(l[rr, idx], bnd[:, :k])
+            u[rr, idx] = np.minimum(u[rr, idx], -bnd[:, k:])
+        return l, u
+
+    # -- hidden-layer bounds --------------------------------------------------------------------
+    def intermediate(
+        self,
+        lower: ArrayLike,
+        upper: ArrayLike,
+        mode: IntermediateMode = "crown",
+        *,
+        prior: tuple[FloatArray, FloatArray] | None = None,
+        crown_layers: int | None = None,
+        rows: Literal["open", "all"] = "open",
+        fixed_below: int = 0,
+    ) -> Intermediate:
+        """Bounds and relaxations of every hidden pre-activation ``z_0 .. z_{L-2}``.
+
+        Args:
+            lower: ``(N, n_in)`` box lower corners.
+            upper: ``(N, n_in)`` box upper corners.
+            mode: ``"ibp"``, ``"forward"`` (IBP intersected with forward linear bounds) or
+                ``"crown"`` (IBP, forward linear bounds when the input is small, then CROWN
+                back-substitution).
+            prior: known sound bounds ``(l, u)`` of all hidden pre-activations on each box,
+                concatenated over layers, shape ``(N, H)`` (the bounds of a box that contains
+                this one, or fixed ReLU phases); they are intersected in, layer by layer.
+            crown_layers: with ``"crown"``, back-substitute only for hidden layers
+                ``j < crown_layers`` (``None``: all).
+            rows: ``"open"``: CROWN rows only for neurons whose relaxation is not exact;
+                ``"all"``: every neuron.
+            fixed_below: hidden layers ``j < fixed_below`` are taken from ``prior`` as they
+                are (they are already as tight as wanted).
+
+        Returns:
+            An :class:`Intermediate`.
+        """
+        lo, hi = self.check_boxes(lower, upper)
+        if mode not in ("ibp", "forward", "crown"):
+            raise InvalidOptionsError(f"intermediate mode {mode!r} not in ibp/forward/crown")
+        if fixed_below > 0 and prior is None:
+            raise InvalidOptionsError("fixed_below needs prior bounds")
+        n = lo.shape[0]
+        xmag = _mag(lo, hi)
+        pre: list[tuple[FloatArray, FloatArray]] = []
+        rel: list[Relaxation] = []
+        amag: list[FloatArray] = []
+        empty = np.zeros(n, dtype=bool)
+        offs = self.offsets
+        use_forward = fixed_below == 0 and (
+            mode == "forward" or (mode == "crown" and self.n_inputs <= 64)
+        )
+        state: tuple[FloatArray, ...] | None = None
+        for j in range(len(self.rules)):
+            act, rule = self.activations[j], self.rules[j]
+            if j < fixed_below:
+                assert prior is not None
+                l = prior[0][:, offs[j] : offs[j + 1]]
+                u = prior[1][:, offs[j] : offs[j + 1]]
+            else:
+                if j == 0:
+                    l, u = self._dense_interval(0, lo, hi)
+                else:
+                    pl, pu = pre[j - 1]
+                    al, au = self.rules[j - 1].interval(self.activations[j - 1], pl, pu)
+                    l, u = self._dense_interval(j, al, au)
+                if use_forward:
+                    state, fl, fu = self._forward_step(
+                        j,
+                        state,
+                        rel[j - 1] if j > 0 else None,
+                        amag[j - 1] if j > 0 else None,
+                        lo,
+                        hi,
+                        xmag,
+                    )
+                    l, u = np.maximum(l, fl), np.minimum(u, fu)
+                if prior is not None:
+                    l = np.maximum(l, prior[0][:, offs[j] : offs[j + 1]])
+                    u = np.minimum(u, prior[1][:, offs[j] : offs[j + 1]])
+                if j > 0 and mode == "crown" and (crown_layers is None or j < crown_layers):
+                    part = Intermediate(tuple(pre), tuple(rel), empty, tuple(amag))
+                    l, u = self._crown_layer(j, l, u, part, lo, hi, xmag, rows)
+            crossed = np.any(l > u, axis=1)
+            if np.any(crossed):
+                # sound bounds cross only when no input satisfies the constraints: empty
+                empty = empty | crossed
+                l, u = np.where(crossed[:, None], np.minimum(l, u), l), np.where(
+                    crossed[:, None], np.maximum(l, u), u
+                )
+            pre.append((l, u))
+            rel.append(rule.relax(act, l, u))
+            al, au = rule.interval(act, l, u)
+            amag.append(_mag(al, au))
+        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag))
+
+    # -- objective bounds -----------------------------------------------------------------------
+    def bound(
+        self,
+        lower: ArrayLike,
+        upper: ArrayLike,
+        C: ArrayLike,
+        d: ArrayLike | None = None,
+        *,
+        intermediate: IntermediateMode = "crown",
+        inter: Intermediate | None = None,
+        prior: tuple[FloatArray, FloatArray] | None = None,
+        crown_layers: int | None = None,
+        rows: Literal["open", "all"] = "open",
+        extra_slopes: tuple[str, ...] = (),
+        alpha_iters: int = 0,
+        alpha_optimizer: AlphaOptimizer = "sign",
+        alpha_lr: float = 0.5,
+    ) -> BatchBounds:
+        """Sound lower bounds of ``C f(x) - d`` over each of ``N`` boxes.
+
+        Args:
+            lower: ``(N, n_in)`` box lower corners.
+            upper: ``(N, n_in)`` box upper corners.
+            C: ``(R, n_out)`` objective rows (shared by the boxes).
+            d: ``(R,)`` offsets (default zeros).
+            intermediate: how hidden-layer bounds are computed (see :meth:`intermediate`).
+            inter: hidden-layer bounds already computed for these boxes (then
+                ``intermediate``, ``prior``, ``crown_layers`` and ``rows`` are not used).
+            prior: known hidden-layer bounds to intersect (see :meth:`intermediate`).
+            crown_layers: limit CROWN to the first hidden layers.
+            rows: CROWN rows for ``"open"`` neurons only or ``"all"``.
+            extra_slopes: further lower-slope choices for the neurons with a family of lower
+                lines in the objective's back-substitution (``"zero"``: the family's smallest
+                slope, ``"one"``: its largest, ``"parallel"``: the upper line's slope); the
+                best bound per row is kept.
+            alpha_iters: gradient steps optimising those lower slopes per box, row and
+                neuron (alpha-CROWN on the objective's back-substitution, hidden-layer bounds
+                fixed); 0 disables.
+            alpha_optimizer: ``"sign"`` (signed steps of decaying size ``alpha_lr``) or
+                ``"adam"`` (Adam ascent with learning rate ``alpha_lr``).
+            alpha_lr: step size.
+
+        Returns:
+            A :class:`BatchBounds`.
+        """
+        lo, hi = self.check_boxes(lower, upper)
+        Cm = np.atleast_2d(np.asarray(C, dtype=np.float64))
+        if Cm.shape[1] != self.n_outputs:
+            raise InvalidPropertyError(
+                f"C has {Cm.shape[1]} columns, the network has {self.n_outputs} outputs"
+            )
+        dv = np.zeros(Cm.shape[0]) if d is None else np.asarray(d, dtype=np.float64).reshape(-1)
+        if inter is None:
+            inter = self.intermediate(
+                lo, hi, intermediate, prior=prior, crown_layers=crown_layers, rows=rows
+            )
+        xmag = _mag(lo, hi)
+        lam, const, err = self.spec_start(Cm, dv, inter, xmag)
+        depth = len(self.rules)
+        coef, off, _ = self.backsub(lam, const, err, depth - 1, inter, xmag)
+        lb = self.concretize_lower(coef, off, lo, hi)
+        if depth > 0:
+            for choice in extra_slopes:
+                rel2 = self._lower_slopes(inter, choice)
+                c2, o2, _ = self.backsub(lam, const, err, depth - 1, inter, xmag, rel=rel2)
+                lb2 = self.concretize_lower(c2, o2, lo, hi)
+                better = lb2 > lb
+                lb = np.maximum(lb, lb2)
+                coef = np.where(better[:, :, None], c2, coef)
+                off = np.where(better, o2, off)
+            if alpha_iters > 0:
+                lb2, c2, o2 = self.optimize_slopes(
+                    lam, const, err, inter, lo, hi, alpha_iters,
+                    optimizer=alpha_optimizer, lr=alpha_lr,
+                )
+                better = lb2 > lb
+                lb = np.maximum(lb, lb2)
+                coef = np.where(better[:, :, None], c2, coef)
+                off = np.where(better, o2, off)
+            # IBP on the merged last layer
+            pl, pu = inter.pre[-1]
+            al, au = self.rules[-1].interval(self.activations[-1], pl, pu)
+            ibp_lo = self._merged_ibp(lam, const, err, al, au)
+            lb = np.maximum(lb, ibp_lo)
+        lb = np.where(inter.empty[:, None], np.inf, lb)
+        return BatchBounds(lower=lb, coef=coef, offset=off, pre=inter.pre, empty=inter.empty)
+
+    @staticmethod
+    def _merged_ibp(
+        lam: FloatArray, const: FloatArray, err: FloatArray, al: FloatArray, au: FloatArray
+    ) -> FloatArray:
+        """Sound lower bound of ``lam . a + const - err`` for ``a`` in ``[al, au]``."""
+        lp, ln = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
+        val = al @ lp.T + au @ ln.T + const
+        n = lam.shape[1]
+        e = gamma(2 * n + 2) * (_mag(al, au) @ np.abs(lam).T + np.abs(const))
+        return down(val - inflate(e + err, 2 * n + 2))
+
+    def _lower_slopes(self, inter: Intermediate, choice: str) -> list[Relaxation]:
+        """Relaxations with another lower slope on the neurons with a family of lower lines."""
+        out: list[Relaxation] = []
+        for act, rule, (l, u), r in zip(self.activations, self.rules, inter.pre, inter.rel):
+            fam = rule.lower_family(act, l, u)
+            if fam is None:
+                out.append(r)
+                continue
+            m = fam.mask > 0
+            if choice == "zero":
+                new = np.where(m, fam.s_min, r.lower_slope)
+            elif choice == "one":
+                new = np.where(m, fam.s_max, r.lower_slope)
+            elif choice == "parallel":
+                new = np.where(m, np.clip(r.upper_slope, fam.s_min, fam.s_max), r.lower_slope)
+            else:
+                raise InvalidOptionsError(f"unknown lower-slope choice {choice!r}")
+            out.append(Relaxation(new, np.where(m, 0.0, r.lower_bias), r.upper_slope, r.upper_bias))
+        return out
+
+    # -- alpha-CROWN ----------------------------------------------------------------------------
+    def optimize_slopes(
+        self,
+        lam0: FloatArray,
+        const0: FloatArray,
+        err0: FloatArray,
+        inter: Intermediate,
+        lo: FloatArray,
+        hi: FloatArray,
+        iters: int,
+        *,
+        optimizer: AlphaOptimizer = "adam",
+        lr: float = 0.1,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Optimise the family lower slopes for the objective rows (alpha-CROWN).
+
+        Every slope in the family's range gives a sound linear lower bound, so every iterate
+        is sound; gradient steps (reverse pass through the back-substitution) improve it.
+
+        Args:
+            lam0, const0, err0: the objective merged with the last layer
+                (:meth:`spec_start`).
+            inter: hidden-layer bounds.
+            lo, hi: ``(N, n_in)`` boxes.
+            iters: gradient steps.
+            optimizer: ``"adam"`` or ``"sign"`` (signed steps, size ``lr`` decaying by 0.7).
+            lr: step size.
+
+        Returns:
+            The best ``(lower (N, R), coef (N, R, n_in), offset (N, R))`` seen.
+        """
+        n = lo.shape[0]
+        r = lam0.shape[0]
+        depth = len(self.rules)
+        xmag = _mag(lo, hi)
+        masks: list[FloatArray] = []
+        s_lo: list[float] = []
+        s_hi: list[float] = []
+        alphas: list[FloatArray] = []
+        for act, rule, (l, u), rl in zip(self.activations, self.rules, inter.pre, inter.rel):
+            fam: LowerFamily | None = rule.lower_family(act, l, u)
+            mask = np.zeros_like(l) if fam is None else fam.mask
+            masks.append(mask[:, None, :])
+            s_lo.append(0.0 if fam is None else fam.s_min)
+            s_hi.append(1.0 if fam is None else fam.s_max)
+            alphas.append(np.broadcast_to(rl.lower_slope[:, None, :], (n, r, l.shape[1])).copy())
+        if not any(m.any() for m in masks):
+            coef, off, _ = self.backsub(lam0, const0, err0, depth - 1, inter, xmag)
+            return self.concretize_lower(coef, off, lo, hi), coef, off
+        best_lb = np.full((n, r), -np.inf)
+        best_coef = np.zeros((n, r, lo.shape[1]))
+        best_off = np.zeros((n, r))
+        m1 = [np.zeros_like(a) for a in alphas]
+        m2 = [np.zeros_like(a) for a in alphas]
+        step = lr
+        for it in range(max(int(iters), 1) + 1):
+            # forward: back-substitution with per-box, per-row slopes (error-accounted)
+            lam_a: FloatArray = np.broadcast_to(lam0, (n, *lam0.shape))
+            const = np.broadcast_to(const0, (n, r)).astype(np.float64)
+            acc = np.broadcast_to(np.asarray(err0, dtype=np.float64), (n, r)).copy()
+            saved: list[tuple[FloatArray, NDArray[np.bool_], FloatArray]] = []
+            for i in range(depth - 1, -1, -1):
+                sl, bl, su, bu = inter.rel[i]
+                l, u = inter.pre[i]
+                fm = masks[i]
+                sl_eff = np.where(fm > 0, alphas[i], sl[:, None, :])
+                bl_eff = np.where(fm > 0, 0.0, bl[:, None, :])
+                pos = lam_a >= 0.0
+                slope = np.where(pos, sl_eff, su[:, None, :])
+                bias = np.where(pos, bl_eff, bu[:, None, :])
+                lam = lam_a * slope
+                acc = acc + UNIT * _rowdot(np.abs(lam), _mag(l, u)) + self.g * np.sum(
+                    np.abs(lam_a * bias), axis=-1
+                )
+                const = const + np.sum(lam_a * bias, axis=-1)
+                amag = xmag if i == 0 else self._post_mag(i - 1, inter)
+                acc = acc + _rowdot(np.abs(lam), self._dense_mag(i, amag)) + 2.0 * UNIT * np.abs(
+                    const
+                )
+                const = const + _mm(lam, self.biases[i][:, None])[..., 0]
+                saved.append((lam_a, pos, slope))
+                lam_a = _mm(lam, self.weights[i])
+            width = max(w.shape[1] for w in self.weights)
+            off = down(const - inflate(acc + 2.0 * UNIT * np.abs(const), depth * (width + 2)))
+            lb = self.concretize_lower(lam_a, off, lo, hi)
+            better = lb > best_lb
+            best_lb = np.where(better, lb, best_lb)
+            best_coef = np.where(better[:, :, None], lam_a, best_coef)
+            best_off = np.where(better, off, best_off)
+            if it == max(int(iters), 1):
+                break
+            # reverse: d lb / d alpha (the vertex minimising each row)
+            g = np.where(lam_a >= 0.0, lo[:, None, :], hi[:, None, :])
+            g_lam = _mm(g, self.weights[0].T) + self.biases[0]  # d lb / d lam on z_0
+            for step_i, i in enumerate(range(depth)):
+                lam_a_i, pos, slope = saved[depth - 1 - step_i]
+                grad = g_lam * lam_a_i * pos * masks[i]
+                if i + 1 < depth:
+                    _, bl, _, bu = inter.rel[i]
+                    bl_eff = np.where(masks[i] > 0, 0.0, bl[:, None, :])
+                    g_a = g_lam * slope + np.where(pos, bl_eff, bu[:, None, :])
+                    g_lam = _mm(g_a, self.weights[i + 1].T) + self.biases[i + 1]
+                if optimizer == "sign":
+                    upd = step * np.sign(grad)
+                else:
+                    m1[i] = 0.9 * m1[i] + 0.1 * grad
+                    m2[i] = 0.999 * m2[i] + 0.001 * grad * grad
+                    mh = m1[i] / (1 - 0.9 ** (it + 1))
+                    vh = m2[i] / (1 - 0.999 ** (it + 1))
+                    upd = lr * mh / (np.sqrt(vh) + 1e-8)
+                alphas[i] = np.where(
+                    masks[i] > 0, np.clip(alphas[i] + upd, s_lo[i], s_hi[i]), alphas[i]
+                )
+            step *= 0.7
+        return best_lb, best_coef, best_off
+
+
+def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermediate:
+    """The first ``j`` hidden layers of ``inter`` for the boxes ``ids``."""
+    return Intermediate(
+        tuple((p[0][ids], p[1][ids]) for p in inter.pre[:j]),
+        tuple(Relaxation(*(a[ids] for a in r)) for r in inter.rel[:j]),
+        inter.empty[ids],
+        tuple(a[ids] for a in inter.amag[:j]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Conjunctions: best convex combination of rows
+# --------------------------------------------------------------------------------------------
+
+
+def combine_rows(
+    coef: FloatArray,
+    offset: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    *,
+    iters: int = 30,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Best convex combination of per-row linear lower bounds, for conjunctions.
+
+    A box is infeasible for the conjunction ``g_r(x) <= 0`` (all ``r``) when
+    ``max_r g_r(x) > 0`` everywhere on it. With linear lower bounds
+    ``g_r(x) >= L_r(x) = coef_r . x + offset_r`` (exact, as :meth:`BoundEngine.bound` returns
+    them) and weights ``w`` in the simplex, ``max_r g_r(x) >= sum_r w_r L_r(x)``, so
+    ``phi(w) = min_box sum_r w_r L_r(x)`` is a sound lower bound of ``min_x max_r g_r(x)``.
+    ``phi`` is concave; this runs projected subgradient ascent from the best single row
+    (vectorized over boxes) and keeps the best weights seen. The final value is recomputed
+    with the combination's rounding accounted for (the weights need not sum to one exactly:
+    any non-negative weights with sum at most one keep the bound valid when it is positive,
+    and the sum is checked).
+
+    Args:
+        coef: ``(N, R, n_in)`` slopes.
+        offset: ``(N, R)`` offsets.
+        lower: ``(N, n_in)`` box lower corners.
+        upper: ``(N, n_in)`` box upper corners.
+        iters: subgradient steps.
+
+    Returns:
+        ``(bound (N,), combined coef (N, n_in), combined offset (N,))``; the combined linear
+        form is a lower bound of ``max_r g_r`` up to the rounding accounted in ``bound``.
+    """
+    n, r, _ = coef.shape
+    center = 0.5 * (lower + upper)
+    radius = 0.5 * (upper - lower)
+
+    def phi(w: FloatArray) -> tuple[FloatArray, FloatArray]:
+        c = np.einsum("nr,nri->ni", w, coef)
+        val = np.einsum("nr,nr->n", w, offset) + np.einsum("ni,ni->n", c, center)
+        val = val - np.einsum("ni,ni->n", np.abs(c), radius)
+        x = np.where(c >= 0.0, lower, upper)  # minimiser of the combined bound
+        grad = np.einsum("nri,ni->nr", coef, x) + offset  # L_r(x*): a supergradient
+        return val, grad
+
+    single = offset + np.einsum("nri,ni->nr", coef, center)
+    single = single - np.einsum("nri,ni->nr", np.abs(coef), radius)
+    w = np.zeros((n, r))
+    w[np.arange(n), np.argmax(single, axis=1)] = 1.0
+    best_w = w.copy()
+    best_v, grad = phi(w)
+    for t in range(max(int(iters), 0)):
+        scale = np.abs(grad).max(axis=1, keepdims=True)
+        # normalised step (|grad / scale| <= 1, no overflow even for subnormal scales)
+        w = _project_simplex(w + grad / ((t + 2.0) * np.where(scale > 0.0, scale, 1.0)))
+        v, grad = phi(w)
+        better = v > best_v
+        best_v = np.where(better, v, best_v)
+        best_w[better] = w[better]
+    best_w = np.maximum(best_w, 0.0)
+    best_w = best_w / best_w.sum(axis=1, keepdims=True)
+    # sound value: sum_r w_r L_r(x) >= c . x + off - e for the computed (c, off), with the
+    # error e of forming c and off; a positive value needs sum w <= 1 (checked) and w >= 0
+    c = np.einsum("nr,nri->ni", best_w, coef)
+    off = np.einsum("nr,nr->n", best_w, offset)
+    g = gamma(r + 2)
+    e_c = g * np.einsum("nr,nri->ni", best_w, np.abs(coef))
+    e = np.einsum("ni,ni->n", e_c, _mag(lower, upper)) + g * np.einsum(
+        "nr,nr->n", best_w, np.abs(offset)
+    )
+    val = BoundEngine.concretize_lower(c[:, None, :], off[:, None], lower, upper)[:, 0]
+    val = down(val - inflate(e, r + 2))
+    wsum = best_w.sum(axis=1)
+    # with sum w = s: sum w_r g_r <= s max_r g_r, so a positive value still proves max > 0;
+    # a negative one is only a lower bound of max g when s >= 1: keep it below the single rows
+    val = np.where(val > 0.0, val / np.maximum(wsum, 1.0), np.minimum(val, 0.0))
+    return val, c, off
+
+
+def _project_simplex(v: FloatArray) -> FloatArray:
+    """Euclidean projection of each row of ``v`` onto the probability simplex."""
+    r = v.shape[1]
+    u = -np.sort(-v, axis=1)
+    css = np.cumsum(u, axis=1) - 1.0
+    k = np.arange(1, r + 1)
+    cond = u - css / k > 0
+    rho = r - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(v.shape[0]), rho] / (rho + 1.0)
+    return np.maximum(v - theta[:, None], 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Single-box front ends
+# --------------------------------------------------------------------------------------------
 
 
 def _check_box(network: Network, box: Box | tuple[ArrayLike, ArrayLike]) -> Box:
@@ -133,428 +999,6 @@ def _check_box(network: Network, box: Box | tuple[ArrayLike, ArrayLike]) -> Box:
             f"box has {b.dim} dimensions but the network has {network.n_inputs} inputs"
         )
     return b
-
-
-def _affine_interval(layer: Dense, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
-    c = (lo + hi) / 2.0
-    r = (hi - lo) / 2.0
-    cz = layer.weight @ c + layer.bias
-    rz = np.abs(layer.weight) @ r
-    return cz - rz, cz + rz
-
-
-def interval_bounds(network: Network, box: Box | tuple[ArrayLike, ArrayLike]) -> LayerBounds:
-    """IBP bounds on every pre-activation (see module docstring).
-
-    Args:
-        network: any network (it is normalized first).
-        box: a :class:`Box` or a ``(lower, upper)`` pair of shape ``(n_inputs,)``.
-    """
-    net = network.normalized()
-    b = _check_box(net, box)
-    lo, hi = b.lower, b.upper
-    out: list[Interval] = []
-    for layer in net.layers:
-        if isinstance(layer, Dense):
-            lo, hi = _affine_interval(layer, lo, hi)
-            out.append(Interval(lo, hi))
-        else:
-            lo = apply_activation(layer, lo)
-            hi = apply_activation(layer, hi)
-    return LayerBounds(net, b, tuple(out), method="ibp")
-
-
-# --------------------------------------------------------------------------------------------
-# Linear relaxations of the activations
-# --------------------------------------------------------------------------------------------
-
-
-class Relaxation(NamedTuple):
-    """Per-neuron lines ``lower_slope*z + lower_bias <= sigma(z) <= upper_slope*z + upper_bias``.
-
-    Valid for every ``z`` in the interval ``[l, u]`` they were built for. All arrays have the
-    shape of ``l``.
-    """
-
-    lower_slope: FloatArray
-    lower_bias: FloatArray
-    upper_slope: FloatArray
-    upper_bias: FloatArray
-
-
-def _relu_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    r"""ReLU ``max(z, 0)`` on ``[l, u]``.
-
-    * ``u <= 0``: ``0 <= relu(z) <= 0``;  ``l >= 0``: ``z <= relu(z) <= z``.
-    * ``l < 0 < u`` (unstable): upper = chord ``s (z - l)`` with ``s = u / (u - l)``; lower =
-      ``alpha z`` for any ``alpha in [0, 1]``; CROWN's adaptive choice is ``alpha = 1`` iff
-      ``u > -l`` (minimises the area between the line and the function).
-    """
-    return _leaky_relax_slope(0.0, l, u)
-
-
-def _leaky_relu_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    r"""LeakyReLU ``max(z, a z)``, ``0 <= a <= 1`` (convex) on ``[l, u]``.
-
-    * ``u <= 0``: slope ``a`` both sides;  ``l >= 0``: slope 1 both sides.
-    * ``l < 0 < u``: upper = chord through ``(l, a l)`` and ``(u, u)``:
-      ``s = (u - a l)/(u - l)``, ``upper(z) = s z + (1 - s) u``; lower = ``beta z`` with
-      ``beta in [a, 1]`` (any line through the kink with slope between the two pieces); the
-      default picks ``beta = 1`` iff ``u > -l``.
-    """
-    return _leaky_relax_slope(float(layer.alpha), l, u)
-
-
-def _leaky_relax_slope(a: float, l: FloatArray, u: FloatArray) -> Relaxation:
-    unstable = (l < 0.0) & (u > 0.0)
-    pos = l >= 0.0
-    base = np.where(pos, 1.0, a)
-    denom = np.where(unstable, u - l, 1.0)
-    chord = np.where(unstable, (u - a * l) / denom, base)
-    upper_bias = np.where(unstable, (1.0 - chord) * u, 0.0)
-    lower_slope = np.where(unstable, np.where(u > -l, 1.0, a), base)
-    zero = np.zeros_like(l)
-    return Relaxation(lower_slope, zero, chord, upper_bias)
-
-
-def _hardtanh_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    r"""HardTanh ``clip(z, m, M)`` on ``[l, u]`` (kinks at ``m < M``).
-
-    Cases (lines are exact wherever the function is affine on ``[l, u]``):
-
-    1. ``u <= m``: constant ``m``.  2. ``l >= M``: constant ``M``.
-    3. ``m <= l, u <= M``: identity ``z``.
-    4. ``l < m < u <= M`` (convex part ``max(z, m)``): upper = chord
-       ``m + s (z - l)``, ``s = (u - m)/(u - l)``; lower = ``m + t (z - m)`` with ``t in [0, 1]``,
-       ``t = 1`` iff the midpoint ``(l + u)/2 > m``.
-    5. ``m <= l < M < u`` (concave part ``min(z, M)``): lower = chord ``l + s (z - l)``,
-       ``s = (M - l)/(u - l)``; upper = ``M + t (z - M)``, ``t = 1`` iff the midpoint ``< M``.
-    6. ``l < m, M < u`` (both kinks): lower = ``m + t (z - m)`` with ``t in {0, (M - m)/(u - m)}``
-       (the line through ``(m, m)`` and ``(u, M)`` lies below the graph), sloped iff the
-       midpoint ``> m``; upper = ``M + t (z - M)`` with ``t in {0, (M - m)/(M - l)}``, sloped
-       iff the midpoint ``< M``. Each choice maximises (lower) / minimises (upper) the
-       integral of the line over ``[l, u]``.
-    """
-    m, M = float(layer.min_val), float(layer.max_val)
-    mid = (l + u) / 2.0
-    one = np.ones_like(l)
-    zero = np.zeros_like(l)
-    c_lo = u <= m
-    c_hi = l >= M
-    c_id = (l >= m) & (u <= M)
-    c_cvx = (l < m) & (u > m) & (u <= M)
-    c_ccv = (l >= m) & (l < M) & (u > M)
-    c_both = (l < m) & (u > M)
-    width = np.where(u > l, u - l, 1.0)
-    # case 4
-    s4 = (u - m) / width
-    t4 = np.where(mid > m, 1.0, 0.0)
-    # case 5
-    s5 = (M - l) / width
-    t5 = np.where(mid < M, 1.0, 0.0)
-    # case 6
-    t6l = np.where(mid > m, (M - m) / np.where(u > m, u - m, 1.0), 0.0)
-    t6u = np.where(mid < M, (M - m) / np.where(M > l, M - l, 1.0), 0.0)
-    conds = [c_lo, c_hi, c_id, c_cvx, c_ccv, c_both]
-    lower_slope = np.select(conds, [zero, zero, one, t4, s5, t6l], default=zero)
-    lower_bias = np.select(
-        conds,
-        [zero + m, zero + M, zero, m - t4 * m, l - s5 * l, m - t6l * m],
-        default=zero + m,
-    )
-    upper_slope = np.select(conds, [zero, zero, one, s4, t5, t6u], default=zero)
-    upper_bias = np.select(
-        conds,
-        [zero + m, zero + M, zero, m - s4 * l, M - t5 * M, M - t6u * M],
-        default=zero + M,
-    )
-    return Relaxation(lower_slope, lower_bias, upper_slope, upper_bias)
-
-
-def _identity_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    """Identity: ``z <= z <= z``."""
-    one = np.ones_like(l)
-    zero = np.zeros_like(l)
-    return Relaxation(one, zero, one, zero)
-
-
-def _sigmoid_fn(z: FloatArray) -> FloatArray:
-    return apply_activation(Sigmoid(), z)
-
-
-def _sigmoid_deriv(z: FloatArray) -> FloatArray:
-    s = _sigmoid_fn(z)
-    return s * (1.0 - s)
-
-
-def _tanh_deriv(z: FloatArray) -> FloatArray:
-    t = np.tanh(z)
-    return 1.0 - t * t
-
-
-_BISECTION_STEPS = 60
-
-
-def _s_shaped_upper(
-    f: Callable[[FloatArray], FloatArray],
-    df: Callable[[FloatArray], FloatArray],
-    l: FloatArray,
-    u: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Upper line ``a z + b >= f(z)`` on ``[l, u]`` for an S-shaped ``f``.
-
-    ``f`` is increasing, convex on ``z <= 0`` and concave on ``z >= 0`` (sigmoid, tanh). See
-    :func:`_sigmoid_relax` for the construction.
-    """
-    fl, fu = f(l), f(u)
-    width = u - l
-    tiny = width <= 1e-9 * (1.0 + np.abs(l) + np.abs(u))
-    safe_w = np.where(tiny, 1.0, width)
-    chord_a = (fu - fl) / safe_w
-    chord_b = fl - chord_a * l
-    # concave region (l >= 0): tangent at the midpoint
-    mid = (l + u) / 2.0
-    tan_a = df(mid)
-    tan_b = f(mid) - tan_a * mid
-    # crossing region: tangent at d >= 0 whose line passes through (l, f(l)); valid for every
-    # d >= d*, where g(d) = f(d) - f(l) - f'(d)(d - l) changes sign (g increasing on [0, inf)).
-    cross = (l < 0.0) & (u > 0.0) & ~tiny
-    a = np.where(l >= 0.0, tan_a, chord_a)
-    b = np.where(l >= 0.0, tan_b, chord_b)
-    if np.any(cross):
-        lc, uc, flc = l[cross], u[cross], fl[cross]
-
-        def g(d: FloatArray) -> FloatArray:
-            return f(d) - flc - df(d) * (d - lc)
-
-        use_tangent = g(uc) > 0.0  # else the chord is a valid upper line
-        lo = np.zeros_like(uc)
-        hi = uc.copy()
-        for _ in range(_BISECTION_STEPS):
-            mid_d = (lo + hi) / 2.0
-            pos = g(mid_d) >= 0.0
-            hi = np.where(pos, mid_d, hi)
-            lo = np.where(pos, lo, mid_d)
-        d = hi  # g(hi) >= 0 keeps the tangent line above f(l): sound
-        ta = df(d)
-        tb = f(d) - ta * d
-        a[cross] = np.where(use_tangent, ta, a[cross])
-        b[cross] = np.where(use_tangent, tb, b[cross])
-    a = np.where(tiny, 0.0, a)
-    b = np.where(tiny, fu, b)
-    # insurance: the line must lie above both end points; plus an outward margin
-    b = np.maximum(b, np.maximum(fl - a * l, fu - a * u))
-    b = b + SMOOTH_MARGIN * (1.0 + np.abs(b) + np.abs(a) * np.maximum(np.abs(l), np.abs(u)))
-    bad = ~(np.isfinite(a) & np.isfinite(b))
-    a = np.where(bad, 0.0, a)
-    b = np.where(bad, fu, b)
-    return a, b
-
-
-def _s_shaped_relax(
-    f: Callable[[FloatArray], FloatArray],
-    df: Callable[[FloatArray], FloatArray],
-    f0: float,
-    l: FloatArray,
-    u: FloatArray,
-) -> Relaxation:
-    # point symmetry f(-z) = 2 f(0) - f(z): an upper line a z + b of f on [-u, -l] gives the
-    # lower line a z + (2 f(0) - b) of f on [l, u].
-    ua, ub = _s_shaped_upper(f, df, l, u)
-    ra, rb = _s_shaped_upper(f, df, -u, -l)
-    return Relaxation(ra, 2.0 * f0 - rb, ua, ub)
-
-
-def _sigmoid_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    r"""Sigmoid on ``[l, u]`` (convex for ``z <= 0``, concave for ``z >= 0``).
-
-    Upper line:
-
-    * ``l >= 0`` (concave): tangent at the midpoint ``m``: ``sigma(m) + sigma'(m)(z - m)``.
-    * ``u <= 0`` (convex): chord ``sigma(l) + k (z - l)``, ``k = (sigma(u) - sigma(l))/(u - l)``.
-    * ``l < 0 < u``: if ``g(u) <= 0`` with ``g(d) = sigma(d) - sigma(l) - sigma'(d)(d - l)``, the
-      chord (it lies above the graph because ``k <= sigma'(u)``); otherwise the tangent at the
-      root ``d* in (0, u]`` of ``g`` (the tangent from ``(l, sigma(l))`` to the concave part),
-      found by vectorized bisection and rounded *up* (``d >= d*`` keeps the line sound).
-
-    Lower line: by the point symmetry ``sigma(-z) = 1 - sigma(z)``, the upper line ``a z + b`` on
-    ``[-u, -l]`` yields the lower line ``a z + 1 - b`` on ``[l, u]``.
-
-    Degenerate or very narrow intervals get constant lines ``sigma(l) <= . <= sigma(u)``; the
-    offsets are raised to cover both end points and moved outwards by
-    ``1e-12 (1 + |b| + |a| max(|l|, |u|))``.
-    """
-    return _s_shaped_relax(_sigmoid_fn, _sigmoid_deriv, 0.5, l, u)
-
-
-def _tanh_relax(layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
-    r"""Tanh on ``[l, u]``: the construction of :func:`_sigmoid_relax` with ``tanh`` (odd,
-    ``tanh(0) = 0``, ``tanh' = 1 - tanh^2``)."""
-    return _s_shaped_relax(np.tanh, _tanh_deriv, 0.0, l, u)
-
-
-RelaxFn = Callable[[Any, FloatArray, FloatArray], Relaxation]
-
-#: Linear relaxation of each activation type, looked up by ``type(layer)``.
-RELAXATIONS: dict[type, RelaxFn] = {
-    ReLU: _relu_relax,
-    LeakyReLU: _leaky_relu_relax,
-    HardTanh: _hardtanh_relax,
-    Sigmoid: _sigmoid_relax,
-    Tanh: _tanh_relax,
-    Identity: _identity_relax,
-}
-
-#: Leak slope of the activations whose lower line is ``beta z`` with ``beta in [leak, 1]`` on
-#: unstable neurons (the ones alpha-CROWN optimises).
-_ALPHA_LEAK: dict[type, Callable[[Any], float]] = {
-    ReLU: lambda layer: 0.0,
-    LeakyReLU: lambda layer: float(layer.alpha),
-}
-
-
-def relax(layer: Activation, l: ArrayLike, u: ArrayLike) -> Relaxation:
-    """Sound linear relaxation lines of ``layer`` on the per-neuron intervals ``[l, u]``.
-
-    Raises:
-        UnsupportedLayerError: for an activation without a relaxation.
-    """
-    lo = np.asarray(l, dtype=np.float64)
-    hi = np.asarray(u, dtype=np.float64)
-    try:
-        fn = RELAXATIONS[type(layer)]
-    except KeyError:
-        raise UnsupportedLayerError(
-            f"no linear relaxation for {type(layer).__name__}; supported: "
-            f"{', '.join(t.__name__ for t in RELAXATIONS)}"
-        ) from None
-    return fn(layer, lo, hi)
-
-
-# --------------------------------------------------------------------------------------------
-# CROWN back-substitution
-# --------------------------------------------------------------------------------------------
-
-
-def _backsubstitute(
-    dense: tuple[Dense, ...],
-    relaxations: list[Relaxation],
-    k: int,
-    lam: FloatArray | None,
-    const: FloatArray,
-    box: Box,
-) -> tuple[FloatArray, FloatArray]:
-    """Bounds on ``lam @ z^(k+1) + const`` (0-based ``k``) over ``box``.
-
-    ``lam=None`` stands for the identity matrix (bounds on ``z^(k+1)`` itself).
-
-    ``relaxations[j]`` relaxes the activation applied to ``z^(j+1)``.
-
-    Returns:
-        ``(lower, upper)``, each of shape ``(lam.shape[0],)``.
-    """
-    # rows 0..r-1: lower bound, rows r..2r-1: upper bound
-    if lam is None:  # identity: bound z^(k+1) itself
-        first, first_c = dense[k].weight, dense[k].bias + const
-    else:
-        first, first_c = lam @ dense[k].weight, lam @ dense[k].bias + const
-    r = first.shape[0]
-    coef = np.concatenate([first, first], axis=0)
-    c = np.concatenate([first_c, first_c])
-    for j in range(k - 1, -1, -1):
-        rel = relaxations[j]
-        pos = np.maximum(coef, 0.0)
-        neg = np.minimum(coef, 0.0)
-        lo_part = slice(0, r)
-        up_part = slice(r, 2 * r)
-        new = np.empty_like(coef)
-        new[lo_part] = pos[lo_part] * rel.lower_slope + neg[lo_part] * rel.upper_slope
-        new[up_part] = pos[up_part] * rel.upper_slope + neg[up_part] * rel.lower_slope
-        c[lo_part] += pos[lo_part] @ rel.lower_bias + neg[lo_part] @ rel.upper_bias
-        c[up_part] += pos[up_part] @ rel.upper_bias + neg[up_part] @ rel.lower_bias
-        c += new @ dense[j].bias
-        coef = new @ dense[j].weight
-    centre = coef @ box.center
-    radius = np.abs(coef) @ box.radius
-    return (c[:r] + centre[:r] - radius[:r]), (c[r:] + centre[r:] + radius[r:])
-
-
-def _intersect(
-    il: FloatArray, iu: FloatArray, cl: FloatArray, cu: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Intersection of two sound intervals ``[il, iu]`` (IBP) and ``[cl, cu]``.
-
-    Both contain the true range, so they can only be disjoint through round-off; such entries
-    get the hull of the two crossing end points, clipped to ``[il, iu]`` (so the result is
-    never looser than the first interval and always has ``lower <= upper``).
-    """
-    lo = np.maximum(il, cl)
-    hi = np.minimum(iu, cu)
-    crossed = lo > hi
-    if np.any(crossed):
-        lo, hi = (
-            np.where(crossed, np.minimum(lo, hi), lo),
-            np.where(crossed, np.maximum(lo, hi), hi),
-        )
-        lo, hi = np.clip(lo, il, iu), np.clip(hi, il, iu)
-    return lo, hi
-
-
-def _crown_layers(
-    net: Network,
-    box: Box,
-    intermediate: IntermediateMethod,
-    ibp: LayerBounds,
-) -> tuple[tuple[Dense, ...], list[Interval], list[Relaxation]]:
-    """Bounds on ``z^(1) .. z^(L-1)`` and the relaxations built on them.
-
-    Each layer is the intersection of plain IBP (``ibp``), the IBP step from the tightened
-    previous layer and (for ``intermediate="crown"``) CROWN back-substitution.
-    """
-    dense, acts = net.affine_and_activations()
-    bounds = [ibp.pre_activation[0]]  # exact for the first layer
-    relaxations: list[Relaxation] = []
-    for k in range(1, len(dense) - 1):
-        act = acts[k - 1]
-        relaxations.append(relax(act, bounds[-1].lower, bounds[-1].upper))
-        # IBP step from the tightened previous layer
-        lo, hi = _affine_interval(
-            dense[k],
-            apply_activation(act, bounds[-1].lower),
-            apply_activation(act, bounds[-1].upper),
-        )
-        plain = ibp.pre_activation[k]
-        lo, hi = _intersect(plain.lower, plain.upper, lo, hi)
-        if intermediate == "crown":
-            n = dense[k].n_out
-            cl, cu = _backsubstitute(dense, relaxations, k, None, np.zeros(n), box)
-            lo, hi = _intersect(lo, hi, cl, cu)
-        bounds.append(Interval(lo, hi))
-    if len(dense) > 1:
-        relaxations.append(relax(acts[-1], bounds[-1].lower, bounds[-1].upper))
-    return dense, bounds, relaxations
-
-
-def _merged_spec_ibp(
-    net: Network, ibp: LayerBounds, C: FloatArray, d: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Plain IBP bounds on ``C f(x) + d`` with the merged last layer ``C W^(L)``."""
-    dense, acts = net.affine_and_activations()
-    if len(dense) == 1:
-        a_lo, a_hi = ibp.box.lower, ibp.box.upper
-    else:
-        pre = ibp.pre_activation[-2]
-        a_lo = apply_activation(acts[-1], pre.lower)
-        a_hi = apply_activation(acts[-1], pre.upper)
-    return _merged_ibp(C, d, dense[-1], a_lo, a_hi)
-
-
-def _merged_ibp(
-    C: FloatArray, d: FloatArray, last: Dense, a_lo: FloatArray, a_hi: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """IBP bounds on ``C (W a + b) + d`` using the merged row ``C W``."""
-    merged = Dense(C @ last.weight, C @ last.bias + d)
-    return _affine_interval(merged, a_lo, a_hi)
 
 
 def _check_method(method: str, allowed: tuple[str, ...], name: str = "method") -> None:
@@ -582,6 +1026,20 @@ def _spec_arrays(
     return Cm, dv
 
 
+def interval_bounds(network: Network, box: Box | tuple[ArrayLike, ArrayLike]) -> LayerBounds:
+    """Sound IBP bounds on every pre-activation.
+
+    Args:
+        network: any network (it is normalized first).
+        box: a :class:`Box` or a ``(lower, upper)`` pair of shape ``(n_inputs,)``.
+    """
+    eng = BoundEngine(network)
+    b = _check_box(eng.normal, box)
+    out = eng.ibp(b.lower, b.upper)
+    layers = tuple(Interval(l[0], u[0]) for l, u in out)
+    return LayerBounds(eng.normal, b, layers, method="ibp")
+
+
 def crown_bounds(
     network: Network,
     box: Box | tuple[ArrayLike, ArrayLike],
@@ -592,20 +1050,20 @@ def crown_bounds(
     alpha_steps: int = 20,
     intermediate: IntermediateMethod = "crown",
 ) -> LayerBounds:
-    """CROWN / DeepPoly bounds on every pre-activation (see the module docstring).
+    """Sound CROWN bounds on every pre-activation (see the module docstring).
 
     Args:
         network: any network (it is normalized first).
         box: a :class:`Box` or a ``(lower, upper)`` pair of shape ``(n_inputs,)``.
         spec_matrix: optional ``C`` of shape ``(k, n_outputs)``; the result's ``spec`` then
-            bounds ``C f(x) + d``, computed from the merged row ``C W^(L)``.
+            bounds ``C f(x) + d``, computed from the merged rows ``C W_{L-1}``.
         spec_offset: optional ``d`` of shape ``(k,)`` (default zeros); needs ``spec_matrix``.
-        alpha: optimise the lower slopes of unstable ReLU/LeakyReLU neurons (alpha-CROWN) for
-            the final bounds (the spec rows, or the outputs when no spec is given). The
-            intermediate bounds are plain CROWN.
+        alpha: optimise the family lower slopes (alpha-CROWN) for the final bounds (the spec
+            rows, or the outputs when no spec is given). The intermediate bounds are plain
+            CROWN.
         alpha_steps: number of projected-gradient steps for ``alpha``.
-        intermediate: ``"crown"`` (full CROWN: back-substitute every layer) or ``"ibp"``
-            (IBP intermediate bounds, CROWN only for the last layer).
+        intermediate: ``"crown"`` (back-substitute every hidden neuron) or ``"ibp"`` (IBP
+            intermediate bounds, CROWN only for the last layer).
 
     Returns:
         :class:`LayerBounds` with ``method="crown"`` (``"alpha-crown"`` when ``alpha``); each
@@ -616,187 +1074,47 @@ def crown_bounds(
         raise InvalidOptionsError(f"alpha_steps={alpha_steps!r} must be >= 0")
     if spec_offset is not None and spec_matrix is None:
         raise InvalidOptionsError("spec_offset needs spec_matrix")
-    net = network.normalized()
-    b = _check_box(net, box)
-    ibp = interval_bounds(net, b)
-    dense, bounds, relaxations = _crown_layers(net, b, intermediate, ibp)
-    n_out = dense[-1].n_out
+    eng = BoundEngine(network)
+    b = _check_box(eng.normal, box)
+    lo, hi = b.lower[None, :], b.upper[None, :]
+    inter = eng.intermediate(lo, hi, "crown" if intermediate == "crown" else "ibp", rows="all")
+    n_out = eng.n_outputs
     steps = alpha_steps if alpha else 0
-    if len(dense) == 1:
-        out = bounds[0]
-    else:
-        out = Interval(
-            *_final_bounds(net, ibp, dense, bounds, relaxations, b, np.eye(n_out), None, steps)
-        )
-    layers = [*bounds[: len(dense) - 1], out]
+    eye = np.eye(n_out)
+    out = _single_rows(eng, lo, hi, inter, np.vstack([eye, -eye]), np.zeros(2 * n_out), steps)
+    ibp = eng.ibp(lo, hi)
+    layers = [Interval(l[0], u[0]) for l, u in inter.pre]
+    layers.append(
+        Interval(np.maximum(out[:n_out], ibp[-1][0][0]), np.minimum(-out[n_out:], ibp[-1][1][0]))
+    )
     spec: Interval | None = None
     if spec_matrix is not None:
         Cm, dv = _spec_arrays(spec_matrix, spec_offset, n_out)
-        spec = Interval(*_final_bounds(net, ibp, dense, bounds, relaxations, b, Cm, dv, steps))
-    return LayerBounds(net, b, tuple(layers), method="alpha-crown" if alpha else "crown", spec=spec)
-
-
-def _final_bounds(
-    net: Network,
-    ibp: LayerBounds,
-    dense: tuple[Dense, ...],
-    bounds: list[Interval],
-    relaxations: list[Relaxation],
-    box: Box,
-    C: FloatArray,
-    d: FloatArray | None,
-    alpha_steps: int,
-) -> tuple[FloatArray, FloatArray]:
-    """Bounds on ``C z^(L) + d``: merged IBP (plain and tightened) intersected with CROWN
-    (and alpha-CROWN when ``alpha_steps > 0``)."""
-    dv = np.zeros(C.shape[0]) if d is None else d
-    il, iu = _merged_spec_ibp(net, ibp, C, dv)
-    _, acts = net.affine_and_activations()
-    k = len(dense) - 1
-    if k > 0:  # IBP step from the tightened last hidden layer
-        tl, tu = _merged_ibp(
-            C,
-            dv,
-            dense[-1],
-            apply_activation(acts[-1], bounds[-1].lower),
-            apply_activation(acts[-1], bounds[-1].upper),
+        k = Cm.shape[0]
+        C2, d2 = np.vstack([Cm, -Cm]), np.concatenate([-dv, dv])
+        sb = np.maximum(
+            _single_rows(eng, lo, hi, inter, C2, d2, steps), _ibp_rows(eng, lo, hi, C2, d2)
         )
-        il, iu = _intersect(il, iu, tl, tu)
-    lo, hi = _backsubstitute(dense, relaxations, k, C, dv, box)
-    if alpha_steps > 0 and k > 0:
-        alo, ahi = _alpha_crown(dense, acts, bounds, relaxations, box, C, dv, alpha_steps)
-        lo, hi = np.maximum(lo, alo), np.minimum(hi, ahi)
-    return _intersect(il, iu, lo, hi)
+        spec = Interval(sb[:k], -sb[k:])
+    return LayerBounds(
+        eng.normal, b, tuple(layers), method="alpha-crown" if alpha else "crown", spec=spec
+    )
 
 
-# --------------------------------------------------------------------------------------------
-# alpha-CROWN
-# --------------------------------------------------------------------------------------------
-
-
-def _alpha_crown(
-    dense: tuple[Dense, ...],
-    acts: tuple[Activation, ...],
-    bounds: list[Interval],
-    relaxations: list[Relaxation],
-    box: Box,
+def _single_rows(
+    eng: BoundEngine,
+    lo: FloatArray,
+    hi: FloatArray,
+    inter: Intermediate,
     C: FloatArray,
     d: FloatArray,
-    steps: int,
-    lr: float = 0.1,
-) -> tuple[FloatArray, FloatArray]:
-    r"""Optimise lower-line slopes of unstable ReLU/LeakyReLU neurons for bounds on ``C z^(L)+d``.
-
-    Every bounded row (lower rows and upper rows separately) has its own slopes
-    ``beta = leak + alpha (1 - leak)``, ``alpha in [0, 1]``, so every iterate is a sound CROWN
-    bound; the best value seen per row is returned. The objective
-    ``J = sum(lower rows) - sum(upper rows)`` is differentiated in reverse mode through the
-    back-substitution (the positive/negative split contributes its sign pattern).
-    """
-    r = C.shape[0]
-    L = len(dense) - 1  # number of activations
-    rows = 2 * r
-    sign = np.concatenate([np.ones(r), -np.ones(r)])[:, None]  # +1 lower rows, -1 upper rows
-    # masks of optimisable neurons, their leak and the initial alpha (CROWN's choice)
-    free: list[FloatArray | None] = []
-    leak: list[float] = []
-    alphas: list[FloatArray] = []
-    for j in range(L):
-        leak_fn = _ALPHA_LEAK.get(type(acts[j]))
-        iv = bounds[j]
-        if leak_fn is None:
-            free.append(None)
-            leak.append(0.0)
-            alphas.append(np.zeros((rows, 0)))
-            continue
-        a = leak_fn(acts[j])
-        mask = (iv.lower < 0.0) & (iv.upper > 0.0)
-        free.append(mask.astype(np.float64) if a < 1.0 else None)
-        leak.append(a)
-        init = (relaxations[j].lower_slope - a) / (1.0 - a) if a < 1.0 else np.zeros_like(iv.lower)
-        alphas.append(np.tile(np.clip(init, 0.0, 1.0), (rows, 1)))
-    if all(f is None or not f.any() for f in free):
-        return _backsubstitute(dense, relaxations, L, C, d, box)
-    lam0 = np.concatenate([C, C], axis=0)
-    const0 = np.concatenate([d, d])
-    best = np.concatenate([np.full(r, -np.inf), np.full(r, np.inf)])
-    m1 = [np.zeros_like(a) for a in alphas]
-    m2 = [np.zeros_like(a) for a in alphas]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    lo_rows = slice(0, r)
-    up_rows = slice(r, rows)
-    for it in range(steps + 1):
-        # ---- forward: back-substitution with per-row slopes
-        coef = lam0 @ dense[L].weight
-        c = const0 + lam0 @ dense[L].bias
-        saved: list[tuple[FloatArray, FloatArray, FloatArray]] = []
-        for j in range(L - 1, -1, -1):
-            rel = relaxations[j]
-            fm = free[j]
-            low_s: FloatArray = np.broadcast_to(rel.lower_slope, (rows, rel.lower_slope.size))
-            if fm is not None:
-                low_s = np.where(fm > 0, leak[j] + alphas[j] * (1.0 - leak[j]), low_s)
-            pos = np.maximum(coef, 0.0)
-            neg = np.minimum(coef, 0.0)
-            # slope multiplying pos / neg parts, per row
-            s_pos = np.empty_like(coef)
-            s_neg = np.empty_like(coef)
-            s_pos[lo_rows], s_neg[lo_rows] = low_s[lo_rows], rel.upper_slope
-            s_pos[up_rows], s_neg[up_rows] = rel.upper_slope, low_s[up_rows]
-            b_pos = np.concatenate(
-                [np.tile(rel.lower_bias, (r, 1)), np.tile(rel.upper_bias, (r, 1))]
-            )
-            b_neg = np.concatenate(
-                [np.tile(rel.upper_bias, (r, 1)), np.tile(rel.lower_bias, (r, 1))]
-            )
-            saved.append((coef, s_pos, s_neg))
-            c = c + np.sum(pos * b_pos + neg * b_neg, axis=1)
-            new = pos * s_pos + neg * s_neg
-            c = c + new @ dense[j].bias
-            coef = new @ dense[j].weight
-        value = c + coef @ box.center - sign[:, 0] * (np.abs(coef) @ box.radius)
-        best[lo_rows] = np.maximum(best[lo_rows], value[lo_rows])
-        best[up_rows] = np.minimum(best[up_rows], value[up_rows])
-        if it == steps:
-            break
-        # ---- reverse: gradient of J = sum(sign * value) w.r.t. alphas
-        # d value / d coef (input concretisation)
-        g = sign * box.center - np.sign(coef) * box.radius
-        for idx, j in enumerate(range(0, L)):
-            coef_j, s_pos, s_neg = saved[L - 1 - idx]
-            rel = relaxations[j]
-            # through Dense j: coef = new @ W_j, c += new @ b_j
-            g_new = g @ dense[j].weight.T + sign * dense[j].bias
-            pos_m = coef_j > 0.0
-            neg_m = coef_j < 0.0
-            fm = free[j]
-            if fm is not None:
-                grad = np.zeros_like(coef_j)
-                grad[lo_rows] = (g_new * np.where(pos_m, coef_j, 0.0))[lo_rows]
-                grad[up_rows] = (g_new * np.where(neg_m, coef_j, 0.0))[up_rows]
-                grad = grad * fm * (1.0 - leak[j])
-                # Adam ascent step, projected onto [0, 1]
-                m1[j] = beta1 * m1[j] + (1 - beta1) * grad
-                m2[j] = beta2 * m2[j] + (1 - beta2) * grad * grad
-                mh = m1[j] / (1 - beta1 ** (it + 1))
-                vh = m2[j] / (1 - beta2 ** (it + 1))
-                alphas[j] = np.clip(alphas[j] + lr * mh / (np.sqrt(vh) + eps), 0.0, 1.0)
-            # through the relaxation: new = pos*s_pos + neg*s_neg, c += pos*b_pos + neg*b_neg
-            b_pos = np.concatenate(
-                [np.tile(rel.lower_bias, (r, 1)), np.tile(rel.upper_bias, (r, 1))]
-            )
-            b_neg = np.concatenate(
-                [np.tile(rel.upper_bias, (r, 1)), np.tile(rel.lower_bias, (r, 1))]
-            )
-            g = np.where(pos_m, g_new * s_pos + sign * b_pos, 0.0) + np.where(
-                neg_m, g_new * s_neg + sign * b_neg, 0.0
-            )
-    return best[lo_rows], best[up_rows]
-
-
-# --------------------------------------------------------------------------------------------
-# Public front ends
-# --------------------------------------------------------------------------------------------
+    alpha_steps: int,
+) -> FloatArray:
+    """Lower bounds of ``C f(x) - d`` on one box (CROWN, alpha-CROWN, merged IBP)."""
+    res = eng.bound(
+        lo, hi, C, d, inter=inter, alpha_iters=alpha_steps, alpha_optimizer="adam", alpha_lr=0.1
+    )
+    return res.lower[0]
 
 
 def spec_bounds(
@@ -810,7 +1128,7 @@ def spec_bounds(
 ) -> tuple[FloatArray, FloatArray]:
     """Sound bounds on ``C f(x) + d`` for ``x`` in ``box``.
 
-    The last Dense layer is merged with ``C`` (rows ``C W^(L)``), which is tighter than
+    The last Dense layer is merged with ``C`` (rows ``C W_{L-1}``), which is tighter than
     bounding ``f`` first. ``"crown"`` and ``"alpha-crown"`` results are intersected with the
     merged IBP bound, so they are never looser than ``"ibp"``.
 
@@ -826,20 +1144,31 @@ def spec_bounds(
         ``(lower, upper)``, each of shape ``(k,)``.
     """
     _check_method(method, ("ibp", "crown", "alpha-crown"))
-    net = network.normalized()
-    Cm, dv = _spec_arrays(C, d, net.n_outputs)
-    if method == "ibp":
-        return _merged_spec_ibp(net, interval_bounds(net, box), Cm, dv)
-    lb = crown_bounds(
-        net,
-        box,
-        spec_matrix=Cm,
-        spec_offset=dv,
-        alpha=method == "alpha-crown",
-        alpha_steps=alpha_steps,
-    )
-    assert lb.spec is not None
-    return lb.spec.lower, lb.spec.upper
+    eng = BoundEngine(network)
+    Cm, dv = _spec_arrays(C, d, eng.n_outputs)
+    b = _check_box(eng.normal, box)
+    lo, hi = b.lower[None, :], b.upper[None, :]
+    k = Cm.shape[0]
+    C2, d2 = np.vstack([Cm, -Cm]), np.concatenate([-dv, dv])
+    out = _ibp_rows(eng, lo, hi, C2, d2)
+    if method != "ibp":
+        inter = eng.intermediate(lo, hi, "crown", rows="all")
+        steps = alpha_steps if method == "alpha-crown" else 0
+        out = np.maximum(out, _single_rows(eng, lo, hi, inter, C2, d2, steps))
+    return out[:k], -out[k:]
+
+
+def _ibp_rows(
+    eng: BoundEngine, lo: FloatArray, hi: FloatArray, C: FloatArray, d: FloatArray
+) -> FloatArray:
+    """Sound IBP lower bounds of ``C f(x) - d`` on one box, merged with the last layer."""
+    inter = eng.intermediate(lo, hi, "ibp")
+    lam, const, err = eng.spec_start(C, d, inter, _mag(lo, hi))
+    if inter.pre:
+        al, au = eng.rules[-1].interval(eng.activations[-1], *inter.pre[-1])
+    else:
+        al, au = lo, hi
+    return eng._merged_ibp(lam, const, err, al, au)[0]
 
 
 def output_bounds(
@@ -880,10 +1209,15 @@ def property_case_bounds(
 
 __all__ = [
     "RELAXATIONS",
+    "BatchBounds",
+    "BoundEngine",
     "BoundMethod",
+    "Intermediate",
+    "IntermediateMode",
     "Interval",
     "LayerBounds",
     "Relaxation",
+    "combine_rows",
     "crown_bounds",
     "interval_bounds",
     "output_bounds",

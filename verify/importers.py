@@ -50,7 +50,10 @@ from nncert.verify.network import (
     ReLU,
     Sigmoid,
     Tanh,
+    compose_affine,
 )
+from nncert.verify.rounding import UNIT, inflate
+from nncert.verify.rounding import gamma as _gamma
 
 if TYPE_CHECKING:
     import onnx
@@ -75,6 +78,9 @@ class _AffineChain:
 
     The pending map ``v = W s + b`` is stored as ``W is None`` (identity) and ``b is None``
     (zero) when nothing has been composed yet, so a chain of activations emits no ``Dense``.
+    Composing in float64 rounds; the chain records a bound on the difference to the exact
+    composition (:attr:`Dense.weight_error`, :attr:`Dense.bias_error`), so that the bound
+    engine stays sound for the model exactly as the file defines it.
     """
 
     def __init__(self, shape: Shape) -> None:
@@ -82,6 +88,9 @@ class _AffineChain:
         self.layers: list[Layer] = []
         self._weight: FloatArray | None = None
         self._bias: FloatArray | None = None
+        # composition error of the pending map, per output (see Dense.weight_error)
+        self._werr: FloatArray | None = None
+        self._berr: FloatArray | None = None
 
     @property
     def width(self) -> int:
@@ -96,33 +105,93 @@ class _AffineChain:
                 f"shape mismatch: affine map of shape {matrix.shape} applied to a tensor of "
                 f"shape {self.shape} (width {self.width}) giving shape {out_shape}"
             )
-        self._weight = matrix if self._weight is None else matrix @ self._weight
-        new_bias = None if self._bias is None else matrix @ self._bias
-        self._bias = _add_bias(new_bias, bias)
+        outer_b = np.zeros(n_out) if bias is None else np.asarray(bias, np.float64).reshape(-1)
+        if self._weight is not None:
+            self._set(compose_affine(Dense(matrix, outer_b), self._pending()))
+        elif self._bias is not None:
+            # identity weight so far: W = matrix exactly, b = matrix b_pending + bias
+            self._weight = matrix
+            inner_b, inner_e = self._bias, self._berr
+            self._bias = matrix @ inner_b + outer_b
+            err = _gamma(matrix.shape[1] + 1) * (np.abs(matrix) @ np.abs(inner_b) + np.abs(outer_b))
+            if inner_e is not None:
+                err = err + np.abs(matrix) @ inner_e
+            self._werr, self._berr = None, inflate(err, matrix.shape[1] + 4)
+        else:
+            self._weight = matrix
+            self._bias = None if bias is None else outer_b
         self.shape = tuple(out_shape)
 
-    def scale(self, factor: FloatArray, bias: FloatArray | None) -> None:
-        """Compose the element-wise map ``v -> factor * v + bias`` (shape unchanged)."""
+    def _pending(self) -> Dense:
+        weight = np.eye(self.width) if self._weight is None else self._weight
+        bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
+        return Dense(weight, bias, self._werr, self._berr)
+
+    def _set(self, layer: Dense) -> None:
+        self._weight, self._bias = np.array(layer.weight), np.array(layer.bias)
+        self._werr, self._berr = layer.weight_error, layer.bias_error
+
+    def scale(
+        self,
+        factor: FloatArray,
+        bias: FloatArray | None,
+        *,
+        factor_error: FloatArray | None = None,
+        bias_error: FloatArray | None = None,
+    ) -> None:
+        """Compose the element-wise map ``v -> factor * v + bias`` (shape unchanged).
+
+        ``factor_error``/``bias_error`` bound how far ``factor``/``bias`` are from the exact
+        map (when they were themselves computed, e.g. ``1 / c`` for a division).
+        """
         factor = np.asarray(factor, dtype=np.float64).reshape(-1)
         if factor.size != self.width:
             raise InvalidNetworkError(
                 f"shape mismatch: {factor.size} scale factors for a tensor of shape {self.shape}"
             )
+        add = np.zeros(factor.size) if bias is None else np.asarray(bias, np.float64).reshape(-1)
+        fe = np.zeros(factor.size) if factor_error is None else np.reshape(factor_error, -1)
         if self._weight is None:
-            self._weight = np.diag(factor)
+            w = np.diag(factor)
+            row = np.ones(factor.size)  # |I| 1
         else:
-            self._weight = factor[:, None] * self._weight
-        new_bias = None if self._bias is None else factor * self._bias
-        self._bias = _add_bias(new_bias, bias)
+            w = factor[:, None] * self._weight
+            row = np.abs(self._weight).sum(axis=1)
+        inner_b = np.zeros(factor.size) if self._bias is None else self._bias
+        prod = factor * inner_b
+        b = prod + add
+        # one rounding per product and per sum; the factor's own error on |W| and |b|
+        exact_w = self._weight is None or bool(np.all(np.isin(np.abs(factor), (0.0, 1.0))))
+        we = (0.0 if exact_w else UNIT) * np.abs(factor) * row + fe * row
+        be = UNIT * np.abs(prod) + _sum_error(prod, add) + fe * np.abs(inner_b)
+        if self._werr is not None:
+            we = we + (np.abs(factor) + fe) * self._werr
+        if self._berr is not None:
+            be = be + (np.abs(factor) + fe) * self._berr
+        if bias_error is not None:
+            be = be + np.reshape(bias_error, -1)
+        self._weight, self._bias = w, (b if (self._bias is not None or bias is not None) else None)
+        self._werr = inflate(we, 4) if np.any(we) else None
+        self._berr = inflate(be, 4) if np.any(be) else None
 
-    def shift(self, bias: FloatArray) -> None:
+    def shift(self, bias: FloatArray, *, bias_error: FloatArray | None = None) -> None:
         """Compose ``v -> v + bias``."""
         bias = np.asarray(bias, dtype=np.float64).reshape(-1)
         if bias.size != self.width:
             raise InvalidNetworkError(
                 f"shape mismatch: bias of {bias.size} entries for a tensor of shape {self.shape}"
             )
-        self._bias = _add_bias(self._bias, bias)
+        if self._bias is None:
+            self._bias = bias.copy()
+            err = None if bias_error is None else np.reshape(bias_error, -1)
+        else:
+            err = _sum_error(self._bias, bias)
+            self._bias = self._bias + bias
+            if self._berr is not None:
+                err = err + self._berr
+            if bias_error is not None:
+                err = err + np.reshape(bias_error, -1)
+        self._berr = inflate(err, 4) if err is not None and np.any(err) else None
 
     def reshape(self, shape: Shape) -> None:
         """Change the tracked shape; a C-order reshape is the identity on flattened data."""
@@ -148,11 +217,18 @@ class _AffineChain:
     def _flush(self) -> None:
         if self._weight is None and self._bias is None:
             return
-        weight = np.eye(self.width) if self._weight is None else self._weight
-        bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
-        self.layers.append(Dense(weight, bias))
+        self.layers.append(self._pending())
         self._weight = None
         self._bias = None
+        self._werr = None
+        self._berr = None
+
+
+def _sum_error(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The exact rounding error ``|(a + b) - fl(a + b)|`` (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return np.abs((a - (s - bb)) + (b - bb))
 
 
 def _add_bias(a: FloatArray | None, b: FloatArray | None) -> FloatArray | None:
@@ -315,8 +391,14 @@ def _batch_norm(
     if np.any(var + eps <= 0):
         raise InvalidNetworkError("batch normalisation with non-positive var + epsilon")
     s = gamma / np.sqrt(var + eps)
-    factor, shift = _channel_scale(s, beta - s * mean, chain.shape, axis)
-    chain.scale(factor, shift)
+    shift = beta - s * mean
+    # var + eps, sqrt and the division each round once: |s - exact| <= 4u |s|; the shift
+    # inherits that on |mean| plus its own product and difference
+    s_err = 4.0 * UNIT * np.abs(s)
+    shift_err = s_err * np.abs(mean) + 2.0 * UNIT * (np.abs(s * mean) + np.abs(shift))
+    factor, shift_flat = _channel_scale(s, shift, chain.shape, axis)
+    f_err, b_err = _channel_scale(s_err, shift_err, chain.shape, axis)
+    chain.scale(factor, shift_flat, factor_error=f_err, bias_error=b_err)
 
 
 def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
@@ -617,7 +699,8 @@ def _op_div(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     _, c = _constant_operand(ctx, node)
     if np.any(c == 0):
         raise InvalidNetworkError(f"Div by a constant {node.input[1]!r} containing zeros")
-    ctx.chain.scale(1.0 / c, None)
+    inv = 1.0 / c
+    ctx.chain.scale(inv, None, factor_error=2.0 * UNIT * np.abs(inv))
 
 
 def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:

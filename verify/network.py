@@ -64,13 +64,24 @@ def _frozen_array(value: ArrayLike, name: str, ndim: int) -> FloatArray:
 class Dense:
     """Affine layer ``z = W a + b``.
 
+    A layer obtained by *composing* affine maps in float64 (an importer folding ``Sub``,
+    ``MatMul`` and ``Add`` into one matrix, or :meth:`Network.normalized` merging two Dense
+    layers) differs from the exact composition by rounding. It then records a bound on that
+    difference, so that sound bounds hold for the exact network::
+
+        |(W_exact a + b_exact) - (W a + b)|_i <= weight_error_i * max_k |a_k| + bias_error_i
+
     Attributes:
         weight: ``W``, shape ``(n_out, n_in)``.
         bias: ``b``, shape ``(n_out,)``.
+        weight_error: ``(n_out,)`` non-negative, or ``None`` (``W`` is exact).
+        bias_error: ``(n_out,)`` non-negative, or ``None`` (``b`` is exact).
     """
 
     weight: FloatArray
     bias: FloatArray
+    weight_error: FloatArray | None = None
+    bias_error: FloatArray | None = None
 
     def __post_init__(self) -> None:
         w = _frozen_array(self.weight, "Dense.weight", 2)
@@ -81,6 +92,21 @@ class Dense:
             )
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
+        for name in ("weight_error", "bias_error"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            e = _frozen_array(value, f"Dense.{name}", 1)
+            if e.shape != (w.shape[0],) or np.any(e < 0.0):
+                raise InvalidNetworkError(
+                    f"Dense: {name} must be {w.shape[0]} non-negative values, got shape {e.shape}"
+                )
+            object.__setattr__(self, name, e if np.any(e > 0.0) else None)
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``W`` and ``b`` are the exact layer (no composition error recorded)."""
+        return self.weight_error is None and self.bias_error is None
 
     @property
     def n_in(self) -> int:
@@ -191,6 +217,57 @@ def apply_activation(layer: Activation, z: FloatArray) -> FloatArray:
             f"{', '.join(t.__name__ for t in ACTIVATION_FUNCTIONS)}"
         ) from None
     return fn(layer, z)
+
+
+def compose_affine(outer: Dense, inner: Dense) -> Dense:
+    r"""``outer(inner(a))`` as one :class:`Dense` layer, with its float64 composition error.
+
+    Computes ``W = W_o W_i``, ``b = W_o b_i + b_o`` in float64 and bounds the distance to the
+    exact composition of the exact layers (each may carry its own error,
+    :attr:`Dense.weight_error`): with :math:`\|a\|_\infty` the largest input magnitude,
+
+    * rounding of ``W_o W_i``: :math:`\gamma_n |W_o| (|W_i| 1) \|a\|_\infty`;
+    * the inner error seen through ``W_o``: :math:`|W_o| e_i`;
+    * the outer error on the inner output, whose magnitude is at most
+      :math:`(\max |W_i| 1 + \max e_i) \|a\|_\infty + \max |b_i| + \max e^b_i`.
+    """
+    from nncert.verify.rounding import UNIT, gamma, inflate
+
+    Wo, bo, Wi, bi = outer.weight, outer.bias, inner.weight, inner.bias
+    W = Wo @ Wi
+    b = Wo @ bi + bo
+    sel_o, sel_i = _unit_rows(Wo), _unit_rows(Wi.T)
+    g = gamma(Wo.shape[1] + 1)
+    awo = np.abs(Wo)
+    row_i = np.abs(Wi).sum(axis=1)
+    # a product with a (signed) selection matrix has one non-zero term per sum: exact
+    we = np.zeros(W.shape[0]) if (sel_o or sel_i) else g * (awo @ row_i)
+    if sel_o:  # Wo b_i is exact; only the addition of b_o rounds
+        be = np.where(bo == 0.0, 0.0, 2.0 * UNIT * np.abs(b))
+    else:
+        be = g * (awo @ np.abs(bi) + np.abs(bo))
+    ewi = np.zeros(Wi.shape[0]) if inner.weight_error is None else inner.weight_error
+    ebi = np.zeros(Wi.shape[0]) if inner.bias_error is None else inner.bias_error
+    we = we + awo @ ewi
+    be = be + awo @ ebi
+    if outer.weight_error is not None:
+        scale_a = float(np.max(row_i + ewi, initial=0.0))
+        scale_b = float(np.max(np.abs(bi) + ebi, initial=0.0))
+        we = we + outer.weight_error * scale_a
+        be = be + outer.weight_error * scale_b
+    if outer.bias_error is not None:
+        be = be + outer.bias_error
+    n = Wo.shape[1] + 4
+    return Dense(
+        W, b, inflate(we, n) if np.any(we) else None, inflate(be, n) if np.any(be) else None
+    )
+
+
+def _unit_rows(W: FloatArray) -> bool:
+    """Every row of ``W`` has at most one non-zero entry, and it is ``+-1``: a product
+    ``W @ X`` (or ``X @ W.T``) then only copies and negates, exactly."""
+    nz = W != 0.0
+    return bool(np.all(nz.sum(axis=1) <= 1) and np.all(np.abs(W[nz]) == 1.0))
 
 
 def _layer_params(layer: Layer) -> dict[str, Any]:
@@ -325,7 +402,7 @@ class Network:
                     last = out.pop()
                     if not isinstance(last, Dense):  # pragma: no cover - guarded above
                         raise InvalidNetworkError("normalized: internal layer order error")
-                    layer = Dense(layer.weight @ last.weight, layer.weight @ last.bias + layer.bias)
+                    layer = compose_affine(layer, last)
                 out.append(layer)
                 prev_width = layer.n_out
             else:
@@ -363,6 +440,7 @@ class Network:
             "layers": [
                 {"type": type(l).__name__, **_layer_params(l)}
                 | ({"shape": list(l.weight.shape)} if isinstance(l, Dense) else {})
+                | ({"composed": True} if isinstance(l, Dense) and not l.exact else {})
                 for l in self.layers
             ],
         }
@@ -371,6 +449,9 @@ class Network:
             if isinstance(layer, Dense):
                 h.update(layer.weight.astype("<f8").tobytes())
                 h.update(layer.bias.astype("<f8").tobytes())
+                for err in (layer.weight_error, layer.bias_error):
+                    if not layer.exact:
+                        h.update(b"-" if err is None else err.astype("<f8").tobytes())
         return h.hexdigest()
 
     def __eq__(self, other: object) -> bool:

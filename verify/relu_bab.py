@@ -12,18 +12,19 @@ Subdomains
     of the tree always cover ``X`` and the case is infeasible once every leaf is closed.
 
 Bounds (soundness argument)
-    Write ``D`` for the set of ``x`` in ``X`` that satisfy a node's phases. Pre-activation
-    bounds ``[l^(k), u^(k)]`` are computed layer by layer by CROWN back-substitution, each
-    relaxation built on already-proven bounds of earlier layers, and then clipped by the
-    node's phases (active: ``l = max(l, 0)``; inactive: ``u = min(u, 0)``). By induction over
-    the layers every bound holds for all ``x`` in ``D``: the back-substituted linear bounds
-    hold wherever the earlier bounds hold, and the clipping only adds facts true on ``D``.
-    A child's domain is a subset of its parent's, so the parent's bounds stay valid and are
-    intersected with the child's. If some ``l > u`` the node's ``D`` is empty and it closes
-    (a point with ``z = 0`` exactly belongs to both children, so a small round-off margin is
-    demanded before a node is declared empty). The final bound of row ``r`` is a sound lower
-    bound of ``min_{x in D} A_r f(x) - b_r``, and ``max_r lb_r <= min_{x in D} max_r g_r(x)``;
-    a node closes when ``max_r lb_r > close_tol``.
+    Write ``D`` for the set of ``x`` in ``X`` that satisfy a node's phases. Pre-activation bounds
+    ``[l^(k), u^(k)]`` are computed layer by layer by the bound engine
+    (:class:`~nncert.verify.bounds.BoundEngine`: IBP and CROWN back-substitution with every rounding
+    error accounted for), each relaxation built on already-proven bounds of earlier layers, and then
+    clipped by the node's phases (active: ``l = max(l, 0)``; inactive: ``u = min(u, 0)``). By
+    induction over the layers every bound holds for all ``x`` in ``D``: the back-substituted linear
+    bounds hold wherever the earlier bounds hold, and the clipping only adds facts true on ``D``. A
+    child's domain is a subset of its parent's, so the parent's bounds stay valid and are
+    intersected with the child's. If some ``l > u`` the node's ``D`` is empty and it closes (the
+    bounds are rigorous, so crossing bounds prove emptiness; a point with ``z = 0`` exactly belongs
+    to both children and keeps both non-empty). The final bound of row ``r`` is a sound lower bound
+    of ``min_{x in D} A_r f(x) - b_r``, and ``max_r lb_r <= min_{x in D} max_r g_r(x)``; a node
+    closes when ``max_r lb_r > 0`` (:data:`CLOSE_TOL`).
 
 Leaves
     A node without unstable neurons is linear on ``D``; it is settled exactly by one LP
@@ -47,14 +48,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nncert.verify.attack import pgd_attack
+from nncert.verify.bounds import BoundEngine
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.pipeline import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
-#: a node closes when its sound lower bound exceeds this (absorbs float64 round-off)
-CLOSE_TOL = 1e-9
-#: a node is empty only when some ``l > u + EMPTY_TOL * (1 + |l| + |u|)``
-EMPTY_TOL = 1e-9
+#: a node closes when its sound lower bound exceeds this (the engine's bounds account for
+#: every rounding error, so no tolerance is needed: a margin of exactly 0 never closes)
+CLOSE_TOL = 0.0
 
 IntArray = NDArray[np.int8]
 
@@ -76,130 +77,64 @@ class _Node:
 
 
 class _Bounder:
-    """CROWN back-substitution for ``Dense (ReLU Dense)*`` networks on a fixed input box."""
+    """The bound engine on one case's input box, plus the arrays the leaf LPs need."""
 
     def __init__(self, network: Network, case: UnsafeCase) -> None:
-        dense, _ = network.affine_and_activations()
-        self.W = [d.weight for d in dense]
-        self.b = [d.bias for d in dense]
+        self.engine = BoundEngine(network)
+        self.W = list(self.engine.weights)
+        self.b = list(self.engine.biases)
         self.lo = case.input_box.lower
         self.hi = case.input_box.upper
-        self.center = case.input_box.center
-        self.radius = case.input_box.radius
+        self.lo2, self.hi2 = self.lo[None, :], self.hi[None, :]
+        self.xmag = np.maximum(np.abs(self.lo2), np.abs(self.hi2))
         self.A = case.A
         self.rhs = case.b
-        self.n_hidden = len(dense) - 1
+        self.n_hidden = len(self.W) - 1
         # spec folded into the last layer: g(x) = A W^L a + A b^L - b
         self.spec_W = case.A @ self.W[-1]
         self.spec_b = case.A @ self.b[-1] - case.b
-
-    def relaxation(self, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """ReLU lines on ``[l, u]``: ``alpha z <= relu(z) <= s z + t`` (CROWN's adaptive alpha).
-
-        Inactive (``u <= 0``): all zero; active (``l >= 0``): identity; unstable: the chord
-        ``s = u / (u - l)``, ``t = -s l`` above and ``alpha = 1 if u > -l else 0`` below.
-        """
-        active = l >= 0.0
-        unstable = (l < 0.0) & (u > 0.0)
-        width = np.where(unstable, u - l, 1.0)
-        s = np.where(active, 1.0, np.where(unstable, u / width, 0.0))
-        t = np.where(unstable, -s * l, 0.0)
-        alpha = np.where(active, 1.0, np.where(unstable & (u > -l), 1.0, 0.0))
-        return alpha, s, t
-
-    def backsub(
-        self,
-        coef: FloatArray,
-        const: FloatArray,
-        k: int,
-        rel: list[tuple[FloatArray, FloatArray, FloatArray]],
-    ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
-        """Lower bounds of ``coef @ a^(k-1) + const`` (``a^(-1) = x``) over the node's domain.
-
-        ``coef`` has shape ``(m, n_{k-1})`` and multiplies the post-activation of hidden layer
-        ``k - 1`` (0-based; ``k = 0`` means the input). Returns ``(lower, x_argmin, mus)``
-        where ``mus[j]`` is the coefficient matrix on ``a^(j)`` met on the way (for branching).
-        """
-        c = const.copy()
-        mus: list[FloatArray] = [np.empty(0)] * self.n_hidden
-        for j in range(k - 1, -1, -1):
-            mus[j] = coef
-            alpha, s, t = rel[j]
-            pos = np.maximum(coef, 0.0)
-            neg = np.minimum(coef, 0.0)
-            c += neg @ t
-            coef = pos * alpha + neg * s
-            c += coef @ self.b[j]
-            coef = coef @ self.W[j]
-        lower = c + coef @ self.center - np.abs(coef) @ self.radius
-        x = np.where(coef > 0.0, self.lo, self.hi)
-        return lower, x, mus
-
-    def layer_bounds(
-        self,
-        k: int,
-        rows: NDArray[np.intp],
-        rel: list[tuple[FloatArray, FloatArray, FloatArray]],
-    ) -> tuple[FloatArray, FloatArray]:
-        """Lower and upper bounds of ``z^(k)[rows]`` (hidden layer ``k``, 0-based)."""
-        Wk = self.W[k][rows]
-        bk = self.b[k][rows]
-        coef = np.concatenate([Wk, -Wk], axis=0)
-        const = np.concatenate([bk, -bk])
-        low, _, _ = self.backsub(coef, const, k, rel)
-        m = rows.size
-        return low[:m], -low[m:]
+        self.offsets = self.engine.offsets
 
 
-def _clip(node: _Node, k: int) -> bool:
-    """Apply layer ``k``'s phases to its bounds; ``False`` when the domain is empty."""
-    ph = node.phases[k]
-    lo = np.where(ph > 0, np.maximum(node.lower[k], 0.0), node.lower[k])
-    hi = np.where(ph < 0, np.minimum(node.upper[k], 0.0), node.upper[k])
-    crossed = lo > hi
-    if np.any(crossed):
-        margin = EMPTY_TOL * (1.0 + np.abs(lo) + np.abs(hi))
-        if np.any(lo > hi + margin):
-            return False
-        # round-off only: take the hull of the crossing end points
-        lo, hi = np.where(crossed, hi, lo), np.where(crossed, lo, hi)
-    node.lower[k], node.upper[k] = lo, hi
-    return True
+def _clipped_prior(node: _Node) -> tuple[FloatArray, FloatArray]:
+    """The node's bounds with its phases applied, stacked as ``(1, H)`` arrays."""
+    lo = [np.where(p > 0, np.maximum(l, 0.0), l) for p, l in zip(node.phases, node.lower)]
+    hi = [np.where(p < 0, np.minimum(u, 0.0), u) for p, u in zip(node.phases, node.upper)]
+    return np.concatenate(lo)[None, :], np.concatenate(hi)[None, :]
 
 
 def _evaluate(bd: _Bounder, node: _Node, start: int) -> bool:
     """Tighten ``node``'s bounds from hidden layer ``start`` on and compute its final bound.
 
-    Bounds of layers ``< start`` are taken as they are (already clipped); layer ``start`` is
-    clipped by the phases, later layers are recomputed for the neurons that are unstable in
-    the stored (parent) bounds and intersected with them. Returns ``False`` when the domain
-    is empty. Sets ``node.bound``, ``node.split`` and ``node.corner``.
+    Bounds of layers ``<= start`` are taken as they are, with the phases applied; later layers
+    are recomputed by the engine (IBP, CROWN for the neurons still unstable) and intersected
+    with the stored (parent) bounds and the phases. Returns ``False`` when the domain is empty
+    (the sound bounds cross). Sets ``node.bound``, ``node.split`` and ``node.corner``.
     """
-    rel = [bd.relaxation(node.lower[j], node.upper[j]) for j in range(start)]
-    for k in range(start, bd.n_hidden):
-        if k > start:
-            unstable = np.flatnonzero((node.lower[k] < 0.0) & (node.upper[k] > 0.0))
-            if unstable.size:
-                lo, hi = bd.layer_bounds(k, unstable, rel)
-                node.lower[k] = node.lower[k].copy()
-                node.upper[k] = node.upper[k].copy()
-                node.lower[k][unstable] = np.maximum(node.lower[k][unstable], lo)
-                node.upper[k][unstable] = np.minimum(node.upper[k][unstable], hi)
-        if not _clip(node, k):
-            return False
-        rel.append(bd.relaxation(node.lower[k], node.upper[k]))
-    low, xs, mus = bd.backsub(bd.spec_W, bd.spec_b, bd.n_hidden, rel)
+    eng = bd.engine
+    prior = _clipped_prior(node)
+    inter = eng.intermediate(
+        bd.lo2, bd.hi2, "crown", prior=prior, fixed_below=start + 1, rows="open"
+    )
+    if bool(inter.empty[0]):
+        return False
+    # apply the phases of the recomputed layers too (prior intersection did), store bounds
+    for k, (l, u) in enumerate(inter.pre):
+        node.lower[k], node.upper[k] = l[0], u[0]
+    lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, bd.xmag)
+    coef, off, lams = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, bd.xmag, keep=True)
+    low = eng.concretize_lower(coef, off, bd.lo2, bd.hi2)[0]
     r = int(np.argmax(low))
     node.bound = float(low[r])
-    node.corner = xs[r]
+    node.corner = np.where(coef[0, r] > 0.0, bd.lo, bd.hi)
     # BaBSR-style score: the chord intercept's share of row r's bound, plus a tie breaker
     best: tuple[float, int, int] | None = None
     for j in range(bd.n_hidden):
         l, u = node.lower[j], node.upper[j]
-        unst = (l < 0.0) & (u > 0.0)
+        unst = (l < 0.0) & (u > 0.0) & (node.phases[j] == 0)
         if not np.any(unst):
             continue
-        mu = mus[j][r]
+        mu = np.asarray(lams[j])[0, r] if np.ndim(lams[j]) == 3 else np.asarray(lams[j])[r]
         w = np.where(unst, u - l, 1.0)
         score = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
         score = np.where(unst, score, -1.0)
@@ -313,23 +248,21 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
     bd = _Bounder(network, case)
     H = bd.n_hidden
     if H == 0:
-        low, xs, _ = bd.backsub(bd.spec_W, bd.spec_b, 0, [])
-        r = int(np.argmax(low))
-        if low[r] > CLOSE_TOL:
-            return out("verified", exact=True, lower_bound=float(low[r]))
-        return out("falsified", x=xs[r]) if violated(xs[r]) else out("unknown")
+        res = bd.engine.bound(bd.lo2, bd.hi2, bd.A, bd.rhs)
+        r = int(np.argmax(res.lower[0]))
+        if res.lower[0, r] > CLOSE_TOL:
+            return out("verified", exact=True, lower_bound=float(res.lower[0, r]))
+        x0 = np.where(res.coef[0, r] > 0.0, bd.lo, bd.hi)
+        return out("falsified", x=x0) if violated(x0) else out("unknown")
 
-    # root: layer 0 exact intervals, later layers by back-substitution over all neurons
-    W0, b0 = bd.W[0], bd.b[0]
-    c0 = W0 @ bd.center + b0
-    r0 = np.abs(W0) @ bd.radius
+    # root: every layer computed by the engine (no phases, no prior)
     root = _Node(
         phases=[np.zeros(d.n_out, dtype=np.int8) for d in dense[:-1]],
-        lower=[c0 - r0] + [np.full(d.n_out, -np.inf) for d in dense[1:-1]],
-        upper=[c0 + r0] + [np.full(d.n_out, np.inf) for d in dense[1:-1]],
+        lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+        upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
         depth=0,
     )
-    if not _evaluate(bd, root, 0):  # cannot happen for a non-empty box; treat as unknown
+    if not _evaluate(bd, root, -1):  # cannot happen for a non-empty box; treat as unknown
         return out("unknown")
     stats["nodes"] = 1
     tol_lp = float(ctx.options.milp_tolerance)

@@ -1,4 +1,4 @@
-"""Tests of nncert.verify.bab and nncert.verify.bab_bounds (batched bounds, branch and bound).
+"""Tests of nncert.verify.bab and nncert.verify.bounds (batched bounds, branch and bound).
 
 The exact reference for tiny ReLU networks enumerates every activation pattern and solves one
 LP per pattern (``scipy.optimize.linprog``): inside a pattern's region the network is affine,
@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 from strategies import activations, boxes, networks, networks_and_boxes
 
+from nncert.verify.activations import relax
 from nncert.verify.bab import BabOptions, bab_verify, bab_verify_case
-from nncert.verify.bab_bounds import BatchBounder, combine_rows, relax
+from nncert.verify.bounds import BoundEngine, combine_rows
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import (
     Dense,
@@ -157,7 +158,7 @@ def test_relaxations_enclose_the_activation(act: object) -> None:
 def test_batched_bounds_are_sound(net_box: tuple[Network, Box], seed: int) -> None:
     net, box = net_box
     rng = np.random.default_rng(seed)
-    bb = BatchBounder(net)
+    bb = BoundEngine(net)
     # sub-boxes of the box (some degenerate) plus the box itself
     k = 6
     a = rng.uniform(box.lower, box.upper, size=(k, box.dim))
@@ -192,8 +193,9 @@ def test_batched_bounds_are_sound(net_box: tuple[Network, Box], seed: int) -> No
             ztol = 1e-9 * (1.0 + np.abs(z).max())
             assert np.all(l[:, None, :] <= z + ztol)
             assert np.all(u[:, None, :] >= z - ztol)
-    spl, spu = bb.bound(lo, hi, C, d, intermediate="crown").stacked_pre()
-    a_lb, a_coef, a_off = bb.alpha_bound(lo, hi, C, d, spl, spu, iters=4)
+    inter = bb.intermediate(lo, hi, "crown")
+    alpha = bb.bound(lo, hi, C, d, inter=inter, alpha_iters=4, alpha_optimizer="adam")
+    a_lb, a_coef, a_off = alpha.lower, alpha.coef, alpha.offset
     tol = 1e-9 * (1.0 + np.abs(g).max())
     assert np.all(a_lb[:, None, :] <= g + tol)
     lin = np.einsum("nri,nsi->nsr", a_coef, xs) + a_off[:, None, :]
@@ -214,7 +216,7 @@ def _hidden_pre(net: Network, x: np.ndarray) -> list[np.ndarray]:
 def test_crown_is_at_least_as_tight_as_ibp_and_exact_on_points() -> None:
     rng = np.random.default_rng(5)
     net = random_relu_net(rng, [3, 20, 20, 20, 4])
-    bb = BatchBounder(net)
+    bb = BoundEngine(net)
     lo = rng.uniform(-1, 0, size=(50, 3))
     hi = lo + rng.uniform(0, 0.5, size=(50, 3))
     C = np.eye(4)

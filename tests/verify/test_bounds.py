@@ -298,8 +298,10 @@ def test_single_relu_exact() -> None:
     """
     net = Network((Dense([[1.0]], [0.0]), ReLU(), Dense([[1.0]], [0.0])), input_shape=(1,))
     lb = crown_bounds(net, ([-1.0], [2.0]))
-    np.testing.assert_allclose(lb.output.lower, [0.0])
-    np.testing.assert_allclose(lb.output.upper, [2.0])
+    # exact up to the rounding-error allowance of the outward arithmetic (~1e-15)
+    np.testing.assert_allclose(lb.output.lower, [0.0], atol=1e-12)
+    np.testing.assert_allclose(lb.output.upper, [2.0], atol=1e-12)
+    assert lb.output.lower[0] <= 0.0 <= 2.0 <= lb.output.upper[0]
 
 
 def test_crown_beats_ibp_on_cancellation() -> None:
@@ -327,10 +329,12 @@ def test_merged_spec_row_tighter_than_subtracting() -> None:
     lo, hi = output_bounds(net, box)
     assert lo[0] - hi[1] == pytest.approx(-1.0)
     for method in ("ibp", "crown", "alpha-crown"):
-        np.testing.assert_allclose(spec_bounds(net, box, [[1.0, -1.0]], method=method), [[0], [0]])
+        got = spec_bounds(net, box, [[1.0, -1.0]], method=method)
+        np.testing.assert_allclose(got, [[0], [0]], atol=1e-12)  # up to the rounding allowance
+        assert got[0][0] <= 0.0 <= got[1][0]
     lb = crown_bounds(net, box, spec_matrix=[[1.0, -1.0]])
     assert lb.spec is not None
-    np.testing.assert_allclose([lb.spec.lower, lb.spec.upper], [[0.0], [0.0]])
+    np.testing.assert_allclose([lb.spec.lower, lb.spec.upper], [[0.0], [0.0]], atol=1e-12)
 
 
 def test_single_dense_layer_is_exact() -> None:

@@ -1,0 +1,684 @@
+r"""One home per activation: everything the verifier needs to know about each activation type.
+
+Each supported activation (:class:`~nncert.verify.network.ReLU`, ``LeakyReLU``, ``HardTanh``,
+``Sigmoid``, ``Tanh``, ``Identity``) has one :class:`ActivationRule` object in :data:`RULES`,
+looked up with :func:`rule_for`. A rule knows
+
+* ``apply``: the function itself (float64);
+* ``interval``: an enclosure of :math:`\sigma([l, u])` (every supported activation is
+  monotone), rounded outwards;
+* ``relax``: two linear lines per neuron, :math:`s_L z + b_L \le \sigma(z) \le s_U z + b_U` for
+  every *real* :math:`z \in [l, u]`, with non-negative slopes; the lines hold in real arithmetic
+  although they were computed in float64 (see *Soundness of the lines* below);
+* ``lower_family``: for the ReLU family, the neurons whose lower line may be any
+  :math:`s z` with :math:`s \in [s_{min}, s_{max}]` (what alpha-CROWN optimises);
+* ``exact``: where :math:`\sigma` is affine on :math:`[l, u]` (the relaxation is then exact and
+  the MILP needs no binary);
+* ``derivative`` and ``kinks`` (breakpoints of a piecewise-linear activation);
+* ``relu_pieces``: the big-M (MILP) rule as data, :math:`\sigma(z) = c + \sum_i w_i
+  \max(z - \theta_i, \lambda_i (z - \theta_i))`;
+* ``diff``: the difference rule for :math:`\sigma(\tilde z) - \sigma(z)` given boxes of
+  :math:`z`, :math:`\tilde z` and :math:`\delta = \tilde z - z` (used by transfer between an
+  original and a compressed network).
+
+Soundness of the lines
+----------------------
+A line computed in float64 may miss the function by a rounding error; near a property's boundary
+that is enough for a wrong answer. The lines are therefore built so that they hold exactly:
+
+* lines that *are* a piece of the function (identity, constants, :math:`\lambda z` through the
+  ReLU kink) are exact in float64;
+* for a piecewise-linear :math:`\sigma`, a line with slope :math:`s` lies below :math:`\sigma` on
+  :math:`[l, u]` iff it lies below it at :math:`l`, :math:`u` and the kinks inside, so a lower
+  line's intercept is :math:`\min_p (\sigma(p) - s p)` over those points and an upper line's
+  the maximum, each term rounded in the safe direction with an explicit error bound
+  (:func:`_intercepts`); any float slope then gives a valid line;
+* sigmoid and tanh lines (tangents and chords) are widened by a relative margin of
+  ``1e-12``, several orders of magnitude above the float64 error of their construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nncert.verify.errors import UnsupportedLayerError
+from nncert.verify.network import (
+    Activation,
+    FloatArray,
+    HardTanh,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    apply_activation,
+)
+from nncert.verify.rounding import TINY, UNIT, down, up
+
+BoolArray = NDArray[np.bool_]
+
+#: Relative outward margin added to sigmoid/tanh relaxation offsets (round-off protection).
+SMOOTH_MARGIN = 1e-12
+
+_BISECTION_STEPS = 60
+
+
+class Relaxation(NamedTuple):
+    """Per-neuron lines ``lower_slope*z + lower_bias <= sigma(z) <= upper_slope*z + upper_bias``.
+
+    Valid for every real ``z`` in the interval ``[l, u]`` they were built for. All arrays have
+    the shape of ``l``; both slopes are ``>= 0``.
+    """
+
+    lower_slope: FloatArray
+    lower_bias: FloatArray
+    upper_slope: FloatArray
+    upper_bias: FloatArray
+
+
+class LowerFamily(NamedTuple):
+    """Neurons whose lower line may be ``s z`` for any ``s`` in ``[s_min, s_max]`` (bias 0)."""
+
+    mask: FloatArray
+    s_min: float
+    s_max: float
+
+
+#: the big-M rule as data: ``sigma(z) = offset + sum_i w_i max(z - theta_i, leak_i (z - theta_i))``
+ReluPieces = tuple[float, tuple[tuple[float, float, float], ...]]
+
+
+# --------------------------------------------------------------------------------------------
+# Safe intercepts for piecewise-linear functions
+# --------------------------------------------------------------------------------------------
+
+
+def _minus_product(f: FloatArray, s: FloatArray, p: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``fl(f - fl(s p))`` and a bound on its distance to the exact ``f - s p``."""
+    sp = s * p
+    v = f - sp
+    err = 2.0 * UNIT * (np.abs(sp) + np.abs(v)) + TINY
+    return v, err
+
+
+def _intercepts(
+    s: FloatArray,
+    points: list[FloatArray],
+    values_lo: list[FloatArray],
+    values_hi: list[FloatArray],
+    *,
+    upper: bool,
+) -> FloatArray:
+    """The intercept that makes slope ``s`` a valid lower (``upper=False``) or upper line.
+
+    ``points`` are the places to check (end points and kinks inside ``[l, u]``, as arrays
+    shaped like ``s``; use ``nan`` to skip a point for a neuron), ``values_lo``/``values_hi``
+    float64 bounds of the function at them. Lower: ``min_p (sigma(p) - s p)`` rounded down;
+    upper: ``max_p (sigma(p) - s p)`` rounded up.
+    """
+    out: FloatArray | None = None
+    for p, flo, fhi in zip(points, values_lo, values_hi):
+        v, err = _minus_product(fhi if upper else flo, s, p)
+        t = up(v + err) if upper else down(v - err)
+        t = np.where(np.isnan(p), -np.inf if upper else np.inf, t)
+        out = t if out is None else (np.maximum(out, t) if upper else np.minimum(out, t))
+    assert out is not None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The rules
+# --------------------------------------------------------------------------------------------
+
+
+class ActivationRule:
+    """Base class: what every activation provides (see the module docstring)."""
+
+    #: the IR layer type the rule belongs to
+    layer_type: ClassVar[type]
+    #: whether the function is piecewise linear (exact MILP encodings exist)
+    piecewise_linear: ClassVar[bool] = True
+
+    def apply(self, layer: Any, z: FloatArray) -> FloatArray:
+        """``sigma(z)`` element-wise in float64."""
+        return apply_activation(layer, np.asarray(z, dtype=np.float64))
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Outward-rounded enclosure of ``sigma([l, u])`` (monotone: the end points' images)."""
+        return self.apply(layer, l), self.apply(layer, u)
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        """Sound lines on ``[l, u]`` (see the module docstring)."""
+        raise NotImplementedError
+
+    def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
+        """Boolean mask: ``sigma`` is affine on ``[l, u]`` (the relaxation is exact)."""
+        return np.zeros(np.shape(l), dtype=bool)
+
+    def lower_family(self, layer: Any, l: FloatArray, u: FloatArray) -> LowerFamily | None:
+        """Neurons whose lower line may be optimised (alpha-CROWN); ``None`` if none can."""
+        return None
+
+    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+        """``sigma'(z)`` (one-sided at kinks: the right derivative)."""
+        raise NotImplementedError
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        """Breakpoints of a piecewise-linear activation (empty for smooth ones)."""
+        return ()
+
+    def relu_pieces(self, layer: Any) -> ReluPieces | None:
+        """The big-M rule as data (``None`` for activations without an exact MILP)."""
+        return None
+
+    def diff(
+        self,
+        layer: Any,
+        l: FloatArray,
+        u: FloatArray,
+        lt: FloatArray,
+        ut: FloatArray,
+        dl: FloatArray,
+        du: FloatArray,
+    ) -> tuple[FloatArray, FloatArray]:
+        r"""Bounds of :math:`\sigma(\tilde z) - \sigma(z)` for :math:`z \in [l, u]`,
+        :math:`\tilde z \in [l_t, u_t]`, :math:`\tilde z - z \in [d_l, d_u]` (outward)."""
+        raise NotImplementedError
+
+
+class IdentityRule(ActivationRule):
+    """``sigma(z) = z``: every line is the function itself."""
+
+    layer_type = Identity
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        one = np.ones_like(l)
+        zero = np.zeros_like(l)
+        return Relaxation(one, zero, one, zero)
+
+    def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
+        return np.ones(np.shape(l), dtype=bool)
+
+    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+        return np.ones_like(z)
+
+    def relu_pieces(self, layer: Any) -> ReluPieces | None:
+        return (0.0, ((0.0, 1.0, 1.0),))
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        return dl.copy(), du.copy()
+
+
+def _leak(layer: Any) -> float:
+    return float(layer.alpha) if isinstance(layer, LeakyReLU) else 0.0
+
+
+class LeakyReluRule(ActivationRule):
+    r"""``max(z, a z)`` with ``0 <= a <= 1`` (``a = 0``: ReLU), kink at 0.
+
+    * ``u <= 0``: slope ``a`` on both sides; ``l >= 0``: slope 1 (exact).
+    * ``l < 0 < u`` (unstable): upper = chord through ``(l, a l)`` and ``(u, u)``, slope
+      ``(u - a l)/(u - l)`` with a safe intercept; lower = ``s z`` for any ``s in [a, 1]``
+      (exact lines through the kink); CROWN's adaptive choice is ``s = 1`` iff ``u > -l``
+      (the smaller area between line and function).
+    """
+
+    layer_type = LeakyReLU
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        a = _leak(layer)
+        lo, hi = self.apply(layer, l), self.apply(layer, u)
+        if a == 0.0 or a == 1.0:
+            return lo, hi
+        return np.where(l < 0.0, down(lo), lo), np.where(u < 0.0, up(hi), hi)
+
+    def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
+        return (l >= 0.0) | (u <= 0.0) | (_leak(layer) >= 1.0)
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        a = _leak(layer)
+        unstable = (l < 0.0) & (u > 0.0)
+        base = np.where(l >= 0.0, 1.0, a)
+        lower_slope = np.where(unstable, np.where(u > -l, 1.0, a), base)
+        zero = np.zeros_like(l)
+        if not np.any(unstable):
+            return Relaxation(lower_slope, zero, base.copy(), zero.copy())
+        width = np.where(unstable, u - l, 1.0)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            chord = np.where(unstable, (u - a * l) / width, base)
+        # the exact value a*l at the left end point, enclosed
+        al = a * l
+        al_lo, al_hi = (al, al) if a in (0.0, 1.0) else (down(al), up(al))
+        nan = np.full_like(l, np.nan)
+        t = _intercepts(
+            chord,
+            [np.where(unstable, l, nan), np.where(unstable, u, nan)],
+            [al_lo, u],
+            [al_hi, u],
+            upper=True,
+        )
+        upper_bias = np.where(unstable, t, 0.0)
+        return Relaxation(lower_slope, zero, chord, upper_bias)
+
+    def lower_family(self, layer: Any, l: FloatArray, u: FloatArray) -> LowerFamily | None:
+        a = _leak(layer)
+        if a >= 1.0:
+            return None
+        mask = ((l < 0.0) & (u > 0.0)).astype(np.float64)
+        return LowerFamily(mask, a, 1.0)
+
+    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+        return np.where(z >= 0.0, 1.0, _leak(layer))
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        return (0.0,)
+
+    def relu_pieces(self, layer: Any) -> ReluPieces | None:
+        return (0.0, ((0.0, 1.0, _leak(layer)),))
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        r_lo, r_hi = _relu_diff(l, u, lt, ut, dl, du)
+        a = _leak(layer)
+        if a == 0.0:
+            return r_lo, r_hi
+        # a d + (1 - a) relu-difference, rounded outwards (|error| <= 3u per term)
+        lo = a * dl + (1.0 - a) * r_lo
+        hi = a * du + (1.0 - a) * r_hi
+        pad_lo = 4.0 * UNIT * (np.abs(a * dl) + np.abs(r_lo)) + TINY
+        pad_hi = 4.0 * UNIT * (np.abs(a * du) + np.abs(r_hi)) + TINY
+        return down(lo - pad_lo), up(hi + pad_hi)
+
+
+class ReluRule(LeakyReluRule):
+    """``max(z, 0)``: the leaky rule with ``a = 0``."""
+
+    layer_type = ReLU  # type: ignore[assignment]
+
+
+class HardTanhRule(ActivationRule):
+    r"""``clip(z, m, M)`` with kinks ``m < M``.
+
+    Cases (lines are exact wherever the function is affine on ``[l, u]``):
+
+    1. ``u <= m``: constant ``m``.  2. ``l >= M``: constant ``M``.
+    3. ``m <= l, u <= M``: identity ``z``.
+    4. ``l < m < u <= M`` (convex part ``max(z, m)``): upper = chord, slope
+       ``(u - m)/(u - l)``; lower = ``z`` when the midpoint is ``> m``, else ``m`` (both exact).
+    5. ``m <= l < M < u`` (concave part ``min(z, M)``): lower = chord, slope
+       ``(M - l)/(u - l)``; upper = ``z`` when the midpoint is ``< M``, else ``M``.
+    6. ``l < m, M < u`` (both kinks): lower slope ``(M - m)/(u - m)`` (the line through
+       ``(m, m)`` and ``(u, M)``) when the midpoint is ``> m``, else the constant ``m``; upper
+       slope ``(M - m)/(M - l)`` when the midpoint is ``< M``, else the constant ``M``.
+
+    Every chord or sloped line gets its intercept from :func:`_intercepts` over ``l``, ``u``
+    and the kinks inside, so it is valid whatever the rounding of its slope.
+    """
+
+    layer_type = HardTanh
+
+    def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
+        m, M = float(layer.min_val), float(layer.max_val)
+        return (u <= m) | (l >= M) | ((l >= m) & (u <= M))
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        m, M = float(layer.min_val), float(layer.max_val)
+        mid = (l + u) / 2.0
+        one = np.ones_like(l)
+        zero = np.zeros_like(l)
+        c_lo = u <= m
+        c_hi = l >= M
+        c_id = (l >= m) & (u <= M)
+        c_cvx = (l < m) & (u > m) & (u <= M)
+        c_ccv = (l >= m) & (l < M) & (u > M)
+        c_both = (l < m) & (u > M)
+        width = np.where(u > l, u - l, 1.0)
+        # every branch is evaluated; only the selected ones are finite-valued and used
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            s4 = np.where(c_cvx, (u - m) / width, 0.0)
+            s5 = np.where(c_ccv, (M - l) / width, 0.0)
+            t6l = np.where(c_both & (mid > m), (M - m) / np.where(u > m, u - m, 1.0), 0.0)
+            t6u = np.where(c_both & (mid < M), (M - m) / np.where(M > l, M - l, 1.0), 0.0)
+        t4 = np.where(mid > m, 1.0, 0.0)
+        t5 = np.where(mid < M, 1.0, 0.0)
+        conds = [c_lo, c_hi, c_id, c_cvx, c_ccv, c_both]
+        lower_slope = np.select(conds, [zero, zero, one, t4, s5, t6l], default=zero)
+        upper_slope = np.select(conds, [zero, zero, one, s4, t5, t6u], default=zero)
+        # exact intercepts (constants, identity, lines through a kink with slope 0 or 1)
+        lower_bias = np.select(
+            conds, [zero + m, zero + M, zero, np.where(t4 > 0, 0.0, m), zero, zero + m],
+            default=zero + m,
+        )
+        upper_bias = np.select(
+            conds, [zero + m, zero + M, zero, zero, np.where(t5 > 0, 0.0, M), zero + M],
+            default=zero + M,
+        )
+        # sloped lines that are not pieces of the function: safe intercepts
+        need_lo = c_ccv | (c_both & (t6l > 0))
+        need_up = c_cvx | (c_both & (t6u > 0))
+        if np.any(need_lo) or np.any(need_up):
+            clip_l = np.clip(l, m, M)
+            clip_u = np.clip(u, m, M)
+            nan = np.full_like(l, np.nan)
+            in_m = np.where((l < m) & (u > m), m, nan)
+            in_M = np.where((l < M) & (u > M), M, nan)
+            pts = [l, u, in_m, in_M]
+            vals = [clip_l, clip_u, zero + m, zero + M]
+            if np.any(need_lo):
+                tb = _intercepts(lower_slope, pts, vals, vals, upper=False)
+                lower_bias = np.where(need_lo, tb, lower_bias)
+            if np.any(need_up):
+                tb = _intercepts(upper_slope, pts, vals, vals, upper=True)
+                upper_bias = np.where(need_up, tb, upper_bias)
+        return Relaxation(lower_slope, lower_bias, upper_slope, upper_bias)
+
+    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+        m, M = float(layer.min_val), float(layer.max_val)
+        return np.where((z >= m) & (z < M), 1.0, 0.0)
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        return (float(layer.min_val), float(layer.max_val))
+
+    def relu_pieces(self, layer: Any) -> ReluPieces | None:
+        m, M = float(layer.min_val), float(layer.max_val)
+        return (m, ((m, 1.0, 0.0), (M, -1.0, 0.0)))
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        m, M = float(layer.min_val), float(layer.max_val)
+        linear = (l >= m) & (u <= M) & (lt >= m) & (ut <= M)
+        same_sat = ((u <= m) & (ut <= m)) | ((l >= M) & (lt >= M))
+        lo = np.where(linear, dl, np.where(same_sat, 0.0, np.minimum(0.0, dl)))
+        hi = np.where(linear, du, np.where(same_sat, 0.0, np.maximum(0.0, du)))
+        return lo, hi
+
+
+# -- sigmoid and tanh ---------------------------------------------------------------------
+
+
+def _sigmoid_fn(z: FloatArray) -> FloatArray:
+    return apply_activation(Sigmoid(), z)
+
+
+def _sigmoid_deriv(z: FloatArray) -> FloatArray:
+    s = _sigmoid_fn(z)
+    return s * (1.0 - s)
+
+
+def _tanh_deriv(z: FloatArray) -> FloatArray:
+    t = np.tanh(z)
+    return 1.0 - t * t
+
+
+def _s_shaped_upper(
+    f: Callable[[FloatArray], FloatArray],
+    df: Callable[[FloatArray], FloatArray],
+    l: FloatArray,
+    u: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Upper line ``a z + b >= f(z)`` on ``[l, u]`` for an S-shaped ``f``.
+
+    ``f`` is increasing, convex on ``z <= 0`` and concave on ``z >= 0`` (sigmoid, tanh). See
+    :class:`SigmoidRule` for the construction.
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _s_shaped_upper_raw(f, df, l, u)
+
+
+def _s_shaped_upper_raw(
+    f: Callable[[FloatArray], FloatArray],
+    df: Callable[[FloatArray], FloatArray],
+    l: FloatArray,
+    u: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    fl, fu = f(l), f(u)
+    width = u - l
+    tiny = width <= 1e-9 * (1.0 + np.abs(l) + np.abs(u))
+    safe_w = np.where(tiny, 1.0, width)
+    chord_a = (fu - fl) / safe_w
+    chord_b = fl - chord_a * l
+    # concave region (l >= 0): tangent at the midpoint
+    mid = (l + u) / 2.0
+    tan_a = df(mid)
+    tan_b = f(mid) - tan_a * mid
+    # crossing region: tangent at d >= 0 whose line passes through (l, f(l)); valid for every
+    # d >= d*, where g(d) = f(d) - f(l) - f'(d)(d - l) changes sign (g increasing on [0, inf)).
+    cross = (l < 0.0) & (u > 0.0) & ~tiny
+    a = np.where(l >= 0.0, tan_a, chord_a)
+    b = np.where(l >= 0.0, tan_b, chord_b)
+    if np.any(cross):
+        lc, uc, flc = l[cross], u[cross], fl[cross]
+
+        def g(d: FloatArray) -> FloatArray:
+            return f(d) - flc - df(d) * (d - lc)
+
+        use_tangent = g(uc) > 0.0  # else the chord is a valid upper line
+        lo = np.zeros_like(uc)
+        hi = uc.copy()
+        for _ in range(_BISECTION_STEPS):
+            mid_d = (lo + hi) / 2.0
+            pos = g(mid_d) >= 0.0
+            hi = np.where(pos, mid_d, hi)
+            lo = np.where(pos, lo, mid_d)
+        d = hi  # g(hi) >= 0 keeps the tangent line above f(l): sound
+        ta = df(d)
+        tb = f(d) - ta * d
+        a[cross] = np.where(use_tangent, ta, a[cross])
+        b[cross] = np.where(use_tangent, tb, b[cross])
+    a = np.where(tiny, 0.0, a)
+    b = np.where(tiny, fu, b)
+    # insurance: the line must lie above both end points; plus an outward margin
+    b = np.maximum(b, np.maximum(fl - a * l, fu - a * u))
+    b = b + SMOOTH_MARGIN * (1.0 + np.abs(b) + np.abs(a) * np.maximum(np.abs(l), np.abs(u)))
+    bad = ~(np.isfinite(a) & np.isfinite(b))
+    a = np.where(bad, 0.0, a)
+    b = np.where(bad, up(fu + SMOOTH_MARGIN * (1.0 + np.abs(fu))), b)
+    return a, b
+
+
+class _SShapedRule(ActivationRule):
+    piecewise_linear = False
+    _f0: ClassVar[float]
+
+    def _f(self, z: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        a, b = self._f(l), self._f(u)
+        pad_a = 8.0 * UNIT * np.abs(a) + TINY
+        pad_b = 8.0 * UNIT * np.abs(b) + TINY
+        return down(a - pad_a), up(b + pad_b)
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        # point symmetry f(-z) = 2 f(0) - f(z): an upper line a z + b of f on [-u, -l] gives
+        # the lower line a z + (2 f(0) - b) of f on [l, u].
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        ua, ub = _s_shaped_upper(self._f, self.derivative_fn, lo, hi)
+        ra, rb = _s_shaped_upper(self._f, self.derivative_fn, -hi, -lo)
+        return Relaxation(ra, down(2.0 * self._f0 - rb), ua, ub)
+
+    def derivative_fn(self, z: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+        return self.derivative_fn(np.asarray(z, dtype=np.float64))
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        # mean value theorem: sigma(z~) - sigma(z) = sigma'(xi) delta, xi in the hull H
+        hl, hu = np.minimum(l, lt), np.maximum(u, ut)
+        s_max = self.derivative_fn(np.clip(0.0, hl, hu)) * (1.0 + SMOOTH_MARGIN)
+        s_min = np.minimum(self.derivative_fn(hl), self.derivative_fn(hu))
+        s_min = np.maximum(s_min * (1.0 - SMOOTH_MARGIN), 0.0)
+        prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
+        lo, hi = prods.min(axis=0), prods.max(axis=0)
+        pad = SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi)) + TINY
+        return down(lo - pad), up(hi + pad)
+
+
+class SigmoidRule(_SShapedRule):
+    r"""Sigmoid (convex for ``z <= 0``, concave for ``z >= 0``).
+
+    Upper line:
+
+    * ``l >= 0`` (concave): tangent at the midpoint ``m``: ``sigma(m) + sigma'(m)(z - m)``.
+    * ``u <= 0`` (convex): chord ``sigma(l) + k (z - l)``, ``k = (sigma(u) - sigma(l))/(u - l)``.
+    * ``l < 0 < u``: if ``g(u) <= 0`` with ``g(d) = sigma(d) - sigma(l) - sigma'(d)(d - l)``, the
+      chord (it lies above the graph because ``k <= sigma'(u)``); otherwise the tangent at the
+      root ``d* in (0, u]`` of ``g`` (the tangent from ``(l, sigma(l))`` to the concave part),
+      found by vectorized bisection and rounded *up* (``d >= d*`` keeps the line sound).
+
+    Lower line: by the point symmetry ``sigma(-z) = 1 - sigma(z)``, the upper line ``a z + b`` on
+    ``[-u, -l]`` yields the lower line ``a z + 1 - b`` on ``[l, u]``.
+
+    Degenerate or very narrow intervals get constant lines ``sigma(l) <= . <= sigma(u)``; the
+    offsets are raised to cover both end points and moved outwards by
+    ``1e-12 (1 + |b| + |a| max(|l|, |u|))``.
+    """
+
+    layer_type = Sigmoid
+    _f0 = 0.5
+
+    def _f(self, z: FloatArray) -> FloatArray:
+        return _sigmoid_fn(z)
+
+    def derivative_fn(self, z: FloatArray) -> FloatArray:
+        return _sigmoid_deriv(z)
+
+
+class TanhRule(_SShapedRule):
+    """Tanh: the construction of :class:`SigmoidRule` with ``tanh`` (odd, ``tanh(0) = 0``,
+    ``tanh' = 1 - tanh^2``)."""
+
+    layer_type = Tanh
+    _f0 = 0.0
+
+    def _f(self, z: FloatArray) -> FloatArray:
+        return np.tanh(z)
+
+    def derivative_fn(self, z: FloatArray) -> FloatArray:
+        return _tanh_deriv(z)
+
+
+# -- ReLU difference rules (ReluDiff and NeuroDiff) -----------------------------------------
+
+
+def relu_diff_reludiff(
+    l: FloatArray, u: FloatArray, lt: FloatArray, ut: FloatArray, dl: FloatArray, du: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """ReluDiff's rule: ``ReLU(z + δ) - ReLU(z) ∈ [min(0, δ), max(0, δ)]`` with stability cases."""
+    active = (l >= 0.0) & (lt >= 0.0)
+    inactive = (u <= 0.0) & (ut <= 0.0)
+    lo = np.where(active, dl, np.where(inactive, 0.0, np.minimum(0.0, dl)))
+    hi = np.where(active, du, np.where(inactive, 0.0, np.maximum(0.0, du)))
+    return lo, hi
+
+
+def relu_diff_neurodiff(
+    l: FloatArray, u: FloatArray, lt: FloatArray, ut: FloatArray, dl: FloatArray, du: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """NeuroDiff's nine concretized cases (FORMULATIONS.md 11.3, table of option 3)."""
+    s_in, s_act = u <= 0.0, l >= 0.0
+    s_un = ~s_in & ~s_act
+    t_in, t_act = ut <= 0.0, lt >= 0.0
+    t_un = ~t_in & ~t_act
+    zero = np.zeros_like(l)
+    c9_lo = np.where(dl >= 0.0, 0.0, np.maximum(dl, -u))
+    c9_hi = np.where(du <= 0.0, 0.0, du)
+    conds = [
+        s_in & t_in,
+        s_in & t_act,
+        s_in & t_un,
+        s_act & t_in,
+        s_act & t_act,
+        s_act & t_un,
+        s_un & t_in,
+        s_un & t_act,
+        s_un & t_un,
+    ]
+    lo = np.select(
+        conds,
+        [zero, lt, zero, -u, dl, np.maximum(-u, dl), -u, np.minimum(lt, dl), c9_lo],
+        default=-np.inf,
+    )
+    hi = np.select(
+        conds,
+        [zero, ut, ut, -l, du, np.maximum(-l, du), zero, np.minimum(ut, du), c9_hi],
+        default=np.inf,
+    )
+    return lo, hi
+
+
+def _relu_diff(
+    l: FloatArray, u: FloatArray, lt: FloatArray, ut: FloatArray, dl: FloatArray, du: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """ReluDiff intersected with NeuroDiff (both only copy, negate and compare: exact)."""
+    a_lo, a_hi = relu_diff_reludiff(l, u, lt, ut, dl, du)
+    b_lo, b_hi = relu_diff_neurodiff(l, u, lt, ut, dl, du)
+    return np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+#: activation layer type -> its rule
+RULES: dict[type, ActivationRule] = {
+    rule.layer_type: rule
+    for rule in (ReluRule(), LeakyReluRule(), HardTanhRule(), SigmoidRule(), TanhRule(),
+                 IdentityRule())
+}
+
+
+def register_rule(rule: ActivationRule) -> None:
+    """Add (or replace) the rule of ``rule.layer_type``."""
+    RULES[rule.layer_type] = rule
+
+
+def rule_for(layer: Activation | Any) -> ActivationRule:
+    """The rule of an activation layer.
+
+    Raises:
+        UnsupportedLayerError: for an activation without a rule.
+    """
+    try:
+        return RULES[type(layer)]
+    except KeyError:
+        raise UnsupportedLayerError(
+            f"no rule for activation {type(layer).__name__}; supported: "
+            f"{', '.join(t.__name__ for t in RULES)}"
+        ) from None
+
+
+def relax(layer: Activation, l: Any, u: Any) -> Relaxation:
+    """Sound linear relaxation lines of ``layer`` on the per-neuron intervals ``[l, u]``.
+
+    Raises:
+        UnsupportedLayerError: for an activation without a rule.
+    """
+    lo = np.asarray(l, dtype=np.float64)
+    hi = np.asarray(u, dtype=np.float64)
+    return rule_for(layer).relax(layer, lo, hi)
+
+
+__all__ = [
+    "RULES",
+    "SMOOTH_MARGIN",
+    "ActivationRule",
+    "HardTanhRule",
+    "IdentityRule",
+    "LeakyReluRule",
+    "LowerFamily",
+    "Relaxation",
+    "ReluPieces",
+    "ReluRule",
+    "SigmoidRule",
+    "TanhRule",
+    "register_rule",
+    "relax",
+    "relu_diff_neurodiff",
+    "relu_diff_reludiff",
+    "rule_for",
+]

@@ -1,0 +1,126 @@
+r"""Rigorous floating-point error bounds for float64 round-to-nearest arithmetic.
+
+The bound engine (:mod:`nncert.verify.bounds`) computes in ordinary float64 and *accounts* for
+every rounding error instead of changing the rounding mode. The facts used (Higham, *Accuracy
+and Stability of Numerical Algorithms*, ch. 2-3), with unit roundoff :math:`u = 2^{-53}`:
+
+* one operation :math:`\circ \in \{+, -, \times, /\}`: :math:`fl(a \circ b) = (a \circ b)(1 +
+  \delta)`, :math:`|\delta| \le u` (no underflow), so ``np.nextafter`` of a correctly rounded
+  result in the right direction encloses the exact value;
+* a dot product of length :math:`n`, in *any* summation order (BLAS blocks and reorders):
+  :math:`|fl(w^\top a) - w^\top a| \le \gamma_n |w|^\top |a|`, with
+  :math:`\gamma_n = nu / (1 - nu)`;
+* underflow adds at most :math:`2^{-1074}` per operation in absolute terms, covered by
+  :data:`TINY` per dot product.
+
+:func:`gamma` returns :math:`4 \gamma_{n+4}`: twice what a dot product of length :math:`2n + 4`
+needs, which covers the pairs of products, biases and accumulated constants the engine adds
+around each dot product with a factor of two to spare. Error terms are
+themselves sums of non-negative products computed in float64; :func:`inflate` scales such a
+computed bound up so that it bounds the exact one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+#: unit roundoff of float64 round-to-nearest
+UNIT = 2.0**-53
+#: absolute slack per dot product against underflow (each operation loses at most 2^-1075
+#: absolutely; this covers dot products of up to 2^30 terms)
+TINY = 2.0**-1040
+
+
+def gamma(n: int) -> float:
+    r"""Safe :math:`\gamma`: ``4 * gamma_{n+4}``, a bound on the relative error of a computed
+    dot product of length ``n`` (or two of them added) plus a few further additions.
+
+    Raises:
+        ValueError: when ``n`` is so large that the bound is meaningless (``n u >= 1/2``).
+    """
+    nu = (int(n) + 4) * UNIT
+    if nu >= 0.25:
+        raise ValueError(f"dot products of length {n} are beyond float64 error analysis")
+    return 4.0 * nu / (1.0 - nu)
+
+
+def inflate(err: FloatArray | float, n: int) -> FloatArray:
+    """Scale a computed non-negative error bound so that it bounds the exact one.
+
+    ``err`` was computed as a sum of at most ``n`` non-negative products; its own relative
+    rounding error is at most ``gamma(n)``, so ``err * (1 + 2 gamma(n)) + TINY`` rounded up
+    encloses the exact value.
+    """
+    e = np.asarray(err, dtype=np.float64)
+    return up(e * (1.0 + 2.0 * gamma(n)) + TINY)
+
+
+def down(v: FloatArray | float) -> FloatArray:
+    """The next float64 towards minus infinity (a lower bound of a correctly rounded value)."""
+    return np.nextafter(np.asarray(v, dtype=np.float64), -np.inf)
+
+
+def up(v: FloatArray | float) -> FloatArray:
+    """The next float64 towards plus infinity (an upper bound of a correctly rounded value)."""
+    return np.nextafter(np.asarray(v, dtype=np.float64), np.inf)
+
+
+def sub_down(a: FloatArray, b: FloatArray) -> FloatArray:
+    """A float64 lower bound of the exact ``a - b``."""
+    return down(a - b)
+
+
+def sub_up(a: FloatArray, b: FloatArray) -> FloatArray:
+    """A float64 upper bound of the exact ``a - b``."""
+    return up(a - b)
+
+
+def affine_interval(
+    W: FloatArray,
+    b: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    *,
+    abs_w: FloatArray | None = None,
+    extra: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    r"""Rigorous enclosure of :math:`\{W a + b : lo \le a \le hi\}` (batched over rows of ``lo``).
+
+    Args:
+        W: ``(n_out, n_in)``.
+        b: ``(n_out,)``.
+        lo: ``(n_in,)`` or ``(N, n_in)``.
+        hi: same shape as ``lo``.
+        abs_w: ``|W|`` if already computed.
+        extra: a further non-negative absolute error to widen by (``(n_out,)`` or
+            ``(N, n_out)``), e.g. the composition error of a merged layer.
+
+    Returns:
+        ``(lower, upper)`` of shape ``(n_out,)`` or ``(N, n_out)``.
+    """
+    aw = np.abs(W) if abs_w is None else abs_w
+    wp = np.maximum(W, 0.0)
+    wn = np.minimum(W, 0.0)
+    low = lo @ wp.T + hi @ wn.T + b
+    upp = hi @ wp.T + lo @ wn.T + b
+    mag = np.maximum(np.abs(lo), np.abs(hi)) @ aw.T + np.abs(b)
+    err = inflate(gamma(W.shape[1]) * mag, W.shape[1])
+    if extra is not None:
+        err = up(err + extra)
+    return down(low - err), up(upp + err)
+
+
+__all__ = [
+    "TINY",
+    "UNIT",
+    "affine_interval",
+    "down",
+    "gamma",
+    "inflate",
+    "sub_down",
+    "sub_up",
+    "up",
+]
