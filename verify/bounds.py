@@ -145,12 +145,20 @@ class Intermediate:
         empty: ``(N,)``: the box (with its priors) contains no input (some ``l > u``).
         amag: per hidden layer, ``max |a_j|`` over the activation's interval (for the
             rounding-error terms).
+        cmag: per hidden layer ``j``, the per-neuron factor that, multiplied by the absolute
+            coefficients on ``a_j``, bounds the rounding of one back-substitution step
+            through ``a_j``, ``z_j`` and Dense layer ``j``:
+            ``s_max (u max|z_j| + gamma (|W_j| max|a_{j-1}| + |b_j|) + e_j) + gamma b_max``
+            with ``s_max`` the largest slope any line of the neuron may have (both lines and
+            the family of lower lines), ``b_max = max(|bL|, |bU|)`` (family lines pass through
+            the origin) and ``e_j`` the layer's composition error.
     """
 
     pre: tuple[tuple[FloatArray, FloatArray], ...]
     rel: tuple[Relaxation, ...]
     empty: NDArray[np.bool_]
     amag: tuple[FloatArray, ...] = ()
+    cmag: tuple[FloatArray, ...] = ()
 
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
@@ -272,7 +280,7 @@ class BoundEngine:
         self.width = int(max(max(w.shape) for w in self.weights))
         self.g = gamma(self.width + 2)
         #: target size (elements) of the per-chunk coefficient arrays in CROWN passes
-        self.chunk_elements = 1 << 15
+        self.chunk_elements = 1 << 17
 
     # -- plain evaluation ---------------------------------------------------------------------
     def forward(self, x: FloatArray) -> FloatArray:
@@ -380,21 +388,14 @@ class BoundEngine:
             if keep:
                 lams[i] = lam_a
             sl, bl, su, bu = rels[i]
-            l, u = inter.pre[i]
             pos = np.maximum(lam_a, 0.0)
             neg = lam_a - pos
             # lam_a >= 0 -> lower line, < 0 -> upper line; lam is now on z_i
             lam = pos * sl[:, None, :] + neg * su[:, None, :]
-            abs_a = np.abs(lam_a)
-            abs_l = np.abs(lam)
-            bmag = np.maximum(np.abs(bl), np.abs(bu))
-            zmag = _mag(l, u)
-            # products lam_a * s (one rounding each) applied to z; the bias sums
-            acc = acc + UNIT * _rowdot(abs_l, zmag) + self.g * _rowdot(abs_a, bmag)
             const = const + _rowdot(pos, bl) + _rowdot(neg, bu)
-            # through Dense i: z_i = W_i a_{i-1} + b_i
-            amag = xmag if i == 0 else self._post_mag(i - 1, inter)
-            acc = acc + _rowdot(abs_l, self._dense_mag(i, amag)) + 2.0 * UNIT * np.abs(const)
+            # rounding: the products lam_a * s (one each) applied to z_i, the products through
+            # Dense i and the bias sums, all bounded through |lam_a| (see Intermediate.cmag)
+            acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i]) + 2.0 * UNIT * np.abs(const)
             const = const + _mm(lam, self.biases[i][:, None])[..., 0]
             lam_a = _mm(lam, self.weights[i])
         if lam_a.ndim == 2:
@@ -413,10 +414,24 @@ class BoundEngine:
     def concretize_lower(
         coef: FloatArray, offset: FloatArray, lower: FloatArray, upper: FloatArray
     ) -> FloatArray:
-        """``min over the box of coef . x + offset`` per row, rounded down: ``(N, m)``."""
-        val = offset + _rowdot(np.maximum(coef, 0.0), lower) + _rowdot(np.minimum(coef, 0.0), upper)
+        """``min over the box of coef . x + offset`` per row, rounded down: ``(N, m)``.
+
+        In centre/radius form over ``[c - r, c + r]``, a float64 box that contains
+        ``[lower, upper]`` (``r`` rounded up), with the dot products' rounding subtracted.
+        """
+        center = 0.5 * (lower + upper)
+        radius = np.maximum(up(upper - center), up(center - lower))
         n = lower.shape[1]
-        err = gamma(2 * n + 2) * (_rowdot(np.abs(coef), _mag(lower, upper)) + np.abs(offset))
+        acoef = np.abs(coef)
+        val = offset + _rowdot(coef, center)
+        if acoef.ndim == 2:
+            both = np.stack([radius, np.abs(center) + radius], axis=-1)  # (N, n, 2)
+            rr = np.einsum("mk,nks->nms", acoef, both)
+        else:
+            both = np.stack([radius, np.abs(center) + radius], axis=-1)
+            rr = np.matmul(acoef, both)  # (N, m, 2)
+        val = val - rr[..., 0]
+        err = gamma(2 * n + 2) * (rr[..., 1] + np.abs(offset))
         return down(val - inflate(err, 2 * n + 2))
 
     def spec_start(
@@ -470,8 +485,8 @@ class BoundEngine:
             la_t, ua_t = Lt * sl[:, None, :], Ut * su[:, None, :]
             la_o, ua_o = lo_off * sl + bl, up_off * su + bu
             # magnitudes of the forms on x (rounding of the slope scalings acts on them)
-            xl = _rowdot(np.abs(la_t).transpose(0, 2, 1), xmag)
-            xu = _rowdot(np.abs(ua_t).transpose(0, 2, 1), xmag)
+            xl = np.matmul(xmag[:, None, :], np.abs(la_t))[:, 0, :]
+            xu = np.matmul(xmag[:, None, :], np.abs(ua_t))[:, 0, :]
             ea_l = sl * el + UNIT * xl + 2.0 * UNIT * (np.abs(lo_off * sl) + np.abs(la_o))
             ea_u = su * eu + UNIT * xu + 2.0 * UNIT * (np.abs(up_off * su) + np.abs(ua_o))
             wp, wn = self.pos_weights[j].T, self.neg_weights[j].T
@@ -495,8 +510,19 @@ class BoundEngine:
             width = la_t.shape[1] + w.shape[1] + 4
             state = (Lt2, lo2, inflate(el2, width), Ut2, up2, inflate(eu2, width))
         Lt, lo_off, el, Ut, up_off, eu = state
-        fl = self.concretize_lower(Lt.transpose(0, 2, 1), lo_off, lo, hi)
-        fu = -self.concretize_lower(-Ut.transpose(0, 2, 1), -up_off, lo, hi)
+        # concretise in the transposed layout: (1 x n_in) @ (n_in x n) per box, both forms
+        center = 0.5 * (lo + hi)
+        radius = np.maximum(up(hi - center), up(center - lo))
+        rows = np.stack([radius, np.abs(center) + radius], axis=1)  # (N, 2, n_in)
+        lo_t = np.matmul(rows, np.abs(Lt))
+        up_t = np.matmul(rows, np.abs(Ut))
+        lc = np.matmul(center[:, None, :], Lt)[:, 0, :]
+        uc = np.matmul(center[:, None, :], Ut)[:, 0, :]
+        g = gamma(2 * lo.shape[1] + 2)
+        fl = lo_off + lc - lo_t[:, 0, :]
+        fu = up_off + uc + up_t[:, 0, :]
+        el = el + inflate(g * (lo_t[:, 1, :] + np.abs(lo_off)), 2 * lo.shape[1] + 2)
+        eu = eu + inflate(g * (up_t[:, 1, :] + np.abs(up_off)), 2 * lo.shape[1] + 2)
         return state, down(fl - el), up(fu + eu)
 
     # -- CROWN rows for one hidden layer --------------------------------------------------------
@@ -598,6 +624,7 @@ class BoundEngine:
         pre: list[tuple[FloatArray, FloatArray]] = []
         rel: list[Relaxation] = []
         amag: list[FloatArray] = []
+        cmag: list[FloatArray] = []
         empty = np.zeros(n, dtype=bool)
         offs = self.offsets
         use_forward = fixed_below == 0 and (
@@ -632,7 +659,7 @@ class BoundEngine:
                     l = np.maximum(l, prior[0][:, offs[j] : offs[j + 1]])
                     u = np.minimum(u, prior[1][:, offs[j] : offs[j + 1]])
                 if j > 0 and mode == "crown" and (crown_layers is None or j < crown_layers):
-                    part = Intermediate(tuple(pre), tuple(rel), empty, tuple(amag))
+                    part = Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag))
                     l, u = self._crown_layer(j, l, u, part, lo, hi, xmag, rows)
             crossed = np.any(l > u, axis=1)
             if np.any(crossed):
@@ -645,7 +672,20 @@ class BoundEngine:
             rel.append(rule.relax(act, l, u))
             al, au = rule.interval(act, l, u)
             amag.append(_mag(al, au))
-        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag))
+            cmag.append(self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1]))
+        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag))
+
+    def _step_mag(
+        self, j: int, l: FloatArray, u: FloatArray, r: Relaxation, prev_amag: FloatArray
+    ) -> FloatArray:
+        """:attr:`Intermediate.cmag` of hidden layer ``j`` (see there)."""
+        smax = np.maximum(r.lower_slope, r.upper_slope)
+        fam = self.rules[j].lower_family(self.activations[j], l, u)
+        if fam is not None:
+            smax = np.maximum(smax, fam.mask * fam.s_max)
+        bmax = np.maximum(np.abs(r.lower_bias), np.abs(r.upper_bias))
+        zmag = _mag(l, u)
+        return smax * (UNIT * zmag + self._dense_mag(j, prev_amag)) + self.g * bmax
 
     # -- objective bounds -----------------------------------------------------------------------
     def bound(
@@ -828,7 +868,6 @@ class BoundEngine:
             saved: list[tuple[FloatArray, NDArray[np.bool_], FloatArray]] = []
             for i in range(depth - 1, -1, -1):
                 sl, bl, su, bu = inter.rel[i]
-                l, u = inter.pre[i]
                 fm = masks[i]
                 sl_eff = np.where(fm > 0, alphas[i], sl[:, None, :])
                 bl_eff = np.where(fm > 0, 0.0, bl[:, None, :])
@@ -836,14 +875,8 @@ class BoundEngine:
                 slope = np.where(pos, sl_eff, su[:, None, :])
                 bias = np.where(pos, bl_eff, bu[:, None, :])
                 lam = lam_a * slope
-                acc = acc + UNIT * _rowdot(np.abs(lam), _mag(l, u)) + self.g * np.sum(
-                    np.abs(lam_a * bias), axis=-1
-                )
                 const = const + np.sum(lam_a * bias, axis=-1)
-                amag = xmag if i == 0 else self._post_mag(i - 1, inter)
-                acc = acc + _rowdot(np.abs(lam), self._dense_mag(i, amag)) + 2.0 * UNIT * np.abs(
-                    const
-                )
+                acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i]) + 2.0 * UNIT * np.abs(const)
                 const = const + _mm(lam, self.biases[i][:, None])[..., 0]
                 saved.append((lam_a, pos, slope))
                 lam_a = _mm(lam, self.weights[i])
@@ -883,12 +916,14 @@ class BoundEngine:
 
 
 def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermediate:
-    """The first ``j`` hidden layers of ``inter`` for the boxes ``ids``."""
+    """What :meth:`BoundEngine.backsub` needs of the first ``j`` hidden layers (relaxations
+    and error factors) for the boxes ``ids``; the bounds themselves are left out."""
     return Intermediate(
-        tuple((p[0][ids], p[1][ids]) for p in inter.pre[:j]),
+        (),
         tuple(Relaxation(*(a[ids] for a in r)) for r in inter.rel[:j]),
         inter.empty[ids],
-        tuple(a[ids] for a in inter.amag[:j]),
+        (),
+        tuple(a[ids] for a in inter.cmag[:j]),
     )
 
 
