@@ -250,18 +250,16 @@ class LeakyReluRule(ActivationRule):
         width = np.where(unstable, u - l, 1.0)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             chord = np.where(unstable, (u - a * l) / width, base)
-        # the exact value a*l at the left end point, enclosed
+        # the line must lie above the function at both end points (convex function): the
+        # largest of f(p) - chord p over p in {l, u}, each rounded up with its error bound;
+        # f(l) = a l is enclosed from above
         al = a * l
-        al_lo, al_hi = (al, al) if a in (0.0, 1.0) else (down(al), up(al))
-        nan = np.full_like(l, np.nan)
-        t = _intercepts(
-            chord,
-            [np.where(unstable, l, nan), np.where(unstable, u, nan)],
-            [al_lo, u],
-            [al_hi, u],
-            upper=True,
-        )
-        upper_bias = np.where(unstable, t, 0.0)
+        al_hi = al if a in (0.0, 1.0) else up(al)
+        cl, cu = chord * l, chord * u
+        v1, v2 = al_hi - cl, u - cu
+        e1 = 2.0 * UNIT * (np.abs(cl) + np.abs(v1)) + TINY
+        e2 = 2.0 * UNIT * (np.abs(cu) + np.abs(v2)) + TINY
+        upper_bias = np.where(unstable, up(np.maximum(v1 + e1, v2 + e2)), 0.0)
         return Relaxation(lower_slope, zero, chord, upper_bias)
 
     def lower_family(self, layer: Any, l: FloatArray, u: FloatArray) -> LowerFamily | None:

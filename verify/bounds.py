@@ -152,6 +152,12 @@ class Intermediate:
             with ``s_max`` the largest slope any line of the neuron may have (both lines and
             the family of lower lines), ``b_max = max(|bL|, |bU|)`` (family lines pass through
             the origin) and ``e_j`` the layer's composition error.
+        gmag: per hidden layer ``j``, the accumulated factor ``G_j = cmag_j + s_max,j *
+            (|W_j| G_{j-1})`` (``G_0 = cmag_0``): since the coefficients one layer down obey
+            ``|Lam_{j-1}| <= (|Lam_j| s_max,j) |W_j|``, the rounding of a whole
+            back-substitution that starts with coefficients ``Lam_j`` on ``a_j`` is at most
+            ``|Lam_j| . G_j`` (plus the constants' own additions). Cheaper and looser than
+            accumulating per step; used for intermediate bounds.
     """
 
     pre: tuple[tuple[FloatArray, FloatArray], ...]
@@ -159,6 +165,7 @@ class Intermediate:
     empty: NDArray[np.bool_]
     amag: tuple[FloatArray, ...] = ()
     cmag: tuple[FloatArray, ...] = ()
+    gmag: tuple[FloatArray, ...] = ()
 
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
@@ -359,6 +366,7 @@ class BoundEngine:
         *,
         rel: tuple[Relaxation, ...] | list[Relaxation] | None = None,
         keep: bool = False,
+        tight: bool = True,
     ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
         """Back-substitute a lower bound of ``lam_a . a_j + const`` down to the input.
 
@@ -372,6 +380,9 @@ class BoundEngine:
             xmag: ``(N, n_in)`` magnitudes ``max(|lo|, |hi|)`` of the boxes.
             rel: relaxations to use instead of ``inter.rel`` (other lower slopes).
             keep: also return the coefficient matrix met on each post-activation ``a_i``.
+            tight: account the rounding step by step (``|Lam_i| . cmag_i`` per layer);
+                otherwise once, ``|Lam_j| . gmag_j`` (cheaper, looser; any relaxation slopes
+                up to ``s_max`` keep it valid).
 
         Returns:
             ``(coef, offset, lams)`` with ``lam_a . a_j + const >= coef . x + offset`` on every
@@ -394,8 +405,13 @@ class BoundEngine:
             lam = pos * sl[:, None, :] + neg * su[:, None, :]
             const = const + _rowdot(pos, bl) + _rowdot(neg, bu)
             # rounding: the products lam_a * s (one each) applied to z_i, the products through
-            # Dense i and the bias sums, all bounded through |lam_a| (see Intermediate.cmag)
-            acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i]) + 2.0 * UNIT * np.abs(const)
+            # Dense i and the bias sums, all bounded through |lam_a| (see Intermediate.cmag);
+            # in the cheap mode once for the whole pass through Intermediate.gmag
+            if tight:
+                acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i])
+            elif i == j:
+                acc = acc + _rowdot(np.abs(lam_a), inter.gmag[i])
+            acc = acc + 2.0 * UNIT * np.abs(const)
             const = const + _mm(lam, self.biases[i][:, None])[..., 0]
             lam_a = _mm(lam, self.weights[i])
         if lam_a.ndim == 2:
@@ -574,6 +590,7 @@ class BoundEngine:
                 j - 1,
                 sub,
                 xmag[ids],
+                tight=False,
             )
             bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
             rr = ids[:, None]
@@ -625,12 +642,16 @@ class BoundEngine:
         rel: list[Relaxation] = []
         amag: list[FloatArray] = []
         cmag: list[FloatArray] = []
+        gmag: list[FloatArray] = []
         empty = np.zeros(n, dtype=bool)
         offs = self.offsets
         use_forward = fixed_below == 0 and (
             mode == "forward" or (mode == "crown" and self.n_inputs <= 64)
         )
         state: tuple[FloatArray, ...] | None = None
+        # plain IBP too (intersected in: the result is never looser than IBP, even by an ulp
+        # of differently accumulated rounding allowances)
+        plain = self.ibp(lo, hi) if mode != "ibp" and fixed_below == 0 else None
         for j in range(len(self.rules)):
             act, rule = self.activations[j], self.rules[j]
             if j < fixed_below:
@@ -655,11 +676,15 @@ class BoundEngine:
                         xmag,
                     )
                     l, u = np.maximum(l, fl), np.minimum(u, fu)
+                if plain is not None:
+                    l, u = np.maximum(l, plain[j][0]), np.minimum(u, plain[j][1])
                 if prior is not None:
                     l = np.maximum(l, prior[0][:, offs[j] : offs[j + 1]])
                     u = np.minimum(u, prior[1][:, offs[j] : offs[j + 1]])
                 if j > 0 and mode == "crown" and (crown_layers is None or j < crown_layers):
-                    part = Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag))
+                    part = Intermediate(
+                        tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag)
+                    )
                     l, u = self._crown_layer(j, l, u, part, lo, hi, xmag, rows)
             crossed = np.any(l > u, axis=1)
             if np.any(crossed):
@@ -672,20 +697,24 @@ class BoundEngine:
             rel.append(rule.relax(act, l, u))
             al, au = rule.interval(act, l, u)
             amag.append(_mag(al, au))
-            cmag.append(self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1]))
-        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag))
+            cm, smax = self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1])
+            cmag.append(cm)
+            gmag.append(cm if j == 0 else cm + smax * (gmag[-1] @ self.abs_weights[j].T))
+        return Intermediate(
+            tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag)
+        )
 
     def _step_mag(
         self, j: int, l: FloatArray, u: FloatArray, r: Relaxation, prev_amag: FloatArray
-    ) -> FloatArray:
-        """:attr:`Intermediate.cmag` of hidden layer ``j`` (see there)."""
+    ) -> tuple[FloatArray, FloatArray]:
+        """:attr:`Intermediate.cmag` of hidden layer ``j`` and the largest slopes ``s_max``."""
         smax = np.maximum(r.lower_slope, r.upper_slope)
         fam = self.rules[j].lower_family(self.activations[j], l, u)
         if fam is not None:
             smax = np.maximum(smax, fam.mask * fam.s_max)
         bmax = np.maximum(np.abs(r.lower_bias), np.abs(r.upper_bias))
         zmag = _mag(l, u)
-        return smax * (UNIT * zmag + self._dense_mag(j, prev_amag)) + self.g * bmax
+        return smax * (UNIT * zmag + self._dense_mag(j, prev_amag)) + self.g * bmax, smax
 
     # -- objective bounds -----------------------------------------------------------------------
     def bound(
@@ -924,6 +953,7 @@ def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermedi
         inter.empty[ids],
         (),
         tuple(a[ids] for a in inter.cmag[:j]),
+        tuple(a[ids] for a in inter.gmag[:j]),
     )
 
 
