@@ -56,6 +56,7 @@ are reported as ``empty``, never patched.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -944,6 +945,25 @@ class BoundEngine:
         return best_lb, best_coef, best_off
 
 
+#: engines of recently bounded networks, by ``id`` (checked through a weak reference)
+_ENGINES: dict[int, tuple[weakref.ref[Network], BoundEngine]] = {}
+_ENGINE_CACHE_SIZE = 16
+
+
+def engine_for(network: Network) -> BoundEngine:
+    """The :class:`BoundEngine` of ``network``, cached for the networks bounded last (the
+    front ends below are called many times on one network)."""
+    key = id(network)
+    hit = _ENGINES.get(key)
+    if hit is not None and hit[0]() is network:
+        return hit[1]
+    eng = BoundEngine(network)
+    if len(_ENGINES) >= _ENGINE_CACHE_SIZE:
+        _ENGINES.pop(next(iter(_ENGINES)))
+    _ENGINES[key] = (weakref.ref(network), eng)
+    return eng
+
+
 def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermediate:
     """What :meth:`BoundEngine.backsub` needs of the first ``j`` hidden layers (relaxations
     and error factors) for the boxes ``ids``; the bounds themselves are left out."""
@@ -1098,7 +1118,7 @@ def interval_bounds(network: Network, box: Box | tuple[ArrayLike, ArrayLike]) ->
         network: any network (it is normalized first).
         box: a :class:`Box` or a ``(lower, upper)`` pair of shape ``(n_inputs,)``.
     """
-    eng = BoundEngine(network)
+    eng = engine_for(network)
     b = _check_box(eng.normal, box)
     out = eng.ibp(b.lower, b.upper)
     layers = tuple(Interval(l[0], u[0]) for l, u in out)
@@ -1139,7 +1159,7 @@ def crown_bounds(
         raise InvalidOptionsError(f"alpha_steps={alpha_steps!r} must be >= 0")
     if spec_offset is not None and spec_matrix is None:
         raise InvalidOptionsError("spec_offset needs spec_matrix")
-    eng = BoundEngine(network)
+    eng = engine_for(network)
     b = _check_box(eng.normal, box)
     lo, hi = b.lower[None, :], b.upper[None, :]
     inter = eng.intermediate(lo, hi, "crown" if intermediate == "crown" else "ibp", rows="all")
@@ -1209,7 +1229,7 @@ def spec_bounds(
         ``(lower, upper)``, each of shape ``(k,)``.
     """
     _check_method(method, ("ibp", "crown", "alpha-crown"))
-    eng = BoundEngine(network)
+    eng = engine_for(network)
     Cm, dv = _spec_arrays(C, d, eng.n_outputs)
     b = _check_box(eng.normal, box)
     lo, hi = b.lower[None, :], b.upper[None, :]
@@ -1284,6 +1304,7 @@ __all__ = [
     "Relaxation",
     "combine_rows",
     "crown_bounds",
+    "engine_for",
     "interval_bounds",
     "output_bounds",
     "property_case_bounds",

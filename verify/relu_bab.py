@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nncert.verify.attack import pgd_attack
-from nncert.verify.bounds import BoundEngine
+from nncert.verify.bounds import engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.pipeline import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
@@ -80,7 +80,7 @@ class _Bounder:
     """The bound engine on one case's input box, plus the arrays the leaf LPs need."""
 
     def __init__(self, network: Network, case: UnsafeCase) -> None:
-        self.engine = BoundEngine(network)
+        self.engine = engine_for(network)
         self.W = list(self.engine.weights)
         self.b = list(self.engine.biases)
         self.lo = case.input_box.lower
