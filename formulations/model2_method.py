@@ -42,7 +42,7 @@ from nncert.formulations.model2 import (
 )
 from nncert.verify.bounds import LayerBounds, crown_bounds
 from nncert.verify.network import FloatArray, Network
-from nncert.verify.pipeline import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 

@@ -26,7 +26,7 @@ import time
 from nncert.formulations.model2_method import initial_binaries, refine_case
 from nncert.verify.network import Network
 from nncert.verify.partition import window_bounds_with_stats, window_margin
-from nncert.verify.pipeline import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: fraction of the remaining budget the window tightening may use

@@ -1,6 +1,7 @@
 """nncert.solvers: solver backends behind one protocol, and a lazy registry.
 
-Importing this package imports neither highspy nor pyomo nor dimod; backends are loaded by
+Importing this package imports nothing else: neither highspy nor pyomo nor dimod, nor the
+formulations; names are resolved on first access, and backends are loaded by
 :func:`get_solver` on first use::
 
     from nncert.solvers import get_solver
@@ -9,27 +10,36 @@ Importing this package imports neither highspy nor pyomo nor dimod; backends are
 
 from __future__ import annotations
 
-from nncert.solvers.base import MilpSolver, QuboSolver, SolveResult, SolveStatus
-from nncert.solvers.registry import (
-    SolverSpec,
-    available_solvers,
-    get_solver,
-    get_solver_spec,
-    register_solver,
-    solver_specs,
-    unregister_solver,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "MilpSolver",
-    "QuboSolver",
-    "SolveResult",
-    "SolveStatus",
-    "SolverSpec",
-    "available_solvers",
-    "get_solver",
-    "get_solver_spec",
-    "register_solver",
-    "solver_specs",
-    "unregister_solver",
-]
+# name -> module that defines it (imported on first attribute access)
+_LAZY: dict[str, str] = {
+    "MilpSolver": "nncert.solvers.base",
+    "QuboSolver": "nncert.solvers.base",
+    "SolveResult": "nncert.solvers.base",
+    "SolveStatus": "nncert.solvers.base",
+    "SolverSpec": "nncert.solvers.registry",
+    "available_solvers": "nncert.solvers.registry",
+    "get_solver": "nncert.solvers.registry",
+    "get_solver_spec": "nncert.solvers.registry",
+    "register_solver": "nncert.solvers.registry",
+    "solver_specs": "nncert.solvers.registry",
+    "unregister_solver": "nncert.solvers.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nncert.solvers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY)

@@ -31,7 +31,7 @@ from nncert.formulations.qubo import QuboMasterOptions
 from nncert.solvers.benders import BendersOptions, BendersSolver
 from nncert.verify.bounds import LayerBounds, crown_bounds, spec_bounds
 from nncert.verify.network import Dense, FloatArray, HardTanh, Network, apply_activation
-from nncert.verify.pipeline import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: solver names that select a QUBO master

@@ -31,7 +31,7 @@ from nncert.formulations.qubo import milp_to_qubo
 from nncert.verify.bounds import crown_bounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import Network
-from nncert.verify.pipeline import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: sampler names this method accepts; anything else (e.g. "highs") uses "sa"

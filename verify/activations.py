@@ -347,11 +347,13 @@ class HardTanhRule(ActivationRule):
         upper_slope = np.select(conds, [zero, zero, one, s4, t5, t6u], default=zero)
         # exact intercepts (constants, identity, lines through a kink with slope 0 or 1)
         lower_bias = np.select(
-            conds, [zero + m, zero + M, zero, np.where(t4 > 0, 0.0, m), zero, zero + m],
+            conds,
+            [zero + m, zero + M, zero, np.where(t4 > 0, 0.0, m), zero, zero + m],
             default=zero + m,
         )
         upper_bias = np.select(
-            conds, [zero + m, zero + M, zero, zero, np.where(t5 > 0, 0.0, M), zero + M],
+            conds,
+            [zero + m, zero + M, zero, zero, np.where(t5 > 0, 0.0, M), zero + M],
             default=zero + M,
         )
         # sloped lines that are not pieces of the function: safe intercepts
@@ -625,8 +627,14 @@ def _relu_diff(
 #: activation layer type -> its rule
 RULES: dict[type, ActivationRule] = {
     rule.layer_type: rule
-    for rule in (ReluRule(), LeakyReluRule(), HardTanhRule(), SigmoidRule(), TanhRule(),
-                 IdentityRule())
+    for rule in (
+        ReluRule(),
+        LeakyReluRule(),
+        HardTanhRule(),
+        SigmoidRule(),
+        TanhRule(),
+        IdentityRule(),
+    )
 }
 
 

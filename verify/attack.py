@@ -45,6 +45,7 @@ from nncert.verify.network import (
 )
 from nncert.verify.result import Counterexample
 from nncert.verify.spec import Property, UnsafeCase
+from nncert.verify.witness import confirm_counterexample
 
 
 class AttackResult(NamedTuple):
@@ -288,28 +289,6 @@ def pgd_boxes(
     return best_x, best_v, evals
 
 
-def confirm_counterexample(
-    network: Network, case: UnsafeCase, case_index: int, x: ArrayLike
-) -> Counterexample | None:
-    """Turn a candidate into a :class:`Counterexample` if a float64 forward pass confirms it.
-
-    The point is first clipped to the case's box (so box membership holds exactly), then
-    evaluated with :meth:`Network.forward`.
-
-    Returns:
-        The counterexample, or ``None`` when the clipped point does not violate the case.
-    """
-    box = case.input_box
-    xc = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), box.lower, box.upper)
-    if xc.shape != box.lower.shape or not box.contains(xc):
-        return None
-    y = network.forward(xc)
-    v = float(case.violation(y)[0])
-    if not v <= 0.0:
-        return None
-    return Counterexample(x=xc, y=y, case_index=int(case_index), violation=v)
-
-
 def falsify(
     network: Network,
     prop: Property,
@@ -339,7 +318,8 @@ def falsify(
         restarts: PGD restarts per round.
 
     Returns:
-        A counterexample confirmed by :func:`confirm_counterexample`, or ``None``.
+        A counterexample confirmed by the float64 replay of
+        :func:`~nncert.verify.witness.confirm_counterexample`, or ``None``.
     """
     prop.check_network_shape(network.n_inputs, network.n_outputs, where="falsify")
     t_end = time.perf_counter() + float(budget_s)
@@ -348,7 +328,9 @@ def falsify(
     starts: list[FloatArray | None] = [None] * len(prop.cases)
     for i, case in enumerate(prop.cases):
         if case.n_rows == 0:
-            return confirm_counterexample(network, case, i, case.input_box.center)
+            return confirm_counterexample(
+                network, case, i, case.input_box.center, onnx_replay=False
+            )
         box = case.input_box
         pts = np.vstack([box.center[None, :], box.sample(max(int(samples), 0), rngs[i])])
         v = case.violation(network.forward(pts))
@@ -358,7 +340,7 @@ def falsify(
         for k in order[:4]:
             if v[k] > 0.0:
                 break
-            cex = confirm_counterexample(network, case, i, pts[k])
+            cex = confirm_counterexample(network, case, i, pts[k], onnx_replay=False)
             if cex is not None:
                 return cex
     first = True
@@ -379,7 +361,7 @@ def falsify(
             if prev is None or res.violation < prev.violation:
                 best[i] = res
             if res.violation <= 0.0:
-                cex = confirm_counterexample(network, case, i, res.x)
+                cex = confirm_counterexample(network, case, i, res.x, onnx_replay=False)
                 if cex is not None:
                     return cex
         first = False
@@ -388,7 +370,6 @@ def falsify(
 
 __all__ = [
     "AttackResult",
-    "confirm_counterexample",
     "falsify",
     "forward_and_gradient",
     "gradient",

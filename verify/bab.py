@@ -61,12 +61,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nncert.verify.attack import confirm_counterexample, falsify, pgd_boxes
+from nncert.verify.attack import falsify, pgd_boxes
 from nncert.verify.bounds import BoundEngine, IntermediateMode, combine_rows
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, apply_activation
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
+from nncert.verify.witness import confirm_counterexample
 
 BabStatus = Literal["verified", "falsified", "timeout", "budget", "inconclusive"]
 SplitHeuristic = Literal["strong", "smear", "widest"]
@@ -394,7 +395,9 @@ class _CaseSearch:
         self.counters.upper = min(self.counters.upper, float(np.min(v)))
         bad = np.flatnonzero(v <= 0.0)
         for i in bad[np.argsort(v[bad])][:8]:
-            cex = confirm_counterexample(self.network, self.case, self.case_index, pts[i])
+            cex = confirm_counterexample(
+                self.network, self.case, self.case_index, pts[i], onnx_replay=False
+            )
             if cex is not None:
                 self.counterexample = cex
                 return True, v
@@ -421,7 +424,9 @@ class _CaseSearch:
         for i in order[:4]:
             if best_v[i] > 0.0:
                 break
-            cex = confirm_counterexample(self.network, self.case, self.case_index, best_x[i])
+            cex = confirm_counterexample(
+                self.network, self.case, self.case_index, best_x[i], onnx_replay=False
+            )
             if cex is not None:
                 self.counterexample = cex
                 return True
@@ -473,7 +478,9 @@ class _CaseSearch:
                 self.counters.closed_lb = min(self.counters.closed_lb, float(res.bound))
             elif res.x is not None and res.objective is not None and res.objective <= tol:
                 x = problem.index.decode_input(res.x)
-                cex = confirm_counterexample(self.network, self.case, self.case_index, x)
+                cex = confirm_counterexample(
+                    self.network, self.case, self.case_index, x, onnx_replay=False
+                )
                 if cex is not None:
                     self.counterexample = cex
                     return "falsified", closed
@@ -1023,7 +1030,7 @@ def _solve(
                 run.units_run += 1
                 if status == "falsified" and x is not None:
                     cex = confirm_counterexample(
-                        network, cases[unit.case_index], unit.case_index, x
+                        network, cases[unit.case_index], unit.case_index, x, onnx_replay=False
                     )
                     if cex is not None:
                         run.counterexample = cex
@@ -1135,7 +1142,9 @@ def bab_verify_case(
     _check(network, case)
     t0 = time.perf_counter()
     if case.n_rows == 0:
-        cex = confirm_counterexample(network, case, case_index, case.input_box.center)
+        cex = confirm_counterexample(
+            network, case, case_index, case.input_box.center, onnx_replay=False
+        )
         return BabOutcome("falsified", cex, time=time.perf_counter() - t0)
     with _limit_blas(opts.blas_threads):
         run = _solve(network, {case_index: case}, deadline=deadline, options=opts)

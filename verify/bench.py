@@ -476,11 +476,11 @@ def dataset_test_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     with the example's recorded ``min``/``max``; ``None`` when scikit-learn is missing or the
     dataset is not Iris, moons or digits.
     """
-    from nncert.verify.examples import _metadata, example_info
+    from nncert.verify.example_catalog import dataset_metadata, example_info
 
     info = example_info(name)
     dataset = str(info.get("dataset", ""))
-    ds_meta = _metadata().get("datasets", {}).get(dataset)
+    ds_meta = dataset_metadata(dataset)
     if ds_meta is None:
         return None
     try:

@@ -273,9 +273,7 @@ class BoundEngine:
         self.neg_weights: tuple[FloatArray, ...] = tuple(np.minimum(w, 0.0) for w in self.weights)
         self.abs_biases: tuple[FloatArray, ...] = tuple(np.abs(b) for b in self.biases)
         #: composition error of each Dense layer: |true W - W| <= err_w, |true b - b| <= err_b
-        self.weight_errors: tuple[FloatArray | None, ...] = tuple(
-            d.weight_error for d in dense
-        )
+        self.weight_errors: tuple[FloatArray | None, ...] = tuple(d.weight_error for d in dense)
         self.bias_errors: tuple[FloatArray | None, ...] = tuple(d.bias_error for d in dense)
         self.activations: tuple[Activation, ...] = tuple(acts)
         self.rules: tuple[ActivationRule, ...] = tuple(rule_for(a) for a in acts)
@@ -691,8 +689,9 @@ class BoundEngine:
             if np.any(crossed):
                 # sound bounds cross only when no input satisfies the constraints: empty
                 empty = empty | crossed
-                l, u = np.where(crossed[:, None], np.minimum(l, u), l), np.where(
-                    crossed[:, None], np.maximum(l, u), u
+                l, u = (
+                    np.where(crossed[:, None], np.minimum(l, u), l),
+                    np.where(crossed[:, None], np.maximum(l, u), u),
                 )
             pre.append((l, u))
             rel.append(rule.relax(act, l, u))
@@ -701,9 +700,7 @@ class BoundEngine:
             cm, smax = self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1])
             cmag.append(cm)
             gmag.append(cm if j == 0 else cm + smax * (gmag[-1] @ self.abs_weights[j].T))
-        return Intermediate(
-            tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag)
-        )
+        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag))
 
     def _step_mag(
         self, j: int, l: FloatArray, u: FloatArray, r: Relaxation, prev_amag: FloatArray
@@ -789,8 +786,15 @@ class BoundEngine:
                 off = np.where(better, o2, off)
             if alpha_iters > 0:
                 lb2, c2, o2 = self.optimize_slopes(
-                    lam, const, err, inter, lo, hi, alpha_iters,
-                    optimizer=alpha_optimizer, lr=alpha_lr,
+                    lam,
+                    const,
+                    err,
+                    inter,
+                    lo,
+                    hi,
+                    alpha_iters,
+                    optimizer=alpha_optimizer,
+                    lr=alpha_lr,
                 )
                 better = lb2 > lb
                 lb = np.maximum(lb, lb2)

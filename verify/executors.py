@@ -52,164 +52,27 @@ Worker processes end with their parent (also used by branch and bound and ``nnce
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any
+
+from nncert.verify.processes import (
+    THREAD_VARS,
+    Interrupted,
+    exit_with_parent,
+    pool_worker_init,
+    stop_children_on_signals,
+    terminate_children,
+    worker_setup,
+)
 
 #: executor names accepted by :func:`make_executor`
 EXECUTORS: tuple[str, ...] = ("local", "dask", "ray")
 
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-
-_SETUP_DONE = False
-
 
 class ExecutorUnavailableError(RuntimeError):
     """The requested engine is not installed (the message names the pip requirement)."""
-
-
-def worker_setup() -> None:
-    """Make the current process a well-behaved single-threaded worker (idempotent).
-
-    Sets the usual BLAS/OpenMP thread variables to 1 (effective for libraries loaded after
-    this call) and, when ``threadpoolctl`` is importable, also caps pools already loaded.
-    """
-    global _SETUP_DONE
-    if _SETUP_DONE:
-        return
-    for var in _THREAD_VARS:
-        os.environ[var] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except Exception:  # threadpoolctl is optional; the env vars are the main mechanism
-        pass
-    _SETUP_DONE = True
-
-
-_WATCHED_PID = 0
-
-
-def exit_with_parent(interval: float = 0.5) -> None:
-    """End this process (``os._exit(1)``) soon after its parent process dies.
-
-    Call it in a worker process (a pool initializer), never in the main process. A daemon
-    thread waits on the sentinel of :func:`multiprocessing.parent_process` (a pipe whose other
-    end only the parent holds, so it reports the death of the process that *created* the
-    worker, also through a forkserver) and checks :func:`os.getppid` every ``interval``
-    seconds. Idempotent per process (a forked child calls it again for itself).
-    """
-    global _WATCHED_PID
-    if _WATCHED_PID == os.getpid():
-        return
-    import multiprocessing
-
-    parent = multiprocessing.parent_process()
-    ppid = os.getppid()
-
-    def watch() -> None:
-        while True:
-            if parent is not None:
-                parent.join(interval)  # returns early when the parent is gone
-                if not parent.is_alive():
-                    os._exit(1)
-            else:
-                time.sleep(interval)
-            if ppid > 1 and os.getppid() != ppid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="nncert-exit-with-parent", daemon=True).start()
-    _WATCHED_PID = os.getpid()
-
-
-def pool_worker_init() -> None:
-    """Initializer of nncert's process pools: :func:`worker_setup` and :func:`exit_with_parent`."""
-    worker_setup()
-    exit_with_parent()
-
-
-def terminate_children(grace: float = 2.0) -> int:
-    """Terminate the child processes of this process; returns how many were alive.
-
-    Each child gets SIGTERM; those still alive after ``grace`` seconds get SIGKILL.
-    """
-    import multiprocessing
-
-    children = multiprocessing.active_children()
-    for p in children:
-        with contextlib.suppress(Exception):
-            p.terminate()
-    end = time.monotonic() + grace
-    for p in children:
-        with contextlib.suppress(Exception):
-            p.join(max(0.0, end - time.monotonic()))
-            if p.is_alive():
-                p.kill()
-                p.join(1.0)
-    return len(children)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGINT arrived (``signum``); raised in the main thread after the child
-    processes were terminated."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_children_on_signals(signals: Sequence[int] | None = None) -> Iterator[None]:
-    """While active, SIGTERM and SIGINT terminate child processes and raise :class:`Interrupted`.
-
-    A second signal during the clean-up exits at once (``os._exit(128 + signum)``). A no-op
-    outside the main thread (Python delivers signals only there). Forked children inherit the
-    handler; in them it restores the default action and re-raises the signal, so they die as
-    they would have without it.
-    """
-    import signal
-
-    sigs = tuple(signals) if signals is not None else (signal.SIGTERM, signal.SIGINT)
-    owner = os.getpid()
-    seen: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        if seen:  # the clean-up hangs or the user insists
-            terminate_children(grace=0.0)
-            os._exit(128 + signum)
-        seen.append(signum)
-        terminate_children()
-        raise Interrupted(signum)
-
-    old: dict[int, Any] = {}
-    try:
-        for s in sigs:
-            old[s] = signal.signal(s, handler)
-    except ValueError:  # not the main thread
-        for s, h in old.items():
-            signal.signal(s, h)
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _pool_context() -> Any:
@@ -233,7 +96,7 @@ class _RayExecutor(Executor):
                 num_cpus=None if address else jobs,
                 include_dashboard=False,
                 log_to_driver=False,
-                runtime_env={"env_vars": {v: "1" for v in _THREAD_VARS}},
+                runtime_env={"env_vars": {v: "1" for v in THREAD_VARS}},
             )
         self._remote: dict[Callable[..., Any], Any] = {}
 

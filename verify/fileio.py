@@ -59,6 +59,16 @@ CHUNK_BYTES = 2**20
 
 GZIP_MAGIC = b"\x1f\x8b"
 
+
+def is_gzip(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a gzip file (by its first two bytes; ``False`` if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
 PathLike = str | os.PathLike[str]
 
 
@@ -335,6 +345,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "deadline_from",
+    "is_gzip",
     "max_decompressed_bytes",
     "read_input",
     "same_file",

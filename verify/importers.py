@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from nncert.verify.errors import InvalidNetworkError, NncertError, UnsupportedLayerError
+from nncert.verify.example_catalog import example_path
+from nncert.verify.fileio import is_gzip
 from nncert.verify.network import (
     Activation,
     Dense,
@@ -54,6 +56,7 @@ from nncert.verify.network import (
 )
 from nncert.verify.rounding import UNIT, inflate
 from nncert.verify.rounding import gamma as _gamma
+from nncert.verify.witness import onnxruntime_forward
 
 if TYPE_CHECKING:
     import onnx
@@ -1119,8 +1122,6 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
 
 def _example_file(spec: str, name: str | None) -> tuple[Path, str]:
     """``(path, name)`` of ``"example:NAME"`` (the CLI's spelling of a bundled example)."""
-    from nncert.verify.examples import example_path
-
     example = spec.split(":", 1)[1]
     path = example_path(example)  # UnknownExampleError (an InvalidNetworkError) names it
     return path, name or example
@@ -1174,16 +1175,6 @@ def _decompressed_copy(path: Path, data: bytes) -> str:
     return copy
 
 
-def _is_gzip(path: Path) -> bool:
-    from nncert.verify.fileio import GZIP_MAGIC
-
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(2) == GZIP_MAGIC
-    except OSError:
-        return False
-
-
 def _load_model(
     path_or_model: Any, deadline: float | None = None
 ) -> tuple[onnx.ModelProto, str | None, str]:
@@ -1209,7 +1200,7 @@ def _load_model(
     stem = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
     stem = stem[:-5] if stem.lower().endswith(".onnx") else Path(stem).stem
     try:
-        if _is_gzip(path):
+        if is_gzip(path):
             from nncert.verify.fileio import read_input
 
             data, _ = read_input(path, deadline=deadline, error=InvalidNetworkError)
@@ -1399,84 +1390,6 @@ def from_onnx(
 # --------------------------------------------------------------------------------------------
 # onnxruntime replay
 # --------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)
-def _ort_session(path: str, mtime_ns: int, size: int) -> Any:
-    """One onnxruntime session per (path, mtime, size): edits of the file invalidate it.
-
-    A gzip-compressed file is decompressed (capped, see :mod:`nncert.verify.fileio`) and the
-    session is built from the bytes.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    model: str | bytes = path
-    if _is_gzip(Path(path)):
-        from nncert.verify.fileio import read_input
-
-        model, _ = read_input(path, error=InvalidNetworkError)
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-_ORT_DTYPES: dict[str, type] = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-}
-
-
-def onnxruntime_forward(path: str | os.PathLike[str], x: Any) -> FloatArray:
-    """Evaluate an ONNX file in onnxruntime (CPU) on a batch of flattened inputs.
-
-    Each row of ``x`` is reshaped (C order) to the model's input shape. If the leading input
-    dimension is symbolic the batch is run at once; if it is fixed (e.g. 1) or the input has no
-    batch dimension (e.g. shape ``[1]``), the rows are run one at a time. Sessions are cached
-    per path (and file modification time).
-
-    Args:
-        path: the ``.onnx`` (or ``.onnx.gz``) file.
-        x: inputs of shape ``(batch, n_inputs)`` (or ``(n_inputs,)`` for one input).
-
-    Returns:
-        float64 outputs of shape ``(batch, n_outputs)``.
-
-    Raises:
-        InvalidNetworkError: if the file cannot be loaded or ``x`` does not fit its input.
-    """
-    p = Path(path)
-    try:
-        stat = p.stat()
-        session = _ort_session(str(p), stat.st_mtime_ns, stat.st_size)
-    except Exception as err:  # FileNotFoundError, onnxruntime's Fail/InvalidGraph, ...
-        raise InvalidNetworkError(f"{p}: onnxruntime cannot load the model: {err}") from err
-    meta = session.get_inputs()[0]
-    dtype = _ORT_DTYPES.get(meta.type)
-    if dtype is None:
-        raise InvalidNetworkError(f"{p}: unsupported input type {meta.type}")
-    arr = np.asarray(x, dtype=np.float64)
-    arr = arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(arr.shape[0], -1)
-    dims = list(meta.shape)
-    symbolic = [not isinstance(d, int) or d <= 0 for d in dims]
-    if any(symbolic[1:]) or (len(dims) == 1 and symbolic[0]):
-        raise InvalidNetworkError(f"{p}: input shape {dims} has non-leading symbolic dims")
-    batched = len(dims) >= 2 and symbolic[0]
-    feature = [int(d) for d in (dims[1:] if batched else dims)]
-    if arr.shape[1] != _prod(feature):
-        raise InvalidNetworkError(
-            f"{p}: input has {arr.shape[1]} features, the model input {dims} needs {_prod(feature)}"
-        )
-    name = meta.name
-    if batched:
-        (out,) = session.run(None, {name: arr.reshape(-1, *feature).astype(dtype)})[:1]
-        return np.asarray(out, dtype=np.float64).reshape(arr.shape[0], -1)
-    rows = [
-        np.asarray(session.run(None, {name: row.reshape(feature).astype(dtype)})[0]) for row in arr
-    ]
-    return np.stack([r.astype(np.float64).reshape(-1) for r in rows]) if rows else np.zeros((0, 0))
 
 
 # --------------------------------------------------------------------------------------------

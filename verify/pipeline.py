@@ -33,12 +33,20 @@ import numpy as np
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
-from nncert.verify.result import Counterexample, StageStat, Verdict, VerificationResult
-from nncert.verify.spec import Property, UnsafeCase
+from nncert.verify.result import (
+    CaseContext,
+    CaseMethod,
+    CaseOutcome,
+    Counterexample,
+    ProgressFn,
+    StageStat,
+    Verdict,
+    VerificationResult,
+)
+from nncert.verify.spec import Property
+from nncert.verify.witness import confirm_counterexample
 
 logger = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str], None]
 
 
 @dataclass
@@ -103,42 +111,6 @@ class _Context:
 # --------------------------------------------------------------------------------------------
 # Counterexample confirmation
 # --------------------------------------------------------------------------------------------
-
-
-def confirm_counterexample(
-    network: Network,
-    case: UnsafeCase,
-    case_index: int,
-    x: FloatArray,
-    *,
-    onnx_replay: bool = True,
-) -> Counterexample | None:
-    """Replay a candidate witness; return a :class:`Counterexample` only if it is real.
-
-    The candidate is clipped into the case's input box (so it lies *exactly* inside), run
-    through the float64 forward pass and, for networks read from an ONNX file, through
-    onnxruntime. Both outputs must satisfy every unsafe row: ``max_r (A_r y - b_r) <= 0``.
-    """
-    box = case.input_box
-    xc = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), box.lower, box.upper)
-    if not box.contains(xc):
-        return None
-    y = network.forward(xc)
-    viol = float(case.violation(y.reshape(1, -1))[0])
-    if not viol <= 0.0:
-        return None
-    checked = False
-    src = network.source
-    if onnx_replay and src is not None and str(src).endswith(".onnx"):
-        from nncert.verify.importers import onnxruntime_forward
-
-        y_ort = onnxruntime_forward(src, xc.reshape(1, -1))[0]
-        v_ort = float(case.violation(y_ort.reshape(1, -1))[0])
-        if not v_ort <= 0.0:
-            logger.info("candidate rejected by onnxruntime replay (violation %.3g)", v_ort)
-            return None
-        checked = True
-    return Counterexample(xc, y, case_index, viol, onnx_checked=checked)
 
 
 def _accept(ctx: _Context, i: int, x: FloatArray, source: str) -> bool:
@@ -389,51 +361,6 @@ def _stage_complete(ctx: _Context) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CaseOutcome:
-    """What a plug-in complete method returns for one unsafe case.
-
-    Attributes:
-        status: ``"verified"`` (the case is infeasible), ``"falsified"`` (``x`` is a candidate
-            witness; the pipeline replays it before believing it), ``"unknown"`` or
-            ``"timeout"``.
-        exact: whether a ``"verified"`` status rests on sound evidence (a bound > 0 or an
-            exact solver's proof). The pipeline closes a case only when this is true, so a
-            heuristic (annealing) method can never verify.
-        lower_bound: a sound lower bound of ``min_x max_r (A_r f(x) - b_r)`` if known.
-        x: candidate witness (flattened input) for ``"falsified"``.
-        solver: solver name(s) used, for reports.
-        stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
-    """
-
-    status: str
-    exact: bool = False
-    lower_bound: float | None = None
-    x: FloatArray | None = None
-    solver: str = ""
-    stats: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CaseContext:
-    """What a plug-in complete method receives besides the network and the case."""
-
-    options: VerifyOptions
-    deadline: float | None
-    rng: np.random.Generator
-    progress: ProgressFn | None
-    case_index: int
-    best_x: FloatArray | None
-
-    def remaining(self) -> float | None:
-        """Seconds left before the deadline (``None``: unlimited)."""
-        if self.deadline is None:
-            return None
-        return max(0.0, self.deadline - time.perf_counter())
-
-
-CaseMethod = Callable[[Network, UnsafeCase, CaseContext], CaseOutcome]
-
 #: plug-in method name -> "module:function" (imported lazily) or a callable
 CASE_METHODS: dict[str, str | CaseMethod] = {
     "benders": "nncert.solvers.benders_method:benders_case",
@@ -655,7 +582,6 @@ __all__ = [
     "CaseContext",
     "CaseMethod",
     "CaseOutcome",
-    "confirm_counterexample",
     "register_case_method",
     "verify",
 ]

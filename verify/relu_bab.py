@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
-from nncert.verify.pipeline import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: a node closes when its sound lower bound exceeds this (the engine's bounds account for

@@ -15,13 +15,17 @@ VNN-COMP mapping: VERIFIED -> ``unsat``, FALSIFIED -> ``sat``, UNKNOWN -> ``unkn
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
-from nncert.verify.network import FloatArray
+from nncert.verify.network import FloatArray, Network
+from nncert.verify.options import VerifyOptions
+from nncert.verify.spec import UnsafeCase
 
 
 class Verdict(Enum):
@@ -151,4 +155,62 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["Counterexample", "StageStat", "Verdict", "VerificationResult"]
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What a plug-in complete method returns for one unsafe case.
+
+    Attributes:
+        status: ``"verified"`` (the case is infeasible), ``"falsified"`` (``x`` is a candidate
+            witness; the pipeline replays it before believing it), ``"unknown"`` or
+            ``"timeout"``.
+        exact: whether a ``"verified"`` status rests on sound evidence (a bound > 0 or an
+            exact solver's proof). The pipeline closes a case only when this is true, so a
+            heuristic (annealing) method can never verify.
+        lower_bound: a sound lower bound of ``min_x max_r (A_r f(x) - b_r)`` if known.
+        x: candidate witness (flattened input) for ``"falsified"``.
+        solver: solver name(s) used, for reports.
+        stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
+    """
+
+    status: str
+    exact: bool = False
+    lower_bound: float | None = None
+    x: FloatArray | None = None
+    solver: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a plug-in complete method receives besides the network and the case."""
+
+    options: VerifyOptions
+    deadline: float | None
+    rng: np.random.Generator
+    progress: ProgressFn | None
+    case_index: int
+    best_x: FloatArray | None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (``None``: unlimited)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.perf_counter())
+
+
+#: a complete method for one unsafe case (see :class:`CaseContext`, :class:`CaseOutcome`)
+CaseMethod = Callable[[Network, UnsafeCase, CaseContext], CaseOutcome]
+
+__all__ = [
+    "CaseContext",
+    "CaseMethod",
+    "CaseOutcome",
+    "Counterexample",
+    "ProgressFn",
+    "StageStat",
+    "Verdict",
+    "VerificationResult",
+]

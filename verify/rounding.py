@@ -123,6 +123,7 @@ def affine_interval(
         err = err + extra
     return down(mid - rad - err), up(mid + rad + err)
 
+
 __all__ = [
     "TINY",
     "UNIT",

@@ -73,7 +73,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
@@ -83,14 +83,22 @@ from numpy.typing import ArrayLike
 from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.fileio import check_deadline, deadline_from, read_input, write_atomic
 from nncert.verify.network import FloatArray
-from nncert.verify.spec import Box, Property, UnsafeCase
+from nncert.verify.spec import (
+    RELATION_KINDS,
+    Box,
+    NetworkDecl,
+    Property,
+    RelationalCase,
+    RelationalProperty,
+    TensorDecl,
+    UnsafeCase,
+)
 
 MAX_DISJUNCTS = 100_000
 """Largest DNF (number of disjuncts) :func:`load_vnnlib` accepts before giving up."""
 
 _MAX_DNF_ATOMS = 20_000_000  # total comparisons over all disjuncts (memory guard)
 
-RELATION_KINDS = ("equal-to", "isomorphic-to")
 
 # --------------------------------------------------------------------------------------------
 # Internal constraint representation shared by the 1.0 and 2.0 front ends
@@ -730,215 +738,6 @@ class _V1Reader:
 
 def _vnnlib1_property(text: str, path: str, deadline: float | None = None) -> Property:
     return _V1Reader(text, path, deadline).read()
-
-
-# --------------------------------------------------------------------------------------------
-# Relational (multi-network) properties
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TensorDecl:
-    """A declared input or output tensor of a network in a VNN-LIB 2.0 query.
-
-    Attributes:
-        name: the variable name in the query (unique over the whole query).
-        shape: the declared shape (``()`` for a scalar).
-        dtype: the VNN-LIB element type keyword (``"float32"``, ``"Real"``, ...).
-        onnx_name: the ONNX tensor name, when the query gives one.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "Real"
-    onnx_name: str | None = None
-
-    @property
-    def size(self) -> int:
-        """Number of scalar entries."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
-
-
-@dataclass(frozen=True)
-class NetworkDecl:
-    """A ``declare-network`` block.
-
-    Attributes:
-        name: the network name (``f``, ``g``, ...).
-        inputs: declared inputs, in order; the network's input vector is their concatenation
-            (each flattened in C order).
-        outputs: declared outputs, likewise.
-        relation: ``"equal-to"``, ``"isomorphic-to"`` or ``None``.
-        related_to: the network named in the relation (``None`` without a relation).
-    """
-
-    name: str
-    inputs: tuple[TensorDecl, ...]
-    outputs: tuple[TensorDecl, ...]
-    relation: str | None = None
-    related_to: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.relation not in (None, *RELATION_KINDS):
-            raise InvalidPropertyError(f"NetworkDecl: unknown relation {self.relation!r}")
-        if (self.relation is None) != (self.related_to is None):
-            raise InvalidPropertyError("NetworkDecl: relation and related_to go together")
-
-    @property
-    def n_inputs(self) -> int:
-        """Total number of scalar inputs."""
-        return sum(t.size for t in self.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        """Total number of scalar outputs."""
-        return sum(t.size for t in self.outputs)
-
-
-@dataclass(frozen=True, eq=False)
-class RelationalCase:
-    """One disjunct of a relational property over all networks' variables.
-
-    The variable vector is ``z = [x; y]`` with ``x = [x_net0; x_net1; ...]`` (every network's
-    inputs, in :attr:`RelationalProperty.networks` order) and ``y = [y_net0; y_net1; ...]``
-    (every network's outputs, where ``y_k = net_k(x_k)``). The case is **unsafe** iff some
-    ``x`` with ``lower <= x <= upper`` has ``A @ [x; y] <= b`` (every row).
-
-    Bounds on a single input variable are kept in ``lower``/``upper`` (``±inf`` when absent,
-    e.g. for a network whose inputs are tied to another's by a row ``x_g[i] - x_f[i] <= 0``);
-    every other linear constraint, including couplings between networks, is a row.
-
-    Attributes:
-        lower: shape ``(n_x,)``, may contain ``-inf``.
-        upper: shape ``(n_x,)``, may contain ``+inf``.
-        A: shape ``(r, n_x + n_y)``.
-        b: shape ``(r,)``.
-    """
-
-    lower: FloatArray
-    upper: FloatArray
-    A: FloatArray
-    b: FloatArray
-
-    def __post_init__(self) -> None:
-        lo = np.array(self.lower, dtype=np.float64, copy=True).reshape(-1)
-        hi = np.array(self.upper, dtype=np.float64, copy=True).reshape(-1)
-        A = np.array(self.A, dtype=np.float64, copy=True)
-        b = np.array(self.b, dtype=np.float64, copy=True).reshape(-1)
-        if A.ndim == 1:
-            A = A.reshape(1, -1)
-        if lo.shape != hi.shape or A.ndim != 2 or A.shape[0] != b.size:
-            raise InvalidPropertyError(
-                f"RelationalCase: inconsistent shapes lower {lo.shape}, upper {hi.shape}, "
-                f"A {A.shape}, b {b.shape}"
-            )
-        if np.isnan(lo).any() or np.isnan(hi).any() or np.any(lo > hi):
-            raise InvalidPropertyError("RelationalCase: bounds are NaN or empty")
-        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
-            raise InvalidPropertyError("RelationalCase: A and b must be finite")
-        for arr, nm in ((lo, "lower"), (hi, "upper"), (A, "A"), (b, "b")):
-            arr.setflags(write=False)
-            object.__setattr__(self, nm, arr)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, RelationalCase)
-            and np.array_equal(self.lower, other.lower)
-            and np.array_equal(self.upper, other.upper)
-            and np.array_equal(self.A, other.A)
-            and np.array_equal(self.b, other.b)
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.lower.tobytes(), self.upper.tobytes(), self.A.tobytes()))
-
-
-@dataclass(frozen=True, eq=False)
-class RelationalProperty:
-    """A VNN-LIB 2.0 property over several networks (e.g. an original and a pruned one).
-
-    Semantics as for :class:`~nncert.verify.spec.Property`: the property **holds** (``unsat``)
-    iff no case of :attr:`cases` is satisfiable; an empty ``cases`` tuple holds vacuously.
-    ``relation`` attributes of :attr:`networks` (``equal-to``, ``isomorphic-to``) are recorded
-    as declared; they add no constraints here and are for the consumer to interpret.
-
-    Attributes:
-        networks: the declared networks, in query order (fixes the column layout of the cases).
-        cases: the disjuncts, see :class:`RelationalCase`.
-        name: optional label (the file name when loaded).
-    """
-
-    networks: tuple[NetworkDecl, ...]
-    cases: tuple[RelationalCase, ...]
-    name: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        nets = tuple(self.networks)
-        cases = tuple(self.cases)
-        names = [n.name for n in nets]
-        if not nets or len(set(names)) != len(names):
-            raise InvalidPropertyError(f"RelationalProperty: bad network names {names}")
-        for n in nets:
-            if n.related_to is not None and n.related_to not in names:
-                raise InvalidPropertyError(
-                    f"RelationalProperty: {n.name} is {n.relation} unknown network {n.related_to}"
-                )
-        n_x = sum(n.n_inputs for n in nets)
-        n_z = n_x + sum(n.n_outputs for n in nets)
-        for c in cases:
-            if c.lower.size != n_x or c.A.shape[1] != n_z:
-                raise InvalidPropertyError(
-                    f"RelationalProperty: case has {c.lower.size} inputs and {c.A.shape[1]} "
-                    f"columns, expected {n_x} and {n_z}"
-                )
-        object.__setattr__(self, "networks", nets)
-        object.__setattr__(self, "cases", cases)
-
-    @property
-    def n_inputs(self) -> int:
-        """Length of ``x`` (all networks' inputs)."""
-        return sum(n.n_inputs for n in self.networks)
-
-    @property
-    def n_outputs(self) -> int:
-        """Length of ``y`` (all networks' outputs)."""
-        return sum(n.n_outputs for n in self.networks)
-
-    def network(self, name: str) -> NetworkDecl:
-        """The network called ``name``."""
-        for n in self.networks:
-            if n.name == name:
-                return n
-        raise KeyError(name)
-
-    def input_slice(self, name: str) -> slice:
-        """Positions of network ``name``'s inputs in ``x`` (and in ``z = [x; y]``)."""
-        start = 0
-        for n in self.networks:
-            if n.name == name:
-                return slice(start, start + n.n_inputs)
-            start += n.n_inputs
-        raise KeyError(name)
-
-    def output_slice(self, name: str) -> slice:
-        """Positions of network ``name``'s outputs in ``z = [x; y]`` (columns of ``A``)."""
-        start = self.n_inputs
-        for n in self.networks:
-            if n.name == name:
-                return slice(start, start + n.n_outputs)
-            start += n.n_outputs
-        raise KeyError(name)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, RelationalProperty)
-            and self.networks == other.networks
-            and len(self.cases) == len(other.cases)
-            and all(a == b for a, b in zip(self.cases, other.cases))
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.networks, self.cases))
 
 
 # --------------------------------------------------------------------------------------------

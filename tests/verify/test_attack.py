@@ -10,7 +10,6 @@ from strategies import activations, networks_and_boxes
 
 from nncert.verify.attack import (
     AttackResult,
-    confirm_counterexample,
     falsify,
     forward_and_gradient,
     gradient,
@@ -29,6 +28,7 @@ from nncert.verify.network import (
     Tanh,
 )
 from nncert.verify.spec import Box, Property, UnsafeCase
+from nncert.verify.witness import confirm_counterexample
 
 
 def _pre_activations(net: Network, x: np.ndarray) -> list[np.ndarray]:
