@@ -42,6 +42,7 @@ from nncert.certificates.model import (
     NoEvidence,
     Provenance,
 )
+from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import CertificateError
 from nncert.verify.network import Network
 from nncert.verify.result import Verdict, VerificationResult
@@ -97,7 +98,6 @@ def bound_evidence(network: Network, prop: Property, method: str = "crown") -> B
 
     ``case_lower[i] = max_r row_lower[i][r]`` (``-inf`` for a case with no rows).
     """
-    from nncert.verify.bounds import spec_bounds
 
     rows: list[tuple[float, ...]] = []
     cases: list[float] = []

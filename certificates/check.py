@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
 from nncert.certificates.model import (
     BOUND_METHODS,
     BabEvidence,
@@ -40,6 +41,7 @@ from nncert.certificates.model import (
     NoEvidence,
     TransferEvidence,
 )
+from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import NncertError
 from nncert.verify.network import (
     FloatArray,
@@ -47,6 +49,7 @@ from nncert.verify.network import (
 )
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property, UnsafeCase
+from nncert.verify.witness import is_onnx_source, onnxruntime_forward
 
 #: Relative tolerance for "recomputed bound reaches the claim" comparisons.
 REPRODUCE_RTOL = 1e-9
@@ -91,7 +94,6 @@ def recompute_rows(
     recomputed bounds hold for the exact real-arithmetic network. ``outward`` is accepted for
     compatibility; there is no other arithmetic.
     """
-    from nncert.verify.bounds import spec_bounds
 
     lo, _ = spec_bounds(network, case.input_box, case.A, -case.b, method=method)
     return np.asarray(lo, dtype=np.float64)
@@ -216,8 +218,7 @@ def _check_counterexample(
         return
     attested.append(f"case {i}: counterexample replayed in float64 (violation {viol:.6g} <= 0)")
     src = network.source
-    if onnx_replay and src is not None and str(src).endswith(".onnx"):
-        from nncert.verify.importers import onnxruntime_forward
+    if onnx_replay and src is not None and is_onnx_source(src):
 
         y_ort = onnxruntime_forward(src, ev.x.reshape(1, -1))[0]
         v_ort = float(case.violation(np.asarray(y_ort).reshape(1, -1))[0])
@@ -364,7 +365,6 @@ def _check_transfer(
     reasons: list[str],
     attested: list[str],
 ) -> None:
-    from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
 
     prop = cert.property
     n = len(prop.cases)

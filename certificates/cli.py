@@ -21,20 +21,26 @@ import argparse
 import json
 from typing import Any
 
+import nncert.verify.cliutil as vcli
+from nncert.certificates.check import check
+from nncert.certificates.diff_bounds import DIFF_METHODS
+from nncert.certificates.serialize import encode_value, load_certificate, save_certificate
+from nncert.certificates.transfer import transfer
+from nncert.verify.cliutil import UsageError, model_file
+from nncert.verify.errors import CertificateError
+from nncert.verify.fileio import check_output_file
+from nncert.verify.options import METHODS, VerifyOptions
+
 EXIT_OK = 0
 EXIT_REJECTED = 1
 
 
 def _load_model(path: str) -> Any:
-    from nncert.verify import cli as vcli
 
     return vcli.load_model(path)
 
 
 def _load_cert(path: str) -> Any:
-    from nncert.certificates.serialize import load_certificate
-    from nncert.verify.cli import UsageError
-    from nncert.verify.errors import CertificateError
 
     try:
         return load_certificate(path)
@@ -43,7 +49,6 @@ def _load_cert(path: str) -> Any:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from nncert.certificates.check import check
 
     cert = _load_cert(args.certificate)
     network = _load_model(args.model)
@@ -89,11 +94,6 @@ def _check_message(cert: Any, report: Any) -> str:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from nncert.certificates.serialize import encode_value, save_certificate
-    from nncert.certificates.transfer import transfer
-    from nncert.verify.cli import UsageError, model_file
-    from nncert.verify.fileio import check_output_file
-    from nncert.verify.options import VerifyOptions
 
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout={args.timeout!r} must be > 0")
@@ -136,8 +136,6 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``check`` and ``transfer`` sub-commands to ``nncert``'s sub-parsers."""
-    from nncert.certificates.diff_bounds import DIFF_METHODS
-    from nncert.verify.options import METHODS
 
     c = subparsers.add_parser(
         "check",

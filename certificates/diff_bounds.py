@@ -60,7 +60,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError, TransferError
+from nncert.verify.bounds import spec_bounds
+from nncert.verify.errors import (
+    InvalidOptionsError,
+    InvalidPropertyError,
+    TransferError,
+    UnsupportedLayerError,
+)
 from nncert.verify.network import (
     Activation,
     Dense,
@@ -423,7 +429,6 @@ def interval_difference(
         act: Activation = at[k]
         rule = table.get(type(act))
         if rule is None:
-            from nncert.verify.errors import UnsupportedLayerError
 
             raise UnsupportedLayerError(
                 f"no difference rule for activation {type(act).__name__}; supported: "
@@ -522,7 +527,6 @@ def crown_difference(
     Raises:
         TransferError: depths or activations differ.
     """
-    from nncert.verify.bounds import spec_bounds
 
     diff = difference_network(target, source)
     b = _box(box, target.n_inputs)

@@ -50,11 +50,15 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
-from nncert.certificates.serialize import certificate_sha256
+from nncert.certificates.serialize import certificate_sha256, encode_value
+from nncert.verify.attack import pgd_attack
 from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
 from nncert.verify.result import Verdict, VerificationResult
 from nncert.verify.spec import Property
+from nncert.verify.witness import confirm_counterexample
 
 #: pipeline stage (a result's ``reason``) -> words for :meth:`TransferResult.describe`
 _DECIDED_BY: dict[str, str] = {"sample": "random sampling", "attack": "a PGD attack"}
@@ -119,7 +123,6 @@ class TransferResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``±inf`` as ``{"inf": ±1}``)."""
-        from nncert.certificates.serialize import encode_value
 
         return {
             "verdict": self.verdict.value,
@@ -277,7 +280,6 @@ def transfer(
                 f"{len(failing)} of {len(prop.cases)} case(s) fail"
             )
     elif cert.verdict is Verdict.FALSIFIED:
-        from nncert.verify.pipeline import confirm_counterexample
 
         ev_c = cert.evidence
         if not isinstance(ev_c, CounterexampleEvidence):  # pragma: no cover - check() ensures it
@@ -361,8 +363,6 @@ def _fallback(
     options: Any,
 ) -> TransferResult:
     """Verify ``target`` directly, first attacking from the source's witness (if any)."""
-    from nncert.verify.options import VerifyOptions
-    from nncert.verify.pipeline import confirm_counterexample, verify
 
     if options is None:
         vopts = VerifyOptions()
@@ -376,7 +376,6 @@ def _fallback(
         remaining = max(1e-3, float(time_limit) - (time.perf_counter() - t0))
         vopts = dataclasses.replace(vopts, time_limit=remaining)
     if hint is not None and vopts.attack:
-        from nncert.verify.attack import pgd_attack
 
         case = prop.cases[hint_case]
         res = pgd_attack(

@@ -39,7 +39,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nncert.verify.fileio import write_atomic
+from nncert.compression.lowrank import low_rank
+from nncert.compression.onnx_export import to_onnx
+from nncert.compression.pruning import CRITERIA, magnitude_prune, structured_prune
+from nncert.compression.quantization import quantize_weights
+from nncert.verify.cliutil import UsageError, load_model, model_file
+from nncert.verify.fileio import check_output_file, write_atomic
 
 #: compression method -> the option names (argparse dests) that belong to it
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -64,7 +69,6 @@ def _tool_version() -> str:
 
 
 def _check_method_options(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> None:
-    from nncert.verify.cli import UsageError
 
     for method, names in METHOD_OPTIONS.items():
         if method == args.method:
@@ -78,10 +82,6 @@ def _check_method_options(args: argparse.Namespace, parser_defaults: dict[str, A
 def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
     import numpy as np
 
-    from nncert.compression.lowrank import low_rank
-    from nncert.compression.pruning import magnitude_prune, structured_prune
-    from nncert.compression.quantization import quantize_weights
-    from nncert.verify.cli import UsageError
 
     layers = args.layers
     if args.method == "prune":
@@ -122,9 +122,6 @@ def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from nncert.compression.onnx_export import to_onnx
-    from nncert.verify.cli import UsageError, load_model, model_file
-    from nncert.verify.fileio import check_output_file
 
     _check_method_options(args, args._compress_defaults)
     out = Path(args.output)
@@ -212,7 +209,6 @@ def _summary(rec: dict[str, Any]) -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``compress`` sub-command to the ``nncert`` parser's sub-parsers."""
-    from nncert.compression.pruning import CRITERIA
 
     p = subparsers.add_parser(
         "compress",

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nncert.verify.errors import InvalidOptionsError, UnsupportedLayerError
+from nncert.verify.fileio import write_atomic
 from nncert.verify.network import (
     Dense,
     HardTanh,
@@ -190,7 +191,6 @@ def to_onnx(
     model.ir_version = min(model.ir_version, 8)
     onnx.checker.check_model(model)
     if path is not None:
-        from nncert.verify.fileio import write_atomic
 
         write_atomic(path, model.SerializeToString())
     return model

@@ -35,11 +35,14 @@ from nncert.formulations.model2 import (
     BandKind,
     Model2Partition,
     Placement,
+    default_banded,
     encode_model2,
     network_partition,
     reduce_problem,
     refine_at,
 )
+from nncert.solvers.registry import get_solver
+from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import LayerBounds, crown_bounds
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.result import CaseContext, CaseOutcome
@@ -121,7 +124,6 @@ def refine_case(
             uses the most slack; default :data:`MAX_SPLITS_PER_STEP`); ``None``: every segment
             the candidate uses the relaxation in.
     """
-    from nncert.verify.attack import pgd_attack
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(0) if rng is None else rng
@@ -216,7 +218,6 @@ def initial_binaries(network: Network, spin_budget: int) -> int:
     ``dist_shift`` (784 sigmoid neurons) this decides instances that time out when 64 segment
     binaries are placed up front.
     """
-    from nncert.formulations.model2 import default_banded
 
     dense, acts = network.normalized().affine_and_activations()
     flags = default_banded(acts, None)
@@ -232,7 +233,6 @@ def model2_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOut
     ``"verified"`` outcome is ``exact`` only when the solver is exact (its dual bound is a proof
     over a sound over-approximation).
     """
-    from nncert.solvers.registry import get_solver
 
     solver = get_solver(ctx.options.solver)
     deadline = None if ctx.deadline is None else ctx.deadline

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 
 from nncert.formulations.model2_method import initial_binaries, refine_case
+from nncert.solvers.registry import get_solver
 from nncert.verify.network import Network
 from nncert.verify.partition import window_bounds_with_stats, window_margin
 from nncert.verify.result import CaseContext, CaseOutcome
@@ -35,7 +36,6 @@ WINDOW_SHARE = 0.5
 
 def window_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOutcome:
     """Pipeline plug-in: window-tightened bounds, last-window margin, then the full problem."""
-    from nncert.solvers.registry import get_solver
 
     opts = ctx.options
     solver = get_solver(opts.solver)

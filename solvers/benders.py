@@ -63,6 +63,7 @@ from nncert.formulations.benders import (
 from nncert.formulations.milp import MilpProblem
 from nncert.formulations.qubo import QuboMasterOptions, benders_master_qubo
 from nncert.solvers.base import SolveResult, SolveStatus
+from nncert.solvers.highs_solver import HighsSolver
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import FloatArray
 
@@ -290,7 +291,6 @@ class BendersSolver:
     # -- helpers -----------------------------------------------------------------------------
     def _exact_master_solver(self) -> Any:
         if self._exact_master is None:
-            from nncert.solvers.highs_solver import HighsSolver
 
             self._exact_master = HighsSolver(mip_rel_gap=0.0)
         return self._exact_master

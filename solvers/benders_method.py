@@ -28,7 +28,10 @@ import numpy as np
 from nncert.formulations.benders import split_milp
 from nncert.formulations.milp import MilpProblem, encode_milp
 from nncert.formulations.qubo import QuboMasterOptions
+from nncert.solvers import dimod_solver as ds
 from nncert.solvers.benders import BendersOptions, BendersSolver
+from nncert.solvers.highs_solver import HighsSolver
+from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import LayerBounds, crown_bounds, spec_bounds
 from nncert.verify.network import Dense, FloatArray, HardTanh, Network, apply_activation
 from nncert.verify.result import CaseContext, CaseOutcome
@@ -40,7 +43,6 @@ QUBO_MASTERS = ("sa", "tabu", "steepest", "exact", "exact-qubo")
 
 def make_master(name: str, *, num_reads: int = 100, seed: int = 0) -> Any:
     """The master solver for a ``--solver`` name (see the module docstring)."""
-    from nncert.solvers import dimod_solver as ds
 
     if name == "sa":
         return ds.simulated_annealing(num_reads=num_reads, seed=seed, num_sweeps=300)
@@ -51,10 +53,8 @@ def make_master(name: str, *, num_reads: int = 100, seed: int = 0) -> Any:
     if name in ("exact", "exact-qubo"):
         return ds.ExactQuboSolver()
     if name == "highs":
-        from nncert.solvers.highs_solver import HighsSolver
 
         return HighsSolver(mip_rel_gap=0.0)
-    from nncert.solvers.registry import get_solver
 
     return get_solver(name)
 

@@ -39,9 +39,11 @@ from typing import Any
 import dimod
 import numpy as np
 
+from nncert.formulations.milp import MilpProblem
 from nncert.formulations.qubo import QuboProblem
 from nncert.solvers.base import SolveResult, SolveStatus
 from nncert.solvers.exact_qubo import minimise_master_qubo, structured_info
+from nncert.solvers.highs_solver import HighsSolver
 from nncert.verify.errors import InvalidOptionsError
 
 #: ``exact()`` refuses larger problems (2^N states).
@@ -378,8 +380,6 @@ class ExactQuboSolver:
     def _solve_milp(self, q: QuboProblem, time_limit: float | None) -> SolveResult:
         import scipy.sparse as sp
 
-        from nncert.formulations.milp import MilpProblem
-        from nncert.solvers.highs_solver import HighsSolver
 
         n, m = q.num_variables, int(q.quad_bias.size)
         rows = np.arange(m)

@@ -35,6 +35,7 @@ from pyomo.opt import TerminationCondition as LegacyTC
 
 from nncert.formulations.milp import MilpProblem
 from nncert.solvers.base import SolveResult, SolveStatus, solve_empty_problem
+from nncert.solvers.highs_solver import new_highs
 from nncert.verify.errors import InvalidOptionsError, SolverError, SolverUnavailableError
 
 #: pyomo.contrib.solver termination condition -> SolveStatus (anything else is ERROR).
@@ -228,7 +229,6 @@ class PyomoSolver:
         objective_target: float | None,
     ) -> SolveResult:
         if self.solver == "highs":
-            from nncert.solvers.highs_solver import new_highs
 
             new_highs()  # makes sure HiGHS's one-time banner is swallowed
         opt = NewSolverFactory(self.solver)

@@ -28,6 +28,7 @@ import numpy as np
 
 from nncert.formulations.milp import encode_milp
 from nncert.formulations.qubo import milp_to_qubo
+from nncert.solvers import dimod_solver as ds
 from nncert.verify.bounds import crown_bounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import Network
@@ -54,7 +55,6 @@ def lipschitz_inf(network: Network, case: UnsafeCase) -> float:
 
 def qubo_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOutcome:
     """Route B on one case: falsify or leave open (see the module docstring)."""
-    from nncert.solvers import dimod_solver as ds
 
     opts = ctx.options
     name = opts.solver if opts.solver in SAMPLERS else "sa"

@@ -30,6 +30,7 @@ import numpy as np
 
 from nncert.formulations.milp import MilpProblem, encode_milp, lp_relaxation
 from nncert.solvers.base import SolveStatus
+from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import Interval, LayerBounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import (
@@ -120,7 +121,6 @@ def tighten_bounds_lp(
     Raises:
         InvalidOptionsError: on bounds of another network, or a bad time limit.
     """
-    from nncert.solvers.registry import get_solver
 
     if time_limit is not None and not time_limit >= 0:
         raise InvalidOptionsError(f"tighten_bounds_lp: time_limit={time_limit!r} must be >= 0")

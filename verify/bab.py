@@ -61,10 +61,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nncert.formulations.milp import encode_milp
+from nncert.solvers.registry import get_solver
 from nncert.verify.attack import falsify, pgd_boxes
-from nncert.verify.bounds import BoundEngine, IntermediateMode, combine_rows
+from nncert.verify.bounds import BoundEngine, IntermediateMode, Interval, LayerBounds, combine_rows
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, apply_activation
+from nncert.verify.processes import exit_with_parent
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -434,13 +437,10 @@ class _CaseSearch:
 
     def _leaf_milps(self, rows: _Entries, deadline: float | None) -> tuple[str, np.ndarray]:
         """Exact MILPs on small open boxes; returns ("falsified" | "", closed mask)."""
-        from nncert.formulations.milp import encode_milp
-        from nncert.verify.bounds import Interval, LayerBounds
 
         if self._milp_solver is None:
-            from nncert.solvers.highs_solver import HighsSolver
 
-            self._milp_solver = HighsSolver(threads=1)
+            self._milp_solver = get_solver("highs", threads=1)
         solver = self._milp_solver
         tol = self.options.milp_tolerance
         closed = np.zeros(rows[0].shape[0], dtype=bool)
@@ -807,7 +807,6 @@ def _worker_init(
     """Process initializer: build the bounder once and pin BLAS to one thread."""
     import os
 
-    from nncert.verify.executors import exit_with_parent
 
     exit_with_parent()  # issue 17: a worker never outlives its parent (SIGKILL, crash)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -72,7 +72,26 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from nncert.verify.fileio import write_atomic
+import nncert.compression as comp
+from nncert.certificates import certificate_from_result, save_certificate, transfer
+from nncert.compression import to_onnx
+from nncert.solvers.registry import get_solver_spec
+from nncert.verify.cliutil import UsageError
+from nncert.verify.errors import InvalidOptionsError, NncertError
+from nncert.verify.example_catalog import dataset_metadata, example_info, list_examples
+from nncert.verify.examples import load_example
+from nncert.verify.executors import EXECUTORS, ExecutorUnavailableError, make_executor
+from nncert.verify.fileio import check_output_dir, write_atomic
+from nncert.verify.importers import from_onnx
+from nncert.verify.network import Dense, HardTanh, Network, ReLU
+from nncert.verify.options import METHODS, VerifyOptions
+from nncert.verify.pipeline import CASE_METHODS, verify
+from nncert.verify.plots import cactus_plot
+from nncert.verify.processes import worker_setup
+from nncert.verify.result import Verdict
+from nncert.verify.spec import Property, robustness_property
+from nncert.verify.vnncomp import read_instances, read_truth, write_results_csv
+from nncert.verify.vnnlib import load_vnnlib
 
 #: exit codes of ``nncert bench`` (README command table)
 EXIT_BENCH_OK = 0
@@ -261,7 +280,6 @@ def _parse_scalar(v: str) -> Any:
 
 def _method_available(name: str) -> str | None:
     """``None`` when ``name`` can run, else why not (plug-in module missing)."""
-    from nncert.verify.pipeline import CASE_METHODS
 
     target = CASE_METHODS.get(name)
     if not isinstance(target, str):
@@ -285,7 +303,6 @@ def _check_methods(tokens: Sequence[str]) -> tuple[list[tuple[str, dict[str, Any
     Raises:
         ValueError: unknown method name or invalid option.
     """
-    from nncert.verify.options import METHODS, VerifyOptions
 
     out: list[tuple[str, dict[str, Any]]] = []
     notes: list[str] = []
@@ -308,8 +325,6 @@ def _check_solvers(names: Sequence[str]) -> tuple[list[str], list[str]]:
     Raises:
         ValueError: an unknown solver name.
     """
-    from nncert.solvers.registry import get_solver_spec
-    from nncert.verify.errors import InvalidOptionsError
 
     ok: list[str] = []
     notes: list[str] = []
@@ -394,7 +409,6 @@ def _raw_first_columns(path: Path) -> list[tuple[str, str]]:
 
 
 def _vnncomp_suite(path: Path, timeout: float | None) -> Suite:
-    from nncert.verify.vnncomp import read_instances, read_truth
 
     base = path.parent
     category = base.name or "vnncomp"
@@ -455,7 +469,7 @@ def _suite_inputs(suite: Suite) -> list[str]:
 
 def _compression_available() -> bool:
     try:
-        import nncert.compression  # noqa: F401
+        pass
     except Exception:
         return False
     return True
@@ -463,7 +477,7 @@ def _compression_available() -> bool:
 
 def _certificates_available() -> bool:
     try:
-        from nncert.certificates import certificate_from_result, transfer  # noqa: F401
+        pass
     except Exception:
         return False
     return True
@@ -476,7 +490,6 @@ def dataset_test_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     with the example's recorded ``min``/``max``; ``None`` when scikit-learn is missing or the
     dataset is not Iris, moons or digits.
     """
-    from nncert.verify.example_catalog import dataset_metadata, example_info
 
     info = example_info(name)
     dataset = str(info.get("dataset", ""))
@@ -519,8 +532,6 @@ def dataset_test_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 def _paper_points(name: str, mode: str) -> tuple[list[dict[str, Any]], str]:
     """Points ``{id, x0, label, attack_radius}`` of an example and a note (may be empty)."""
-    from nncert.verify.examples import example_info
-
     info = example_info(name)
     bundled = [
         {
@@ -536,7 +547,6 @@ def _paper_points(name: str, mode: str) -> tuple[list[dict[str, Any]], str]:
     split = dataset_test_split(name)
     if split is None:
         return bundled, "paper:test needs scikit-learn; used the bundled points instead"
-    from nncert.verify.examples import load_example
 
     net, _ = load_example(name)
     x_te, y_te = split
@@ -550,8 +560,6 @@ def _paper_points(name: str, mode: str) -> tuple[list[dict[str, Any]], str]:
 
 
 def _paper_suite(mode: str, eps: Sequence[float], timeout: float) -> Suite:
-    from nncert.verify.examples import example_info, list_examples
-
     notes: list[str] = []
     variants = ["original"]
     if _compression_available():
@@ -618,8 +626,6 @@ def random_instance(seed: int, index: int) -> tuple[Any, Any, dict[str, Any]]:
     (He-scaled Gaussian weights), and an L-infinity robustness property around a uniform
     random point in ``[0, 1]^n`` labelled with the network's own prediction.
     """
-    from nncert.verify.network import Dense, HardTanh, Network, ReLU
-    from nncert.verify.spec import robustness_property
 
     rng = np.random.default_rng([int(seed), int(index)])
     act = "relu" if rng.random() < 0.5 else "hardtanh"
@@ -693,7 +699,6 @@ def _cached(key: str, build: Any) -> Any:
 
 def _example_network(name: str, variant: str) -> Any:
     def build_original() -> Any:
-        from nncert.verify.examples import load_example
 
         return load_example(name)[0]
 
@@ -702,7 +707,6 @@ def _example_network(name: str, variant: str) -> Any:
         return original
 
     def build_variant() -> Any:
-        import nncert.compression as comp
 
         for vname, fn, arg in PAPER_VARIANTS:
             if vname == variant:
@@ -720,9 +724,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """``(network, property, source network or None)`` from a task payload."""
     kind = payload["kind"]
     if kind == "vnncomp":
-        from nncert.verify.importers import from_onnx
-        from nncert.verify.spec import Property
-        from nncert.verify.vnnlib import load_vnnlib
 
         onnx = str(payload["onnx"])
         net = _cached(f"onnx:{onnx}", lambda: from_onnx(onnx))
@@ -732,7 +733,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
         prop.check_network_shape(net.n_inputs, net.n_outputs, where=str(payload["spec"]))
         return net, prop, None
     if kind == "example":
-        from nncert.verify.spec import Property, robustness_property
 
         net = _example_network(str(payload["example"]), str(payload["variant"]))
         p = robustness_property(
@@ -744,7 +744,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
             source = _example_network(str(payload["example"]), "original")
         return net, prop, source
     if kind == "random":
-        from nncert.verify.spec import robustness_property
 
         seed, index = int(payload["seed"]), int(payload["index"])
         net, prop, meta = _cached(f"random:{seed}:{index}", lambda: random_instance(seed, index))
@@ -758,7 +757,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def _options(task: Task, time_limit: float | None = None) -> Any:
-    from nncert.verify.options import VerifyOptions
 
     values = dict(task.method_options)
     values.setdefault("solver", task.solver)
@@ -832,7 +830,6 @@ def _fill(row: dict[str, Any], result: Any) -> None:
 
 
 def _source_result(task: Task, source: Any, prop: Any, options: Any) -> Any:
-    from nncert.verify.pipeline import verify
 
     key = f"{task.instance.payload.get('example')}|{prop.name}|{task.method}|{task.solver}"
     res = _SOURCE_RESULTS.get(key)
@@ -855,10 +852,9 @@ def _transfer_label(out: Any) -> str:
 def _try_transfer(task: Task, source: Any, target: Any, prop: Any, options: Any) -> tuple[str, str]:
     """``(transfer label, note)`` for a compressed variant (source verdict transferred?)."""
     try:
-        from nncert.certificates import certificate_from_result, transfer
+        pass
     except Exception:
         return "", "certificates unavailable"
-    from nncert.verify.result import Verdict
 
     try:
         src = _source_result(task, source, prop, options)
@@ -879,9 +875,6 @@ def _run_multi(task: Task, row: dict[str, Any], t0: float) -> dict[str, Any]:
     if len(nets) != 2:
         row["note"] = f"{len(nets)}-network query: only two-network (transfer) rows are decided"
         return row
-    from nncert.verify.importers import from_onnx
-    from nncert.verify.spec import Property
-    from nncert.verify.vnnlib import load_vnnlib
 
     prop = load_vnnlib(str(payload["spec"]))
     if not isinstance(prop, Property):
@@ -889,12 +882,10 @@ def _run_multi(task: Task, row: dict[str, Any], t0: float) -> dict[str, Any]:
         row["prepare_time"] = f"{time.perf_counter() - t0:.4f}"
         return row
     try:
-        from nncert.certificates import certificate_from_result, transfer
+        pass
     except Exception:
         row["note"] = "nncert.certificates not available: two-network row not decided"
         return row
-    from nncert.verify.pipeline import verify
-    from nncert.verify.result import Verdict
 
     src_path, dst_path = str(nets[0][1]), str(nets[1][1])
     source = _cached(f"onnx:{src_path}", lambda: from_onnx(src_path))
@@ -946,12 +937,10 @@ def certificate_path(root: str | Path, network: str, prop: str) -> Path:
 
 def _save_certificate(task: Task, network: Any, prop: Any, result: Any, options: Any) -> str:
     """Write a decided run's certificate (see :func:`certificate_path`); return a note."""
-    from nncert.verify.result import Verdict
 
     if result.verdict is Verdict.UNKNOWN:
         return ""
     try:
-        from nncert.certificates import certificate_from_result, save_certificate
 
         inst = task.instance
         path = certificate_path(task.certificates, inst.network, inst.property)
@@ -971,7 +960,6 @@ def run_task(task: Task) -> dict[str, Any]:
     Returns:
         The ``results.csv`` row (plus the journal ``key``).
     """
-    from nncert.verify.executors import worker_setup
 
     worker_setup()
     t0 = time.perf_counter()
@@ -979,7 +967,6 @@ def run_task(task: Task) -> dict[str, Any]:
     try:
         if task.instance.payload.get("kind") == "vnncomp_multi":
             return _run_multi(task, row, t0)
-        from nncert.verify.pipeline import verify
 
         network, prop, source = _materialize(task.instance.payload)
         row["prepare_time"] = f"{time.perf_counter() - t0:.4f}"
@@ -1389,7 +1376,6 @@ def _storage_bytes(network: Any, variant: str) -> int:
 
 def _onnx_bytes(network: Any) -> int | None:
     try:
-        from nncert.compression import to_onnx
 
         model = to_onnx(network, dtype="float32")
         return len(model.SerializeToString())
@@ -1417,8 +1403,6 @@ def compression_table(
     Certified share and transfer rate use the method/solver that decided the most runs
     (the first such one on ties).
     """
-    from nncert.verify.examples import example_info
-
     if not rows:
         return [], [], ""
     decided: dict[str, int] = {}
@@ -1494,7 +1478,6 @@ def _short_name(name: str) -> str:
 
 
 def _write_results(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    from nncert.verify.vnncomp import write_results_csv
 
     write_results_csv(path, list(rows), RESULT_EXTRA_COLUMNS)  # atomic
 
@@ -1519,7 +1502,6 @@ def write_reports(
     )
     timeouts = [t for t in (_float(r.get("timeout")) for r in rows) if t is not None]
     try:
-        from nncert.verify.plots import cactus_plot
 
         files["cactus.png"] = cactus_plot(
             {g: s["solved_times"] for g, s in scores.items()},
@@ -1577,7 +1559,6 @@ def _execute(
         return
     from concurrent.futures import as_completed
 
-    from nncert.verify.executors import make_executor
 
     with make_executor(executor, jobs, address=address) as ex:
         futures = {ex.submit(run_task, t): t for t in tasks}
@@ -1652,12 +1633,10 @@ def run_bench(
         raise ValueError(f"timeout={timeout!r} must be a number > 0")
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} must be >= 1")
-    from nncert.verify.executors import EXECUTORS
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} must be one of {', '.join(EXECUTORS)}")
     the_suite = load_suite(suite, eps=eps, timeout=timeout)
-    from nncert.verify.fileio import check_output_dir
 
     # before any run: the reports must be writable and must not replace a suite file
     check_output_dir(out, inputs=_suite_inputs(the_suite), files=OUTPUT_FILES)
@@ -1778,8 +1757,6 @@ def _wrap(term: str, text: str, indent: int = 14) -> str:
 
 
 def _demo_legend(rows: Sequence[Mapping[str, Any]], eps: Sequence[float], acc_on: str) -> str:
-    from nncert.verify.examples import example_info
-
     originals = sorted({str(r["network"]) for r in rows if r.get("variant") == "original"})
     per_net = sum(1 for r in rows if r.get("network") == originals[0]) if originals else 0
     points = per_net // max(1, len(eps))
@@ -1842,7 +1819,6 @@ def _demo_legend(rows: Sequence[Mapping[str, Any]], eps: Sequence[float], acc_on
 
 def _write_demo_models(out: Path, keys: Iterable[tuple[str, str]]) -> int:
     """Write the compressed copies as ``out/models/NAME+VARIANT.onnx``; return how many."""
-    from nncert.compression import to_onnx
 
     written = 0
     for name, variant in keys:
@@ -2082,9 +2058,6 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from nncert.verify.cli import UsageError
-    from nncert.verify.errors import NncertError
-    from nncert.verify.executors import ExecutorUnavailableError
 
     try:
         eps = [float(e) for e in _csv_list(args.eps)] if args.eps else None
@@ -2146,7 +2119,6 @@ def _bench_exit(report: BenchReport) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``bench`` sub-command to ``nncert``'s sub-parsers (an ``EXTENSIONS`` entry)."""
-    from nncert.verify.executors import EXECUTORS
 
     b = subparsers.add_parser(
         "bench",

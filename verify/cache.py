@@ -35,7 +35,9 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from nncert.verify import fileio
+import nncert.verify.fileio as fileio
+from nncert.certificates import load_certificate, save_certificate
+from nncert.verify.errors import CertificateError
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +176,6 @@ class CertificateCache:
         p = self.path(key)
         if not p.is_file():
             return None
-        from nncert.certificates import load_certificate
-        from nncert.verify.errors import CertificateError
 
         try:
             return load_certificate(p)
@@ -185,7 +185,6 @@ class CertificateCache:
 
     def put(self, key: str, certificate: Any, *, meta: Mapping[str, Any] | None = None) -> Path:
         """Store ``certificate`` under ``key`` (atomically) and index it; returns its path."""
-        from nncert.certificates import save_certificate
 
         p = self.path(key)
         save_certificate(certificate, p)  # atomic

@@ -79,7 +79,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nncert.verify.errors import InvalidOptionsError, NncertError
+from nncert.certificates import (
+    certificate_from_result,
+    check,
+    property_fingerprint,
+    save_certificate,
+)
+from nncert.verify.cache import CertificateCache, cache_key, config_hash, tool_version
+from nncert.verify.cliutil import UsageError, load_model
+from nncert.verify.errors import (
+    InvalidNetworkError,
+    InvalidOptionsError,
+    InvalidPropertyError,
+    NncertError,
+    OutputPathError,
+)
+from nncert.verify.examples import load_example
+from nncert.verify.fileio import check_output_dir, same_file
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
+from nncert.verify.processes import pool_worker_init
 from nncert.verify.reports import (
     EXIT_INPUT_ERROR,
     PropertyReport,
@@ -90,6 +109,8 @@ from nncert.verify.reports import (
     write_junit,
     write_summary,
 )
+from nncert.verify.spec import Property, robustness_property
+from nncert.verify.vnnlib import load_vnnlib
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +267,6 @@ def parse_manifest(doc: Mapping[str, Any], path: str | Path = "<manifest>") -> M
     Raises:
         ManifestError: on unknown keys (with a suggestion), wrong types or missing entries.
     """
-    from nncert.verify.options import VerifyOptions
 
     src = str(path)
     _unknown_keys(doc, _TOP_KEYS, src)
@@ -343,14 +363,12 @@ def _resolve(base: Path, p: str) -> Path:
 
 def _load_network(manifest: Manifest, entry: ModelEntry) -> tuple[Any, list[Any] | None]:
     if entry.path.startswith("example:"):
-        from nncert.verify.examples import load_example
 
         try:
             net, props = load_example(entry.path.split(":", 1)[1])
         except (KeyError, ValueError, LookupError) as err:
             raise ManifestError(f"{entry.where}: {err}") from err
         return net, list(props)
-    from nncert.verify.cli import UsageError, load_model
 
     try:
         return load_model(str(_resolve(manifest.base, entry.path))), None
@@ -367,7 +385,6 @@ def _robustness(
 ) -> Iterable[tuple[str, str, Any]]:
     import numpy as np
 
-    from nncert.verify.spec import robustness_property
 
     t = entry.values
     if "input" in t:
@@ -408,7 +425,6 @@ def build_jobs(manifest: Manifest) -> list[Job]:
         ManifestError: a model or property cannot be loaded, does not fit its network, or two
             properties share an id.
     """
-    from nncert.verify.errors import InvalidNetworkError, InvalidPropertyError
 
     jobs: list[Job] = []
     ids: set[str] = set()
@@ -437,13 +453,11 @@ def build_jobs(manifest: Manifest) -> list[Job]:
                 f = _resolve(manifest.base, t["vnnlib"])
                 if not f.is_file():
                     raise ManifestError(f"{entry.where}.vnnlib: {f}: no such file")
-                from nncert.verify.vnnlib import load_vnnlib
 
                 try:
                     prop = load_vnnlib(str(f))
                 except (NncertError, OSError, ValueError) as err:
                     raise ManifestError(f"{entry.where}.vnnlib: {err}") from err
-                from nncert.verify.spec import Property
 
                 if not isinstance(prop, Property):
                     raise ManifestError(
@@ -504,13 +518,11 @@ class Outcome:
 
 def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
     """Process-pool entry point: one ``verify`` call."""
-    from nncert.verify.pipeline import verify
 
     return verify(network, prop, options)
 
 
 def _from_cache(cache: Any, key: str, network: Any) -> tuple[Any, float] | None:
-    from nncert.certificates import check
 
     cert = cache.get(key)
     if cert is None:
@@ -539,7 +551,6 @@ def _finish(
     fps: tuple[str, str],
     meta: Mapping[str, Any],
 ) -> Outcome:
-    from nncert.certificates import certificate_from_result
 
     cert = None
     try:
@@ -553,8 +564,6 @@ def _finish(
 
 
 def _keys(network: Any, prop: Any, config: str) -> tuple[str, tuple[str, str]]:
-    from nncert.certificates import property_fingerprint
-    from nncert.verify.cache import cache_key
 
     fps = (network.fingerprint(), property_fingerprint(prop))
     return cache_key(fps[0], fps[1], config), fps
@@ -582,8 +591,6 @@ def certify_property(
     Returns:
         The :class:`Outcome`.
     """
-    from nncert.verify.cache import config_hash
-    from nncert.verify.options import VerifyOptions
 
     opts = (
         options
@@ -683,8 +690,6 @@ def _manifest_inputs(manifest: Manifest) -> list[Path]:
 
 def _check_outputs(out: Path, cache_dir: str | Path | None, inputs: Sequence[Path]) -> None:
     """Refuse output locations that are unusable or would overwrite an input (before work)."""
-    from nncert.verify.errors import OutputPathError
-    from nncert.verify.fileio import check_output_dir, same_file
 
     check_output_dir(out, inputs=inputs, files=REPORT_FILES, what="report directory")
     folders = [(out / "certificates", "report directory's certificates/ folder")]
@@ -735,7 +740,6 @@ def run_manifest(
         OutputPathError: ``out_dir`` or ``cache_dir`` is not a writable directory, or a report
             or cache file would overwrite an input (checked before anything is verified).
     """
-    from nncert.verify.cache import CertificateCache, config_hash, tool_version
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ManifestError(f"jobs={jobs!r} must be an int >= 1")
@@ -826,7 +830,6 @@ def run_manifest(
                     continue
                 finish(i, result, opts)
         else:
-            from nncert.verify.executors import pool_worker_init
 
             with cf.ProcessPoolExecutor(
                 max_workers=jobs, mp_context=_mp_context(), initializer=pool_worker_init
@@ -868,7 +871,6 @@ def run_manifest(
         o = outcomes[i]
         cert_rel = None
         if o.certificate is not None:
-            from nncert.certificates import save_certificate
 
             stem = _safe(job.id)
             name, k = f"{stem}.json", 1
@@ -905,7 +907,6 @@ def run_manifest(
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    from nncert.verify.cli import UsageError
 
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be >= 1")

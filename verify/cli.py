@@ -20,546 +20,25 @@ ends the run as unknown/timeout (exit 2; ``vnncomp`` writes ``timeout``).
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-EXIT_VERIFIED = 0
-EXIT_FALSIFIED = 1
-EXIT_UNKNOWN = 2
-EXIT_INPUT_ERROR = 3
-EXIT_INTERNAL = 4
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit 3)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with 3 (not 2) on usage errors, with a one-line message."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_INPUT_ERROR)
-
-
-# --------------------------------------------------------------------------------------------
-# Progress on stderr
-# --------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """Prints progress to ``stream`` once a run is longer than ``after`` seconds.
-
-    Messages arrive through :meth:`__call__`; a heartbeat repeats the latest one every
-    ``every`` seconds so that a long solver call still shows life.
-    """
-
-    def __init__(
-        self, stream: TextIO, *, quiet: bool = False, after: float = 2.0, every: float = 5.0
-    ) -> None:
-        self.stream = stream
-        self.quiet = quiet
-        self.after = after
-        self.every = every
-        self.t0 = time.perf_counter()
-        self.last = "starting"
-        self.last_print = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Progress:
-        if not self.quiet:
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-
-    def _emit(self, message: str) -> None:
-        el = time.perf_counter() - self.t0
-        self.stream.write(f"[nncert {el:7.1f}s] {message}\n")
-        self.stream.flush()
-        self.last_print = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        self.last = message
-        if self.quiet:
-            return
-        if time.perf_counter() - self.t0 >= self.after:
-            self._emit(message)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(0.5):
-            now = time.perf_counter()
-            if now - self.t0 >= self.after and now - self.last_print >= self.every:
-                self._emit(f"{self.last} (still running)")
-
-
-# --------------------------------------------------------------------------------------------
-# Loading models and specs
-# --------------------------------------------------------------------------------------------
-
-
-def model_file(path: str | None) -> str | None:
-    """The file a MODEL argument reads (``example:NAME``: the bundled ONNX file; ``None`` for
-    an unknown example or no argument). Used to keep outputs from overwriting inputs."""
-    if path is None:
-        return None
-    if path.startswith("example:"):
-        from nncert.verify.errors import NncertError
-        from nncert.verify.examples import example_path
-
-        try:
-            return str(example_path(path.split(":", 1)[1]))
-        except NncertError:
-            return None
-    return path
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
-
-
-def load_model(path: str, *, deadline: float | None = None) -> Any:
-    """Load a network file: ONNX (``.onnx``, ``.onnx.gz``) or a bundled example
-    (``example:NAME``); ``deadline`` (a :func:`time.monotonic` value) bounds decompression."""
-    if path.startswith("example:"):
-        from nncert.verify.examples import example_path
-
-        path = str(example_path(path.split(":", 1)[1]))
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{path}: no such file")
-    if p.is_dir():
-        raise UsageError(f"{path}: is a directory, expected an .onnx file")
-    suffix = p.suffix.lower()
-    if suffix == ".onnx" or p.name.lower().endswith(".onnx.gz"):
-        from nncert.verify.importers import from_onnx
-
-        return from_onnx(str(p), time_limit=_remaining(deadline))
-    if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
-        raise UsageError(
-            f"{path}: pickled torch files are not loaded (unpickling can run code); export "
-            "the model with torch.onnx.export, or use nncert.verify.from_torch in Python"
-        )
-    raise UsageError(
-        f"{path}: unsupported model format {suffix or '(none)'}; expected .onnx or .onnx.gz"
-    )
-
-
-def load_spec(path: str, *, deadline: float | None = None) -> Any:
-    """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``) within ``deadline``."""
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{path}: no such file")
-    from nncert.verify.vnnlib import load_vnnlib
-
-    return load_vnnlib(str(p), time_limit=_remaining(deadline))
-
-
-def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
-    import numpy as np
-
-    from nncert.verify.spec import robustness_property
-
-    p = Path(args.input)
-    if not p.exists():
-        raise UsageError(f"{args.input}: no such file")
-    try:
-        x0 = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise UsageError(f"{args.input}: not a readable .npy array ({err})") from err
-    if args.label is None or args.eps is None:
-        raise UsageError("--input needs --label and --eps")
-    if x0.size != network.n_inputs:
-        raise UsageError(
-            f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
-        )
-    domain = None if args.no_clip else (args.domain[0], args.domain[1])
-    return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
-
-
-# --------------------------------------------------------------------------------------------
-# verify
-# --------------------------------------------------------------------------------------------
-
-
-def _options_from_args(args: argparse.Namespace, *, time_limit: float) -> Any:
-    from nncert.verify.errors import InvalidOptionsError
-    from nncert.verify.options import VerifyOptions
-
-    try:
-        return VerifyOptions(
-            method=args.method,
-            solver=args.solver,
-            time_limit=time_limit,
-            seed=args.seed,
-            jobs=args.jobs,
-            segments=args.segments,
-            window=args.window,
-            num_reads=args.num_reads,
-            spin_budget=args.spin_budget,
-        )
-    except InvalidOptionsError as err:
-        raise UsageError(str(err)) from err
-
-
-def _verdict_exit(verdict_value: str) -> int:
-    return {"verified": EXIT_VERIFIED, "falsified": EXIT_FALSIFIED}.get(verdict_value, EXIT_UNKNOWN)
-
-
-def _write_certificate(path: str, network: Any, prop: Any, result: Any, options: Any) -> None:
-    from nncert.certificates import certificate_from_result, save_certificate
-
-    cert = certificate_from_result(network, prop, result, options=options)
-    save_certificate(cert, path)
-
-
-#: entries shown at the start and the end of a long vector in human output
-VECTOR_HEAD, VECTOR_TAIL = 8, 2
-#: file suffixes ``--counterexample`` writes
-COUNTEREXAMPLE_SUFFIXES = (".json", ".npy")
-
-
-def format_vector(
-    values: Any, *, head: int = VECTOR_HEAD, tail: int = VECTOR_TAIL, note: str = ""
-) -> str:
-    """``[v0, v1, ...]`` with 6 significant digits; a long vector shows its first ``head`` and
-    last ``tail`` entries and its length: ``[0.1, ..., 0.7, ..., 0.9, 1] (784 values)``
-    (``note`` is appended inside the parentheses of a shortened vector).
-
-    Example:
-        >>> format_vector([0.5, 1.0, -2.25])
-        '[0.5, 1, -2.25]'
-    """
-    import numpy as np
-
-    flat = np.asarray(values, dtype=np.float64).reshape(-1)
-
-    def cells(part: Any) -> list[str]:
-        return [f"{float(v):.6g}" for v in part]
-
-    if flat.size <= head + tail + 1:
-        return "[" + ", ".join(cells(flat)) + "]"
-    shown = [*cells(flat[:head]), "...", *cells(flat[flat.size - tail :])]
-    return "[" + ", ".join(shown) + f"] ({flat.size} values{'; ' + note if note else ''})"
-
-
-def _check_counterexample_path(path: str | None) -> None:
-    """Reject a ``--counterexample`` path that cannot be written, before any solving."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.suffix.lower() not in COUNTEREXAMPLE_SUFFIXES:
-        raise UsageError(
-            f"--counterexample {path}: the file name must end in .json (input, output, case, "
-            "violation) or .npy (the input array)"
-        )
-    if not p.parent.is_dir():
-        raise UsageError(f"--counterexample {path}: directory {p.parent} does not exist")
-
-
-def _write_counterexample(path: str, cex: Any, network: Any, doc: dict[str, Any]) -> None:
-    """Write ``cex``: ``.npy`` the input in the network's input shape, else JSON."""
-    import numpy as np
-
-    p = Path(path)
-    if p.suffix.lower() == ".npy":
-        x = np.asarray(cex.x, dtype=np.float64).reshape(tuple(network.input_shape))
-        with p.open("wb") as fh:
-            np.save(fh, x, allow_pickle=False)
-        return
-    p.write_text(json.dumps({**doc, **cex.to_dict()}, allow_nan=False) + "\n")
-
-
-#: methods that can leave a property unknown without running out of time
-INCOMPLETE_METHODS = ("ibp", "crown", "attack", "qubo")
-
-
-def _unknown_hint(reason: str, method: str) -> str:
-    """What an unknown result means and what may decide it (``""`` when nothing to add)."""
-    if reason == "timeout":
-        return "the time limit ran out; a larger --timeout may decide it"
-    if reason == "unconfirmed_counterexample":
-        return (
-            "a candidate counterexample did not survive the float64/onnxruntime replay, so it "
-            "is not reported"
-        )
-    if method in INCOMPLETE_METHODS:
-        return (
-            f"--method {method} proves or refutes only when its evidence is conclusive; "
-            "--method auto (the default) also runs a complete search"
-        )
-    return ""
-
-
-def _human_result(
-    result: Any, prop: Any, counterexample_file: str | None, method: str = "auto"
-) -> list[str]:
-    """The lines ``nncert verify`` prints without ``--json``."""
-    import numpy as np
-
-    lines = [f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"]
-    if result.verdict.value == "unknown":
-        hint = _unknown_hint(str(result.reason), method)
-        if hint:
-            lines[0] += f": {hint}"
-    cex = result.counterexample
-    if cex is None:
-        return lines
-    replay = "; replayed in onnxruntime" if cex.onnx_checked else ""
-    lines[0] += (
-        f": counterexample in unsafe case {cex.case_index} "
-        f"(violation {cex.violation:.4g} <= 0{replay})"
-    )
-    y = np.asarray(cex.y, dtype=np.float64).reshape(-1)
-    out = f"  output y = {format_vector(y)}"
-    if getattr(prop, "label", None) is not None:
-        out += f"  (class {int(np.argmax(y))}; the property expects class {prop.label})"
-    note = "" if counterexample_file else "all of them: --counterexample FILE"
-    lines += [f"  input  x = {format_vector(cex.x, note=note)}", out]
-    if counterexample_file is not None:
-        lines.append(f"  written to {counterexample_file}")
-    return lines
-
-
-def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
-    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
-    elapsed = time.monotonic() - t0
-    if args.json:
-        doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
-        doc.update(model=args.model, spec=args.spec, note=str(err))
-        print(json.dumps(doc, allow_nan=False))
-    else:
-        print(f"unknown (timeout: {err}) in {elapsed:.2f}s")
-    return EXIT_UNKNOWN
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from nncert.verify.errors import TimeLimitError
-    from nncert.verify.fileio import check_output_file
-    from nncert.verify.pipeline import verify
-
-    if (args.spec is None) == (args.input is None):
-        raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
-    inputs = (model_file(args.model), args.spec, args.input)
-    if args.certificate:
-        check_output_file(args.certificate, inputs=inputs, what="certificate")
-    _check_counterexample_path(args.counterexample)
-    if args.counterexample:
-        check_output_file(args.counterexample, inputs=inputs, what="counterexample")
-    options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
-    t0 = time.monotonic()
-    deadline = t0 + args.timeout
-    try:
-        network = load_model(args.model, deadline=deadline)
-        if args.spec is not None:
-            prop = load_spec(args.spec, deadline=deadline)
-        else:
-            prop = _robustness_spec(args, network)
-    except TimeLimitError as err:
-        return _report_input_timeout(args, err, t0)
-    from nncert.verify.vnnlib import RelationalProperty
-
-    if isinstance(prop, RelationalProperty):
-        raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
-    prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
-    left = deadline - time.monotonic()
-    if left <= 0.01:
-        late = TimeLimitError("time limit reached while reading the inputs")
-        return _report_input_timeout(args, late, t0)
-    options = _options_from_args(args, time_limit=left)
-    with Progress(sys.stderr, quiet=args.quiet) as progress:
-        result = verify(network, prop, options, progress=progress)
-    if args.certificate:
-        _write_certificate(args.certificate, network, prop, result, options)
-    where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
-    cex_file = None
-    if args.counterexample is not None:
-        if result.counterexample is not None:
-            _write_counterexample(args.counterexample, result.counterexample, network, where)
-            cex_file = args.counterexample
-        else:
-            sys.stderr.write(
-                f"nncert: no counterexample ({result.verdict.value}); "
-                f"{args.counterexample} not written\n"
-            )
-    if args.json:
-        doc = result.to_dict()
-        doc.update(where)
-        print(json.dumps(doc, allow_nan=False))
-    else:
-        print("\n".join(_human_result(result, prop, cex_file, args.method)))
-    return _verdict_exit(result.verdict.value)
-
-
-# --------------------------------------------------------------------------------------------
-# vnncomp: the run_instance contract
-# --------------------------------------------------------------------------------------------
-
-
-#: seconds before TIMEOUT (counted from the command's start, so the interpreter's start-up of
-#: a few tenths of a second comes on top) at which ``vnncomp`` stops reading its inputs, and at
-#: which its watchdog writes ``timeout`` if the run has not written a result by then
-_VNNCOMP_READ_MARGIN = 0.5
-_VNNCOMP_WATCHDOG_MARGIN = 0.25
-
-
-class _ResultWatchdog:
-    """Writes the VNN-COMP result file exactly once, and ``timeout`` if the run overruns.
-
-    A backstop for the ``run_instance`` contract: should any stage ignore its time limit,
-    a timer thread writes ``timeout`` shortly before TIMEOUT, ends the worker processes and
-    exits the process with status 0 (the result was written). Cancel it with :meth:`close`.
-    """
-
-    def __init__(self, path: Path, at: float) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._written = False
-        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def write(self, word: str, x: Any = None, y: Any = None) -> None:
-        from nncert.verify.vnncomp import write_result_file
-
-        with self._lock:
-            if not self._written:
-                write_result_file(self.path, word, x, y)
-                self._written = True
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._written:
-                return
-            from nncert.verify.executors import terminate_children
-            from nncert.verify.vnncomp import write_result_file
-
-            try:
-                write_result_file(self.path, "timeout")
-                sys.stderr.write("nncert: timeout (the run overran TIMEOUT; result written)\n")
-                sys.stderr.flush()
-            finally:
-                terminate_children(grace=0.2)
-                os._exit(0)
-
-    def close(self) -> None:
-        self._timer.cancel()
-
-
-def _cmd_vnncomp(args: argparse.Namespace) -> int:
-    from nncert.verify.errors import TimeLimitError
-    from nncert.verify.fileio import check_output_file
-    from nncert.verify.pipeline import verify
-    from nncert.verify.vnncomp import write_result_file
-
-    # before anything is read or written: never replace MODEL or SPEC, fail fast on a bad path
-    result_file = check_output_file(
-        args.result_file, inputs=(model_file(args.model), args.spec), what="result file"
-    )
-    try:
-        timeout = float(args.timeout)
-        if not (timeout > 0 and timeout < float("inf")):
-            raise ValueError
-    except ValueError:
-        write_result_file(result_file, "error")
-        raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
-    t0 = time.monotonic()
-    end = t0 + timeout
-    guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
-    try:
-        try:
-            options = _options_from_args(args, time_limit=timeout)
-            deadline = end - _VNNCOMP_READ_MARGIN
-            network = load_model(args.model, deadline=deadline)
-            prop = load_spec(args.spec, deadline=deadline)
-            prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)
-        except TimeLimitError as err:
-            guard.write("timeout")
-            if not args.quiet:
-                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s ({err})\n")
-            return 0
-        # leave a safety margin for writing the result (and the interpreter's start-up)
-        left = end - time.monotonic()
-        budget = left - 1.0 if left >= 1.5 else 0.5 * left
-        if budget <= 0.01:
-            guard.write("timeout")
-            if not args.quiet:
-                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s (reading the inputs)\n")
-            return 0
-        options = _options_from_args(args, time_limit=budget)
-        with Progress(sys.stderr, quiet=args.quiet) as progress:
-            result = verify(network, prop, options, progress=progress)
-        word = result.vnncomp_result
-        if word == "sat" and result.counterexample is not None:
-            cex = result.counterexample
-            y = cex.y
-            if network.source is not None:
-                from nncert.verify.importers import onnxruntime_forward
-
-                # write the outputs the organizers will recompute (onnxruntime)
-                y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
-            guard.write("sat", cex.x, y)
-        else:
-            guard.write(word)
-    except Exception:
-        guard.write("error")  # a no-op when a result was written already
-        raise
-    finally:
-        guard.close()
-    if not args.quiet:
-        sys.stderr.write(f"{word} in {result.time:.2f}s ({result.reason})\n")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# examples / demo
-# --------------------------------------------------------------------------------------------
-
-
-def _cmd_examples(args: argparse.Namespace) -> int:
-    from nncert.verify.examples import example_info, list_examples
-
-    for name in list_examples():
-        info = example_info(name)
-        print(
-            f"{name:16s} {info.get('dataset', ''):8s} {info.get('activation', ''):9s} "
-            f"{info.get('architecture', ''):11s} "
-            f"test accuracy {float(info.get('test_accuracy', float('nan'))):.3f}"
-        )
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from nncert.verify.bench import run_end_to_end
-
-    return int(
-        run_end_to_end(
-            stream=sys.stdout,
-            quick=args.quick,
-            timeout=args.timeout,
-            jobs=args.jobs,
-            out=args.out,
-            progress=None if args.quiet else sys.stderr,
-        )
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Parser
-# --------------------------------------------------------------------------------------------
+from typing import Any
+
+from nncert.verify.cliutil import (
+    EXIT_INPUT_ERROR,
+    EXIT_INTERNAL,
+    EXIT_UNKNOWN,
+    UsageError,
+)
+from nncert.verify.cliutil import (
+    Parser as _Parser,
+)
+from nncert.verify.errors import NncertError, TimeLimitError
+from nncert.verify.options import METHODS
+from nncert.verify.processes import stop_children_on_signals
 
 _EPILOG = """\
 exit codes: 0 verified, 1 falsified, 2 unknown/timeout, 3 usage or input error (including an
@@ -597,7 +76,6 @@ written, 3 on bad input (RESULT_FILE then says error).
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    from nncert.verify.options import METHODS
 
     p.add_argument(
         "--method",
@@ -649,8 +127,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``nncert`` argument parser."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``nncert`` argument parser.
+
+    Args:
+        command: the sub-command about to run, when known: extension modules that do not
+            provide it are not imported (a quicker start); ``None`` registers every command.
+    """
     parser = _Parser(
         prog="nncert",
         description="Sound verification and certification of (compressed) neural networks.",
@@ -700,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "network's input shape (usable as --input). The screen shows long vectors shortened",
     )
     _add_common(v)
-    v.set_defaults(func=_cmd_verify)
+    v.set_defaults(func="nncert.verify.commands:cmd_verify")
 
     r = sub.add_parser(
         "vnncomp",
@@ -722,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "second is kept back for start-up and writing the result",
     )
     _add_common(r)
-    r.set_defaults(func=_cmd_vnncomp)
+    r.set_defaults(func="nncert.verify.commands:cmd_vnncomp")
 
     e = sub.add_parser(
         "examples",
@@ -732,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. nncert verify example:iris_relu ...) or in Python with "
         "nncert.verify.load_example(NAME).",
     )
-    e.set_defaults(func=_cmd_examples)
+    e.set_defaults(func="nncert.verify.commands:cmd_examples")
 
     d = sub.add_parser(
         "demo",
@@ -756,10 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
         "is kept)",
     )
     d.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func="nncert.verify.commands:cmd_demo")
 
-    _register_extensions(sub)
+    _register_extensions(sub, command)
     return parser
+
+
+#: the sub-commands this module registers itself
+CORE_COMMANDS = ("verify", "vnncomp", "examples", "demo")
 
 
 #: extra sub-commands: ``register(subparsers)`` callables, or "module:function" strings that
@@ -771,12 +258,26 @@ EXTENSIONS: list[Callable[[Any], None] | str] = [
     "nncert.verify.bench:register",
 ]
 
+#: which sub-commands each built-in extension entry registers (to import only what runs)
+EXTENSION_COMMANDS: dict[str, tuple[str, ...]] = {
+    "nncert.certificates.cli:register": ("check", "transfer"),
+    "nncert.compression.cli:register": ("compress",),
+    "nncert.verify.ci:register": ("certify",),
+    "nncert.verify.bench:register": ("bench",),
+}
 
-def _register_extensions(sub: Any) -> None:
-    import importlib
 
+def _register_extensions(sub: Any, command: str | None) -> None:
+    """Register the extensions. With ``command`` given, string entries known not to provide it
+    are skipped (for a core command, every string entry is); unknown commands and ``None``
+    import every extension (for ``--help`` and "invalid choice" messages)."""
+    known = {c for cs in EXTENSION_COMMANDS.values() for c in cs}
     for entry in EXTENSIONS:
         if isinstance(entry, str):
+            provides = EXTENSION_COMMANDS.get(entry)
+            if command is not None and provides and command not in provides:
+                if command in known or command in CORE_COMMANDS:
+                    continue
             module, _, attr = entry.partition(":")
             try:
                 mod = importlib.import_module(module)
@@ -797,19 +298,36 @@ def _version() -> str:
         return "unknown"
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first argument that is not an option)."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+def _handler(func: Any) -> Callable[[argparse.Namespace], int]:
+    """A sub-command handler: a callable, or a ``"module:function"`` string imported now."""
+    if isinstance(func, str):
+        module, _, attr = func.partition(":")
+        fn: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), attr)
+        return fn
+    handler: Callable[[argparse.Namespace], int] = func
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(args_list))
+    args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()
         return EXIT_INPUT_ERROR
-    from nncert.verify.errors import NncertError, TimeLimitError
-    from nncert.verify.executors import stop_children_on_signals
 
     try:
         with stop_children_on_signals():
-            return int(args.func(args))
+            return int(_handler(args.func)(args))
     except UsageError as err:
         sys.stderr.write(f"nncert: error: {err}\n")
         return EXIT_INPUT_ERROR

@@ -40,7 +40,7 @@ import numpy as np
 
 from nncert.verify.errors import InvalidNetworkError, NncertError, UnsupportedLayerError
 from nncert.verify.example_catalog import example_path
-from nncert.verify.fileio import is_gzip
+from nncert.verify.fileio import deadline_from, is_gzip, read_input, write_atomic
 from nncert.verify.network import (
     Activation,
     Dense,
@@ -1159,7 +1159,6 @@ def _decompressed_copy(path: Path, data: bytes) -> str:
     for ``M.onnx.gz`` that is ``<tmp>/nncert-onnx-*/<k>-M.onnx``, written once per process
     and file version and removed at exit.
     """
-    from nncert.verify.fileio import write_atomic
 
     st = path.stat()
     key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
@@ -1201,7 +1200,6 @@ def _load_model(
     stem = stem[:-5] if stem.lower().endswith(".onnx") else Path(stem).stem
     try:
         if is_gzip(path):
-            from nncert.verify.fileio import read_input
 
             data, _ = read_input(path, deadline=deadline, error=InvalidNetworkError)
             model = onnx.load_from_string(data)
@@ -1368,7 +1366,6 @@ def from_onnx(
         >>> from_onnx("example:iris_relu").n_inputs  # doctest: +SKIP
         4
     """
-    from nncert.verify.fileio import deadline_from
 
     if isinstance(path_or_model, str) and path_or_model.startswith("example:"):
         path_or_model, name = _example_file(path_or_model, name)

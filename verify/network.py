@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
+from nncert.verify.rounding import UNIT, gamma, inflate
 
 FloatArray: TypeAlias = NDArray[np.float64]
 
@@ -231,7 +232,6 @@ def compose_affine(outer: Dense, inner: Dense) -> Dense:
     * the outer error on the inner output, whose magnitude is at most
       :math:`(\max |W_i| 1 + \max e_i) \|a\|_\infty + \max |b_i| + \max e^b_i`.
     """
-    from nncert.verify.rounding import UNIT, gamma, inflate
 
     Wo, bo, Wi, bi = outer.weight, outer.bias, inner.weight, inner.bias
     W = Wo @ Wi

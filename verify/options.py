@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from nncert.solvers.registry import solver_specs
 from nncert.verify.errors import InvalidOptionsError
 
 Method = Literal[
@@ -60,7 +61,6 @@ def check_solver_name(name: object) -> None:
     missing backend is reported when the solver is built).
     """
     # the registry imports nothing but nncert.verify.errors and the standard library
-    from nncert.solvers.registry import solver_specs
 
     specs = solver_specs()
     if not isinstance(name, str) or not name:

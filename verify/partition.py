@@ -47,6 +47,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from nncert.formulations.milp import lp_relaxation
+from nncert.formulations.model2 import encode_model2
+from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import Interval, LayerBounds, crown_bounds, interval_bounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import (
@@ -169,9 +172,6 @@ def window_bounds_with_stats(
     margin: float = SOLVER_MARGIN,
 ) -> tuple[LayerBounds, WindowStats]:
     """:func:`window_bounds` plus its :class:`WindowStats`."""
-    from nncert.formulations.milp import lp_relaxation
-    from nncert.formulations.model2 import encode_model2
-    from nncert.solvers.registry import get_solver
 
     if not isinstance(s, int) or s < 1:
         raise InvalidOptionsError(f"window size s={s!r} must be an int >= 1")
@@ -341,8 +341,6 @@ def window_margin(
     The window spans the last ``s`` affine layers; its input is the box of post-activations
     implied by ``bounds``. Returns the solver's dual bound (``None`` when nothing is proven).
     """
-    from nncert.formulations.model2 import encode_model2
-    from nncert.solvers.registry import get_solver
 
     slv = get_solver(solver)
     if not getattr(slv, "exact", False):

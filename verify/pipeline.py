@@ -30,6 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from nncert.formulations.milp import encode_milp
+from nncert.solvers.base import SolveStatus
+from nncert.solvers.registry import get_solver
+from nncert.verify.attack import pgd_attack
+from nncert.verify.bab import BabOptions, bab_verify
+from nncert.verify.bounds import crown_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
@@ -128,7 +134,6 @@ def _accept(ctx: _Context, i: int, x: FloatArray, source: str) -> bool:
 
 def _deepen(ctx: _Context, i: int, x: FloatArray, steps: int = 30) -> FloatArray | None:
     """A short PGD run from ``x`` that pushes a borderline candidate into the unsafe set."""
-    from nncert.verify.attack import pgd_attack
 
     case = ctx.prop.cases[i]
     res = pgd_attack(ctx.network, case, steps=steps, restarts=4, rng=ctx.rng, x_init=np.asarray(x))
@@ -155,7 +160,6 @@ def _stage_sample(ctx: _Context) -> None:
 
 
 def _bounds_stage(ctx: _Context, method: str) -> None:
-    from nncert.verify.bounds import spec_bounds
 
     for i in list(ctx.open_cases):
         case = ctx.prop.cases[i]
@@ -179,7 +183,6 @@ def _stage_crown(ctx: _Context) -> None:
 
 def _stage_attack(ctx: _Context) -> None:
     """PGD on every open case, weakest (smallest best value) first."""
-    from nncert.verify.attack import pgd_attack
 
     budget = 10.0
     rem = ctx.remaining()
@@ -204,10 +207,6 @@ def _stage_attack(ctx: _Context) -> None:
 
 def _stage_milp(ctx: _Context) -> None:
     """Exact MILP per open case (Model 1 over CROWN-tightened big-M bounds)."""
-    from nncert.formulations.milp import encode_milp
-    from nncert.solvers.base import SolveStatus
-    from nncert.solvers.registry import get_solver
-    from nncert.verify.bounds import crown_bounds
 
     if not ctx.network.is_piecewise_linear:
         ctx.stats["milp_skipped"] = "network has non-piecewise-linear activations"
@@ -287,7 +286,6 @@ def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | N
 def _stage_bab(ctx: _Context) -> None:
     """Branch and bound over the open cases together (round robin between cases, so a
     witness in any case is found early); nodes close only on sound bounds."""
-    from nncert.verify.bab import BabOptions, bab_verify
 
     open_now = list(ctx.open_cases)
     sub = Property(tuple(ctx.prop.cases[i] for i in open_now), name=ctx.prop.name)

@@ -45,7 +45,7 @@ def _as_network(model: Any) -> Any:
     if isinstance(model, Network):
         return model
     if isinstance(model, (str, os.PathLike)):
-        from nncert.verify.cli import load_model
+        from nncert.verify.cliutil import load_model
 
         return load_model(str(model))
     raise TypeError(f"model must be a Network, an .onnx path or 'example:NAME', not {model!r}")

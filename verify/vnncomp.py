@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.fileio import write_atomic
+from nncert.verify.importers import onnxruntime_forward
 from nncert.verify.spec import Property
 
 RESULT_WORDS = ("sat", "unsat", "timeout", "unknown", "error")
@@ -134,7 +135,6 @@ def validate_witness(
         ``WitnessCheck(ok, reason)`` with reason ``"correct"``, ``"wrong_shape"``,
         ``"exec_doesnt_match"``, ``"not_in_box"`` or ``"not_violating"``.
     """
-    from nncert.verify.importers import onnxruntime_forward
 
     xv = np.asarray(x, dtype=np.float64).reshape(-1)
     yv = np.asarray(y, dtype=np.float64).reshape(-1)

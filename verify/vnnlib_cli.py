@@ -26,6 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from nncert.verify.errors import NncertError, OutputPathError, TimeLimitError
+from nncert.verify.fileio import check_output_dir, write_atomic
+from nncert.verify.importers import from_onnx, onnxruntime_forward
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
+from nncert.verify.spec import Property
+from nncert.verify.vnnlib import load_vnnlib
+
 NAME = "nncert"
 EXIT_USAGE = 1
 
@@ -194,12 +202,6 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from nncert.verify.errors import TimeLimitError
-    from nncert.verify.importers import from_onnx, onnxruntime_forward
-    from nncert.verify.options import VerifyOptions
-    from nncert.verify.pipeline import verify
-    from nncert.verify.spec import Property
-    from nncert.verify.vnnlib import load_vnnlib
 
     query = Path(args.query)
     if not query.exists():
@@ -272,8 +274,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _check_assignment_dir(folder: Path, inputs: list[Path], names: Sequence[str] = ()) -> None:
     """Before solving: DIR must be (or become) a writable directory, and no ``NAME.pb`` in it
     may be an input (usage error otherwise)."""
-    from nncert.verify.errors import OutputPathError
-    from nncert.verify.fileio import check_output_dir
 
     try:
         check_output_dir(
@@ -290,7 +290,6 @@ def _serialise(folder: Path, variables: list[tuple[str, str, list[int], Any]]) -
     import numpy as np
     import onnx.numpy_helper
 
-    from nncert.verify.fileio import write_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
     np_types = {"float32": np.float32, "float16": np.float16}
@@ -321,7 +320,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "verify":
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
-    from nncert.verify.errors import NncertError
 
     try:
         return _cmd_verify(args)

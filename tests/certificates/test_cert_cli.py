@@ -11,6 +11,7 @@ import pytest
 from cert_helpers import golden_network, golden_pruned, robust_prop, verified_cert
 
 import nncert.verify.cli as vcli
+import nncert.verify.cliutil as cliutil
 from nncert.certificates import load_certificate, save_certificate, to_json
 from nncert.certificates.cli import register
 from nncert.verify.network import Dense, Network
@@ -24,13 +25,13 @@ PROP = robust_prop(SOURCE, [0.3, 0.6], 0.02)
 def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Wire ``register`` into the CLI and resolve ``mem:NAME`` models from memory."""
     models = {"mem:source": SOURCE, "mem:target": TARGET}
-    real = vcli.load_model
+    real = cliutil.load_model
 
     def load(path: str) -> Any:
         return models[path] if path in models else real(path)
 
     monkeypatch.setattr(vcli, "EXTENSIONS", [register])
-    monkeypatch.setattr(vcli, "load_model", load)
+    monkeypatch.setattr(cliutil, "load_model", load)
     return vcli.main
 
 
@@ -204,7 +205,7 @@ def test_check_with_real_onnx_models(tmp_path: Path, monkeypatch: pytest.MonkeyP
     pytest.importorskip("nncert.verify.importers")
     monkeypatch.setattr(vcli, "EXTENSIONS", [register])
     _onnx_file(SOURCE, tmp_path / "net.onnx")
-    net = vcli.load_model(str(tmp_path / "net.onnx"))
+    net = cliutil.load_model(str(tmp_path / "net.onnx"))
     prop = robust_prop(net, [0.3, 0.6], 1.5)
     cert = verified_cert(net, prop, "crown")
     path = tmp_path / "cert.json"

@@ -15,6 +15,7 @@ import pytest
 from cert_helpers import golden_network, golden_pruned, robust_prop, verified_cert
 
 import nncert.verify.cli as vcli
+import nncert.verify.cliutil as cliutil
 from nncert.certificates import save_certificate, transfer
 from nncert.certificates.cli import register
 from nncert.certificates.transfer import TransferResult
@@ -37,9 +38,9 @@ def wide_cert() -> Any:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Any:
     models = {"mem:source": SOURCE, "mem:target": TARGET}
-    real = vcli.load_model
+    real = cliutil.load_model
     monkeypatch.setattr(vcli, "EXTENSIONS", [register])
-    monkeypatch.setattr(vcli, "load_model", lambda p: models[p] if p in models else real(p))
+    monkeypatch.setattr(cliutil, "load_model", lambda p: models[p] if p in models else real(p))
     return vcli.main
 
 

@@ -266,11 +266,9 @@ def test_parse_method() -> None:
 @pytest.fixture
 def one_demo_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink the demo to moons_relu and its 50 %-pruned copy (20 runs with --quick)."""
-    import nncert.verify.examples as examples
-
     monkeypatch.setattr(bench, "PAPER_DATASETS", ("moons",))
     monkeypatch.setattr(bench, "PAPER_VARIANTS", (("prune50", "magnitude_prune", 0.5),))
-    monkeypatch.setattr(examples, "list_examples", lambda: ["moons_relu"])
+    monkeypatch.setattr(bench, "list_examples", lambda: ["moons_relu"])
 
 
 def test_demo_header_is_printed_before_any_work(

@@ -199,7 +199,7 @@ def _example_point(tmp_path: Path, name: str) -> tuple[Path, int, float]:
 
 
 def test_format_vector_shortens_long_vectors() -> None:
-    from nncert.verify.cli import format_vector
+    from nncert.verify.commands import format_vector
 
     assert format_vector([0.5, 1.0, -2.25]) == "[0.5, 1, -2.25]"
     assert format_vector(np.arange(11.0)).count(",") == 10  # 11 values: all shown
@@ -342,7 +342,7 @@ def test_vnncomp_help_describes_its_arguments_and_result_file() -> None:
 def test_unknown_verify_says_what_may_decide_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nncert.verify.cli import _unknown_hint
+    from nncert.verify.commands import _unknown_hint
 
     x0, label, _ = _example_point(tmp_path, "iris_relu")
     args = ["verify", "example:iris_relu", "--input", str(x0), "--label", str(label)]

@@ -30,7 +30,7 @@ from io_helpers import (
     write_spec,
 )
 
-from nncert.verify import cli
+from nncert.verify import cli, commands
 
 pytest.importorskip("onnx")
 
@@ -517,7 +517,7 @@ def test_memory_error_is_an_input_error_not_internal(
     def too_big(*args: object, **kwargs: object) -> None:
         raise MemoryError("Unable to allocate 7.28 TiB")
 
-    monkeypatch.setattr(cli, "load_model", too_big)
+    monkeypatch.setattr(commands, "load_model", too_big)
     assert cli.main(["verify", str(model), str(spec)]) == 3
     err = capsys.readouterr().err
     assert (

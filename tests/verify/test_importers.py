@@ -19,13 +19,13 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
 from nncert.verify.importers import (
-    _ort_session,
     conv_matrix,
     from_onnx,
     from_torch,
     onnxruntime_forward,
 )
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, ReLU
+from nncert.verify.witness import _ort_session
 
 VNNCOMP = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp"
 

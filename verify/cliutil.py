@@ -1,0 +1,166 @@
+"""What every ``nncert`` sub-command shares: exit codes, usage errors, progress, model loading.
+
+The sub-command modules (:mod:`nncert.verify.cli`, :mod:`nncert.verify.bench`,
+:mod:`nncert.verify.ci`, :mod:`nncert.certificates.cli`, :mod:`nncert.compression.cli`, ...)
+import this module; none of them imports another one's command-line module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from nncert.verify.errors import NncertError
+from nncert.verify.example_catalog import example_path
+from nncert.verify.importers import from_onnx
+from nncert.verify.vnnlib import load_vnnlib
+
+EXIT_VERIFIED = 0
+EXIT_FALSIFIED = 1
+EXIT_UNKNOWN = 2
+EXIT_INPUT_ERROR = 3
+EXIT_INTERNAL = 4
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit 3)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that exits with 3 (not 2) on usage errors, with a one-line message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_INPUT_ERROR)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress on stderr
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Prints progress to ``stream`` once a run is longer than ``after`` seconds.
+
+    Messages arrive through :meth:`__call__`; a heartbeat repeats the latest one every
+    ``every`` seconds so that a long solver call still shows life.
+    """
+
+    def __init__(
+        self, stream: TextIO, *, quiet: bool = False, after: float = 2.0, every: float = 5.0
+    ) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.after = after
+        self.every = every
+        self.t0 = time.perf_counter()
+        self.last = "starting"
+        self.last_print = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def _emit(self, message: str) -> None:
+        el = time.perf_counter() - self.t0
+        self.stream.write(f"[nncert {el:7.1f}s] {message}\n")
+        self.stream.flush()
+        self.last_print = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.last = message
+        if self.quiet:
+            return
+        if time.perf_counter() - self.t0 >= self.after:
+            self._emit(message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.perf_counter()
+            if now - self.t0 >= self.after and now - self.last_print >= self.every:
+                self._emit(f"{self.last} (still running)")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading models and specs
+# --------------------------------------------------------------------------------------------
+
+
+def model_file(path: str | None) -> str | None:
+    """The file a MODEL argument reads (``example:NAME``: the bundled ONNX file; ``None`` for
+    an unknown example or no argument). Used to keep outputs from overwriting inputs."""
+    if path is None:
+        return None
+    if path.startswith("example:"):
+
+        try:
+            return str(example_path(path.split(":", 1)[1]))
+        except NncertError:
+            return None
+    return path
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def load_model(path: str, *, deadline: float | None = None) -> Any:
+    """Load a network file: ONNX (``.onnx``, ``.onnx.gz``) or a bundled example
+    (``example:NAME``); ``deadline`` (a :func:`time.monotonic` value) bounds decompression."""
+    if path.startswith("example:"):
+
+        path = str(example_path(path.split(":", 1)[1]))
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+    if p.is_dir():
+        raise UsageError(f"{path}: is a directory, expected an .onnx file")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx" or p.name.lower().endswith(".onnx.gz"):
+
+        return from_onnx(str(p), time_limit=_remaining(deadline))
+    if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+        raise UsageError(
+            f"{path}: pickled torch files are not loaded (unpickling can run code); export "
+            "the model with torch.onnx.export, or use nncert.verify.from_torch in Python"
+        )
+    raise UsageError(
+        f"{path}: unsupported model format {suffix or '(none)'}; expected .onnx or .onnx.gz"
+    )
+
+
+def load_spec(path: str, *, deadline: float | None = None) -> Any:
+    """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``) within ``deadline``."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+
+    return load_vnnlib(str(p), time_limit=_remaining(deadline))
+
+
+__all__ = [
+    "EXIT_FALSIFIED",
+    "EXIT_INPUT_ERROR",
+    "EXIT_INTERNAL",
+    "EXIT_UNKNOWN",
+    "EXIT_VERIFIED",
+    "Progress",
+    "UsageError",
+    "load_model",
+    "load_spec",
+    "model_file",
+]

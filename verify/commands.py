@@ -1,0 +1,423 @@
+"""The handlers of the core ``nncert`` sub-commands (``verify``, ``vnncomp``, ``examples``,
+``demo``); :mod:`nncert.verify.cli` builds the parser and calls them by name, so that the
+command line starts without loading what a command does not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from nncert.certificates import certificate_from_result, save_certificate
+from nncert.verify.bench import run_end_to_end
+from nncert.verify.cliutil import (
+    EXIT_FALSIFIED,
+    EXIT_UNKNOWN,
+    EXIT_VERIFIED,
+    Progress,
+    UsageError,
+    load_model,
+    load_spec,
+    model_file,
+)
+from nncert.verify.errors import InvalidOptionsError, TimeLimitError
+from nncert.verify.examples import example_info, list_examples
+from nncert.verify.fileio import check_output_file
+from nncert.verify.importers import onnxruntime_forward
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
+from nncert.verify.processes import terminate_children
+from nncert.verify.spec import robustness_property
+from nncert.verify.vnncomp import write_result_file
+from nncert.verify.vnnlib import RelationalProperty
+
+
+def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
+    import numpy as np
+
+
+    p = Path(args.input)
+    if not p.exists():
+        raise UsageError(f"{args.input}: no such file")
+    try:
+        x0 = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"{args.input}: not a readable .npy array ({err})") from err
+    if args.label is None or args.eps is None:
+        raise UsageError("--input needs --label and --eps")
+    if x0.size != network.n_inputs:
+        raise UsageError(
+            f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
+        )
+    domain = None if args.no_clip else (args.domain[0], args.domain[1])
+    return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
+
+
+# --------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------
+
+
+def _options_from_args(args: argparse.Namespace, *, time_limit: float) -> Any:
+
+    try:
+        return VerifyOptions(
+            method=args.method,
+            solver=args.solver,
+            time_limit=time_limit,
+            seed=args.seed,
+            jobs=args.jobs,
+            segments=args.segments,
+            window=args.window,
+            num_reads=args.num_reads,
+            spin_budget=args.spin_budget,
+        )
+    except InvalidOptionsError as err:
+        raise UsageError(str(err)) from err
+
+
+def _verdict_exit(verdict_value: str) -> int:
+    return {"verified": EXIT_VERIFIED, "falsified": EXIT_FALSIFIED}.get(verdict_value, EXIT_UNKNOWN)
+
+
+def _write_certificate(path: str, network: Any, prop: Any, result: Any, options: Any) -> None:
+
+    cert = certificate_from_result(network, prop, result, options=options)
+    save_certificate(cert, path)
+
+
+#: entries shown at the start and the end of a long vector in human output
+VECTOR_HEAD, VECTOR_TAIL = 8, 2
+#: file suffixes ``--counterexample`` writes
+COUNTEREXAMPLE_SUFFIXES = (".json", ".npy")
+
+
+def format_vector(
+    values: Any, *, head: int = VECTOR_HEAD, tail: int = VECTOR_TAIL, note: str = ""
+) -> str:
+    """``[v0, v1, ...]`` with 6 significant digits; a long vector shows its first ``head`` and
+    last ``tail`` entries and its length: ``[0.1, ..., 0.7, ..., 0.9, 1] (784 values)``
+    (``note`` is appended inside the parentheses of a shortened vector).
+
+    Example:
+        >>> format_vector([0.5, 1.0, -2.25])
+        '[0.5, 1, -2.25]'
+    """
+    import numpy as np
+
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+
+    def cells(part: Any) -> list[str]:
+        return [f"{float(v):.6g}" for v in part]
+
+    if flat.size <= head + tail + 1:
+        return "[" + ", ".join(cells(flat)) + "]"
+    shown = [*cells(flat[:head]), "...", *cells(flat[flat.size - tail :])]
+    return "[" + ", ".join(shown) + f"] ({flat.size} values{'; ' + note if note else ''})"
+
+
+def _check_counterexample_path(path: str | None) -> None:
+    """Reject a ``--counterexample`` path that cannot be written, before any solving."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix.lower() not in COUNTEREXAMPLE_SUFFIXES:
+        raise UsageError(
+            f"--counterexample {path}: the file name must end in .json (input, output, case, "
+            "violation) or .npy (the input array)"
+        )
+    if not p.parent.is_dir():
+        raise UsageError(f"--counterexample {path}: directory {p.parent} does not exist")
+
+
+def _write_counterexample(path: str, cex: Any, network: Any, doc: dict[str, Any]) -> None:
+    """Write ``cex``: ``.npy`` the input in the network's input shape, else JSON."""
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        x = np.asarray(cex.x, dtype=np.float64).reshape(tuple(network.input_shape))
+        with p.open("wb") as fh:
+            np.save(fh, x, allow_pickle=False)
+        return
+    p.write_text(json.dumps({**doc, **cex.to_dict()}, allow_nan=False) + "\n")
+
+
+#: methods that can leave a property unknown without running out of time
+INCOMPLETE_METHODS = ("ibp", "crown", "attack", "qubo")
+
+
+def _unknown_hint(reason: str, method: str) -> str:
+    """What an unknown result means and what may decide it (``""`` when nothing to add)."""
+    if reason == "timeout":
+        return "the time limit ran out; a larger --timeout may decide it"
+    if reason == "unconfirmed_counterexample":
+        return (
+            "a candidate counterexample did not survive the float64/onnxruntime replay, so it "
+            "is not reported"
+        )
+    if method in INCOMPLETE_METHODS:
+        return (
+            f"--method {method} proves or refutes only when its evidence is conclusive; "
+            "--method auto (the default) also runs a complete search"
+        )
+    return ""
+
+
+def _human_result(
+    result: Any, prop: Any, counterexample_file: str | None, method: str = "auto"
+) -> list[str]:
+    """The lines ``nncert verify`` prints without ``--json``."""
+    import numpy as np
+
+    lines = [f"{result.verdict.value} ({result.reason}) in {result.time:.2f}s"]
+    if result.verdict.value == "unknown":
+        hint = _unknown_hint(str(result.reason), method)
+        if hint:
+            lines[0] += f": {hint}"
+    cex = result.counterexample
+    if cex is None:
+        return lines
+    replay = "; replayed in onnxruntime" if cex.onnx_checked else ""
+    lines[0] += (
+        f": counterexample in unsafe case {cex.case_index} "
+        f"(violation {cex.violation:.4g} <= 0{replay})"
+    )
+    y = np.asarray(cex.y, dtype=np.float64).reshape(-1)
+    out = f"  output y = {format_vector(y)}"
+    if getattr(prop, "label", None) is not None:
+        out += f"  (class {int(np.argmax(y))}; the property expects class {prop.label})"
+    note = "" if counterexample_file else "all of them: --counterexample FILE"
+    lines += [f"  input  x = {format_vector(cex.x, note=note)}", out]
+    if counterexample_file is not None:
+        lines.append(f"  written to {counterexample_file}")
+    return lines
+
+
+def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
+    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
+    elapsed = time.monotonic() - t0
+    if args.json:
+        doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
+        doc.update(model=args.model, spec=args.spec, note=str(err))
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(f"unknown (timeout: {err}) in {elapsed:.2f}s")
+    return EXIT_UNKNOWN
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+
+    if (args.spec is None) == (args.input is None):
+        raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
+    inputs = (model_file(args.model), args.spec, args.input)
+    if args.certificate:
+        check_output_file(args.certificate, inputs=inputs, what="certificate")
+    _check_counterexample_path(args.counterexample)
+    if args.counterexample:
+        check_output_file(args.counterexample, inputs=inputs, what="counterexample")
+    options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    try:
+        network = load_model(args.model, deadline=deadline)
+        if args.spec is not None:
+            prop = load_spec(args.spec, deadline=deadline)
+        else:
+            prop = _robustness_spec(args, network)
+    except TimeLimitError as err:
+        return _report_input_timeout(args, err, t0)
+
+    if isinstance(prop, RelationalProperty):
+        raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
+    prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
+    left = deadline - time.monotonic()
+    if left <= 0.01:
+        late = TimeLimitError("time limit reached while reading the inputs")
+        return _report_input_timeout(args, late, t0)
+    options = _options_from_args(args, time_limit=left)
+    with Progress(sys.stderr, quiet=args.quiet) as progress:
+        result = verify(network, prop, options, progress=progress)
+    if args.certificate:
+        _write_certificate(args.certificate, network, prop, result, options)
+    where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
+    cex_file = None
+    if args.counterexample is not None:
+        if result.counterexample is not None:
+            _write_counterexample(args.counterexample, result.counterexample, network, where)
+            cex_file = args.counterexample
+        else:
+            sys.stderr.write(
+                f"nncert: no counterexample ({result.verdict.value}); "
+                f"{args.counterexample} not written\n"
+            )
+    if args.json:
+        doc = result.to_dict()
+        doc.update(where)
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print("\n".join(_human_result(result, prop, cex_file, args.method)))
+    return _verdict_exit(result.verdict.value)
+
+
+# --------------------------------------------------------------------------------------------
+# vnncomp: the run_instance contract
+# --------------------------------------------------------------------------------------------
+
+
+#: seconds before TIMEOUT (counted from the command's start, so the interpreter's start-up of
+#: a few tenths of a second comes on top) at which ``vnncomp`` stops reading its inputs, and at
+#: which its watchdog writes ``timeout`` if the run has not written a result by then
+_VNNCOMP_READ_MARGIN = 0.5
+_VNNCOMP_WATCHDOG_MARGIN = 0.25
+
+
+class _ResultWatchdog:
+    """Writes the VNN-COMP result file exactly once, and ``timeout`` if the run overruns.
+
+    A backstop for the ``run_instance`` contract: should any stage ignore its time limit,
+    a timer thread writes ``timeout`` shortly before TIMEOUT, ends the worker processes and
+    exits the process with status 0 (the result was written). Cancel it with :meth:`close`.
+    """
+
+    def __init__(self, path: Path, at: float) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._written = False
+        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def write(self, word: str, x: Any = None, y: Any = None) -> None:
+
+        with self._lock:
+            if not self._written:
+                write_result_file(self.path, word, x, y)
+                self._written = True
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._written:
+                return
+
+            try:
+                write_result_file(self.path, "timeout")
+                sys.stderr.write("nncert: timeout (the run overran TIMEOUT; result written)\n")
+                sys.stderr.flush()
+            finally:
+                terminate_children(grace=0.2)
+                os._exit(0)
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
+def cmd_vnncomp(args: argparse.Namespace) -> int:
+
+    # before anything is read or written: never replace MODEL or SPEC, fail fast on a bad path
+    result_file = check_output_file(
+        args.result_file, inputs=(model_file(args.model), args.spec), what="result file"
+    )
+    try:
+        timeout = float(args.timeout)
+        if not (timeout > 0 and timeout < float("inf")):
+            raise ValueError
+    except ValueError:
+        write_result_file(result_file, "error")
+        raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
+    t0 = time.monotonic()
+    end = t0 + timeout
+    guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
+    try:
+        try:
+            options = _options_from_args(args, time_limit=timeout)
+            deadline = end - _VNNCOMP_READ_MARGIN
+            network = load_model(args.model, deadline=deadline)
+            prop = load_spec(args.spec, deadline=deadline)
+            prop.check_network_shape(network.n_inputs, network.n_outputs, where=args.spec)
+        except TimeLimitError as err:
+            guard.write("timeout")
+            if not args.quiet:
+                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s ({err})\n")
+            return 0
+        # leave a safety margin for writing the result (and the interpreter's start-up)
+        left = end - time.monotonic()
+        budget = left - 1.0 if left >= 1.5 else 0.5 * left
+        if budget <= 0.01:
+            guard.write("timeout")
+            if not args.quiet:
+                sys.stderr.write(f"timeout in {time.monotonic() - t0:.2f}s (reading the inputs)\n")
+            return 0
+        options = _options_from_args(args, time_limit=budget)
+        with Progress(sys.stderr, quiet=args.quiet) as progress:
+            result = verify(network, prop, options, progress=progress)
+        word = result.vnncomp_result
+        if word == "sat" and result.counterexample is not None:
+            cex = result.counterexample
+            y = cex.y
+            if network.source is not None:
+
+                # write the outputs the organizers will recompute (onnxruntime)
+                y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
+            guard.write("sat", cex.x, y)
+        else:
+            guard.write(word)
+    except Exception:
+        guard.write("error")  # a no-op when a result was written already
+        raise
+    finally:
+        guard.close()
+    if not args.quiet:
+        sys.stderr.write(f"{word} in {result.time:.2f}s ({result.reason})\n")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# examples / demo
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+
+    for name in list_examples():
+        info = example_info(name)
+        print(
+            f"{name:16s} {info.get('dataset', ''):8s} {info.get('activation', ''):9s} "
+            f"{info.get('architecture', ''):11s} "
+            f"test accuracy {float(info.get('test_accuracy', float('nan'))):.3f}"
+        )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+
+    return int(
+        run_end_to_end(
+            stream=sys.stdout,
+            quick=args.quick,
+            timeout=args.timeout,
+            jobs=args.jobs,
+            out=args.out,
+            progress=None if args.quiet else sys.stderr,
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+
+
+__all__ = [
+    "cmd_demo",
+    "cmd_examples",
+    "cmd_verify",
+    "cmd_vnncomp",
+    "format_vector",
+]
