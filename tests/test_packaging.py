@@ -52,3 +52,62 @@ def test_readme_method_list_matches_the_cli() -> None:
     paragraph = text.split("Methods (`--method`):", 1)[1].split("\n\n", 1)[0]
     missing = [m for m in METHODS if f"`{m}`" not in paragraph]
     assert not missing, f"README method list lacks {missing}"
+
+
+# --------------------------------------------------------------------------------------------
+# Layers (the import-linter contract in pyproject.toml)
+# --------------------------------------------------------------------------------------------
+
+
+def _modules() -> set[str]:
+    out = set()
+    for folder in FOLDERS:
+        for f in (ROOT / folder).glob("*.py"):
+            if f.stem != "__init__":
+                out.add(f"nncert.{folder}.{f.stem}")
+    return out
+
+
+def test_every_module_sits_in_exactly_one_layer() -> None:
+    """A module outside the contract would escape the layer check."""
+    import re
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (contract,) = [c for c in cfg["tool"]["importlinter"]["contracts"] if c["id"] == "layers"]
+    members: list[str] = []
+    for layer in contract["layers"]:
+        members += [m.strip() for m in re.split(r"[|:]", layer)]
+    assert len(members) == len(set(members)), "a module is listed twice"
+    assert set(members) == _modules()
+
+
+def _imports_in_functions() -> list[tuple[str, int, str]]:
+    """Imports of nncert modules inside function bodies, as ``(file, line, module)``."""
+    import ast
+
+    found = []
+    for folder in FOLDERS:
+        for f in sorted((ROOT / folder).glob("*.py")):
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+            for fn in ast.walk(tree):
+                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                        "nncert"
+                    ):
+                        found.append((f"{folder}/{f.name}", node.lineno, str(node.module)))
+                    elif isinstance(node, ast.Import):
+                        found += [
+                            (f"{folder}/{f.name}", node.lineno, a.name)
+                            for a in node.names
+                            if a.name.startswith("nncert")
+                        ]
+    return sorted(set(found))
+
+
+def test_at_most_ten_imports_of_our_modules_inside_functions() -> None:
+    """Our own modules are imported at module level (the layers make that possible); lazy
+    imports are for heavy third-party packages, never to dodge a cycle."""
+    found = _imports_in_functions()
+    assert len(found) <= 10, found
