@@ -25,6 +25,7 @@ import numpy as np
 
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.options import VerifyOptions
+from nncert.verify.proof import ProofTree
 from nncert.verify.spec import UnsafeCase
 
 
@@ -173,6 +174,8 @@ class CaseOutcome:
         x: candidate witness (flattened input) for ``"falsified"``.
         solver: solver name(s) used, for reports.
         stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
+        proof: for ``"verified"``, the proof tree that closes the case, when the method
+            records one (:mod:`nncert.verify.proof`); an independent checker re-derives it.
     """
 
     status: str
@@ -181,6 +184,7 @@ class CaseOutcome:
     x: FloatArray | None = None
     solver: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    proof: ProofTree | None = None
 
 
 @dataclass(frozen=True)
