@@ -106,20 +106,27 @@ def _leaf_bounds(
     recipe = tree.recipe
     A, b = case.A, case.b
     r = A.shape[0]
-    res = eng.bound(
-        lo,
-        hi,
-        A,
-        b,
-        inter=inter,
-        extra_slopes=tuple(recipe.get("extra_slopes", ())),
-        alpha_iters=int(recipe.get("alpha_iters", 0)),
-        alpha_optimizer="adam" if recipe.get("alpha_optimizer") == "adam" else "sign",
-    )
-    best = res.lower.max(axis=1)
-    if r > 1 and recipe.get("combine_rows", True):
-        val, _, _ = combine_rows(res.coef, res.offset, lo, hi)
-        best = np.maximum(best, val)
+    slopes = tuple(recipe.get("extra_slopes", ()))
+    alpha = int(recipe.get("alpha_iters", 0))
+    combine = r > 1 and bool(recipe.get("combine_rows", True))
+    best = np.full(ids.size, -np.inf)
+    # the search's bounds without and (when it used them) with optimised slopes; each gives
+    # its own linear lower bounds, whose best convex combination may close where rows do not
+    for iters in (0, alpha) if alpha > 0 else (0,):
+        res = eng.bound(
+            lo,
+            hi,
+            A,
+            b,
+            inter=inter,
+            extra_slopes=slopes,
+            alpha_iters=iters,
+            alpha_optimizer="adam" if recipe.get("alpha_optimizer") == "adam" else "sign",
+        )
+        best = np.maximum(best, res.lower.max(axis=1))
+        if combine:
+            val, _, _ = combine_rows(res.coef, res.offset, lo, hi)
+            best = np.maximum(best, val)
     # leaves with multipliers: one combined row plus beta on the constrained neurons
     with_params = np.flatnonzero(tree.param_len[ids] > 0)
     for j in with_params:
@@ -160,6 +167,27 @@ def _multiplier_bound(
 
 def check_tree(
     network: Network, case: UnsafeCase, tree: ProofTree, *, time_limit: float | None = None
+) -> TreeCheck:
+    """Re-derive ``tree`` as a proof that ``case`` is unreachable on ``network``.
+
+    Args:
+        network: the network (its normal form defines the hidden-neuron numbering).
+        case: the unsafe case (its input box is the root region).
+        tree: the proof tree.
+        time_limit: seconds allowed (``None``: unlimited); running out rejects.
+
+    Returns:
+        A :class:`TreeCheck`.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # many mid-sized products: one BLAS thread is much faster (as in the searches)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _check_tree(network, case, tree, time_limit)
+
+
+def _check_tree(
+    network: Network, case: UnsafeCase, tree: ProofTree, time_limit: float | None
 ) -> TreeCheck:
     """Re-derive ``tree`` as a proof that ``case`` is unreachable on ``network``.
 

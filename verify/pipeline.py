@@ -323,7 +323,11 @@ def _stage_bab(ctx: _Context) -> None:
 
 
 def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool, list))}
+    return {
+        k: v
+        for k, v in stats.items()
+        if isinstance(v, (int, float, str, bool, list)) and k != "proofs"
+    }
 
 
 #: share of the remaining budget that ``auto`` gives ReLU-phase branch and bound before the
