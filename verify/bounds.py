@@ -577,8 +577,9 @@ class BoundEngine:
 
         With ``rows="open"`` only the neurons whose relaxation is not exact under ``[l, u]``
         are bounded (only their relaxation depends on the bounds); the rows are gathered per
-        box and padded to the chunk's largest count (padding rows bound some other neuron of
-        the same box, which is harmless). ``rows="all"`` bounds every neuron.
+        box and padded to the chunk's largest count (the padding rows' results are discarded,
+        so a box's bounds do not depend on the other boxes of its batch). ``rows="all"``
+        bounds every neuron.
         """
         w, b = self.weights[j], self.biases[j]
         n = l.shape[0]
@@ -614,8 +615,12 @@ class BoundEngine:
             )
             bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
             rr = ids[:, None]
-            l[rr, idx] = np.maximum(l[rr, idx], bnd[:, :k])
-            u[rr, idx] = np.minimum(u[rr, idx], -bnd[:, k:])
+            # only the rows each box asked for: padding rows would tighten other neurons of
+            # some boxes but not of others, and make a box's bounds depend on its batch
+            # (a checker re-deriving one box must get what the search got)
+            ask = np.take_along_axis(need[ids], idx, axis=1)
+            l[rr, idx] = np.where(ask, np.maximum(l[rr, idx], bnd[:, :k]), l[rr, idx])
+            u[rr, idx] = np.where(ask, np.minimum(u[rr, idx], -bnd[:, k:]), u[rr, idx])
         return l, u
 
     # -- hidden-layer bounds --------------------------------------------------------------------
