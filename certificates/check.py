@@ -15,17 +15,31 @@ trust:
   error of its float64 arithmetic (dot-product error bounds, lines that hold in real
   arithmetic, ``np.nextafter`` on the results): a recomputed bound > 0 holds for the exact
   network, so a margin of exactly 0 is never accepted.
-* **MILP / branch-and-bound evidence**: structural checks only (exact solver, dual bound above
-  the tolerance or infeasibility, primal ≥ dual); reported as "solver-attested".
+* **Branch-and-bound evidence**: every case not closed by the re-propagated pre-solve bounds
+  needs a proof tree, re-derived by :func:`~nncert.certificates.proofcheck.check_tree` (the
+  leaves cover the case's box, phase splits are exhaustive, every leaf's bound is recomputed
+  by the bound engine, LP leaves from their dual multipliers). A case without a tree is
+  rejected.
+* **MILP evidence** (and the complete plug-in methods recorded as such): a case with a proof
+  tree (the MILP's verdict re-proved by the project's own search) is re-derived as above; a
+  case without one passes structural checks only (exact solver, dual bound above the
+  tolerance, primal ≥ dual) and rests on the solver's word: the report's ``trust`` is then
+  ``"solver-attested"``.
 * **Transfer evidence**: needs the ``source`` network. :math:`\Delta` is recomputed with the
   recorded method; with the recomputed :math:`\Delta_{i,r}` the target bound
   :math:`\max(m_i + \min_r \Delta_{i,r}, \max_r(\ell_{i,r} + \Delta_{i,r}))` must be ``> 0``
   and reach the claim. With ``source_certificate`` the source margins are re-checked as well
-  (recursively); otherwise they are taken from the embedded summary (reported).
+  (recursively, and the report inherits the source's trust); otherwise they are taken from the
+  embedded summary, which makes the report ``"solver-attested"``.
+
+The report's ``trust`` is ``"independent"`` when everything was re-derived and
+``"solver-attested"`` when some piece rests on a solver's (or an unchecked source's) word.
+With ``expected_property``, the certificate must be about exactly that property.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,14 +47,18 @@ import numpy as np
 from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
 from nncert.certificates.model import (
     BOUND_METHODS,
+    BabCase,
     BabEvidence,
     BoundEvidence,
     Certificate,
     CounterexampleEvidence,
+    MilpCase,
     MilpEvidence,
     NoEvidence,
     TransferEvidence,
+    property_fingerprint,
 )
+from nncert.certificates.proofcheck import check_tree
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import NncertError
 from nncert.verify.network import (
@@ -50,6 +68,10 @@ from nncert.verify.network import (
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property, UnsafeCase
 from nncert.verify.witness import is_onnx_source, onnxruntime_forward
+
+#: trust levels of an accepted certificate
+INDEPENDENT = "independent"
+SOLVER_ATTESTED = "solver-attested"
 
 #: Relative tolerance for "recomputed bound reaches the claim" comparisons.
 REPRODUCE_RTOL = 1e-9
@@ -67,16 +89,36 @@ class CheckReport:
         reasons: why it was rejected (empty when ``ok``).
         attested: what was established and how (``"case 0: crown bound 0.31 re-propagated"``,
             ``"case 2: solver-attested (highs, exact)"``...).
+        unchecked: the items among ``attested`` that rest on a solver's (or an unchecked
+            source certificate's) word rather than on re-derivation.
+        case_lower: per case, the lower bound of :math:`m_i^*` the check established (the
+            re-derived value, never a larger claim; ``None``: none). Transfer uses these.
+        row_lower: per case, re-derived row lower bounds (``None``: none).
     """
 
     ok: bool
     reasons: list[str] = field(default_factory=list)
     attested: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    case_lower: tuple[float | None, ...] = ()
+    row_lower: tuple[tuple[float, ...] | None, ...] = ()
+
+    @property
+    def trust(self) -> str:
+        """``"independent"``, ``"solver-attested"``, or ``""`` when rejected."""
+        if not self.ok:
+            return ""
+        return SOLVER_ATTESTED if self.unchecked else INDEPENDENT
+
+    @property
+    def independent(self) -> bool:
+        """Accepted, and every piece re-derived without trusting a solver."""
+        return self.trust == INDEPENDENT
 
     def summary(self) -> str:
         """One line: ``holds (...)`` or ``rejected: <first reason>``."""
         if self.ok:
-            return f"holds ({len(self.attested)} item(s) attested)"
+            return f"holds, {self.trust} ({len(self.attested)} item(s) established)"
         return f"rejected: {self.reasons[0] if self.reasons else 'unknown reason'}"
 
 
@@ -104,6 +146,20 @@ def recompute_rows(
 # --------------------------------------------------------------------------------------------
 
 
+class _Lows:
+    """The per-case (and per-row) lower bounds a check establishes."""
+
+    def __init__(self, n: int) -> None:
+        self.case: list[float | None] = [None] * n
+        self.rows: list[tuple[float, ...] | None] = [None] * n
+
+    def note(self, i: int, value: float, rows: tuple[float, ...] | None = None) -> None:
+        prev = self.case[i]
+        self.case[i] = value if prev is None else max(prev, value)
+        if rows is not None:
+            self.rows[i] = rows
+
+
 def _tol(v: float) -> float:
     return REPRODUCE_RTOL * (1.0 + abs(v)) if np.isfinite(v) else 0.0
 
@@ -118,6 +174,7 @@ def _check_bound(
     reasons: list[str],
     attested: list[str],
     label: str = "bound",
+    lows: _Lows | None = None,
 ) -> list[bool]:
     """Re-derive bound evidence; returns per case whether it is proven (> 0)."""
     n = len(prop.cases)
@@ -159,6 +216,10 @@ def _check_bound(
             )
             continue
         best = float(np.max(rows)) if case.n_rows else -np.inf
+        if lows is not None:
+            lows.note(
+                i, min(best, claimed), tuple(float(v) for v in np.minimum(rows, claimed_rows))
+            )
         if best > 0.0 and claimed > 0.0:
             closed[i] = True
             attested.append(
@@ -219,7 +280,6 @@ def _check_counterexample(
     attested.append(f"case {i}: counterexample replayed in float64 (violation {viol:.6g} <= 0)")
     src = network.source
     if onnx_replay and src is not None and is_onnx_source(src):
-
         y_ort = onnxruntime_forward(src, ev.x.reshape(1, -1))[0]
         v_ort = float(case.violation(np.asarray(y_ort).reshape(1, -1))[0])
         if not v_ort <= 0.0:
@@ -235,6 +295,7 @@ def _presolve_closed(
     outward: bool,
     reasons: list[str],
     attested: list[str],
+    lows: _Lows | None = None,
 ) -> list[bool]:
     """Which cases the recorded pre-solve bounds close (re-propagated, not trusted)."""
     if presolve is None:
@@ -248,7 +309,41 @@ def _presolve_closed(
         reasons=reasons,
         attested=attested,
         label="presolve",
+        lows=lows,
     )
+
+
+def _check_case_tree(
+    label: str,
+    rec: BabCase | MilpCase,
+    network: Network,
+    prop: Property,
+    deadline: float | None,
+    reasons: list[str],
+    attested: list[str],
+    lows: _Lows,
+) -> bool:
+    """Re-derive the proof tree of one case record; ``False`` (with a reason) if it fails."""
+    i = rec.case_index
+    assert rec.tree is not None
+    left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+    res = check_tree(network, prop.cases[i], rec.tree, time_limit=left)
+    if not res.ok:
+        reasons.append(f"{label}: case {i}: proof tree rejected: {res.reason}")
+        return False
+    attested.append(
+        f"case {i}: proof tree re-derived ({res.nodes} nodes, {res.leaves} leaves, "
+        f"smallest leaf bound {res.min_bound:.6g})"
+    )
+    # the case's margin is what the tree re-derives (never a larger claim of the record)
+    claim = getattr(rec, "lower_bound", None)
+    if claim is None:
+        claim = getattr(rec, "bound", None)
+    value = res.min_bound
+    if claim is not None and float(claim) > 0.0:
+        value = min(float(claim), value)
+    lows.note(i, value)
+    return True
 
 
 def _check_milp(
@@ -257,17 +352,25 @@ def _check_milp(
     prop: Property,
     *,
     outward: bool,
+    deadline: float | None,
     reasons: list[str],
     attested: list[str],
+    unchecked: list[str],
+    lows: _Lows,
 ) -> None:
     n = len(prop.cases)
-    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested)
+    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested, lows)
     for rec in ev.cases:
         i = rec.case_index
         if not 0 <= i < n:
             reasons.append(f"milp: case_index {i} out of range [0, {n})")
             return
         if closed[i]:
+            continue
+        if rec.tree is not None:
+            if not _check_case_tree("milp", rec, network, prop, deadline, reasons, attested, lows):
+                return
+            closed[i] = True
             continue
         if not ev.exact:
             reasons.append(f"milp: case {i}: solver {ev.solver!r} is not exact; it proves nothing")
@@ -290,10 +393,13 @@ def _check_milp(
             )
             return
         closed[i] = True
-        attested.append(
+        item = (
             f"case {i}: solver-attested MILP bound {rec.bound:.6g} > {ev.tolerance:g} "
             f"({ev.solver}, exact, status {rec.status})"
         )
+        attested.append(item)
+        unchecked.append(item)
+        lows.note(i, rec.bound)
     open_cases = [i for i in range(n) if not closed[i]]
     if open_cases:
         reasons.append(f"milp: case(s) {open_cases} are not closed by the evidence")
@@ -305,11 +411,13 @@ def _check_bab(
     prop: Property,
     *,
     outward: bool,
+    deadline: float | None,
     reasons: list[str],
     attested: list[str],
+    lows: _Lows,
 ) -> None:
     n = len(prop.cases)
-    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested)
+    closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested, lows)
     for rec in ev.cases:
         i = rec.case_index
         if not 0 <= i < n:
@@ -317,17 +425,15 @@ def _check_bab(
             return
         if closed[i]:
             continue
-        if rec.status != "verified" or rec.lower_bound is None or not rec.lower_bound > 0.0:
-            reasons.append(
-                f"bab: case {i}: status {rec.status!r} with lower bound {rec.lower_bound!r} "
-                "does not prove the case"
-            )
+        if rec.status != "verified":
+            reasons.append(f"bab: case {i}: status {rec.status!r} does not prove the case")
+            return
+        if rec.tree is None:
+            reasons.append(f"bab: case {i}: no proof tree (nothing to re-derive)")
+            return
+        if not _check_case_tree("bab", rec, network, prop, deadline, reasons, attested, lows):
             return
         closed[i] = True
-        attested.append(
-            f"case {i}: solver-attested branch and bound ({ev.method}, {rec.nodes} nodes, "
-            f"bound {rec.lower_bound:.6g})"
-        )
     open_cases = [i for i in range(n) if not closed[i]]
     if open_cases:
         reasons.append(f"bab: case(s) {open_cases} are not closed by the evidence")
@@ -362,8 +468,11 @@ def _check_transfer(
     source: Network | None,
     source_certificate: Certificate | None,
     outward: bool,
+    deadline: float | None,
     reasons: list[str],
     attested: list[str],
+    unchecked: list[str],
+    lows: _Lows,
 ) -> None:
 
     prop = cert.property
@@ -391,18 +500,21 @@ def _check_transfer(
     src_case: list[float | None] = list(ev.source_case_lower)
     src_rows = ev.source_row_lower
     if source_certificate is not None:
-        sub = check(source_certificate, source, outward=outward)
+        left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+        sub = check(source_certificate, source, outward=outward, time_limit=left)
         if not sub.ok:
             reasons.append(f"transfer: source certificate rejected: {sub.reasons[0]}")
             return
+        unchecked.extend(f"source: {u}" for u in sub.unchecked)
         if source_certificate.property != prop:
             reasons.append("transfer: source certificate is about a different property")
             return
         if source_certificate.verdict is not Verdict.VERIFIED:
             reasons.append("transfer: source certificate is not VERIFIED")
             return
-        real = source_certificate.case_lower_bounds()
-        real_rows = source_certificate.evidence.row_lower_bounds()
+        # what the check re-derived, never the source certificate's own claims
+        real = sub.case_lower
+        real_rows = sub.row_lower
         for i in range(n):
             c = src_case[i]
             r = real[i]
@@ -413,9 +525,8 @@ def _check_transfer(
                 )
                 return
             if src_rows is not None:
-                if real_rows is None or any(
-                    rr < cr - _tol(cr) for rr, cr in zip(real_rows[i], src_rows[i])
-                ):
+                rrow = real_rows[i] if i < len(real_rows) else None
+                if rrow is None or any(rr < cr - _tol(cr) for rr, cr in zip(rrow, src_rows[i])):
                     reasons.append(
                         f"transfer: case {i}: source row bounds not backed by the source "
                         "certificate"
@@ -423,10 +534,12 @@ def _check_transfer(
                     return
         attested.append("transfer: source certificate re-checked against the source network")
     else:
-        attested.append(
+        item = (
             "transfer: source margins taken from the embedded summary (source certificate "
             "not supplied)"
         )
+        attested.append(item)
+        unchecked.append(item)
     method = ev.delta_method if ev.delta_method in DIFF_METHODS else "best"
     for i, case in enumerate(prop.cases):
         if len(ev.delta_lower[i]) != case.n_rows:
@@ -463,6 +576,7 @@ def _check_transfer(
             f"case {i}: transferred ({ev.theorem}) bound {value:.6g} > 0 with Δ recomputed "
             f"({method})"
         )
+        lows.note(i, min(value, ev.case_lower[i]))
 
 
 _EXPECTED_VERDICT: dict[type, Verdict] = {
@@ -483,6 +597,8 @@ def check(
     source: Network | None = None,
     source_certificate: Certificate | None = None,
     onnx_replay: bool = True,
+    expected_property: Property | None = None,
+    time_limit: float | None = None,
 ) -> CheckReport:
     """Independently re-validate ``cert`` against ``network`` (see the module docstring).
 
@@ -493,6 +609,10 @@ def check(
         source: for transfer evidence, the source network (needed to recompute Δ).
         source_certificate: for transfer evidence, the source certificate (re-checked too).
         onnx_replay: replay counterexamples in onnxruntime for ONNX-loaded networks.
+        expected_property: when given, the certificate must be about exactly this property
+            (same cases, boxes, ``A`` and ``b``).
+        time_limit: seconds allowed for re-deriving proof trees (``None``: unlimited);
+            running out rejects.
 
     Returns:
         A :class:`CheckReport`; never raises for a wrong certificate (only for malformed
@@ -500,6 +620,8 @@ def check(
     """
     reasons: list[str] = []
     attested: list[str] = []
+    unchecked: list[str] = []
+    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
     if not isinstance(cert, Certificate):
         return CheckReport(False, [f"not a certificate: {type(cert).__name__}"], [])
     fp = network.fingerprint()
@@ -514,12 +636,24 @@ def check(
         )
     attested.append(f"network fingerprint {fp[:16]}... matches")
     prop = cert.property
+    if expected_property is not None:
+        if property_fingerprint(expected_property) != property_fingerprint(prop):
+            return CheckReport(
+                False,
+                [
+                    "the certificate is about a different property than the one given "
+                    "(its cases, boxes or output constraints differ)"
+                ],
+                attested,
+            )
+        attested.append("property matches the one given")
     if (prop.n_inputs, prop.n_outputs) != (network.n_inputs, network.n_outputs) or (
         cert.network.n_inputs,
         cert.network.n_outputs,
     ) != (network.n_inputs, network.n_outputs):
         return CheckReport(False, ["property/network sizes do not match the model"], attested)
     ev = cert.evidence
+    lows = _Lows(len(prop.cases))
     expected = _EXPECTED_VERDICT.get(type(ev))
     if expected is None:
         return CheckReport(False, [f"unknown evidence type {type(ev).__name__}"], attested)
@@ -542,15 +676,35 @@ def check(
                 need_positive=True,
                 reasons=reasons,
                 attested=attested,
+                lows=lows,
             )
         elif isinstance(ev, CounterexampleEvidence):
             _check_counterexample(
                 cert, ev, network, onnx_replay=onnx_replay, reasons=reasons, attested=attested
             )
         elif isinstance(ev, MilpEvidence):
-            _check_milp(ev, network, prop, outward=outward, reasons=reasons, attested=attested)
+            _check_milp(
+                ev,
+                network,
+                prop,
+                outward=outward,
+                deadline=deadline,
+                reasons=reasons,
+                attested=attested,
+                unchecked=unchecked,
+                lows=lows,
+            )
         elif isinstance(ev, BabEvidence):
-            _check_bab(ev, network, prop, outward=outward, reasons=reasons, attested=attested)
+            _check_bab(
+                ev,
+                network,
+                prop,
+                outward=outward,
+                deadline=deadline,
+                reasons=reasons,
+                attested=attested,
+                lows=lows,
+            )
         elif isinstance(ev, TransferEvidence):
             _check_transfer(
                 cert,
@@ -559,18 +713,31 @@ def check(
                 source=source,
                 source_certificate=source_certificate,
                 outward=outward,
+                deadline=deadline,
                 reasons=reasons,
                 attested=attested,
+                unchecked=unchecked,
+                lows=lows,
             )
         else:
             attested.append(f"verdict unknown ({ev.reason or 'no reason'}): nothing to check")
     except NncertError as err:
         reasons.append(f"{ev.kind}: could not be re-checked: {str(err).splitlines()[0]}")
-    return CheckReport(not reasons, reasons, attested)
+    ok = not reasons
+    return CheckReport(
+        ok,
+        reasons,
+        attested,
+        unchecked,
+        tuple(lows.case) if ok else (),
+        tuple(lows.rows) if ok else (),
+    )
 
 
 __all__ = [
+    "INDEPENDENT",
     "REPRODUCE_RTOL",
+    "SOLVER_ATTESTED",
     "CheckReport",
     "check",
     "recompute_rows",

@@ -1,9 +1,13 @@
 """``nncert check`` and ``nncert transfer`` (registered into :mod:`nncert.verify.cli`).
 
-``nncert check CERT MODEL [--source MODEL] [--json]``
-    Exit 0 when the certificate holds for MODEL, 1 when it is rejected, 3 when an input cannot
-    be read. One line on stdout says which (``certificate holds: ...`` or ``certificate
-    rejected: <first reason>``), followed by the attested items or the further reasons.
+``nncert check CERT MODEL [SPEC] [--source MODEL] [--source-certificate CERT] [--json]``
+    Exit 0 when the certificate holds for MODEL and every piece of it was re-derived
+    independently (bounds recomputed, proof trees re-derived, witnesses replayed), 6 when it
+    holds but some verdict rests on a solver's word (``"trust": "solver-attested"``), 1 when it
+    is rejected, 3 when an input cannot be read. With SPEC (a VNN-LIB file) the certificate
+    must also be about exactly that property. One line on stdout says which (``certificate
+    holds: ...`` or ``certificate rejected: <first reason>``), followed by the established
+    items or the further reasons.
 
 ``nncert transfer CERT --source A --target B [--certificate OUT] [--json] [--timeout S]``
     Exit 0 verified, 1 falsified, 2 unknown, 3 input error (including a source certificate the
@@ -30,9 +34,12 @@ from nncert.verify.cliutil import UsageError, model_file
 from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
 from nncert.verify.options import METHODS, VerifyOptions
+from nncert.verify.vnnlib import RelationalProperty
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
+#: ``nncert check``: the certificate holds, but some verdict rests on a solver's word
+EXIT_ATTESTED = 6
 
 
 def _load_model(path: str) -> Any:
@@ -54,28 +61,39 @@ def _cmd_check(args: argparse.Namespace) -> int:
     network = _load_model(args.model)
     source = None if args.source is None else _load_model(args.source)
     source_cert = None if args.source_certificate is None else _load_cert(args.source_certificate)
+    expected = None
+    if args.spec is not None:
+        expected = vcli.load_spec(args.spec)
+        if isinstance(expected, RelationalProperty):
+            raise UsageError(f"{args.spec}: a relational property has no certificate to check")
     report = check(
         cert,
         network,
         outward=not args.nearest,
         source=source,
         source_certificate=source_cert,
+        expected_property=expected,
+        time_limit=args.timeout,
     )
     if args.json:
         doc = {
             "ok": report.ok,
+            "trust": report.trust or None,
             "verdict": cert.verdict.value,
             "evidence": cert.evidence.kind,
             "fingerprint": cert.network.fingerprint,
             "reasons": report.reasons,
             "attested": report.attested,
+            "solver_attested": report.unchecked,
         }
         print(json.dumps(doc, allow_nan=False))
     else:
         print(_check_message(cert, report))
         for line in report.attested if report.ok else report.reasons[1:]:
             print(f"  {line}")
-    return EXIT_OK if report.ok else EXIT_REJECTED
+    if not report.ok:
+        return EXIT_REJECTED
+    return EXIT_OK if report.independent else EXIT_ATTESTED
 
 
 def _check_message(cert: Any, report: Any) -> str:
@@ -83,9 +101,14 @@ def _check_message(cert: Any, report: Any) -> str:
     if report.ok:
         if cert.evidence.kind == "none":
             return "certificate holds: it records an unknown verdict (nothing to prove)"
+        how = (
+            "every piece re-derived independently"
+            if report.independent
+            else f"solver-attested: {report.unchecked[0]}"
+        )
         return (
             f"certificate holds: the property is {cert.verdict.value} on this model "
-            f"({cert.evidence.kind} evidence)"
+            f"({cert.evidence.kind} evidence; {how})"
         )
     first = report.reasons[0] if report.reasons else "no reason given"
     more = len(report.reasons) - 1
@@ -114,6 +137,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         verify_fallback=not args.no_fallback,
         time_limit=args.timeout,
         options=options,
+        accept_attested=args.accept_attested,
     )
     if args.out:
         save_certificate(res.certificate, args.out)
@@ -140,18 +164,40 @@ def register(subparsers: Any) -> None:
     c = subparsers.add_parser(
         "check",
         help="independently re-check a certificate against a model",
-        description="Re-validate a JSON certificate against MODEL: fingerprint, counterexample "
-        "replay, bound re-propagation (outward-rounded IBP by default); MILP and branch-and-"
-        "bound proofs are reported as solver-attested. Exit 0 holds, 1 rejected, 3 input error.",
+        description="Re-validate a certificate against MODEL without trusting any solver: "
+        "network fingerprint, counterexample replay (float64 and onnxruntime), bounds "
+        "recomputed with every rounding error accounted for, branch-and-bound proof trees "
+        "re-derived leaf by leaf (LP leaves from their dual multipliers). A MILP verdict that "
+        "was not re-proved rests on the solver's word and is reported as solver-attested. "
+        "Exit codes: 0 holds and independently re-derived, 6 holds but solver-attested, "
+        "1 rejected, 3 input error.",
     )
-    c.add_argument("certificate", metavar="CERT", help="a certificate JSON file")
+    c.add_argument("certificate", metavar="CERT", help="a certificate file (.json or .json.gz)")
     c.add_argument("model", metavar="MODEL", help="an .onnx file, or example:NAME")
+    c.add_argument(
+        "spec",
+        metavar="SPEC",
+        nargs="?",
+        help="a VNN-LIB file: also confirm the certificate is about exactly this property",
+    )
     c.add_argument("--source", metavar="MODEL", help="source network of a transferred certificate")
     c.add_argument("--source-certificate", metavar="CERT", help="source certificate of a transfer")
     c.add_argument(
         "--nearest", action="store_true", help="recompute IBP in round-to-nearest arithmetic"
     )
-    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds for re-deriving proof trees; running out rejects (default: none)",
+    )
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object on stdout ("ok", "trust": "independent" | '
+        '"solver-attested" | null, "reasons", "attested", "solver_attested")',
+    )
     c.set_defaults(func=_cmd_check)
 
     t = subparsers.add_parser(
@@ -173,6 +219,12 @@ def register(subparsers: Any) -> None:
         "--delta", default="best", choices=DIFF_METHODS, help="difference bound (default best)"
     )
     t.add_argument("--no-fallback", action="store_true", help="do not verify the target directly")
+    t.add_argument(
+        "--accept-attested",
+        action="store_true",
+        help="carry a source certificate whose verdict rests on a solver's word (by default "
+        "only certificates the checker re-derives independently are carried: exit 3)",
+    )
     t.add_argument(
         "--verify-method", default="auto", choices=METHODS, help="method of the fallback"
     )

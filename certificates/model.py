@@ -32,11 +32,12 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 
 from nncert.verify.network import FloatArray, Network
+from nncert.verify.proof import ProofTree
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property
 
 #: Current schema version ``(major, minor)``; readers accept any ``minor`` of their ``major``.
-SCHEMA_VERSION: tuple[int, int] = (1, 0)
+SCHEMA_VERSION: tuple[int, int] = (2, 0)
 
 #: Methods whose per-case claims the checker re-derives by re-propagating bounds.
 BOUND_METHODS: tuple[str, ...] = ("ibp", "crown", "alpha-crown")
@@ -160,6 +161,8 @@ class MilpCase:
         objective: best primal value found (``None``: none).
         bound: proven dual bound (``None``: none; ``+inf`` when infeasible).
         gap: ``objective - bound`` when both are finite, else ``None``.
+        tree: a proof tree re-deriving the verdict without the solver (the project's own
+            search re-proved the case); ``None``: the case rests on the solver's word.
     """
 
     case_index: int
@@ -167,6 +170,7 @@ class MilpCase:
     objective: float | None
     bound: float | None
     gap: float | None = None
+    tree: ProofTree | None = None
 
 
 @dataclass(frozen=True)
@@ -224,20 +228,23 @@ class BabCase:
         status: ``"verified"``, ``"falsified"``, ``"timeout"``, ...
         lower_bound: proven lower bound of :math:`m_i^*` (``None``: none).
         nodes: nodes explored.
+        tree: the proof tree of a ``"verified"`` case (splits and what closes each leaf);
+            the checker re-derives it and needs it to accept the case.
     """
 
     case_index: int
     status: str
     lower_bound: float | None
     nodes: int = 0
+    tree: ProofTree | None = None
 
 
 @dataclass(frozen=True)
 class BabEvidence:
-    """Proof by branch and bound over input splits (sound bounds close every leaf).
+    """Proof by branch and bound (input splits or ReLU phase splits), one proof tree per case.
 
     Attributes:
-        method: the bounding/branching scheme, e.g. ``"input-split+crown"``.
+        method: the bounding/branching scheme: ``"input-split+crown"`` or ``"relu-split"``.
         nodes: total nodes explored.
         cases: per-case records (only for cases branch and bound ran on).
         presolve: bounds for every case computed before branch and bound (``None`` if none).

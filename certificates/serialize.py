@@ -4,7 +4,7 @@ Layout (``schema.json`` next to this module is the normative JSON Schema, draft 
 
     {
       "format": "nncert-certificate",
-      "schema_version": [1, 0],
+      "schema_version": [2, 0],
       "network":  {"fingerprint": "...", "n_inputs": 4, "n_outputs": 3, "name": "iris"},
       "property": {"name": "...", "label": 0, "fingerprint": "<sha256>",
                    "cases": [{"lower": ARRAY, "upper": ARRAY, "A": ARRAY, "b": ARRAY}, ...]},
@@ -22,15 +22,25 @@ Layout (``schema.json`` next to this module is the normative JSON Schema, draft 
   float64 values survive exactly.
 * ``schema_version`` is compared as an int tuple: a newer *major* version is rejected with
   :class:`CertificateSchemaError`; a newer *minor* version of the same major is read (unknown
-  keys are ignored).
+  keys are ignored). Major version 1 (before proof trees) is refused with a message that says
+  how to re-create the certificate.
+* Proof trees (``"tree"`` of a branch-and-bound or MILP case record) store their arrays packed:
+  ``{"dtype": "int64" | "int8" | "float64", "shape": [n], "encoding": "zlib+base64",
+  "data": "<base64 of the zlib-compressed little-endian bytes>"}``; decompression is capped
+  (``$NNCERT_MAX_DECOMPRESSED_BYTES``). A certificate file whose name ends in ``.gz`` is
+  written gzip-compressed; gzip files are recognised when read, whatever their name.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 import hashlib
 import json
 import math
 import os
+import zlib
 from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
@@ -59,7 +69,8 @@ from nncert.verify.errors import (
     CertificateSchemaError,
     InvalidPropertyError,
 )
-from nncert.verify.fileio import write_atomic
+from nncert.verify.fileio import max_decompressed_bytes, read_input, write_atomic
+from nncert.verify.proof import ProofTree
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Box, Property, UnsafeCase
 
@@ -113,6 +124,41 @@ def encode_value(obj: Any) -> Any:
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
+
+
+_PACKED_DTYPES = {"int64": "<i8", "int8": "i1", "float64": "<f8"}
+
+
+def encode_packed(value: Any, dtype: str) -> dict[str, Any]:
+    """A 1-d array packed as ``{"dtype", "shape", "encoding": "zlib+base64", "data"}``."""
+    arr = np.ascontiguousarray(np.asarray(value).reshape(-1), dtype=_PACKED_DTYPES[dtype])
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise CertificateError("cannot serialize non-finite values in a proof tree")
+    data = base64.b64encode(zlib.compress(arr.tobytes(), 6)).decode("ascii")
+    return {"dtype": dtype, "shape": [int(arr.size)], "encoding": "zlib+base64", "data": data}
+
+
+#: the dtype of each packed array of a proof tree
+_TREE_DTYPES = {
+    "parent": "int64",
+    "side": "int8",
+    "split": "int8",
+    "index": "int64",
+    "value": "float64",
+    "closed_by": "int8",
+    "param_start": "int64",
+    "param_len": "int64",
+    "params": "float64",
+}
+
+
+def encode_tree(tree: ProofTree) -> dict[str, Any]:
+    """A proof tree's document: ``nodes``, one packed array per field, and the ``recipe``."""
+    doc: dict[str, Any] = {"nodes": tree.n_nodes}
+    for name, dtype in _TREE_DTYPES.items():
+        doc[name] = encode_packed(getattr(tree, name), dtype)
+    doc["recipe"] = encode_value(dict(tree.recipe))
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,6 +241,54 @@ class _Reader:
         vals = [self.number(v, f"{where}.data[{k}]") for k, v in enumerate(data)]
         return np.array(vals, dtype=np.float64).reshape(shape)
 
+    def packed(self, value: Any, where: str, dtype: str) -> np.ndarray:
+        d = self.obj(value, where)
+        if d.get("dtype") != dtype:
+            raise self.fail(where, f"dtype must be {dtype!r}, got {d.get('dtype')!r}")
+        if d.get("encoding") != "zlib+base64":
+            raise self.fail(where, f"encoding must be 'zlib+base64', got {d.get('encoding')!r}")
+        shape = d.get("shape")
+        if not (
+            isinstance(shape, list)
+            and len(shape) == 1
+            and isinstance(shape[0], int)
+            and not isinstance(shape[0], bool)
+            and shape[0] >= 0
+        ):
+            raise self.fail(where, f"shape must be [n] with n >= 0, got {shape!r}")
+        data = d.get("data")
+        if not isinstance(data, str):
+            raise self.fail(where, "data must be a base64 string")
+        np_dtype = np.dtype(_PACKED_DTYPES[dtype])
+        need = shape[0] * np_dtype.itemsize
+        cap = max_decompressed_bytes()
+        if need > cap:
+            raise self.fail(where, f"{need} bytes exceed the decompression cap of {cap}")
+        try:
+            raw = base64.b64decode(data.encode("ascii"), validate=True)
+            dec = zlib.decompressobj()
+            out = dec.decompress(raw, need + 1)
+        except (binascii.Error, ValueError, zlib.error) as err:
+            raise self.fail(where, f"cannot decode packed data ({err})") from None
+        if len(out) != need or not dec.eof:
+            raise self.fail(where, f"packed data does not hold {shape[0]} {dtype} value(s)")
+        return np.frombuffer(out, dtype=np_dtype).copy()
+
+    def tree(self, value: Any, where: str) -> ProofTree:
+        d = self.obj(value, where)
+        n = self.int_(d, "nodes", where)
+        arrays = {
+            name: self.packed(self.get(d, name, where), f"{where}.{name}", dtype)
+            for name, dtype in _TREE_DTYPES.items()
+        }
+        for name, arr in arrays.items():
+            if name != "params" and arr.size != n:
+                raise self.fail(f"{where}.{name}", f"expected {n} entries, got {arr.size}")
+        if not np.all(np.isfinite(arrays["value"])) or not np.all(np.isfinite(arrays["params"])):
+            raise self.fail(where, "non-finite split points or parameters")
+        recipe = decode_value(self.obj(d.get("recipe", {}), f"{where}.recipe"))
+        return ProofTree(recipe=recipe, **arrays)
+
     def vector(self, value: Any, where: str) -> tuple[float, ...]:
         return tuple(float(v) for v in self.array(value, where, ndim=1))
 
@@ -247,6 +341,7 @@ def _evidence_doc(ev: Evidence) -> dict[str, Any]:
                     "objective": _opt_number(c.objective),
                     "bound": _opt_number(c.bound),
                     "gap": _opt_number(c.gap),
+                    "tree": None if c.tree is None else encode_tree(c.tree),
                 }
                 for c in ev.cases
             ],
@@ -263,6 +358,7 @@ def _evidence_doc(ev: Evidence) -> dict[str, Any]:
                     "status": c.status,
                     "lower_bound": _opt_number(c.lower_bound),
                     "nodes": int(c.nodes),
+                    "tree": None if c.tree is None else encode_tree(c.tree),
                 }
                 for c in ev.cases
             ],
@@ -394,6 +490,7 @@ def _read_milp(r: _Reader, d: dict[str, Any], where: str) -> MilpEvidence:
                 objective=r.opt_number(r.get(c, "objective", w), f"{w}.objective"),
                 bound=r.opt_number(r.get(c, "bound", w), f"{w}.bound"),
                 gap=r.opt_number(c.get("gap"), f"{w}.gap"),
+                tree=None if c.get("tree") is None else r.tree(c["tree"], f"{w}.tree"),
             )
         )
     pre = d.get("presolve")
@@ -417,6 +514,7 @@ def _read_bab(r: _Reader, d: dict[str, Any], where: str) -> BabEvidence:
                 status=r.str_(c, "status", w),
                 lower_bound=r.opt_number(r.get(c, "lower_bound", w), f"{w}.lower_bound"),
                 nodes=r.int_(c, "nodes", w),
+                tree=None if c.get("tree") is None else r.tree(c["tree"], f"{w}.tree"),
             )
         )
     pre = d.get("presolve")
@@ -517,8 +615,13 @@ def _read_version(r: _Reader, doc: dict[str, Any]) -> tuple[int, int]:
             f"version {version[0]}.{version[1]} is newer than the supported "
             f"{SCHEMA_VERSION[0]}.x; upgrade nncert",
         )
-    if version[0] < 1:
-        raise r.fail("$.schema_version", f"unsupported version {version[0]}.{version[1]}")
+    if version[0] < SCHEMA_VERSION[0]:
+        raise r.fail(
+            "$.schema_version",
+            f"version {version[0]}.{version[1]} predates proof certificates (schema "
+            f"{SCHEMA_VERSION[0]}.x) and is no longer accepted; re-create the certificate "
+            "with this nncert (nncert verify MODEL SPEC --certificate OUT)",
+        )
     return version
 
 
@@ -633,7 +736,11 @@ def save_certificate(cert: Certificate, path: str | os.PathLike[str]) -> None:
         CertificateError: the certificate cannot be serialized.
         OSError: the file cannot be written.
     """
-    write_atomic(path, to_json(cert) + "\n")
+    text = to_json(cert) + "\n"
+    if os.fspath(path).endswith(".gz"):
+        write_atomic(path, gzip.compress(text.encode("utf-8"), mtime=0))
+    else:
+        write_atomic(path, text)
 
 
 def load_certificate(path: str | os.PathLike[str]) -> Certificate:
@@ -645,9 +752,10 @@ def load_certificate(path: str | os.PathLike[str]) -> Certificate:
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
-    except OSError as err:
-        raise CertificateError(f"{p}: cannot read certificate ({err.strerror or err})") from err
+        data, _ = read_input(p, error=CertificateError)
+    except CertificateError as err:
+        msg = str(err).splitlines()[0]
+        raise CertificateError(msg.replace("cannot read file", "cannot read certificate")) from err
     return from_json(data, source=str(p))
 
 
@@ -666,6 +774,8 @@ __all__ = [
     "decode_value",
     "encode_array",
     "encode_number",
+    "encode_packed",
+    "encode_tree",
     "encode_value",
     "from_document",
     "from_json",

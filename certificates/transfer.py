@@ -184,6 +184,7 @@ def transfer(
     verify_fallback: bool = True,
     time_limit: float | None = None,
     options: Any = None,
+    accept_attested: bool = False,
 ) -> TransferResult:
     """Transfer ``cert`` (about ``source``) to ``target`` (see the module docstring).
 
@@ -196,13 +197,16 @@ def transfer(
         verify_fallback: when the transfer fails, verify ``target`` directly.
         time_limit: seconds for the fallback verification (overrides ``options``).
         options: :class:`~nncert.verify.options.VerifyOptions` (or a mapping) for the fallback.
+        accept_attested: accept a source certificate whose verdict rests on a solver's word
+            (by default only independently re-derived certificates are carried).
 
     Returns:
         A :class:`TransferResult`. ``transferred`` is ``True`` only when the verdict came from
         the source certificate.
 
     Raises:
-        TransferError: ``cert`` is not about ``source`` or is rejected by the checker.
+        TransferError: ``cert`` is not about ``source``, is rejected by the checker, or is
+            solver-attested and ``accept_attested`` is false.
         InvalidPropertyError: the property does not fit ``target``.
         InvalidOptionsError: unknown ``method`` or options.
     """
@@ -218,6 +222,12 @@ def transfer(
     report = check(cert, source)
     if not report.ok:
         raise TransferError(f"transfer: source certificate rejected: {report.reasons[0]}")
+    if not report.independent and not accept_attested:
+        raise TransferError(
+            "transfer: the source certificate's verdict rests on a solver's word "
+            f"({report.unchecked[0]}); re-create it with a checkable proof, or accept it "
+            "with --accept-attested"
+        )
     base_opts: dict[str, Any] = {"delta_method": method, "source": source.fingerprint()}
     delta: tuple[tuple[float, ...], ...] | None = None
     hint: np.ndarray | None = None
@@ -230,8 +240,13 @@ def transfer(
         except TransferError as err:
             reason = f"difference bounds unavailable: {err}"
         else:
-            src_case = cert.case_lower_bounds()
-            src_rows = cert.evidence.row_lower_bounds()
+            # the margins the checker re-derived (never the certificate's own claims)
+            src_case = report.case_lower
+            src_rows = (
+                None
+                if any(r is None for r in report.row_lower)
+                else tuple(r for r in report.row_lower if r is not None)
+            )
             values = [
                 transferred_case_bound(
                     src_case[i] if i < len(src_case) else None,
@@ -324,8 +339,13 @@ def transfer(
         elapsed = time.perf_counter() - t0
         lows: tuple[float | None, ...] = ()
         if delta is not None:
-            src_case = cert.case_lower_bounds()
-            src_rows = cert.evidence.row_lower_bounds()
+            # the margins the checker re-derived (never the certificate's own claims)
+            src_case = report.case_lower
+            src_rows = (
+                None
+                if any(r is None for r in report.row_lower)
+                else tuple(r for r in report.row_lower if r is not None)
+            )
             vals = [
                 transferred_case_bound(
                     src_case[i] if i < len(src_case) else None,

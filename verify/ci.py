@@ -41,8 +41,12 @@ regression check). Unknown keys anywhere are errors with a did-you-mean suggesti
 :func:`run_manifest` verifies each (model, property) pair, serving it from a
 :class:`~nncert.verify.cache.CertificateCache` when an entry with the same key (network
 fingerprint, property fingerprint, config hash) exists *and* re-checks with
-:func:`nncert.certificates.check`. Only verified and falsified results are cached (an unknown
-result is re-tried next time). Outputs in ``out_dir``: ``report.json``, ``junit.xml``,
+:func:`nncert.certificates.check` (the same independent checker as ``nncert check``, with the
+property confirmed too). A cached certificate the checker rejects is reported
+(``cache_rejected`` in the report, a line in the progress output) and the property is verified
+afresh; one whose verdict rests on a solver's word (trust ``"solver-attested"``) is not served
+unless ``accept_attested`` (``--accept-attested``). Only verified and falsified results are
+cached (an unknown result is re-tried next time). Outputs in ``out_dir``: ``report.json``, ``junit.xml``,
 ``summary.md`` (also appended to ``$GITHUB_STEP_SUMMARY``) and ``certificates/<id>.json``.
 
 The properties that the cache does not serve are verified in this process (``--jobs 1``), on a
@@ -513,6 +517,8 @@ class Outcome:
         network_fingerprint: the network's fingerprint.
         property_fingerprint: the property's fingerprint.
         error: an error message.
+        cache_rejected: why a cached certificate for this property was not served (the
+            checker rejected it, or it is solver-attested); ``None``: no such entry.
     """
 
     verdict: str
@@ -525,6 +531,7 @@ class Outcome:
     network_fingerprint: str
     property_fingerprint: str
     error: str | None = None
+    cache_rejected: str | None = None
 
 
 def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
@@ -533,22 +540,30 @@ def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
     return verify(network, prop, options)
 
 
-def _from_cache(cache: Any, key: str, network: Any) -> tuple[Any, float] | None:
-
+def _from_cache(
+    cache: Any, key: str, network: Any, prop: Any, *, accept_attested: bool = False
+) -> tuple[Any, float] | str | None:
+    """A re-checked cached certificate and the seconds the check took; or why the entry was
+    refused (it is discarded); ``None`` when there is no entry."""
     cert = cache.get(key)
     if cert is None:
         return None
     t0 = time.perf_counter()
+    why = ""
     try:
-        report = check(cert, network)
-        ok = bool(getattr(report, "ok", report))
-    except Exception as err:
-        logger.warning("cache entry %s failed to check: %s", key[:16], err)
-        ok = False
-    if not ok or cert.verdict.value not in ("verified", "falsified"):
-        logger.warning("cache entry %s rejected by the checker; re-verifying", key[:16])
+        report = check(cert, network, expected_property=prop)
+        if not report.ok:
+            why = f"rejected by the checker: {report.reasons[0]}"
+        elif not report.independent and not accept_attested:
+            why = f"solver-attested ({report.unchecked[0]}); pass --accept-attested to serve it"
+    except Exception as err:  # a cache entry must never break a run
+        why = f"rejected by the checker: {type(err).__name__}: {err}"
+    if not why and cert.verdict.value not in ("verified", "falsified"):
+        why = f"rejected: records verdict {cert.verdict.value}"
+    if why:
+        logger.warning("cache entry %s %s; re-verifying", key[:16], why)
         cache.discard(key)
-        return None
+        return why
     return cert, time.perf_counter() - t0
 
 
@@ -588,6 +603,7 @@ def certify_property(
     timeout: float | None = None,
     cache: Any = None,
     meta: Mapping[str, Any] | None = None,
+    accept_attested: bool = False,
 ) -> Outcome:
     """Verify one property, serving it from ``cache`` when a re-checked certificate exists.
 
@@ -598,6 +614,7 @@ def certify_property(
         timeout: seconds (``None``: the options' time limit).
         cache: a :class:`~nncert.verify.cache.CertificateCache` or ``None``.
         meta: extra fields for the cache index entry (e.g. the property id).
+        accept_attested: serve cached certificates whose verdict rests on a solver's word.
 
     Returns:
         The :class:`Outcome`.
@@ -611,15 +628,18 @@ def certify_property(
     if timeout is not None:
         opts = dataclasses.replace(opts, time_limit=float(timeout))
     key, fps = _keys(network, prop, config_hash(opts))
+    refused = None
     if cache is not None:
-        hit = _from_cache(cache, key, network)
-        if hit is not None:
+        hit = _from_cache(cache, key, network, prop, accept_attested=accept_attested)
+        if isinstance(hit, tuple):
             cert, dt = hit
             return Outcome(
                 cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
             )
+        refused = hit
     result = _verify_worker(network, prop, opts)
-    return _finish(network, prop, result, opts, cache, key, fps, dict(meta or {}))
+    out = _finish(network, prop, result, opts, cache, key, fps, dict(meta or {}))
+    return dataclasses.replace(out, cache_rejected=refused)
 
 
 # --------------------------------------------------------------------------------------------
@@ -679,6 +699,7 @@ def _report_entry(
         previous_verdict=prev,
         regression=prev == "verified" and out.verdict in ("unknown", "falsified"),
         error=out.error,
+        cache_rejected=out.cache_rejected,
     )
 
 
@@ -727,6 +748,7 @@ def run_manifest(
     progress: Callable[[str], None] | None = None,
     executor: str | None = None,
     address: str | None = None,
+    accept_attested: bool = False,
 ) -> Report:
     """Certify every (model, property) pair of a manifest and write the reports.
 
@@ -747,6 +769,8 @@ def run_manifest(
             cache and reports are written here, so they do not depend on the executor.
         address: an existing Dask cluster: scheduler address or scheduler file (see
             :func:`nncert.verify.executors.make_executor`).
+        accept_attested: serve cached certificates whose verdict rests on a solver's word
+            (by default only independently re-derived ones are served).
 
     Returns:
         The :class:`Report` (also written to ``out_dir``).
@@ -794,20 +818,27 @@ def run_manifest(
         if progress is not None:
             o = outcomes[i]
             tag = " (cached)" if o.cached else ""
+            if o.cache_rejected:
+                tag = f" (cached certificate {o.cache_rejected}; re-verified)"
             progress(f"{o.verdict:9s} {job_list[i].id} {o.time:.2f}s{tag}")
 
     # 1. cache hits first (cheap), 2. the rest within the budgets
     todo: list[int] = []
+    refused: dict[int, str] = {}
     for i, job in enumerate(job_list):
         key, fps = _keys(job.network, job.prop, config)
-        hit = _from_cache(cache, key, job.network) if cache is not None else None
-        if hit is not None:
+        hit = None
+        if cache is not None:
+            hit = _from_cache(cache, key, job.network, job.prop, accept_attested=accept_attested)
+        if isinstance(hit, tuple):
             cert, dt = hit
             outcomes[i] = Outcome(
                 cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
             )
             note(i)
         else:
+            if hit is not None:
+                refused[i] = hit
             todo.append(i)
 
     def options_for(job: Job) -> Any | None:
@@ -820,8 +851,9 @@ def run_manifest(
     def finish(i: int, result: Any, opts: Any) -> None:
         job = job_list[i]
         key, fps = _keys(job.network, job.prop, config)
-        outcomes[i] = _finish(
-            job.network, job.prop, result, opts, cache, key, fps, {"property": job.id}
+        outcomes[i] = dataclasses.replace(
+            _finish(job.network, job.prop, result, opts, cache, key, fps, {"property": job.id}),
+            cache_rejected=refused.get(i),
         )
         note(i)
 
@@ -941,6 +973,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         progress=say,
         executor=executor,
         address=args.address,
+        accept_attested=args.accept_attested,
     )
     s = report.summary()
     if args.json:
@@ -1007,6 +1040,13 @@ def register(subparsers: Any) -> None:
         help="an existing Dask cluster: scheduler address (tcp://HOST:8786) or the JSON file "
         "of `dask scheduler --scheduler-file`; exit 3 when nothing answers within "
         f"{CONNECT_TIMEOUT:g} s",
+    )
+    p.add_argument(
+        "--accept-attested",
+        action="store_true",
+        help="serve cached certificates whose verdict rests on a solver's word (by default "
+        "only certificates the checker re-derives independently are served; others are "
+        "re-verified)",
     )
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.add_argument("--quiet", action="store_true", help="no per-property lines")

@@ -107,6 +107,29 @@ class ProofTree:
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "recipe", dict(self.recipe))
 
+    #: the array fields, in storage order
+    ARRAYS = (
+        "parent",
+        "side",
+        "split",
+        "index",
+        "value",
+        "closed_by",
+        "param_start",
+        "param_len",
+        "params",
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProofTree):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self, a), getattr(other, a)) for a in self.ARRAYS
+        ) and dict(self.recipe) == dict(other.recipe)
+
+    def __hash__(self) -> int:
+        return hash((self.parent.tobytes(), self.split.tobytes(), self.value.tobytes()))
+
     @property
     def n_nodes(self) -> int:
         """Number of nodes."""

@@ -82,6 +82,8 @@ class PropertyReport:
         previous_verdict: the verdict of the previous run (``None`` if unknown).
         regression: previously verified, now unknown or falsified.
         error: the error message when ``verdict == "error"``.
+        cache_rejected: why a cached certificate was not served (rejected by the checker, or
+            solver-attested), the property then being verified afresh; ``None``: not so.
     """
 
     id: str
@@ -104,6 +106,7 @@ class PropertyReport:
     previous_verdict: str | None = None
     regression: bool = False
     error: str | None = None
+    cache_rejected: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary."""

@@ -19,9 +19,12 @@ from nncert.certificates import (
 from nncert.certificates.build import bound_evidence
 from nncert.verify.network import Dense, Network, ReLU
 from nncert.verify.pipeline import verify
+from nncert.verify.proof import CLOSED_BY_BOUND, ProofRecorder, ProofTree
 from nncert.verify.spec import Box, Property, UnsafeCase, robustness_property
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "certificates" / "v1_0"
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "certificates" / "v2_0"
+#: certificates of schema 1.0 (before proof trees): refused with a clear message
+OLD_GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "certificates" / "v1_0"
 
 
 def random_network(
@@ -101,12 +104,22 @@ def milp_cert(net: Network, prop: Property) -> Certificate:
     return replace(cert, evidence=ev)
 
 
+def root_tree(method: str = "crown") -> ProofTree:
+    """A one-node proof tree: the root closed by a bound (genuine when ``method`` proves it)."""
+    rec = ProofRecorder({"intermediate": method})
+    rec.close(rec.root(), CLOSED_BY_BOUND)
+    return rec.tree()
+
+
 def bab_cert(net: Network, prop: Property) -> Certificate:
-    """A synthetic branch-and-bound certificate."""
+    """A branch-and-bound certificate whose proof trees are single leaves closed by CROWN
+    (genuine when CROWN proves every case)."""
     cert = verified_cert(net, prop, "crown")
     pre = bound_evidence(net, prop, "crown")
-    cases = tuple(BabCase(i, "verified", float(v), 3) for i, v in enumerate(pre.case_lower))
-    return replace(cert, evidence=BabEvidence("input-split+crown", 3 * len(cases), cases, None))
+    cases = tuple(
+        BabCase(i, "verified", float(v), 1, root_tree()) for i, v in enumerate(pre.case_lower)
+    )
+    return replace(cert, evidence=BabEvidence("input-split+crown", len(cases), cases, None))
 
 
 def two_row_property(net: Network, x0: Any, eps: float) -> Property:

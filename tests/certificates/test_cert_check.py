@@ -53,10 +53,12 @@ def test_honest_certificates_hold() -> None:
     assert check(IBP, NET, outward=False).ok
 
 
-def test_milp_and_bab_evidence_is_reported_as_solver_attested() -> None:
-    for cert in (milp_cert(NET, PROP), bab_cert(NET, PROP)):
-        report = check(cert, NET)
-        assert report.ok, report.reasons
+def test_milp_evidence_is_solver_attested_and_proof_trees_are_independent() -> None:
+    milp = check(milp_cert(NET, PROP), NET)
+    assert milp.ok, milp.reasons
+    bab = check(bab_cert(NET, PROP), NET)
+    assert bab.ok and bab.trust == "independent", bab.reasons
+    assert any("proof tree re-derived" in a for a in bab.attested)
 
 
 def test_milp_solver_attestation_when_presolve_does_not_close() -> None:
@@ -69,6 +71,7 @@ def test_milp_solver_attestation_when_presolve_does_not_close() -> None:
     cert2 = replace(cert, evidence=replace(ev, presolve=None))
     report = check(cert2, net)
     assert report.ok and any("solver-attested" in a for a in report.attested)
+    assert report.trust == "solver-attested" and not report.independent
     # a non-exact solver proves nothing
     assert not check(replace(cert, evidence=replace(ev, presolve=None, exact=False)), net).ok
     # a dual bound at the tolerance proves nothing
@@ -79,12 +82,23 @@ def test_milp_solver_attestation_when_presolve_does_not_close() -> None:
     assert not check(replace(cert2, evidence=replace(ev, presolve=None, cases=bad)), net).ok
 
 
-def test_bab_evidence_needs_positive_bounds() -> None:
+def test_bab_evidence_needs_proof_trees_and_never_trusts_a_claimed_margin() -> None:
     cert = bab_cert(NET, PROP)
     ev = cert.evidence
     assert isinstance(ev, BabEvidence)
-    bad = tuple(replace(c, lower_bound=-0.1) for c in ev.cases)
-    assert not check(replace(cert, evidence=replace(ev, cases=bad)), NET).ok
+    genuine = check(cert, NET)
+    assert genuine.ok
+    no_tree = tuple(replace(c, tree=None) for c in ev.cases)
+    r = check(replace(cert, evidence=replace(ev, cases=no_tree)), NET)
+    assert not r.ok and "no proof tree" in r.reasons[0]
+    not_verified = tuple(replace(c, status="timeout") for c in ev.cases)
+    assert not check(replace(cert, evidence=replace(ev, cases=not_verified)), NET).ok
+    # an inflated margin is accepted only as what the tree re-derives (transfer uses that)
+    inflated = tuple(replace(c, lower_bound=100.0) for c in ev.cases)
+    r2 = check(replace(cert, evidence=replace(ev, cases=inflated)), NET)
+    assert r2.ok
+    for got, want in zip(r2.case_lower, genuine.case_lower):
+        assert got is not None and want is not None and got <= want + 1e-12 and got < 100.0
 
 
 # --------------------------------------------------------------------------------------------

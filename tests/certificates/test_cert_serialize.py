@@ -6,12 +6,14 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import numpy as np
 import pytest
 from cert_helpers import (
     GOLDEN_DIR,
+    OLD_GOLDEN_DIR,
     bab_cert,
     golden_network,
     golden_pruned,
@@ -124,19 +126,54 @@ def test_non_standard_tokens_are_rejected(token: str) -> None:
 
 def test_newer_major_version_is_rejected() -> None:
     doc = json.loads(to_json(KINDS["bound"]))
-    doc["schema_version"] = [2, 0]
-    with pytest.raises(CertificateSchemaError, match=r"2\.0 is newer"):
+    doc["schema_version"] = [3, 0]
+    with pytest.raises(CertificateSchemaError, match=r"3\.0 is newer"):
         from_json(json.dumps(doc), source="future.json")
 
 
 def test_versions_compare_as_int_tuples() -> None:
     doc = json.loads(to_json(KINDS["bound"]))
-    doc["schema_version"] = [1, 10]  # a newer minor: readable ("1.10" > "1.9" as ints)
+    doc["schema_version"] = [2, 10]  # a newer minor: readable ("2.10" > "2.9" as ints)
     doc["some_future_field"] = {"x": 1}
-    assert from_json(json.dumps(doc)).schema_version == (1, 10)
+    assert from_json(json.dumps(doc)).schema_version == (2, 10)
     doc["schema_version"] = [10, 0]  # "10.0" < "2.0" as strings, but newer as ints
     with pytest.raises(CertificateSchemaError, match="newer"):
         from_json(json.dumps(doc))
+
+
+@pytest.mark.parametrize("path", sorted(OLD_GOLDEN_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_certificates_before_proof_trees_are_refused_with_a_clear_message(path: Path) -> None:
+    with pytest.raises(CertificateSchemaError) as info:
+        load_certificate(path)
+    msg = str(info.value)
+    assert "\n" not in msg and path.name in msg
+    assert "1.0 predates proof certificates" in msg and "re-create" in msg
+
+
+def test_gzip_certificates_round_trip(tmp_path: Path) -> None:
+    cert = KINDS["bab"]
+    gz = tmp_path / "cert.json.gz"
+    save_certificate(cert, gz)
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"
+    assert load_certificate(gz) == cert
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: t.update(data="!!!"), "cannot decode packed data"),
+        (lambda t: t.update(shape=[5]), "does not hold 5"),
+        (lambda t: t.update(dtype="float64"), "dtype must be 'int64'"),
+        (lambda t: t.update(shape=[10**12]), "exceed the decompression cap"),
+        (lambda t: t.update(encoding="raw"), "encoding must be"),
+    ],
+)
+def test_corrupt_proof_trees_are_schema_errors(edit: Any, match: str) -> None:
+    doc = json.loads(to_json(KINDS["bab"]))
+    edit(doc["evidence"]["cases"][0]["tree"]["parent"])
+    with pytest.raises(CertificateSchemaError, match=match) as info:
+        from_json(json.dumps(doc), source="forged.json")
+    assert "forged.json: $.evidence.cases[0].tree.parent" in str(info.value)
 
 
 def test_corrupt_and_missing_files_name_the_file(tmp_path: Path) -> None:
@@ -192,7 +229,7 @@ def test_golden_files_exist_for_every_evidence_kind() -> None:
 def test_golden_files_keep_loading(path: Path) -> None:
     VALIDATOR.validate(json.loads(path.read_text()))
     cert = load_certificate(path)
-    assert cert.schema_version == (1, 0)
+    assert cert.schema_version == (2, 0)
     assert from_json(to_json(cert)) == cert
     src = golden_network()
     if cert.evidence.kind == "transfer":

@@ -1,9 +1,11 @@
-"""Regenerate the v1.0 golden certificates (run once per schema version; commit the output).
+"""Write the golden certificates of the current schema version (run once per schema major
+version; commit the output into ``v<major>_<minor>/``).
 
-    /work/venv/bin/python tests/data/certificates/make_v1_0.py
+    python tests/data/certificates/make_golden.py
 
-The files must keep loading forever (tests/certificates/test_cert_serialize.py); never
-regenerate them for a released version.
+The files of the current major version must keep loading (tests/certificates/
+test_cert_serialize.py); never regenerate them for a released version. ``v1_0/`` holds the
+certificates of schema 1.0 (before proof trees), which are refused with a clear message.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cert_helpers import (  # noqa: E402
 )
 
 from nncert.certificates import NoEvidence, Provenance, save_certificate, transfer  # noqa: E402
+from nncert.certificates.model import SCHEMA_VERSION  # noqa: E402
 from nncert.verify.result import Verdict  # noqa: E402
 
 PROV = Provenance(
@@ -42,7 +45,7 @@ PROV = Provenance(
 
 
 def main() -> None:
-    out = HERE / "v1_0"
+    out = HERE / f"v{SCHEMA_VERSION[0]}_{SCHEMA_VERSION[1]}"
     out.mkdir(exist_ok=True)
     net = golden_network()
     x0 = [0.3, 0.6]
