@@ -7,9 +7,12 @@ into a :class:`~nncert.certificates.model.Certificate`:
 result                    evidence
 ========================  ====================================================================
 VERIFIED by ibp/crown     :class:`BoundEvidence`, row bounds recomputed with the same method
-VERIFIED by milp          :class:`MilpEvidence` from ``result.stats["milp"]`` plus the bound
-                          presolve (cases closed by CROWN before the MILP ran)
-VERIFIED by bab           :class:`BabEvidence` from ``result.stats["bab"]`` plus the presolve
+VERIFIED by bab/relu_bab  :class:`BabEvidence`: the bound presolve plus, for every other case,
+                          the search's proof tree (``result.proofs``)
+VERIFIED by milp, ...     :class:`MilpEvidence` from the solver's records plus the presolve;
+                          cases closed by a search carry its tree, and with ``reprove_time``
+                          the others are re-proved by the project's own search so that they
+                          carry one too (else they rest on the solver's word)
 FALSIFIED                 :class:`CounterexampleEvidence` from ``result.counterexample``
 UNKNOWN                   :class:`NoEvidence` with the partial per-case bounds
 ========================  ====================================================================
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,11 +46,15 @@ from nncert.certificates.model import (
     NoEvidence,
     Provenance,
 )
+from nncert.verify.bab import BabOptions, bab_verify
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import CertificateError
 from nncert.verify.network import Network
-from nncert.verify.result import Verdict, VerificationResult
-from nncert.verify.spec import Property
+from nncert.verify.options import VerifyOptions
+from nncert.verify.proof import ProofTree
+from nncert.verify.relu_bab import relu_bab_case
+from nncert.verify.result import CaseContext, Verdict, VerificationResult
+from nncert.verify.spec import Property, UnsafeCase
 
 if TYPE_CHECKING:
     from nncert.verify.bounds import BoundMethod
@@ -150,7 +158,7 @@ def _milp_evidence(
 #: lower_bound) are stored as exact-solver evidence: their pipeline stage closes a case only
 #: on an exact solve of a sound formulation (Benders with an exact master, Model 2's sound
 #: over-approximation, window bounds from dual bounds)
-PLUGIN_METHODS = ("benders", "model2", "window", "relu_bab")
+PLUGIN_METHODS = ("benders", "model2", "window")
 
 
 def _plugin_evidence(
@@ -171,27 +179,100 @@ def _plugin_evidence(
     )
 
 
-def _bab_evidence(result: VerificationResult, presolve: BoundEvidence) -> BabEvidence:
-    recs: list[BabCase] = []
+def _bab_evidence(result: VerificationResult, presolve: BoundEvidence, search: str) -> BabEvidence:
+    recs: dict[int, BabCase] = {}
     for rec in result.stats.get("bab", []):
-        recs.append(
-            BabCase(
-                int(rec["case"]),
-                str(rec.get("status", "")),
-                _opt(rec.get("lower_bound")),
-                int(rec.get("nodes") or 0),
-            )
+        i = int(rec["case"])
+        recs[i] = BabCase(
+            i,
+            str(rec.get("status", "")),
+            _opt(rec.get("lower_bound")),
+            int(rec.get("nodes") or 0),
+            result.proofs.get(i),
         )
+    for rec in result.stats.get("relu_bab", []):
+        i = int(rec["case"])
+        recs[i] = BabCase(
+            i,
+            str(rec.get("status", "")),
+            _opt(rec.get("lower_bound")),
+            int(rec.get("nodes") or 0),
+            result.proofs.get(i),
+        )
+    cases = tuple(recs[i] for i in sorted(recs))
     return BabEvidence(
-        method="input-split+crown",
-        nodes=sum(r.nodes for r in recs),
-        cases=tuple(recs),
-        presolve=presolve,
+        method=search, nodes=sum(r.nodes for r in cases), cases=cases, presolve=presolve
     )
 
 
+#: re-proving a MILP's verdict: input splits when the input has at most this many dimensions
+REPROVE_INPUT_DIMS = 8
+
+
+def reprove_case(
+    network: Network, case: UnsafeCase, index: int, time_limit: float
+) -> ProofTree | None:
+    r"""Re-prove that ``case`` is unreachable with the project's own search, for its tree.
+
+    Input-split branch and bound for inputs of at most :data:`REPROVE_INPUT_DIMS` dimensions,
+    else ReLU-phase branch and bound for ReLU networks. ``None`` when neither applies or the
+    search does not finish within ``time_limit`` seconds.
+    """
+    if time_limit <= 0.05:
+        return None
+    deadline = time.perf_counter() + time_limit
+    if network.n_inputs <= REPROVE_INPUT_DIMS:
+        res = bab_verify(
+            network,
+            Property((case,)),
+            time_limit=time_limit,
+            options=BabOptions(attack_budget_s=0.0),
+        )
+        trees = res.stats.get("proofs", [])
+        if res.verdict is Verdict.VERIFIED and trees and trees[0] is not None:
+            return cast(ProofTree, trees[0])
+        return None
+    ctx = CaseContext(
+        options=VerifyOptions(time_limit=time_limit),
+        deadline=deadline,
+        rng=np.random.default_rng(0),
+        progress=None,
+        case_index=index,
+        best_x=None,
+    )
+    out = relu_bab_case(network, case, ctx)
+    return out.proof if out.status == "verified" else None
+
+
+def _with_trees(
+    ev: MilpEvidence,
+    network: Network,
+    prop: Property,
+    result: VerificationResult,
+    reprove_time: float | None,
+) -> MilpEvidence:
+    """Attach the search trees of ``result`` and (within ``reprove_time``) re-proofs to the
+    MILP records of cases the presolve does not close."""
+    deadline = None if reprove_time is None else time.perf_counter() + reprove_time
+    assert ev.presolve is not None
+    pre = ev.presolve.case_lower
+    cases: list[MilpCase] = []
+    for rec in ev.cases:
+        i = rec.case_index
+        tree = result.proofs.get(i)
+        if tree is None and deadline is not None and not pre[i] > 0.0 and rec.tree is None:
+            left = deadline - time.perf_counter()
+            tree = reprove_case(network, prop.cases[i], i, left)
+        cases.append(dataclasses.replace(rec, tree=tree) if tree is not None else rec)
+    return dataclasses.replace(ev, cases=tuple(cases))
+
+
 def _verified_evidence(
-    network: Network, prop: Property, result: VerificationResult, opts: dict[str, Any]
+    network: Network,
+    prop: Property,
+    result: VerificationResult,
+    opts: dict[str, Any],
+    reprove_time: float | None = None,
 ) -> Evidence:
     method = result.method
     bound_method = "ibp" if method == "ibp" else "crown"
@@ -207,12 +288,37 @@ def _verified_evidence(
             )
         return presolve
     ev: MilpEvidence | BabEvidence
-    if method == "milp":
-        ev = _milp_evidence(result, presolve, opts)
-    elif method == "bab":
-        ev = _bab_evidence(result, presolve)
+    if method in ("bab", "relu_bab"):
+        search = "input-split+crown" if method == "bab" else "relu-split"
+        ev = _bab_evidence(result, presolve, search)
+        untreed = [
+            r
+            for r in ev.cases
+            if r.status == "verified"
+            and r.tree is None
+            and not presolve.case_lower[r.case_index] > 0
+        ]
+        if untreed:
+            # some leaves were closed by a solver (e.g. a leaf MILP): the search's verdict
+            # rests on the solver's word unless the case is re-proved
+            recs = tuple(
+                MilpCase(r.case_index, "optimal", None, r.lower_bound, None, r.tree)
+                for r in ev.cases
+                if r.status == "verified"
+            )
+            solver = result.solver or str(opts.get("solver", "highs"))
+            attested = MilpEvidence(
+                f"{method}/{solver}", True, recs, float(opts.get("milp_tolerance", 1e-6)), presolve
+            )
+            ev = _with_trees(attested, network, prop, result, reprove_time)
+    elif method == "milp":
+        ev = _with_trees(
+            _milp_evidence(result, presolve, opts), network, prop, result, reprove_time
+        )
     elif method in PLUGIN_METHODS:
-        ev = _plugin_evidence(result, presolve, opts, method)
+        ev = _with_trees(
+            _plugin_evidence(result, presolve, opts, method), network, prop, result, reprove_time
+        )
     else:
         raise CertificateError(
             f"cannot build evidence for a VERIFIED result decided by method {method!r}"
@@ -254,6 +360,7 @@ def certificate_from_result(
     result: VerificationResult,
     *,
     options: Any = None,
+    reprove_time: float | None = None,
 ) -> Certificate:
     """Build the certificate of ``result`` (any verdict) for ``prop`` on ``network``.
 
@@ -263,6 +370,9 @@ def certificate_from_result(
         result: what :func:`nncert.verify.verify` returned for them.
         options: the options used (a :class:`VerifyOptions`, a mapping or ``None``); recorded
             in the provenance.
+        reprove_time: seconds for re-proving, with the project's own search, the cases a
+            solver closed without a proof tree (``None``: no re-proof; such cases are
+            solver-attested).
 
     Returns:
         The :class:`Certificate`; :func:`nncert.certificates.check` accepts it for ``network``.
@@ -276,7 +386,7 @@ def certificate_from_result(
     opts = options_dict(options)
     evidence: Evidence
     if result.verdict is Verdict.VERIFIED:
-        evidence = _verified_evidence(network, prop, result, opts)
+        evidence = _verified_evidence(network, prop, result, opts, reprove_time)
     elif result.verdict is Verdict.FALSIFIED:
         cex = result.counterexample
         if cex is None:

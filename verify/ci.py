@@ -46,8 +46,9 @@ property confirmed too). A cached certificate the checker rejects is reported
 (``cache_rejected`` in the report, a line in the progress output) and the property is verified
 afresh; one whose verdict rests on a solver's word (trust ``"solver-attested"``) is not served
 unless ``accept_attested`` (``--accept-attested``). Only verified and falsified results are
-cached (an unknown result is re-tried next time). Outputs in ``out_dir``: ``report.json``, ``junit.xml``,
-``summary.md`` (also appended to ``$GITHUB_STEP_SUMMARY``) and ``certificates/<id>.json``.
+cached (an unknown result is re-tried next time). Outputs in ``out_dir``: ``report.json``,
+``junit.xml``, ``summary.md`` (also appended to ``$GITHUB_STEP_SUMMARY``) and
+``certificates/<id>.json``.
 
 The properties that the cache does not serve are verified in this process (``--jobs 1``), on a
 local process pool (``--jobs N``) or on Dask (``--executor dask``: a local Dask cluster, or an

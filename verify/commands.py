@@ -86,9 +86,14 @@ def _verdict_exit(verdict_value: str) -> int:
     return {"verified": EXIT_VERIFIED, "falsified": EXIT_FALSIFIED}.get(verdict_value, EXIT_UNKNOWN)
 
 
-def _write_certificate(path: str, network: Any, prop: Any, result: Any, options: Any) -> None:
-
-    cert = certificate_from_result(network, prop, result, options=options)
+def _write_certificate(
+    path: str, network: Any, prop: Any, result: Any, options: Any, reprove_time: float | None
+) -> None:
+    """Write the certificate; cases a solver closed are re-proved (for a checkable proof
+    tree) within ``reprove_time`` seconds."""
+    cert = certificate_from_result(
+        network, prop, result, options=options, reprove_time=reprove_time
+    )
     save_certificate(cert, path)
 
 
@@ -245,7 +250,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with Progress(sys.stderr, quiet=args.quiet) as progress:
         result = verify(network, prop, options, progress=progress)
     if args.certificate:
-        _write_certificate(args.certificate, network, prop, result, options)
+        # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
+        # writing): the certificate is then independently checkable, else solver-attested
+        spare = deadline - time.monotonic() - 0.3
+        _write_certificate(args.certificate, network, prop, result, options, max(spare, 0.0))
     where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
     cex_file = None
     if args.counterexample is not None:

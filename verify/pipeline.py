@@ -39,6 +39,7 @@ from nncert.verify.bounds import crown_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
+from nncert.verify.proof import ProofTree
 from nncert.verify.result import (
     CaseContext,
     CaseMethod,
@@ -77,6 +78,8 @@ class _Context:
     solver: str = ""
     timed_out: bool = False
     unconfirmed: int = 0
+    #: per closed case, the proof tree of the search that closed it
+    proofs: dict[int, ProofTree] = field(default_factory=dict)
 
     def remaining(self) -> float | None:
         if self.deadline is None:
@@ -310,8 +313,11 @@ def _stage_bab(ctx: _Context) -> None:
         cex = res.counterexample
         if _accept(ctx, open_now[cex.case_index], cex.x, "bab"):
             return
+    trees = list(res.stats.get("proofs", []))
     for j, i in enumerate(open_now):
         lb = lows[j]
+        if j < len(trees) and trees[j] is not None and statuses[j : j + 1] == ["verified"]:
+            ctx.proofs[i] = trees[j]
         if res.verdict is Verdict.VERIFIED:
             ctx.close_case(i, float(lb) if lb is not None else 0.0)
         elif lb is not None and res.verdict is Verdict.UNKNOWN:
@@ -422,6 +428,8 @@ def _run_case_method(ctx: _Context, name: str) -> None:
         if out.status == "verified" and out.exact:
             lb = out.lower_bound if out.lower_bound is not None else 0.0
             ctx.close_case(i, float(lb))
+            if out.proof is not None:
+                ctx.proofs[i] = out.proof
             continue
         if out.lower_bound is not None and out.exact:
             ctx.note_lower(i, float(out.lower_bound))
@@ -574,6 +582,7 @@ def verify(
         time=elapsed,
         stages=tuple(ctx.stages),
         stats=stats,
+        proofs=dict(ctx.proofs),
     )
 
 

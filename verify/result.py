@@ -95,6 +95,8 @@ class VerificationResult:
         time: wall-clock seconds of the whole call.
         stages: per-stage statistics in the order run.
         stats: free-form counters (binaries, nodes, iterations, spins, ...).
+        proofs: per case closed by a branch-and-bound search, its proof tree (the
+            certificate builder stores them; the checker re-derives them).
     """
 
     verdict: Verdict
@@ -107,6 +109,7 @@ class VerificationResult:
     time: float = 0.0
     stages: tuple[StageStat, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    proofs: dict[int, ProofTree] = field(default_factory=dict)
 
     @property
     def vnncomp_result(self) -> str:
