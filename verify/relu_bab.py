@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
-from nncert.verify.result import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
 from nncert.verify.spec import UnsafeCase
 
 #: a node closes when its sound lower bound exceeds this (the engine's bounds account for
@@ -227,6 +227,13 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             x=x,
             solver="relu_bab",
             stats=dict(stats),
+            evidence=SearchCaseEvidence(
+                ctx.case_index,
+                "relu_bab",
+                status,
+                lower_bound if exact else None,
+                int(stats["nodes"]),
+            ),
         )
 
     dense, acts = network.affine_and_activations()
