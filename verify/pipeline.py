@@ -354,6 +354,9 @@ def bab_stage(ctx: _Context) -> None:
     res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
     lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
     statuses = list(res.stats.get("cases", []))
+    # the per-case proof trees of the search (``None`` where it recorded none), in sub's order
+    proofs = list(res.stats.get("proofs", []))
+    proofs += [None] * (len(open_now) - len(proofs))
     # per-case records (the certificate's evidence); the node count is the run's, on case 1
     records = [
         SearchCaseEvidence(
@@ -362,6 +365,7 @@ def bab_stage(ctx: _Context) -> None:
             statuses[j] if j < len(statuses) else res.verdict.value,
             lows[j],
             int(res.stats.get("nodes", 0)) if j == 0 else 0,
+            proofs[j],
         )
         for j, i in enumerate(open_now)
     ]
@@ -388,7 +392,11 @@ def bab_stage(ctx: _Context) -> None:
 
 
 def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool, list))}
+    return {
+        k: v
+        for k, v in stats.items()
+        if isinstance(v, (int, float, str, bool, list)) and k != "proofs"
+    }
 
 
 #: share of the remaining budget that ``auto`` gives ReLU-phase branch and bound before the
@@ -427,6 +435,16 @@ def auto_stage(ctx: _Context) -> None:
 def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEvidence:
     """The outcome's typed evidence (a solver record from its fields when it gives none),
     with ``case`` and ``method`` set to what actually ran."""
+    if out.evidence is None and out.proof is not None:  # a search that recorded its tree
+        nodes = out.stats.get("nodes")
+        return SearchCaseEvidence(
+            i,
+            name,
+            out.status,
+            out.lower_bound if out.exact else None,
+            nodes if isinstance(nodes, int) else 0,
+            out.proof,
+        )
     if out.evidence is None:
         binaries = out.stats.get("binaries")
         return SolverCaseEvidence(
@@ -442,7 +460,10 @@ def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEv
         )
     if not isinstance(out.evidence, BoundCaseEvidence | SolverCaseEvidence | SearchCaseEvidence):
         raise TypeError(f"method {name!r}: CaseOutcome.evidence {out.evidence!r} is no evidence")
-    return dataclasses.replace(out.evidence, case=i, method=name)
+    ev = dataclasses.replace(out.evidence, case=i, method=name)
+    if isinstance(ev, SearchCaseEvidence) and ev.proof is None and out.proof is not None:
+        ev = dataclasses.replace(ev, proof=out.proof)
+    return ev
 
 
 def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.options import VerifyOptions
+from nncert.verify.proof import ProofTree
 from nncert.verify.spec import UnsafeCase
 
 
@@ -171,6 +172,9 @@ class SearchCaseEvidence:
         lower_bound: a proven lower bound of :math:`m_i^*` (``None``: none).
         nodes: nodes explored for this case (a run over several cases counts its nodes once,
             on the first case's record).
+        proof: for ``"verified"``, the search's proof tree of this case when it recorded one
+            (:mod:`nncert.verify.proof`; every leaf closed by a re-derivable bound), else
+            ``None``.
     """
 
     case: int
@@ -178,6 +182,7 @@ class SearchCaseEvidence:
     status: str
     lower_bound: float | None = None
     nodes: int = 0
+    proof: ProofTree | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "case", int(self.case))
@@ -298,7 +303,11 @@ class CaseOutcome:
         stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
         evidence: how the case was decided (``None``: the pipeline records a
             :class:`SolverCaseEvidence` from ``status``, ``exact``, ``lower_bound`` and
-            ``solver``; its ``case`` and ``method`` are always set by the pipeline).
+            ``solver``, or a :class:`SearchCaseEvidence` carrying ``proof`` when there is
+            one; its ``case`` and ``method`` are always set by the pipeline).
+        proof: for ``"verified"``, the proof tree that closes the case, when the method
+            records one (:mod:`nncert.verify.proof`); an independent checker re-derives it.
+            The pipeline carries it into the case's :class:`SearchCaseEvidence`.
     """
 
     status: str
@@ -308,6 +317,7 @@ class CaseOutcome:
     solver: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
     evidence: CaseEvidence | None = None
+    proof: ProofTree | None = None
 
 
 @dataclass(frozen=True)
