@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
 from nncert.certificates import BabEvidence, MilpEvidence, certificate_from_result, check
 from nncert.certificates.build import bound_evidence
+from nncert.certificates.proofcheck import check_tree
 from nncert.verify.errors import CertificateError
 from nncert.verify.network import Dense, Network, ReLU
 from nncert.verify.pipeline import verify
+from nncert.verify.registry import register_method, unregister_method
+from nncert.verify.relu_bab import relu_bab_case
 from nncert.verify.result import (
     BoundCaseEvidence,
+    CaseContext,
     SearchCaseEvidence,
     SolverCaseEvidence,
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import Property, robustness_property
+from nncert.verify.spec import Property, UnsafeCase, robustness_property
 
 
 def _net() -> Network:
@@ -142,3 +147,52 @@ def test_evidence_records_normalise_their_numbers() -> None:
     assert rec.case == 2 and rec.objective is None and rec.bound == 0.5
     assert rec.proven_lower is None  # not exact: proves nothing
     assert SearchCaseEvidence(0, "bab", "timeout", math.nan).lower_bound is None
+
+
+@pytest.mark.parametrize("method", ["bab", "relu_bab"])
+def test_search_records_carry_their_proof_tree(method: str) -> None:
+    """A case closed by branch and bound carries the search's proof tree in its evidence (the
+    input-split search's per-case tree, the ReLU-phase search's ``CaseOutcome.proof``), and
+    the independent checker accepts it for that case."""
+    net, prop = _net(), _prop(0.3)
+    res = verify(net, prop, method=method, time_limit=60)
+    assert res.verdict is Verdict.VERIFIED
+    closer = res.evidence[-1]
+    assert isinstance(closer, SearchCaseEvidence) and closer.case == 0
+    assert closer.proof is not None
+    report = check_tree(net, prop.cases[0], closer.proof)
+    assert report.ok, report.reason
+    # cases closed by the CROWN presolve carry no tree
+    assert isinstance(res.evidence[0], BoundCaseEvidence)
+
+
+def _relu_bab_without_evidence(network: Network, case: UnsafeCase, ctx: CaseContext) -> Any:
+    """ReLU-phase branch and bound, its outcome stripped of typed evidence (keeps the tree)."""
+    return dataclasses.replace(relu_bab_case(network, case, ctx), evidence=None)
+
+
+def _relu_bab_without_tree_in_evidence(network: Network, case: UnsafeCase, ctx: CaseContext) -> Any:
+    """ReLU-phase branch and bound whose evidence record lacks the tree ``proof`` holds."""
+    out = relu_bab_case(network, case, ctx)
+    assert isinstance(out.evidence, SearchCaseEvidence)
+    return dataclasses.replace(out, evidence=dataclasses.replace(out.evidence, proof=None))
+
+
+@pytest.mark.parametrize("fn", [_relu_bab_without_evidence, _relu_bab_without_tree_in_evidence])
+def test_an_outcome_proof_tree_reaches_the_evidence(fn: Any) -> None:
+    """A method's ``CaseOutcome.proof`` becomes the case's :class:`SearchCaseEvidence` proof,
+    whether the method gave no evidence or evidence without the tree."""
+    name = f"test_tree_{fn.__name__.strip('_')}"
+    register_method(name, fn, presolve=())
+    try:
+        net, prop = _net(), _prop(0.3)
+        res = verify(net, prop, method=name, presolve=False, time_limit=60)
+    finally:
+        unregister_method(name)
+    assert res.verdict is Verdict.VERIFIED
+    by_case = {e.case: e for e in res.evidence}
+    assert set(by_case) == {0, 1}
+    for i, rec in by_case.items():
+        assert isinstance(rec, SearchCaseEvidence) and rec.method == name
+        assert rec.proof is not None and rec.nodes >= 1
+        assert check_tree(net, prop.cases[i], rec.proof).ok
