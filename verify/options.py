@@ -83,12 +83,10 @@ class VerifyOptions:
     """Options of :func:`nncert.verify.verify`.
 
     Attributes:
-        method: a name in the method registry (:mod:`nncert.verify.registry`; plug-ins add
-            theirs with :func:`nncert.verify.register_method`): ``"auto"`` (cheap bounds,
-            attacks, then the complete method chosen by the query's shape), ``"ibp"``,
-            ``"crown"``, ``"attack"`` (incomplete: bounds or attacks only), ``"milp"``,
-            ``"bab"``, ``"relu_bab"``, ``"benders"``, ``"model2"``, ``"window"`` (complete),
-            ``"qubo"`` (falsifies only).
+        method: a name in the method registry (:mod:`nncert.verify.registry`, which lists
+            and describes the built-in methods; plug-ins add theirs with
+            :func:`nncert.verify.register_method`); ``"auto"`` (default) runs cheap bounds,
+            attacks, then the complete method chosen by the query's shape.
         solver: MILP solver name for the registry (``"highs"``, ``"pyomo"``, ``"pyomo:cbc"``).
         time_limit: wall-clock budget for the whole call in seconds (``None``: unlimited).
         seed: seed of every random choice (attacks, branching ties).

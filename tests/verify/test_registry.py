@@ -310,12 +310,14 @@ import json, warnings
 import numpy as np
 from nncert.verify import Dense, Network, ReLU, robustness_property, verify
 from nncert.verify.registry import get_method, method_names
+import sys
+lazy = "nncert_fake_plugin" not in sys.modules  # importing nncert loads no plug-in
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     names = method_names()
 net = Network((Dense(np.eye(2), np.zeros(2)), ReLU(), Dense(np.eye(2), np.zeros(2))), (2,))
 prop = robustness_property([0.5, 0.2], 0.05, 0, 2)
-out = {"names": list(names), "warnings": [str(w.message) for w in caught]}
+out = {"names": list(names), "warnings": [str(w.message) for w in caught], "lazy": lazy}
 if "fake_open" in names:
     res = verify(net, prop, method="fake_open", presolve=False)
     out["fake_open"] = [res.verdict.value, [s.name for s in res.stages]]
@@ -356,6 +358,7 @@ def test_entry_point_plugins_load_once_and_cannot_replace_builtins(tmp_path: Pat
     doc = _probe(_plugin_dir(tmp_path))
     names = doc["names"]
     assert isinstance(names, list) and {"fake_open", "fake_spec"} <= set(names)
+    assert doc["lazy"] is True
     assert doc["fake_open"] == ["unknown", ["fake_open"]]
     assert doc["fake_spec"] == ["falsifier", ["sample"]]
     assert doc["milp_target"] == "nncert.verify.pipeline:milp_stage"
@@ -379,3 +382,34 @@ def test_entry_point_plugin_is_listed_in_verify_help(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Fake plug-in: leaves every case open." in r.stdout
     assert "a spec from an entry point" in r.stdout
+
+
+def test_method_names_are_listed_only_in_the_registry() -> None:
+    """No module but the registry spells out a collection of method names (a tuple, list,
+    set or dict literal holding three or more built-in names; the pipeline's table of
+    presolve stages, named like the bound and attack methods, is no such list)."""
+    import ast
+
+    builtins = {n for n, s in method_specs().items() if s.builtin}
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("verify", "certificates", "solvers", "formulations", "compression"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path.name == "registry.py" and folder == "verify":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                elts = (
+                    node.keys
+                    if isinstance(node, ast.Dict)
+                    else node.elts
+                    if isinstance(node, (ast.Tuple, ast.List, ast.Set))
+                    else []
+                )
+                names = {
+                    e.value
+                    for e in elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                }
+                if len(names & builtins) >= 3 and not names <= set(PRESOLVE_STAGES):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, f"method names listed outside the registry: {offenders}"
