@@ -8,6 +8,7 @@ registry.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -388,8 +389,6 @@ def test_method_names_are_listed_only_in_the_registry() -> None:
     """No module but the registry spells out a collection of method names (a tuple, list,
     set or dict literal holding three or more built-in names; the pipeline's table of
     presolve stages, named like the bound and attack methods, is no such list)."""
-    import ast
-
     builtins = {n for n, s in method_specs().items() if s.builtin}
     root = Path(__file__).resolve().parents[2]
     offenders = []
