@@ -7,12 +7,12 @@ into a :class:`~nncert.certificates.model.Certificate`:
 result                    evidence
 ========================  ====================================================================
 VERIFIED by ibp/crown     :class:`BoundEvidence`, row bounds recomputed with the same method
-VERIFIED by bab/relu_bab  :class:`BabEvidence`: the bound presolve plus, for every other case,
-                          the search's proof tree (``result.proofs``)
-VERIFIED by milp, ...     :class:`MilpEvidence` from the solver's records plus the presolve;
-                          cases closed by a search carry its tree, and with ``reprove_time``
-                          the others are re-proved by the project's own search so that they
-                          carry one too (else they rest on the solver's word)
+VERIFIED by a search      :class:`BabEvidence`: the bound presolve plus, for every other case,
+(bab, relu_bab, ...)      the search's proof tree (``SearchCaseEvidence.proof``)
+VERIFIED by milp or any   :class:`MilpEvidence` from the solver and search records in
+other complete method     ``result.evidence`` plus the presolve; records keep their proof
+                          trees, and with ``reprove_time`` the others are re-proved by the
+                          project's own search (else they rest on the solver's word)
 FALSIFIED                 :class:`CounterexampleEvidence` from ``result.counterexample``
 UNKNOWN                   :class:`NoEvidence` with the partial per-case bounds
 ========================  ====================================================================
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from nncert.certificates.model import (
+    BOUND_METHODS,
     SCHEMA_VERSION,
     BabCase,
     BabEvidence,
@@ -53,7 +54,14 @@ from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
 from nncert.verify.proof import ProofTree
 from nncert.verify.relu_bab import relu_bab_case
-from nncert.verify.result import CaseContext, Verdict, VerificationResult
+from nncert.verify.result import (
+    BoundCaseEvidence,
+    CaseContext,
+    SearchCaseEvidence,
+    SolverCaseEvidence,
+    Verdict,
+    VerificationResult,
+)
 from nncert.verify.spec import Property, UnsafeCase
 
 if TYPE_CHECKING:
@@ -128,84 +136,23 @@ def _opt(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _milp_evidence(
-    result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any]
-) -> MilpEvidence:
-    recs: list[MilpCase] = []
-    for rec in result.stats.get("milp", []):
-        obj, bnd = _opt(rec.get("objective")), _opt(rec.get("bound"))
-        status = str(rec.get("status", ""))
-        gap = None
-        if obj is not None and bnd is not None and math.isfinite(obj - bnd):
-            gap = obj - bnd
-        recs.append(MilpCase(int(rec["case"]), status, obj, bnd, gap))
-    # in 'auto', ReLU-phase branch and bound may close some cases before the MILP runs
-    for rec in result.stats.get("relu_bab", []):
-        if rec.get("status") == "verified":
-            recs.append(
-                MilpCase(int(rec["case"]), "optimal", None, _opt(rec.get("lower_bound")), None)
-            )
-    return MilpEvidence(
-        solver=result.solver or str(opts.get("solver", "")),
-        exact=True,  # the pipeline only closes cases with an exact solver
-        cases=tuple(recs),
-        tolerance=float(opts.get("milp_tolerance", 1e-6)),
-        presolve=presolve,
-    )
+def _solver_case(rec: SolverCaseEvidence | SearchCaseEvidence) -> MilpCase:
+    """A solver-attested record of the schema: the solver's status (a method's "verified"
+    reads "optimal"), objective, dual bound and gap; a search's record keeps its proof tree."""
+    status = "optimal" if rec.status == "verified" else rec.status
+    if isinstance(rec, SearchCaseEvidence):
+        return MilpCase(rec.case, status, None, rec.lower_bound, None, rec.proof)
+    obj, bnd = rec.objective, rec.bound
+    gap = None
+    if obj is not None and bnd is not None and math.isfinite(obj - bnd):
+        gap = obj - bnd
+    return MilpCase(rec.case, status, obj, bnd, gap)
 
 
-#: complete plug-in methods whose per-case records (``stats[method]``: case, status,
-#: lower_bound) are stored as exact-solver evidence: their pipeline stage closes a case only
-#: on an exact solve of a sound formulation (Benders with an exact master, Model 2's sound
-#: over-approximation, window bounds from dual bounds)
-PLUGIN_METHODS = ("benders", "model2", "window")
+#: the schema's name of each search's branching scheme
+SEARCH_NAMES = {"bab": "input-split+crown", "relu_bab": "relu-split"}
 
-
-def _plugin_evidence(
-    result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any], method: str
-) -> MilpEvidence:
-    recs: list[MilpCase] = []
-    for rec in result.stats.get(method, []):
-        lb = _opt(rec.get("lower_bound"))
-        status = "optimal" if rec.get("status") == "verified" else str(rec.get("status", ""))
-        recs.append(MilpCase(int(rec["case"]), status, None, lb, None))
-    solver = result.solver or str(opts.get("solver", ""))
-    return MilpEvidence(
-        solver=f"{method}/{solver}" if solver else method,
-        exact=True,
-        cases=tuple(recs),
-        tolerance=float(opts.get("milp_tolerance", 1e-6)),
-        presolve=presolve,
-    )
-
-
-def _bab_evidence(result: VerificationResult, presolve: BoundEvidence, search: str) -> BabEvidence:
-    recs: dict[int, BabCase] = {}
-    for rec in result.stats.get("bab", []):
-        i = int(rec["case"])
-        recs[i] = BabCase(
-            i,
-            str(rec.get("status", "")),
-            _opt(rec.get("lower_bound")),
-            int(rec.get("nodes") or 0),
-            result.proofs.get(i),
-        )
-    for rec in result.stats.get("relu_bab", []):
-        i = int(rec["case"])
-        recs[i] = BabCase(
-            i,
-            str(rec.get("status", "")),
-            _opt(rec.get("lower_bound")),
-            int(rec.get("nodes") or 0),
-            result.proofs.get(i),
-        )
-    cases = tuple(recs[i] for i in sorted(recs))
-    return BabEvidence(
-        method=search, nodes=sum(r.nodes for r in cases), cases=cases, presolve=presolve
-    )
-
-
-#: re-proving a MILP's verdict: input splits when the input has at most this many dimensions
+#: re-proving a solver's verdict: input splits when the input has at most this many dimensions
 REPROVE_INPUT_DIMS = 8
 
 
@@ -244,27 +191,75 @@ def reprove_case(
     return out.proof if out.status == "verified" else None
 
 
-def _with_trees(
-    ev: MilpEvidence,
-    network: Network,
-    prop: Property,
-    result: VerificationResult,
-    reprove_time: float | None,
+def _reprove(
+    ev: MilpEvidence, network: Network, prop: Property, reprove_time: float | None
 ) -> MilpEvidence:
-    """Attach the search trees of ``result`` and (within ``reprove_time``) re-proofs to the
-    MILP records of cases the presolve does not close."""
-    deadline = None if reprove_time is None else time.perf_counter() + reprove_time
-    assert ev.presolve is not None
-    pre = ev.presolve.case_lower
+    """Give the records without a proof tree (cases the presolve does not close) one, by
+    re-proving them within ``reprove_time`` seconds in all."""
+    if reprove_time is None:
+        return ev
+    deadline = time.perf_counter() + reprove_time
+    pre = ev.presolve.case_lower if ev.presolve is not None else ()
     cases: list[MilpCase] = []
     for rec in ev.cases:
         i = rec.case_index
-        tree = result.proofs.get(i)
-        if tree is None and deadline is not None and not pre[i] > 0.0 and rec.tree is None:
-            left = deadline - time.perf_counter()
-            tree = reprove_case(network, prop.cases[i], i, left)
-        cases.append(dataclasses.replace(rec, tree=tree) if tree is not None else rec)
+        tree = rec.tree
+        closed = i < len(pre) and pre[i] > 0.0
+        if tree is None and not closed and rec.status != "infeasible" and 0 <= i < len(prop.cases):
+            tree = reprove_case(network, prop.cases[i], i, deadline - time.perf_counter())
+        cases.append(dataclasses.replace(rec, tree=tree) if tree is not rec.tree else rec)
     return dataclasses.replace(ev, cases=tuple(cases))
+
+
+def _complete_evidence(
+    network: Network,
+    prop: Property,
+    result: VerificationResult,
+    presolve: BoundEvidence,
+    opts: dict[str, Any],
+    reprove_time: float | None,
+) -> MilpEvidence | BabEvidence:
+    """The evidence of a VERIFIED result decided by a complete method, from the typed records
+    in ``result.evidence`` (cases closed by bounds are covered by ``presolve``).
+
+    When every case the presolve leaves open was closed by a search with a proof tree, the
+    evidence is :class:`BabEvidence` (independently checkable); otherwise
+    :class:`MilpEvidence` whose records carry the trees they have, the others re-proved
+    within ``reprove_time`` or resting on the solver's word.
+    """
+    method = result.method
+    records = [r for r in result.evidence if not isinstance(r, BoundCaseEvidence)]
+    closing = [r for r in records if r.status == "verified"]
+    needed = [r for r in closing if not presolve.case_lower[r.case] > 0.0]
+    if needed and all(isinstance(r, SearchCaseEvidence) and r.proof is not None for r in needed):
+        bab = [
+            BabCase(r.case, r.status, r.lower_bound, r.nodes, r.proof)
+            for r in closing
+            if isinstance(r, SearchCaseEvidence)
+        ]
+        return BabEvidence(
+            method=SEARCH_NAMES.get(method, f"{method}-search"),
+            nodes=sum(r.nodes for r in bab),
+            cases=tuple(bab),
+            presolve=presolve,
+        )
+    # the deciding method's records first, then those of methods that closed cases before it
+    # (in "auto", ReLU-phase branch and bound before the MILP)
+    ordered = [r for r in records if r.method == method] + [
+        r for r in records if r.method != method
+    ]
+    solver = result.solver or str(opts.get("solver", ""))
+    if method != "milp":  # the MILP names its solver; other methods read "method/solver"
+        solver = f"{method}/{solver}" if solver else method
+    ev = MilpEvidence(
+        solver=solver,
+        # the pipeline closes a case only on an exact outcome
+        exact=all(r.exact for r in ordered if isinstance(r, SolverCaseEvidence)),
+        cases=tuple(_solver_case(r) for r in ordered),
+        tolerance=float(opts.get("milp_tolerance", 1e-6)),
+        presolve=presolve,
+    )
+    return _reprove(ev, network, prop, reprove_time)
 
 
 def _verified_evidence(
@@ -277,7 +272,7 @@ def _verified_evidence(
     method = result.method
     bound_method = "ibp" if method == "ibp" else "crown"
     presolve = bound_evidence(network, prop, bound_method)
-    if method in ("ibp", "crown", "alpha-crown"):
+    if method in BOUND_METHODS:
         if method == "alpha-crown":
             presolve = bound_evidence(network, prop, "alpha-crown")
         bad = [i for i, v in enumerate(presolve.case_lower) if not v > 0.0]
@@ -287,42 +282,9 @@ def _verified_evidence(
                 f"case(s) {bad}"
             )
         return presolve
-    ev: MilpEvidence | BabEvidence
-    if method in ("bab", "relu_bab"):
-        search = "input-split+crown" if method == "bab" else "relu-split"
-        ev = _bab_evidence(result, presolve, search)
-        untreed = [
-            r
-            for r in ev.cases
-            if r.status == "verified"
-            and r.tree is None
-            and not presolve.case_lower[r.case_index] > 0
-        ]
-        if untreed:
-            # some leaves were closed by a solver (e.g. a leaf MILP): the search's verdict
-            # rests on the solver's word unless the case is re-proved
-            recs = tuple(
-                MilpCase(r.case_index, "optimal", None, r.lower_bound, None, r.tree)
-                for r in ev.cases
-                if r.status == "verified"
-            )
-            solver = result.solver or str(opts.get("solver", "highs"))
-            attested = MilpEvidence(
-                f"{method}/{solver}", True, recs, float(opts.get("milp_tolerance", 1e-6)), presolve
-            )
-            ev = _with_trees(attested, network, prop, result, reprove_time)
-    elif method == "milp":
-        ev = _with_trees(
-            _milp_evidence(result, presolve, opts), network, prop, result, reprove_time
-        )
-    elif method in PLUGIN_METHODS:
-        ev = _with_trees(
-            _plugin_evidence(result, presolve, opts, method), network, prop, result, reprove_time
-        )
-    else:
-        raise CertificateError(
-            f"cannot build evidence for a VERIFIED result decided by method {method!r}"
-        )
+    if not method:
+        raise CertificateError("cannot build evidence for a VERIFIED result decided by no method")
+    ev = _complete_evidence(network, prop, result, presolve, opts, reprove_time)
     lower = ev.case_lower_bounds()
     bad = [
         i

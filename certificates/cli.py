@@ -33,7 +33,8 @@ from nncert.certificates.transfer import transfer
 from nncert.verify.cliutil import UsageError, model_file
 from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
-from nncert.verify.options import METHODS, VerifyOptions
+from nncert.verify.options import VerifyOptions
+from nncert.verify.registry import method_names
 from nncert.verify.vnnlib import RelationalProperty
 
 EXIT_OK = 0
@@ -226,7 +227,10 @@ def register(subparsers: Any) -> None:
         "only certificates the checker re-derives independently are carried: exit 3)",
     )
     t.add_argument(
-        "--verify-method", default="auto", choices=METHODS, help="method of the fallback"
+        "--verify-method",
+        default="auto",
+        choices=method_names(),
+        help="method of the fallback (see nncert verify --help)",
     )
     t.add_argument("--seed", type=int, default=0, help="seed of the fallback")
     t.add_argument("--jobs", type=int, default=1, help="worker processes of the fallback")
