@@ -281,10 +281,20 @@ def test_complete_method_certificates_from_the_pipeline(method: str) -> None:
     assert from_json(to_json(cert)) == cert
     report = check(cert, NET)
     assert report.ok, report.reasons
-    assert any("solver-attested" in a for a in report.attested)
+    if method == "milp":
+        assert report.trust == "solver-attested"
+        assert any("solver-attested" in a for a in report.attested)
+        # transfer refuses a source resting on a solver's word unless told to accept it
+        with pytest.raises(ValueError, match="solver's word"):
+            transfer(cert, NET, NET.replace_layers(list(NET.layers)), verify_fallback=False)
+    else:
+        assert report.trust == "independent"
+        assert any("proof tree re-derived" in a for a in report.attested)
     # the complete method's per-case bounds feed a transfer to an identical copy
     copy = NET.replace_layers(list(NET.layers))
-    tr = transfer(cert, NET, copy, method="interval", verify_fallback=False)
+    tr = transfer(
+        cert, NET, copy, method="interval", verify_fallback=False, accept_attested=True
+    )
     assert tr.transferred and tr.verdict is Verdict.VERIFIED
     assert check(tr.certificate, copy, source=NET, source_certificate=cert).ok
 

@@ -125,7 +125,10 @@ def test_check_prints_one_line_per_outcome(
     assert cli(["check", str(path), "mem:source"]) == 0
     captured = capsys.readouterr()
     first, *attested = captured.out.splitlines()
-    assert first == "certificate holds: the property is verified on this model (bound evidence)"
+    assert first == (
+        "certificate holds: the property is verified on this model (bound evidence; every "
+        "piece re-derived independently)"
+    )
     assert captured.err == ""
     assert attested and all(line.startswith("  ") for line in attested)
     # the wrong model: the rejection is said once, on stdout; exit 1 says the same
@@ -138,7 +141,8 @@ def test_check_prints_one_line_per_outcome(
     save_certificate(verified_cert(SOURCE, robust_prop(SOURCE, X0, 1.5), "crown"), cex)
     assert cli(["check", str(cex), "mem:source"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "certificate holds: the property is falsified on this model (counterexample evidence)"
+        "certificate holds: the property is falsified on this model (counterexample evidence; "
+        "every piece re-derived independently)"
     )
     line = captured.out.splitlines()[0]
     assert re.fullmatch(

@@ -47,7 +47,7 @@ def _prop(eps: float) -> Property:
 CLOSERS = {
     "milp": (SolverCaseEvidence, "milp", MilpEvidence),
     "bab": (SearchCaseEvidence, "bab", BabEvidence),
-    "relu_bab": (SearchCaseEvidence, "relu_bab", MilpEvidence),
+    "relu_bab": (SearchCaseEvidence, "relu_bab", BabEvidence),
     "benders": (SolverCaseEvidence, "benders", MilpEvidence),
     "window": (SolverCaseEvidence, "window", MilpEvidence),
 }
@@ -80,7 +80,13 @@ def test_each_closed_case_carries_the_record_that_closed_it(method: str) -> None
     cert = certificate_from_result(net, prop, res)
     assert isinstance(cert.evidence, cert_kind)
     assert certificate_from_result(net, prop, dataclasses.replace(res, stats={})) == cert
-    assert check(cert, net).ok
+    report = check(cert, net)
+    assert report.ok
+    # searches carry proof trees (independent); solvers' verdicts rest on their word unless
+    # re-proved by the project's own search
+    assert report.trust == ("independent" if cert_kind is BabEvidence else "solver-attested")
+    reproved = certificate_from_result(net, prop, res, reprove_time=30.0)
+    assert check(reproved, net).trust == "independent"
 
 
 def test_open_cases_keep_their_best_partial_record() -> None:

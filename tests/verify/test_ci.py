@@ -445,3 +445,58 @@ def test_pytest_plugin_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_forged_and_attested_cache_entries_are_not_served(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forged 'verified' entry for a falsifiable property (built through the package's own
+    API, so every hash is right) is reported as rejected and the property re-verified; a
+    solver-attested entry is served only with --accept-attested."""
+    from dataclasses import replace
+
+    from nncert.certificates import (
+        BabCase,
+        BabEvidence,
+        MilpCase,
+        MilpEvidence,
+        load_certificate,
+        save_certificate,
+    )
+    from nncert.verify.proof import CLOSED_BY_BOUND, ProofRecorder
+    from nncert.verify.result import Verdict
+
+    assert _run(project, "--quiet") == 1
+    capsys.readouterr()
+    cache = CertificateCache(project / "cache")
+    paths = {load_certificate(p).verdict: p for p in sorted(cache.certs.glob("*.json"))}
+    rec = ProofRecorder({"intermediate": "crown"})
+    rec.close(rec.root(), CLOSED_BY_BOUND)
+    fals_path = paths[Verdict.FALSIFIED]
+    fals = load_certificate(fals_path)
+    n = len(fals.property.cases)
+    forged_ev = BabEvidence(
+        "input-split+crown", n, tuple(BabCase(i, "verified", 1.0, 1, rec.tree()) for i in range(n))
+    )
+    save_certificate(replace(fals, verdict=Verdict.VERIFIED, evidence=forged_ev), fals_path)
+    ver_path = paths[Verdict.VERIFIED]
+    ver = load_certificate(ver_path)
+    m = len(ver.property.cases)
+    attested = MilpEvidence(
+        "highs", True, tuple(MilpCase(i, "optimal", 1.0, 1.0, 0.0) for i in range(m)), 1e-6
+    )
+    save_certificate(replace(ver, evidence=attested), ver_path)
+
+    assert _run(project) == 1  # the falsifiable property is found falsified afresh
+    out = capsys.readouterr().out
+    assert "2/4 served from cache" in out
+    assert "cached certificate rejected by the checker" in out
+    assert "cached certificate solver-attested" in out
+    report = json.loads((project / "out" / "report.json").read_text())
+    notes = [p["cache_rejected"] for p in report["properties"] if p["cache_rejected"]]
+    assert len(notes) == 2
+    assert report["summary"]["verified"] == 3 and report["summary"]["falsified"] == 1
+    # with --accept-attested an attested entry is served (the fresh ones are independent)
+    save_certificate(replace(load_certificate(ver_path), evidence=attested), ver_path)
+    assert _run(project, "--accept-attested") == 1
+    assert "4/4 served from cache" in capsys.readouterr().out
