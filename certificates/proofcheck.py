@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +57,32 @@ from nncert.verify.spec import UnsafeCase
 
 #: nodes bounded per engine call
 CHUNK = 512
+
+#: the largest number of optimised-slope iterations a recipe may ask for (a forged recipe must
+#: not make the checker run for ever)
+MAX_ALPHA_ITERS = 200
+
+#: lower-slope choices a recipe may name
+SLOPE_CHOICES = ("zero", "one", "parallel")
+
+
+def recipe_problem(recipe: Any) -> str:
+    """Why a tree's bound recipe is not acceptable (``""`` when it is)."""
+    if not isinstance(recipe, dict):
+        return "the recipe is not a mapping"
+    alpha = recipe.get("alpha_iters", 0)
+    if isinstance(alpha, bool) or not isinstance(alpha, int) or not 0 <= alpha <= MAX_ALPHA_ITERS:
+        return f"alpha_iters must be an integer in [0, {MAX_ALPHA_ITERS}], got {alpha!r}"
+    slopes = recipe.get("extra_slopes", ())
+    if not isinstance(slopes, (list, tuple)) or len(slopes) > len(SLOPE_CHOICES):
+        return "extra_slopes must be a short list"
+    if any(c not in SLOPE_CHOICES for c in slopes):
+        return f"extra_slopes may only name {', '.join(SLOPE_CHOICES)}"
+    if recipe.get("alpha_optimizer", "sign") not in ("sign", "adam"):
+        return "alpha_optimizer must be 'sign' or 'adam'"
+    if not isinstance(recipe.get("combine_rows", True), bool):
+        return "combine_rows must be true or false"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -210,6 +237,9 @@ def _check_tree(
     problems = tree.problems()
     if problems:
         return fail(f"malformed proof tree: {problems[0]}")
+    bad_recipe = recipe_problem(dict(tree.recipe))
+    if bad_recipe:
+        return fail(f"unacceptable bound recipe: {bad_recipe}")
     eng = engine_for(network)
     n_in, h = eng.n_inputs, eng.n_hidden
     splits = tree.split != LEAF
@@ -384,4 +414,4 @@ def _sub_inter(inter: Intermediate, pos: NDArray[np.int64]) -> Intermediate:
     )
 
 
-__all__ = ["CHUNK", "TreeCheck", "check_tree"]
+__all__ = ["CHUNK", "MAX_ALPHA_ITERS", "SLOPE_CHOICES", "TreeCheck", "check_tree", "recipe_problem"]

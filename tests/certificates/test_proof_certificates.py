@@ -277,3 +277,28 @@ def test_no_forged_certificate_verifies_a_falsifiable_case(
         base.provenance,
     )
     assert not check(_roundtrip(forged), net).ok
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {"intermediate": "crown", "alpha_iters": 10**9},
+        {"intermediate": "crown", "alpha_iters": -1},
+        {"intermediate": "crown", "extra_slopes": ["zero", "steep"]},
+        {"intermediate": "crown", "alpha_optimizer": "newton"},
+        {"intermediate": "exact"},
+    ],
+)
+def test_a_forged_recipe_is_rejected_at_once(cert: Certificate, recipe: dict[str, Any]) -> None:
+    ev = cert.evidence
+    assert isinstance(ev, BabEvidence) and ev.cases[0].tree is not None
+    tree = ev.cases[0].tree
+    arrays = {name: getattr(tree, name) for name in ProofTree.ARRAYS}
+    forged = replace(
+        cert,
+        evidence=replace(
+            ev, cases=(replace(ev.cases[0], tree=ProofTree(recipe=recipe, **arrays)),)
+        ),
+    )
+    report = check(_roundtrip(forged), NET)
+    assert not report.ok and "recipe" in report.reasons[-1]
