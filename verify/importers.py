@@ -292,6 +292,24 @@ def _conv_output_shape(
     return out
 
 
+def _check_conv_geometry(
+    r: int, strides: Sequence[int], pads: Sequence[int] | None, dilations: Sequence[int]
+) -> None:
+    """Reject strides or dilations that are not ``r`` positive integers and pads that are not
+    ``2 r`` integers (a corrupt attribute, not a convolution)."""
+    if (
+        len(strides) != r
+        or len(dilations) != r
+        or (pads is not None and len(pads) != 2 * r)
+        or any(int(v) < 1 for v in (*strides, *dilations))
+    ):
+        raise InvalidNetworkError(
+            f"convolution over {r} spatial axes needs {r} strides and dilations >= 1 and "
+            f"{2 * r} pads: got strides {tuple(strides)}, dilations {tuple(dilations)}, "
+            f"pads {None if pads is None else tuple(pads)}"
+        )
+
+
 def conv_matrix(
     weight: FloatArray,
     bias: FloatArray | None,
@@ -341,6 +359,7 @@ def conv_matrix(
             f"convolution with group={group}: weight {weight.shape} does not fit input "
             f"channels {channels}"
         )
+    _check_conv_geometry(r, strides, pads, dilations)
     out_spatial = _conv_output_shape(spatial, kernel, tuple(strides), tuple(pads), tuple(dilations))
     n_pix_out, n_pix_in, n_kernel = _prod(out_spatial), _prod(spatial), _prod(kernel)
 
@@ -467,7 +486,8 @@ class _OnnxContext:
 
     def float_const(self, name: str, what: str) -> FloatArray:
         """The constant ``name`` as float64, rejecting NaN/inf."""
-        value = np.asarray(self.const(name, what), dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN warns when cast; rejected below
+            value = np.asarray(self.const(name, what), dtype=np.float64)
         if not np.all(np.isfinite(value)):
             bad = "NaN" if np.isnan(value).any() else "infinite"
             raise InvalidNetworkError(f"{what} {name!r} contains {bad} values")
@@ -487,6 +507,19 @@ class _OnnxContext:
         return var_index, str(node.input[1 - var_index])
 
 
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """The array of ``tensor``; an element type that no reader knows (``onnx`` raises
+    ``KeyError`` or ``TypeError`` for those, a corrupt file's usual symptom) is an
+    :class:`InvalidNetworkError` naming the tensor."""
+    try:
+        return tensor_to_array(tensor)
+    except (KeyError, TypeError) as err:
+        raise InvalidNetworkError(
+            f"{what} tensor {tensor.name!r} has an unknown element type {tensor.data_type} "
+            "(truncated or corrupt model?)"
+        ) from err
+
+
 def _onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for attr in node.attribute:
@@ -494,7 +527,7 @@ def _onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
         if isinstance(value, bytes):
             value = value.decode()
         elif is_tensor_proto(value):
-            value = tensor_to_array(value)
+            value = _tensor_array(value, f"attribute {attr.name!r} of")
         out[attr.name] = value
     return out
 
@@ -737,6 +770,7 @@ def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     group = int(ctx.attrs.get("group", 1))
     auto_pad = str(ctx.attrs.get("auto_pad", "NOTSET"))
     spatial = shape[2:]
+    _check_conv_geometry(r, strides, None, dilations)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         begin, end = [], []
         for i in range(r):
@@ -1255,8 +1289,8 @@ def _load_model(
 
 def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
     """Dense array of a sparse initializer (linear or coordinate indices)."""
-    values = tensor_to_array(sparse.values)
-    indices = tensor_to_array(sparse.indices).astype(np.int64)
+    values = _tensor_array(sparse.values, "sparse initializer")
+    indices = _tensor_array(sparse.indices, "sparse initializer indices").astype(np.int64)
     dims = tuple(int(d) for d in sparse.dims)
     dense = np.zeros(_prod(dims), dtype=values.dtype)
     flat = indices if indices.ndim == 1 else np.ravel_multi_index(tuple(indices.T), dims)
@@ -1268,7 +1302,7 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
     for init in graph.initializer:
-        consts[init.name] = tensor_to_array(init)
+        consts[init.name] = _tensor_array(init, "initializer")
     for sparse in graph.sparse_initializer:
         consts[sparse.values.name] = _sparse_to_dense(sparse)
     inputs = [vi for vi in graph.input if vi.name not in consts]

@@ -908,3 +908,61 @@ def test_topological_order_is_networkx_order() -> None:
             cycles += 1
             assert got is None
     assert cycles > 20
+
+
+# --------------------------------------------------------------------------------------------
+# corrupt files: one-line errors, never another exception or a warning
+# --------------------------------------------------------------------------------------------
+
+
+def _dense_nodes() -> tuple[list[onnx.NodeProto], list[TensorProto]]:
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    return nodes, [_init("W", np.ones((3, 2)))]
+
+
+@pytest.mark.parametrize("data_type", [0, 97], ids=["undefined", "unknown"])
+def test_unknown_element_type_is_invalid(tmp_path: Path, data_type: int) -> None:
+    """onnx raises TypeError (UNDEFINED) or KeyError (codes it does not know) for these."""
+    nodes, inits = _dense_nodes()
+    inits[0].data_type = data_type
+    path = _save(_model(nodes, inits, [1, 3], [1, 2]), tmp_path, "etype")
+    with pytest.raises(
+        InvalidNetworkError,
+        match=rf"etype\.onnx: initializer tensor 'W' has an unknown element type {data_type} ",
+    ):
+        from_onnx(path)
+
+
+def test_signalling_nan_weight_is_rejected_without_a_warning(tmp_path: Path) -> None:
+    """A float32 signalling NaN (a flipped exponent bit can make one) raises numpy's
+    "invalid value" warning when widened to float64; the importer rejects it quietly."""
+    nodes, inits = _dense_nodes()
+    weights = np.ones((3, 2), np.float32)
+    weights.view(np.uint32)[1, 1] = 0x7FA00000  # signalling NaN
+    inits[0] = numpy_helper.from_array(weights, "W")
+    path = _save(_model(nodes, inits, [1, 3], [1, 2]), tmp_path, "snan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidNetworkError, match="contains NaN values"):
+            from_onnx(path)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "shown"),
+    [
+        ({"strides": [0, 1]}, "strides (0, 1)"),
+        ({"strides": [0, 1], "auto_pad": "SAME_UPPER"}, "strides (0, 1)"),
+        ({"dilations": [1, -1]}, "dilations (1, -1)"),
+        ({"strides": [1]}, "strides (1,)"),
+        ({"pads": [0, 0, 0]}, "pads (0, 0, 0)"),
+    ],
+    ids=["zero-stride", "zero-stride-same", "negative-dilation", "short-strides", "short-pads"],
+)
+def test_corrupt_conv_geometry_is_invalid(
+    tmp_path: Path, attrs: dict[str, Any], shown: str
+) -> None:
+    node = helper.make_node("Conv", ["x", "K"], ["y"], **attrs)
+    inits = [_init("K", np.ones((2, 1, 3, 3)))]
+    path = _save(_model([node], inits, [1, 1, 6, 6], None), tmp_path, "conv")
+    with pytest.raises(InvalidNetworkError, match=re.escape(shown)):
+        from_onnx(path)

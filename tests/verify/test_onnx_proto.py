@@ -446,7 +446,7 @@ def test_fast_path_off_uses_onnx(fast_off: None, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# sparse initializers
+# sparse initializers; corrupted files
 # --------------------------------------------------------------------------------------------
 
 
@@ -487,3 +487,49 @@ def test_sparse_initializers_without_onnx(linear: bool, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _corrupt(data: bytes, rng: np.random.Generator) -> bytes:
+    """``data`` truncated, with bytes overwritten (anywhere or in the header) or cut out."""
+    out = bytearray(data)
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return bytes(out[: int(rng.integers(len(out)))])
+    if kind == 1:
+        for _ in range(int(rng.integers(1, 5))):
+            out[int(rng.integers(len(out)))] = int(rng.integers(256))
+    elif kind == 2:
+        start = int(rng.integers(len(out)))
+        del out[start : start + int(rng.integers(1, 50))]
+    else:
+        out[int(rng.integers(min(len(out), 400)))] = int(rng.integers(256))
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "name", ["iris_relu.onnx", "iris_sigmoid.onnx", "digits_conv.onnx", "moons_relu.onnx", "acasxu"]
+)
+def test_corrupted_files_fail_alike_with_and_without_the_fast_path(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random corruptions of a real model (truncated, overwritten, cut): both readers give
+    the same network or the same nncert error, never another exception (unknown element
+    types, zero strides and signalling NaNs among them)."""
+    if name == "acasxu":
+        source = BENCHMARKS / "vnncomp" / "acasxu" / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx"
+        if not source.is_file():
+            pytest.skip("shared benchmarks not found")
+    else:
+        source = BUNDLED / name
+    data = source.read_bytes()
+    rng = np.random.default_rng(15)
+    outcomes: set[str] = set()
+    for k in range(250):
+        path = tmp_path / f"m{k}.onnx"
+        path.write_bytes(_corrupt(data, rng))
+        monkeypatch.setenv("NNCERT_ONNX_FAST", "1")
+        fast = _import(path)
+        monkeypatch.setenv("NNCERT_ONNX_FAST", "0")
+        assert _import(path) == fast, path
+        outcomes.add(fast[0] if isinstance(fast[0], str) and "Error" in fast[0] else "ok")
+    assert {"ok", "InvalidNetworkError"} <= outcomes
