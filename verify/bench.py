@@ -90,10 +90,11 @@ from nncert.verify.executors import (
 from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx
 from nncert.verify.network import Dense, HardTanh, Network, ReLU
-from nncert.verify.options import METHODS, VerifyOptions
-from nncert.verify.pipeline import CASE_METHODS, verify
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
 from nncert.verify.plots import cactus_plot
 from nncert.verify.processes import worker_setup
+from nncert.verify.registry import get_method, method_names
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property, robustness_property
 from nncert.verify.vnncomp import read_instances, read_truth, write_results_csv
@@ -285,21 +286,12 @@ def _parse_scalar(v: str) -> Any:
 
 
 def _method_available(name: str) -> str | None:
-    """``None`` when ``name`` can run, else why not (plug-in module missing)."""
-
-    target = CASE_METHODS.get(name)
-    if not isinstance(target, str):
-        return None
-    import importlib
-    import importlib.util
-
-    module = target.partition(":")[0]
+    """``None`` when ``name`` can run, else why not (its module cannot be imported)."""
+    spec = get_method(name)
     try:
-        if importlib.util.find_spec(module) is None:
-            return f"method {name!r} skipped: {module} is not available yet"
-        importlib.import_module(module)
+        spec.load()
     except Exception as err:
-        return f"method {name!r} skipped: cannot import {module} ({type(err).__name__}: {err})"
+        return f"method {name!r} skipped: cannot load {spec.target} ({type(err).__name__}: {err})"
     return None
 
 
@@ -314,8 +306,8 @@ def _check_methods(tokens: Sequence[str]) -> tuple[list[tuple[str, dict[str, Any
     notes: list[str] = []
     for tok in tokens:
         name, opts = parse_method(tok)
-        if name not in METHODS:
-            raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+        if name not in method_names():
+            raise ValueError(f"unknown method {name!r}; known: {', '.join(method_names())}")
         VerifyOptions.from_mapping({"method": name, **opts})  # validates option names/values
         why = _method_available(name)
         if why is not None:

@@ -7,7 +7,7 @@ properties, the time budgets and the verification options::
     version = 1                          # optional; the only version is 1
 
     [options]                            # VerifyOptions fields (strict; not time_limit)
-    method = "auto"                      # auto | ibp | crown | attack | milp | bab
+    method = "auto"                      # any registered method (nncert verify --help)
     solver = "highs"
     seed = 0
 

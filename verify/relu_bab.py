@@ -57,7 +57,7 @@ from nncert.verify.proof import (
     PHASE_SPLIT,
     ProofRecorder,
 )
-from nncert.verify.result import CaseContext, CaseOutcome
+from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
 from nncert.verify.spec import UnsafeCase
 
 #: a node closes when its sound lower bound exceeds this (the engine's bounds account for
@@ -263,6 +263,7 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         x: FloatArray | None = None,
     ) -> CaseOutcome:
         stats["time"] = time.perf_counter() - t0
+        proof = rec.tree() if status == "verified" else None
         return CaseOutcome(
             status=status,
             exact=exact,
@@ -270,7 +271,15 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             x=x,
             solver="relu_bab",
             stats=dict(stats),
-            proof=rec.tree() if status == "verified" else None,
+            evidence=SearchCaseEvidence(
+                ctx.case_index,
+                "relu_bab",
+                status,
+                lower_bound if exact else None,
+                int(stats["nodes"]),
+                proof,
+            ),
+            proof=proof,
         )
 
     dense, acts = network.affine_and_activations()
