@@ -32,6 +32,7 @@ from nncert.verify.cliutil import (
     EXIT_INTERNAL,
     EXIT_UNKNOWN,
     UsageError,
+    lazy_epilog,
 )
 from nncert.verify.cliutil import (
     Parser as _Parser,
@@ -98,7 +99,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=list(method_specs()),
         type=_method_name,
         metavar="METHOD",
         help="the method (default auto; the registered methods are listed below): auto runs "
@@ -174,9 +174,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="verify a property of a network",
         description="Verify a VNN-LIB property, or L-infinity robustness around an input. "
         "Exit code 0 verified, 1 falsified, 2 unknown or timeout, 3 input error.",
-        epilog=methods_help() + "\n\n" + _EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    lazy_epilog(v, lambda: methods_help() + "\n\n" + _EPILOG)
     v.add_argument("model", metavar="MODEL", help="an .onnx or .onnx.gz file, or example:NAME")
     v.add_argument("spec", metavar="SPEC", nargs="?", help="a .vnnlib or .vnnlib.gz file")
     v.add_argument("--input", metavar="X.npy", help="centre of an L-inf robustness property")
@@ -214,9 +214,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "vnncomp",
         help="VNN-COMP run_instance: write a result file",
         description=_VNNCOMP_DESCRIPTION,
-        epilog=methods_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    lazy_epilog(r, methods_help)
     r.add_argument("model", metavar="MODEL", help="the network: an .onnx file, or example:NAME")
     r.add_argument("spec", metavar="SPEC", help="the property: a .vnnlib or .vnnlib.gz file")
     r.add_argument(

@@ -118,3 +118,24 @@ def test_vnncomp_reaches_its_first_stage_without_heavy_imports(which: str, tmp_p
     code = f"HEAVY = {heavy!r}\n" + _FIRST_STAGE
     assert _loaded(code, str(model), str(spec), str(out)) == []
     assert out.read_text().split("\n", 1)[0] in ("sat", "unsat")
+
+
+_HELP_LISTS_METHODS = """
+import sys
+from nncert.verify import cli
+from nncert.verify.registry import register_method
+parser = cli.build_parser("verify")
+print("metadata" if "importlib.metadata" in sys.modules else "no-metadata")
+register_method("late_method", "nowhere:fn", description="registered after the parser")
+sub = next(a for a in parser._actions if a.dest == "command").choices
+for name in ("verify", "vnncomp"):
+    text = sub[name].format_help()
+    print(name, "relu_bab" in text, "registered after the parser" in text)
+"""
+
+
+def test_help_lists_the_methods_computed_when_shown() -> None:
+    """Building the parser scans no plug-ins; ``verify --help`` and ``vnncomp --help`` still
+    list every method, computed when the help is shown (a method registered later included)."""
+    out = _loaded(_HELP_LISTS_METHODS)
+    assert out == ["no-metadata", "verify", "True", "True", "vnncomp", "True", "True"]
