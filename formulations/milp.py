@@ -51,10 +51,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from nncert.verify.bounds import LayerBounds
@@ -74,6 +73,9 @@ from nncert.verify.network import (
     apply_activation,
 )
 from nncert.verify.spec import UnsafeCase
+
+if TYPE_CHECKING:  # scipy.sparse (about 0.1 s) is imported where a problem is built
+    import scipy.sparse as sp
 
 IntArray: TypeAlias = NDArray[np.int64]
 BoolArray: TypeAlias = NDArray[np.bool_]
@@ -216,6 +218,8 @@ class MilpProblem:
     stats: EncodingStats | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        import scipy.sparse as sp
+
         def vec(value: ArrayLike, name: str) -> FloatArray:
             arr = np.array(value, dtype=np.float64, copy=True).reshape(-1)
             if np.isnan(arr).any():
@@ -386,6 +390,8 @@ class MilpProblem:
         offset: float = 0.0,
     ) -> MilpProblem:
         """A problem without a network index (conformance tests, Benders subproblems)."""
+        import scipy.sparse as sp
+
         cv = np.asarray(c, dtype=np.float64).reshape(-1)
         n = cv.size
         if sp.issparse(A):
@@ -518,6 +524,7 @@ class MilpBuilder:
         stats: EncodingStats | None = None,
     ) -> MilpProblem:
         """Convert the accumulated blocks to a :class:`MilpProblem` (duplicates are summed)."""
+        import scipy.sparse as sp
 
         def cat(parts: Sequence[NDArray[Any]], dtype: type) -> NDArray[Any]:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)

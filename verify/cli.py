@@ -32,6 +32,7 @@ from nncert.verify.cliutil import (
     EXIT_INTERNAL,
     EXIT_UNKNOWN,
     UsageError,
+    lazy_epilog,
 )
 from nncert.verify.cliutil import (
     Parser as _Parser,
@@ -98,7 +99,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         default="auto",
-        choices=list(method_specs()),
         type=_method_name,
         metavar="METHOD",
         help="the method (default auto; the registered methods are listed below): auto runs "
@@ -165,7 +165,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"nncert {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -174,9 +174,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="verify a property of a network",
         description="Verify a VNN-LIB property, or L-infinity robustness around an input. "
         "Exit code 0 verified, 1 falsified, 2 unknown or timeout, 3 input error.",
-        epilog=methods_help() + "\n\n" + _EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    lazy_epilog(v, lambda: methods_help() + "\n\n" + _EPILOG)
     v.add_argument("model", metavar="MODEL", help="an .onnx or .onnx.gz file, or example:NAME")
     v.add_argument("spec", metavar="SPEC", nargs="?", help="a .vnnlib or .vnnlib.gz file")
     v.add_argument("--input", metavar="X.npy", help="centre of an L-inf robustness property")
@@ -214,9 +214,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "vnncomp",
         help="VNN-COMP run_instance: write a result file",
         description=_VNNCOMP_DESCRIPTION,
-        epilog=methods_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    lazy_epilog(r, methods_help)
     r.add_argument("model", metavar="MODEL", help="the network: an .onnx file, or example:NAME")
     r.add_argument("spec", metavar="SPEC", help="the property: a .vnnlib or .vnnlib.gz file")
     r.add_argument(
@@ -313,6 +313,30 @@ def _register_extensions(sub: Any, command: str | None) -> None:
                 raise
             entry = getattr(mod, attr)
         entry(sub)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``nncert VERSION`` and exit. The version is looked up only then
+    (``importlib.metadata`` takes a few hundredths of a second to load)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"nncert {_version()}\n")
+        parser.exit()
 
 
 def _version() -> str:

@@ -11,6 +11,7 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -31,12 +32,26 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that exits with 3 (not 2) on usage errors, with a one-line message."""
+    """argparse that exits with 3 (not 2) on usage errors, with a one-line message; an
+    epilog set with :func:`lazy_epilog` is computed only when the help is shown."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(EXIT_INPUT_ERROR)
+
+    def format_help(self) -> str:
+        factory = getattr(self, "_epilog_factory", None)
+        if factory is not None:
+            self.epilog = factory()
+            self._epilog_factory = None
+        return super().format_help()
+
+
+def lazy_epilog(parser: argparse.ArgumentParser, factory: Callable[[], str]) -> None:
+    """Let ``parser`` (a :class:`Parser`) compute its epilog with ``factory`` when its help is
+    shown, so that building the parser stays cheap (the method list scans the plug-ins)."""
+    parser._epilog_factory = factory  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,6 +175,7 @@ __all__ = [
     "EXIT_VERIFIED",
     "Progress",
     "UsageError",
+    "lazy_epilog",
     "load_model",
     "load_spec",
     "model_file",

@@ -13,7 +13,9 @@ arrives, the pending map is emitted as one :class:`~nncert.verify.network.Dense`
 by the activation layer. So ACAS Xu's ``Sub, Flatten, MatMul, Add, Relu, ...`` becomes
 ``Dense, ReLU, ...`` with the input normalisation folded into the first ``Dense``.
 
-ONNX graphs are parsed directly with the ``onnx`` package (no onnx2torch). Tensors computed only
+ONNX graphs are parsed directly from their protobuf messages (no onnx2torch), through
+:mod:`nncert.verify.onnx_proto`, which reads the common models without importing the ``onnx``
+package and hands everything unusual to it. Tensors computed only
 from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
 are folded to numpy arrays in their native dtype, mirroring onnxruntime; every other tensor must
 lie on the single input → output chain. Operators are dispatched through the module-level tables
@@ -23,7 +25,8 @@ lie on the single input → output chain. Operators are dispatched through the m
 :func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
 counterexamples against the original model.
 
-Heavy imports (``onnx``, ``onnxruntime``, ``torch``, ``networkx``) happen inside functions.
+Heavy imports (``onnx``, ``onnxruntime``, ``torch``) happen inside functions, and only where
+they are needed: reading a common ONNX model imports none of them.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ from nncert.verify.network import (
     Sigmoid,
     Tanh,
     compose_affine,
+)
+from nncert.verify.onnx_proto import (
+    attribute_value,
+    is_model_proto,
+    is_tensor_proto,
+    load_model_file,
+    np_dtype,
+    parse_model,
+    tensor_to_array,
 )
 from nncert.verify.rounding import UNIT, inflate
 from nncert.verify.rounding import gamma as _gamma
@@ -280,6 +292,24 @@ def _conv_output_shape(
     return out
 
 
+def _check_conv_geometry(
+    r: int, strides: Sequence[int], pads: Sequence[int] | None, dilations: Sequence[int]
+) -> None:
+    """Reject strides or dilations that are not ``r`` positive integers and pads that are not
+    ``2 r`` integers (a corrupt attribute, not a convolution)."""
+    if (
+        len(strides) != r
+        or len(dilations) != r
+        or (pads is not None and len(pads) != 2 * r)
+        or any(int(v) < 1 for v in (*strides, *dilations))
+    ):
+        raise InvalidNetworkError(
+            f"convolution over {r} spatial axes needs {r} strides and dilations >= 1 and "
+            f"{2 * r} pads: got strides {tuple(strides)}, dilations {tuple(dilations)}, "
+            f"pads {None if pads is None else tuple(pads)}"
+        )
+
+
 def conv_matrix(
     weight: FloatArray,
     bias: FloatArray | None,
@@ -329,6 +359,7 @@ def conv_matrix(
             f"convolution with group={group}: weight {weight.shape} does not fit input "
             f"channels {channels}"
         )
+    _check_conv_geometry(r, strides, pads, dilations)
     out_spatial = _conv_output_shape(spatial, kernel, tuple(strides), tuple(pads), tuple(dilations))
     n_pix_out, n_pix_in, n_kernel = _prod(out_spatial), _prod(spatial), _prod(kernel)
 
@@ -455,7 +486,8 @@ class _OnnxContext:
 
     def float_const(self, name: str, what: str) -> FloatArray:
         """The constant ``name`` as float64, rejecting NaN/inf."""
-        value = np.asarray(self.const(name, what), dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN warns when cast; rejected below
+            value = np.asarray(self.const(name, what), dtype=np.float64)
         if not np.all(np.isfinite(value)):
             bad = "NaN" if np.isnan(value).any() else "infinite"
             raise InvalidNetworkError(f"{what} {name!r} contains {bad} values")
@@ -475,17 +507,27 @@ class _OnnxContext:
         return var_index, str(node.input[1 - var_index])
 
 
-def _onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    import onnx
-    from onnx import numpy_helper
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """The array of ``tensor``; an element type that no reader knows (``onnx`` raises
+    ``KeyError`` or ``TypeError`` for those, a corrupt file's usual symptom) is an
+    :class:`InvalidNetworkError` naming the tensor."""
+    try:
+        return tensor_to_array(tensor)
+    except (KeyError, TypeError) as err:
+        raise InvalidNetworkError(
+            f"{what} tensor {tensor.name!r} has an unknown element type {tensor.data_type} "
+            "(truncated or corrupt model?)"
+        ) from err
 
+
+def _onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for attr in node.attribute:
-        value = onnx.helper.get_attribute_value(attr)
+        value = attribute_value(attr)
         if isinstance(value, bytes):
             value = value.decode()
-        elif isinstance(value, onnx.TensorProto):
-            value = numpy_helper.to_array(value)
+        elif is_tensor_proto(value):
+            value = _tensor_array(value, f"attribute {attr.name!r} of")
         out[attr.name] = value
     return out
 
@@ -728,6 +770,7 @@ def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     group = int(ctx.attrs.get("group", 1))
     auto_pad = str(ctx.attrs.get("auto_pad", "NOTSET"))
     spatial = shape[2:]
+    _check_conv_geometry(r, strides, None, dilations)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         begin, end = [], []
         for i in range(r):
@@ -927,10 +970,8 @@ def _require(inputs: list[np.ndarray | None], n: int, op: str) -> list[np.ndarra
 
 
 def _const_cast(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
-    import onnx
-
     (x,) = _require(inputs, 1, "Cast")
-    return x.astype(onnx.helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
+    return x.astype(np_dtype(int(attrs["to"])))
 
 
 def _const_reshape(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
@@ -1056,43 +1097,50 @@ def _input_layout(value_info: onnx.ValueInfoProto) -> tuple[Shape, Shape]:
 def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str]) -> list[int]:
     """Indices of the live nodes in topological order, after checking the chain structure.
 
-    The graph is a ``networkx.DiGraph`` with one vertex per node and an edge per tensor from
-    its producer to each consumer. Nodes that cannot reach the output are dropped. A node is
-    *variable* if one of its inputs is (``Shape`` excepted: its output is a constant); every
-    variable tensor may feed at most one variable node and every variable node may read at most
-    one variable tensor, i.e. the variable nodes form a path from the input to the output.
+    The graph has one vertex per node and an edge per tensor from its producer to each
+    consumer. Nodes that cannot reach the output are dropped. A node is *variable* if one of
+    its inputs is (``Shape`` excepted: its output is a constant); every variable tensor may
+    feed at most one variable node and every variable node may read at most one variable
+    tensor, i.e. the variable nodes form a path from the input to the output.
     """
-    import networkx as nx
-
-    g = nx.DiGraph()
     producer: dict[str, int] = {}
     for i, node in enumerate(graph.node):
-        g.add_node(i)
         for out in node.output:
             if not out:
                 continue
             if out in producer or out in const_names or out == input_name:
                 raise InvalidNetworkError(f"tensor {out!r} is defined more than once")
             producer[out] = i
+    # successors and predecessors as insertion-ordered sets (dicts), one edge per node pair
+    succ: list[dict[int, None]] = [{} for _ in graph.node]
+    pred: list[dict[int, None]] = [{} for _ in graph.node]
     for i, node in enumerate(graph.node):
         for name in node.input:
             if not name:
                 continue
             if name in producer:
-                g.add_edge(producer[name], i)
+                succ[producer[name]][i] = None
+                pred[i][producer[name]] = None
             elif name not in const_names and name != input_name:
                 raise InvalidNetworkError(
                     f"node {node.name or node.op_type!r} reads undefined tensor {name!r} "
                     "(truncated or corrupt model?)"
                 )
-    if not nx.is_directed_acyclic_graph(g):
+    topo = _topological_order(succ, pred)
+    if topo is None:
         raise InvalidNetworkError("the graph has a cycle")
     out_name = graph.output[0].name
     if out_name not in producer:
         raise InvalidNetworkError(f"output {out_name!r} is not computed by any node")
     sink = producer[out_name]
-    live = nx.ancestors(g, sink) | {sink}
-    order = [i for i in nx.topological_sort(g) if i in live]
+    live = {sink}
+    stack = [sink]
+    while stack:  # the sink's ancestors: a search along the reversed edges
+        for j in pred[stack.pop()]:
+            if j not in live:
+                live.add(j)
+                stack.append(j)
+    order = [i for i in topo if i in live]
 
     variable = {input_name}
     readers: dict[str, list[str]] = {}
@@ -1118,6 +1166,33 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
     if out_name not in variable:
         raise InvalidNetworkError(f"output {out_name!r} does not depend on the input")
     return order
+
+
+def _topological_order(
+    succ: Sequence[dict[int, None]], pred: Sequence[dict[int, None]]
+) -> list[int] | None:
+    """A topological order of the graph ``succ``/``pred`` (vertices ``0 .. n-1``), or ``None``
+    when it has a cycle.
+
+    Kahn's algorithm by generations: generation 0 is the vertices without predecessors in
+    index order; generation ``k + 1`` lists, in the order they are reached, the vertices whose
+    last predecessor lies in generation ``k`` (each vertex's successors in insertion order).
+    This is the order of ``networkx.topological_sort`` on the same graph built in the same
+    order. A cycle leaves vertices whose in-degree never reaches zero.
+    """
+    indegree = [len(p) for p in pred]
+    generation = [v for v, d in enumerate(indegree) if d == 0]
+    order: list[int] = []
+    while generation:
+        order.extend(generation)
+        following: list[int] = []
+        for v in generation:
+            for child in succ[v]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    following.append(child)
+        generation = following
+    return order if len(order) == len(succ) else None
 
 
 def _example_file(spec: str, name: str | None) -> tuple[Path, str]:
@@ -1177,15 +1252,13 @@ def _decompressed_copy(path: Path, data: bytes) -> str:
 def _load_model(
     path_or_model: Any, deadline: float | None = None
 ) -> tuple[onnx.ModelProto, str | None, str]:
-    import onnx
-
-    if isinstance(path_or_model, onnx.ModelProto):
+    if is_model_proto(path_or_model):
         name = path_or_model.graph.name or "onnx-model"
         return path_or_model, None, name
     if isinstance(path_or_model, (bytes, bytearray)):
         label = "<bytes>"
         try:
-            return onnx.load_from_string(bytes(path_or_model)), None, label
+            return parse_model(bytes(path_or_model)), None, label
         except Exception as err:  # protobuf raises several unrelated types
             raise InvalidNetworkError(f"{label}: cannot parse ONNX model ({err})") from err
     if not isinstance(path_or_model, (str, os.PathLike)):
@@ -1200,12 +1273,11 @@ def _load_model(
     stem = stem[:-5] if stem.lower().endswith(".onnx") else Path(stem).stem
     try:
         if is_gzip(path):
-
             data, _ = read_input(path, deadline=deadline, error=InvalidNetworkError)
-            model = onnx.load_from_string(data)
+            model = parse_model(data)
             source = _decompressed_copy(path, data)
         else:
-            model = onnx.load(str(path))
+            model = load_model_file(path)
     except NncertError:  # InvalidNetworkError, TimeLimitError
         raise
     except Exception as err:  # DecodeError, RuntimeError, ... depending on protobuf backend
@@ -1217,10 +1289,8 @@ def _load_model(
 
 def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
     """Dense array of a sparse initializer (linear or coordinate indices)."""
-    from onnx import numpy_helper
-
-    values = numpy_helper.to_array(sparse.values)
-    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    values = _tensor_array(sparse.values, "sparse initializer")
+    indices = _tensor_array(sparse.indices, "sparse initializer indices").astype(np.int64)
     dims = tuple(int(d) for d in sparse.dims)
     dense = np.zeros(_prod(dims), dtype=values.dtype)
     flat = indices if indices.ndim == 1 else np.ravel_multi_index(tuple(indices.T), dims)
@@ -1229,12 +1299,10 @@ def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
 
 
 def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
-    from onnx import numpy_helper
-
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
     for init in graph.initializer:
-        consts[init.name] = numpy_helper.to_array(init)
+        consts[init.name] = _tensor_array(init, "initializer")
     for sparse in graph.sparse_initializer:
         consts[sparse.values.name] = _sparse_to_dense(sparse)
     inputs = [vi for vi in graph.input if vi.name not in consts]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from nncert.solvers.registry import solver_specs
+from nncert.solvers.registry import find_solver_spec, solver_specs
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.registry import get_method
 
@@ -36,15 +36,14 @@ def check_solver_name(name: object) -> None:
     Only the registry's names are consulted; no backend is imported or required here (a
     missing backend is reported when the solver is built).
     """
-    # the registry imports nothing but nncert.verify.errors and the standard library
-
-    specs = solver_specs()
+    # the registry imports nothing but nncert.verify.errors and the standard library; the
+    # plug-ins are looked up only for names no built-in backend has
     if not isinstance(name, str) or not name:
         raise InvalidOptionsError(f"solver={name!r} must be a solver name such as 'highs'")
     if name in SOLVER_ALIASES:
         return
     base, colon, variant = name.partition(":")
-    spec = specs.get(base)
+    spec = find_solver_spec(base)
     if spec is not None:
         if colon and (spec.variant_option is None or not variant):
             raise InvalidOptionsError(
@@ -53,6 +52,7 @@ def check_solver_name(name: object) -> None:
                 else f"solver={name!r}: give the variant after the colon, e.g. '{base}:cbc'"
             )
         return
+    specs = solver_specs()
     known = sorted(specs) + list(SOLVER_ALIASES)
     close = difflib.get_close_matches(base, known, n=1, cutoff=0.6)
     variants = [f"{n}:NAME" for n in sorted(specs) if specs[n].variant_option]

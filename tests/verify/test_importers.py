@@ -19,6 +19,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
 from nncert.verify.importers import (
+    _topological_order,
     conv_matrix,
     from_onnx,
     from_torch,
@@ -840,6 +841,18 @@ def test_branching_graph(tmp_path: Path) -> None:
         from_onnx(path)
 
 
+def test_cyclic_graph(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Add", ["x", "z"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Identity", ["r"], ["z"]),
+        helper.make_node("Relu", ["z"], ["y"]),
+    ]
+    path = _save(_model(nodes, [], [1, 3], [1, 3]), tmp_path, "cycle")
+    with pytest.raises(InvalidNetworkError, match=r"cycle\.onnx: the graph has a cycle"):
+        from_onnx(path)
+
+
 def test_division_by_variable_is_unsupported(tmp_path: Path) -> None:
     nodes = [helper.make_node("Div", ["one", "x"], ["y"], name="recip")]
     path = _save(_model(nodes, [_init("one", 1.0)], [1, 3], [1, 3]), tmp_path, "recip")
@@ -850,3 +863,106 @@ def test_division_by_variable_is_unsupported(tmp_path: Path) -> None:
 def test_wrong_argument_type() -> None:
     with pytest.raises(InvalidNetworkError, match="expected a path"):
         from_onnx(42)
+
+
+# --------------------------------------------------------------------------------------------
+# the topological order that replaced networkx
+# --------------------------------------------------------------------------------------------
+
+
+def _random_graph(rng: np.random.Generator, n: int, acyclic: bool) -> list[list[int]]:
+    edges: list[list[int]] = [[] for _ in range(n)]
+    perm = rng.permutation(n)  # vertex names independent of the order
+    for _ in range(int(rng.integers(0, 3 * n + 1))):
+        a, b = (int(v) for v in rng.integers(0, n, size=2))
+        if acyclic:
+            a, b = min(a, b), max(a, b)
+            if a == b:
+                continue
+        edges[int(perm[a])].append(int(perm[b]))
+    return edges
+
+
+def test_topological_order_is_networkx_order() -> None:
+    """Same order as networkx.topological_sort on the same graph built in the same order (so
+    the importer's error messages name the same nodes), and the same cycle verdicts."""
+    nx = pytest.importorskip("networkx")
+    rng = np.random.default_rng(15)
+    cycles = 0
+    for trial in range(400):
+        n = int(rng.integers(1, 12))
+        edges = _random_graph(rng, n, acyclic=trial % 3 != 0)
+        g = nx.DiGraph()
+        g.add_nodes_from(range(n))
+        succ: list[dict[int, None]] = [{} for _ in range(n)]
+        pred: list[dict[int, None]] = [{} for _ in range(n)]
+        for a in range(n):
+            for b in edges[a]:
+                g.add_edge(a, b)
+                succ[a][b] = None
+                pred[b][a] = None
+        got = _topological_order(succ, pred)
+        if nx.is_directed_acyclic_graph(g):
+            assert got == list(nx.topological_sort(g))
+        else:
+            cycles += 1
+            assert got is None
+    assert cycles > 20
+
+
+# --------------------------------------------------------------------------------------------
+# corrupt files: one-line errors, never another exception or a warning
+# --------------------------------------------------------------------------------------------
+
+
+def _dense_nodes() -> tuple[list[onnx.NodeProto], list[TensorProto]]:
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])]
+    return nodes, [_init("W", np.ones((3, 2)))]
+
+
+@pytest.mark.parametrize("data_type", [0, 97], ids=["undefined", "unknown"])
+def test_unknown_element_type_is_invalid(tmp_path: Path, data_type: int) -> None:
+    """onnx raises TypeError (UNDEFINED) or KeyError (codes it does not know) for these."""
+    nodes, inits = _dense_nodes()
+    inits[0].data_type = data_type
+    path = _save(_model(nodes, inits, [1, 3], [1, 2]), tmp_path, "etype")
+    with pytest.raises(
+        InvalidNetworkError,
+        match=rf"etype\.onnx: initializer tensor 'W' has an unknown element type {data_type} ",
+    ):
+        from_onnx(path)
+
+
+def test_signalling_nan_weight_is_rejected_without_a_warning(tmp_path: Path) -> None:
+    """A float32 signalling NaN (a flipped exponent bit can make one) raises numpy's
+    "invalid value" warning when widened to float64; the importer rejects it quietly."""
+    nodes, inits = _dense_nodes()
+    weights = np.ones((3, 2), np.float32)
+    weights.view(np.uint32)[1, 1] = 0x7FA00000  # signalling NaN
+    inits[0] = numpy_helper.from_array(weights, "W")
+    path = _save(_model(nodes, inits, [1, 3], [1, 2]), tmp_path, "snan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidNetworkError, match="contains NaN values"):
+            from_onnx(path)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "shown"),
+    [
+        ({"strides": [0, 1]}, "strides (0, 1)"),
+        ({"strides": [0, 1], "auto_pad": "SAME_UPPER"}, "strides (0, 1)"),
+        ({"dilations": [1, -1]}, "dilations (1, -1)"),
+        ({"strides": [1]}, "strides (1,)"),
+        ({"pads": [0, 0, 0]}, "pads (0, 0, 0)"),
+    ],
+    ids=["zero-stride", "zero-stride-same", "negative-dilation", "short-strides", "short-pads"],
+)
+def test_corrupt_conv_geometry_is_invalid(
+    tmp_path: Path, attrs: dict[str, Any], shown: str
+) -> None:
+    node = helper.make_node("Conv", ["x", "K"], ["y"], **attrs)
+    inits = [_init("K", np.ones((2, 1, 3, 3)))]
+    path = _save(_model([node], inits, [1, 1, 6, 6], None), tmp_path, "conv")
+    with pytest.raises(InvalidNetworkError, match=re.escape(shown)):
+        from_onnx(path)

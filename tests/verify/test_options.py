@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,42 @@ def test_validation_imports_no_backend() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_PLUGIN_CHECK = """
+import sys, warnings
+from nncert.verify.options import VerifyOptions
+VerifyOptions(solver="highs")
+VerifyOptions(solver="pyomo:cbc")
+print("metadata" if "importlib.metadata" in sys.modules else "no-metadata")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    VerifyOptions(solver="fakeplug")
+from nncert.solvers.registry import get_solver_spec
+print(get_solver_spec("fakeplug").factory, get_solver_spec("highs").factory)
+print(*sorted(str(w.message) for w in caught), sep="\\n")
+"""
+
+
+def test_plugins_are_loaded_only_for_names_no_builtin_has(tmp_path: Path) -> None:
+    """A built-in solver name is accepted without scanning the entry points (that scan, and
+    importing importlib.metadata, cost about 0.15 s of every start-up); a plug-in's name still
+    loads the plug-ins, and a plug-in cannot replace a built-in either way."""
+    dist = tmp_path / "fakeplug-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[nncert.solvers]\nfakeplug = fakeplug:SPECS\n")
+    (tmp_path / "fakeplug.py").write_text(
+        "from nncert.solvers.registry import SolverSpec\n"
+        "SPECS = [SolverSpec('fakeplug', 'fakeplug:make'), SolverSpec('highs', 'evil:make')]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("NNCERT_NO_PLUGINS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _PLUGIN_CHECK], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "no-metadata"
+    assert lines[1] == "fakeplug:make nncert.solvers.highs_solver:HighsSolver"
+    assert any("tried to replace the solver 'highs'; ignored" in line for line in lines[2:])

@@ -1,0 +1,141 @@
+"""Start-up: what ``nncert vnncomp`` imports before its first verification stage.
+
+No timing assertions (``benchmarks/startup.py`` measures the time): these tests check, in
+fresh interpreters, that the heavy third-party packages stay off the start-up path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ACASXU = ROOT.parent / "shared" / "benchmarks" / "vnncomp" / "acasxu"
+
+#: never needed to read a common ONNX model or to start verifying it
+HEAVY = ("onnx", "onnxruntime", "networkx", "ml_dtypes", "torch")
+
+#: a VNN-LIB property of the bundled iris_relu network (4 inputs, 3 outputs)
+IRIS_PROPERTY = """\
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const X_2 Real)
+(declare-const X_3 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(declare-const Y_2 Real)
+(assert (>= X_0 0.4))
+(assert (<= X_0 0.5))
+(assert (>= X_1 0.4))
+(assert (<= X_1 0.5))
+(assert (>= X_2 0.4))
+(assert (<= X_2 0.5))
+(assert (>= X_3 0.4))
+(assert (<= X_3 0.5))
+(assert (<= Y_0 Y_1))
+"""
+
+
+def _loaded(code: str, *args: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; it prints the module names to report."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_building_the_vnncomp_parser_imports_nothing_heavy() -> None:
+    code = f"""
+    import sys
+    import nncert.verify.cli as cli
+    cli.build_parser("vnncomp").parse_args(["vnncomp", "m.onnx", "p.vnnlib", "out", "10"])
+    print(*[m for m in {(*HEAVY, "scipy", "importlib.metadata")!r} if m in sys.modules])
+    """
+    assert _loaded(code) == []
+
+
+def _acasxu_model() -> Path:
+    path = ACASXU / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx"
+    if not path.is_file():
+        pytest.skip(f"shared benchmarks not found at {ACASXU}")
+    return path
+
+
+@pytest.mark.parametrize("which", ["acasxu", "bundled"])
+def test_from_onnx_imports_neither_onnx_nor_ml_dtypes(which: str) -> None:
+    """Reading an ACAS Xu network (or a bundled example) takes the fast path: the protobuf
+    classes only, no ``onnx`` package, no ``ml_dtypes``, no ``networkx``."""
+    model = str(_acasxu_model()) if which == "acasxu" else "example:iris_relu"
+    code = f"""
+    import sys
+    from nncert.verify.importers import from_onnx
+    net = from_onnx(sys.argv[1])
+    assert net.n_inputs in (4, 5), net.n_inputs
+    print(*[m for m in {HEAVY!r} if m in sys.modules])
+    """
+    assert _loaded(code, model) == []
+
+
+#: runs ``nncert vnncomp`` through the console entry point and prints the heavy modules that
+#: were imported when the pipeline announced its first stage
+_FIRST_STAGE = """
+import sys
+from nncert.verify import cliutil
+seen = []
+call = cliutil.Progress.__call__
+def first(self, message):
+    if not seen:
+        seen.append([m for m in HEAVY if m in sys.modules])
+    call(self, message)
+cliutil.Progress.__call__ = first
+from nncert.verify.cli import main
+assert main(["vnncomp", *sys.argv[1:], "60", "--quiet"]) == 0
+assert seen, "no verification stage started"
+print(*seen[0])
+"""
+
+
+@pytest.mark.parametrize("which", ["acasxu", "bundled"])
+def test_vnncomp_reaches_its_first_stage_without_heavy_imports(which: str, tmp_path: Path) -> None:
+    """Up to the first verification stage of ``nncert vnncomp``: no onnx, onnxruntime,
+    networkx, ml_dtypes, torch, no scipy (``scipy.sparse`` waits for a MILP) and no
+    ``importlib.metadata`` (the solver plug-ins are scanned only for unknown solver names)."""
+    if which == "acasxu":
+        model, spec = _acasxu_model(), ACASXU / "vnnlib" / "prop_1.vnnlib"
+    else:
+        model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
+        spec.write_text(IRIS_PROPERTY)
+    out = tmp_path / "result.txt"
+    heavy = (*HEAVY, "scipy", "importlib.metadata")
+    code = f"HEAVY = {heavy!r}\n" + _FIRST_STAGE
+    assert _loaded(code, str(model), str(spec), str(out)) == []
+    assert out.read_text().split("\n", 1)[0] in ("sat", "unsat")
+
+
+_HELP_LISTS_METHODS = """
+import sys
+from nncert.verify import cli
+from nncert.verify.registry import register_method
+parser = cli.build_parser("verify")
+print("metadata" if "importlib.metadata" in sys.modules else "no-metadata")
+register_method("late_method", "nowhere:fn", description="registered after the parser")
+sub = next(a for a in parser._actions if a.dest == "command").choices
+for name in ("verify", "vnncomp"):
+    text = sub[name].format_help()
+    print(name, "relu_bab" in text, "registered after the parser" in text)
+"""
+
+
+def test_help_lists_the_methods_computed_when_shown() -> None:
+    """Building the parser scans no plug-ins; ``verify --help`` and ``vnncomp --help`` still
+    list every method, computed when the help is shown (a method registered later included)."""
+    out = _loaded(_HELP_LISTS_METHODS)
+    assert out == ["no-metadata", "verify", "True", "True", "vnncomp", "True", "True"]
