@@ -216,17 +216,7 @@ def check_tree(
 def _check_tree(
     network: Network, case: UnsafeCase, tree: ProofTree, time_limit: float | None
 ) -> TreeCheck:
-    """Re-derive ``tree`` as a proof that ``case`` is unreachable on ``network``.
-
-    Args:
-        network: the network (its normal form defines the hidden-neuron numbering).
-        case: the unsafe case (its input box is the root region).
-        tree: the proof tree.
-        time_limit: seconds allowed (``None``: unlimited); running out rejects.
-
-    Returns:
-        A :class:`TreeCheck`.
-    """
+    """:func:`check_tree` without the BLAS thread limit."""
     t0 = time.perf_counter()
     n_nodes = tree.n_nodes
     leaves = int(np.count_nonzero(tree.split == LEAF))
