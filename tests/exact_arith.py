@@ -81,6 +81,22 @@ def exact_forward(net: Network, x: np.ndarray) -> list[Fraction]:
     return a
 
 
+def exact_pre_activations(net: Network, x: np.ndarray) -> list[list[Fraction]]:
+    """The exact output of every Dense layer at the float input ``x`` (one point)."""
+    a = [Fraction(float(v)) for v in np.asarray(x, dtype=np.float64).reshape(-1)]
+    out: list[list[Fraction]] = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            a = [
+                sum((Fraction(float(w)) * v for w, v in zip(row, a) if w), Fraction(float(b)))
+                for row, b in zip(layer.weight, layer.bias)
+            ]
+            out.append(a)
+        else:
+            a = [exact_activation(layer, v) for v in a]
+    return out
+
+
 def exact_linear(C: np.ndarray, y: Sequence[Fraction]) -> list[Fraction]:
     """``C y`` in exact arithmetic."""
     return [sum((Fraction(float(c)) * v for c, v in zip(row, y)), Fraction(0)) for row in C]
@@ -103,5 +119,6 @@ __all__ = [
     "exact_activation",
     "exact_forward",
     "exact_linear",
+    "exact_pre_activations",
     "is_exact",
 ]

@@ -52,6 +52,7 @@ that is enough for a wrong answer. The lines are therefore built so that they ho
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -299,6 +300,15 @@ def eval_pieces(pieces: ReluPieces, z: FloatArray) -> tuple[FloatArray, FloatArr
     return v, inflate(gamma(n) * mag, n)
 
 
+@functools.lru_cache(maxsize=512)
+def _checked_pieces(rule: ActivationRule, layer: Any) -> ReluPieces:
+    """``rule.relu_pieces(layer)``, validated once per (rule, layer)."""
+    pieces = rule.relu_pieces(layer)
+    if pieces is None:  # pragma: no cover - a PiecewiseLinearRule always has pieces
+        raise UnsupportedLayerError(f"{type(rule).__name__} gives no pieces")
+    return check_pieces(pieces)
+
+
 class PiecewiseLinearRule(ActivationRule):
     r"""A rule derived from ``relu_pieces`` alone (see :data:`ReluPieces`).
 
@@ -324,10 +334,10 @@ class PiecewiseLinearRule(ActivationRule):
         raise NotImplementedError
 
     def _pieces(self, layer: Any) -> ReluPieces:
-        pieces = self.relu_pieces(layer)
-        if pieces is None:  # pragma: no cover - a PiecewiseLinearRule always has pieces
-            raise UnsupportedLayerError(f"{type(self).__name__} gives no pieces")
-        return check_pieces(pieces)
+        try:
+            return _checked_pieces(self, layer)
+        except TypeError:  # an unhashable layer: no cache
+            return _checked_pieces.__wrapped__(self, layer)
 
     def apply(self, layer: Any, z: FloatArray) -> FloatArray:
         return eval_pieces(self._pieces(layer), np.asarray(z, dtype=np.float64))[0]
@@ -437,6 +447,9 @@ class IdentityRule(PiecewiseLinearRule):
     def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
         return np.ones(np.shape(l), dtype=bool)
 
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        return np.ones(np.shape(z))
+
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         return (0.0, ((0.0, 1.0, 1.0),))
 
@@ -503,6 +516,11 @@ class LeakyReluRule(PiecewiseLinearRule):
 
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         return (0.0, ((0.0, 1.0, _leak(layer)),))
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        a = _leak(layer)  # the generic rule's value, without its temporaries
+        pos = np.asarray(z) > 0.0
+        return pos.astype(np.float64) if a == 0.0 else np.where(pos, 1.0, a)
 
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         r_lo, r_hi = _relu_diff(l, u, lt, ut, dl, du)
@@ -606,6 +624,10 @@ class HardTanhRule(PiecewiseLinearRule):
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         m, M = float(layer.min_val), float(layer.max_val)
         return (m, ((m, 1.0, 0.0), (M, -1.0, 0.0)))
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        zz = np.asarray(z)  # the generic rule's value (0 at both kinks), fast
+        return ((zz > float(layer.min_val)) & (zz < float(layer.max_val))).astype(np.float64)
 
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         m, M = float(layer.min_val), float(layer.max_val)
