@@ -999,15 +999,15 @@ class Reduction:
 
 
 def _constant_value(act: Activation, l: FloatArray, u: FloatArray) -> tuple[BoolArray, FloatArray]:
-    """Neurons whose activation is constant on ``[l, u]`` and that constant (exact cases only).
+    """Neurons whose activation is constant on ``[l, u]`` and that constant.
 
-    A piecewise-linear activation: where it is affine with slope 0 on ``[l, u]`` (inactive
-    ReLU, saturated HardTanh), the rule's exact constant; a smooth one: ``l = u``.
+    Constant means ``l = u`` (the value ``sigma(l)``) or affine with slope 0 on ``[l, u]``
+    (inactive ReLU, saturated HardTanh: the rule's constant, exact for the built-in rules).
     """
-    if big_m_pieces(act) is not None:
-        mask, slope, const = rule_for(act).affine_on(act, l, u)
-        return mask & (slope == 0.0), np.where(mask, const, 0.0)
-    return l == u, _f(act, l)
+    rule = rule_for(act)
+    mask, slope, const = rule.affine_on(act, l, u)
+    flat = mask & (slope == 0.0)
+    return flat | (l == u), np.where(flat, const, rule.apply(act, l))
 
 
 def reduce_problem(network: Network, case: UnsafeCase, bounds: LayerBounds) -> Reduction:
