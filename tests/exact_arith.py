@@ -31,6 +31,9 @@ PREC = 300
 #: absolute-plus-relative slack that covers the smooth activations' approximation
 SMOOTH_TOL = 2.0**-200
 
+#: smooth values below this magnitude are returned as 0 (an error far inside SMOOTH_TOL)
+_NEGLIGIBLE = mpmath.mpf(2) ** -400
+
 _SMOOTH: dict[type, Callable[[Any], Any]] = {
     Sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)),
     Tanh: mpmath.tanh,
@@ -54,8 +57,10 @@ def exact_activation(layer: Any, z: Fraction) -> Fraction:
         return out
     fn = _SMOOTH[type(layer)]
     with mpmath.workprec(PREC):
-        y = fn(mpmath.mpf(z.numerator) / z.denominator)
-        return _to_fraction(mpmath.mpf(y))
+        y = mpmath.mpf(fn(mpmath.mpf(z.numerator) / z.denominator))
+        if abs(y) < _NEGLIGIBLE:  # e.g. sigmoid(-1e300) = 2^(-1.4e300): no Fraction holds it
+            return Fraction(0)
+        return _to_fraction(y)
 
 
 def is_exact(network_or_layers: Network | Sequence[Any]) -> bool:

@@ -53,7 +53,9 @@ that is enough for a wrong answer. The lines are therefore built so that they ho
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -300,6 +302,61 @@ def eval_pieces(pieces: ReluPieces, z: FloatArray) -> tuple[FloatArray, FloatArr
     return v, inflate(gamma(n) * mag, n)
 
 
+class ExactRegions(NamedTuple):
+    r"""The affine regions of a piecewise-linear function, exactly (see :func:`exact_regions`).
+
+    Region ``j`` lies between ``kinks[j-1]`` and ``kinks[j]``; there
+    :math:`\sigma(z) = S_j z + C_j` exactly, ``slope[j]`` is the float64 ``S_j`` and
+    ``slope_exact[j]`` whether it equals ``S_j``; ``icpt_lo[j] <= C_j <= icpt_hi[j]``
+    (the neighbouring floats).
+    """
+
+    kinks: FloatArray
+    slope: FloatArray
+    slope_exact: BoolArray
+    icpt_lo: FloatArray
+    icpt_hi: FloatArray
+
+
+def _float_enclosure(v: Fraction) -> tuple[float, float]:
+    """The largest float ``<= v`` and the smallest ``>= v``."""
+    f = float(v)
+    lo = f if Fraction(f) <= v else math.nextafter(f, -math.inf)
+    hi = f if Fraction(f) >= v else math.nextafter(f, math.inf)
+    return lo, hi
+
+
+@functools.lru_cache(maxsize=512)
+def exact_regions(pieces: ReluPieces) -> ExactRegions:
+    """Slopes and intercepts of every affine region of ``pieces``, in rational arithmetic.
+
+    Piece ``i`` is active (slope ``w_i``, intercept ``-w_i theta_i``) on a region whose left
+    edge is ``>= theta_i`` or when its leak is 1, else it contributes ``w_i lam_i`` and
+    ``-w_i lam_i theta_i``.
+    """
+    offset, ps = pieces
+    kinks, _ = region_slopes(pieces)
+    slopes, exact, lo, hi = [], [], [], []
+    for left in (-math.inf, *kinks):
+        S, C = Fraction(0), Fraction(offset)
+        for theta, w, leak in ps:
+            k = Fraction(1) if (leak == 1.0 or theta <= left) else Fraction(leak)
+            S += Fraction(w) * k
+            C -= Fraction(w) * k * Fraction(theta)
+        slopes.append(float(S))
+        exact.append(Fraction(float(S)) == S)
+        c_lo, c_hi = _float_enclosure(C)
+        lo.append(c_lo)
+        hi.append(c_hi)
+    return ExactRegions(
+        np.array(kinks, dtype=np.float64),
+        np.array(slopes),
+        np.array(exact, dtype=bool),
+        np.array(lo),
+        np.array(hi),
+    )
+
+
 @functools.lru_cache(maxsize=512)
 def _checked_pieces(rule: ActivationRule, layer: Any) -> ReluPieces:
     """``rule.relu_pieces(layer)``, validated once per (rule, layer)."""
@@ -317,15 +374,17 @@ class PiecewiseLinearRule(ActivationRule):
     * ``apply``: the pieces in float64; ``interval``: their values at the end points widened
       by the error bound of :func:`eval_pieces` (the function is non-decreasing);
     * ``affine_on``: every piece stable (``l >= theta_i``, ``u <= theta_i`` or leak 1); then
-      :math:`\sigma(z) = c + \sum_i w_i s_i (z - 	heta_i)` with :math:`s_i \in \{1, \lambda_i\}`;
-    * ``relax``: parallel lines with the chord slope :math:`(\sigma(u) - \sigma(l))/(u - l)`
-      (the exact slope where affine), intercepts from :func:`_intercepts` over ``l``, ``u``
-      and the kinks inside (a line lies below a piecewise-linear function iff it does at these
-      points), so sound whatever the rounding;
+      :math:`\sigma(z) = c + \sum_i w_i s_i (z - \theta_i)` with :math:`s_i \in \{1, \lambda_i\}`;
+    * ``relax``: where :math:`\sigma` is affine on ``[l, u]`` (no kink strictly inside) and the
+      region's slope is a float, the region's exact line (:func:`exact_regions`, intercepts
+      rounded outwards); elsewhere parallel lines with the chord slope
+      :math:`(\sigma(u) - \sigma(l))/(u - l)`, intercepts from :func:`_intercepts` over ``l``,
+      ``u`` and the kinks inside (a line lies below a piecewise-linear function iff it does at
+      these points), so sound whatever the rounding;
     * ``derivative``: the smaller one-sided derivative at a kink; ``lipschitz``: the largest
       region slope; ``kinks`` from :func:`region_slopes`;
-    * ``diff``: :math:`\sigma(	ilde z) - \sigma(z) = ar s \delta` with the mean slope
-      :math:`ar s` between the smallest and the largest slope of the regions that meet the
+    * ``diff``: :math:`\sigma(\tilde z) - \sigma(z) = \bar s \delta` with the mean slope
+      :math:`\bar s` between the smallest and the largest slope of the regions that meet the
       hull of both boxes, so the difference lies in the interval product
       :math:`[s_{min}, s_{max}] \cdot [\delta_l, \delta_u]` (rounded outwards).
     """
@@ -381,14 +440,20 @@ class PiecewiseLinearRule(ActivationRule):
             points.append(np.where((lo < k) & (hi > k), k, np.nan))
             f_lo.append(np.broadcast_to(down(v - e), lo.shape))
             f_hi.append(np.broadcast_to(up(v + e), lo.shape))
-        mask, aslope, _ = self.affine_on(layer, lo, hi)
+        # affine on [l, u] (no kink strictly inside): the region's exact line
+        reg = exact_regions(pieces)
+        j = np.searchsorted(reg.kinks, lo, side="right")
+        nxt = np.concatenate([reg.kinks, [np.inf]])[j]
+        affine = (hi <= nxt) & reg.slope_exact[j]
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             chord = (f_hi[1] - f_lo[0]) / np.where(hi > lo, hi - lo, 1.0)
         chord = np.where((hi > lo) & np.isfinite(chord), np.maximum(chord, 0.0), 0.0)
-        s = np.where(mask, aslope, chord)
+        s = np.where(affine, reg.slope[j], chord)
         with np.errstate(over="ignore", invalid="ignore"):
             lower = _intercepts(s, points, f_lo, f_hi, upper=False)
             upper = _intercepts(s, points, f_lo, f_hi, upper=True)
+        lower = np.where(affine, reg.icpt_lo[j], lower)
+        upper = np.where(affine, reg.icpt_hi[j], upper)
         bad = ~(np.isfinite(lower) & np.isfinite(upper))
         if np.any(bad):  # overflow of s p: constant lines sigma(l) <= . <= sigma(u)
             s = np.where(bad, 0.0, s)
@@ -655,6 +720,24 @@ def _tanh_deriv(z: FloatArray) -> FloatArray:
     return 1.0 - t * t
 
 
+def _sigmoid_deriv_accurate(z: FloatArray) -> FloatArray:
+    r"""``sigma'(z) = e / (1 + e)^2`` with ``e = exp(-|z|)``: a few ulps *relative* error.
+
+    ``s (1 - s)`` loses all relative accuracy in the tails (``1 - s`` cancels: a third of the
+    value at ``z = 35.6``); the difference rule needs relative accuracy.
+    """
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(np.asarray(z, dtype=np.float64)))
+        return e / ((1.0 + e) * (1.0 + e))
+
+
+def _tanh_deriv_accurate(z: FloatArray) -> FloatArray:
+    r"""``tanh'(z) = 4 e / (1 + e)^2`` with ``e = exp(-2|z|)`` (``1 - tanh^2`` cancels)."""
+    with np.errstate(under="ignore"):
+        e = np.exp(-2.0 * np.abs(np.asarray(z, dtype=np.float64)))
+        return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
 def _s_shaped_upper(
     f: Callable[[FloatArray], FloatArray],
     df: Callable[[FloatArray], FloatArray],
@@ -757,12 +840,24 @@ class _SShapedRule(ActivationRule):
     def lipschitz(self, layer: Any) -> float:
         return float(self.derivative_fn(np.zeros(1))[0])
 
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def derivative_range(self, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r"""A rigorous enclosure ``[s_min, s_max]`` of :math:`\sigma'` on ``[l, u]``.
+
+        :math:`\sigma'` is even and decreasing in :math:`|z|`, so its maximum is at the point of
+        ``[l, u]`` closest to 0 and its minimum at an end point. The derivative is evaluated
+        in a form with a few ulps of relative error (:func:`_sigmoid_deriv_accurate`), widened
+        by the relative :data:`SMOOTH_MARGIN` and the absolute ``TINY`` (subnormal tails).
+        """
+        s_max = self._accurate_derivative(np.clip(0.0, l, u)) * (1.0 + SMOOTH_MARGIN) + TINY
+        s_min = np.minimum(self._accurate_derivative(l), self._accurate_derivative(u))
+        return np.maximum(s_min * (1.0 - SMOOTH_MARGIN) - TINY, 0.0), s_max
+
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         # mean value theorem: sigma(z~) - sigma(z) = sigma'(xi) delta, xi in the hull H
-        hl, hu = np.minimum(l, lt), np.maximum(u, ut)
-        s_max = self.derivative_fn(np.clip(0.0, hl, hu)) * (1.0 + SMOOTH_MARGIN)
-        s_min = np.minimum(self.derivative_fn(hl), self.derivative_fn(hu))
-        s_min = np.maximum(s_min * (1.0 - SMOOTH_MARGIN), 0.0)
+        s_min, s_max = self.derivative_range(np.minimum(l, lt), np.maximum(u, ut))
         prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
         lo, hi = prods.min(axis=0), prods.max(axis=0)
         pad = SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi)) + TINY
@@ -798,6 +893,9 @@ class SigmoidRule(_SShapedRule):
     def derivative_fn(self, z: FloatArray) -> FloatArray:
         return _sigmoid_deriv(z)
 
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        return _sigmoid_deriv_accurate(z)
+
     def _derivative_from_value(self, value: FloatArray) -> FloatArray:
         return value * (1.0 - value)
 
@@ -814,6 +912,9 @@ class TanhRule(_SShapedRule):
 
     def derivative_fn(self, z: FloatArray) -> FloatArray:
         return _tanh_deriv(z)
+
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        return _tanh_deriv_accurate(z)
 
     def _derivative_from_value(self, value: FloatArray) -> FloatArray:
         return 1.0 - value * value
@@ -973,6 +1074,7 @@ __all__ = [
     "RULES",
     "SMOOTH_MARGIN",
     "ActivationRule",
+    "ExactRegions",
     "HardTanhRule",
     "IdentityRule",
     "LeakyReluRule",
@@ -985,6 +1087,7 @@ __all__ = [
     "TanhRule",
     "check_pieces",
     "eval_pieces",
+    "exact_regions",
     "region_slopes",
     "register_rule",
     "relax",
