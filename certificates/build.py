@@ -7,9 +7,10 @@ into a :class:`~nncert.certificates.model.Certificate`:
 result                    evidence
 ========================  ====================================================================
 VERIFIED by ibp/crown     :class:`BoundEvidence`, row bounds recomputed with the same method
-VERIFIED by milp          :class:`MilpEvidence` from ``result.stats["milp"]`` plus the bound
-                          presolve (cases closed by CROWN before the MILP ran)
-VERIFIED by bab           :class:`BabEvidence` from ``result.stats["bab"]`` plus the presolve
+VERIFIED by bab           :class:`BabEvidence` from the search records in ``result.evidence``
+                          plus the bound presolve (cases closed by CROWN before it ran)
+VERIFIED by milp or any   :class:`MilpEvidence` (solver-attested) from the solver and search
+other complete method     records in ``result.evidence`` plus the presolve
 FALSIFIED                 :class:`CounterexampleEvidence` from ``result.counterexample``
 UNKNOWN                   :class:`NoEvidence` with the partial per-case bounds
 ========================  ====================================================================
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from nncert.certificates.model import (
+    BOUND_METHODS,
     SCHEMA_VERSION,
     BabCase,
     BabEvidence,
@@ -45,7 +47,13 @@ from nncert.certificates.model import (
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import CertificateError
 from nncert.verify.network import Network
-from nncert.verify.result import Verdict, VerificationResult
+from nncert.verify.result import (
+    BoundCaseEvidence,
+    SearchCaseEvidence,
+    SolverCaseEvidence,
+    Verdict,
+    VerificationResult,
+)
 from nncert.verify.spec import Property
 
 if TYPE_CHECKING:
@@ -120,72 +128,58 @@ def _opt(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _milp_evidence(
+def _solver_case(rec: SolverCaseEvidence | SearchCaseEvidence) -> MilpCase:
+    """A solver-attested record of the schema: the solver's status (a method's "verified"
+    reads "optimal"), objective, dual bound and gap."""
+    status = "optimal" if rec.status == "verified" else rec.status
+    if isinstance(rec, SearchCaseEvidence):
+        return MilpCase(rec.case, status, None, rec.lower_bound, None)
+    obj, bnd = rec.objective, rec.bound
+    gap = None
+    if obj is not None and bnd is not None and math.isfinite(obj - bnd):
+        gap = obj - bnd
+    return MilpCase(rec.case, status, obj, bnd, gap)
+
+
+#: the method whose search records become :class:`BabEvidence` (input splits closed by CROWN,
+#: what the schema's ``bab`` evidence describes); every other complete method's records
+#: become solver-attested :class:`MilpEvidence`
+INPUT_SPLIT_METHOD = "bab"
+
+
+def _complete_evidence(
     result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any]
-) -> MilpEvidence:
-    recs: list[MilpCase] = []
-    for rec in result.stats.get("milp", []):
-        obj, bnd = _opt(rec.get("objective")), _opt(rec.get("bound"))
-        status = str(rec.get("status", ""))
-        gap = None
-        if obj is not None and bnd is not None and math.isfinite(obj - bnd):
-            gap = obj - bnd
-        recs.append(MilpCase(int(rec["case"]), status, obj, bnd, gap))
-    # in 'auto', ReLU-phase branch and bound may close some cases before the MILP runs
-    for rec in result.stats.get("relu_bab", []):
-        if rec.get("status") == "verified":
-            recs.append(
-                MilpCase(int(rec["case"]), "optimal", None, _opt(rec.get("lower_bound")), None)
-            )
-    return MilpEvidence(
-        solver=result.solver or str(opts.get("solver", "")),
-        exact=True,  # the pipeline only closes cases with an exact solver
-        cases=tuple(recs),
-        tolerance=float(opts.get("milp_tolerance", 1e-6)),
-        presolve=presolve,
-    )
-
-
-#: complete plug-in methods whose per-case records (``stats[method]``: case, status,
-#: lower_bound) are stored as exact-solver evidence: their pipeline stage closes a case only
-#: on an exact solve of a sound formulation (Benders with an exact master, Model 2's sound
-#: over-approximation, window bounds from dual bounds)
-PLUGIN_METHODS = ("benders", "model2", "window", "relu_bab")
-
-
-def _plugin_evidence(
-    result: VerificationResult, presolve: BoundEvidence, opts: dict[str, Any], method: str
-) -> MilpEvidence:
-    recs: list[MilpCase] = []
-    for rec in result.stats.get(method, []):
-        lb = _opt(rec.get("lower_bound"))
-        status = "optimal" if rec.get("status") == "verified" else str(rec.get("status", ""))
-        recs.append(MilpCase(int(rec["case"]), status, None, lb, None))
-    solver = result.solver or str(opts.get("solver", ""))
-    return MilpEvidence(
-        solver=f"{method}/{solver}" if solver else method,
-        exact=True,
-        cases=tuple(recs),
-        tolerance=float(opts.get("milp_tolerance", 1e-6)),
-        presolve=presolve,
-    )
-
-
-def _bab_evidence(result: VerificationResult, presolve: BoundEvidence) -> BabEvidence:
-    recs: list[BabCase] = []
-    for rec in result.stats.get("bab", []):
-        recs.append(
-            BabCase(
-                int(rec["case"]),
-                str(rec.get("status", "")),
-                _opt(rec.get("lower_bound")),
-                int(rec.get("nodes") or 0),
-            )
+) -> MilpEvidence | BabEvidence:
+    """The evidence of a VERIFIED result decided by a complete method, from the typed records
+    in ``result.evidence`` (cases closed by bounds are covered by ``presolve``)."""
+    method = result.method
+    records = [r for r in result.evidence if not isinstance(r, BoundCaseEvidence)]
+    if method == INPUT_SPLIT_METHOD:
+        bab = [
+            BabCase(r.case, r.status, r.lower_bound, r.nodes)
+            for r in records
+            if isinstance(r, SearchCaseEvidence) and r.method == INPUT_SPLIT_METHOD
+        ]
+        return BabEvidence(
+            method="input-split+crown",
+            nodes=sum(r.nodes for r in bab),
+            cases=tuple(bab),
+            presolve=presolve,
         )
-    return BabEvidence(
-        method="input-split+crown",
-        nodes=sum(r.nodes for r in recs),
-        cases=tuple(recs),
+    # the deciding method's records first, then those of methods that closed cases before it
+    # (in "auto", ReLU-phase branch and bound before the MILP)
+    ordered = [r for r in records if r.method == method] + [
+        r for r in records if r.method != method
+    ]
+    solver = result.solver or str(opts.get("solver", ""))
+    if method != "milp":  # the MILP names its solver; other methods read "method/solver"
+        solver = f"{method}/{solver}" if solver else method
+    return MilpEvidence(
+        solver=solver,
+        # the pipeline closes a case only on an exact outcome
+        exact=all(r.exact for r in ordered if isinstance(r, SolverCaseEvidence)),
+        cases=tuple(_solver_case(r) for r in ordered),
+        tolerance=float(opts.get("milp_tolerance", 1e-6)),
         presolve=presolve,
     )
 
@@ -196,7 +190,7 @@ def _verified_evidence(
     method = result.method
     bound_method = "ibp" if method == "ibp" else "crown"
     presolve = bound_evidence(network, prop, bound_method)
-    if method in ("ibp", "crown", "alpha-crown"):
+    if method in BOUND_METHODS:
         if method == "alpha-crown":
             presolve = bound_evidence(network, prop, "alpha-crown")
         bad = [i for i, v in enumerate(presolve.case_lower) if not v > 0.0]
@@ -206,17 +200,9 @@ def _verified_evidence(
                 f"case(s) {bad}"
             )
         return presolve
-    ev: MilpEvidence | BabEvidence
-    if method == "milp":
-        ev = _milp_evidence(result, presolve, opts)
-    elif method == "bab":
-        ev = _bab_evidence(result, presolve)
-    elif method in PLUGIN_METHODS:
-        ev = _plugin_evidence(result, presolve, opts, method)
-    else:
-        raise CertificateError(
-            f"cannot build evidence for a VERIFIED result decided by method {method!r}"
-        )
+    if not method:
+        raise CertificateError("cannot build evidence for a VERIFIED result decided by no method")
+    ev = _complete_evidence(result, presolve, opts)
     lower = ev.case_lower_bounds()
     bad = [
         i

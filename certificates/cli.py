@@ -29,7 +29,8 @@ from nncert.certificates.transfer import transfer
 from nncert.verify.cliutil import UsageError, model_file
 from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
-from nncert.verify.options import METHODS, VerifyOptions
+from nncert.verify.options import VerifyOptions
+from nncert.verify.registry import method_names
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -174,7 +175,10 @@ def register(subparsers: Any) -> None:
     )
     t.add_argument("--no-fallback", action="store_true", help="do not verify the target directly")
     t.add_argument(
-        "--verify-method", default="auto", choices=METHODS, help="method of the fallback"
+        "--verify-method",
+        default="auto",
+        choices=method_names(),
+        help="method of the fallback (see nncert verify --help)",
     )
     t.add_argument("--seed", type=int, default=0, help="seed of the fallback")
     t.add_argument("--jobs", type=int, default=1, help="worker processes of the fallback")

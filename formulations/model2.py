@@ -473,7 +473,7 @@ def network_partition(
     score ``omega_i * ||W^(k+1)[:, i]||_1`` (single-band width times outgoing weight) get
     ``segments`` segments; the others keep one (the refinement loop splits them on demand).
     """
-    dense, acts = network.normalized().affine_and_activations()
+    dense, acts = network.affine_and_activations()
     flags = default_banded(acts, banded)
     allowed: dict[int, BoolArray] = {}
     if max_binaries is not None and segments > 1:

@@ -219,7 +219,7 @@ def initial_binaries(network: Network, spin_budget: int) -> int:
     binaries are placed up front.
     """
 
-    dense, acts = network.normalized().affine_and_activations()
+    dense, acts = network.affine_and_activations()
     flags = default_banded(acts, None)
     n_banded = sum(d.n_out for d, f in zip(dense, flags) if f)
     return int(spin_budget) if n_banded <= spin_budget else 0

@@ -61,7 +61,7 @@ def window_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOut
         "window_time": wst.time,
         "window_timed_out": wst.timed_out,
     }
-    L = len(network.normalized().dense_layers)
+    L = len(network.affine_and_activations()[0])
     tol = opts.milp_tolerance
     if s < L:
         lb = window_margin(

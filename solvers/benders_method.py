@@ -1,7 +1,7 @@
 """Pipeline plug-in ``method="benders"``: Benders decomposition per unsafe case.
 
 ``verify(net, prop, method="benders", solver=NAME)`` runs ``sample, crown, attack, benders``;
-this module is the last stage (registered in ``nncert.verify.pipeline.CASE_METHODS``). The
+this module is the last stage (registered in :mod:`nncert.verify.registry`). The
 master is chosen by ``solver``:
 
 * ``"highs"`` (default) or any other registered exact MILP solver name: a MILP master (exact);

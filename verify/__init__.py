@@ -53,6 +53,11 @@ _LAZY: dict[str, str] = {
     "Verdict": "nncert.verify.result",
     "VerificationResult": "nncert.verify.result",
     "VerifyOptions": "nncert.verify.options",
+    "register_method": "nncert.verify.registry",
+    "method_names": "nncert.verify.registry",
+    "get_method": "nncert.verify.registry",
+    "CaseOutcome": "nncert.verify.result",
+    "CaseContext": "nncert.verify.result",
 }
 
 

@@ -76,6 +76,7 @@ from nncert.verify.bounds import (
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.processes import exit_with_parent
+from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, ProofRecorder, ProofTree
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -224,6 +225,7 @@ class BabOutcome:
     batches: int = 0
     time: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    proof: ProofTree | None = None
 
     @property
     def x(self) -> FloatArray | None:
@@ -236,8 +238,12 @@ class BabOutcome:
 # --------------------------------------------------------------------------------------------
 
 
-#: pool rows: lower, upper, depth, pending split dimension, prior hidden bounds (l, u)
-_Entries = tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, FloatArray, FloatArray, FloatArray]
+#: pool rows: lower, upper, depth, pending split dimension, prior hidden bounds (l, u),
+#: the parent's objective bound, and the proof-tree node of the box (see _TreeLog)
+_Entries = tuple[
+    FloatArray, FloatArray, np.ndarray, np.ndarray, FloatArray, FloatArray, FloatArray, np.ndarray
+]
+_N_FIELDS = 8
 
 
 def _empty_entries(n: int, h: int) -> _Entries:
@@ -249,7 +255,60 @@ def _empty_entries(n: int, h: int) -> _Entries:
         np.zeros((0, h)),
         np.zeros((0, h)),
         np.zeros(0),
+        np.zeros(0, dtype=np.int64),
     )
+
+
+class _TreeLog:
+    """The proof-tree events of a search: input splits and closed leaves.
+
+    Boxes refer to tree nodes by reference numbers. In the main process the log writes through
+    to the case's :class:`~nncert.verify.proof.ProofRecorder` and references are node ids; in a
+    worker it numbers new nodes ``-1, -2, ...`` and records the events, which the main process
+    replays (:meth:`replay`) to mint the real ids.
+    """
+
+    def __init__(self, recorder: ProofRecorder | None) -> None:
+        self.recorder = recorder
+        self.events: list[tuple[Any, ...]] = []
+        self._next = -1
+
+    def split(self, refs: np.ndarray, dims: np.ndarray, mids: np.ndarray) -> np.ndarray:
+        """Split the boxes ``refs`` on ``dims`` at ``mids``; ``(k, 2)`` references of the
+        children (side 0: the lower half, side 1: the upper half)."""
+        out = np.empty((refs.size, 2), dtype=np.int64)
+        for j in range(refs.size):
+            if self.recorder is not None:
+                a, b = self.recorder.split(int(refs[j]), INPUT_SPLIT, int(dims[j]), float(mids[j]))
+            else:
+                a, b = self._next, self._next - 1
+                self._next -= 2
+                self.events.append(("split", int(refs[j]), int(dims[j]), float(mids[j]), a, b))
+            out[j] = (a, b)
+        return out
+
+    def close(self, refs: np.ndarray) -> None:
+        """The boxes ``refs`` are closed by their bounds."""
+        if self.recorder is not None:
+            self.recorder.close_many([int(r) for r in refs], CLOSED_BY_BOUND)
+        else:
+            self.events.append(("close", [int(r) for r in refs]))
+
+    @staticmethod
+    def replay(events: list[tuple[Any, ...]], recorder: ProofRecorder) -> dict[int, int]:
+        """Apply a worker's events to ``recorder``; returns its reference -> node id map."""
+        ids: dict[int, int] = {}
+
+        def node(ref: int) -> int:
+            return ids[ref] if ref < 0 else ref
+
+        for ev in events:
+            if ev[0] == "split":
+                _, ref, dim, mid, a, b = ev
+                ids[a], ids[b] = recorder.split(node(ref), INPUT_SPLIT, dim, mid)
+            else:
+                recorder.close_many([node(r) for r in ev[1]], CLOSED_BY_BOUND)
+        return ids
 
 
 def _take(entries: _Entries, idx: Any) -> _Entries:
@@ -304,7 +363,7 @@ class _Pool:
             return parts[0]
         if not parts:
             return _empty_entries(self.n, self.h)
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(7))  # type: ignore[return-value]
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(_N_FIELDS))  # type: ignore[return-value]
 
     def take_all(self) -> _Entries:
         """Remove and return every row."""
@@ -375,9 +434,12 @@ class _CaseSearch:
         options: BabOptions,
         rng: np.random.Generator,
         t_start: float | None = None,
+        tree: _TreeLog | None = None,
     ) -> None:
         self.network = network
         self.t_start = time.perf_counter() if t_start is None else t_start
+        #: where splits and closed leaves are recorded (the proof tree)
+        self.tree = _TreeLog(None) if tree is None else tree
         self.bounder = bounder
         self.case = case
         self.case_index = case_index
@@ -501,7 +563,7 @@ class _CaseSearch:
         Returns:
             The candidate rows and the groups ``(kind, number of parents)`` in order.
         """
-        lo, hi, dep, dim, pl, pu, bnd = parents
+        lo, hi, dep, dim, pl, pu, bnd, ref = parents
         n_in = lo.shape[1]
         parts: list[_Entries] = []
         groups: list[tuple[str, int]] = []
@@ -519,7 +581,9 @@ class _CaseSearch:
             c_hi[2 * rows, d] = mid
             c_lo[2 * rows + 1, d] = mid
             rep = np.repeat(g, 2)
-            parts.append((c_lo, c_hi, dep[rep] + 1, dim[rep], pl[rep], pu[rep], bnd[rep]))
+            parts.append(
+                (c_lo, c_hi, dep[rep] + 1, dim[rep], pl[rep], pu[rep], bnd[rep], ref[rep])
+            )
             groups.append(("pair", g.size))
         g = np.flatnonzero(dim == -1)
         if g.size:
@@ -541,17 +605,25 @@ class _CaseSearch:
                     pl[rep],
                     pu[rep],
                     bnd[rep],
+                    ref[rep],
                 )
             )
             groups.append(("strong", k))
         if len(parts) == 1:
             return parts[0], groups
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(7)), groups  # type: ignore[return-value]
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(_N_FIELDS)), groups  # type: ignore[return-value]
 
     def _select(
-        self, groups: list[tuple[str, int]], best: FloatArray, lo: FloatArray, hi: FloatArray
-    ) -> np.ndarray:
-        """Indices of the candidate boxes that become children (strong branching picks).
+        self,
+        groups: list[tuple[str, int]],
+        best: FloatArray,
+        lo: FloatArray,
+        hi: FloatArray,
+        dims: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the candidate boxes that become children (strong branching picks), and
+        per chosen box the input dimension its parent was split on (``-1``: not a split, the
+        box itself). Children come in pairs: the lower half, then the upper half.
 
         Strong branching scores a dimension by the remaining gap of its two halves
         (``sum min(bound - tol, 0)``, closed halves count as no gap) plus a small bonus for
@@ -561,13 +633,16 @@ class _CaseSearch:
         n_in = lo.shape[1]
         tol = self.options.close_tol
         out: list[np.ndarray] = []
+        split_dims: list[np.ndarray] = []
         base = 0
         for kind, k in groups:
             if kind == "self":
                 out.append(base + np.arange(k))
+                split_dims.append(np.full(k, -1, dtype=np.int64))
                 base += k
             elif kind == "pair":
                 out.append(base + np.arange(2 * k))
+                split_dims.append(dims[base : base + 2 * k].astype(np.int64))
                 base += 2 * k
             else:
                 stop = base + 2 * n_in * k
@@ -586,8 +661,9 @@ class _CaseSearch:
                 d = np.argmax(score, axis=1)
                 idx = base + (np.arange(k) * n_in + d) * 2
                 out.append(np.stack([idx, idx + 1], axis=1).reshape(-1))
+                split_dims.append(np.repeat(d, 2).astype(np.int64))
                 base = stop
-        return np.concatenate(out)
+        return np.concatenate(out), np.concatenate(split_dims)
 
     def _bound(
         self, rows: _Entries, *, cheap: bool
@@ -654,7 +730,7 @@ class _CaseSearch:
         idx = np.flatnonzero(need)
         if idx.size:
             sub = _take(cand, idx)
-            sub = (*sub[:4], pl[idx], pu[idx], sub[6])  # the cheap bounds are valid priors
+            sub = (*sub[:4], pl[idx], pu[idx], sub[6], sub[7])  # the cheap bounds: valid priors
             f_lower, f_coef, f_pl, f_pu = self._bound(sub, cheap=False)
             lower = lower.copy()
             lower[idx] = np.maximum(lower[idx], f_lower)
@@ -706,7 +782,14 @@ class _CaseSearch:
             c.batches += 1
             # a box's bound is never worse than its parent's (CROWN is not monotone)
             best_all = np.maximum(lower.max(axis=1), cand[6])
-            sel = self._select(groups, best_all, cand[0], cand[1])
+            sel, split_dims = self._select(groups, best_all, cand[0], cand[1], cand[3])
+            refs = cand[7][sel].copy()
+            first = np.flatnonzero(split_dims >= 0)[::2]  # the lower half of each split
+            if first.size:
+                d = split_dims[first]
+                mids = cand[1][sel][first, d]  # the lower half's upper end is the split point
+                kids = self.tree.split(refs[first], d, mids)
+                refs[first], refs[first + 1] = kids[:, 0], kids[:, 1]
             rows: _Entries = (
                 cand[0][sel],
                 cand[1][sel],
@@ -715,6 +798,7 @@ class _CaseSearch:
                 pl[sel],
                 pu[sel],
                 best_all[sel],
+                refs,
             )
             lower, coef = lower[sel], coef[sel]
             best = best_all[sel]
@@ -723,6 +807,7 @@ class _CaseSearch:
             if closed.any():
                 c.closed += int(closed.sum())
                 c.closed_lb = min(c.closed_lb, float(best[closed].min()))
+                self.tree.close(refs[closed])
             keep = np.flatnonzero(~closed)
             if not keep.size:
                 continue
@@ -783,7 +868,7 @@ class _CaseSearch:
                 dim = np.argmax(score, axis=1)
             # weakest boxes last, so they are popped first
             order = np.argsort(-best, kind="stable")
-            pool.push(_take((lo, hi, rows[2], dim, rows[4], rows[5], best), order))
+            pool.push(_take((lo, hi, rows[2], dim, rows[4], rows[5], best, rows[7]), order))
         return "closed"
 
 
@@ -833,8 +918,10 @@ def _worker_task(
     seed: Sequence[int],
     node_limit: int | None,
     elapsed_s: float = 0.0,
-) -> tuple[str, _Unit, FloatArray | None, dict[str, Any]]:
-    """Search one unit for ``slice_s`` seconds in a worker; return status and leftovers."""
+) -> tuple[str, _Unit, FloatArray | None, dict[str, Any], list[tuple[Any, ...]]]:
+    """Search one unit for ``slice_s`` seconds in a worker; return status, leftovers (their
+    tree references may be the worker's own, see :class:`_TreeLog`), the counterexample, the
+    counters and the proof-tree events."""
     network = _WORKER["network"]
     case = _WORKER["cases"][unit.case_index]
     search = _CaseSearch(
@@ -845,6 +932,7 @@ def _worker_task(
         _WORKER["options"],
         np.random.default_rng(list(seed)),
         t_start=time.perf_counter() - elapsed_s,
+        tree=_TreeLog(None),
     )
     now = time.perf_counter()
     deadline = None if remaining_s is None else now + remaining_s
@@ -858,7 +946,8 @@ def _worker_task(
         node_limit=node_limit,
     )
     x = None if search.counterexample is None else search.counterexample.x
-    return status, _Unit(unit.case_index, pool.take_all()), x, search.counters.as_dict()
+    left = _Unit(unit.case_index, pool.take_all())
+    return status, left, x, search.counters.as_dict(), search.tree.events
 
 
 @dataclass
@@ -875,6 +964,8 @@ class _Run:
     units_run: int = 0
     parallel: bool = False
     t0: float = field(default_factory=time.perf_counter)
+    #: per case, the proof tree being recorded
+    recorders: dict[int, ProofRecorder] = field(default_factory=dict)
 
 
 def _serial_turn(
@@ -890,6 +981,7 @@ def _serial_turn(
         run.options,
         np.random.default_rng(list(seed)),
         t_start=run.t0,
+        tree=_TreeLog(run.recorders[unit.case_index]),
     )
     pool = _Pool(run.network.n_inputs, bounder.n_hidden)
     pool.push(unit.entries)
@@ -929,6 +1021,7 @@ def _solve(
         deadline,
         counters={i: _Counters() for i in cases},
         status={i: "open" for i in cases},
+        recorders={i: ProofRecorder(recipe=_recipe(options)) for i in cases},
     )
     bounder = BoundEngine(network)
     queue: deque[_Unit] = deque()
@@ -943,6 +1036,7 @@ def _solve(
             np.full((1, h), -np.inf),
             np.full((1, h), np.inf),
             np.full(1, -np.inf),
+            np.array([run.recorders[i].root()], dtype=np.int64),
         )
         queue.append(_Unit(i, root))
     serial_slice = options.slice_s if len(cases) > 1 else None
@@ -1027,7 +1121,8 @@ def _solve(
                 break
             for fut in done:
                 unit = running.pop(fut)
-                status, left, x, counters = fut.result()
+                status, left, x, counters, events = fut.result()
+                left = _adopt(run, left, events)
                 run.counters[unit.case_index].merge(counters)
                 run.units_run += 1
                 if status == "falsified" and x is not None:
@@ -1051,11 +1146,34 @@ def _solve(
             flag.set()
             for fut, u in running.items():
                 with contextlib.suppress(Exception):
-                    status, left, _, counters = fut.result()
+                    status, left, _, counters, events = fut.result()
+                    left = _adopt(run, left, events)
                     run.counters[u.case_index].merge(counters)
                     if left.size:
                         queue.append(left)
     return _finish(run, queue)
+
+
+def _recipe(options: BabOptions) -> dict[str, Any]:
+    """How the search bounded boxes, for a checker to recompute the leaves' bounds."""
+    return {
+        "search": "input-split",
+        "intermediate": options.intermediate,
+        "extra_slopes": list(options.extra_slopes),
+        "combine_rows": bool(options.combine_rows),
+        "alpha_iters": int(options.alpha_iters),
+        "alpha_optimizer": "sign",
+    }
+
+
+def _adopt(run: _Run, left: _Unit, events: list[tuple[Any, ...]]) -> _Unit:
+    """Replay a worker's proof-tree events and give its leftover boxes their node ids."""
+    ids = _TreeLog.replay(events, run.recorders[left.case_index])
+    if not left.size:
+        return left
+    refs = left.entries[7]
+    mapped = np.array([ids[r] if r < 0 else r for r in refs.tolist()], dtype=np.int64)
+    return _Unit(left.case_index, (*left.entries[:7], mapped))
 
 
 def _finish(run: _Run, queue: deque[_Unit]) -> _Run:
@@ -1083,6 +1201,13 @@ def _outcome(run: _Run, i: int, elapsed: float) -> BabOutcome:
     if st == "open":
         st = "timeout"
     cex = run.counterexample if st == "falsified" else None
+    proof = None
+    if st == "verified":
+        rec = run.recorders[i]
+        if not c.alpha_boxes:  # the checker need not try optimised slopes
+            rec.recipe["alpha_iters"] = 0
+        tree = rec.tree()
+        proof = tree if not tree.problems() else None  # e.g. leaves closed by a MILP
     return BabOutcome(
         status=st,  # type: ignore[arg-type]
         counterexample=cex,
@@ -1103,6 +1228,7 @@ def _outcome(run: _Run, i: int, elapsed: float) -> BabOutcome:
             "units": run.units_run,
             "parallel": run.parallel,
         },
+        proof=proof,
     )
 
 
@@ -1207,6 +1333,7 @@ def bab_verify(
         "units": run.units_run,
         "parallel": run.parallel,
         "cases": [o.status for o in outs],
+        "proofs": [o.proof for o in outs],
     }
     lower = tuple(o.lower_bound for o in outs)
     upper = tuple(None if not np.isfinite(o.upper_bound) else o.upper_bound for o in outs)

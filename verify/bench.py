@@ -65,7 +65,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -80,14 +80,21 @@ from nncert.verify.cliutil import UsageError
 from nncert.verify.errors import InvalidOptionsError, NncertError
 from nncert.verify.example_catalog import dataset_metadata, example_info, list_examples
 from nncert.verify.examples import load_example
-from nncert.verify.executors import EXECUTORS, ExecutorUnavailableError, make_executor
+from nncert.verify.executors import (
+    CONNECT_TIMEOUT,
+    EXECUTORS,
+    ExecutorUnavailableError,
+    resolve_executor,
+    run_each,
+)
 from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx
 from nncert.verify.network import Dense, HardTanh, Network, ReLU
-from nncert.verify.options import METHODS, VerifyOptions
-from nncert.verify.pipeline import CASE_METHODS, verify
+from nncert.verify.options import VerifyOptions
+from nncert.verify.pipeline import verify
 from nncert.verify.plots import cactus_plot
 from nncert.verify.processes import worker_setup
+from nncert.verify.registry import get_method, method_names
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Property, robustness_property
 from nncert.verify.vnncomp import read_instances, read_truth, write_results_csv
@@ -279,21 +286,12 @@ def _parse_scalar(v: str) -> Any:
 
 
 def _method_available(name: str) -> str | None:
-    """``None`` when ``name`` can run, else why not (plug-in module missing)."""
-
-    target = CASE_METHODS.get(name)
-    if not isinstance(target, str):
-        return None
-    import importlib
-    import importlib.util
-
-    module = target.partition(":")[0]
+    """``None`` when ``name`` can run, else why not (its module cannot be imported)."""
+    spec = get_method(name)
     try:
-        if importlib.util.find_spec(module) is None:
-            return f"method {name!r} skipped: {module} is not available yet"
-        importlib.import_module(module)
+        spec.load()
     except Exception as err:
-        return f"method {name!r} skipped: cannot import {module} ({type(err).__name__}: {err})"
+        return f"method {name!r} skipped: cannot load {spec.target} ({type(err).__name__}: {err})"
     return None
 
 
@@ -308,8 +306,8 @@ def _check_methods(tokens: Sequence[str]) -> tuple[list[tuple[str, dict[str, Any
     notes: list[str] = []
     for tok in tokens:
         name, opts = parse_method(tok)
-        if name not in METHODS:
-            raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+        if name not in method_names():
+            raise ValueError(f"unknown method {name!r}; known: {', '.join(method_names())}")
         VerifyOptions.from_mapping({"method": name, **opts})  # validates option names/values
         why = _method_available(name)
         if why is not None:
@@ -425,16 +423,14 @@ def _vnncomp_suite(path: Path, timeout: float | None) -> Suite:
     out: list[BenchInstance] = []
     for i, (inst, (first, spec)) in enumerate(zip(instances, raw)):
         t = float(timeout) if timeout is not None else inst.timeout
-        nets = [(name, str(p)) for name, p in inst.networks]
+        # absolute paths: a worker of a cluster may run in another directory
+        nets = [(name, os.path.abspath(p)) for name, p in inst.networks]
+        spec_path = os.path.abspath(inst.spec)
         if len(nets) == 1:
-            payload: dict[str, Any] = {
-                "kind": "vnncomp",
-                "onnx": nets[0][1],
-                "spec": str(inst.spec),
-            }
+            payload: dict[str, Any] = {"kind": "vnncomp", "onnx": nets[0][1], "spec": spec_path}
             label = first
         else:
-            payload = {"kind": "vnncomp_multi", "networks": nets, "spec": str(inst.spec)}
+            payload = {"kind": "vnncomp_multi", "networks": nets, "spec": spec_path}
             label = "+".join(f"{n}={os.path.relpath(p, base)}" for n, p in nets)
         ans = truth.get((first, spec), "").strip().lower()
         ans = {"holds": "unsat", "violated": "sat"}.get(ans, ans)
@@ -1550,32 +1546,30 @@ def write_reports(
 
 
 def _execute(
-    tasks: Sequence[Task], *, jobs: int, executor: str, address: str | None
+    tasks: Sequence[Task],
+    *,
+    jobs: int,
+    executor: str,
+    address: str | None,
+    notify: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[Task, dict[str, Any]]]:
-    """Run tasks, yielding ``(task, row)`` as they finish (in-process for one local job)."""
-    if executor == "local" and jobs == 1:
-        for t in tasks:
-            yield t, run_task(t)
-        return
-    from concurrent.futures import as_completed
+    """Run tasks, yielding ``(task, row)`` as they finish (in-process for one local job).
 
-
-    with make_executor(executor, jobs, address=address) as ex:
-        futures = {ex.submit(run_task, t): t for t in tasks}
-        try:
-            for fut in as_completed(futures):
-                t = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as err:  # the worker died (not a failing verification)
-                    row = _base_row(t)
-                    row["note"] = f"worker failure: {type(err).__name__}: {err}"[:300]
-                    row["key"] = "!" + t.key  # not journalled: retried on resume
-                yield t, row
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    A task without a result (its worker was lost for good: a Dask ``KilledWorker``, or a local
+    pool that broke more often than :data:`~nncert.verify.executors.WORKER_LOSS_RETRIES`)
+    gives an error row whose key starts with ``!``: it is not journalled, so ``--resume``
+    runs it again.
+    """
+    for fin in run_each(run_task, tasks, kind=executor, jobs=jobs, address=address, notify=notify):
+        t = fin.item
+        if fin.error is None:
+            yield t, fin.value
+            continue
+        err = fin.error  # run_task never raises: the worker died (not a failing verification)
+        row = _base_row(t)
+        row["note"] = f"worker failure: {type(err).__name__}: {err}"[:300]
+        row["key"] = "!" + t.key  # not journalled: retried on resume
+        yield t, row
 
 
 def run_bench(
@@ -1585,7 +1579,7 @@ def run_bench(
     methods: Sequence[str] = ("auto",),
     solvers: Sequence[str] = ("highs",),
     jobs: int = 1,
-    executor: str = "local",
+    executor: str | None = None,
     address: str | None = None,
     timeout: float | None = None,
     seed: int = 0,
@@ -1605,11 +1599,14 @@ def run_bench(
             :data:`OUTPUT_FILES` in it may be a file of the suite).
         methods: method tokens (``auto``, ``milp``, ``model2:segments=5``, ...).
         solvers: solver names for the registry.
-        jobs: worker processes (``1`` with the local executor: run in this process).
-        executor: ``local``, ``dask`` or ``ray``. Pool workers start with ``forkserver`` or
-            ``spawn``, which re-import the main module: call this from a script under
+        jobs: worker processes (``1`` with the local executor: run in this process; ignored
+            with ``address``).
+        executor: ``local`` or ``dask`` (``None``: ``dask`` when ``address`` is given, else
+            ``local``). Pool workers start with ``forkserver`` or ``spawn``, which
+            re-import the main module: call this from a script under
             ``if __name__ == "__main__":``.
-        address: scheduler address of an existing Dask/Ray cluster.
+        address: an existing Dask cluster: scheduler address (``tcp://host:8786``) or
+            scheduler file (see :func:`nncert.verify.executors.make_executor`).
         timeout: per-instance time limit (``None``: row timeout / :data:`DEFAULT_TIMEOUT`).
         seed: verification seed.
         resume: skip tasks recorded in ``out/progress.jsonl``.
@@ -1625,6 +1622,7 @@ def run_bench(
     Raises:
         ValueError: bad method, solver, suite name or executor; no runnable method.
         FileNotFoundError: a missing suite file.
+        ClusterConnectionError: no Dask scheduler answered at ``address``.
         OutputPathError: ``out`` is unusable or an output would overwrite a suite file.
     """
     t_start = time.perf_counter()
@@ -1633,9 +1631,7 @@ def run_bench(
         raise ValueError(f"timeout={timeout!r} must be a number > 0")
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r} must be >= 1")
-
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor={executor!r} must be one of {', '.join(EXECUTORS)}")
+    executor = resolve_executor(executor, address)
     the_suite = load_suite(suite, eps=eps, timeout=timeout)
 
     # before any run: the reports must be writable and must not replace a suite file
@@ -1675,8 +1671,17 @@ def run_bench(
     )
     progress.start()
     ran = 0
+
+    def say(line: str) -> None:
+        if not quiet:
+            progress.close()
+            stream.write(f"[{progress.style.prefix}] {line}\n")
+            stream.flush()
+
     try:
-        for task, row in _execute(pending, jobs=jobs, executor=executor, address=address):
+        for task, row in _execute(
+            pending, jobs=jobs, executor=executor, address=address, notify=say
+        ):
             if not str(row.get("key", "")).startswith("!"):
                 journal.append(task.key, row)
             row["key"] = task.key
@@ -1699,7 +1704,13 @@ def run_bench(
         rows.append(r)
     elapsed = time.perf_counter() - t_start
     files = write_reports(
-        out_dir, the_suite, rows, notes, elapsed=elapsed, jobs=jobs, executor=executor
+        out_dir,
+        the_suite,
+        rows,
+        notes,
+        elapsed=elapsed,
+        jobs=jobs,
+        executor=f"dask at {address}" if address else executor,
     )
     return BenchReport(out_dir, rows, files, notes, len(finished) - ran, ran, elapsed)
 
@@ -2058,7 +2069,6 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-
     try:
         eps = [float(e) for e in _csv_list(args.eps)] if args.eps else None
     except ValueError:
@@ -2119,7 +2129,6 @@ def _bench_exit(report: BenchReport) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the ``bench`` sub-command to ``nncert``'s sub-parsers (an ``EXTENSIONS`` entry)."""
-
     b = subparsers.add_parser(
         "bench",
         help="run a benchmark suite and write results.csv, summary.md and plots",
@@ -2143,14 +2152,27 @@ def register(subparsers: Any) -> None:
         help="comma-separated methods, e.g. auto,milp,model2:segments=5 (default auto)",
     )
     b.add_argument("--solvers", default="highs", help="comma-separated solvers (default highs)")
-    b.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    b.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes (default 1; with --address the cluster's workers run the tasks)",
+    )
     b.add_argument(
         "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local process pool (default), dask (LocalCluster or --address), ray (untested)",
+        default=None,
+        metavar="{" + ",".join(EXECUTORS) + "}",
+        help="local process pool (default), or dask: a local Dask cluster of --jobs workers, "
+        "or the cluster at --address (the default when --address is given)",
     )
-    b.add_argument("--address", default=None, help="scheduler address of an existing cluster")
+    b.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="an existing Dask cluster: scheduler address (tcp://HOST:8786) or the JSON file "
+        "of `dask scheduler --scheduler-file`; exit 3 when nothing answers within "
+        f"{CONNECT_TIMEOUT:g} s",
+    )
     b.add_argument(
         "--timeout",
         type=float,

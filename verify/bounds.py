@@ -57,6 +57,7 @@ are reported as ``empty``, never patched.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,6 +160,10 @@ class Intermediate:
             back-substitution that starts with coefficients ``Lam_j`` on ``a_j`` is at most
             ``|Lam_j| . G_j`` (plus the constants' own additions). Cheaper and looser than
             accumulating per step; used for intermediate bounds.
+        emag: per hidden layer ``j``, ``u max|z_j| + gamma (|W_j| max|a_{j-1}| + |b_j|) + e_j``:
+            multiplied by absolute coefficients on ``z_j``, it bounds the rounding of a step
+            through ``z_j`` and Dense layer ``j`` (for coefficients not bounded through
+            ``s_max``, such as phase-constraint multipliers).
     """
 
     pre: tuple[tuple[FloatArray, FloatArray], ...]
@@ -167,6 +172,7 @@ class Intermediate:
     amag: tuple[FloatArray, ...] = ()
     cmag: tuple[FloatArray, ...] = ()
     gmag: tuple[FloatArray, ...] = ()
+    emag: tuple[FloatArray, ...] = ()
 
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
@@ -366,6 +372,7 @@ class BoundEngine:
         rel: tuple[Relaxation, ...] | list[Relaxation] | None = None,
         keep: bool = False,
         tight: bool = True,
+        beta: Sequence[FloatArray | None] | None = None,
     ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
         """Back-substitute a lower bound of ``lam_a . a_j + const`` down to the input.
 
@@ -382,6 +389,12 @@ class BoundEngine:
             tight: account the rounding step by step (``|Lam_i| . cmag_i`` per layer);
                 otherwise once, ``|Lam_j| . gmag_j`` (cheaper, looser; any relaxation slopes
                 up to ``s_max`` keep it valid).
+            beta: per hidden layer ``i``, ``None`` or ``(N, m, n_i)`` terms added to the
+                coefficients on ``z_i`` (beta-CROWN). For a region restricted by phase
+                constraints ``s_k z_k >= 0`` (``s = +1`` active, ``-1`` inactive), adding
+                ``-beta_k s_k`` with ``beta_k >= 0`` subtracts ``beta_k s_k z_k >= 0``, so the
+                bound stays a lower bound on that region, for any such ``beta`` (weak
+                duality); the caller builds the terms. Implies ``tight``.
 
         Returns:
             ``(coef, offset, lams)`` with ``lam_a . a_j + const >= coef . x + offset`` on every
@@ -406,7 +419,15 @@ class BoundEngine:
             # rounding: the products lam_a * s (one each) applied to z_i, the products through
             # Dense i and the bias sums, all bounded through |lam_a| (see Intermediate.cmag);
             # in the cheap mode once for the whole pass through Intermediate.gmag
-            if tight:
+            add = None if beta is None else beta[i]
+            if add is not None:
+                lam = lam + add
+                # the multipliers' own products through Dense i, and the addition's rounding
+                # (one per element, on z_i)
+                acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i])
+                # (emag >= u max|z|, so 2 |lam| emag covers the addition's u |lam| max|z|)
+                acc = acc + _rowdot(np.abs(add) + 2.0 * np.abs(lam), inter.emag[i])
+            elif tight or beta is not None:
                 acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i])
             elif i == j:
                 acc = acc + _rowdot(np.abs(lam_a), inter.gmag[i])
@@ -556,8 +577,9 @@ class BoundEngine:
 
         With ``rows="open"`` only the neurons whose relaxation is not exact under ``[l, u]``
         are bounded (only their relaxation depends on the bounds); the rows are gathered per
-        box and padded to the chunk's largest count (padding rows bound some other neuron of
-        the same box, which is harmless). ``rows="all"`` bounds every neuron.
+        box and padded to the chunk's largest count (the padding rows' results are discarded,
+        so a box's bounds do not depend on the other boxes of its batch). ``rows="all"``
+        bounds every neuron.
         """
         w, b = self.weights[j], self.biases[j]
         n = l.shape[0]
@@ -593,8 +615,12 @@ class BoundEngine:
             )
             bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
             rr = ids[:, None]
-            l[rr, idx] = np.maximum(l[rr, idx], bnd[:, :k])
-            u[rr, idx] = np.minimum(u[rr, idx], -bnd[:, k:])
+            # only the rows each box asked for: padding rows would tighten other neurons of
+            # some boxes but not of others, and make a box's bounds depend on its batch
+            # (a checker re-deriving one box must get what the search got)
+            ask = np.take_along_axis(need[ids], idx, axis=1)
+            l[rr, idx] = np.where(ask, np.maximum(l[rr, idx], bnd[:, :k]), l[rr, idx])
+            u[rr, idx] = np.where(ask, np.minimum(u[rr, idx], -bnd[:, k:]), u[rr, idx])
         return l, u
 
     # -- hidden-layer bounds --------------------------------------------------------------------
@@ -642,6 +668,7 @@ class BoundEngine:
         amag: list[FloatArray] = []
         cmag: list[FloatArray] = []
         gmag: list[FloatArray] = []
+        emag: list[FloatArray] = []
         empty = np.zeros(n, dtype=bool)
         offs = self.offsets
         use_forward = fixed_below == 0 and (
@@ -682,7 +709,13 @@ class BoundEngine:
                     u = np.minimum(u, prior[1][:, offs[j] : offs[j + 1]])
                 if j > 0 and mode == "crown" and (crown_layers is None or j < crown_layers):
                     part = Intermediate(
-                        tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag)
+                        tuple(pre),
+                        tuple(rel),
+                        empty,
+                        tuple(amag),
+                        tuple(cmag),
+                        tuple(gmag),
+                        tuple(emag),
                     )
                     l, u = self._crown_layer(j, l, u, part, lo, hi, xmag, rows)
             crossed = np.any(l > u, axis=1)
@@ -700,7 +733,10 @@ class BoundEngine:
             cm, smax = self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1])
             cmag.append(cm)
             gmag.append(cm if j == 0 else cm + smax * (gmag[-1] @ self.abs_weights[j].T))
-        return Intermediate(tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag))
+            emag.append(UNIT * _mag(l, u) + self._dense_mag(j, xmag if j == 0 else amag[j - 1]))
+        return Intermediate(
+            tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag), tuple(emag)
+        )
 
     def _step_mag(
         self, j: int, l: FloatArray, u: FloatArray, r: Relaxation, prev_amag: FloatArray
@@ -838,6 +874,45 @@ class BoundEngine:
                 raise InvalidOptionsError(f"unknown lower-slope choice {choice!r}")
             out.append(Relaxation(new, np.where(m, 0.0, r.lower_bias), r.upper_slope, r.upper_bias))
         return out
+
+    # -- beta-CROWN for one region with phase constraints -------------------------------------
+    def multiplier_bound(
+        self,
+        lo: FloatArray,
+        hi: FloatArray,
+        A: FloatArray,
+        b: FloatArray,
+        w: FloatArray,
+        beta: FloatArray,
+        inter: Intermediate,
+    ) -> float:
+        r"""Sound lower bound of ``w . (A f(x) - b) - sum_j beta_j z_j(x)`` over one region.
+
+        ``inter`` holds the region's hidden-layer bounds (one row). With ``w >= 0``,
+        ``sum w <= 1`` and ``beta_j = beta'_j s_j`` for phase constraints ``s_j z_j >= 0``
+        (``beta' >= 0``) that hold on the region, a positive value proves
+        ``max_r (A_r f(x) - b_r) > 0`` there (weak duality; ``w = 0`` and a positive value
+        prove the region empty). The caller guarantees those sign conditions.
+
+        Args:
+            lo, hi: ``(n_in,)`` the region's box.
+            A, b: the unsafe rows.
+            w: ``(R,)`` row weights.
+            beta: ``(H,)`` signed multipliers on the stacked hidden pre-activations.
+            inter: hidden-layer bounds of the region (one row).
+        """
+        lo2, hi2 = lo[None, :], hi[None, :]
+        xmag = _mag(lo2, hi2)
+        C = (w @ A)[None, :]
+        d = np.array([float(w @ b)])
+        lam, const, err = self.spec_start(C, d, inter, xmag)
+        offs = self.offsets
+        terms: list[FloatArray | None] = []
+        for i in range(len(self.rules)):
+            part = beta[offs[i] : offs[i + 1]]
+            terms.append(-part[None, None, :] if np.any(part) else None)
+        coef, off, _ = self.backsub(lam, const, err, len(self.rules) - 1, inter, xmag, beta=terms)
+        return float(self.concretize_lower(coef, off, lo2, hi2)[0, 0])
 
     # -- alpha-CROWN ----------------------------------------------------------------------------
     def optimize_slopes(
@@ -997,6 +1072,7 @@ def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermedi
         (),
         tuple(a[ids] for a in inter.cmag[:j]),
         tuple(a[ids] for a in inter.gmag[:j]),
+        tuple(a[ids] for a in inter.emag[:j]),
     )
 
 

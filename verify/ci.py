@@ -7,7 +7,7 @@ properties, the time budgets and the verification options::
     version = 1                          # optional; the only version is 1
 
     [options]                            # VerifyOptions fields (strict; not time_limit)
-    method = "auto"                      # auto | ibp | crown | attack | milp | bab
+    method = "auto"                      # any registered method (nncert verify --help)
     solver = "highs"
     seed = 0
 
@@ -45,6 +45,12 @@ fingerprint, property fingerprint, config hash) exists *and* re-checks with
 result is re-tried next time). Outputs in ``out_dir``: ``report.json``, ``junit.xml``,
 ``summary.md`` (also appended to ``$GITHUB_STEP_SUMMARY``) and ``certificates/<id>.json``.
 
+The properties that the cache does not serve are verified in this process (``--jobs 1``), on a
+local process pool (``--jobs N``) or on Dask (``--executor dask``: a local Dask cluster, or an
+existing one with ``--address``), through :func:`nncert.verify.executors.run_each`. Models and
+properties are loaded here and sent to the workers, and certificates, cache entries and reports
+are made here from the returned results, so they are the same whatever ran the verification.
+
 Exit codes of ``nncert certify`` (precedence from the top):
 
 ====  ==================================================================
@@ -54,7 +60,8 @@ Exit codes of ``nncert certify`` (precedence from the top):
       (or falsified, which exits 1 first)
 2     at least one unknown/timeout (0 with ``--allow-unknown``)
 0     every property verified (freshly or by a re-checked cached certificate)
-3     manifest, model or property error (nothing is verified)
+3     manifest, model or property error, or no Dask scheduler at ``--address``
+      (nothing is verified)
 ====  ==================================================================
 
 The previous verdicts come from ``out_dir/report.json`` (kept from the last run) or, when it
@@ -64,13 +71,11 @@ is missing, from the cache's index.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import dataclasses
 import datetime
 import difflib
 import json
 import logging
-import multiprocessing
 import re
 import sys
 import time
@@ -95,10 +100,16 @@ from nncert.verify.errors import (
     OutputPathError,
 )
 from nncert.verify.examples import load_example
+from nncert.verify.executors import (
+    CONNECT_TIMEOUT,
+    EXECUTORS,
+    WORKER_LOSS_RETRIES,
+    resolve_executor,
+    run_each,
+)
 from nncert.verify.fileio import check_output_dir, same_file
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
-from nncert.verify.processes import pool_worker_init
 from nncert.verify.reports import (
     EXIT_INPUT_ERROR,
     PropertyReport,
@@ -706,11 +717,6 @@ def _check_outputs(out: Path, cache_dir: str | Path | None, inputs: Sequence[Pat
                 )
 
 
-def _mp_context() -> Any:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-
 def run_manifest(
     path: str | Path,
     *,
@@ -719,6 +725,8 @@ def run_manifest(
     jobs: int = 1,
     allow_unknown: bool = False,
     progress: Callable[[str], None] | None = None,
+    executor: str | None = None,
+    address: str | None = None,
 ) -> Report:
     """Certify every (model, property) pair of a manifest and write the reports.
 
@@ -728,9 +736,17 @@ def run_manifest(
             ``certificates/``. A ``report.json`` already there is the previous run's, used for
             regression detection before it is replaced.
         cache_dir: certificate cache directory (``None``: no cache).
-        jobs: properties verified in parallel (worker processes).
+        jobs: properties verified in parallel (worker processes; ignored with ``address``:
+            as many run at once as the cluster has worker threads).
         allow_unknown: unknown verdicts pass (JUnit ``<skipped>``, exit code 0).
         progress: callback receiving one line per finished property.
+        executor: ``"local"`` (a process pool of ``jobs`` workers; in this process for one
+            job) or ``"dask"`` (a local Dask cluster of ``jobs`` workers, or the cluster at
+            ``address``); ``None``: ``"dask"`` when ``address`` is given, else ``"local"``.
+            Networks and properties are loaded here and sent to the workers; certificates,
+            cache and reports are written here, so they do not depend on the executor.
+        address: an existing Dask cluster: scheduler address or scheduler file (see
+            :func:`nncert.verify.executors.make_executor`).
 
     Returns:
         The :class:`Report` (also written to ``out_dir``).
@@ -739,10 +755,14 @@ def run_manifest(
         ManifestError: invalid manifest, model or property (nothing is verified then).
         OutputPathError: ``out_dir`` or ``cache_dir`` is not a writable directory, or a report
             or cache file would overwrite an input (checked before anything is verified).
+        ValueError: an unknown executor, or ``address`` with the local one.
+        ExecutorUnavailableError: ``executor="dask"`` without dask.distributed installed.
+        ClusterConnectionError: no Dask scheduler answered at ``address``.
     """
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ManifestError(f"jobs={jobs!r} must be an int >= 1")
+    executor = resolve_executor(executor, address)
     t_start = time.perf_counter()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     out = Path(out_dir)
@@ -813,50 +833,40 @@ def run_manifest(
         )
         note(i)
 
+    started: dict[int, Any] = {}
+
+    def prepare(i: int) -> tuple[Any, ...] | None:
+        opts = options_for(job_list[i])
+        if opts is None:
+            return None
+        started[i] = opts
+        return (job_list[i].network, job_list[i].prop, opts)
+
+    # a local pool only pays off for two properties or more; a cluster is asked for
+    workers = jobs if executor != "local" or len(todo) > 1 else 1
     try:
-        if jobs == 1 or len(todo) <= 1:
-            for i in todo:
-                opts = options_for(job_list[i])
-                if opts is None:
-                    outcomes[i] = budget_outcome(job_list[i], "budget")
-                    note(i)
-                    continue
+        for fin in run_each(
+            _verify_worker,
+            todo,
+            kind=executor,
+            jobs=workers,
+            address=address,
+            prepare=prepare,
+            lazy=True,
+            retries=WORKER_LOSS_RETRIES,
+            notify=logger.warning,
+        ):
+            i = fin.item
+            if not fin.ran:
+                outcomes[i] = budget_outcome(job_list[i], "budget")
+                note(i)
+            elif fin.error is not None:
+                fail(i, fin.error)
+            else:
                 try:
-                    result = _verify_worker(job_list[i].network, job_list[i].prop, opts)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
+                    finish(i, fin.value, started[i])
                 except Exception as err:
                     fail(i, err)
-                    continue
-                finish(i, result, opts)
-        else:
-
-            with cf.ProcessPoolExecutor(
-                max_workers=jobs, mp_context=_mp_context(), initializer=pool_worker_init
-            ) as pool:
-                pending: dict[cf.Future[Any], tuple[int, Any]] = {}
-                queue = list(todo)
-                while queue or pending:
-                    while queue and len(pending) < jobs:
-                        i = queue.pop(0)
-                        opts = options_for(job_list[i])
-                        if opts is None:
-                            outcomes[i] = budget_outcome(job_list[i], "budget")
-                            note(i)
-                            continue
-                        fut = pool.submit(
-                            _verify_worker, job_list[i].network, job_list[i].prop, opts
-                        )
-                        pending[fut] = (i, opts)
-                    if not pending:
-                        continue
-                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        i, opts = pending.pop(fut)
-                        try:
-                            finish(i, fut.result(), opts)
-                        except Exception as err:
-                            fail(i, err)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted; writing partial results")
@@ -910,6 +920,10 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be >= 1")
+    try:
+        executor = resolve_executor(args.executor, args.address)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     cache_dir = None if args.no_cache else args.cache
 
     def say(line: str) -> None:
@@ -925,6 +939,8 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         allow_unknown=args.allow_unknown,
         progress=say,
+        executor=executor,
+        address=args.address,
     )
     s = report.summary()
     if args.json:
@@ -970,7 +986,27 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--allow-unknown", action="store_true", help="unknown verdicts pass")
     p.add_argument(
-        "--jobs", type=int, default=1, help="properties verified in parallel (default 1)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="properties verified in parallel (default 1; with --address the cluster's worker "
+        "threads decide)",
+    )
+    p.add_argument(
+        "--executor",
+        default=None,
+        metavar="{" + ",".join(EXECUTORS) + "}",
+        help="local process pool of --jobs workers (default), or dask: a local Dask cluster "
+        "of --jobs workers, or the cluster at --address (the default when --address is "
+        "given); reports, cache and exit codes are the same as a serial run's",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="an existing Dask cluster: scheduler address (tcp://HOST:8786) or the JSON file "
+        "of `dask scheduler --scheduler-file`; exit 3 when nothing answers within "
+        f"{CONNECT_TIMEOUT:g} s",
     )
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     p.add_argument("--quiet", action="store_true", help="no per-property lines")

@@ -36,9 +36,9 @@ from nncert.verify.cliutil import (
 from nncert.verify.cliutil import (
     Parser as _Parser,
 )
-from nncert.verify.errors import NncertError, TimeLimitError
-from nncert.verify.options import METHODS
+from nncert.verify.errors import InvalidOptionsError, NncertError, TimeLimitError
 from nncert.verify.processes import stop_children_on_signals
+from nncert.verify.registry import get_method, method_specs
 
 _EPILOG = """\
 exit codes: 0 verified, 1 falsified, 2 unknown/timeout, 3 usage or input error (including an
@@ -75,19 +75,44 @@ written, 3 on bad input (RESULT_FILE then says error).
 """
 
 
+def methods_help() -> str:
+    """The registered methods, one per line with its description (for an epilog)."""
+    specs = method_specs()
+    width = max(len(n) for n in specs)
+    lines = ["methods (--method; plug-ins register with nncert.verify.register_method):"]
+    for name, spec in specs.items():
+        lines.append(f"  {name:<{width}}  {spec.summary()}")
+    return "\n".join(lines)
+
+
+def _method_name(text: str) -> str:
+    """``--method``'s type: a registered name, else the registry's did-you-mean message."""
+    try:
+        return get_method(text).name
+    except InvalidOptionsError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--method",
         default="auto",
-        choices=METHODS,
-        help="auto (default): bounds, attacks, then input-split branch and bound for "
-        "low-dimensional inputs, ReLU-phase branch and bound then the MILP for larger ReLU "
-        "networks (model2 for sigmoid/tanh networks); ibp/crown/attack are incomplete (they "
-        "verify or falsify only when the evidence is conclusive); milp, bab (input splitting), "
-        "relu_bab (ReLU-phase splitting, ReLU networks) and benders with an exact master are "
-        "complete; model2 (--segments) for sigmoid/tanh; window (--window) partitions the "
-        "layers; qubo only falsifies",
+        choices=list(method_specs()),
+        type=_method_name,
+        metavar="METHOD",
+        help="the method (default auto; the registered methods are listed below): auto runs "
+        "bounds, attacks, then a complete search; ibp/crown/attack are incomplete (they "
+        "verify or falsify only when the evidence is conclusive); milp, bab (input "
+        "splitting), relu_bab (ReLU-phase splitting) and benders with an exact master are "
+        "complete; qubo only falsifies",
+    )
+    p.add_argument(
+        "--no-presolve",
+        dest="presolve",
+        action="store_false",
+        help="run only METHOD: no sampling, CROWN or attack before it (to see what the "
+        "method itself decides, e.g. benchmarking benders or qubo)",
     )
     p.add_argument(
         "--solver",
@@ -149,7 +174,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="verify a property of a network",
         description="Verify a VNN-LIB property, or L-infinity robustness around an input. "
         "Exit code 0 verified, 1 falsified, 2 unknown or timeout, 3 input error.",
-        epilog=_EPILOG,
+        epilog=methods_help() + "\n\n" + _EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     v.add_argument("model", metavar="MODEL", help="an .onnx or .onnx.gz file, or example:NAME")
@@ -189,6 +214,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "vnncomp",
         help="VNN-COMP run_instance: write a result file",
         description=_VNNCOMP_DESCRIPTION,
+        epilog=methods_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("model", metavar="MODEL", help="the network: an .onnx file, or example:NAME")

@@ -33,6 +33,7 @@ from nncert.verify.importers import onnxruntime_forward
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
+from nncert.verify.registry import method_specs
 from nncert.verify.spec import robustness_property
 from nncert.verify.vnncomp import write_result_file
 from nncert.verify.vnnlib import RelationalProperty
@@ -77,6 +78,7 @@ def _options_from_args(args: argparse.Namespace, *, time_limit: float) -> Any:
             window=args.window,
             num_reads=args.num_reads,
             spin_budget=args.spin_budget,
+            presolve=getattr(args, "presolve", True),
         )
     except InvalidOptionsError as err:
         raise UsageError(str(err)) from err
@@ -149,10 +151,6 @@ def _write_counterexample(path: str, cex: Any, network: Any, doc: dict[str, Any]
     p.write_text(json.dumps({**doc, **cex.to_dict()}, allow_nan=False) + "\n")
 
 
-#: methods that can leave a property unknown without running out of time
-INCOMPLETE_METHODS = ("ibp", "crown", "attack", "qubo")
-
-
 def _unknown_hint(reason: str, method: str) -> str:
     """What an unknown result means and what may decide it (``""`` when nothing to add)."""
     if reason == "timeout":
@@ -162,7 +160,8 @@ def _unknown_hint(reason: str, method: str) -> str:
             "a candidate counterexample did not survive the float64/onnxruntime replay, so it "
             "is not reported"
         )
-    if method in INCOMPLETE_METHODS:
+    spec = method_specs().get(method)
+    if spec is not None and spec.kind != "complete":  # bounds only verify, falsifiers falsify
         return (
             f"--method {method} proves or refutes only when its evidence is conclusive; "
             "--method auto (the default) also runs a complete search"

@@ -280,6 +280,11 @@ def _layer_params(layer: Layer) -> dict[str, Any]:
 # Network
 # --------------------------------------------------------------------------------------------
 
+#: attributes (not dataclass fields) under which a :class:`Network` caches its normal form:
+#: the normal network itself, or a flag on a network that is in normal form
+_NORMAL_FORM = "_normal_form"
+_IS_NORMAL = "_is_normal"
+
 
 @dataclass(frozen=True, eq=False)
 class Network:
@@ -391,7 +396,25 @@ class Network:
         an identity ``Dense`` is inserted before a leading activation, after a trailing one,
         and between two consecutive activations. The result computes the same function
         (up to float rounding where Dense layers were merged).
+
+        The normal form is computed once per network and cached on it (the network is
+        immutable): a network already in normal form returns itself, and every later call
+        returns the same object.
         """
+        state = self.__dict__
+        if state.get(_IS_NORMAL):
+            return self
+        cached: Network | None = state.get(_NORMAL_FORM)
+        if cached is not None:
+            return cached
+        norm = self._compute_normal_form()
+        # private attributes, not fields: outside eq, repr, the fingerprint and replace()
+        object.__setattr__(norm, _IS_NORMAL, True)
+        if norm is not self:
+            object.__setattr__(self, _NORMAL_FORM, norm)
+        return norm
+
+    def _compute_normal_form(self) -> Network:
         out: list[Layer] = []
         prev_width = self.n_inputs
         for layer in self.layers:
@@ -414,6 +437,10 @@ class Network:
         if len(out) == len(self.layers) and all(a is b for a, b in zip(out, self.layers)):
             return self
         return Network(tuple(out), self.input_shape, name=self.name, source=self.source)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled state without a cached normal form (a worker recomputes it, once)."""
+        return {k: v for k, v in self.__dict__.items() if k != _NORMAL_FORM}
 
     def affine_and_activations(self) -> tuple[tuple[Dense, ...], tuple[Activation, ...]]:
         """Normal form split into ``L`` Dense layers and the ``L-1`` activations between them."""

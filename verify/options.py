@@ -12,38 +12,14 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from nncert.solvers.registry import solver_specs
 from nncert.verify.errors import InvalidOptionsError
+from nncert.verify.registry import get_method
 
-Method = Literal[
-    "auto",
-    "ibp",
-    "crown",
-    "attack",
-    "milp",
-    "bab",
-    "benders",
-    "qubo",
-    "model2",
-    "window",
-    "relu_bab",
-]
-#: every method name the pipeline knows; plug-in methods (``register_case_method``) add theirs
-METHODS: tuple[str, ...] = (
-    "auto",
-    "ibp",
-    "crown",
-    "attack",
-    "milp",
-    "bab",
-    "benders",
-    "qubo",
-    "model2",
-    "window",
-    "relu_bab",
-)
+#: a method name: any name in the method registry (:func:`nncert.verify.registry.method_names`)
+Method: TypeAlias = str
 
 T = TypeVar("T")
 
@@ -107,10 +83,10 @@ class VerifyOptions:
     """Options of :func:`nncert.verify.verify`.
 
     Attributes:
-        method: ``"auto"`` (cheap bounds, attacks, then the complete method chosen by the
-            query's shape: branch and bound over input splits for low-dimensional inputs,
-            the MILP otherwise), or one of ``"ibp"``, ``"crown"``, ``"attack"`` (incomplete:
-            bounds or attacks only), ``"milp"``, ``"bab"`` (complete).
+        method: a name in the method registry (:mod:`nncert.verify.registry`, which lists
+            and describes the built-in methods; plug-ins add theirs with
+            :func:`nncert.verify.register_method`); ``"auto"`` (default) runs cheap bounds,
+            attacks, then the complete method chosen by the query's shape.
         solver: MILP solver name for the registry (``"highs"``, ``"pyomo"``, ``"pyomo:cbc"``).
         time_limit: wall-clock budget for the whole call in seconds (``None``: unlimited).
         seed: seed of every random choice (attacks, branching ties).
@@ -127,6 +103,9 @@ class VerifyOptions:
         window: depth of the layerwise partitioning windows (``--window S``).
         num_reads: reads per annealing call (QUBO and Benders with a sampler master).
         spin_budget: largest QUBO (in binary variables) routed to an annealer.
+        presolve: run the method's cheap stages first (sampling, CROWN, PGD; see
+            :attr:`nncert.verify.registry.MethodSpec.presolve`). ``False`` runs only the
+            named method, e.g. to benchmark Benders or the QUBO route on every case.
     """
 
     method: str = "auto"
@@ -143,14 +122,12 @@ class VerifyOptions:
     window: int = 2
     num_reads: int = 100
     spin_budget: int = 64
+    presolve: bool = True
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            close = difflib.get_close_matches(str(self.method), METHODS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidOptionsError(
-                f"method={self.method!r} is not one of {', '.join(METHODS)}{hint}"
-            )
+        get_method(self.method)  # a registered name, else a did-you-mean error
+        if not isinstance(self.presolve, bool):
+            raise InvalidOptionsError(f"presolve={self.presolve!r} must be True or False")
         check_solver_name(self.solver)
         if self.time_limit is not None and not (
             isinstance(self.time_limit, (int, float))
@@ -176,7 +153,6 @@ class VerifyOptions:
 
 
 __all__ = [
-    "METHODS",
     "SOLVER_ALIASES",
     "Method",
     "VerifyOptions",

@@ -3,7 +3,11 @@
 ``verify(network, prop, options)`` runs a cascade of stages and stops at the first decisive
 verdict (DESIGN.md section 5)::
 
-    sample  -> crown (or ibp) -> attack (PGD) -> complete method (bab | milp)
+    sample  -> crown (or ibp) -> attack (PGD) -> the method (bab | milp | any registered one)
+
+The method comes from the registry (:mod:`nncert.verify.registry`); the cheap stages before
+it are its :attr:`~nncert.verify.registry.MethodSpec.presolve` (``ibp``, ``crown`` and
+``attack`` run only ``sample`` first), skipped entirely with ``presolve=False``.
 
 Every stage works on the *open* unsafe cases of the property. A case is **closed** when a
 sound lower bound of ``min_x max_r (A_r f(x) - b_r)`` over its input box is ``> 0`` (bounds),
@@ -16,12 +20,17 @@ replayed through the float64 forward pass (and onnxruntime for ONNX models): FAL
 ``max_r (A_r f(x) - b_r) <= 0`` under both. A solver's claimed witness that fails the replay
 is "unconfirmed" and leaves the case open.
 
+Each closed case keeps the typed record that closed it (:class:`BoundCaseEvidence`,
+:class:`SolverCaseEvidence`, :class:`SearchCaseEvidence`, in ``VerificationResult.evidence``);
+the certificate builder reads those, ``stats`` are counters for ``--json`` only.
+
 The time limit covers the whole call: each stage gets the remaining budget, and when it runs
 out the verdict is UNKNOWN with reason ``"timeout"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,12 +48,17 @@ from nncert.verify.bounds import crown_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
+from nncert.verify.registry import MethodSpec, get_method
 from nncert.verify.result import (
+    BoundCaseEvidence,
     CaseContext,
+    CaseEvidence,
     CaseMethod,
     CaseOutcome,
     Counterexample,
     ProgressFn,
+    SearchCaseEvidence,
+    SolverCaseEvidence,
     StageStat,
     Verdict,
     VerificationResult,
@@ -57,9 +71,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Context:
-    """Mutable state shared by the stages of one ``verify`` call (never escapes it)."""
+    """Mutable state shared by the stages of one ``verify`` call (never escapes it).
+
+    ``network`` is the normal form every stage works on; ``replay_network`` is the network
+    the caller gave (counterexamples are confirmed on it: its own float64 forward pass, and
+    onnxruntime on its ONNX source).
+    """
 
     network: Network
+    replay_network: Network
     prop: Property
     options: VerifyOptions
     t0: float
@@ -77,6 +97,8 @@ class _Context:
     solver: str = ""
     timed_out: bool = False
     unconfirmed: int = 0
+    closed_by: dict[int, CaseEvidence] = field(default_factory=dict)
+    partial: dict[int, list[CaseEvidence]] = field(default_factory=dict)
 
     def remaining(self) -> float | None:
         if self.deadline is None:
@@ -96,15 +118,34 @@ class _Context:
         if self.progress is not None:
             self.progress(message)
 
-    def close_case(self, i: int, lower: float) -> None:
+    def close_case(self, i: int, lower: float, evidence: CaseEvidence) -> None:
+        """Close case ``i`` on a proven lower bound ``lower > 0`` backed by ``evidence``."""
         if i in self.open_cases:
             self.open_cases.remove(i)
+            self.closed_by[i] = evidence
         prev = self.lower[i]
         self.lower[i] = lower if prev is None else max(prev, lower)
 
-    def note_lower(self, i: int, lower: float) -> None:
+    def note_lower(self, i: int, lower: float | None, evidence: CaseEvidence) -> None:
+        """Record a partial result for open case ``i`` (a proven ``lower`` bound, if any)."""
+        self.partial.setdefault(i, []).append(evidence)
+        if lower is None:
+            return
         prev = self.lower[i]
         self.lower[i] = lower if prev is None else max(prev, lower)
+
+    def evidence(self) -> tuple[CaseEvidence, ...]:
+        """The closing record of every closed case (in closing order), then per open case
+        the record with the best proven lower bound (the last record if none proves one)."""
+        out = list(self.closed_by.values())
+        for i in sorted(self.open_cases):
+            recs = self.partial.get(i, [])
+            proven = [r for r in recs if r.proven_lower is not None]
+            if proven:
+                out.append(max(proven, key=lambda r: float(r.proven_lower or 0.0)))
+            elif recs:
+                out.append(recs[-1])
+        return tuple(out)
 
     def note_upper(self, i: int, value: float, x: FloatArray | None = None) -> None:
         prev = self.upper[i]
@@ -122,7 +163,9 @@ class _Context:
 def _accept(ctx: _Context, i: int, x: FloatArray, source: str) -> bool:
     """Try to confirm ``x`` for case ``i``; on success record FALSIFIED and return True."""
     case = ctx.prop.cases[i]
-    cex = confirm_counterexample(ctx.network, case, i, x, onnx_replay=ctx.options.onnx_replay)
+    cex = confirm_counterexample(
+        ctx.replay_network, case, i, x, onnx_replay=ctx.options.onnx_replay
+    )
     if cex is None:
         ctx.unconfirmed += 1
         return False
@@ -145,14 +188,15 @@ def _deepen(ctx: _Context, i: int, x: FloatArray, steps: int = 30) -> FloatArray
 # --------------------------------------------------------------------------------------------
 
 
-def _stage_sample(ctx: _Context) -> None:
-    """Evaluate the box centres and a few hundred random points of every open case."""
+def sample_stage(ctx: _Context) -> None:
+    """(Presolve) evaluate the box centres and a few hundred random points of every open case
+    on the caller's network (concrete values of ``f`` as given, not of its normal form)."""
     n = 256
     for i in list(ctx.open_cases):
         case = ctx.prop.cases[i]
         box = case.input_box
         xs = np.vstack([box.center.reshape(1, -1), box.sample(n, ctx.rng)])
-        viol = case.violation(ctx.network.forward(xs))
+        viol = case.violation(ctx.replay_network.forward(xs))
         k = int(np.argmin(viol))
         ctx.note_upper(i, float(viol[k]), xs[k])
         if viol[k] <= 0.0 and _accept(ctx, i, xs[k], "sample"):
@@ -166,23 +210,25 @@ def _bounds_stage(ctx: _Context, method: str) -> None:
         lo, _ = spec_bounds(ctx.network, case.input_box, case.A, -case.b, method=method)
         lb = float(np.max(lo))
         if lb > 0.0:
-            ctx.close_case(i, lb)
+            ctx.close_case(i, lb, BoundCaseEvidence(i, method, lb))
         else:
-            ctx.note_lower(i, lb)
+            ctx.note_lower(i, lb, BoundCaseEvidence(i, method, lb))
     if not ctx.open_cases:
         ctx.decided_by = method
 
 
-def _stage_ibp(ctx: _Context) -> None:
+def ibp_stage(ctx: _Context) -> None:
+    """Interval bounds on every open case (method ``ibp``; a presolve stage)."""
     _bounds_stage(ctx, "ibp")
 
 
-def _stage_crown(ctx: _Context) -> None:
+def crown_stage(ctx: _Context) -> None:
+    """CROWN bounds on every open case (method ``crown``; a presolve stage)."""
     _bounds_stage(ctx, "crown")
 
 
-def _stage_attack(ctx: _Context) -> None:
-    """PGD on every open case, weakest (smallest best value) first."""
+def attack_stage(ctx: _Context) -> None:
+    """PGD on every open case, weakest (smallest best value) first (method ``attack``)."""
 
     budget = 10.0
     rem = ctx.remaining()
@@ -200,12 +246,14 @@ def _stage_attack(ctx: _Context) -> None:
         if res is None:
             continue
         x, value = np.asarray(res[0]), float(res[1])
+        if ctx.replay_network is not ctx.network:  # a value of f as given, not its normal form
+            value = float(case.violation(ctx.replay_network.forward(x.reshape(1, -1)))[0])
         ctx.note_upper(i, value, x)
         if value <= 0.0 and _accept(ctx, i, x, "attack"):
             return
 
 
-def _stage_milp(ctx: _Context) -> None:
+def milp_stage(ctx: _Context) -> None:
     """Exact MILP per open case (Model 1 over CROWN-tightened big-M bounds)."""
 
     if not ctx.network.is_piecewise_linear:
@@ -245,17 +293,28 @@ def _stage_milp(ctx: _Context) -> None:
             }
         )
         exact = bool(getattr(solver, "exact", False))
+        ev = SolverCaseEvidence(
+            i,
+            "milp",
+            ctx.solver,
+            exact,
+            st.value,
+            res.objective,
+            res.bound,
+            tol,
+            int(np.count_nonzero(problem.integrality)),
+        )
         if st is SolveStatus.INFEASIBLE:
             # Model 1 is feasible for every input of a non-empty box, so "infeasible" can only
             # be a numerical fault (bad bounds, tolerances): never take it as a proof.
             logger.warning("MILP for case %d reported infeasible; treated as unknown", i)
             ctx.stats["milp_infeasible_suspect"] = ctx.stats.get("milp_infeasible_suspect", 0) + 1
+            ctx.note_lower(i, None, dataclasses.replace(ev, exact=False))
             continue
         if res.bound is not None and exact and res.bound > tol:
-            ctx.close_case(i, float(res.bound))
+            ctx.close_case(i, float(res.bound), ev)
             continue
-        if res.bound is not None and exact:
-            ctx.note_lower(i, float(res.bound))
+        ctx.note_lower(i, float(res.bound) if res.bound is not None and exact else None, ev)
         if res.x is not None and res.objective is not None and res.objective <= tol:
             x = problem.index.decode_input(res.x)
             if _accept(ctx, i, x, "milp"):
@@ -283,7 +342,7 @@ def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | N
         return None
 
 
-def _stage_bab(ctx: _Context) -> None:
+def bab_stage(ctx: _Context) -> None:
     """Branch and bound over the open cases together (round robin between cases, so a
     witness in any case is found early); nodes close only on sound bounds."""
 
@@ -295,15 +354,24 @@ def _stage_bab(ctx: _Context) -> None:
     res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
     lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
     statuses = list(res.stats.get("cases", []))
-    # per-case records (the certificate builder reads them); node counts are for the run
-    ctx.stats["bab"] = [
-        {
-            "case": i,
-            "status": statuses[j] if j < len(statuses) else res.verdict.value,
-            "lower_bound": lows[j],
-            "nodes": int(res.stats.get("nodes", 0)) if j == 0 else 0,
-        }
+    # the per-case proof trees of the search (``None`` where it recorded none), in sub's order
+    proofs = list(res.stats.get("proofs", []))
+    proofs += [None] * (len(open_now) - len(proofs))
+    # per-case records (the certificate's evidence); the node count is the run's, on case 1
+    records = [
+        SearchCaseEvidence(
+            i,
+            "bab",
+            statuses[j] if j < len(statuses) else res.verdict.value,
+            lows[j],
+            int(res.stats.get("nodes", 0)) if j == 0 else 0,
+            proofs[j],
+        )
         for j, i in enumerate(open_now)
+    ]
+    ctx.stats["bab"] = [
+        {"case": r.case, "status": r.status, "lower_bound": r.lower_bound, "nodes": r.nodes}
+        for r in records
     ]
     ctx.stats["bab_run"] = _jsonable_stats(res.stats)
     if res.verdict is Verdict.FALSIFIED and res.counterexample is not None:
@@ -313,9 +381,10 @@ def _stage_bab(ctx: _Context) -> None:
     for j, i in enumerate(open_now):
         lb = lows[j]
         if res.verdict is Verdict.VERIFIED:
-            ctx.close_case(i, float(lb) if lb is not None else 0.0)
-        elif lb is not None and res.verdict is Verdict.UNKNOWN:
-            ctx.note_lower(i, float(lb))
+            ctx.close_case(i, float(lb) if lb is not None else 0.0, records[j])
+        else:
+            proven = lb if res.verdict is Verdict.UNKNOWN else None
+            ctx.note_lower(i, None if proven is None else float(proven), records[j])
     if res.verdict is Verdict.UNKNOWN and (res.reason == "timeout" or ctx.expired()):
         ctx.timed_out = True
     if not ctx.open_cases:
@@ -323,7 +392,11 @@ def _stage_bab(ctx: _Context) -> None:
 
 
 def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool, list))}
+    return {
+        k: v
+        for k, v in stats.items()
+        if isinstance(v, (int, float, str, bool, list)) and k != "proofs"
+    }
 
 
 #: share of the remaining budget that ``auto`` gives ReLU-phase branch and bound before the
@@ -331,65 +404,73 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
 RELU_BAB_SHARE = 0.4
 
 
-def _stage_complete(ctx: _Context) -> None:
+def auto_stage(ctx: _Context) -> None:
     """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
     nodes close on CROWN bounds); for high-dimensional ReLU networks ReLU-phase branch and
     bound with part of the budget, then the exact MILP; for other piecewise-linear networks
     the MILP; the Model 2 refinement loop for networks with sigmoid or tanh."""
     net = ctx.network
     if net.n_inputs <= ctx.options.bab_input_dims:
-        _stage_bab(ctx)
+        bab_stage(ctx)
     elif net.is_piecewise_linear:
         if net.activation_types <= {ReLU}:
             full = ctx.deadline
             rem = ctx.remaining()
             if rem is not None:
                 ctx.deadline = time.perf_counter() + RELU_BAB_SHARE * rem
-            _run_case_method(ctx, "relu_bab")
+            _run_case_method(ctx, get_method("relu_bab"))
             ctx.deadline, ctx.timed_out = full, False
             if not ctx.open_cases or ctx.counterexample is not None:
                 return
-        _stage_milp(ctx)
+        milp_stage(ctx)
     else:
-        _run_case_method(ctx, "model2")
+        _run_case_method(ctx, get_method("model2"))
 
 
 # --------------------------------------------------------------------------------------------
-# Plug-in complete methods (QUBO, Benders, Model 2, windows, ...)
+# Registered case methods (QUBO, Benders, Model 2, windows, ReLU-phase search, plug-ins)
 # --------------------------------------------------------------------------------------------
 
 
-#: plug-in method name -> "module:function" (imported lazily) or a callable
-CASE_METHODS: dict[str, str | CaseMethod] = {
-    "benders": "nncert.solvers.benders_method:benders_case",
-    "qubo": "nncert.solvers.qubo_method:qubo_case",
-    "model2": "nncert.formulations.model2_method:model2_case",
-    "window": "nncert.formulations.partition_method:window_case",
-    "relu_bab": "nncert.verify.relu_bab:relu_bab_case",
-}
+def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEvidence:
+    """The outcome's typed evidence (a solver record from its fields when it gives none),
+    with ``case`` and ``method`` set to what actually ran."""
+    if out.evidence is None and out.proof is not None:  # a search that recorded its tree
+        nodes = out.stats.get("nodes")
+        return SearchCaseEvidence(
+            i,
+            name,
+            out.status,
+            out.lower_bound if out.exact else None,
+            nodes if isinstance(nodes, int) else 0,
+            out.proof,
+        )
+    if out.evidence is None:
+        binaries = out.stats.get("binaries")
+        return SolverCaseEvidence(
+            i,
+            name,
+            out.solver,
+            bool(out.exact),
+            out.status,
+            None,
+            out.lower_bound,
+            ctx.options.milp_tolerance,
+            binaries if isinstance(binaries, int) else None,
+        )
+    if not isinstance(out.evidence, BoundCaseEvidence | SolverCaseEvidence | SearchCaseEvidence):
+        raise TypeError(f"method {name!r}: CaseOutcome.evidence {out.evidence!r} is no evidence")
+    ev = dataclasses.replace(out.evidence, case=i, method=name)
+    if isinstance(ev, SearchCaseEvidence) and ev.proof is None and out.proof is not None:
+        ev = dataclasses.replace(ev, proof=out.proof)
+    return ev
 
 
-def register_case_method(name: str, method: str | CaseMethod) -> None:
-    """Register a complete method; ``verify(..., method=name)`` then runs
-    ``sample, crown, attack, name``."""
-    CASE_METHODS[name] = method
-    PLANS.setdefault(name, ("sample", "crown", "attack", name))
-
-
-def _resolve_case_method(name: str) -> CaseMethod:
-    import importlib
-
-    target = CASE_METHODS[name]
-    if callable(target):
-        return target
-    module, _, attr = target.partition(":")
-    fn: CaseMethod = getattr(importlib.import_module(module), attr)
-    return fn
-
-
-def _run_case_method(ctx: _Context, name: str) -> None:
-    """Run a plug-in complete method on every open case."""
-    method = _resolve_case_method(name)
+def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
+    """Run the case method ``spec`` on every open case (``None`` leaves a case open; a case
+    closes only on ``"verified"`` with ``exact=True``)."""
+    name = spec.name
+    method: CaseMethod = spec.load()
     for k, i in enumerate(list(ctx.open_cases)):
         if ctx.expired():
             ctx.timed_out = True
@@ -405,6 +486,12 @@ def _run_case_method(ctx: _Context, name: str) -> None:
             best_x=ctx.best_x.get(i),
         )
         out = method(ctx.network, case, cctx)
+        if out is None:
+            out = CaseOutcome("unknown")
+        elif not isinstance(out, CaseOutcome):
+            raise TypeError(
+                f"method {name!r} returned {type(out).__name__}; expected CaseOutcome or None"
+            )
         ctx.stats.setdefault(name, []).append(
             {"case": i, "status": out.status, "lower_bound": out.lower_bound, **out.stats}
         )
@@ -415,12 +502,13 @@ def _run_case_method(ctx: _Context, name: str) -> None:
                 ctx.stats[key] = ctx.stats.get(key, 0) + out.stats[key]
         if "master_solver" in out.stats:
             ctx.stats["master_solver"] = out.stats["master_solver"]
+        ev = _case_evidence(ctx, name, i, out)
         if out.status == "verified" and out.exact:
             lb = out.lower_bound if out.lower_bound is not None else 0.0
-            ctx.close_case(i, float(lb))
+            ctx.close_case(i, float(lb), ev)
             continue
-        if out.lower_bound is not None and out.exact:
-            ctx.note_lower(i, float(out.lower_bound))
+        proven = out.lower_bound if out.exact else None
+        ctx.note_lower(i, None if proven is None else float(proven), ev)
         if out.x is not None:
             if _accept(ctx, i, np.asarray(out.x), name):
                 return
@@ -431,34 +519,18 @@ def _run_case_method(ctx: _Context, name: str) -> None:
         ctx.decided_by = name
 
 
-#: stage name -> implementation
-STAGES: dict[str, Callable[[_Context], None]] = {
-    "sample": _stage_sample,
-    "ibp": _stage_ibp,
-    "crown": _stage_crown,
-    "attack": _stage_attack,
-    "milp": _stage_milp,
-    "bab": _stage_bab,
-    "complete": _stage_complete,
-}
-
-#: method -> ordered stage names
-PLANS: dict[str, tuple[str, ...]] = {
-    "auto": ("sample", "crown", "attack", "complete"),
-    "ibp": ("sample", "ibp"),
-    "crown": ("sample", "crown"),
-    "attack": ("sample", "attack"),
-    "milp": ("sample", "crown", "attack", "milp"),
-    "bab": ("sample", "crown", "attack", "bab"),
+#: the presolve stages a method's :attr:`MethodSpec.presolve` may name
+PRESOLVE: dict[str, Callable[[_Context], None]] = {
+    "sample": sample_stage,
+    "ibp": ibp_stage,
+    "crown": crown_stage,
+    "attack": attack_stage,
 }
 
 
-for _name in CASE_METHODS:
-    PLANS.setdefault(_name, ("sample", "crown", "attack", _name))
-
-
-def _plan(options: VerifyOptions) -> tuple[str, ...]:
-    plan = PLANS[options.method]
+def _plan(options: VerifyOptions, spec: MethodSpec) -> tuple[str, ...]:
+    """The presolve stages to run before ``spec`` (none with ``presolve=False``)."""
+    plan = spec.presolve if options.presolve else ()
     if not options.attack:
         plan = tuple(s for s in plan if s not in ("sample", "attack"))
     return plan
@@ -484,7 +556,11 @@ def verify(
         prop: the property (unsafe cases; see :mod:`nncert.verify.spec`).
         options: a :class:`VerifyOptions`, a mapping for it, or ``None`` (defaults).
         progress: optional callback receiving one-line progress messages.
-        **overrides: option fields to override (``method="milp"``, ``time_limit=10``).
+        **overrides: option fields to override (``method="milp"``, ``time_limit=10``,
+            ``presolve=False`` to run only the named method).
+
+    The network is put in normal form once, here (:meth:`Network.normalized`); every stage
+    works on that, and counterexamples are confirmed on ``network`` itself.
 
     Returns:
         The :class:`VerificationResult`: VERIFIED, FALSIFIED (with a confirmed witness) or
@@ -509,12 +585,14 @@ def verify(
     if not isinstance(prop, Property):
         raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
     prop.check_network_shape(network.n_inputs, network.n_outputs)
+    spec = get_method(opts.method)
 
     t0 = time.perf_counter()
     deadline = None if opts.time_limit is None else t0 + float(opts.time_limit)
     n = len(prop.cases)
     ctx = _Context(
-        network=network,
+        network=network.normalized(),
+        replay_network=network,
         prop=prop,
         options=opts,
         t0=t0,
@@ -525,7 +603,12 @@ def verify(
         lower=[None] * n,
         upper=[None] * n,
     )
-    for name in _plan(opts):
+    # the presolve stages, then the method itself (``None``); a built-in stage method is a
+    # function of the run state, any other a case method run on every open case
+    steps: list[str | None] = [*_plan(opts, spec), None]
+    for step in steps:
+        # the --json stage name: the presolve stage, or the method ("complete" for auto)
+        name = step if step is not None else ("complete" if spec.name == "auto" else spec.name)
         if ctx.counterexample is not None or not ctx.open_cases:
             break
         if ctx.expired():
@@ -534,11 +617,12 @@ def verify(
         ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
         s0 = time.perf_counter()
         before = len(ctx.open_cases)
-        stage = STAGES.get(name)
-        if stage is None:
-            _run_case_method(ctx, name)
+        if step is not None:
+            PRESOLVE[step](ctx)
+        elif spec.stage:
+            spec.load()(ctx)
         else:
-            stage(ctx)
+            _run_case_method(ctx, spec)
         outcome = (
             "falsified"
             if ctx.counterexample is not None
@@ -570,16 +654,21 @@ def verify(
         time=elapsed,
         stages=tuple(ctx.stages),
         stats=stats,
+        evidence=ctx.evidence(),
     )
 
 
 __all__ = [
-    "CASE_METHODS",
-    "PLANS",
-    "STAGES",
+    "PRESOLVE",
     "CaseContext",
     "CaseMethod",
     "CaseOutcome",
-    "register_case_method",
+    "attack_stage",
+    "auto_stage",
+    "bab_stage",
+    "crown_stage",
+    "ibp_stage",
+    "milp_stage",
+    "sample_stage",
     "verify",
 ]

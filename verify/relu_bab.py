@@ -50,7 +50,14 @@ from numpy.typing import NDArray
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
-from nncert.verify.result import CaseContext, CaseOutcome
+from nncert.verify.proof import (
+    CLOSED_BY_BOUND,
+    CLOSED_BY_EMPTY,
+    CLOSED_BY_LP,
+    PHASE_SPLIT,
+    ProofRecorder,
+)
+from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
 from nncert.verify.spec import UnsafeCase
 
 #: a node closes when its sound lower bound exceeds this (the engine's bounds account for
@@ -74,6 +81,7 @@ class _Node:
     bound: float = -np.inf
     split: tuple[int, int] | None = None
     corner: FloatArray | None = None
+    id: int = 0
 
 
 class _Bounder:
@@ -151,13 +159,17 @@ _PHASE_MARGIN = 1e-7
 
 def _leaf_lp(
     bd: _Bounder, node: _Node, time_limit: float | None
-) -> tuple[float | None, FloatArray | None]:
+) -> tuple[float | None, FloatArray | None, FloatArray | None]:
     """Exact ``min_{x in D} max_r g_r(x)`` for a node without unstable neurons (one LP).
 
     The phase constraints are relaxed by ``_PHASE_MARGIN``, so the optimum is a lower bound of
-    the true minimum and infeasibility is robust. Returns ``(optimum, argmin)``; ``(None,
-    None)`` when the relaxed LP is infeasible (empty domain: only then both are ``None`` and
-    the node closes) and ``(nan, None)`` on failure.
+    the true minimum and infeasibility is robust. Returns ``(optimum, argmin, multipliers)``:
+    the multipliers ``[w (R), beta (H)]`` are the LP's dual values (``w`` on the objective
+    rows, ``beta`` on the phase rows, both ``>= 0``), from which the bound engine re-derives a
+    lower bound that a checker can verify without trusting the LP
+    (:meth:`BoundEngine.multiplier_bound`). An infeasible LP gives ``(None, None, mult)``
+    with ``w = 0`` and ``beta`` from an auxiliary LP that proves the domain empty (``None``
+    when that fails); ``(nan, None, None)`` on failure.
     """
     from scipy.optimize import linprog
 
@@ -181,9 +193,11 @@ def _leaf_lp(
         c = np.where(act, cz, 0.0)
     G = bd.spec_W @ M
     g = bd.spec_W @ c + bd.spec_b
+    r = G.shape[0]
+    n_phase = sum(a.shape[0] for a in A_ub)
     # variables (x, t): minimise t subject to G x + g <= t
-    A_phase = np.hstack([np.vstack(A_ub), np.zeros((sum(a.shape[0] for a in A_ub), 1))])
-    A_spec = np.hstack([G, -np.ones((G.shape[0], 1))])
+    A_phase = np.hstack([np.vstack(A_ub), np.zeros((n_phase, 1))])
+    A_spec = np.hstack([G, -np.ones((r, 1))])
     A_all = np.vstack([A_phase, A_spec])
     b_all = np.concatenate([np.concatenate(b_ub), -g])
     cost = np.zeros(n + 1)
@@ -194,10 +208,37 @@ def _leaf_lp(
         opts["time_limit"] = max(time_limit, 0.01)
     res = linprog(cost, A_ub=A_all, b_ub=b_all, bounds=bounds, method="highs", options=opts)
     if res.status == 2:
-        return None, None
+        # infeasible: min t s.t. (phase rows) - t <= margin; a positive optimum proves the
+        # domain empty, and its duals are the multipliers of that proof (objective weight 0)
+        A_aux = np.hstack([np.vstack(A_ub), -np.ones((n_phase, 1))])
+        aux = linprog(
+            cost, A_ub=A_aux, b_ub=np.concatenate(b_ub), bounds=bounds, method="highs", options=opts
+        )
+        if aux.status != 0 or aux.ineqlin is None:
+            return None, None, None
+        beta = np.maximum(-np.asarray(aux.ineqlin.marginals, dtype=np.float64), 0.0)
+        return None, None, np.concatenate([np.zeros(r), beta])
     if res.status != 0 or res.x is None:
-        return float("nan"), None
-    return float(res.fun), np.clip(np.asarray(res.x[:n], dtype=np.float64), bd.lo, bd.hi)
+        return float("nan"), None, None
+    duals = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
+    mult = np.concatenate([duals[n_phase:], duals[:n_phase]])
+    return float(res.fun), np.clip(np.asarray(res.x[:n], dtype=np.float64), bd.lo, bd.hi), mult
+
+
+def _lp_leaf_bound(bd: _Bounder, node: _Node, mult: FloatArray) -> float:
+    """The bound engine's lower bound from LP multipliers on a leaf (what a checker computes):
+    phase signs from the node's sound bounds, one row ``w . g`` minus ``beta s z``."""
+    r = bd.A.shape[0]
+    w = np.maximum(mult[:r], 0.0)
+    w = w / max(float(w.sum()), 1.0)
+    lower, upper = np.concatenate(node.lower), np.concatenate(node.upper)
+    sign = np.where(lower >= 0.0, 1.0, np.where(upper <= 0.0, -1.0, 0.0))
+    beta = np.maximum(mult[r:], 0.0) * sign
+    prior = (lower[None, :], upper[None, :])
+    inter = bd.engine.intermediate(bd.lo2, bd.hi2, "crown", prior=prior, rows="open")
+    if bool(inter.empty[0]):
+        return np.inf
+    return bd.engine.multiplier_bound(bd.lo, bd.hi, bd.A, bd.rhs, w, beta, inter)
 
 
 def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOutcome:
@@ -212,6 +253,8 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
     t0 = time.perf_counter()
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
 
+    rec = ProofRecorder(recipe={"intermediate": "crown", "search": "relu-split"})
+
     def out(
         status: str,
         *,
@@ -220,6 +263,7 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         x: FloatArray | None = None,
     ) -> CaseOutcome:
         stats["time"] = time.perf_counter() - t0
+        proof = rec.tree() if status == "verified" else None
         return CaseOutcome(
             status=status,
             exact=exact,
@@ -227,6 +271,15 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             x=x,
             solver="relu_bab",
             stats=dict(stats),
+            evidence=SearchCaseEvidence(
+                ctx.case_index,
+                "relu_bab",
+                status,
+                lower_bound if exact else None,
+                int(stats["nodes"]),
+                proof,
+            ),
+            proof=proof,
         )
 
     dense, acts = network.affine_and_activations()
@@ -251,6 +304,7 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         res = bd.engine.bound(bd.lo2, bd.hi2, bd.A, bd.rhs)
         r = int(np.argmax(res.lower[0]))
         if res.lower[0, r] > CLOSE_TOL:
+            rec.close(rec.root(), CLOSED_BY_BOUND)
             return out("verified", exact=True, lower_bound=float(res.lower[0, r]))
         x0 = np.where(res.coef[0, r] > 0.0, bd.lo, bd.hi)
         return out("falsified", x=x0) if violated(x0) else out("unknown")
@@ -261,6 +315,7 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
         upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
         depth=0,
+        id=rec.root(),
     )
     if not _evaluate(bd, root, -1):  # cannot happen for a non-empty box; treat as unknown
         return out("unknown")
@@ -277,18 +332,27 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         _, _, node = heapq.heappop(heap)
         if node.bound > CLOSE_TOL:
             closed_min = min(closed_min, node.bound)
+            rec.close(node.id, CLOSED_BY_BOUND)
             continue
         if node.corner is not None and violated(node.corner):
             return out("falsified", x=node.corner)
         if node.split is None:  # linear on the domain: settle by one LP
             stats["lp_leaves"] += 1
             rem = None if deadline is None else deadline - time.perf_counter()
-            val, x = _leaf_lp(bd, node, rem)
-            if val is None:
+            val, x, mult = _leaf_lp(bd, node, rem)
+            if val is None:  # robustly empty: closed only if the multipliers show it
+                if mult is not None and _lp_leaf_bound(bd, node, mult) > 0.0:
+                    rec.close(node.id, CLOSED_BY_LP, mult)
+                    continue
+                unsettled = True
+                closed_min = min(closed_min, node.bound)
                 continue
-            if val > tol_lp:
-                closed_min = min(closed_min, val)
-                continue
+            if val > tol_lp and mult is not None:
+                checked = _lp_leaf_bound(bd, node, mult)
+                if checked > 0.0:  # what a checker re-derives from the multipliers
+                    closed_min = min(closed_min, checked)
+                    rec.close(node.id, CLOSED_BY_LP, mult)
+                    continue
             if x is not None and violated(x):
                 return out("falsified", x=x)
             unsettled = True  # LP failure or optimum within tolerance: cannot decide
@@ -296,20 +360,24 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             continue
         k, i = node.split
         stats["splits"] += 1
-        for phase in (1, -1):
+        ids = rec.split(node.id, PHASE_SPLIT, int(bd.offsets[k]) + i)  # (active, inactive)
+        for phase, cid in zip((1, -1), ids):
             child = _Node(
                 phases=[p if j != k else p.copy() for j, p in enumerate(node.phases)],
                 lower=list(node.lower),
                 upper=list(node.upper),
                 depth=node.depth + 1,
+                id=cid,
             )
             child.phases[k][i] = phase
             stats["nodes"] += 1
             stats["max_depth"] = max(int(stats["max_depth"]), child.depth)
             if not _evaluate(bd, child, k):
+                rec.close(cid, CLOSED_BY_EMPTY)
                 continue  # empty domain
             if child.bound > CLOSE_TOL:
                 closed_min = min(closed_min, child.bound)
+                rec.close(cid, CLOSED_BY_BOUND)
                 continue
             heapq.heappush(heap, (child.bound, next(counter), child))
     if unsettled:

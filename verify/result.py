@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.options import VerifyOptions
+from nncert.verify.proof import ProofTree
 from nncert.verify.spec import UnsafeCase
 
 
@@ -76,6 +77,128 @@ class StageStat:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _opt_float(v: Any) -> float | None:
+    """``float(v)``, or ``None`` for ``None`` and NaN."""
+    if v is None:
+        return None
+    f = float(v)
+    return None if f != f else f
+
+
+@dataclass(frozen=True)
+class BoundCaseEvidence:
+    r"""A case closed (or bounded) by sound bounds over its input box.
+
+    ``lower_bound`` is :math:`\max_r \ell_{i,r}` with
+    :math:`\ell_{i,r} \le \min_{x \in X_i} (A_{i,r} f(x) - b_{i,r})` from ``method``;
+    the case is closed when it is ``> 0``.
+
+    Attributes:
+        case: the case index in the property.
+        method: the bound method (``"ibp"``, ``"crown"``).
+        lower_bound: the case's lower bound.
+    """
+
+    case: int
+    method: str
+    lower_bound: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "case", int(self.case))
+        object.__setattr__(self, "lower_bound", float(self.lower_bound))
+
+    @property
+    def proven_lower(self) -> float | None:
+        """The sound lower bound of :math:`m_i^*` this record proves."""
+        return self.lower_bound
+
+
+@dataclass(frozen=True)
+class SolverCaseEvidence:
+    r"""A case solved as an optimisation problem (the MILP, Benders, Model 2, windows, ...).
+
+    The solver minimises :math:`\max_r (A_{i,r} f(x) - b_{i,r})` over the case's box (or a
+    sound relaxation of it); when ``exact``, ``bound`` is a proven lower bound of
+    :math:`m_i^*` and the case is closed when ``bound > tolerance``.
+
+    Attributes:
+        case: the case index in the property.
+        method: the registered method that ran (``"milp"``, ``"benders"``, ...).
+        solver: the solver name (``"highs"``, ``"exact-qubo"``...; ``""`` if none).
+        exact: whether ``bound`` and a ``"verified"``/``"optimal"`` status are proofs.
+        status: the solver status (``"optimal"``, ``"time_limit"``...) or the method's
+            outcome status (``"verified"``, ``"unknown"``, ...).
+        objective: best primal value found (``None``: none).
+        bound: proven dual bound (``None``: none).
+        tolerance: a bound must exceed this to count as a proof.
+        binaries: binary variables of the formulation (``None``: not reported).
+    """
+
+    case: int
+    method: str
+    solver: str
+    exact: bool
+    status: str
+    objective: float | None = None
+    bound: float | None = None
+    tolerance: float = 0.0
+    binaries: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "case", int(self.case))
+        object.__setattr__(self, "objective", _opt_float(self.objective))
+        object.__setattr__(self, "bound", _opt_float(self.bound))
+        object.__setattr__(self, "tolerance", float(self.tolerance))
+        if self.binaries is not None:
+            object.__setattr__(self, "binaries", int(self.binaries))
+
+    @property
+    def proven_lower(self) -> float | None:
+        """The sound lower bound of :math:`m_i^*` this record proves (``None``: none)."""
+        return self.bound if self.exact else None
+
+
+@dataclass(frozen=True)
+class SearchCaseEvidence:
+    r"""A case decided by branch and bound (input splits or ReLU phases).
+
+    ``lower_bound`` is the smallest sound bound over the open leaves (every leaf closed by a
+    bound ``> 0`` when ``status == "verified"``).
+
+    Attributes:
+        case: the case index in the property.
+        method: the registered method that ran (``"bab"``, ``"relu_bab"``).
+        status: ``"verified"``, ``"falsified"``, ``"timeout"``, ``"unknown"``.
+        lower_bound: a proven lower bound of :math:`m_i^*` (``None``: none).
+        nodes: nodes explored for this case (a run over several cases counts its nodes once,
+            on the first case's record).
+        proof: for ``"verified"``, the search's proof tree of this case when it recorded one
+            (:mod:`nncert.verify.proof`; every leaf closed by a re-derivable bound), else
+            ``None``.
+    """
+
+    case: int
+    method: str
+    status: str
+    lower_bound: float | None = None
+    nodes: int = 0
+    proof: ProofTree | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "case", int(self.case))
+        object.__setattr__(self, "lower_bound", _opt_float(self.lower_bound))
+        object.__setattr__(self, "nodes", int(self.nodes))
+
+    @property
+    def proven_lower(self) -> float | None:
+        """The sound lower bound of :math:`m_i^*` this record proves (``None``: none)."""
+        return self.lower_bound
+
+
+#: how one case was closed (or how far an open case was bounded)
+CaseEvidence: TypeAlias = BoundCaseEvidence | SolverCaseEvidence | SearchCaseEvidence
+
+
 @dataclass(frozen=True)
 class VerificationResult:
     """What :func:`nncert.verify.verify` returns.
@@ -93,7 +216,11 @@ class VerificationResult:
         solver: the solver name used by the deciding stage (``""`` if none).
         time: wall-clock seconds of the whole call.
         stages: per-stage statistics in the order run.
-        stats: free-form counters (binaries, nodes, iterations, spins, ...).
+        stats: free-form counters for ``--json`` (binaries, nodes, iterations, spins, ...).
+        evidence: how the cases were decided: for every closed case the record that closed
+            it (in the order the cases closed), then for every open case the records of the
+            methods that bounded it without closing it (in the order they ran). The
+            certificate builder reads this, never ``stats``.
     """
 
     verdict: Verdict
@@ -106,6 +233,7 @@ class VerificationResult:
     time: float = 0.0
     stages: tuple[StageStat, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    evidence: tuple[CaseEvidence, ...] = ()
 
     @property
     def vnncomp_result(self) -> str:
@@ -160,7 +288,7 @@ ProgressFn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """What a plug-in complete method returns for one unsafe case.
+    """What a method returns for one unsafe case (``None`` instead leaves the case open).
 
     Attributes:
         status: ``"verified"`` (the case is infeasible), ``"falsified"`` (``x`` is a candidate
@@ -173,6 +301,13 @@ class CaseOutcome:
         x: candidate witness (flattened input) for ``"falsified"``.
         solver: solver name(s) used, for reports.
         stats: counters for ``--json`` (``spins``, ``iterations``, ``master_solver``, ...).
+        evidence: how the case was decided (``None``: the pipeline records a
+            :class:`SolverCaseEvidence` from ``status``, ``exact``, ``lower_bound`` and
+            ``solver``, or a :class:`SearchCaseEvidence` carrying ``proof`` when there is
+            one; its ``case`` and ``method`` are always set by the pipeline).
+        proof: for ``"verified"``, the proof tree that closes the case, when the method
+            records one (:mod:`nncert.verify.proof`); an independent checker re-derives it.
+            The pipeline carries it into the case's :class:`SearchCaseEvidence`.
     """
 
     status: str
@@ -181,11 +316,22 @@ class CaseOutcome:
     x: FloatArray | None = None
     solver: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    evidence: CaseEvidence | None = None
+    proof: ProofTree | None = None
 
 
 @dataclass(frozen=True)
 class CaseContext:
-    """What a plug-in complete method receives besides the network and the case."""
+    """What a method receives besides the network and the case.
+
+    Attributes:
+        options: the options of the ``verify`` call.
+        deadline: ``time.perf_counter()`` value at which the budget ends (``None``: none).
+        rng: the run's random generator (seeded by ``options.seed``).
+        progress: the progress callback, if any.
+        case_index: the case's index in the property.
+        best_x: the input with the smallest violation found so far for this case, if any.
+    """
 
     options: VerifyOptions
     deadline: float | None
@@ -201,15 +347,20 @@ class CaseContext:
         return max(0.0, self.deadline - time.perf_counter())
 
 
-#: a complete method for one unsafe case (see :class:`CaseContext`, :class:`CaseOutcome`)
-CaseMethod = Callable[[Network, UnsafeCase, CaseContext], CaseOutcome]
+#: a method for one unsafe case (see :class:`CaseContext`, :class:`CaseOutcome`; ``None``
+#: leaves the case open); register one with :func:`nncert.verify.register_method`
+CaseMethod = Callable[[Network, UnsafeCase, CaseContext], "CaseOutcome | None"]
 
 __all__ = [
+    "BoundCaseEvidence",
     "CaseContext",
+    "CaseEvidence",
     "CaseMethod",
     "CaseOutcome",
     "Counterexample",
     "ProgressFn",
+    "SearchCaseEvidence",
+    "SolverCaseEvidence",
     "StageStat",
     "Verdict",
     "VerificationResult",

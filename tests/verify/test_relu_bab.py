@@ -20,7 +20,8 @@ from nncert.verify.attack import AttackResult
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.network import Dense, Network, ReLU, Sigmoid
 from nncert.verify.options import VerifyOptions
-from nncert.verify.pipeline import CaseContext, register_case_method, verify
+from nncert.verify.pipeline import CaseContext, verify
+from nncert.verify.registry import get_method
 from nncert.verify.spec import Box, UnsafeCase, robustness_property
 
 SOLVER = HighsSolver(mip_rel_gap=0.0)
@@ -186,20 +187,14 @@ def test_timeout_and_unsupported() -> None:
     assert rb.relu_bab_case(sig, case2, _ctx()).status == "unknown"
 
 
-def test_pipeline_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nncert.verify.options as options
-    import nncert.verify.pipeline as pipeline
-
-    # VerifyOptions validates against options.METHODS, which does not list plug-ins yet
-    monkeypatch.setattr(options, "METHODS", (*options.METHODS, "relu_bab"))
-    monkeypatch.setattr(pipeline, "CASE_METHODS", dict(pipeline.CASE_METHODS))
-    monkeypatch.setattr(pipeline, "PLANS", dict(pipeline.PLANS))
+def test_pipeline_method() -> None:
+    """``relu_bab`` is a registered method: ``verify(..., method="relu_bab")`` runs it."""
     rng = np.random.default_rng(11)
     net = _net(rng, [6, 8, 8, 4])
     x0 = rng.uniform(-1, 1, 6)
     label = int(np.argmax(net.forward(x0[None])[0]))
     prop = robustness_property(x0, 0.05, label, 4, domain=None)
-    register_case_method("relu_bab", rb.relu_bab_case)
+    assert get_method("relu_bab").load() is rb.relu_bab_case
     res = verify(net, prop, method="relu_bab", time_limit=20)
     ref = verify(net, prop, method="milp", time_limit=20)
     assert res.verdict == ref.verdict

@@ -1,0 +1,387 @@
+r"""Re-deriving a proof tree: the small trusted base of the certificate checker.
+
+:func:`check_tree` decides whether a :class:`~nncert.verify.proof.ProofTree` proves that an
+unsafe case is unreachable on a network, trusting nothing the search computed:
+
+1. **Structure** (:meth:`ProofTree.problems`): one root, every split with exactly one child per
+   side, every leaf closed; split indices within the network's input and hidden sizes.
+2. **Coverage**: each child's region is rebuilt from its parent and the split record (input
+   split at ``s``: ``hi_d <- min(hi_d, s)`` and ``lo_d <- max(lo_d, s)``; phase split on ``z_j``:
+   ``z_j >= 0`` and ``z_j <= 0``), starting from the case's own input box (read from the
+   property, never from the tree), so the leaves cover the box by construction.
+3. **Leaves**: each leaf's bound is recomputed by the one bound engine
+   (:class:`~nncert.verify.bounds.BoundEngine`, every rounding error accounted for), top-down:
+   a node's hidden-layer bounds are intersected with its parent's and clipped by its phase
+   constraints, as in the search. A leaf closes when
+
+   * its region is empty (an input split left ``lo_d > hi_d``, or sound bounds cross), or
+   * a row of the objective ``A f(x) - b`` has a lower bound ``> 0`` (IBP, CROWN with the
+     recipe's extra lower slopes), or the best convex combination of the rows does, or
+   * the leaf carries multipliers (``params = [w (R), beta (H)]``): the single row
+     ``w . (A f(x) - b)`` with ``w >= 0``, ``sum w <= 1`` (normalised here) and the phase
+     multipliers ``beta`` (beta-CROWN: ``-beta_j s_j`` added on ``z_j`` for constrained
+     neurons; negative entries and entries on unconstrained neurons are dropped) has a lower
+     bound ``> 0``. Any such multipliers give a sound bound, so they need no trust.
+
+Nothing here imports a solver or the search; the arithmetic is numpy float64 with the engine's
+rounding analysis (docs/PROOFS.md section 4).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nncert.verify.bounds import (
+    BoundEngine,
+    Intermediate,
+    IntermediateMode,
+    combine_rows,
+    engine_for,
+)
+from nncert.verify.network import FloatArray, Network
+from nncert.verify.proof import (
+    CLOSED_BY_BOUND,
+    CLOSED_BY_EMPTY,
+    CLOSED_BY_LP,
+    INPUT_SPLIT,
+    LEAF,
+    PHASE_SPLIT,
+    ProofTree,
+)
+from nncert.verify.spec import UnsafeCase
+
+#: nodes bounded per engine call
+CHUNK = 512
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    """Outcome of :func:`check_tree`.
+
+    Attributes:
+        ok: every leaf closes and the structure is sound.
+        reason: why not (empty when ``ok``).
+        nodes: nodes in the tree.
+        leaves: leaves in the tree.
+        min_bound: the smallest closing bound over the non-empty leaves (``inf`` if none).
+        time: seconds spent.
+    """
+
+    ok: bool
+    reason: str
+    nodes: int
+    leaves: int
+    min_bound: float
+    time: float
+
+
+@dataclass
+class _Frontier:
+    """Nodes of one tree level with their regions."""
+
+    ids: NDArray[np.int64]
+    lo: FloatArray
+    hi: FloatArray
+    pl: FloatArray
+    pu: FloatArray
+    phase: NDArray[np.int8]
+    empty: NDArray[np.bool_]
+
+
+def _leaf_bounds(
+    eng: BoundEngine,
+    case: UnsafeCase,
+    tree: ProofTree,
+    ids: NDArray[np.int64],
+    lo: FloatArray,
+    hi: FloatArray,
+    inter: Intermediate,
+    phase: NDArray[np.int8],
+) -> FloatArray:
+    """Lower bounds of ``max_r (A_r f(x) - b_r)`` over the leaves ``ids`` (one per leaf)."""
+    recipe = tree.recipe
+    A, b = case.A, case.b
+    r = A.shape[0]
+    slopes = tuple(recipe.get("extra_slopes", ()))
+    alpha = int(recipe.get("alpha_iters", 0))
+    combine = r > 1 and bool(recipe.get("combine_rows", True))
+    best = np.full(ids.size, -np.inf)
+    # the search's bounds without and (when it used them) with optimised slopes; each gives
+    # its own linear lower bounds, whose best convex combination may close where rows do not
+    for iters in (0, alpha) if alpha > 0 else (0,):
+        res = eng.bound(
+            lo,
+            hi,
+            A,
+            b,
+            inter=inter,
+            extra_slopes=slopes,
+            alpha_iters=iters,
+            alpha_optimizer="adam" if recipe.get("alpha_optimizer") == "adam" else "sign",
+        )
+        best = np.maximum(best, res.lower.max(axis=1))
+        if combine:
+            val, _, _ = combine_rows(res.coef, res.offset, lo, hi)
+            best = np.maximum(best, val)
+    # leaves with multipliers: one combined row plus beta on the constrained neurons
+    with_params = np.flatnonzero(tree.param_len[ids] > 0)
+    for j in with_params:
+        p = tree.node_params(int(ids[j]))
+        bound = _multiplier_bound(eng, case, p, lo[j], hi[j], inter, int(j), phase[j])
+        best[j] = max(best[j], bound)
+    return best
+
+
+def _multiplier_bound(
+    eng: BoundEngine,
+    case: UnsafeCase,
+    p: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    inter: Intermediate,
+    k: int,
+    phase: NDArray[np.int8],
+) -> float:
+    """The beta-CROWN bound of one leaf from its (untrusted) multipliers ``p = [w, beta]``.
+
+    ``w`` is clipped at 0 and scaled to sum at most 1; ``beta`` is clipped at 0 and kept only
+    on neurons whose sign is known on the leaf: a phase constraint of the tree, or sound bounds
+    of one sign (then ``s z >= 0`` holds on the whole leaf).
+    """
+    r = case.A.shape[0]
+    h = eng.n_hidden
+    if p.size != r + h:
+        return -np.inf
+    w = np.maximum(p[:r], 0.0)
+    w = w / max(float(w.sum()), 1.0)
+    sub = _sub_inter(inter, np.array([k]))
+    pl, pu = sub.stacked()
+    sign = np.where(phase != 0, phase, np.where(pl[0] >= 0.0, 1, np.where(pu[0] <= 0.0, -1, 0)))
+    beta = np.maximum(p[r:], 0.0) * sign
+    return eng.multiplier_bound(lo, hi, case.A, case.b, w, beta, sub)
+
+
+def check_tree(
+    network: Network, case: UnsafeCase, tree: ProofTree, *, time_limit: float | None = None
+) -> TreeCheck:
+    """Re-derive ``tree`` as a proof that ``case`` is unreachable on ``network``.
+
+    Args:
+        network: the network (its normal form defines the hidden-neuron numbering).
+        case: the unsafe case (its input box is the root region).
+        tree: the proof tree.
+        time_limit: seconds allowed (``None``: unlimited); running out rejects.
+
+    Returns:
+        A :class:`TreeCheck`.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # many mid-sized products: one BLAS thread is much faster (as in the searches)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _check_tree(network, case, tree, time_limit)
+
+
+def _check_tree(
+    network: Network, case: UnsafeCase, tree: ProofTree, time_limit: float | None
+) -> TreeCheck:
+    """Re-derive ``tree`` as a proof that ``case`` is unreachable on ``network``.
+
+    Args:
+        network: the network (its normal form defines the hidden-neuron numbering).
+        case: the unsafe case (its input box is the root region).
+        tree: the proof tree.
+        time_limit: seconds allowed (``None``: unlimited); running out rejects.
+
+    Returns:
+        A :class:`TreeCheck`.
+    """
+    t0 = time.perf_counter()
+    n_nodes = tree.n_nodes
+    leaves = int(np.count_nonzero(tree.split == LEAF))
+
+    def fail(reason: str, mb: float = np.inf) -> TreeCheck:
+        return TreeCheck(False, reason, n_nodes, leaves, mb, time.perf_counter() - t0)
+
+    problems = tree.problems()
+    if problems:
+        return fail(f"malformed proof tree: {problems[0]}")
+    eng = engine_for(network)
+    n_in, h = eng.n_inputs, eng.n_hidden
+    splits = tree.split != LEAF
+    if np.any((tree.split == INPUT_SPLIT) & (tree.index >= n_in)):
+        return fail("an input split names a dimension the network does not have")
+    if np.any((tree.split == PHASE_SPLIT) & (tree.index >= h)):
+        return fail("a phase split names a neuron the network does not have")
+    if np.any(splits & (tree.split == PHASE_SPLIT)) and not _relu_like(eng):
+        return fail("phase splits need ReLU-like activations")
+    modes: dict[str, IntermediateMode] = {"ibp": "ibp", "forward": "forward", "crown": "crown"}
+    mode = modes.get(str(tree.recipe.get("intermediate", "crown")))
+    if mode is None:
+        return fail("unknown intermediate mode in the recipe")
+    children = tree.children()
+    box = case.input_box
+    level = _Frontier(
+        ids=np.zeros(1, dtype=np.int64),
+        lo=box.lower[None, :].copy(),
+        hi=box.upper[None, :].copy(),
+        pl=np.full((1, h), -np.inf),
+        pu=np.full((1, h), np.inf),
+        phase=np.zeros((1, h), dtype=np.int8),
+        empty=np.zeros(1, dtype=bool),
+    )
+    min_bound = np.inf
+    while level.ids.size:
+        nxt: list[_Frontier] = []
+        for s in range(0, level.ids.size, CHUNK):
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                return fail("time limit reached while checking", min_bound)
+            part = _slice(level, slice(s, s + CHUNK))
+            empty = part.empty | np.any(part.lo > part.hi, axis=1)
+            live = np.flatnonzero(~empty)
+            inter = None
+            if live.size:
+                inter = eng.intermediate(
+                    part.lo[live], part.hi[live], mode, prior=(part.pl[live], part.pu[live])
+                )
+                empty[live] |= inter.empty
+            kinds = tree.split[part.ids]
+            # leaves
+            for how in (CLOSED_BY_EMPTY, CLOSED_BY_BOUND, CLOSED_BY_LP):
+                sel = np.flatnonzero((kinds == LEAF) & (tree.closed_by[part.ids] == how))
+                if not sel.size:
+                    continue
+                need = sel[~empty[sel]]
+                if how == CLOSED_BY_EMPTY:
+                    if need.size:
+                        return fail(f"leaf {int(part.ids[need[0]])} claims an empty region")
+                    continue
+                if not need.size or inter is None:
+                    continue
+                pos = np.searchsorted(live, need)
+                sub = _sub_inter(inter, pos)
+                best = _leaf_bounds(
+                    eng,
+                    case,
+                    tree,
+                    part.ids[need],
+                    part.lo[need],
+                    part.hi[need],
+                    sub,
+                    part.phase[need],
+                )
+                bad = np.flatnonzero(~(best > 0.0))
+                if bad.size:
+                    k = int(bad[0])
+                    return fail(
+                        f"leaf {int(part.ids[need[k]])} does not close: recomputed bound "
+                        f"{best[k]:.6g} <= 0",
+                        min_bound,
+                    )
+                min_bound = min(min_bound, float(best.min()))
+            # splits: children's regions
+            sp = np.flatnonzero(kinds != LEAF)
+            if not sp.size:
+                continue
+            pl, pu = part.pl[sp].copy(), part.pu[sp].copy()
+            if inter is not None:
+                stacked = inter.stacked()
+                ok = ~empty[sp]
+                where = np.searchsorted(live, sp[ok])
+                pl[ok] = np.maximum(pl[ok], stacked[0][where])
+                pu[ok] = np.minimum(pu[ok], stacked[1][where])
+            nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp]))
+        level = _concat(nxt, n_in, h) if nxt else _empty_frontier(n_in, h)
+    return TreeCheck(True, "", n_nodes, leaves, float(min_bound), time.perf_counter() - t0)
+
+
+def _relu_like(eng: BoundEngine) -> bool:
+    """Phase splits are meaningful for activations with a kink at 0 (ReLU, LeakyReLU)."""
+    return all(0.0 in rule.kinks(act) for rule, act in zip(eng.rules, eng.activations))
+
+
+def _children(
+    tree: ProofTree,
+    children: NDArray[np.int64],
+    part: _Frontier,
+    sp: NDArray[np.int64],
+    pl: FloatArray,
+    pu: FloatArray,
+    empty: NDArray[np.bool_],
+) -> _Frontier:
+    """The two children of each split node ``part.ids[sp]``, rebuilt from the split records."""
+    ids = part.ids[sp]
+    kind = tree.split[ids]
+    idx = tree.index[ids]
+    val = tree.value[ids]
+    out_ids = children[ids].reshape(-1)  # side 0, side 1 per parent
+    lo = np.repeat(part.lo[sp], 2, axis=0)
+    hi = np.repeat(part.hi[sp], 2, axis=0)
+    cpl = np.repeat(pl, 2, axis=0)
+    cpu = np.repeat(pu, 2, axis=0)
+    phase = np.repeat(part.phase[sp], 2, axis=0)
+    cempty = np.repeat(empty, 2)
+    rows = np.arange(ids.size)
+    inp = np.flatnonzero(kind == INPUT_SPLIT)
+    if inp.size:
+        d = idx[inp]
+        r0, r1 = 2 * rows[inp], 2 * rows[inp] + 1
+        hi[r0, d] = np.minimum(hi[r0, d], val[inp])
+        lo[r1, d] = np.maximum(lo[r1, d], val[inp])
+    ph = np.flatnonzero(kind == PHASE_SPLIT)
+    if ph.size:
+        j = idx[ph]
+        r0, r1 = 2 * rows[ph], 2 * rows[ph] + 1
+        cpl[r0, j] = np.maximum(cpl[r0, j], 0.0)  # active: z_j >= 0
+        cpu[r1, j] = np.minimum(cpu[r1, j], 0.0)  # inactive: z_j <= 0
+        phase[r0, j] = 1
+        phase[r1, j] = -1
+    return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty)
+
+
+def _slice(f: _Frontier, s: slice) -> _Frontier:
+    return _Frontier(f.ids[s], f.lo[s], f.hi[s], f.pl[s], f.pu[s], f.phase[s], f.empty[s])
+
+
+def _concat(parts: list[_Frontier], n_in: int, h: int) -> _Frontier:
+    return _Frontier(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.lo for p in parts]),
+        np.concatenate([p.hi for p in parts]),
+        np.concatenate([p.pl for p in parts]),
+        np.concatenate([p.pu for p in parts]),
+        np.concatenate([p.phase for p in parts]),
+        np.concatenate([p.empty for p in parts]),
+    )
+
+
+def _empty_frontier(n_in: int, h: int) -> _Frontier:
+    return _Frontier(
+        np.zeros(0, dtype=np.int64),
+        np.zeros((0, n_in)),
+        np.zeros((0, n_in)),
+        np.zeros((0, h)),
+        np.zeros((0, h)),
+        np.zeros((0, h), dtype=np.int8),
+        np.zeros(0, dtype=bool),
+    )
+
+
+def _sub_inter(inter: Intermediate, pos: NDArray[np.int64]) -> Intermediate:
+    """The rows ``pos`` of ``inter``."""
+    return Intermediate(
+        tuple((p[0][pos], p[1][pos]) for p in inter.pre),
+        tuple(type(r)(*(a[pos] for a in r)) for r in inter.rel),
+        inter.empty[pos],
+        tuple(a[pos] for a in inter.amag),
+        tuple(a[pos] for a in inter.cmag),
+        tuple(a[pos] for a in inter.gmag),
+        tuple(a[pos] for a in inter.emag),
+    )
+
+
+__all__ = ["CHUNK", "TreeCheck", "check_tree"]
