@@ -45,6 +45,7 @@ from strategies import networks_and_boxes
 from nncert.certificates.diff_bounds import difference_bounds
 from nncert.formulations.milp import encode_milp
 from nncert.solvers.base import SolveStatus
+from nncert.solvers.benders_method import activation_pattern
 from nncert.solvers.highs_solver import HighsSolver
 from nncert.verify.activations import (
     RULES,
@@ -558,6 +559,12 @@ def test_custom_rule_flows_through_the_milp_and_attacks(custom: Any) -> None:
         # a warm start from any input is feasible and exact (auxiliary columns of the pieces)
         v = problem.start_from_input(net, grid[7])
         assert problem.max_violation(v) <= 1e-9 * (1 + np.abs(v).max())
+        # Benders' initial pattern: every binary against its piece's kink
+        bounds = crown_bounds(net, box)
+        for x in grid[::40]:
+            v = problem.start_from_input(net, x)
+            want = np.concatenate([v[b] for b in problem.index.binaries]).astype(np.int8)
+            assert np.array_equal(activation_pattern(net, bounds, problem, x), want)
         # attacks: gradients from rule.derivative, a counterexample just above the optimum
         g = gradient(net, grid[:50], np.array([1.0, -1.0]))
         h = 1e-7
