@@ -36,7 +36,11 @@ pre-activation boxes are tightened with :math:`\tilde z = z + \delta z`. Activat
 
 Every rule is finally intersected with the box difference
 :math:`[\sigma(l') - \sigma(u),\; \sigma(u') - \sigma(l)]`. The last layer is merged with the
-spec rows :math:`C` (:math:`(C\tilde W)(\tilde a - a) + (C\Delta W) a + C\Delta b`).
+spec rows :math:`C` (:math:`(C\tilde W)(\tilde a - a) + (C\Delta W) a + C\Delta b`). The rules
+are the activation rules' own (:meth:`ActivationRule.diff
+<nncert.verify.activations.ActivationRule.diff>`, looked up with
+:func:`~nncert.verify.activations.rule_for`); a new activation registered there is handled here
+too. Where the box of :math:`\delta` is the point 0, the difference is exactly 0.
 
 **CROWN on the difference network** (``"crown"``). :func:`difference_network` stacks both
 networks' hidden layers block-diagonally on a shared input, with last layer
@@ -47,46 +51,44 @@ back-substitution captures the correlation through the shared input. Works when 
 **Best** (``"best"``): the intersection of both when the interval method applies (each is
 sound, so their intersection is).
 
-Soundness is with respect to real arithmetic evaluated in float64 round-to-nearest, like
-:mod:`nncert.verify.bounds`.
+Every bound holds for the exact (real-arithmetic) networks, like those of
+:mod:`nncert.verify.bounds`: the interval method accounts for every rounding error (rigorous
+affine enclosures from :func:`nncert.verify.rounding.affine_interval` with the rounding of
+:math:`\Delta W` and of merged spec rows as entry-wise errors, outward activation intervals and
+difference rules, and every sum or difference of bounds rounded down or up); the CROWN method is
+the bound engine's. Terms that are exactly zero stay exactly zero, so identical networks (and
+neurons folded away because they are stable) get a difference of exactly 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
+from nncert.verify.activations import (
+    ActivationRule,
+    relu_diff_neurodiff,
+    relu_diff_reludiff,
+    rule_for,
+)
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import (
     InvalidOptionsError,
     InvalidPropertyError,
     TransferError,
-    UnsupportedLayerError,
 )
-from nncert.verify.network import (
-    Activation,
-    Dense,
-    FloatArray,
-    HardTanh,
-    Identity,
-    LeakyReLU,
-    Network,
-    ReLU,
-    Sigmoid,
-    Tanh,
-    apply_activation,
-)
+from nncert.verify.network import Activation, Dense, FloatArray, Network
+from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, sub_down, sub_up, up
 from nncert.verify.spec import Box
+
+BoolArray = NDArray[np.bool_]
 
 DiffMethod = Literal["interval", "crown", "best"]
 DIFF_METHODS: tuple[str, ...] = ("interval", "crown", "best")
-
-#: Relative outward widening of the smooth-activation rules (round-off protection).
-_SMOOTH_MARGIN = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,15 +149,6 @@ def _box(box: Box | tuple[ArrayLike, ArrayLike], n: int) -> Box:
     return b
 
 
-def _matvec_interval(
-    M: FloatArray, lo: FloatArray, hi: FloatArray, offset: FloatArray | float = 0.0
-) -> tuple[FloatArray, FloatArray]:
-    """Interval of ``M v + offset`` for ``lo <= v <= hi`` (centre/radius form)."""
-    c = M @ ((lo + hi) / 2.0) + offset
-    r = np.abs(M) @ ((hi - lo) / 2.0)
-    return c - r, c + r
-
-
 def _spec_matrix(C: ArrayLike | None, n_out: int) -> FloatArray | None:
     if C is None:
         return None
@@ -196,7 +189,8 @@ def _same_architecture(target: Network, source: Network) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # Activation difference rules: (act, l, u, l', u', dl, du) -> (lo, hi) bounds of
-# sigma(z') - sigma(z) with z in [l, u], z' in [l', u'], z' - z in [dl, du]
+# sigma(z') - sigma(z) with z in [l, u], z' in [l', u'], z' - z in [dl, du]; they live with
+# the activation rules (ActivationRule.diff), ``rules=`` overrides them per type
 # --------------------------------------------------------------------------------------------
 
 ActDiffRule = Callable[
@@ -205,176 +199,151 @@ ActDiffRule = Callable[
 ]
 
 
-def relu_diff_reludiff(
-    l: FloatArray, u: FloatArray, lt: FloatArray, ut: FloatArray, dl: FloatArray, du: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """ReluDiff's rule: ``ReLU(z + δ) - ReLU(z) ∈ [min(0, δ), max(0, δ)]`` with stability cases."""
-    active = (l >= 0.0) & (lt >= 0.0)
-    inactive = (u <= 0.0) & (ut <= 0.0)
-    lo = np.where(active, dl, np.where(inactive, 0.0, np.minimum(0.0, dl)))
-    hi = np.where(active, du, np.where(inactive, 0.0, np.maximum(0.0, du)))
-    return lo, hi
-
-
-def relu_diff_neurodiff(
-    l: FloatArray, u: FloatArray, lt: FloatArray, ut: FloatArray, dl: FloatArray, du: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """NeuroDiff's nine concretized cases (FORMULATIONS.md 11.3, table of option 3)."""
-    s_in, s_act = u <= 0.0, l >= 0.0
-    s_un = ~s_in & ~s_act
-    t_in, t_act = ut <= 0.0, lt >= 0.0
-    t_un = ~t_in & ~t_act
-    zero = np.zeros_like(l)
-    c9_lo = np.where(dl >= 0.0, 0.0, np.maximum(dl, -u))
-    c9_hi = np.where(du <= 0.0, 0.0, du)
-    conds = [
-        s_in & t_in,
-        s_in & t_act,
-        s_in & t_un,
-        s_act & t_in,
-        s_act & t_act,
-        s_act & t_un,
-        s_un & t_in,
-        s_un & t_act,
-        s_un & t_un,
-    ]
-    lo = np.select(
-        conds,
-        [zero, lt, zero, -u, dl, np.maximum(-u, dl), -u, np.minimum(lt, dl), c9_lo],
-        default=-np.inf,
-    )
-    hi = np.select(
-        conds,
-        [zero, ut, ut, -l, du, np.maximum(-l, du), zero, np.minimum(ut, du), c9_hi],
-        default=np.inf,
-    )
-    return lo, hi
-
-
-def _relu_diff(
-    layer: Any,
-    l: FloatArray,
-    u: FloatArray,
-    lt: FloatArray,
-    ut: FloatArray,
-    dl: FloatArray,
-    du: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    a_lo, a_hi = relu_diff_reludiff(l, u, lt, ut, dl, du)
-    b_lo, b_hi = relu_diff_neurodiff(l, u, lt, ut, dl, du)
-    return np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi)
-
-
-def _leaky_diff(
-    layer: Any,
-    l: FloatArray,
-    u: FloatArray,
-    lt: FloatArray,
-    ut: FloatArray,
-    dl: FloatArray,
-    du: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    a = float(layer.alpha)
-    r_lo, r_hi = _relu_diff(None, l, u, lt, ut, dl, du)
-    return a * dl + (1.0 - a) * r_lo, a * du + (1.0 - a) * r_hi
-
-
-def _hardtanh_diff(
-    layer: Any,
-    l: FloatArray,
-    u: FloatArray,
-    lt: FloatArray,
-    ut: FloatArray,
-    dl: FloatArray,
-    du: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    m, M = float(layer.min_val), float(layer.max_val)
-    linear = (l >= m) & (u <= M) & (lt >= m) & (ut <= M)
-    same_sat = ((u <= m) & (ut <= m)) | ((l >= M) & (lt >= M))
-    lo = np.where(linear, dl, np.where(same_sat, 0.0, np.minimum(0.0, dl)))
-    hi = np.where(linear, du, np.where(same_sat, 0.0, np.maximum(0.0, du)))
-    return lo, hi
-
-
-def _smooth_diff(
-    deriv: Callable[[FloatArray], FloatArray],
-) -> ActDiffRule:
-    def rule(
-        layer: Any,
-        l: FloatArray,
-        u: FloatArray,
-        lt: FloatArray,
-        ut: FloatArray,
-        dl: FloatArray,
-        du: FloatArray,
-    ) -> tuple[FloatArray, FloatArray]:
-        hl, hu = np.minimum(l, lt), np.maximum(u, ut)
-        s_max = deriv(np.clip(0.0, hl, hu)) * (1.0 + _SMOOTH_MARGIN)
-        s_min = np.maximum(np.minimum(deriv(hl), deriv(hu)) * (1.0 - _SMOOTH_MARGIN), 0.0)
-        prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
-        lo, hi = prods.min(axis=0), prods.max(axis=0)
-        pad = _SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi))
-        return lo - pad, hi + pad
-
-    return rule
-
-
-def _sigmoid_deriv(z: FloatArray) -> FloatArray:
-    s = apply_activation(Sigmoid(), z)
-    return s * (1.0 - s)
-
-
-def _tanh_deriv(z: FloatArray) -> FloatArray:
-    t = np.tanh(z)
-    return 1.0 - t * t
-
-
-def _identity_diff(
-    layer: Any,
-    l: FloatArray,
-    u: FloatArray,
-    lt: FloatArray,
-    ut: FloatArray,
-    dl: FloatArray,
-    du: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    return dl.copy(), du.copy()
-
-
-#: activation type -> difference rule (override by passing ``rules=`` to interval_difference)
-DIFF_RULES: dict[type, ActDiffRule] = {
-    ReLU: _relu_diff,
-    LeakyReLU: _leaky_diff,
-    HardTanh: _hardtanh_diff,
-    Sigmoid: _smooth_diff(_sigmoid_deriv),
-    Tanh: _smooth_diff(_tanh_deriv),
-    Identity: _identity_diff,
-}
+def _diff_rule(act: Activation, rules: Mapping[type, ActDiffRule | ActivationRule] | None) -> Any:
+    """The difference rule of ``act``: an override from ``rules`` or the rule table's."""
+    over = None if rules is None else rules.get(type(act))
+    if over is None:
+        return rule_for(act).diff
+    if isinstance(over, ActivationRule):
+        return over.diff
+    return over
 
 
 # --------------------------------------------------------------------------------------------
-# (a) interval difference propagation
+# (a) interval difference propagation, rigorous in floating point
 # --------------------------------------------------------------------------------------------
 
+#: a block of a rigorous linear enclosure: (matrix, lower, upper, entry-wise error of the
+#: matrix against the exact one or None)
+_Block = tuple[FloatArray, FloatArray, FloatArray, FloatArray | None]
 
-def _affine_diff(
-    Wt: FloatArray,
-    Ws: FloatArray,
-    dbias: FloatArray,
+
+def _active_rows(W: FloatArray, lo: FloatArray, hi: FloatArray) -> BoolArray:
+    """Rows with some ``W_ij != 0`` whose box entry ``j`` is not the point 0."""
+    used = ((lo != 0.0) | (hi != 0.0)).astype(np.float64)
+    return np.asarray(((W != 0.0).astype(np.float64) @ used) > 0.0)
+
+
+def _enclose(
+    blocks: list[_Block], bias: FloatArray, bias_err: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    r"""Rigorous enclosure of :math:`\sum_k \hat M_k v_k + \hat b` over the boxes of the
+    :math:`v_k`, where the exact matrices and bias differ from the float ones by at most the
+    given entry-wise errors (``|M_exact - M| <= err``, ``|b_exact - b| <= bias_err``).
+
+    One :func:`~nncert.verify.rounding.affine_interval` over the stacked blocks, widened by
+    :math:`\sum_k err_k \max(|lo_k|, |hi_k|) + bias\_err` (inflated for its own rounding).
+    Rows whose every term is exactly zero (each non-zero matrix entry meets a box that is the
+    point 0, bias and errors 0) are exactly 0, as in real arithmetic: identical networks keep
+    a difference of exactly 0.
+    """
+    W = np.hstack([m for m, _, _, _ in blocks])
+    lo = np.concatenate([l for _, l, _, _ in blocks])
+    hi = np.concatenate([h for _, _, h, _ in blocks])
+    err = np.zeros(W.shape[0]) if bias_err is None else np.asarray(bias_err, dtype=np.float64)
+    err_on = err != 0.0
+    for _m, l, h, e in blocks:
+        if e is not None:
+            mag = np.maximum(np.abs(l), np.abs(h))
+            err = err + e @ mag
+            err_on = err_on | _active_rows(e, l, h)
+    n = W.shape[1] + 4
+    extra = np.where(err_on, inflate(err, n), 0.0)
+    out_lo, out_hi = affine_interval(W, bias, lo, hi, extra=extra)
+    zero = ~_active_rows(W, lo, hi) & (bias == 0.0) & ~err_on
+    return np.where(zero, 0.0, out_lo), np.where(zero, 0.0, out_hi)
+
+
+def _composition(d: Dense, a_lo: FloatArray, a_hi: FloatArray) -> FloatArray | None:
+    """Bound on ``|(W_exact a + b_exact) - (W a + b)|`` of a composed Dense layer, or None."""
+    if d.exact:
+        return None
+    mag = float(np.max(np.maximum(np.abs(a_lo), np.abs(a_hi)), initial=0.0))
+    err = np.zeros(d.n_out)
+    if d.weight_error is not None:
+        err = err + d.weight_error * mag
+    if d.bias_error is not None:
+        err = err + d.bias_error
+    return inflate(err, 4)
+
+
+def _add_err(*errs: FloatArray | None) -> FloatArray | None:
+    """Sum of error bounds, inflated for its rounding; exactly 0 where every term is 0."""
+    present = [e for e in errs if e is not None]
+    if not present:
+        return None
+    total = present[0]
+    on = present[0] != 0.0
+    for e in present[1:]:
+        total = total + e
+        on = on | (e != 0.0)
+    return np.where(on, inflate(total, len(present)), 0.0)
+
+
+def _layer_diff(
+    Wt: Dense,
+    Ws: Dense,
     sl: FloatArray,
     su: FloatArray,
     tl: FloatArray,
     tu: FloatArray,
     dl: FloatArray,
     du: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Bounds of ``Wt ã + bt - (Ws a + bs)`` from both difference forms (intersected)."""
-    dW = Wt - Ws
-    l1, u1 = _matvec_interval(Wt, dl, du, dbias)
-    m1l, m1u = _matvec_interval(dW, sl, su)
-    l2, u2 = _matvec_interval(Ws, dl, du, dbias)
-    m2l, m2u = _matvec_interval(dW, tl, tu)
-    return np.maximum(l1 + m1l, l2 + m2l), np.minimum(u1 + m1u, u2 + m2u)
+    M: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    r"""Rigorous boxes of :math:`z = M(W_s a + b_s)`, :math:`\tilde z = M(W_t \tilde a + b_t)`
+    and :math:`\tilde z - z` (``M`` the spec rows, or the identity when ``None``).
+
+    Both difference forms :math:`W_t \delta + \Delta W a + \Delta b` and
+    :math:`W_s \delta + \Delta W \tilde a + \Delta b` and the box difference
+    :math:`[\tilde z_l - z_u, \tilde z_u - z_l]` are intersected. :math:`\Delta W` is
+    :math:`fl(W_t - W_s)`, within :math:`u|fl(\Delta W)|` of the exact difference; a merged
+    ``M W`` errs by at most :math:`\gamma_n |M| |W|` entry-wise; the layers' composition errors
+    (:attr:`Dense.weight_error`) enter as bias errors. Error terms are exactly 0 where their
+    source is (``Delta W = 0`` entries, an exact layer), so identical layers give exact zeros.
+
+    Returns:
+        ``(zs_lo, zs_hi, zt_lo, zt_hi, dz_lo, dz_hi)``.
+    """
+    two_u = 2.0 * UNIT
+    D = Wt.weight - Ws.weight
+    db = Wt.bias - Ws.bias
+    aD, adb = np.abs(D), np.abs(db)
+    comp_t = _composition(Wt, tl, tu)
+    comp_s = _composition(Ws, sl, su)
+    e_t: FloatArray | None = None
+    e_s: FloatArray | None = None
+    eb_t: FloatArray | None = None
+    eb_s: FloatArray | None = None
+    if M is None:
+        At, As, bt, bs, Dm, dbm = Wt.weight, Ws.weight, Wt.bias, Ws.bias, D, db
+        e_D = np.where(D != 0.0, inflate(two_u * aD, 1), 0.0)
+        e_db = np.where(db != 0.0, inflate(two_u * adb, 1), 0.0)
+    else:
+        n = M.shape[1]
+        aM = np.abs(M)
+        pM = (M != 0.0).astype(np.float64)
+        g = gamma(n)
+        At, As, Dm = M @ Wt.weight, M @ Ws.weight, M @ D
+        bt, bs, dbm = M @ Wt.bias, M @ Ws.bias, M @ db
+        e_t = inflate(g * (aM @ np.abs(Wt.weight)), n)
+        e_s = inflate(g * (aM @ np.abs(Ws.weight)), n)
+        eb_t = inflate(g * (aM @ np.abs(Wt.bias)), n)
+        eb_s = inflate(g * (aM @ np.abs(Ws.bias)), n)
+        on_D = (pM @ (D != 0.0).astype(np.float64)) > 0.0
+        on_db = (pM @ (db != 0.0).astype(np.float64)) > 0.0
+        e_D = np.where(on_D, inflate((g + two_u) * (aM @ aD), n), 0.0)
+        e_db = np.where(on_db, inflate((g + two_u) * (aM @ adb), n), 0.0)
+        comp_t = None if comp_t is None else inflate(aM @ comp_t, n)
+        comp_s = None if comp_s is None else inflate(aM @ comp_s, n)
+    zsl, zsu = _enclose([(As, sl, su, e_s)], bs, _add_err(eb_s, comp_s))
+    ztl, ztu = _enclose([(At, tl, tu, e_t)], bt, _add_err(eb_t, comp_t))
+    both = _add_err(e_db, comp_t, comp_s)
+    l1, u1 = _enclose([(At, dl, du, e_t), (Dm, sl, su, e_D)], dbm, both)
+    l2, u2 = _enclose([(As, dl, du, e_s), (Dm, tl, tu, e_D)], dbm, both)
+    dzl = np.maximum(np.maximum(l1, l2), sub_down(ztl, zsu))
+    dzu = np.minimum(np.minimum(u1, u2), sub_up(ztu, zsl))
+    return zsl, zsu, ztl, ztu, dzl, dzu
 
 
 def interval_difference(
@@ -383,16 +352,22 @@ def interval_difference(
     box: Box | tuple[ArrayLike, ArrayLike],
     C: ArrayLike | None = None,
     *,
-    rules: dict[type, ActDiffRule] | None = None,
+    rules: Mapping[type, ActDiffRule | ActivationRule] | None = None,
 ) -> DiffBounds:
     """Interval difference propagation (ReluDiff ∩ NeuroDiff; see the module docstring).
+
+    Every bound holds for the exact (real-arithmetic) networks: affine steps are rigorous
+    enclosures (:func:`_layer_diff`), activation intervals and difference rules are rounded
+    outwards by their rules, and every sum or difference of bounds is rounded down or up.
 
     Args:
         target: :math:`f_t`.
         source: :math:`f_s`, with the same normalized architecture as ``target``.
         box: the input box.
         C: optional spec rows, shape ``(k, n_outputs)``.
-        rules: overrides of :data:`DIFF_RULES` by activation type.
+        rules: overrides of the activation rules' difference rules by activation type: a
+            callable ``(act, l, u, l', u', dl, du) -> (lo, hi)`` or an
+            :class:`~nncert.verify.activations.ActivationRule` (its ``diff``).
 
     Returns:
         :class:`DiffBounds` with ``method="interval"``.
@@ -404,7 +379,6 @@ def interval_difference(
     why = _same_architecture(target, source)
     if why is not None:
         raise TransferError(f"interval difference bounds need the same architecture: {why}")
-    table = {**DIFF_RULES, **(rules or {})}
     dt, at = target.affine_and_activations()
     ds, _ = source.affine_and_activations()
     b = _box(box, target.n_inputs)
@@ -413,46 +387,28 @@ def interval_difference(
     tl, tu = b.lower, b.upper
     dl = np.zeros(b.dim)
     du = np.zeros(b.dim)
-    L = len(dt)
-    for k in range(L):
-        Wt, bt, Ws, bs = dt[k].weight, dt[k].bias, ds[k].weight, ds[k].bias
-        if k == L - 1:
-            break
-        zsl, zsu = _matvec_interval(Ws, sl, su, bs)
-        ztl, ztu = _matvec_interval(Wt, tl, tu, bt)
-        dzl, dzu = _affine_diff(Wt, Ws, bt - bs, sl, su, tl, tu, dl, du)
-        dzl, dzu = np.maximum(dzl, ztl - zsu), np.minimum(dzu, ztu - zsl)
-        ztl, ztu = np.maximum(ztl, zsl + dzl), np.minimum(ztu, zsu + dzu)
-        zsl, zsu = np.maximum(zsl, ztl - dzu), np.minimum(zsu, ztu - dzl)
-        # round-off guards (the true values lie in every intersected box)
-        dzu, ztu, zsu = np.maximum(dzu, dzl), np.maximum(ztu, ztl), np.maximum(zsu, zsl)
+    for k in range(len(dt) - 1):
+        zsl, zsu, ztl, ztu, dzl, dzu = _layer_diff(dt[k], ds[k], sl, su, tl, tu, dl, du)
+        # z~ = z + dz and z = z~ - dz: intersect (every box is sound, so they meet)
+        ztl, ztu = np.maximum(ztl, down(zsl + dzl)), np.minimum(ztu, up(zsu + dzu))
+        zsl, zsu = np.maximum(zsl, sub_down(ztl, dzu)), np.minimum(zsu, sub_up(ztu, dzl))
         act: Activation = at[k]
-        rule = table.get(type(act))
-        if rule is None:
+        rl, ru = _diff_rule(act, rules)(act, zsl, zsu, ztl, ztu, dzl, dzu)
+        # sigma(z + 0) - sigma(z) = 0 exactly, whatever sigma
+        point = (dzl == 0.0) & (dzu == 0.0)
+        rl, ru = np.where(point, 0.0, rl), np.where(point, 0.0, ru)
+        rule = rule_for(act)
+        sl, su = rule.interval(act, zsl, zsu)
+        tl, tu = rule.interval(act, ztl, ztu)
+        dl, du = np.maximum(rl, sub_down(tl, su)), np.minimum(ru, sub_up(tu, sl))
+        tl, tu = np.maximum(tl, down(sl + dl)), np.minimum(tu, up(su + du))
+        sl, su = np.maximum(sl, sub_down(tl, du)), np.minimum(su, sub_up(tu, dl))
 
-            raise UnsupportedLayerError(
-                f"no difference rule for activation {type(act).__name__}; supported: "
-                f"{', '.join(t.__name__ for t in table)}"
-            )
-        rl, ru = rule(act, zsl, zsu, ztl, ztu, dzl, dzu)
-        sl, su = apply_activation(act, zsl), apply_activation(act, zsu)
-        tl, tu = apply_activation(act, ztl), apply_activation(act, ztu)
-        dl, du = np.maximum(rl, tl - su), np.minimum(ru, tu - sl)
-        du = np.maximum(du, dl)
-        tl, tu = np.maximum(tl, sl + dl), np.minimum(tu, su + du)
-        sl, su = np.maximum(sl, tl - du), np.minimum(su, tu - dl)
-        tu, su = np.maximum(tu, tl), np.maximum(su, sl)
-
-    def final(M: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def final(M: FloatArray | None) -> tuple[FloatArray, FloatArray]:
         """Bounds of ``M (z_t - z_s)`` at the last layer, merged with ``M``."""
-        Mt, Ms = M @ Wt, M @ Ws
-        lo, hi = _affine_diff(Mt, Ms, M @ (bt - bs), sl, su, tl, tu, dl, du)
-        ztl, ztu = _matvec_interval(Mt, tl, tu, M @ bt)
-        zsl, zsu = _matvec_interval(Ms, sl, su, M @ bs)
-        lo, hi = np.maximum(lo, ztl - zsu), np.minimum(hi, ztu - zsl)
-        return lo, np.maximum(hi, lo)
+        return _layer_diff(dt[-1], ds[-1], sl, su, tl, tu, dl, du, M)[4:]
 
-    lo, hi = final(np.eye(target.n_outputs))
+    lo, hi = final(None)
     sl_, su_ = (None, None) if Cm is None else final(Cm)
     return DiffBounds(lo, hi, sl_, su_, "interval")
 
@@ -604,7 +560,6 @@ def difference_bounds(
 
 __all__ = [
     "DIFF_METHODS",
-    "DIFF_RULES",
     "DiffBounds",
     "DiffMethod",
     "crown_difference",

@@ -20,7 +20,10 @@ The case is infeasible (the property holds for it) iff the optimum is ``> 0``; a
 Every matrix is assembled from whole-layer COO blocks (``np.repeat`` / ``np.tile`` /
 ``np.concatenate``) and converted to CSR once; no Python loop runs per neuron or per row.
 
-Activation rules (all exact given *sound* pre-activation bounds ``l <= z <= u``):
+Activation rules (all exact given *sound* pre-activation bounds ``l <= z <= u``). Every big-M
+rule comes from the activation's rule object (:mod:`nncert.verify.activations`, its
+``relu_pieces``): :math:`\sigma(z) = c + \sum_i w_i \max(z - \theta_i, \lambda_i (z -
+\theta_i))`, encoded by :func:`encode_pieces`; this module knows no activation type.
 
 * A "piece" ``r = max(s, alpha s)`` of the shifted input ``s = z - theta`` with bounds
   ``ls = l - theta``, ``us = u - theta`` and ``0 <= alpha < 1`` (ReLU: ``alpha = 0``,
@@ -33,10 +36,11 @@ Activation rules (all exact given *sound* pre-activation bounds ``l <= z <= u``)
   ``d = 1`` gives ``r = s`` and ``0 <= s <= us``; ``d = 0`` gives ``r = alpha s`` and
   ``ls <= s <= 0``. Stable pieces get no binary: ``ls >= 0`` gives ``r = s``; ``us <= 0``
   gives ``r = alpha s``. ``alpha = 1`` is the identity.
-* ``ReLU``: one piece with ``alpha = 0, theta = 0``: ``a >= z, a >= 0, a <= z - l (1 - d),
-  a <= u d`` (FORMULATIONS.md 4.1).
-* ``LeakyReLU(alpha)``: one piece with ``theta = 0``.
-* ``HardTanh(m, M)``: the two-ReLU decomposition (FORMULATIONS.md 4.2 a)
+* One piece with ``c = 0``, ``w = 1``: the post-activation is the piece itself. ``ReLU``:
+  ``alpha = 0, theta = 0``: ``a >= z, a >= 0, a <= z - l (1 - d), a <= u d`` (FORMULATIONS.md
+  4.1); ``LeakyReLU(alpha)``: ``theta = 0``.
+* Several pieces: one auxiliary column per piece and the row ``a - sum_i w_i r_i = c``.
+  ``HardTanh(m, M)`` is the two-ReLU decomposition (FORMULATIONS.md 4.2 a)
   ``clip(z, m, M) = m + ReLU(z - m) - ReLU(z - M)``, i.e. two pieces ``r+`` (``theta = m``)
   and ``r-`` (``theta = M``) and the row ``a - r+ + r- = m``; a binary only for a kink
   strictly inside ``(l, u)``.
@@ -56,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from nncert.verify.activations import ReluPieces, check_pieces, rule_for
 from nncert.verify.bounds import LayerBounds
 from nncert.verify.errors import (
     InvalidOptionsError,
@@ -66,10 +71,7 @@ from nncert.verify.network import (
     Activation,
     Dense,
     FloatArray,
-    HardTanh,
-    LeakyReLU,
     Network,
-    ReLU,
     apply_activation,
 )
 from nncert.verify.spec import UnsafeCase
@@ -111,13 +113,15 @@ class VariableIndex:
         inputs: the input ``x`` (flattened, C order).
         pre: per hidden layer, the pre-activation ``z^(k)`` (one column per neuron).
         post: per hidden layer, the post-activation ``a^(k)`` (one column per neuron).
-        aux: per hidden layer, auxiliary columns (HardTanh: ``r+`` then ``r-``, one block of
-            ``n_k`` each); empty for ReLU and LeakyReLU.
+        aux: per hidden layer, auxiliary columns: one block of ``n_k`` per piece of a
+            multi-piece activation, in the order of its ``relu_pieces`` (HardTanh: ``r+`` then
+            ``r-``); empty for single-piece ones (ReLU and LeakyReLU).
         binaries: per hidden layer, the binary columns (contiguous).
         binary_neuron: per hidden layer, the neuron each binary belongs to (same order as the
             columns in ``binaries``).
         binary_threshold: per hidden layer, the kink ``theta`` of each binary's piece: the
             binary is 1 iff ``z[neuron] >= theta`` (ReLU/LeakyReLU: 0; HardTanh: min or max).
+            The binaries of a layer are grouped by piece, in the pieces' order.
         objective: the column of ``t`` (several output rows), else ``None``.
     """
 
@@ -331,8 +335,9 @@ class MilpProblem:
         """A complete starting point from an input ``x`` (every column set by a forward pass).
 
         For problems built by :func:`encode_milp` from ``network``: the input is clipped into
-        the box, ``z`` and ``a`` come from the forward pass, HardTanh's ``r+ = relu(z - m)`` and
-        ``r- = relu(z - M)``, each binary is ``1`` iff ``z[neuron] >= theta``, and ``t`` is the
+        the box, ``z`` and ``a`` come from the forward pass, each piece's auxiliary column
+        ``r_i = max(z - theta_i, lam_i (z - theta_i))`` (HardTanh: ``r+ = relu(z - m)``,
+        ``r- = relu(z - M)``), each binary is ``1`` iff ``z[neuron] >= theta``, and ``t`` is the
         smallest value its rows allow. Use it as ``initial_solution`` for a MILP solver.
 
         Raises:
@@ -360,10 +365,10 @@ class MilpProblem:
             a = apply_activation(act, z)
             v[idx.pre[k]] = z
             v[idx.post[k]] = a
-            if isinstance(act, HardTanh) and idx.aux[k].stop - idx.aux[k].start == 2 * z.size:
-                v[idx.aux[k]] = np.concatenate(
-                    [np.maximum(z - act.min_val, 0.0), np.maximum(z - act.max_val, 0.0)]
-                )
+            pieces = big_m_pieces(act)
+            n_aux = idx.aux[k].stop - idx.aux[k].start
+            if pieces is not None and n_aux and n_aux == len(pieces[1]) * z.size:
+                v[idx.aux[k]] = np.concatenate(piece_values(pieces, z))
             neuron, theta = idx.binary_neuron[k], idx.binary_threshold[k]
             v[idx.binaries[k]] = (z[neuron] >= theta).astype(np.float64)
         t = idx.objective
@@ -609,107 +614,147 @@ def _piece_rows(
         b.add_rows([(rc, 1.0), (zc, -alpha), (d_cols, -beta * hi)], -_INF, -alpha * th)
 
 
-def _leaky_layer(
+def _piece_bounds(ls: FloatArray, leak: float) -> FloatArray:
+    """``max(s, leak s)`` at a bound ``s`` of the shifted input (a non-decreasing piece)."""
+    return np.maximum(ls, leak * ls) + 0.0  # + 0.0: no negative zeros in column bounds
+
+
+def encode_pieces(
     b: MilpBuilder,
-    layer: Activation,
+    pieces: ReluPieces,
     z: slice,
     l: FloatArray,
     u: FloatArray,
     all_binary: bool,
+    post_lower: FloatArray,
+    post_upper: FloatArray,
 ) -> _LayerEncoding:
-    alpha = float(layer.alpha) if isinstance(layer, LeakyReLU) else 0.0
-    n = z.stop - z.start
-    a = b.add_columns(n, apply_activation(layer, l), apply_activation(layer, u))
-    binary = _piece_needs_binary(l, u, alpha, all_binary)
-    neuron = np.flatnonzero(binary).astype(np.int64)
-    d = b.add_columns(neuron.size, 0.0, 1.0, integer=True)
-    _piece_rows(
-        b,
-        np.arange(z.start, z.stop, dtype=np.int64),
-        np.arange(a.start, a.stop, dtype=np.int64),
-        np.arange(d.start, d.stop, dtype=np.int64),
-        np.zeros(n),
-        l,
-        u,
-        alpha,
-        binary,
-    )
-    return _LayerEncoding(a, _empty_slice(a.stop), d, neuron, np.zeros(neuron.size))
+    r"""Columns and rows of one layer of :math:`\sigma(z) = c + \sum_i w_i r_i`,
+    :math:`r_i = \max(z - \theta_i, \lambda_i (z - \theta_i))` (the rule's ``relu_pieces``).
 
+    One piece with ``c = 0`` and ``w = 1`` (ReLU, LeakyReLU): the post-activation column *is*
+    the piece, no auxiliary column. Otherwise one auxiliary block of ``n`` columns per piece
+    (``r_i`` in ``[max(l_i', lam l_i'), max(u_i', lam u_i')]`` with ``l_i' = l - theta_i``) and
+    the row :math:`a - \sum_i w_i r_i = c` (HardTanh: ``a - r+ + r- = m``). Each piece gets the
+    rows of :func:`_piece_rows`; its binaries (one per unstable neuron, or every neuron with
+    ``all_binary``) follow the previous piece's, with threshold ``theta_i``.
 
-def _hardtanh_layer(
-    b: MilpBuilder,
-    layer: Activation,
-    z: slice,
-    l: FloatArray,
-    u: FloatArray,
-    all_binary: bool,
-) -> _LayerEncoding:
-    if not isinstance(layer, HardTanh):
-        raise InvalidOptionsError(f"HardTanh rule applied to {type(layer).__name__}")
-    m, M = layer.min_val, layer.max_val
+    Args:
+        b: the builder.
+        pieces: ``(c, ((theta_i, w_i, lam_i), ...))``.
+        z: the layer's pre-activation columns.
+        l: sound lower bounds of ``z``.
+        u: sound upper bounds of ``z``.
+        all_binary: give every piece a binary, even stable ones.
+        post_lower: column lower bounds of ``a`` (``sigma(l)``).
+        post_upper: column upper bounds of ``a`` (``sigma(u)``).
+    """
+    offset, ps = pieces
     n = z.stop - z.start
-    a = b.add_columns(n, np.clip(l, m, M), np.clip(u, m, M))
-    # r+ = ReLU(z - m) in [relu(l - m), relu(u - m)];  r- = ReLU(z - M) likewise
-    rp = b.add_columns(n, np.maximum(l - m, 0.0), np.maximum(u - m, 0.0))
-    rm = b.add_columns(n, np.maximum(l - M, 0.0), np.maximum(u - M, 0.0))
-    bin_p = _piece_needs_binary(l - m, u - m, 0.0, all_binary)
-    bin_m = _piece_needs_binary(l - M, u - M, 0.0, all_binary)
-    neuron_p = np.flatnonzero(bin_p).astype(np.int64)
-    neuron_m = np.flatnonzero(bin_m).astype(np.int64)
-    d = b.add_columns(neuron_p.size + neuron_m.size, 0.0, 1.0, integer=True)
+    a = b.add_columns(n, post_lower, post_upper)
+    direct = len(ps) == 1 and offset == 0.0 and ps[0][1] == 1.0
+    if direct:
+        r_cols = [a]
+    else:
+        r_cols = [
+            b.add_columns(n, _piece_bounds(l - theta, leak), _piece_bounds(u - theta, leak))
+            for theta, _, leak in ps
+        ]
+    binary = piece_binaries(pieces, l, u, all_binary)
+    neurons = [np.flatnonzero(m).astype(np.int64) for m in binary]
+    d = b.add_columns(sum(k.size for k in neurons), 0.0, 1.0, integer=True)
     d_idx = np.arange(d.start, d.stop, dtype=np.int64)
     z_idx = np.arange(z.start, z.stop, dtype=np.int64)
-    for r, theta, binary, dd in (
-        (rp, m, bin_p, d_idx[: neuron_p.size]),
-        (rm, M, bin_m, d_idx[neuron_p.size :]),
-    ):
+    at = 0
+    for (theta, _, leak), r, mask, nb in zip(ps, r_cols, binary, neurons):
         _piece_rows(
             b,
             z_idx,
             np.arange(r.start, r.stop, dtype=np.int64),
-            dd,
+            d_idx[at : at + nb.size],
             np.full(n, theta),
             l - theta,
             u - theta,
-            0.0,
-            binary,
+            leak,
+            mask,
         )
-    # a - r+ + r- = m
-    b.add_rows(
-        [
-            (np.arange(a.start, a.stop), 1.0),
-            (np.arange(rp.start, rp.stop), -1.0),
-            (np.arange(rm.start, rm.stop), 1.0),
-        ],
-        m,
-        m,
-    )
+        at += nb.size
+    if not direct:
+        terms: list[tuple[ArrayLike, ArrayLike]] = [(np.arange(a.start, a.stop), 1.0)]
+        terms += [(np.arange(r.start, r.stop), -w) for r, (_, w, _) in zip(r_cols, ps)]
+        b.add_rows(terms, offset, offset)
+    aux = _empty_slice(a.stop) if direct else slice(r_cols[0].start, r_cols[-1].stop)
     return _LayerEncoding(
         a,
-        slice(rp.start, rm.stop),
+        aux,
         d,
-        np.concatenate([neuron_p, neuron_m]),
-        np.concatenate([np.full(neuron_p.size, m), np.full(neuron_m.size, M)]),
+        np.concatenate(neurons),
+        np.concatenate([np.full(k.size, theta) for k, (theta, _, _) in zip(neurons, ps)]),
     )
 
 
-ActivationRule = Callable[
+def piece_values(pieces: ReluPieces, z: FloatArray) -> list[FloatArray]:
+    """Each piece's value ``max(z - theta_i, lam_i (z - theta_i))`` (the auxiliary columns)."""
+    return [_piece_bounds(z - theta, leak) for theta, _, leak in pieces[1]]
+
+
+def piece_binaries(
+    pieces: ReluPieces, l: FloatArray, u: FloatArray, all_binary: bool = False
+) -> list[BoolArray]:
+    """Per piece, the neurons that get a binary (the order of :func:`encode_pieces`)."""
+    return [_piece_needs_binary(l - t, u - t, leak, all_binary) for t, _, leak in pieces[1]]
+
+
+def piece_thresholds(
+    pieces: ReluPieces, l: FloatArray, u: FloatArray, all_binary: bool = False
+) -> FloatArray:
+    """The kink ``theta`` of every binary of a layer encoded by :func:`encode_pieces`."""
+    masks = piece_binaries(pieces, l, u, all_binary)
+    parts = [np.full(int(np.count_nonzero(m)), t) for m, (t, _, _) in zip(masks, pieces[1])]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def big_m_pieces(layer: Activation) -> ReluPieces | None:
+    """The activation's big-M rule (its rule's ``relu_pieces``), ``None`` without one."""
+    pieces = rule_for(layer).relu_pieces(layer)
+    return None if pieces is None else check_pieces(pieces)
+
+
+def encode_activation(
+    b: MilpBuilder,
+    layer: Activation,
+    z: slice,
+    l: FloatArray,
+    u: FloatArray,
+    all_binary: bool,
+) -> _LayerEncoding:
+    """The exact big-M encoding of one activation layer from its rule (:func:`encode_pieces`).
+
+    Raises:
+        UnsupportedLayerError: the activation has no big-M rule (sigmoid, tanh).
+    """
+    pieces = big_m_pieces(layer)
+    if pieces is None:
+        raise UnsupportedLayerError(_NOT_PWL.format(name=type(layer).__name__))
+    rule = rule_for(layer)
+    return encode_pieces(b, pieces, z, l, u, all_binary, rule.apply(layer, l), rule.apply(layer, u))
+
+
+_NOT_PWL = (
+    "encode_milp: exact MILP needs piecewise-linear activations, got {name}; use Model 2 "
+    "(--method model2, nncert.formulations.model2) or ibp/crown for sigmoid/tanh networks"
+)
+
+#: an encoder of one activation layer: ``(builder, layer, z, l, u, all_binary) -> encoding``
+ActivationEncoder = Callable[
     [MilpBuilder, Activation, slice, FloatArray, FloatArray, bool], _LayerEncoding
 ]
-
-#: Big-M rule per activation type (looked up by ``type(layer)``).
-ACTIVATION_RULES: dict[type, ActivationRule] = {
-    ReLU: _leaky_layer,
-    LeakyReLU: _leaky_layer,
-    HardTanh: _hardtanh_layer,
-}
 
 HardTanhEncoding = Literal["two_relu"]
 
 
 def _check_inputs(
-    net: Network, case: UnsafeCase, bounds: LayerBounds
+    net: Network, case: UnsafeCase, bounds: LayerBounds, overrides: Mapping[type, Any]
 ) -> tuple[tuple[Dense, ...], tuple[Activation, ...]]:
     dense, acts = net.affine_and_activations()
     if case.input_box.dim != net.n_inputs:
@@ -721,12 +766,8 @@ def _check_inputs(
             f"encode_milp: case has {case.A.shape[1]} outputs, network has {net.n_outputs}"
         )
     for act in acts:
-        if type(act) not in ACTIVATION_RULES:
-            raise UnsupportedLayerError(
-                f"encode_milp: exact MILP needs piecewise-linear activations, got "
-                f"{type(act).__name__}; use Model 2 (--method model2, "
-                f"nncert.formulations.model2) or ibp/crown for sigmoid/tanh networks"
-            )
+        if type(act) not in overrides and big_m_pieces(act) is None:
+            raise UnsupportedLayerError(_NOT_PWL.format(name=type(act).__name__))
     pre = bounds.pre_activation
     if len(pre) != len(dense) or any(
         iv.lower.shape != (d.n_out,) or iv.upper.shape != (d.n_out,) for iv, d in zip(pre, dense)
@@ -798,7 +839,7 @@ def encode_milp(
     *,
     hardtanh: HardTanhEncoding = "two_relu",
     stable_binaries: bool = False,
-    rules: Mapping[type, ActivationRule] | None = None,
+    rules: Mapping[type, ActivationEncoder] | None = None,
 ) -> MilpProblem:
     r"""Encode ``min_{x in box} max_r (A_r f(x) - b_r)`` as an exact big-M MILP (Model 1).
 
@@ -816,13 +857,15 @@ def encode_milp(
         hardtanh: HardTanh encoding; only ``"two_relu"`` (FORMULATIONS.md 4.2 a).
         stable_binaries: give every piece a binary, even stable ones (for testing stable-neuron
             elimination; the optimum is the same).
-        rules: override or extend :data:`ACTIVATION_RULES`.
+        rules: encoders by activation type that replace the rule table's big-M rule
+            (:func:`encode_activation`); a new activation is better added as an
+            :class:`~nncert.verify.activations.ActivationRule` with ``relu_pieces``.
 
     Returns:
         The problem; ``problem.stats`` holds the number of binaries and unstable neurons.
 
     Raises:
-        UnsupportedLayerError: for sigmoid/tanh networks.
+        UnsupportedLayerError: for activations without a big-M rule (sigmoid, tanh).
         InvalidPropertyError: when the case does not fit the network or the bounds' box.
         InvalidOptionsError: on bounds that do not match the network, or a bad option.
 
@@ -840,11 +883,9 @@ def encode_milp(
     t0 = time.perf_counter()
     if hardtanh != "two_relu":
         raise InvalidOptionsError(f"encode_milp: hardtanh={hardtanh!r} must be 'two_relu'")
-    table = dict(ACTIVATION_RULES)
-    if rules:
-        table.update(rules)
+    table: dict[type, ActivationEncoder] = dict(rules or {})
     net = network.normalized()
-    dense, acts = _check_inputs(net, case, bounds)
+    dense, acts = _check_inputs(net, case, bounds, table)
 
     b = MilpBuilder()
     x = b.add_columns(net.n_inputs, case.input_box.lower, case.input_box.upper)
@@ -864,7 +905,7 @@ def encode_milp(
         # z - W a_prev = b
         rows = b.add_rows([(np.arange(z.start, z.stop), 1.0)], layer.bias, layer.bias)
         b.add_block(rows, prev, -layer.weight)
-        enc = table[type(act)](b, act, z, l, u, stable_binaries)
+        enc = table.get(type(act), encode_activation)(b, act, z, l, u, stable_binaries)
         pre.append(z)
         post.append(enc.post)
         aux.append(enc.aux)
@@ -902,12 +943,18 @@ def encode_milp(
 
 
 __all__ = [
-    "ACTIVATION_RULES",
+    "ActivationEncoder",
     "EncodingStats",
     "MilpBuilder",
     "MilpProblem",
     "VariableIndex",
+    "big_m_pieces",
+    "encode_activation",
     "encode_case_objective",
     "encode_milp",
+    "encode_pieces",
     "lp_relaxation",
+    "piece_binaries",
+    "piece_thresholds",
+    "piece_values",
 ]

@@ -63,39 +63,32 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nncert.formulations.milp import (
-    ACTIVATION_RULES,
     BoolArray,
     EncodingStats,
     IntArray,
     MilpBuilder,
     MilpProblem,
     VariableIndex,
+    big_m_pieces,
+    encode_activation,
     encode_case_objective,
+    piece_thresholds,
+    piece_values,
 )
+from nncert.verify.activations import rule_for
 from nncert.verify.bounds import RELAXATIONS, Interval, LayerBounds, relax
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import (
     Activation,
     Dense,
     FloatArray,
-    HardTanh,
-    LeakyReLU,
     Network,
-    ReLU,
-    Sigmoid,
-    Tanh,
     apply_activation,
 )
 from nncert.verify.spec import Box, UnsafeCase
 
 BandKind = Literal["pwl", "pwc"]
 Placement = Literal["uniform", "value", "adaptive"]
-
-#: activations encoded by bands by default (everything else must have an exact big-M rule)
-SMOOTH_TYPES: tuple[type, ...] = (Sigmoid, Tanh)
-
-#: Lipschitz constant of each activation (for the a-priori gap of section 7.4)
-LIPSCHITZ: dict[type, float] = {Sigmoid: 0.25, Tanh: 1.0, ReLU: 1.0, HardTanh: 1.0}
 
 #: relative + absolute outward margin on activation values at breakpoints (round-off)
 VALUE_MARGIN = 1e-12
@@ -356,14 +349,6 @@ def band_width(act: Activation, lo: ArrayLike, hi: ArrayLike, kind: BandKind = "
     return np.maximum(np.max([width(c) for c in cands], axis=0), 0.0)
 
 
-def _kinks(act: Activation) -> tuple[float, ...]:
-    if isinstance(act, HardTanh):
-        return (act.min_val, act.max_val)
-    if isinstance(act, (ReLU, LeakyReLU)):
-        return (0.0,)
-    return ()
-
-
 def _inverse(act: Activation, target: FloatArray, l: FloatArray, u: FloatArray) -> FloatArray:
     """Vectorized bisection for ``act(z) = target`` on ``[l, u]`` (``act`` non-decreasing)."""
     a = np.broadcast_to(l, target.shape).copy()
@@ -377,7 +362,7 @@ def _inverse(act: Activation, target: FloatArray, l: FloatArray, u: FloatArray) 
 
 
 def _with_kinks(act: Activation, part: LayerPartition) -> LayerPartition:
-    for kink in _kinks(act):
+    for kink in rule_for(act).kinks(act):
         seg = np.flatnonzero((part.lo < kink) & (part.hi > kink))
         part = part.split(seg, np.full(seg.size, kink))
     return part
@@ -465,9 +450,10 @@ def initial_partition(
 
 
 def default_banded(acts: Sequence[Activation], banded: Sequence[type] | None) -> tuple[bool, ...]:
-    """Which hidden layers are banded: the given types, plus any type without a big-M rule."""
-    types = tuple(SMOOTH_TYPES if banded is None else banded)
-    return tuple(isinstance(a, types) or type(a) not in ACTIVATION_RULES for a in acts)
+    """Which hidden layers are banded: the given types, plus any type without a big-M rule
+    (by default exactly those: sigmoid and tanh)."""
+    types = tuple(banded or ())
+    return tuple(type(a) in types or big_m_pieces(a) is None for a in acts)
 
 
 def network_partition(
@@ -689,21 +675,7 @@ class _Linear:
 def _stable_linear(
     act: Activation, l: FloatArray, u: FloatArray, layer: Dense, inputs: slice, post: slice
 ) -> _Linear | None:
-    zero = np.zeros_like(l)
-    if isinstance(act, ReLU):
-        act_m, inact = l >= 0.0, u <= 0.0
-        mask, slope, const = act_m | inact, np.where(act_m, 1.0, 0.0), zero
-    elif isinstance(act, LeakyReLU):
-        act_m, inact = l >= 0.0, u <= 0.0
-        mask, slope, const = act_m | inact, np.where(act_m, 1.0, act.alpha), zero
-    elif isinstance(act, HardTanh):
-        m, M = act.min_val, act.max_val
-        ident, low, high = (l >= m) & (u <= M), u <= m, l >= M
-        mask = ident | low | high
-        slope = np.where(ident, 1.0, 0.0)
-        const = np.where(low, m, np.where(high, M, 0.0))
-    else:
-        return None
+    mask, slope, const = rule_for(act).affine_on(act, l, u)
     if not mask.any():
         return None
     return _Linear(mask, slope, const, layer, inputs, post)
@@ -830,7 +802,7 @@ def encode_model2(
             used.append(part_k)
             seg_cols.append(cols)
         else:
-            enc = ACTIVATION_RULES[type(act)](b, act, z, l, u, False)
+            enc = encode_activation(b, act, z, l, u, False)
             post.append(enc.post)
             aux.append(enc.aux)
             bins.append(enc.binaries)
@@ -975,7 +947,7 @@ def a_priori_gap(m2: Model2Problem, case: UnsafeCase) -> float:
     dense, _ = net.affine_and_activations()
     E = np.zeros(net.n_inputs)
     for k, act in enumerate(m2.acts):
-        lip = LIPSCHITZ.get(type(act), 1.0)
+        lip = rule_for(act).lipschitz(act)
         prop = lip * (np.abs(dense[k].weight) @ E) if k > 0 else np.zeros(dense[k].n_out)
         part = m2.partition[k]
         omega = np.zeros(dense[k].n_out)
@@ -1027,15 +999,15 @@ class Reduction:
 
 
 def _constant_value(act: Activation, l: FloatArray, u: FloatArray) -> tuple[BoolArray, FloatArray]:
-    """Neurons whose activation is constant on ``[l, u]`` and that constant (exact cases only)."""
-    if isinstance(act, ReLU):
-        return u <= 0.0, np.zeros_like(l)
-    if isinstance(act, HardTanh):
-        lo_c, hi_c = u <= act.min_val, l >= act.max_val
-        return lo_c | hi_c, np.where(lo_c, act.min_val, act.max_val)
-    if isinstance(act, LeakyReLU):
-        return (l == 0.0) & (u == 0.0), np.zeros_like(l)
-    return l == u, _f(act, l)
+    """Neurons whose activation is constant on ``[l, u]`` and that constant.
+
+    Constant means ``l = u`` (the value ``sigma(l)``) or affine with slope 0 on ``[l, u]``
+    (inactive ReLU, saturated HardTanh: the rule's constant, exact for the built-in rules).
+    """
+    rule = rule_for(act)
+    mask, slope, const = rule.affine_on(act, l, u)
+    flat = mask & (slope == 0.0)
+    return flat | (l == u), np.where(flat, const, rule.apply(act, l))
 
 
 def reduce_problem(network: Network, case: UnsafeCase, bounds: LayerBounds) -> Reduction:
@@ -1130,17 +1102,13 @@ def model2_point(m2: Model2Problem, x: ArrayLike) -> FloatArray:
         v[idx.post[k]] = a
         bins = np.arange(idx.binaries[k].start, idx.binaries[k].stop)
         neuron = idx.binary_neuron[k]
-        if isinstance(act, HardTanh):
-            m, M = act.min_val, act.max_val
-            aux = np.arange(idx.aux[k].start, idx.aux[k].stop)
-            n = z.size
-            v[aux[:n]] = np.maximum(z - m, 0.0)
-            v[aux[n:]] = np.maximum(z - M, 0.0)
-            n_p = int(np.count_nonzero((iv.lower < m) & (iv.upper > m)))
-            v[bins[:n_p]] = (z[neuron[:n_p]] > m).astype(float)
-            v[bins[n_p:]] = (z[neuron[n_p:]] > M).astype(float)
-        else:
-            v[bins] = (z[neuron] > 0.0).astype(float)
+        pieces = big_m_pieces(act)
+        if pieces is None:  # pragma: no cover - layers without pieces are banded
+            continue
+        if idx.aux[k].stop > idx.aux[k].start:
+            v[idx.aux[k]] = np.concatenate(piece_values(pieces, z))
+        theta = piece_thresholds(pieces, iv.lower, iv.upper)
+        v[bins] = (z[neuron] > theta).astype(float)
     if idx.objective is not None:
         # rows t - G a >= h: with t = 0 the activity is -G a, so t = max_r (h_r + G_r a)
         col = m2.problem.A[:, [idx.objective]].toarray().reshape(-1)
@@ -1151,8 +1119,6 @@ def model2_point(m2: Model2Problem, x: ArrayLike) -> FloatArray:
 
 
 __all__ = [
-    "LIPSCHITZ",
-    "SMOOTH_TYPES",
     "BandKind",
     "LayerPartition",
     "Model2Partition",

@@ -33,7 +33,7 @@ from nncert.solvers.benders import BendersOptions, BendersSolver
 from nncert.solvers.highs_solver import HighsSolver
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import LayerBounds, crown_bounds, spec_bounds
-from nncert.verify.network import Dense, FloatArray, HardTanh, Network, apply_activation
+from nncert.verify.network import Dense, FloatArray, Network, apply_activation
 from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
@@ -53,7 +53,6 @@ def make_master(name: str, *, num_reads: int = 100, seed: int = 0) -> Any:
     if name in ("exact", "exact-qubo"):
         return ds.ExactQuboSolver()
     if name == "highs":
-
         return HighsSolver(mip_rel_gap=0.0)
 
     return get_solver(name)
@@ -64,9 +63,10 @@ def activation_pattern(
 ) -> np.ndarray:
     """The binaries ``delta`` (in column order) of the forward pass at ``x``.
 
-    ReLU/LeakyReLU: ``delta = [z > 0]``; HardTanh (two-ReLU form): ``[z > min_val]`` for the
-    first block of the layer's binaries, ``[z > max_val]`` for the second (the split point is
-    recomputed from ``bounds`` as in :func:`~nncert.formulations.milp.encode_milp`).
+    Each binary is ``[z > theta]`` with the kink ``theta`` of its piece, as the problem records
+    it (:attr:`~nncert.formulations.milp.VariableIndex.binary_threshold`: ReLU/LeakyReLU 0,
+    HardTanh ``min_val`` then ``max_val``, any registered piecewise-linear activation its
+    pieces' kinks).
     """
     dense, acts = network.affine_and_activations()
     a = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -75,12 +75,7 @@ def activation_pattern(
         layer: Dense = dense[k]
         z = layer.weight @ a + layer.bias
         neuron = problem.index.binary_neuron[k]
-        if isinstance(act, HardTanh):
-            iv = bounds.pre_activation[k]
-            n_p = int(np.count_nonzero((iv.lower < act.min_val) & (iv.upper > act.min_val)))
-            theta = np.where(np.arange(neuron.size) < n_p, act.min_val, act.max_val)
-        else:
-            theta = np.zeros(neuron.size)
+        theta = problem.index.binary_threshold[k]
         parts.append((z[neuron] > theta).astype(np.int8))
         a = apply_activation(act, z)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)

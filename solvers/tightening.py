@@ -31,32 +31,19 @@ import numpy as np
 from nncert.formulations.milp import MilpProblem, encode_milp, lp_relaxation
 from nncert.solvers.base import SolveStatus
 from nncert.solvers.registry import get_solver
-from nncert.verify.bounds import Interval, LayerBounds
+from nncert.verify.activations import rule_for
+from nncert.verify.bounds import Interval, LayerBounds, dense_interval
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import (
-    Activation,
-    FloatArray,
-    HardTanh,
-    LeakyReLU,
-    Network,
-    apply_activation,
-)
+from nncert.verify.network import Activation, FloatArray, Network
 from nncert.verify.spec import Box, UnsafeCase
 
 _MARGIN = 1e-9
 
 
-def _kinks(act: Activation) -> tuple[float, ...]:
-    if isinstance(act, HardTanh):
-        return (act.min_val, act.max_val)
-    if isinstance(act, LeakyReLU) and act.alpha >= 1.0:
-        return ()
-    return (0.0,)
-
-
 def _needs_tightening(act: Activation, l: FloatArray, u: FloatArray) -> FloatArray:
+    """Neurons with a kink of their activation strictly inside ``(l, u)`` (the rule's kinks)."""
     mask = np.zeros(l.shape, dtype=bool)
-    for theta in _kinks(act):
+    for theta in rule_for(act).kinks(act):
         mask |= (l < theta) & (u > theta)
     return mask
 
@@ -165,22 +152,17 @@ def tighten_bounds_lp(
             bad = lower[k] > upper[k]  # only from numerics; keep the given bounds there
             lower[k][bad] = bounds.pre_activation[k].lower[bad]
             upper[k][bad] = bounds.pre_activation[k].upper[bad]
-        # push the tightened layer forward by interval arithmetic and intersect
-        lo_a, hi_a = apply_activation(act, lower[k]), apply_activation(act, upper[k])
+        # push the tightened layer forward by sound interval arithmetic and intersect
+        lo_a, hi_a = rule_for(act).interval(act, lower[k], upper[k])
         for j in range(k + 1, len(dense)):
-            W, b = dense[j].weight, dense[j].bias
-            c_mid, r_mid = (lo_a + hi_a) / 2.0, (hi_a - lo_a) / 2.0
-            cz, rz = W @ c_mid + b, np.abs(W) @ r_mid
-            lower[j] = np.maximum(lower[j], cz - rz * (1 + 1e-12) - 1e-12)
-            upper[j] = np.minimum(upper[j], cz + rz * (1 + 1e-12) + 1e-12)
+            lz, uz = dense_interval(dense[j], lo_a, hi_a)
+            lower[j] = np.maximum(lower[j], lz)
+            upper[j] = np.minimum(upper[j], uz)
             bad = lower[j] > upper[j]
             lower[j][bad] = bounds.pre_activation[j].lower[bad]
             upper[j][bad] = bounds.pre_activation[j].upper[bad]
             if j < len(acts):
-                lo_a, hi_a = (
-                    apply_activation(acts[j], lower[j]),
-                    apply_activation(acts[j], upper[j]),
-                )
+                lo_a, hi_a = rule_for(acts[j]).interval(acts[j], lower[j], upper[j])
     out = tuple(Interval(lo, hi) for lo, hi in zip(lower, upper))
     return LayerBounds(net, bounds.box, out, method="lp", arithmetic=bounds.arithmetic)
 

@@ -14,12 +14,25 @@ looked up with :func:`rule_for`. A rule knows
   :math:`s z` with :math:`s \in [s_{min}, s_{max}]` (what alpha-CROWN optimises);
 * ``exact``: where :math:`\sigma` is affine on :math:`[l, u]` (the relaxation is then exact and
   the MILP needs no binary);
-* ``derivative`` and ``kinks`` (breakpoints of a piecewise-linear activation);
+* ``affine_on``: the slope and intercept where :math:`\sigma` is affine on :math:`[l, u]`
+  (stable neurons: folded into the next layer or encoded without a binary);
+* ``derivative`` (what attacks back-propagate), ``lipschitz`` and ``kinks`` (breakpoints of a
+  piecewise-linear activation);
 * ``relu_pieces``: the big-M (MILP) rule as data, :math:`\sigma(z) = c + \sum_i w_i
-  \max(z - \theta_i, \lambda_i (z - \theta_i))`;
+  \max(z - \theta_i, \lambda_i (z - \theta_i))` with :math:`0 \le \lambda_i \le 1`;
 * ``diff``: the difference rule for :math:`\sigma(\tilde z) - \sigma(z)` given boxes of
   :math:`z`, :math:`\tilde z` and :math:`\delta = \tilde z - z` (used by transfer between an
-  original and a compressed network).
+  original and a compressed network), rounded outwards.
+
+Every other module asks the rule (:func:`rule_for`) instead of testing activation types.
+A piecewise-linear activation needs only its pieces: :class:`PiecewiseLinearRule` derives
+every item above from ``relu_pieces`` (generic relaxation: parallel chord lines with safe
+intercepts; generic difference rule: the mean slope lies between the smallest and the largest
+slope met on the hull of both boxes). ``ReLU``, ``LeakyReLU`` and ``HardTanh`` override
+the relaxation, the interval and the difference rule with tighter, exact versions.
+:func:`register_rule` adds a new activation type (a frozen dataclass of its parameters) to the
+table and to the network IR's forward pass, after which bounds, the MILP, attacks and
+difference bounds handle it without any other change.
 
 Soundness of the lines
 ----------------------
@@ -39,13 +52,17 @@ that is enough for a wrong answer. The lines are therefore built so that they ho
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from nncert.verify.errors import UnsupportedLayerError
+import nncert.verify.network as _network
+from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
 from nncert.verify.network import (
     Activation,
     FloatArray,
@@ -57,7 +74,7 @@ from nncert.verify.network import (
     Tanh,
     apply_activation,
 )
-from nncert.verify.rounding import TINY, UNIT, down, up
+from nncert.verify.rounding import TINY, UNIT, down, gamma, inflate, up
 
 BoolArray = NDArray[np.bool_]
 
@@ -136,7 +153,12 @@ def _intercepts(
 
 
 class ActivationRule:
-    """Base class: what every activation provides (see the module docstring)."""
+    """Base class: what every activation provides (see the module docstring).
+
+    A rule for a new activation type overrides at least ``apply`` (unless the network IR
+    already knows the function), ``relax``, ``derivative`` and ``lipschitz``; piecewise-linear
+    ones should derive from :class:`PiecewiseLinearRule` and only give their pieces.
+    """
 
     #: the IR layer type the rule belongs to
     layer_type: ClassVar[type]
@@ -144,31 +166,56 @@ class ActivationRule:
     piecewise_linear: ClassVar[bool] = True
 
     def apply(self, layer: Any, z: FloatArray) -> FloatArray:
-        """``sigma(z)`` element-wise in float64."""
+        """``sigma(z)`` element-wise in float64 (the network IR's forward pass)."""
         return apply_activation(layer, np.asarray(z, dtype=np.float64))
 
     def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Outward-rounded enclosure of ``sigma([l, u])`` (monotone: the end points' images)."""
+        """Outward-rounded enclosure of ``sigma([l, u])`` (monotone: the end points' images).
+
+        The default returns ``apply`` at the end points, which is only outward when ``apply`` is
+        exact in float64 (clip, identity); other rules override it.
+        """
         return self.apply(layer, l), self.apply(layer, u)
 
     def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
         """Sound lines on ``[l, u]`` (see the module docstring)."""
         raise NotImplementedError
 
+    def affine_on(
+        self, layer: Any, l: FloatArray, u: FloatArray
+    ) -> tuple[BoolArray, FloatArray, FloatArray]:
+        """``(mask, slope, const)``: ``sigma(z) = slope z + const`` on ``[l, u]`` where ``mask``.
+
+        ``slope`` and ``const`` are only meaningful where ``mask`` is true. The default (no
+        neuron is affine) suits smooth activations.
+        """
+        zero = np.zeros(np.shape(l))
+        return np.zeros(np.shape(l), dtype=bool), zero, zero.copy()
+
     def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
         """Boolean mask: ``sigma`` is affine on ``[l, u]`` (the relaxation is exact)."""
-        return np.zeros(np.shape(l), dtype=bool)
+        return self.affine_on(layer, l, u)[0]
 
     def lower_family(self, layer: Any, l: FloatArray, u: FloatArray) -> LowerFamily | None:
         """Neurons whose lower line may be optimised (alpha-CROWN); ``None`` if none can."""
         return None
 
-    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
-        """``sigma'(z)`` (one-sided at kinks: the right derivative)."""
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        """``sigma'(z)``; at a kink the smaller one-sided derivative (ReLU: 0 at 0).
+
+        Args:
+            layer: the activation layer.
+            z: pre-activations.
+            value: ``sigma(z)`` when already computed (smooth rules reuse it).
+        """
+        raise NotImplementedError
+
+    def lipschitz(self, layer: Any) -> float:
+        """A Lipschitz constant of ``sigma`` (the largest slope)."""
         raise NotImplementedError
 
     def kinks(self, layer: Any) -> tuple[float, ...]:
-        """Breakpoints of a piecewise-linear activation (empty for smooth ones)."""
+        """Breakpoints of a piecewise-linear activation, sorted (empty for smooth ones)."""
         return ()
 
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
@@ -186,14 +233,276 @@ class ActivationRule:
         du: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         r"""Bounds of :math:`\sigma(\tilde z) - \sigma(z)` for :math:`z \in [l, u]`,
-        :math:`\tilde z \in [l_t, u_t]`, :math:`\tilde z - z \in [d_l, d_u]` (outward)."""
+        :math:`\tilde z \in [l_t, u_t]`, :math:`\tilde z - z \in [d_l, d_u]` (outward).
+
+        Raises:
+            UnsupportedLayerError: the rule has no difference rule.
+        """
+        raise UnsupportedLayerError(f"no difference rule for activation {type(layer).__name__}")
+
+
+# -- piecewise-linear activations given by their pieces ---------------------------------------
+
+
+def check_pieces(pieces: ReluPieces) -> ReluPieces:
+    """Validate ``relu_pieces`` data: finite numbers, leaks in ``[0, 1]``, monotone function.
+
+    Raises:
+        InvalidNetworkError: on pieces the MILP and the bound engine cannot use.
+    """
+    offset, ps = pieces
+    values = [offset, *(v for piece in ps for v in piece)]
+    if not ps or not all(np.isfinite(v) for v in values):
+        raise InvalidNetworkError(f"relu_pieces: need finite numbers and a piece, got {pieces!r}")
+    if any(not (0.0 <= leak <= 1.0) for _, _, leak in ps):
+        raise InvalidNetworkError(f"relu_pieces: every leak must lie in [0, 1], got {pieces!r}")
+    if any(s < 0.0 for s in region_slopes(pieces)[1]):
+        raise InvalidNetworkError(f"relu_pieces: the function must be non-decreasing: {pieces!r}")
+    return pieces
+
+
+def region_slopes(pieces: ReluPieces) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(kinks, slopes)``: the sorted kinks ``k_1 < ... < k_m`` and the ``m + 1`` slopes of
+    the affine regions ``(-inf, k_1), (k_1, k_2), ..., (k_m, inf)``.
+
+    A piece with leak 1 is affine (no kink); on region ``j`` piece ``i`` is active (slope
+    ``w_i``) iff ``theta_i <= k_{j-1}``, else it contributes ``w_i leak_i``.
+    """
+    _, ps = pieces
+    kinks = sorted({float(t) for t, w, leak in ps if leak != 1.0 and w != 0.0})
+    left = [-np.inf, *kinks]
+    slopes = tuple(
+        float(sum(w * (1.0 if (leak == 1.0 or t <= lo) else leak) for t, w, leak in ps))
+        for lo in left
+    )
+    return tuple(kinks), slopes
+
+
+def eval_pieces(pieces: ReluPieces, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    r"""``sigma(z)`` from its pieces in float64 and a bound on the rounding error.
+
+    Each term :math:`w_i \max(z - \theta_i, \lambda_i (z - \theta_i))` costs three roundings
+    and the sum one per term, so the error is at most :math:`\gamma_{2k+2} (|c| + \sum_i
+    |w_i| (|z| + |\theta_i|))` (with :math:`|\max(s, \lambda s)| \le |s|`); the bound is
+    computed with :func:`~nncert.verify.rounding.gamma` and inflated for its own rounding.
+
+    Returns:
+        ``(value, err)`` with ``|sigma(z) - value| <= err`` for the exact ``sigma``.
+    """
+    offset, ps = pieces
+    z = np.asarray(z, dtype=np.float64)
+    v = np.full(z.shape, float(offset))
+    mag = np.full(z.shape, abs(float(offset)))
+    az = np.abs(z)
+    for theta, w, leak in ps:
+        s = z - theta
+        v = v + w * np.maximum(s, leak * s)
+        mag = mag + abs(w) * (az + abs(theta))
+    n = 2 * len(ps) + 2
+    return v, inflate(gamma(n) * mag, n)
+
+
+class ExactRegions(NamedTuple):
+    r"""The affine regions of a piecewise-linear function, exactly (see :func:`exact_regions`).
+
+    Region ``j`` lies between ``kinks[j-1]`` and ``kinks[j]``; there
+    :math:`\sigma(z) = S_j z + C_j` exactly, ``slope[j]`` is the float64 ``S_j`` and
+    ``slope_exact[j]`` whether it equals ``S_j``; ``icpt_lo[j] <= C_j <= icpt_hi[j]``
+    (the neighbouring floats).
+    """
+
+    kinks: FloatArray
+    slope: FloatArray
+    slope_exact: BoolArray
+    icpt_lo: FloatArray
+    icpt_hi: FloatArray
+
+
+def _float_enclosure(v: Fraction) -> tuple[float, float]:
+    """The largest float ``<= v`` and the smallest ``>= v``."""
+    f = float(v)
+    lo = f if Fraction(f) <= v else math.nextafter(f, -math.inf)
+    hi = f if Fraction(f) >= v else math.nextafter(f, math.inf)
+    return lo, hi
+
+
+@functools.lru_cache(maxsize=512)
+def exact_regions(pieces: ReluPieces) -> ExactRegions:
+    """Slopes and intercepts of every affine region of ``pieces``, in rational arithmetic.
+
+    Piece ``i`` is active (slope ``w_i``, intercept ``-w_i theta_i``) on a region whose left
+    edge is ``>= theta_i`` or when its leak is 1, else it contributes ``w_i lam_i`` and
+    ``-w_i lam_i theta_i``.
+    """
+    offset, ps = pieces
+    kinks, _ = region_slopes(pieces)
+    slopes, exact, lo, hi = [], [], [], []
+    for left in (-math.inf, *kinks):
+        S, C = Fraction(0), Fraction(offset)
+        for theta, w, leak in ps:
+            k = Fraction(1) if (leak == 1.0 or theta <= left) else Fraction(leak)
+            S += Fraction(w) * k
+            C -= Fraction(w) * k * Fraction(theta)
+        slopes.append(float(S))
+        exact.append(Fraction(float(S)) == S)
+        c_lo, c_hi = _float_enclosure(C)
+        lo.append(c_lo)
+        hi.append(c_hi)
+    return ExactRegions(
+        np.array(kinks, dtype=np.float64),
+        np.array(slopes),
+        np.array(exact, dtype=bool),
+        np.array(lo),
+        np.array(hi),
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_pieces(rule: ActivationRule, layer: Any) -> ReluPieces:
+    """``rule.relu_pieces(layer)``, validated once per (rule, layer)."""
+    pieces = rule.relu_pieces(layer)
+    if pieces is None:  # pragma: no cover - a PiecewiseLinearRule always has pieces
+        raise UnsupportedLayerError(f"{type(rule).__name__} gives no pieces")
+    return check_pieces(pieces)
+
+
+class PiecewiseLinearRule(ActivationRule):
+    r"""A rule derived from ``relu_pieces`` alone (see :data:`ReluPieces`).
+
+    Subclasses give ``layer_type`` and ``relu_pieces``; everything else follows:
+
+    * ``apply``: the pieces in float64; ``interval``: their values at the end points widened
+      by the error bound of :func:`eval_pieces` (the function is non-decreasing);
+    * ``affine_on``: every piece stable (``l >= theta_i``, ``u <= theta_i`` or leak 1); then
+      :math:`\sigma(z) = c + \sum_i w_i s_i (z - \theta_i)` with :math:`s_i \in \{1, \lambda_i\}`;
+    * ``relax``: where :math:`\sigma` is affine on ``[l, u]`` (no kink strictly inside) and the
+      region's slope is a float, the region's exact line (:func:`exact_regions`, intercepts
+      rounded outwards); elsewhere parallel lines with the chord slope
+      :math:`(\sigma(u) - \sigma(l))/(u - l)`, intercepts from :func:`_intercepts` over ``l``,
+      ``u`` and the kinks inside (a line lies below a piecewise-linear function iff it does at
+      these points), so sound whatever the rounding;
+    * ``derivative``: the smaller one-sided derivative at a kink; ``lipschitz``: the largest
+      region slope; ``kinks`` from :func:`region_slopes`;
+    * ``diff``: :math:`\sigma(\tilde z) - \sigma(z) = \bar s \delta` with the mean slope
+      :math:`\bar s` between the smallest and the largest slope of the regions that meet the
+      hull of both boxes, so the difference lies in the interval product
+      :math:`[s_{min}, s_{max}] \cdot [\delta_l, \delta_u]` (rounded outwards).
+    """
+
+    def relu_pieces(self, layer: Any) -> ReluPieces | None:
         raise NotImplementedError
 
+    def _pieces(self, layer: Any) -> ReluPieces:
+        try:
+            return _checked_pieces(self, layer)
+        except TypeError:  # an unhashable layer: no cache
+            return _checked_pieces.__wrapped__(self, layer)
 
-class IdentityRule(ActivationRule):
+    def apply(self, layer: Any, z: FloatArray) -> FloatArray:
+        return eval_pieces(self._pieces(layer), np.asarray(z, dtype=np.float64))[0]
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        pieces = self._pieces(layer)
+        vl, el = eval_pieces(pieces, l)
+        vu, eu = eval_pieces(pieces, u)
+        return down(vl - el), up(vu + eu)
+
+    def affine_on(
+        self, layer: Any, l: FloatArray, u: FloatArray
+    ) -> tuple[BoolArray, FloatArray, FloatArray]:
+        offset, ps = self._pieces(layer)
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        mask = np.ones(lo.shape, dtype=bool)
+        slope = np.zeros(lo.shape)
+        const = np.full(lo.shape, float(offset))
+        for theta, w, leak in ps:
+            on = (leak == 1.0) | (lo >= theta)
+            mask &= on | (hi <= theta)
+            s = np.where(on, 1.0, leak)
+            slope = slope + w * s
+            const = const + w * (s * -theta)
+        return mask, slope, const
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        pieces = self._pieces(layer)
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        kinks, _ = region_slopes(pieces)
+        f_lo, f_hi = [], []
+        points: list[FloatArray] = [lo, hi]
+        for p in (lo, hi):
+            v, e = eval_pieces(pieces, p)
+            f_lo.append(down(v - e))
+            f_hi.append(up(v + e))
+        for k in kinks:
+            v, e = eval_pieces(pieces, np.array(k))
+            points.append(np.where((lo < k) & (hi > k), k, np.nan))
+            f_lo.append(np.broadcast_to(down(v - e), lo.shape))
+            f_hi.append(np.broadcast_to(up(v + e), lo.shape))
+        # affine on [l, u] (no kink strictly inside): the region's exact line
+        reg = exact_regions(pieces)
+        j = np.searchsorted(reg.kinks, lo, side="right")
+        nxt = np.concatenate([reg.kinks, [np.inf]])[j]
+        affine = (hi <= nxt) & reg.slope_exact[j]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            chord = (f_hi[1] - f_lo[0]) / np.where(hi > lo, hi - lo, 1.0)
+        chord = np.where((hi > lo) & np.isfinite(chord), np.maximum(chord, 0.0), 0.0)
+        s = np.where(affine, reg.slope[j], chord)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lower = _intercepts(s, points, f_lo, f_hi, upper=False)
+            upper = _intercepts(s, points, f_lo, f_hi, upper=True)
+        lower = np.where(affine, reg.icpt_lo[j], lower)
+        upper = np.where(affine, reg.icpt_hi[j], upper)
+        bad = ~(np.isfinite(lower) & np.isfinite(upper))
+        if np.any(bad):  # overflow of s p: constant lines sigma(l) <= . <= sigma(u)
+            s = np.where(bad, 0.0, s)
+            lower = np.where(bad, f_lo[0], lower)
+            upper = np.where(bad, f_hi[1], upper)
+        return Relaxation(s, lower, s.copy(), upper)
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        _, ps = self._pieces(layer)
+        z = np.asarray(z, dtype=np.float64)
+        left = np.zeros(z.shape)
+        right = np.zeros(z.shape)
+        for theta, w, leak in ps:
+            left = left + w * np.where(z > theta, 1.0, leak)
+            right = right + w * np.where(z >= theta, 1.0, leak)
+        return np.minimum(left, right)
+
+    def lipschitz(self, layer: Any) -> float:
+        return float(max(abs(s) for s in region_slopes(self._pieces(layer))[1]))
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        return region_slopes(self._pieces(layer))[0]
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        pieces = self._pieces(layer)
+        kinks, slopes = region_slopes(pieces)
+        hl, hu = np.minimum(l, lt), np.maximum(u, ut)
+        edges = [-np.inf, *kinks, np.inf]
+        s_min = np.full(np.shape(hl), np.inf)
+        s_max = np.full(np.shape(hl), -np.inf)
+        for j, sj in enumerate(slopes):
+            meets = (hl <= edges[j + 1]) & (hu >= edges[j])
+            s_min = np.where(meets, np.minimum(s_min, sj), s_min)
+            s_max = np.where(meets, np.maximum(s_max, sj), s_max)
+        # the slopes are sums of k products: widen by their rounding error
+        k = len(pieces[1])
+        slack = float(inflate(gamma(k) * sum(abs(w) for _, w, _ in pieces[1]), k))
+        s_min = np.maximum(s_min - slack, 0.0)
+        s_max = s_max + slack
+        prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
+        return down(prods.min(axis=0)), up(prods.max(axis=0))
+
+
+class IdentityRule(PiecewiseLinearRule):
     """``sigma(z) = z``: every line is the function itself."""
 
     layer_type = Identity
+    apply = ActivationRule.apply
+    interval = ActivationRule.interval
 
     def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
         one = np.ones_like(l)
@@ -203,8 +512,8 @@ class IdentityRule(ActivationRule):
     def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
         return np.ones(np.shape(l), dtype=bool)
 
-    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
-        return np.ones_like(z)
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        return np.ones(np.shape(z))
 
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         return (0.0, ((0.0, 1.0, 1.0),))
@@ -217,7 +526,7 @@ def _leak(layer: Any) -> float:
     return float(layer.alpha) if isinstance(layer, LeakyReLU) else 0.0
 
 
-class LeakyReluRule(ActivationRule):
+class LeakyReluRule(PiecewiseLinearRule):
     r"""``max(z, a z)`` with ``0 <= a <= 1`` (``a = 0``: ReLU), kink at 0.
 
     * ``u <= 0``: slope ``a`` on both sides; ``l >= 0``: slope 1 (exact).
@@ -228,6 +537,7 @@ class LeakyReluRule(ActivationRule):
     """
 
     layer_type = LeakyReLU
+    apply = ActivationRule.apply
 
     def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
         a = _leak(layer)
@@ -269,14 +579,13 @@ class LeakyReluRule(ActivationRule):
         mask = ((l < 0.0) & (u > 0.0)).astype(np.float64)
         return LowerFamily(mask, a, 1.0)
 
-    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
-        return np.where(z >= 0.0, 1.0, _leak(layer))
-
-    def kinks(self, layer: Any) -> tuple[float, ...]:
-        return (0.0,)
-
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         return (0.0, ((0.0, 1.0, _leak(layer)),))
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        a = _leak(layer)  # the generic rule's value, without its temporaries
+        pos = np.asarray(z) > 0.0
+        return pos.astype(np.float64) if a == 0.0 else np.where(pos, 1.0, a)
 
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         r_lo, r_hi = _relu_diff(l, u, lt, ut, dl, du)
@@ -297,7 +606,7 @@ class ReluRule(LeakyReluRule):
     layer_type = ReLU  # type: ignore[assignment]
 
 
-class HardTanhRule(ActivationRule):
+class HardTanhRule(PiecewiseLinearRule):
     r"""``clip(z, m, M)`` with kinks ``m < M``.
 
     Cases (lines are exact wherever the function is affine on ``[l, u]``):
@@ -317,6 +626,8 @@ class HardTanhRule(ActivationRule):
     """
 
     layer_type = HardTanh
+    apply = ActivationRule.apply
+    interval = ActivationRule.interval
 
     def exact(self, layer: Any, l: FloatArray, u: FloatArray) -> BoolArray:
         m, M = float(layer.min_val), float(layer.max_val)
@@ -375,16 +686,13 @@ class HardTanhRule(ActivationRule):
                 upper_bias = np.where(need_up, tb, upper_bias)
         return Relaxation(lower_slope, lower_bias, upper_slope, upper_bias)
 
-    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
-        m, M = float(layer.min_val), float(layer.max_val)
-        return np.where((z >= m) & (z < M), 1.0, 0.0)
-
-    def kinks(self, layer: Any) -> tuple[float, ...]:
-        return (float(layer.min_val), float(layer.max_val))
-
     def relu_pieces(self, layer: Any) -> ReluPieces | None:
         m, M = float(layer.min_val), float(layer.max_val)
         return (m, ((m, 1.0, 0.0), (M, -1.0, 0.0)))
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        zz = np.asarray(z)  # the generic rule's value (0 at both kinks), fast
+        return ((zz > float(layer.min_val)) & (zz < float(layer.max_val))).astype(np.float64)
 
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         m, M = float(layer.min_val), float(layer.max_val)
@@ -410,6 +718,24 @@ def _sigmoid_deriv(z: FloatArray) -> FloatArray:
 def _tanh_deriv(z: FloatArray) -> FloatArray:
     t = np.tanh(z)
     return 1.0 - t * t
+
+
+def _sigmoid_deriv_accurate(z: FloatArray) -> FloatArray:
+    r"""``sigma'(z) = e / (1 + e)^2`` with ``e = exp(-|z|)``: a few ulps *relative* error.
+
+    ``s (1 - s)`` loses all relative accuracy in the tails (``1 - s`` cancels: a third of the
+    value at ``z = 35.6``); the difference rule needs relative accuracy.
+    """
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(np.asarray(z, dtype=np.float64)))
+        return e / ((1.0 + e) * (1.0 + e))
+
+
+def _tanh_deriv_accurate(z: FloatArray) -> FloatArray:
+    r"""``tanh'(z) = 4 e / (1 + e)^2`` with ``e = exp(-2|z|)`` (``1 - tanh^2`` cancels)."""
+    with np.errstate(under="ignore"):
+        e = np.exp(-2.0 * np.abs(np.asarray(z, dtype=np.float64)))
+        return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def _s_shaped_upper(
@@ -503,15 +829,35 @@ class _SShapedRule(ActivationRule):
     def derivative_fn(self, z: FloatArray) -> FloatArray:
         raise NotImplementedError
 
-    def derivative(self, layer: Any, z: FloatArray) -> FloatArray:
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        if value is not None:
+            return self._derivative_from_value(np.asarray(value, dtype=np.float64))
         return self.derivative_fn(np.asarray(z, dtype=np.float64))
+
+    def _derivative_from_value(self, value: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def lipschitz(self, layer: Any) -> float:
+        return float(self.derivative_fn(np.zeros(1))[0])
+
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def derivative_range(self, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r"""A rigorous enclosure ``[s_min, s_max]`` of :math:`\sigma'` on ``[l, u]``.
+
+        :math:`\sigma'` is even and decreasing in :math:`|z|`, so its maximum is at the point of
+        ``[l, u]`` closest to 0 and its minimum at an end point. The derivative is evaluated
+        in a form with a few ulps of relative error (:func:`_sigmoid_deriv_accurate`), widened
+        by the relative :data:`SMOOTH_MARGIN` and the absolute ``TINY`` (subnormal tails).
+        """
+        s_max = self._accurate_derivative(np.clip(0.0, l, u)) * (1.0 + SMOOTH_MARGIN) + TINY
+        s_min = np.minimum(self._accurate_derivative(l), self._accurate_derivative(u))
+        return np.maximum(s_min * (1.0 - SMOOTH_MARGIN) - TINY, 0.0), s_max
 
     def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
         # mean value theorem: sigma(z~) - sigma(z) = sigma'(xi) delta, xi in the hull H
-        hl, hu = np.minimum(l, lt), np.maximum(u, ut)
-        s_max = self.derivative_fn(np.clip(0.0, hl, hu)) * (1.0 + SMOOTH_MARGIN)
-        s_min = np.minimum(self.derivative_fn(hl), self.derivative_fn(hu))
-        s_min = np.maximum(s_min * (1.0 - SMOOTH_MARGIN), 0.0)
+        s_min, s_max = self.derivative_range(np.minimum(l, lt), np.maximum(u, ut))
         prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
         lo, hi = prods.min(axis=0), prods.max(axis=0)
         pad = SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi)) + TINY
@@ -547,6 +893,12 @@ class SigmoidRule(_SShapedRule):
     def derivative_fn(self, z: FloatArray) -> FloatArray:
         return _sigmoid_deriv(z)
 
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        return _sigmoid_deriv_accurate(z)
+
+    def _derivative_from_value(self, value: FloatArray) -> FloatArray:
+        return value * (1.0 - value)
+
 
 class TanhRule(_SShapedRule):
     """Tanh: the construction of :class:`SigmoidRule` with ``tanh`` (odd, ``tanh(0) = 0``,
@@ -560,6 +912,12 @@ class TanhRule(_SShapedRule):
 
     def derivative_fn(self, z: FloatArray) -> FloatArray:
         return _tanh_deriv(z)
+
+    def _accurate_derivative(self, z: FloatArray) -> FloatArray:
+        return _tanh_deriv_accurate(z)
+
+    def _derivative_from_value(self, value: FloatArray) -> FloatArray:
+        return 1.0 - value * value
 
 
 # -- ReLU difference rules (ReluDiff and NeuroDiff) -----------------------------------------
@@ -638,9 +996,52 @@ RULES: dict[type, ActivationRule] = {
 }
 
 
+#: the built-in rules (what :func:`unregister_rule` restores)
+_BUILTIN: dict[type, ActivationRule] = dict(RULES)
+
+
 def register_rule(rule: ActivationRule) -> None:
-    """Add (or replace) the rule of ``rule.layer_type``."""
-    RULES[rule.layer_type] = rule
+    """Add (or replace) the rule of ``rule.layer_type``: the one step that adds an activation.
+
+    A new layer type (a frozen dataclass of its parameters, compared by value) is also made
+    known to the network IR: :class:`~nncert.verify.network.Network` accepts it, its forward
+    pass calls ``rule.apply`` and, for a piecewise-linear rule,
+    :attr:`~nncert.verify.network.Network.is_piecewise_linear` counts it as such (the IR's
+    tables live below this layer, so the registration fills them from here).
+
+    Raises:
+        UnsupportedLayerError: a new layer type whose rule does not define ``apply``.
+    """
+    t = rule.layer_type
+    if t not in _network.ACTIVATION_FUNCTIONS:
+        if type(rule).apply is ActivationRule.apply:
+            raise UnsupportedLayerError(
+                f"register_rule: {type(rule).__name__} must define apply() for the new layer "
+                f"type {t.__name__}"
+            )
+        _network.ACTIVATION_FUNCTIONS[t] = rule.apply
+    if t not in _network.ACTIVATION_TYPES:
+        _network.ACTIVATION_TYPES = (*_network.ACTIVATION_TYPES, t)
+    pwl = _network.PIECEWISE_LINEAR_TYPES
+    if rule.piecewise_linear and t not in pwl:
+        _network.PIECEWISE_LINEAR_TYPES = (*pwl, t)
+    elif not rule.piecewise_linear and t in pwl:
+        _network.PIECEWISE_LINEAR_TYPES = tuple(x for x in pwl if x is not t)
+    RULES[t] = rule
+
+
+def unregister_rule(layer_type: type) -> None:
+    """Undo :func:`register_rule`: a built-in type gets its own rule back, a new type is
+    forgotten (by the rule table and the network IR)."""
+    if layer_type in _BUILTIN:
+        register_rule(_BUILTIN[layer_type])
+        return
+    RULES.pop(layer_type, None)
+    _network.ACTIVATION_FUNCTIONS.pop(layer_type, None)
+    _network.ACTIVATION_TYPES = tuple(x for x in _network.ACTIVATION_TYPES if x is not layer_type)
+    _network.PIECEWISE_LINEAR_TYPES = tuple(
+        x for x in _network.PIECEWISE_LINEAR_TYPES if x is not layer_type
+    )
 
 
 def rule_for(layer: Activation | Any) -> ActivationRule:
@@ -673,18 +1074,25 @@ __all__ = [
     "RULES",
     "SMOOTH_MARGIN",
     "ActivationRule",
+    "ExactRegions",
     "HardTanhRule",
     "IdentityRule",
     "LeakyReluRule",
     "LowerFamily",
+    "PiecewiseLinearRule",
     "Relaxation",
     "ReluPieces",
     "ReluRule",
     "SigmoidRule",
     "TanhRule",
+    "check_pieces",
+    "eval_pieces",
+    "exact_regions",
+    "region_slopes",
     "register_rule",
     "relax",
     "relu_diff_neurodiff",
     "relu_diff_reludiff",
     "rule_for",
+    "unregister_rule",
 ]

@@ -30,19 +30,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from nncert.verify.errors import InvalidPropertyError, UnsupportedLayerError
-from nncert.verify.network import (
-    Dense,
-    FloatArray,
-    HardTanh,
-    Identity,
-    LeakyReLU,
-    Network,
-    ReLU,
-    Sigmoid,
-    Tanh,
-    apply_activation,
-)
+from nncert.verify.activations import rule_for
+from nncert.verify.errors import InvalidPropertyError
+from nncert.verify.network import Dense, FloatArray, Network, apply_activation
 from nncert.verify.result import Counterexample
 from nncert.verify.spec import Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -62,23 +52,6 @@ class AttackResult(NamedTuple):
     x: FloatArray
     violation: float
     evaluations: int
-
-
-def _activation_derivative(layer: object, z: FloatArray, a: FloatArray) -> FloatArray:
-    """Element-wise derivative of an activation at pre-activation ``z`` (output ``a``)."""
-    if isinstance(layer, ReLU):
-        return (z > 0.0).astype(np.float64)
-    if isinstance(layer, LeakyReLU):
-        return np.where(z >= 0.0, 1.0, layer.alpha)
-    if isinstance(layer, HardTanh):
-        return ((z > layer.min_val) & (z < layer.max_val)).astype(np.float64)
-    if isinstance(layer, Sigmoid):
-        return a * (1.0 - a)
-    if isinstance(layer, Tanh):
-        return 1.0 - a * a
-    if isinstance(layer, Identity):
-        return np.ones_like(z)
-    raise UnsupportedLayerError(f"gradient: unsupported layer {type(layer).__name__}")
 
 
 def forward_and_gradient(
@@ -124,15 +97,17 @@ def _backprop(network: Network, cache: _Cache, c: FloatArray) -> FloatArray:
             g = g @ layer.weight
         else:
             lay, z, act = cache.pop()
-            g = g * _activation_derivative(lay, z, act)
+            g = g * rule_for(lay).derivative(lay, z, act)
     return g
 
 
 def gradient(network: Network, x: ArrayLike, c: ArrayLike) -> FloatArray:
     """Gradient of ``c . f(x)`` with respect to ``x`` by manual back-propagation.
 
-    At the kinks of piecewise-linear activations the one-sided derivative used by the
-    forward pass's branch is returned (ReLU: 0 at ``z = 0``).
+    Each activation's derivative comes from its rule
+    (:meth:`~nncert.verify.activations.ActivationRule.derivative`); at a kink of a
+    piecewise-linear activation that is the smaller one-sided derivative (ReLU: 0 at
+    ``z = 0``; HardTanh: 0 at both kinks).
 
     Args:
         network: the network.

@@ -63,10 +63,18 @@ import numpy as np
 
 from nncert.formulations.milp import encode_milp
 from nncert.solvers.registry import get_solver
+from nncert.verify.activations import rule_for
 from nncert.verify.attack import falsify, pgd_boxes
-from nncert.verify.bounds import BoundEngine, IntermediateMode, Interval, LayerBounds, combine_rows
+from nncert.verify.bounds import (
+    BoundEngine,
+    IntermediateMode,
+    Interval,
+    LayerBounds,
+    combine_rows,
+    dense_interval,
+)
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import FloatArray, Network, apply_activation
+from nncert.verify.network import FloatArray, Network
 from nncert.verify.processes import exit_with_parent
 from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, ProofRecorder, ProofTree
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
@@ -501,14 +509,12 @@ class _CaseSearch:
         """Exact MILPs on small open boxes; returns ("falsified" | "", closed mask)."""
 
         if self._milp_solver is None:
-
             self._milp_solver = get_solver("highs", threads=1)
         solver = self._milp_solver
         tol = self.options.milp_tolerance
         closed = np.zeros(rows[0].shape[0], dtype=bool)
         net = self.bounder.normal
         offs = self.bounder.offsets
-        w_last, b_last = self.bounder.weights[-1], self.bounder.biases[-1]
         act_last = self.bounder.activations[-1] if self.bounder.activations else None
         for k in range(rows[0].shape[0]):
             if deadline is not None and time.perf_counter() >= deadline:
@@ -522,11 +528,9 @@ class _CaseSearch:
             if act_last is None:
                 ol, ou = lo, hi
             else:
-                ol = apply_activation(act_last, hidden[-1].lower)
-                ou = apply_activation(act_last, hidden[-1].upper)
-            c = 0.5 * (ol + ou) @ w_last.T + b_last
-            r = 0.5 * (ou - ol) @ np.abs(w_last).T
-            bounds = LayerBounds(net, box, (*hidden, Interval(c - r, c + r)), method="bab")
+                ol, ou = rule_for(act_last).interval(act_last, hidden[-1].lower, hidden[-1].upper)
+            out = Interval(*dense_interval(net.dense_layers[-1], ol, ou))
+            bounds = LayerBounds(net, box, (*hidden, out), method="bab")
             sub = UnsafeCase(box, self.A, self.b)
             problem = encode_milp(net, sub, bounds)
             remaining = None if deadline is None else max(0.01, deadline - time.perf_counter())
@@ -891,7 +895,6 @@ def _worker_init(
 ) -> None:
     """Process initializer: build the bounder once and pin BLAS to one thread."""
     import os
-
 
     exit_with_parent()  # issue 17: a worker never outlives its parent (SIGKILL, crash)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

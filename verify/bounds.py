@@ -73,7 +73,7 @@ from nncert.verify.activations import (
     rule_for,
 )
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import Activation, FloatArray, Network
+from nncert.verify.network import Activation, Dense, FloatArray, Network
 from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, up
 from nncert.verify.spec import Box, UnsafeCase
 
@@ -1043,6 +1043,25 @@ def engine_for(network: Network) -> BoundEngine:
     return eng
 
 
+def dense_interval(
+    layer: Dense, lower: ArrayLike, upper: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """One sound IBP step through a Dense layer outside an engine: a rigorous enclosure of
+    the *exact* layer's ``W a + b`` over ``lower <= a <= upper`` (its composition error,
+    :attr:`Dense.weight_error`, included), as in :meth:`BoundEngine.ibp`."""
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    extra = None
+    if not layer.exact:
+        err = np.zeros(layer.n_out)
+        if layer.weight_error is not None:
+            err = err + layer.weight_error * np.max(_mag(lo, hi), initial=0.0)
+        if layer.bias_error is not None:
+            err = err + layer.bias_error
+        extra = inflate(err, 4)
+    return affine_interval(layer.weight, layer.bias, lo, hi, extra=extra)
+
+
 def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermediate:
     """What :meth:`BoundEngine.backsub` needs of the first ``j`` hidden layers (relaxations
     and error factors) for the boxes ``ids``; the bounds themselves are left out."""
@@ -1384,6 +1403,7 @@ __all__ = [
     "Relaxation",
     "combine_rows",
     "crown_bounds",
+    "dense_interval",
     "engine_for",
     "interval_bounds",
     "output_bounds",

@@ -50,18 +50,16 @@ from numpy.typing import ArrayLike
 from nncert.formulations.milp import lp_relaxation
 from nncert.formulations.model2 import encode_model2
 from nncert.solvers.registry import get_solver
-from nncert.verify.bounds import Interval, LayerBounds, crown_bounds, interval_bounds
-from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import (
-    Activation,
-    Dense,
-    FloatArray,
-    HardTanh,
-    LeakyReLU,
-    Network,
-    ReLU,
-    apply_activation,
+from nncert.verify.activations import rule_for
+from nncert.verify.bounds import (
+    Interval,
+    LayerBounds,
+    crown_bounds,
+    dense_interval,
+    interval_bounds,
 )
+from nncert.verify.errors import InvalidOptionsError
+from nncert.verify.network import Activation, Dense, FloatArray, Network
 from nncert.verify.spec import Box, UnsafeCase
 
 Relaxation = Literal["milp", "lp"]
@@ -95,24 +93,18 @@ class WindowStats:
     time: float = 0.0
 
 
-def _affine(layer: Dense, lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
-    c = (lo + hi) / 2.0
-    r = (hi - lo) / 2.0
-    cz = layer.weight @ c + layer.bias
-    rz = np.abs(layer.weight) @ r
-    return cz - rz, cz + rz
-
-
 def _needs_tightening(act: Activation | None, l: FloatArray, u: FloatArray, mode: Tighten) -> Any:
-    """Which neurons to tighten: all, or the ones whose encoding depends on the bounds."""
+    """Which neurons to tighten: all, or the ones whose encoding depends on the bounds (a kink
+    strictly inside for a piecewise-linear activation, a non-trivial band for a smooth one)."""
     if act is None or mode == "all":
         return u > l
-    if isinstance(act, (ReLU, LeakyReLU)):
-        return (l < 0.0) & (u > 0.0)
-    if isinstance(act, HardTanh):
-        m, M = act.min_val, act.max_val
-        return ((l < m) & (u > m)) | ((l < M) & (u > M))
-    return u - l > 1e-9
+    rule = rule_for(act)
+    if rule.relu_pieces(act) is None:
+        return u - l > 1e-9
+    mask = np.zeros(np.shape(l), dtype=bool)
+    for theta in rule.kinks(act):
+        mask |= (l < theta) & (u > theta)
+    return mask
 
 
 def _meet(lo: FloatArray, hi: FloatArray, nlo: FloatArray, nhi: FloatArray) -> Interval:
@@ -138,8 +130,7 @@ def _window_input(box: Box, acts: tuple[Activation, ...], bounds: list[Interval]
     if j0 == 0:
         return box
     iv = bounds[j0 - 1]
-    lo = apply_activation(acts[j0 - 1], iv.lower)
-    hi = apply_activation(acts[j0 - 1], iv.upper)
+    lo, hi = rule_for(acts[j0 - 1]).interval(acts[j0 - 1], iv.lower, iv.upper)
     return Box(lo, np.maximum(hi, lo))
 
 
@@ -189,13 +180,12 @@ def window_bounds_with_stats(
     bounds: list[Interval] = []
     for k in range(L):
         if k == 0:
-            lo, hi = _affine(dense[0], b.lower, b.upper)
+            lo, hi = dense_interval(dense[0], b.lower, b.upper)
         else:
             prev = bounds[-1]
-            lo, hi = _affine(
-                dense[k],
-                apply_activation(acts[k - 1], prev.lower),
-                apply_activation(acts[k - 1], prev.upper),
+            act_prev = acts[k - 1]
+            lo, hi = dense_interval(
+                dense[k], *rule_for(act_prev).interval(act_prev, prev.lower, prev.upper)
             )
         iv = _meet(init.pre_activation[k].lower, init.pre_activation[k].upper, lo, hi)
         j0 = max(0, k - s + 1)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from cert_helpers import masked, random_network
-from hypothesis import given, settings
+from exact_arith import assert_enclosed, exact_forward, exact_linear, is_exact
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import activations, networks_and_boxes
+from strategies import activations, boundary_cases, networks_and_boxes
 
 from nncert.certificates.diff_bounds import (
+    DIFF_METHODS,
     crown_difference,
     difference_bounds,
     difference_network,
@@ -17,8 +21,10 @@ from nncert.certificates.diff_bounds import (
     relu_diff_neurodiff,
     relu_diff_reludiff,
 )
-from nncert.verify.errors import InvalidOptionsError, TransferError
+from nncert.verify.activations import ActivationRule, PiecewiseLinearRule, SigmoidRule
+from nncert.verify.errors import InvalidOptionsError, TransferError, UnsupportedLayerError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
+from nncert.verify.spec import Box
 
 TOL = 1e-9
 
@@ -146,8 +152,9 @@ def test_single_layer_difference_is_exact() -> None:
     a = Network((Dense([[1.0, 2.0]], [0.5]),), (2,))
     b = Network((Dense([[1.5, 2.0]], [0.0]),), (2,))
     d = difference_bounds(a, b, ([0.0, 0.0], [1.0, 1.0]))
-    # f_a - f_b = -0.5 x0 + 0.5, in [0, 0.5]
-    np.testing.assert_allclose([d.lower[0], d.upper[0]], [0.0, 0.5])
+    # f_a - f_b = -0.5 x0 + 0.5, in [0, 0.5]: the bounds enclose it (rounded outwards)
+    assert d.lower[0] <= 0.0 <= 0.5 <= d.upper[0]
+    np.testing.assert_allclose([d.lower[0], d.upper[0]], [0.0, 0.5], atol=1e-13)
 
 
 def test_mismatched_networks_are_rejected() -> None:
@@ -182,3 +189,136 @@ def test_stable_neuron_folding_gives_zero_difference() -> None:
     np.testing.assert_array_equal(folded.forward(xs), net.forward(xs))
     d = difference_bounds(folded, net, box, method="interval")
     assert np.all(d.lower == 0) and np.all(d.upper == 0)
+
+
+# --------------------------------------------------------------------------------------------
+# rigour: the bounds enclose the differences of the exact networks
+# --------------------------------------------------------------------------------------------
+
+
+def _nudged(net: Network, rng: np.random.Generator, mode: str) -> Network:
+    """A copy with weights moved by a few ulps ("ulp") or scaled by a non-dyadic factor."""
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            W = layer.weight
+            if mode == "ulp":
+                W = W + rng.integers(-3, 4, size=W.shape) * np.spacing(W)
+                b = layer.bias + rng.integers(-3, 4, size=layer.bias.shape) * np.spacing(layer.bias)
+            else:  # "scale"
+                W = W * (1.0 + 1e-3 / 3.0)
+                b = layer.bias
+            layers.append(Dense(W, b))
+        else:
+            layers.append(layer)
+    return net.replace_layers(layers)
+
+
+def _corners(box: Box) -> np.ndarray:
+    if box.dim > 4:
+        return np.vstack([box.lower, box.upper])
+    return np.array(list(itertools.product(*zip(box.lower, box.upper))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nb=networks_and_boxes(activation=activations(), max_depth=3, max_width=5, mixed=True),
+    seed=st.integers(0, 2**32 - 1),
+    mode=st.sampled_from(["prune", "quantize", "ulp", "scale", "copy"]),
+)
+def test_difference_bounds_enclose_exact_differences(nb, seed: int, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """No tolerance: f_t - f_s of the exact networks (rational arithmetic; sigmoid and tanh to
+    300 bits) lies inside every method's bounds, at random points and at the box's corners."""
+    net, box = nb
+    rng = np.random.default_rng(seed)
+    if mode in ("prune", "quantize"):
+        target = _perturbed(net, rng, mode)
+    elif mode == "copy":
+        target = net.replace_layers(list(net.layers))
+    else:
+        target = _nudged(net, rng, mode)
+    C = rng.normal(size=(2, net.n_outputs))
+    exact = is_exact(net)
+    bounds = {m: difference_bounds(target, net, box, C, method=m) for m in DIFF_METHODS}
+    for x in np.vstack([box.sample(12, rng), _corners(box)]):
+        ft, fs = exact_forward(target, x), exact_forward(net, x)
+        diff = [a - b for a, b in zip(ft, fs)]
+        spec = exact_linear(C, diff)
+        for m, d in bounds.items():
+            assert_enclosed(diff, d.lower, d.upper, exact=exact, what=f"{m} {mode}")
+            assert_enclosed(spec, d.spec_lower, d.spec_upper, exact=exact, what=f"{m} {mode} C")
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=boundary_cases(max_depth=2, max_width=3, rows=1))
+def test_no_difference_bound_claims_a_margin_that_is_not_there(data) -> None:  # type: ignore[no-untyped-def]
+    """Boundary constructions: the true minimum of a difference is exactly 0.
+
+    (1) A copy: f_t - f_s = 0, so every lower bound is <= 0 <= every upper bound. (2) A target
+    whose first output adds the source's margin g(x) = a f_s(x) - b >= 0 (minimum exactly 0 at
+    the vertex v): the lower bound of e_0 (f_t - f_s) must be <= 0, never a round-off positive.
+    """
+    net, box, A, b, v = data
+    copy = net.replace_layers(list(net.layers))
+    C = np.vstack([np.eye(net.n_outputs), A])
+    for m in DIFF_METHODS:
+        d = difference_bounds(copy, net, box, C, method=m)
+        assert np.all(d.lower <= 0.0) and np.all(d.upper >= 0.0), m
+        assert np.all(d.spec_lower <= 0.0) and np.all(d.spec_upper >= 0.0), m
+    last = net.layers[-1]
+    assert isinstance(last, Dense)
+    e0 = np.zeros(net.n_outputs)
+    e0[0] = 1.0
+    W = last.weight + np.outer(e0, A[0] @ last.weight)
+    bias = last.bias + e0 * (float(A[0] @ last.bias) - float(b[0]))
+    target = net.replace_layers([*net.layers[:-1], Dense(W, bias)])
+    gap = exact_forward(target, v)[0] - exact_forward(net, v)[0]
+    assume(gap == 0)  # the dyadic numbers make the construction exact (checked, not trusted)
+    for m in DIFF_METHODS:
+        d = difference_bounds(target, net, box, e0[None, :], method=m)
+        assert d.lower[0] <= 0.0 and d.spec_lower[0] <= 0.0, (m, d.lower, d.spec_lower)
+
+
+def test_rules_override_by_callable_or_rule() -> None:
+    """``rules=`` maps a type to a callable or to an ActivationRule (its ``diff``)."""
+    rng = np.random.default_rng(8)
+    source = random_network(rng, [3, 6, 5, 2])
+    target = _perturbed(source, rng, "prune")
+    box = ([-0.5] * 3, [0.5] * 3)
+    base = interval_difference(target, source, box)
+    calls: list[str] = []
+
+    def loose(act, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        calls.append("callable")
+        return np.minimum(dl, 0.0) - 1.0, np.maximum(du, 0.0) + 1.0
+
+    class Generic(PiecewiseLinearRule):
+        layer_type = ReLU
+
+        def relu_pieces(self, layer):  # type: ignore[no-untyped-def]
+            return (0.0, ((0.0, 1.0, 0.0),))
+
+        def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+            calls.append("rule")
+            return super().diff(layer, l, u, lt, ut, dl, du)
+
+    wide = interval_difference(target, source, box, rules={ReLU: loose})
+    generic = interval_difference(target, source, box, rules={ReLU: Generic()})
+    assert calls.count("callable") == 2 and calls.count("rule") == 2  # one per hidden layer
+    # every variant is sound; the loose one is never tighter than the table's rule
+    xs = rng.uniform(-0.5, 0.5, (200, 3))
+    diffs = target.forward(xs) - source.forward(xs)
+    for d in (base, wide, generic):
+        assert np.all(diffs >= d.lower - 1e-12) and np.all(diffs <= d.upper + 1e-12)
+    assert np.all(wide.lower <= base.lower) and np.all(wide.upper >= base.upper)
+
+
+def test_unknown_activation_has_no_difference_rule() -> None:
+    class NoDiff(SigmoidRule):
+        def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+            return ActivationRule.diff(self, layer, l, u, lt, ut, dl, du)
+
+    rng = np.random.default_rng(2)
+    net = random_network(rng, [2, 3, 2], Sigmoid())
+    with pytest.raises(UnsupportedLayerError, match="difference rule"):
+        interval_difference(net, net, ([0, 0], [1, 1]), rules={Sigmoid: NoDiff()})

@@ -11,6 +11,7 @@ import pytest
 from nncert.formulations.milp import encode_milp
 from nncert.formulations.model2 import (
     LayerPartition,
+    _constant_value,
     a_priori_gap,
     band_lines,
     encode_model2,
@@ -23,7 +24,7 @@ from nncert.formulations.model2_method import refine_case
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import Dense, HardTanh, Network, ReLU, Sigmoid, Tanh
+from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import Box, Property, UnsafeCase
 
@@ -205,6 +206,32 @@ def test_reduction_folds_fixed_inputs_and_dead_neurons() -> None:
     xs = red.case.input_box.sample(100, np.random.default_rng(0))
     full = np.array([red.lift(x) for x in xs])
     np.testing.assert_allclose(red.network.forward(xs), net.forward(full), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("act", "mask", "values"),
+    [
+        (ReLU(), [1, 1, 1, 0, 0], [0.0, 0.0, 1.5]),
+        (LeakyReLU(0.1), [0, 1, 1, 0, 0], [None, 0.0, 1.5]),
+        (LeakyReLU(0.0), [1, 1, 1, 0, 0], [0.0, 0.0, 1.5]),
+        (HardTanh(-1.0, 2.0), [1, 1, 1, 0, 1], [-1.0, 0.0, 1.5, None, 2.0]),
+        (Sigmoid(), [0, 1, 1, 0, 0], [None, 0.5, 1.0 / (1.0 + np.exp(-1.5))]),
+    ],
+    ids=["relu", "leaky", "leaky0", "hardtanh", "sigmoid"],
+)
+def test_constant_neurons_come_from_the_rules(
+    act: object, mask: list[int], values: list[float | None]
+) -> None:
+    """A neuron is folded away where its activation is flat on ``[l, u]`` (the rule's
+    ``affine_on`` with slope 0) or ``l = u``, for every activation alike (a leaky ReLU on the
+    point 0 included), with the exact constant."""
+    l = np.array([-2.0, 0.0, 1.5, -1.0, 3.0])
+    u = np.array([-1.0, 0.0, 1.5, 1.0, 4.0])
+    const, val = _constant_value(act, l, u)  # type: ignore[arg-type]
+    assert const.tolist() == [bool(m) for m in mask]
+    for i, v in enumerate(values):
+        if v is not None:
+            assert val[i] == v
 
 
 def test_partition_validation_and_split() -> None:

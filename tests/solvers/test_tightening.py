@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from exact_arith import assert_enclosed, exact_pre_activations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import activations, boxes, networks
@@ -14,7 +17,7 @@ from nncert.solvers.tightening import dual_lower_bound, tighten_bounds_lp
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, apply_activation
-from nncert.verify.spec import UnsafeCase
+from nncert.verify.spec import Box, UnsafeCase
 
 SOLVER = HighsSolver(mip_rel_gap=0.0)
 
@@ -87,3 +90,21 @@ def test_tightening_rejects_foreign_bounds() -> None:
         tighten_bounds_lp(net, box, interval_bounds(other, box))
     with pytest.raises(InvalidOptionsError, match="time_limit"):
         tighten_bounds_lp(net, box, interval_bounds(net, box), time_limit=-1.0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_forward_push_is_rigorous_for_the_exact_network(seed: int) -> None:
+    """Large pre-activations on a point box: the tightened bounds of every layer contain the
+    exact (rational) values, with no tolerance (the push-forward is outward-rounded)."""
+    rng = np.random.default_rng(seed)
+    sizes = [2, 3, 3, 3, 2]
+    layers: list[object] = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        W = rng.normal(size=(n_out, n_in))
+        layers += [Dense(W, 1e6 + rng.normal(size=n_out)), ReLU()]
+    net = Network(tuple(layers[:-1]), input_shape=(2,))  # type: ignore[arg-type]
+    x = rng.normal(size=2) * 1e3
+    box = Box(x, x)
+    lp = tighten_bounds_lp(net, box, interval_bounds(net, box))
+    for z, iv in zip(exact_pre_activations(net, x), lp.pre_activation):
+        assert_enclosed(z, iv.lower, iv.upper, exact=True, what="lp")

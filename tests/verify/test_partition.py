@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from exact_arith import assert_enclosed, exact_pre_activations
 
 from nncert.formulations.milp import encode_milp
 from nncert.solvers.registry import get_solver
@@ -114,3 +117,19 @@ def test_pipeline_method_window(act: object) -> None:
             assert smin > 0
         elif res.verdict.value == "falsified":
             assert res.counterexample is not None and res.counterexample.violation <= 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_window_bounds_hold_for_the_exact_network(seed: int) -> None:
+    """Large pre-activations on a point box: every layer's window bounds contain the exact
+    (rational) values, with no tolerance (the interval steps are outward-rounded)."""
+    rng = np.random.default_rng(seed)
+    sizes = [2, 3, 3, 3, 2]
+    layers: list[object] = []
+    for n_in, n_out in itertools.pairwise(sizes):
+        layers += [Dense(rng.normal(size=(n_out, n_in)), 1e6 + rng.normal(size=n_out)), ReLU()]
+    net = Network(tuple(layers[:-1]), input_shape=(2,))  # type: ignore[arg-type]
+    x = rng.normal(size=2) * 1e3
+    lb = window_bounds(net, Box(x, x), 1, initial="ibp")
+    for z, iv in zip(exact_pre_activations(net, x), lb.pre_activation):
+        assert_enclosed(z, iv.lower, iv.upper, exact=True, what="window")
