@@ -20,6 +20,11 @@ def test_every_package_folder_is_listed() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join(["nncert", folder, *rel.parts]))
+        # data-only packages (bundled files, no modules) are listed too, or the wheel may drop them
+        for data in (ROOT / folder).rglob("data"):
+            if data.is_dir() and not any(data.glob("*.py")):
+                rel = data.relative_to(ROOT / folder)
+                found.add(".".join(["nncert", folder, *rel.parts]))
         assert mapping[f"nncert.{folder}"] == folder
         assert (ROOT / folder / "py.typed").exists()
     assert found == packages
