@@ -11,6 +11,7 @@ demo here too.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import subprocess
@@ -30,11 +31,19 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    if importlib.util.find_spec("build") is not None:
+    # the distribution, not find_spec: a checkout's setuptools ``build/`` folder is importable
+    # as a namespace package named ``build`` from the repository root
+    try:
+        importlib.metadata.version("build")
+    except importlib.metadata.PackageNotFoundError:
+        has_build = False
+    else:
+        has_build = True
+    if has_build:
         cmd = [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)]
     else:
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(ROOT)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "is absent from the `packages` configuration" not in proc.stdout + proc.stderr
     (found,) = out.glob("nncert-*.whl")
