@@ -114,6 +114,18 @@ def new_highs() -> highspy.Highs:
     return h
 
 
+def claim_threads(threads: int) -> None:
+    """Fix (or check) the ``threads`` value of HiGHS's process-wide scheduler.
+
+    Every HiGHS user in the process (:class:`HighsSolver`, Pyomo's HiGHS) calls this before
+    solving, so that the first solve does not size the scheduler differently from the rest.
+
+    Raises:
+        InvalidOptionsError: another value was claimed before.
+    """
+    _check_threads(threads)
+
+
 def _check_threads(threads: int) -> None:
     global _scheduler_threads
     with _threads_lock:
@@ -401,4 +413,4 @@ class HighsSolver:
         return SolveResult(status, objective, bound, x, duals, ray, self.name, out_info)
 
 
-__all__ = ["STATUS_MAP", "HighsSolver", "new_highs"]
+__all__ = ["STATUS_MAP", "HighsSolver", "claim_threads", "new_highs"]

@@ -35,7 +35,7 @@ from pyomo.opt import TerminationCondition as LegacyTC
 
 from nncert.formulations.milp import MilpProblem
 from nncert.solvers.base import SolveResult, SolveStatus, solve_empty_problem
-from nncert.solvers.highs_solver import new_highs
+from nncert.solvers.highs_solver import claim_threads, new_highs
 from nncert.verify.errors import InvalidOptionsError, SolverError, SolverUnavailableError
 
 #: pyomo.contrib.solver termination condition -> SolveStatus (anything else is ERROR).
@@ -238,6 +238,12 @@ class PyomoSolver:
                 f"PyomoSolver: Pyomo solver {self.solver!r} is not available ({avail})"
             )
         solver_options = dict(self.options)
+        if self.solver == "highs":
+            # HiGHS keeps one global scheduler per process, sized by the first solve: Pyomo's
+            # HiGHS must use the same threads value as HighsSolver, or every later solve of the
+            # other kind fails ("Not Set")
+            solver_options.setdefault("threads", 1)
+            claim_threads(int(solver_options["threads"]))
         if objective_target is not None and self.solver == "highs" and problem.is_mip:
             solver_options.setdefault("objective_target", float(objective_target))
         kwargs: dict[str, Any] = {
