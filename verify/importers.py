@@ -748,6 +748,28 @@ def _op_div(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.scale(inv, None, factor_error=2.0 * UNIT * np.abs(inv))
 
 
+def _spatial_pads(
+    attrs: dict[str, Any], spatial: Shape, kernel: Shape, strides: Shape, dilations: Shape
+) -> Shape:
+    """Conv/pool pads ``(begin_1..begin_r, end_1..end_r)`` from ``pads`` or ``auto_pad``."""
+    r = len(spatial)
+    auto_pad = str(attrs.get("auto_pad", "NOTSET"))
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(r):
+            out_i = -(-spatial[i] // strides[i])
+            total = max(
+                0, (out_i - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - spatial[i]
+            )
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+        return tuple(begin + end)
+    if auto_pad == "VALID":
+        return (0,) * (2 * r)
+    return tuple(int(p) for p in attrs.get("pads", [0] * (2 * r)))
+
+
 def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     if node.input[0] != ctx.current:
         raise UnsupportedLayerError("Conv with a variable weight is not affine")
@@ -768,24 +790,8 @@ def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
     dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
     group = int(ctx.attrs.get("group", 1))
-    auto_pad = str(ctx.attrs.get("auto_pad", "NOTSET"))
-    spatial = shape[2:]
     _check_conv_geometry(r, strides, None, dilations)
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for i in range(r):
-            out_i = -(-spatial[i] // strides[i])
-            total = max(
-                0, (out_i - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - spatial[i]
-            )
-            small, large = total // 2, total - total // 2
-            begin.append(small if auto_pad == "SAME_UPPER" else large)
-            end.append(large if auto_pad == "SAME_UPPER" else small)
-        pads = tuple(begin + end)
-    elif auto_pad == "VALID":
-        pads = (0,) * (2 * r)
-    else:
-        pads = tuple(int(p) for p in ctx.attrs.get("pads", [0] * (2 * r)))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
     matrix, b, out = conv_matrix(
         weight, bias, shape[1:], strides=strides, pads=pads, dilations=dilations, group=group
     )
@@ -867,6 +873,265 @@ def _op_shape(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     )
 
 
+# -- index maps and other linear operators on the chain -------------------------------------
+
+
+def _select(ctx: _OnnxContext, index: np.ndarray, values: np.ndarray | None = None) -> None:
+    """Compose the selection ``y[r] = v[index[r]]`` (``index[r] >= 0``) or ``values[r]``.
+
+    ``index`` is the operator applied to ``arange(width).reshape(shape)`` (with ``-1`` where the
+    output is a constant), so Transpose, Slice, Gather, Pad, Expand and Concat with constants
+    are all exact 0/1 matrices plus a constant bias; ``values`` holds those constants (0
+    elsewhere).
+    """
+    flat = np.asarray(index, dtype=np.int64).reshape(-1)
+    out_shape = tuple(int(s) for s in np.shape(index))
+    matrix = np.zeros((flat.size, ctx.chain.width))
+    rows = np.flatnonzero(flat >= 0)
+    matrix[rows, flat[rows]] = 1.0
+    bias = None
+    if values is not None:
+        bias = np.where(flat >= 0, 0.0, np.asarray(values, np.float64).reshape(-1))
+        if not np.any(bias):
+            bias = None
+    ctx.chain.linear(matrix, bias, out_shape)
+
+
+def _chain_index(ctx: _OnnxContext) -> np.ndarray:
+    return np.arange(ctx.chain.width, dtype=np.int64).reshape(ctx.chain.shape)
+
+
+def _slice_array(
+    x: np.ndarray,
+    starts: Sequence[int],
+    ends: Sequence[int],
+    axes: Sequence[int] | None,
+    steps: Sequence[int] | None,
+) -> np.ndarray:
+    """ONNX Slice: per axis ``start:end:step`` with ONNX's clamping of out-of-range bounds."""
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = [1] * len(starts) if steps is None else list(steps)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise InvalidNetworkError("Slice starts, ends, axes and steps differ in length")
+    index: list[slice] = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis = axis + x.ndim if axis < 0 else axis
+        if not 0 <= axis < x.ndim or step == 0:
+            raise InvalidNetworkError(f"Slice axis {axis} or step {step} invalid for {x.shape}")
+        dim = x.shape[axis]
+        start = start + dim if start < 0 else start
+        end = end + dim if end < 0 else end
+        if step > 0:
+            index[axis] = slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+        else:
+            lo, hi = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            index[axis] = slice(lo, None if hi < 0 else hi, step)
+    return x[tuple(index)]
+
+
+def _slice_args(
+    inputs: Sequence[np.ndarray | None], attrs: dict[str, Any]
+) -> tuple[list[int], list[int], list[int] | None, list[int] | None]:
+    if "starts" in attrs:  # opset < 10
+        axes = attrs.get("axes")
+        return (
+            list(attrs["starts"]),
+            list(attrs["ends"]),
+            None if axes is None else list(axes),
+            None,
+        )
+
+    def opt(i: int) -> list[int] | None:
+        return None if len(inputs) <= i or inputs[i] is None else _dims(inputs[i])  # type: ignore[arg-type]
+
+    starts, ends = opt(1), opt(2)
+    if starts is None or ends is None:
+        raise InvalidNetworkError("Slice needs starts and ends")
+    return starts, ends, opt(3), opt(4)
+
+
+def _const_inputs(ctx: _OnnxContext, node: onnx.NodeProto) -> list[np.ndarray | None]:
+    """The node's inputs with constants filled in (``None`` for the variable and absent ones)."""
+    return [ctx.consts.get(str(name)) if name else None for name in node.input]
+
+
+def _op_transpose(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _select(ctx, np.transpose(_chain_index(ctx), ctx.attrs.get("perm")))
+
+
+def _op_slice(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Slice with input-dependent starts/ends")
+    starts, ends, axes, steps = _slice_args(_const_inputs(ctx, node), ctx.attrs)
+    _select(ctx, _slice_array(_chain_index(ctx), starts, ends, axes, steps))
+
+
+def _op_gather(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Gather with input-dependent indices")
+    indices = ctx.const(node.input[1], "Gather indices").astype(np.int64)
+    _select(ctx, np.take(_chain_index(ctx), indices, axis=int(ctx.attrs.get("axis", 0))))
+
+
+def _pad_array(x: np.ndarray, pads: Sequence[int], mode: str, fill: Any) -> np.ndarray:
+    """ONNX Pad (``pads``: all begins then all ends; negative pads crop)."""
+    r = x.ndim
+    if len(pads) != 2 * r:
+        raise InvalidNetworkError(f"Pad: {len(pads)} pads for a rank-{r} tensor")
+    crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[r + i], 0)) for i in range(r))
+    x = x[crop]
+    widths = [(max(pads[i], 0), max(pads[r + i], 0)) for i in range(r)]
+    if mode == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=fill)
+    if mode in ("edge", "reflect", "wrap"):
+        return np.pad(x, widths, mode=mode)  # type: ignore[call-overload]
+    raise UnsupportedLayerError(f"Pad mode {mode!r}")
+
+
+def _pad_args(
+    inputs: Sequence[np.ndarray | None], attrs: dict[str, Any], rank: int
+) -> tuple[list[int], float]:
+    if "pads" in attrs:  # opset < 11
+        return list(attrs["pads"]), float(attrs.get("value", 0.0))
+    if len(inputs) < 2 or inputs[1] is None:
+        raise InvalidNetworkError("Pad needs pads")
+    pads = _dims(inputs[1])
+    value = 0.0
+    if len(inputs) > 2 and inputs[2] is not None and np.size(inputs[2]):
+        value = float(np.asarray(inputs[2]).reshape(-1)[0])
+    if len(inputs) > 3 and inputs[3] is not None:  # opset 18 axes
+        axes = [a + rank if a < 0 else a for a in _dims(inputs[3])]
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+        pads = full
+    return pads, value
+
+
+def _op_pad(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Pad with input-dependent pads")
+    pads, value = _pad_args(_const_inputs(ctx, node), ctx.attrs, len(ctx.chain.shape))
+    if not np.isfinite(value):
+        raise InvalidNetworkError(f"Pad value {value} is not finite")
+    mode = str(ctx.attrs.get("mode", "constant"))
+    index = _pad_array(_chain_index(ctx), pads, mode, -1)
+    _select(ctx, index, np.full(index.shape, value))
+
+
+def _op_concat(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Concat of the variable with constants: a selection plus a constant bias."""
+    axis = int(ctx.attrs["axis"])
+    parts_i, parts_v = [], []
+    for name in node.input:
+        if name == ctx.current:
+            idx = _chain_index(ctx)
+            parts_i.append(idx)
+            parts_v.append(np.zeros(idx.shape))
+        else:
+            c = ctx.float_const(str(name), "Concat operand")
+            parts_i.append(np.full(c.shape, -1, dtype=np.int64))
+            parts_v.append(c)
+    _select(ctx, np.concatenate(parts_i, axis=axis), np.concatenate(parts_v, axis=axis))
+
+
+def _op_expand(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Expand with an input-dependent shape")
+    target = _dims(ctx.const(node.input[1], "Expand shape"))
+    idx = _chain_index(ctx)
+    _select(ctx, np.broadcast_to(idx, np.broadcast_shapes(idx.shape, tuple(target))))
+
+
+def _op_neg(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    ctx.chain.scale(-np.ones(ctx.chain.width), None)
+
+
+def _op_cast(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Cast of the variable to float32/float64: the identity on the real-valued model."""
+    to = np.dtype(np_dtype(int(ctx.attrs["to"])))
+    if to not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise UnsupportedLayerError(f"Cast of the input-dependent tensor to {to}")
+
+
+def _sum_rows(ctx: _OnnxContext, group: np.ndarray, out_shape: Shape) -> None:
+    """Compose ``y[g] = sum_{j: group[j] = g} v[j]`` (``group``: output row of each input)."""
+    g = np.asarray(group, dtype=np.int64).reshape(-1)
+    matrix = np.zeros((_prod(out_shape), g.size))
+    matrix[g, np.arange(g.size)] = 1.0
+    ctx.chain.linear(matrix, None, out_shape)
+
+
+def _divide(ctx: _OnnxContext, divisor: np.ndarray) -> None:
+    """Compose ``v -> v / divisor`` (the rounded reciprocal's error is accounted for)."""
+    inv = 1.0 / np.broadcast_to(np.asarray(divisor, np.float64), (ctx.chain.width,))
+    ctx.chain.scale(inv, None, factor_error=UNIT * np.abs(inv))
+
+
+def _reduce(ctx: _OnnxContext, node: onnx.NodeProto, mean: bool) -> None:
+    shape = ctx.chain.shape
+    axes: list[int] | None
+    if "axes" in ctx.attrs:
+        axes = [int(a) for a in ctx.attrs["axes"]]
+    else:
+        name = ctx.optional_input(node, 1)
+        axes = None if name is None else _dims(ctx.const(name, f"{node.op_type} axes"))
+    if not axes:
+        if ctx.attrs.get("noop_with_empty_axes", 0):
+            return
+        axes = list(range(len(shape)))
+    norm = sorted({a + len(shape) if a < 0 else a for a in axes})
+    keep = tuple(1 if i in norm else s for i, s in enumerate(shape))
+    group = np.broadcast_to(np.arange(_prod(keep)).reshape(keep), shape)
+    out = (
+        keep
+        if ctx.attrs.get("keepdims", 1)
+        else tuple(s for i, s in enumerate(shape) if i not in norm)
+    )
+    _sum_rows(ctx, group, out)
+    if mean:
+        _divide(ctx, np.asarray(_prod(shape[a] for a in norm)))
+
+
+def _op_reduce_sum(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _reduce(ctx, node, mean=False)
+
+
+def _op_reduce_mean(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _reduce(ctx, node, mean=True)
+
+
+def _op_global_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    shape = ctx.chain.shape
+    ctx.attrs = {"axes": list(range(2, len(shape))), "keepdims": 1}
+    _reduce(ctx, node, mean=True)
+
+
+def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """AveragePool: a depthwise convolution with a kernel of ones, then a division by the
+    window size (``count_include_pad``) or by the number of in-range entries."""
+    shape = ctx.chain.shape
+    if len(shape) < 3 or shape[0] != 1:
+        raise InvalidNetworkError(f"AveragePool input {shape} is not (1, C, *spatial)")
+    if int(ctx.attrs.get("ceil_mode", 0)):
+        raise UnsupportedLayerError("AveragePool with ceil_mode=1")
+    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+    r = len(kernel)
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
+    channels = shape[1]
+    weight = np.ones((channels, 1, *kernel))
+    matrix, _, out = conv_matrix(
+        weight, None, shape[1:], strides=strides, pads=pads, dilations=dilations, group=channels
+    )
+    ctx.chain.linear(matrix, None, (1, *out))
+    if int(ctx.attrs.get("count_include_pad", 0)):
+        _divide(ctx, np.asarray(float(_prod(kernel))))
+    else:
+        _divide(ctx, matrix.sum(axis=1))
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -901,6 +1166,18 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "Identity": _op_identity,
     "Dropout": _op_identity,
     "Shape": _op_shape,
+    "Neg": _op_neg,
+    "Cast": _op_cast,
+    "Transpose": _op_transpose,
+    "Slice": _op_slice,
+    "Gather": _op_gather,
+    "Pad": _op_pad,
+    "Concat": _op_concat,
+    "Expand": _op_expand,
+    "ReduceSum": _op_reduce_sum,
+    "ReduceMean": _op_reduce_mean,
+    "AveragePool": _op_average_pool,
+    "GlobalAveragePool": _op_global_average_pool,
 }
 
 
@@ -1001,7 +1278,98 @@ def _const_binary(fn: Callable[[Any, Any], Any]) -> Callable[..., np.ndarray]:
     return handler
 
 
-ConstHandler: TypeAlias = Callable[[list[np.ndarray | None], dict[str, Any]], np.ndarray]
+def _const_compare(fn: Callable[[Any, Any], Any]) -> Callable[..., np.ndarray]:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        a, b = _require(inputs, 2, "comparison")
+        return np.asarray(fn(a, b), dtype=bool)
+
+    return handler
+
+
+def _const_unary(fn: Callable[[Any], Any], op: str) -> ConstHandler:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        x = _require(inputs, 1, op)[0]
+        return np.asarray(fn(x)).astype(x.dtype)
+
+    return handler
+
+
+def _const_constant_of_shape(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    shape = _dims(_require(inputs, 1, "ConstantOfShape")[0])
+    value = np.asarray(attrs.get("value", np.zeros(1, dtype=np.float32)))
+    return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
+
+
+def _const_where(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    cond, x, y = _require(inputs, 3, "Where")
+    return np.where(cond.astype(bool), x, y).astype(np.result_type(x, y))
+
+
+def _const_expand(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x, shape = _require(inputs, 2, "Expand")
+    return np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_dims(shape)))))
+
+
+def _const_slice(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Slice")[0]
+    return np.array(_slice_array(x, *_slice_args(inputs, attrs)))
+
+
+def _const_split(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+    """Split along ``axis`` into ``split`` sizes (attribute or input) or equal parts."""
+    x = _require(inputs, 1, "Split")[0]
+    axis = int(attrs.get("axis", 0))
+    n_out = int(attrs.get("num_outputs", attrs["_n_outputs"]))
+    if "split" in attrs:
+        sizes = [int(v) for v in attrs["split"]]
+    elif len(inputs) > 1 and inputs[1] is not None:
+        sizes = _dims(inputs[1])
+    else:
+        dim = x.shape[axis]
+        part = -(-dim // n_out)
+        sizes = [min(part, dim - k * part) for k in range(n_out)]
+    if sum(sizes) != x.shape[axis]:
+        raise InvalidNetworkError(f"Split sizes {sizes} do not add up to {x.shape[axis]}")
+    return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def _const_pad(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Pad")[0]
+    pads, value = _pad_args(inputs, attrs, x.ndim)
+    return _pad_array(x, pads, str(attrs.get("mode", "constant")), value).astype(x.dtype)
+
+
+def _const_reduce(fn: Callable[..., Any], op: str) -> ConstHandler:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        x = _require(inputs, 1, op)[0]
+        axes = attrs.get("axes")
+        if axes is None and len(inputs) > 1 and inputs[1] is not None:
+            axes = _dims(inputs[1])
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            return x
+        keep = bool(attrs.get("keepdims", 1))
+        return np.asarray(fn(x, axis=None if not axes else tuple(axes), keepdims=keep)).astype(
+            x.dtype
+        )
+
+    return handler
+
+
+def _const_range(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    start, limit, delta = _require(inputs, 3, "Range")
+    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)
+
+
+def _const_int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Div: integers truncate toward zero (numpy's ``//`` floors)."""
+    if np.issubdtype(a.dtype, np.integer):
+        return np.asarray(np.trunc(a / b)).astype(np.result_type(a, b))
+    return np.asarray(a / b)
+
+
+ConstHandler: TypeAlias = Callable[
+    [list[np.ndarray | None], dict[str, Any]], np.ndarray | list[np.ndarray]
+]
 
 #: Operators evaluated with numpy when all their inputs are constant (weights, shapes, Q/DQ).
 ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
@@ -1023,7 +1391,7 @@ ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
     "Add": _const_binary(np.add),
     "Sub": _const_binary(np.subtract),
     "Mul": _const_binary(np.multiply),
-    "Div": _const_binary(lambda a, b: a // b if np.issubdtype(a.dtype, np.integer) else a / b),
+    "Div": _const_binary(_const_int_div),
     "MatMul": _const_binary(np.matmul),
     "Shape": lambda inputs, attrs: np.array(_require(inputs, 1, "Shape")[0].shape, dtype=np.int64)[
         int(attrs.get("start", 0)) : attrs.get("end")
@@ -1036,6 +1404,36 @@ ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
         _require(inputs, 2, "Gather")[1],
         axis=int(attrs.get("axis", 0)),
     ),
+    "ConstantOfShape": _const_constant_of_shape,
+    "Equal": _const_compare(np.equal),
+    "Less": _const_compare(np.less),
+    "LessOrEqual": _const_compare(np.less_equal),
+    "Greater": _const_compare(np.greater),
+    "GreaterOrEqual": _const_compare(np.greater_equal),
+    "Not": lambda inputs, attrs: np.logical_not(_require(inputs, 1, "Not")[0]),
+    "And": _const_compare(np.logical_and),
+    "Or": _const_compare(np.logical_or),
+    "Where": _const_where,
+    "Expand": _const_expand,
+    "Slice": _const_slice,
+    "Split": _const_split,
+    "Pad": _const_pad,
+    "Range": _const_range,
+    "Tile": lambda inputs, attrs: np.tile(*_require(inputs, 2, "Tile")),
+    "Min": _const_binary(np.minimum),
+    "Max": _const_binary(np.maximum),
+    "Pow": _const_binary(np.power),
+    "Abs": _const_unary(np.abs, "Abs"),
+    "Sqrt": _const_unary(np.sqrt, "Sqrt"),
+    "Floor": _const_unary(np.floor, "Floor"),
+    "Ceil": _const_unary(np.ceil, "Ceil"),
+    "Relu": _const_unary(lambda x: np.maximum(x, 0), "Relu"),
+    "Size": lambda inputs, attrs: np.array(_require(inputs, 1, "Size")[0].size, dtype=np.int64),
+    "ReduceSum": _const_reduce(np.sum, "ReduceSum"),
+    "ReduceMean": _const_reduce(np.mean, "ReduceMean"),
+    "ReduceProd": _const_reduce(np.prod, "ReduceProd"),
+    "ReduceMax": _const_reduce(np.max, "ReduceMax"),
+    "ReduceMin": _const_reduce(np.min, "ReduceMin"),
 }
 
 
@@ -1339,7 +1737,12 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                     raise _unsupported_op(node, "in a constant subgraph")
                 ins = [ctx.consts[name] if name else None for name in node.input]
                 ctx.attrs = _onnx_attrs(node)
-                ctx.consts[str(node.output[0])] = np.asarray(const_handler(ins, ctx.attrs))
+                ctx.attrs["_n_outputs"] = len(node.output)
+                result = const_handler(ins, ctx.attrs)
+                outs = result if isinstance(result, list) else [result]
+                for out_name, value in zip(node.output, outs, strict=False):
+                    if out_name:
+                        ctx.consts[str(out_name)] = np.asarray(value)
                 continue
             chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
             if chain_handler is None:
