@@ -88,6 +88,19 @@ def _prod(shape: Iterable[int]) -> int:
     return int(math.prod(shape))
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A variable tensor's pending affine map from the start of its segment (see
+    :class:`_AffineChain`), so that parallel branches can be merged linearly."""
+
+    weight: FloatArray | None
+    bias: FloatArray | None
+    werr: FloatArray | None
+    berr: FloatArray | None
+    shape: Shape
+    segment: int
+
+
 class _AffineChain:
     """Accumulates layers while tracking the shape of the single variable tensor.
 
@@ -106,6 +119,41 @@ class _AffineChain:
         # composition error of the pending map, per output (see Dense.weight_error)
         self._werr: FloatArray | None = None
         self._berr: FloatArray | None = None
+        #: number of activations emitted so far; pending maps of older segments are stale
+        self.segment = 0
+
+    def snapshot(self) -> _Pending:
+        """The pending map of the current tensor (arrays are never modified in place)."""
+        return _Pending(self._weight, self._bias, self._werr, self._berr, self.shape, self.segment)
+
+    def restore(self, snap: _Pending, name: str) -> None:
+        """Make ``snap`` the current tensor; it must belong to the current segment.
+
+        A tensor computed before the last activation would need the pre-activation values
+        next to the activated ones (a residual connection), which the layer chain lacks.
+        """
+        if snap.segment != self.segment:
+            raise UnsupportedLayerError(
+                f"input-dependent tensor {name!r} is read after a later activation (a residual "
+                "branch across an activation); only branches that are affine up to their merge "
+                "are supported"
+            )
+        self._weight, self._bias, self._werr, self._berr = (
+            snap.weight,
+            snap.bias,
+            snap.werr,
+            snap.berr,
+        )
+        self.shape = snap.shape
+
+    def explicit(self) -> Dense:
+        """The pending map as a ``Dense`` (identity/zero filled in)."""
+        return self._pending()
+
+    def set_pending(self, layer: Dense, shape: Shape) -> None:
+        """Replace the pending map (from the segment start) and the tracked shape."""
+        self._set(layer)
+        self.shape = tuple(shape)
 
     @property
     def width(self) -> int:
@@ -221,6 +269,7 @@ class _AffineChain:
         """Emit the pending affine map (if any) and then ``layer``."""
         self._flush()
         self.layers.append(layer)
+        self.segment += 1
 
     def finish(self) -> list[Layer]:
         """Emit the pending map; guarantee at least one ``Dense`` layer."""
@@ -1181,6 +1230,87 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
 }
 
 
+# -- merges of parallel branches ------------------------------------------------------------
+
+
+def _branch(ctx: _OnnxContext, snaps: dict[str, _Pending], name: str) -> Dense:
+    """The pending map of branch ``name`` as an explicit ``Dense`` from the segment start."""
+    ctx.chain.restore(snaps[name], name)
+    return ctx.chain.explicit()
+
+
+def _err(layer: Dense, which: str) -> FloatArray:
+    value = layer.weight_error if which == "w" else layer.bias_error
+    return np.zeros(layer.weight.shape[0]) if value is None else value
+
+
+def _merge_add(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pending]) -> None:
+    """``a + b`` or ``a - b`` of two branches affine in the same segment start ``s``.
+
+    ``(W_a s + b_a) +- (W_b s + b_b) = (W_a +- W_b) s + (b_a +- b_b)``; the sums round once
+    per entry, which is added to the branches' own composition errors.
+    """
+    if len(node.input) != 2:
+        raise InvalidNetworkError(f"expected 2 inputs, got {len(node.input)}")
+    a_name, b_name = (str(n) for n in node.input)
+    a, b = _branch(ctx, snaps, a_name), _branch(ctx, snaps, b_name)
+    if snaps[a_name].shape != snaps[b_name].shape:
+        raise UnsupportedLayerError(
+            f"{node.op_type} of input-dependent tensors of different shapes "
+            f"{snaps[a_name].shape} and {snaps[b_name].shape} (broadcasting)"
+        )
+    sign = -1.0 if node.op_type == "Sub" else 1.0
+    weight = a.weight + sign * b.weight
+    bias = a.bias + sign * b.bias
+    werr = _err(a, "w") + _err(b, "w") + UNIT * np.abs(weight).sum(axis=1)
+    berr = _err(a, "b") + _err(b, "b") + _sum_error(a.bias, sign * b.bias)
+    merged = Dense(weight, bias, inflate(werr, 4), inflate(berr, 4))
+    ctx.chain.set_pending(merged, snaps[a_name].shape)
+
+
+def _merge_concat(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pending]) -> None:
+    """Concat of branches (and constants): their maps' rows stacked, then permuted into the
+    concatenation's C order (an exact index map)."""
+    axis = int(ctx.attrs["axis"])
+    blocks: list[Dense | FloatArray] = []  # a branch's map, or a constant's values
+    parts: list[np.ndarray] = []
+    offset, n_in = 0, 0
+    for name in (str(n) for n in node.input):
+        if name in snaps:
+            layer = _branch(ctx, snaps, name)
+            shape = snaps[name].shape
+            n_in = layer.weight.shape[1]
+            blocks.append(layer)
+        else:
+            c = ctx.float_const(name, "Concat operand")
+            shape = tuple(int(d) for d in c.shape)
+            blocks.append(c.reshape(-1))
+        parts.append(offset + np.arange(_prod(shape)).reshape(shape))
+        offset += _prod(shape)
+    blocks_d = [
+        blk if isinstance(blk, Dense) else Dense(np.zeros((blk.size, n_in)), blk) for blk in blocks
+    ]
+    rows = [blk.weight for blk in blocks_d]
+    perm = np.concatenate(parts, axis=axis)
+    flat = perm.reshape(-1)
+    weight = np.vstack(rows)[flat]
+    bias = np.concatenate([blk.bias for blk in blocks_d])[flat]
+    werr = np.concatenate([_err(blk, "w") for blk in blocks_d])[flat]
+    berr = np.concatenate([_err(blk, "b") for blk in blocks_d])[flat]
+    merged = Dense(weight, bias, werr if np.any(werr) else None, berr if np.any(berr) else None)
+    ctx.chain.set_pending(merged, tuple(int(d) for d in perm.shape))
+
+
+_MergeHandler: TypeAlias = Callable[[_OnnxContext, "onnx.NodeProto", dict[str, _Pending]], None]
+
+#: Operators that merge several input-dependent tensors (parallel affine branches).
+_ONNX_MERGE_OPS: dict[str, _MergeHandler] = {
+    "Add": _merge_add,
+    "Sub": _merge_add,
+    "Concat": _merge_concat,
+}
+
+
 # -- constant folding -----------------------------------------------------------------------
 
 
@@ -1541,26 +1671,10 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
     order = [i for i in topo if i in live]
 
     variable = {input_name}
-    readers: dict[str, list[str]] = {}
     for i in order:
         node = graph.node[i]
-        var_inputs = {name for name in node.input if name in variable}
-        if not var_inputs or node.op_type in _CONSTANT_RESULT_OPS:
-            continue
-        label = node.name or node.op_type
-        if len(var_inputs) > 1 or sum(name in variable for name in node.input) > 1:
-            raise InvalidNetworkError(
-                f"node {label!r} ({node.op_type}) combines several input-dependent tensors; "
-                "only single-input single-output feed-forward chains are supported"
-            )
-        (tensor,) = var_inputs
-        readers.setdefault(tensor, []).append(label)
-        if len(readers[tensor]) > 1:
-            raise InvalidNetworkError(
-                f"tensor {tensor!r} feeds several nodes {readers[tensor]}; branching graphs "
-                "are not supported (only single-input single-output feed-forward chains)"
-            )
-        variable.update(name for name in node.output if name)
+        if node.op_type not in _CONSTANT_RESULT_OPS and any(n in variable for n in node.input):
+            variable.update(name for name in node.output if name)
     if out_name not in variable:
         raise InvalidNetworkError(f"output {out_name!r} does not depend on the input")
     return order
@@ -1724,6 +1838,8 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
         var_shapes={input_name: full_shape},
         current=input_name,
     )
+    #: pending maps of the input-dependent tensors (branches share their segment's start)
+    snaps: dict[str, _Pending] = {input_name: ctx.chain.snapshot()}
     for i in order:
         node = graph.node[i]
         label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
@@ -1744,16 +1860,24 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                     if out_name:
                         ctx.consts[str(out_name)] = np.asarray(value)
                 continue
-            chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
-            if chain_handler is None:
-                raise _unsupported_op(node, "on the input-dependent path")
-            if node.op_type not in _CONSTANT_RESULT_OPS and ctx.current not in node.input:
-                raise InvalidNetworkError(
-                    "reads an input-dependent tensor that is not the end of the chain "
-                    f"({ctx.current!r}); only feed-forward chains are supported"
-                )
+            var_names = [str(name) for name in node.input if name in snaps]
             ctx.attrs = _onnx_attrs(node)
-            chain_handler(ctx, node)
+            if len(var_names) > 1:
+                merge = _ONNX_MERGE_OPS.get(node.op_type)
+                if merge is None:
+                    raise UnsupportedLayerError(
+                        f"{node.op_type} of several input-dependent tensors is not affine "
+                        "(only Add, Sub and Concat merge parallel branches)"
+                    )
+                merge(ctx, node, snaps)
+            else:
+                chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
+                if chain_handler is None:
+                    raise _unsupported_op(node, "on the input-dependent path")
+                ctx.current = var_names[0]
+                if node.op_type not in _CONSTANT_RESULT_OPS:
+                    ctx.chain.restore(snaps[ctx.current], ctx.current)
+                chain_handler(ctx, node)
         except UnsupportedLayerError as err:
             if str(err).startswith("unsupported operator"):
                 raise
@@ -1765,6 +1889,8 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
         if node.op_type not in _CONSTANT_RESULT_OPS:
             ctx.current = str(node.output[0])
             ctx.var_shapes[ctx.current] = ctx.chain.shape
+            snaps[ctx.current] = ctx.chain.snapshot()
+    ctx.chain.restore(snaps[graph.output[0].name], graph.output[0].name)
 
     out_dims = _tensor_shape(graph.output[0])
     if out_dims is not None and all(d is not None for d in out_dims[1:]):

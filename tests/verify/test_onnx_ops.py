@@ -255,3 +255,97 @@ def test_split_of_the_input_is_named_unsupported(tmp_path: Path) -> None:
     message = str(err.value)
     assert "\n" not in message
     assert str(path) in message and "Split" in message
+
+
+# --------------------------------------------------------------------------------------------
+# general DAGs whose branches are affine up to a linear merge
+# --------------------------------------------------------------------------------------------
+
+R = np.random.default_rng(11)
+
+DAG_CASES: dict[str, tuple[list[Any], list[TensorProto]]] = {
+    # two parallel Gemm branches from the input, added (CerSyVe / LinearizeNN style)
+    "parallel_add": (
+        [
+            _node("Flatten", ["x"], ["f"]),
+            _node("Gemm", ["f", "w1", "b1"], ["a"], transB=1),
+            _node("Gemm", ["f", "w2", "b2"], ["b"], transB=1),
+            _node("Add", ["a", "b"], ["s"]),
+            _node("Relu", ["s"], ["r"]),
+            _node("Gemm", ["r", "w3"], ["g"], transB=1),
+            _node("Neg", ["g"], ["n"]),
+            _node("MatMul", ["g", "w4"], ["m"]),
+            _node("Sub", ["m", "n"]),
+        ],
+        [
+            _init("w1", R.normal(size=(6, 24))),
+            _init("b1", R.normal(size=6)),
+            _init("w2", R.normal(size=(6, 24))),
+            _init("b2", R.normal(size=6)),
+            _init("w3", R.normal(size=(4, 6))),
+            _init("w4", R.normal(size=(4, 4))),
+        ],
+    ),
+    # a skip path through Slice concatenated with a computed branch (and a constant)
+    "slice_concat_skip": (
+        [
+            _node("Flatten", ["x"], ["f"]),
+            _node("Slice", ["f", "s", "e", "a"], ["skip"]),
+            _node("MatMul", ["f", "w"], ["h"]),
+            _node("Concat", ["skip", "h", "c"], ["t0"], axis=1),
+            _node("Relu", ["t0"], ["r"]),
+            _node("Transpose", ["r"], ["rt"], perm=[1, 0]),
+            _node("Slice", ["rt", "s2", "e2"], ["r2"]),
+            _node("Transpose", ["r2"], ["r3"], perm=[1, 0]),
+            _node("Add", ["r3", "r3"]),
+        ],
+        [
+            _i64("s", [3]),
+            _i64("e", [7]),
+            _i64("a", [1]),
+            _init("w", R.normal(size=(24, 5))),
+            _init("c", R.normal(size=(1, 2))),
+            _i64("s2", [1]),
+            _i64("e2", [10]),
+        ],
+    ),
+    # a Shape read from a tensor that lies before an activation is still a constant
+    "shape_of_old_tensor": (
+        [
+            _node("Shape", ["x"], ["shp"]),
+            _node("Relu", ["x"], ["r"]),
+            _node("Reshape", ["r", "shp"], ["t0"]),
+            _node("Sub", ["t0", "c"]),
+        ],
+        [_init("c", R.normal(size=(1, 2, 3, 4)))],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAG_CASES))
+def test_dag_matches_onnxruntime_and_bounds_hold(case: str, tmp_path: Path) -> None:
+    nodes, inits = DAG_CASES[case]
+    _check(_save(tmp_path, nodes, inits))
+
+
+def test_residual_across_an_activation_is_named_unsupported(tmp_path: Path) -> None:
+    """``x + relu(W x)`` would need mixed activations in one layer: one line, file and op."""
+    nodes = [
+        _node("Flatten", ["x"], ["f"]),
+        _node("MatMul", ["f", "w"], ["h"]),
+        _node("Relu", ["h"], ["r"]),
+        _node("Add", ["f", "r"], name="residual_add"),
+    ]
+    path = _save(tmp_path, nodes, [_init("w", R.normal(size=(24, 24)))])
+    with pytest.raises(UnsupportedLayerError) as err:
+        from_onnx(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(path) in message and "residual_add" in message and "(Add)" in message
+
+
+def test_product_of_branches_is_named_unsupported(tmp_path: Path) -> None:
+    nodes = [_node("Neg", ["x"], ["n"]), _node("Mul", ["x", "n"], name="square")]
+    path = _save(tmp_path, nodes, [])
+    with pytest.raises(UnsupportedLayerError, match=r"model\.onnx.*'square' \(Mul\).*not affine"):
+        from_onnx(path)
