@@ -99,6 +99,8 @@ class _Pending:
     berr: FloatArray | None
     shape: Shape
     segment: int
+    index: np.ndarray | None
+    in_width: int
 
 
 class _AffineChain:
@@ -119,12 +121,24 @@ class _AffineChain:
         # composition error of the pending map, per output (see Dense.weight_error)
         self._werr: FloatArray | None = None
         self._berr: FloatArray | None = None
+        # pending weight given as a selection (see select): row r is e_{index[r]} or zero
+        self._index: np.ndarray | None = None
+        self._in_width = 0
         #: number of activations emitted so far; pending maps of older segments are stale
         self.segment = 0
 
     def snapshot(self) -> _Pending:
         """The pending map of the current tensor (arrays are never modified in place)."""
-        return _Pending(self._weight, self._bias, self._werr, self._berr, self.shape, self.segment)
+        return _Pending(
+            self._weight,
+            self._bias,
+            self._werr,
+            self._berr,
+            self.shape,
+            self.segment,
+            self._index,
+            self._in_width,
+        )
 
     def restore(self, snap: _Pending, name: str) -> None:
         """Make ``snap`` the current tensor; it must belong to the current segment.
@@ -145,6 +159,7 @@ class _AffineChain:
             snap.berr,
         )
         self.shape = snap.shape
+        self._index, self._in_width = snap.index, snap.in_width
 
     def explicit(self) -> Dense:
         """The pending map as a ``Dense`` (identity/zero filled in)."""
@@ -153,6 +168,7 @@ class _AffineChain:
     def set_pending(self, layer: Dense, shape: Shape) -> None:
         """Replace the pending map (from the segment start) and the tracked shape."""
         self._set(layer)
+        self._index = None
         self.shape = tuple(shape)
 
     @property
@@ -160,8 +176,19 @@ class _AffineChain:
         """Length of the flattened variable tensor."""
         return _prod(self.shape)
 
-    def linear(self, matrix: FloatArray, bias: FloatArray | None, out_shape: Shape) -> None:
-        """Compose ``v -> matrix v + bias`` (``matrix``: ``(prod(out_shape), width)``)."""
+    def linear(
+        self,
+        matrix: FloatArray,
+        bias: FloatArray | None,
+        out_shape: Shape,
+        *,
+        weight_error: FloatArray | None = None,
+    ) -> None:
+        """Compose ``v -> matrix v + bias`` (``matrix``: ``(prod(out_shape), width)``).
+
+        ``weight_error`` bounds, per row, the ℓ1 distance of ``matrix`` to the exact map (when
+        it was computed, e.g. ``1 / k`` for an average).
+        """
         n_out = _prod(out_shape)
         if matrix.shape != (n_out, self.width):
             raise InvalidNetworkError(
@@ -169,23 +196,93 @@ class _AffineChain:
                 f"shape {self.shape} (width {self.width}) giving shape {out_shape}"
             )
         outer_b = np.zeros(n_out) if bias is None else np.asarray(bias, np.float64).reshape(-1)
-        if self._weight is not None:
-            self._set(compose_affine(Dense(matrix, outer_b), self._pending()))
-        elif self._bias is not None:
-            # identity weight so far: W = matrix exactly, b = matrix b_pending + bias
-            self._weight = matrix
-            inner_b, inner_e = self._bias, self._berr
-            self._bias = matrix @ inner_b + outer_b
-            err = _gamma(matrix.shape[1] + 1) * (np.abs(matrix) @ np.abs(inner_b) + np.abs(outer_b))
-            if inner_e is not None:
-                err = err + np.abs(matrix) @ inner_e
-            self._werr, self._berr = None, inflate(err, matrix.shape[1] + 4)
+        if self._index is not None:
+            # pending map is a selection S (rows of the identity or zero): W = matrix S, a
+            # scatter of matrix's columns; duplicates in S are sums that round
+            idx, self._index = self._index, None
+            valid = np.flatnonzero(idx >= 0)
+            scattered = np.zeros((n_out, self._in_width))
+            counts = np.bincount(idx[valid], minlength=self._in_width)
+            if counts.size and counts.max() > 1:
+                np.add.at(scattered.T, idx[valid], matrix.T[valid])
+                extra = _gamma(int(counts.max())) * np.abs(matrix).sum(axis=1)
+                weight_error = extra if weight_error is None else weight_error + extra
+            else:
+                scattered[:, idx[valid]] = matrix[:, valid]
+            self._identity_then(matrix, scattered, outer_b, bias is None, weight_error)
+        elif self._weight is not None:
+            outer = Dense(
+                matrix, outer_b, None if weight_error is None else inflate(weight_error, 2)
+            )
+            self._set(compose_affine(outer, self._pending()))
         else:
-            self._weight = matrix
-            self._bias = None if bias is None else outer_b
+            self._identity_then(matrix, matrix, outer_b, bias is None, weight_error)
         self.shape = tuple(out_shape)
 
+    def _identity_then(
+        self,
+        matrix: FloatArray,
+        weight: FloatArray,
+        outer_b: FloatArray,
+        no_bias: bool,
+        weight_error: FloatArray | None,
+    ) -> None:
+        """Pending weight (identity or selection) followed by ``matrix``: ``W = weight`` (that
+        product, exact up to ``weight_error``), ``b = matrix b_pending + bias``."""
+        self._weight = weight
+        if self._bias is None:
+            self._bias = None if no_bias else outer_b
+            self._werr = None if weight_error is None else inflate(weight_error, 2)
+            return
+        inner_b, inner_e = self._bias, self._berr
+        self._bias = matrix @ inner_b + outer_b
+        err = _gamma(matrix.shape[1] + 1) * (np.abs(matrix) @ np.abs(inner_b) + np.abs(outer_b))
+        if inner_e is not None:
+            err = err + np.abs(matrix) @ inner_e
+        if weight_error is not None:
+            err = err + weight_error * float(np.max(np.abs(inner_b), initial=0.0))
+        self._werr = None if weight_error is None else inflate(weight_error, 2)
+        self._berr = inflate(err, matrix.shape[1] + 4)
+
+    def select(self, index: np.ndarray, values: np.ndarray | None, out_shape: Shape) -> None:
+        """Compose the exact index map ``y[r] = v[index[r]]`` (``index[r] >= 0``), else
+        ``values[r]`` (a constant; 0 when ``values`` is ``None``). Kept as an index vector while
+        the pending weight is the identity, rows gathered otherwise; no rounding either way."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        keep = idx >= 0
+        safe = np.where(keep, idx, 0)
+        const = np.zeros(idx.size) if values is None else np.asarray(values, np.float64).reshape(-1)
+
+        def gather(vec: FloatArray | None, fill: FloatArray) -> FloatArray:
+            base = np.zeros(self.width) if vec is None else vec
+            return np.where(keep, base[safe], fill)
+
+        zero = np.zeros(idx.size)
+        if self._bias is not None or np.any(const[~keep]):
+            self._bias = gather(self._bias, const)
+        if self._berr is not None:
+            self._berr = gather(self._berr, zero)
+        if self._weight is not None:
+            self._weight = np.where(keep[:, None], self._weight[safe], 0.0)
+            if self._werr is not None:
+                self._werr = gather(self._werr, zero)
+        elif self._index is not None:
+            self._index = np.where(keep, self._index[safe], -1)
+        else:
+            self._in_width = self.width
+            self._index = np.where(keep, idx, -1)
+        self.shape = tuple(int(d) for d in out_shape)
+
+    def _materialize(self) -> None:
+        if self._index is not None:
+            idx, self._index = self._index, None
+            weight = np.zeros((idx.size, self._in_width))
+            rows = np.flatnonzero(idx >= 0)
+            weight[rows, idx[rows]] = 1.0
+            self._weight = weight
+
     def _pending(self) -> Dense:
+        self._materialize()
         weight = np.eye(self.width) if self._weight is None else self._weight
         bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
         return Dense(weight, bias, self._werr, self._berr)
@@ -207,6 +304,7 @@ class _AffineChain:
         ``factor_error``/``bias_error`` bound how far ``factor``/``bias`` are from the exact
         map (when they were themselves computed, e.g. ``1 / c`` for a division).
         """
+        self._materialize()
         factor = np.asarray(factor, dtype=np.float64).reshape(-1)
         if factor.size != self.width:
             raise InvalidNetworkError(
@@ -279,7 +377,7 @@ class _AffineChain:
         return self.layers
 
     def _flush(self) -> None:
-        if self._weight is None and self._bias is None:
+        if self._weight is None and self._bias is None and self._index is None:
             return
         self.layers.append(self._pending())
         self._weight = None
@@ -933,17 +1031,7 @@ def _select(ctx: _OnnxContext, index: np.ndarray, values: np.ndarray | None = No
     are all exact 0/1 matrices plus a constant bias; ``values`` holds those constants (0
     elsewhere).
     """
-    flat = np.asarray(index, dtype=np.int64).reshape(-1)
-    out_shape = tuple(int(s) for s in np.shape(index))
-    matrix = np.zeros((flat.size, ctx.chain.width))
-    rows = np.flatnonzero(flat >= 0)
-    matrix[rows, flat[rows]] = 1.0
-    bias = None
-    if values is not None:
-        bias = np.where(flat >= 0, 0.0, np.asarray(values, np.float64).reshape(-1))
-        if not np.any(bias):
-            bias = None
-    ctx.chain.linear(matrix, bias, out_shape)
+    ctx.chain.select(index, values, tuple(int(d) for d in np.shape(index)))
 
 
 def _chain_index(ctx: _OnnxContext) -> np.ndarray:
@@ -1174,11 +1262,14 @@ def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     matrix, _, out = conv_matrix(
         weight, None, shape[1:], strides=strides, pads=pads, dilations=dilations, group=channels
     )
-    ctx.chain.linear(matrix, None, (1, *out))
     if int(ctx.attrs.get("count_include_pad", 0)):
-        _divide(ctx, np.asarray(float(_prod(kernel))))
+        count = np.full(matrix.shape[0], float(_prod(kernel)))
     else:
-        _divide(ctx, matrix.sum(axis=1))
+        count = matrix.sum(axis=1)
+    inv = 1.0 / count
+    # each entry 1/count rounds once: row error <= u * sum |entries|
+    matrix *= inv[:, None]
+    ctx.chain.linear(matrix, None, (1, *out), weight_error=UNIT * np.abs(matrix).sum(axis=1))
 
 
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:

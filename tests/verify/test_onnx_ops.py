@@ -123,6 +123,26 @@ CASES: dict[str, tuple[list[Any], list[TensorProto], int, list[int] | None]] = {
         None,
     ),
     "expand": ([_node("Expand", ["x", "s"])], [_i64("s", [1, 2, 3, 4])], 13, [1, 2, 3, 1]),
+    # an index map with repeated entries composed into a matrix (sums of columns)
+    "expand_matmul": (
+        [_node("Expand", ["x", "s"], ["e"]), _node("MatMul", ["e", "w"])],
+        [_i64("s", [1, 2, 3, 4]), _init("w", np.linspace(-1, 1, 12).reshape(4, 3))],
+        13,
+        [1, 2, 3, 1],
+    ),
+    # the verivital layout: Relu, Pad, AveragePool, Flatten, Gemm in one segment
+    "relu_pad_avgpool_gemm": (
+        [
+            _node("Relu", ["x"], ["r"]),
+            _node("Pad", ["r", "p"], ["pd"]),
+            _node("AveragePool", ["pd"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+            _node("Flatten", ["ap"], ["f"]),
+            _node("Gemm", ["f", "w"], transB=1),
+        ],
+        [_i64("p", [0, 0, 1, 0, 0, 0, 0, 0]), _init("w", np.linspace(-1, 1, 48).reshape(6, 8))],
+        13,
+        None,
+    ),
     "neg": ([_node("Neg", ["x"])], [], 13, None),
     "sub_from_const": ([_node("Sub", ["c", "x"])], [_init("c", W_CHANNEL)], 13, None),
     "div_const": ([_node("Div", ["x", "c"])], [_init("c", [3.0, -7.0, 0.1, 9.0])], 13, None),
