@@ -17,10 +17,11 @@ ONNX graphs are parsed directly from their protobuf messages (no onnx2torch), th
 :mod:`nncert.verify.onnx_proto`, which reads the common models without importing the ``onnx``
 package and hands everything unusual to it. Tensors computed only
 from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
-are folded to numpy arrays in their native dtype, mirroring onnxruntime; every other tensor must
-lie on the single input → output chain. Operators are dispatched through the module-level tables
-:data:`ONNX_CHAIN_OPS` and :data:`ONNX_CONSTANT_OPS`; torch modules through
-:data:`TORCH_MODULES`.
+are folded to numpy arrays in their native dtype, mirroring onnxruntime. Input-dependent
+tensors may branch: each keeps its own pending map, and ``Add``/``Sub``/``Concat`` of two
+branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). Operators are
+dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
+:data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
 
 :func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
 counterexamples against the original model.
@@ -2002,9 +2003,11 @@ def from_onnx(
 ) -> Network:
     """Read an ONNX feed-forward network into the IR.
 
-    The graph must be a single-input single-output chain: every input-dependent tensor feeds
-    at most one input-dependent node (side branches computing constants, e.g. dequantized
-    weights or shapes, are fine). Affine operators are composed into one ``Dense`` layer per
+    The graph has one input and one output. Input-dependent tensors may branch, as long as
+    every branch is affine up to where it merges (``Add``/``Sub``/``Concat`` of two branches
+    add or stack their pending maps); a branch read after a later activation (a residual
+    across an activation) is unsupported. Side branches computing constants (dequantized
+    weights, shapes) are folded. Affine operators are composed into one ``Dense`` layer per
     segment between activations (see the module docstring):
 
     * ``Gemm``: ``alpha * A' B' + beta * C``; ``MatMul`` with numpy semantics (variable on
@@ -2014,14 +2017,21 @@ def from_onnx(
     * ``Conv``: the Toeplitz-like matrix of :func:`conv_matrix` on the flattened NCHW tensor;
     * ``BatchNormalization``: the diagonal map ``s x + (beta - s mean)``,
       ``s = scale / sqrt(var + eps)``;
-    * ``Flatten``, ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``: no-ops
-      on the flattened data;
+    * ``Flatten``, ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``, ``Cast``
+      (to a float type): no-ops on the flattened data;
+    * ``Transpose``, ``Slice``, ``Gather`` (constant indices), ``Pad`` (constant, edge,
+      reflect, wrap), ``Expand``, ``Concat`` with constants: exact index maps, i.e. the
+      operator applied to ``arange(width)`` gives the source entry of each output;
+    * ``Neg``; ``ReduceSum``/``ReduceMean``; ``AveragePool``/``GlobalAveragePool`` (a depthwise
+      convolution by ``1 / count``, its rounding recorded in ``weight_error``);
     * activations ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``; ``Clip(min, max)`` becomes
       ``HardTanh`` (``ReLU`` for ``Clip(0, inf)``; one-sided clips via ReLU and affine folds).
 
     ``Constant``, ``QuantizeLinear``/``DequantizeLinear`` (per tensor or per axis), ``Cast``,
-    ``Transpose``, ``Shape``, ``Gather``, ``Concat`` and the arithmetic operators are folded
-    when all their inputs are constant. Any ``graph.input`` with an initializer is a constant.
+    ``Transpose``, ``Shape``, ``Gather``, ``Concat``, ``ConstantOfShape``, ``Equal``,
+    ``Where``, ``Expand``, ``Slice``, ``Split``, ``Range``, the reductions and the arithmetic
+    operators are folded (numpy, see :data:`ONNX_CONSTANT_OPS`) when all their inputs are
+    constant. Any ``graph.input`` with an initializer is a constant.
 
     The input's leading dimension is a batch dimension (dropped from ``input_shape``) when the
     input has rank >= 2 and that dimension is 1 or symbolic; rank-1 inputs are unbatched.
