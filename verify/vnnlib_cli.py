@@ -37,7 +37,9 @@ from nncert.verify.vnnlib import load_vnnlib
 NAME = "nncert"
 EXIT_USAGE = 1
 
-#: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers)
+#: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers);
+#: operators it folds only when all their inputs are constant (Split, Equal, Where,
+#: ConstantOfShape, Range, ...) are not advertised, since a query may apply them to the input
 ONNX_OPERATORS = (
     "Add",
     "AveragePool",
@@ -46,12 +48,10 @@ ONNX_OPERATORS = (
     "Clip",
     "Concat",
     "Constant",
-    "ConstantOfShape",
     "Conv",
     "DequantizeLinear",
     "Div",
     "Dropout",
-    "Equal",
     "Expand",
     "Flatten",
     "Gather",
@@ -64,7 +64,6 @@ ONNX_OPERATORS = (
     "Neg",
     "Pad",
     "QuantizeLinear",
-    "Range",
     "ReduceMean",
     "ReduceSum",
     "Relu",
@@ -72,13 +71,11 @@ ONNX_OPERATORS = (
     "Shape",
     "Sigmoid",
     "Slice",
-    "Split",
     "Squeeze",
     "Sub",
     "Tanh",
     "Transpose",
     "Unsqueeze",
-    "Where",
 )
 
 #: ``supports`` capability -> lines printed
