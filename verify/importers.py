@@ -623,6 +623,8 @@ class _OnnxContext:
     var_shapes: dict[str, Shape]
     current: str
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: further outputs of a multi-output operator (Split): name -> pending map
+    extra_outputs: dict[str, _Pending] = field(default_factory=dict)
 
     def const(self, name: str, what: str) -> np.ndarray:
         """The constant tensor ``name`` (native dtype); error if it is not constant."""
@@ -1181,6 +1183,19 @@ def _op_expand(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     _select(ctx, np.broadcast_to(idx, np.broadcast_shapes(idx.shape, tuple(target))))
 
 
+def _op_split(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Split of the variable: each output is a Slice of it (an index map); output 0 becomes
+    the current tensor, the others are recorded as further branches."""
+    ctx.attrs["_n_outputs"] = len(node.output)
+    start = ctx.chain.snapshot()
+    parts = _const_split([_chain_index(ctx), *_const_inputs(ctx, node)[1:]], ctx.attrs)
+    for k in range(len(parts) - 1, -1, -1):  # output 0 last, so it stays in the chain
+        ctx.chain.restore(start, ctx.current)
+        _select(ctx, parts[k])
+        if k and node.output[k]:
+            ctx.extra_outputs[str(node.output[k])] = ctx.chain.snapshot()
+
+
 def _op_neg(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.scale(-np.ones(ctx.chain.width), None)
 
@@ -1308,6 +1323,7 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "Dropout": _op_identity,
     "Shape": _op_shape,
     "Neg": _op_neg,
+    "Split": _op_split,
     "Cast": _op_cast,
     "Transpose": _op_transpose,
     "Slice": _op_slice,
@@ -1982,6 +1998,10 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
             ctx.current = str(node.output[0])
             ctx.var_shapes[ctx.current] = ctx.chain.shape
             snaps[ctx.current] = ctx.chain.snapshot()
+        for extra, snap in ctx.extra_outputs.items():
+            ctx.var_shapes[extra] = snap.shape
+            snaps[extra] = snap
+        ctx.extra_outputs = {}
     ctx.chain.restore(snaps[graph.output[0].name], graph.output[0].name)
 
     out_dims = _tensor_shape(graph.output[0])

@@ -38,8 +38,8 @@ NAME = "nncert"
 EXIT_USAGE = 1
 
 #: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers);
-#: operators it folds only when all their inputs are constant (Split, Equal, Where,
-#: ConstantOfShape, Range, ...) are not advertised, since a query may apply them to the input
+#: operators it folds only when all their inputs are constant (Equal, Where, ConstantOfShape,
+#: Range, ...) are not advertised, since a query may apply them to the input
 ONNX_OPERATORS = (
     "Add",
     "AveragePool",
@@ -71,6 +71,7 @@ ONNX_OPERATORS = (
     "Shape",
     "Sigmoid",
     "Slice",
+    "Split",
     "Squeeze",
     "Sub",
     "Tanh",

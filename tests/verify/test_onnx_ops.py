@@ -267,14 +267,14 @@ def test_keras_layout_transpose_conv(tmp_path: Path) -> None:
     _check(_save(tmp_path, nodes, inits, in_shape=[1, 4, 5, 2]))
 
 
-def test_split_of_the_input_is_named_unsupported(tmp_path: Path) -> None:
+def test_mul_of_the_input_by_itself_is_named_unsupported(tmp_path: Path) -> None:
     """What is still unsupported fails with one line naming the file and the operator."""
-    path = _save(tmp_path, [_node("Split", ["x"], ["t", "u"], axis=1)], [], relu=False)
+    path = _save(tmp_path, [_node("Mul", ["x", "x"], name="square")], [], relu=False)
     with pytest.raises(UnsupportedLayerError) as err:
         from_onnx(path)
     message = str(err.value)
     assert "\n" not in message
-    assert str(path) in message and "Split" in message
+    assert str(path) in message and "'square' (Mul)" in message
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +328,18 @@ DAG_CASES: dict[str, tuple[list[Any], list[TensorProto]]] = {
             _i64("s2", [1]),
             _i64("e2", [10]),
         ],
+    ),
+    # Split of the input into branches that are recombined (Sub) and concatenated
+    "split_branches": (
+        [
+            _node("Split", ["x", "sp"], ["p0", "p1", "p2"], axis=3),
+            _node("Sub", ["p2", "p0"], ["d"]),
+            _node("Concat", ["d", "p1"], ["t0"], axis=3),
+            _node("Relu", ["t0"], ["r"]),
+            _node("Split", ["r"], ["q0", "q1"], axis=1),
+            _node("Add", ["q1", "q0"]),
+        ],
+        [_i64("sp", [1, 2, 1])],
     ),
     # a Shape read from a tensor that lies before an activation is still a constant
     "shape_of_old_tensor": (
