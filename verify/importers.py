@@ -17,10 +17,11 @@ ONNX graphs are parsed directly from their protobuf messages (no onnx2torch), th
 :mod:`nncert.verify.onnx_proto`, which reads the common models without importing the ``onnx``
 package and hands everything unusual to it. Tensors computed only
 from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
-are folded to numpy arrays in their native dtype, mirroring onnxruntime; every other tensor must
-lie on the single input → output chain. Operators are dispatched through the module-level tables
-:data:`ONNX_CHAIN_OPS` and :data:`ONNX_CONSTANT_OPS`; torch modules through
-:data:`TORCH_MODULES`.
+are folded to numpy arrays in their native dtype, mirroring onnxruntime. Input-dependent
+tensors may branch: each keeps its own pending map, and ``Add``/``Sub``/``Concat`` of two
+branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). Operators are
+dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
+:data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
 
 :func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
 counterexamples against the original model.
@@ -88,6 +89,21 @@ def _prod(shape: Iterable[int]) -> int:
     return int(math.prod(shape))
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A variable tensor's pending affine map from the start of its segment (see
+    :class:`_AffineChain`), so that parallel branches can be merged linearly."""
+
+    weight: FloatArray | None
+    bias: FloatArray | None
+    werr: FloatArray | None
+    berr: FloatArray | None
+    shape: Shape
+    segment: int
+    index: np.ndarray | None
+    in_width: int
+
+
 class _AffineChain:
     """Accumulates layers while tracking the shape of the single variable tensor.
 
@@ -106,14 +122,74 @@ class _AffineChain:
         # composition error of the pending map, per output (see Dense.weight_error)
         self._werr: FloatArray | None = None
         self._berr: FloatArray | None = None
+        # pending weight given as a selection (see select): row r is e_{index[r]} or zero
+        self._index: np.ndarray | None = None
+        self._in_width = 0
+        #: number of activations emitted so far; pending maps of older segments are stale
+        self.segment = 0
+
+    def snapshot(self) -> _Pending:
+        """The pending map of the current tensor (arrays are never modified in place)."""
+        return _Pending(
+            self._weight,
+            self._bias,
+            self._werr,
+            self._berr,
+            self.shape,
+            self.segment,
+            self._index,
+            self._in_width,
+        )
+
+    def restore(self, snap: _Pending, name: str) -> None:
+        """Make ``snap`` the current tensor; it must belong to the current segment.
+
+        A tensor computed before the last activation would need the pre-activation values
+        next to the activated ones (a residual connection), which the layer chain lacks.
+        """
+        if snap.segment != self.segment:
+            raise UnsupportedLayerError(
+                f"input-dependent tensor {name!r} is read after a later activation (a residual "
+                "branch across an activation); only branches that are affine up to their merge "
+                "are supported"
+            )
+        self._weight, self._bias, self._werr, self._berr = (
+            snap.weight,
+            snap.bias,
+            snap.werr,
+            snap.berr,
+        )
+        self.shape = snap.shape
+        self._index, self._in_width = snap.index, snap.in_width
+
+    def explicit(self) -> Dense:
+        """The pending map as a ``Dense`` (identity/zero filled in)."""
+        return self._pending()
+
+    def set_pending(self, layer: Dense, shape: Shape) -> None:
+        """Replace the pending map (from the segment start) and the tracked shape."""
+        self._set(layer)
+        self._index = None
+        self.shape = tuple(shape)
 
     @property
     def width(self) -> int:
         """Length of the flattened variable tensor."""
         return _prod(self.shape)
 
-    def linear(self, matrix: FloatArray, bias: FloatArray | None, out_shape: Shape) -> None:
-        """Compose ``v -> matrix v + bias`` (``matrix``: ``(prod(out_shape), width)``)."""
+    def linear(
+        self,
+        matrix: FloatArray,
+        bias: FloatArray | None,
+        out_shape: Shape,
+        *,
+        weight_error: FloatArray | None = None,
+    ) -> None:
+        """Compose ``v -> matrix v + bias`` (``matrix``: ``(prod(out_shape), width)``).
+
+        ``weight_error`` bounds, per row, the ℓ1 distance of ``matrix`` to the exact map (when
+        it was computed, e.g. ``1 / k`` for an average).
+        """
         n_out = _prod(out_shape)
         if matrix.shape != (n_out, self.width):
             raise InvalidNetworkError(
@@ -121,23 +197,93 @@ class _AffineChain:
                 f"shape {self.shape} (width {self.width}) giving shape {out_shape}"
             )
         outer_b = np.zeros(n_out) if bias is None else np.asarray(bias, np.float64).reshape(-1)
-        if self._weight is not None:
-            self._set(compose_affine(Dense(matrix, outer_b), self._pending()))
-        elif self._bias is not None:
-            # identity weight so far: W = matrix exactly, b = matrix b_pending + bias
-            self._weight = matrix
-            inner_b, inner_e = self._bias, self._berr
-            self._bias = matrix @ inner_b + outer_b
-            err = _gamma(matrix.shape[1] + 1) * (np.abs(matrix) @ np.abs(inner_b) + np.abs(outer_b))
-            if inner_e is not None:
-                err = err + np.abs(matrix) @ inner_e
-            self._werr, self._berr = None, inflate(err, matrix.shape[1] + 4)
+        if self._index is not None:
+            # pending map is a selection S (rows of the identity or zero): W = matrix S, a
+            # scatter of matrix's columns; duplicates in S are sums that round
+            idx, self._index = self._index, None
+            valid = np.flatnonzero(idx >= 0)
+            scattered = np.zeros((n_out, self._in_width))
+            counts = np.bincount(idx[valid], minlength=self._in_width)
+            if counts.size and counts.max() > 1:
+                np.add.at(scattered.T, idx[valid], matrix.T[valid])
+                extra = _gamma(int(counts.max())) * np.abs(matrix).sum(axis=1)
+                weight_error = extra if weight_error is None else weight_error + extra
+            else:
+                scattered[:, idx[valid]] = matrix[:, valid]
+            self._identity_then(matrix, scattered, outer_b, bias is None, weight_error)
+        elif self._weight is not None:
+            outer = Dense(
+                matrix, outer_b, None if weight_error is None else inflate(weight_error, 2)
+            )
+            self._set(compose_affine(outer, self._pending()))
         else:
-            self._weight = matrix
-            self._bias = None if bias is None else outer_b
+            self._identity_then(matrix, matrix, outer_b, bias is None, weight_error)
         self.shape = tuple(out_shape)
 
+    def _identity_then(
+        self,
+        matrix: FloatArray,
+        weight: FloatArray,
+        outer_b: FloatArray,
+        no_bias: bool,
+        weight_error: FloatArray | None,
+    ) -> None:
+        """Pending weight (identity or selection) followed by ``matrix``: ``W = weight`` (that
+        product, exact up to ``weight_error``), ``b = matrix b_pending + bias``."""
+        self._weight = weight
+        if self._bias is None:
+            self._bias = None if no_bias else outer_b
+            self._werr = None if weight_error is None else inflate(weight_error, 2)
+            return
+        inner_b, inner_e = self._bias, self._berr
+        self._bias = matrix @ inner_b + outer_b
+        err = _gamma(matrix.shape[1] + 1) * (np.abs(matrix) @ np.abs(inner_b) + np.abs(outer_b))
+        if inner_e is not None:
+            err = err + np.abs(matrix) @ inner_e
+        if weight_error is not None:
+            err = err + weight_error * float(np.max(np.abs(inner_b), initial=0.0))
+        self._werr = None if weight_error is None else inflate(weight_error, 2)
+        self._berr = inflate(err, matrix.shape[1] + 4)
+
+    def select(self, index: np.ndarray, values: np.ndarray | None, out_shape: Shape) -> None:
+        """Compose the exact index map ``y[r] = v[index[r]]`` (``index[r] >= 0``), else
+        ``values[r]`` (a constant; 0 when ``values`` is ``None``). Kept as an index vector while
+        the pending weight is the identity, rows gathered otherwise; no rounding either way."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        keep = idx >= 0
+        safe = np.where(keep, idx, 0)
+        const = np.zeros(idx.size) if values is None else np.asarray(values, np.float64).reshape(-1)
+
+        def gather(vec: FloatArray | None, fill: FloatArray) -> FloatArray:
+            base = np.zeros(self.width) if vec is None else vec
+            return np.where(keep, base[safe], fill)
+
+        zero = np.zeros(idx.size)
+        if self._bias is not None or np.any(const[~keep]):
+            self._bias = gather(self._bias, const)
+        if self._berr is not None:
+            self._berr = gather(self._berr, zero)
+        if self._weight is not None:
+            self._weight = np.where(keep[:, None], self._weight[safe], 0.0)
+            if self._werr is not None:
+                self._werr = gather(self._werr, zero)
+        elif self._index is not None:
+            self._index = np.where(keep, self._index[safe], -1)
+        else:
+            self._in_width = self.width
+            self._index = np.where(keep, idx, -1)
+        self.shape = tuple(int(d) for d in out_shape)
+
+    def _materialize(self) -> None:
+        if self._index is not None:
+            idx, self._index = self._index, None
+            weight = np.zeros((idx.size, self._in_width))
+            rows = np.flatnonzero(idx >= 0)
+            weight[rows, idx[rows]] = 1.0
+            self._weight = weight
+
     def _pending(self) -> Dense:
+        self._materialize()
         weight = np.eye(self.width) if self._weight is None else self._weight
         bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
         return Dense(weight, bias, self._werr, self._berr)
@@ -159,6 +305,7 @@ class _AffineChain:
         ``factor_error``/``bias_error`` bound how far ``factor``/``bias`` are from the exact
         map (when they were themselves computed, e.g. ``1 / c`` for a division).
         """
+        self._materialize()
         factor = np.asarray(factor, dtype=np.float64).reshape(-1)
         if factor.size != self.width:
             raise InvalidNetworkError(
@@ -221,6 +368,7 @@ class _AffineChain:
         """Emit the pending affine map (if any) and then ``layer``."""
         self._flush()
         self.layers.append(layer)
+        self.segment += 1
 
     def finish(self) -> list[Layer]:
         """Emit the pending map; guarantee at least one ``Dense`` layer."""
@@ -230,7 +378,7 @@ class _AffineChain:
         return self.layers
 
     def _flush(self) -> None:
-        if self._weight is None and self._bias is None:
+        if self._weight is None and self._bias is None and self._index is None:
             return
         self.layers.append(self._pending())
         self._weight = None
@@ -475,6 +623,8 @@ class _OnnxContext:
     var_shapes: dict[str, Shape]
     current: str
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: further outputs of a multi-output operator (Split): name -> pending map
+    extra_outputs: dict[str, _Pending] = field(default_factory=dict)
 
     def const(self, name: str, what: str) -> np.ndarray:
         """The constant tensor ``name`` (native dtype); error if it is not constant."""
@@ -748,6 +898,28 @@ def _op_div(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.scale(inv, None, factor_error=2.0 * UNIT * np.abs(inv))
 
 
+def _spatial_pads(
+    attrs: dict[str, Any], spatial: Shape, kernel: Shape, strides: Shape, dilations: Shape
+) -> Shape:
+    """Conv/pool pads ``(begin_1..begin_r, end_1..end_r)`` from ``pads`` or ``auto_pad``."""
+    r = len(spatial)
+    auto_pad = str(attrs.get("auto_pad", "NOTSET"))
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(r):
+            out_i = -(-spatial[i] // strides[i])
+            total = max(
+                0, (out_i - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - spatial[i]
+            )
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+        return tuple(begin + end)
+    if auto_pad == "VALID":
+        return (0,) * (2 * r)
+    return tuple(int(p) for p in attrs.get("pads", [0] * (2 * r)))
+
+
 def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     if node.input[0] != ctx.current:
         raise UnsupportedLayerError("Conv with a variable weight is not affine")
@@ -768,24 +940,8 @@ def _op_conv(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
     dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
     group = int(ctx.attrs.get("group", 1))
-    auto_pad = str(ctx.attrs.get("auto_pad", "NOTSET"))
-    spatial = shape[2:]
     _check_conv_geometry(r, strides, None, dilations)
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for i in range(r):
-            out_i = -(-spatial[i] // strides[i])
-            total = max(
-                0, (out_i - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - spatial[i]
-            )
-            small, large = total // 2, total - total // 2
-            begin.append(small if auto_pad == "SAME_UPPER" else large)
-            end.append(large if auto_pad == "SAME_UPPER" else small)
-        pads = tuple(begin + end)
-    elif auto_pad == "VALID":
-        pads = (0,) * (2 * r)
-    else:
-        pads = tuple(int(p) for p in ctx.attrs.get("pads", [0] * (2 * r)))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
     matrix, b, out = conv_matrix(
         weight, bias, shape[1:], strides=strides, pads=pads, dilations=dilations, group=group
     )
@@ -867,6 +1023,271 @@ def _op_shape(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     )
 
 
+# -- index maps and other linear operators on the chain -------------------------------------
+
+
+def _select(ctx: _OnnxContext, index: np.ndarray, values: np.ndarray | None = None) -> None:
+    """Compose the selection ``y[r] = v[index[r]]`` (``index[r] >= 0``) or ``values[r]``.
+
+    ``index`` is the operator applied to ``arange(width).reshape(shape)`` (with ``-1`` where the
+    output is a constant), so Transpose, Slice, Gather, Pad, Expand and Concat with constants
+    are all exact 0/1 matrices plus a constant bias; ``values`` holds those constants (0
+    elsewhere).
+    """
+    ctx.chain.select(index, values, tuple(int(d) for d in np.shape(index)))
+
+
+def _chain_index(ctx: _OnnxContext) -> np.ndarray:
+    return np.arange(ctx.chain.width, dtype=np.int64).reshape(ctx.chain.shape)
+
+
+def _slice_array(
+    x: np.ndarray,
+    starts: Sequence[int],
+    ends: Sequence[int],
+    axes: Sequence[int] | None,
+    steps: Sequence[int] | None,
+) -> np.ndarray:
+    """ONNX Slice: per axis ``start:end:step`` with ONNX's clamping of out-of-range bounds."""
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = [1] * len(starts) if steps is None else list(steps)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise InvalidNetworkError("Slice starts, ends, axes and steps differ in length")
+    index: list[slice] = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis = axis + x.ndim if axis < 0 else axis
+        if not 0 <= axis < x.ndim or step == 0:
+            raise InvalidNetworkError(f"Slice axis {axis} or step {step} invalid for {x.shape}")
+        dim = x.shape[axis]
+        start = start + dim if start < 0 else start
+        end = end + dim if end < 0 else end
+        if step > 0:
+            index[axis] = slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+        else:
+            lo, hi = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+            index[axis] = slice(lo, None if hi < 0 else hi, step)
+    return x[tuple(index)]
+
+
+def _slice_args(
+    inputs: Sequence[np.ndarray | None], attrs: dict[str, Any]
+) -> tuple[list[int], list[int], list[int] | None, list[int] | None]:
+    if "starts" in attrs:  # opset < 10
+        axes = attrs.get("axes")
+        return (
+            list(attrs["starts"]),
+            list(attrs["ends"]),
+            None if axes is None else list(axes),
+            None,
+        )
+
+    def opt(i: int) -> list[int] | None:
+        return None if len(inputs) <= i or inputs[i] is None else _dims(inputs[i])  # type: ignore[arg-type]
+
+    starts, ends = opt(1), opt(2)
+    if starts is None or ends is None:
+        raise InvalidNetworkError("Slice needs starts and ends")
+    return starts, ends, opt(3), opt(4)
+
+
+def _const_inputs(ctx: _OnnxContext, node: onnx.NodeProto) -> list[np.ndarray | None]:
+    """The node's inputs with constants filled in (``None`` for the variable and absent ones)."""
+    return [ctx.consts.get(str(name)) if name else None for name in node.input]
+
+
+def _op_transpose(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _select(ctx, np.transpose(_chain_index(ctx), ctx.attrs.get("perm")))
+
+
+def _op_slice(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Slice with input-dependent starts/ends")
+    starts, ends, axes, steps = _slice_args(_const_inputs(ctx, node), ctx.attrs)
+    _select(ctx, _slice_array(_chain_index(ctx), starts, ends, axes, steps))
+
+
+def _op_gather(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Gather with input-dependent indices")
+    indices = ctx.const(node.input[1], "Gather indices").astype(np.int64)
+    _select(ctx, np.take(_chain_index(ctx), indices, axis=int(ctx.attrs.get("axis", 0))))
+
+
+def _pad_array(x: np.ndarray, pads: Sequence[int], mode: str, fill: Any) -> np.ndarray:
+    """ONNX Pad (``pads``: all begins then all ends; negative pads crop)."""
+    r = x.ndim
+    if len(pads) != 2 * r:
+        raise InvalidNetworkError(f"Pad: {len(pads)} pads for a rank-{r} tensor")
+    crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[r + i], 0)) for i in range(r))
+    x = x[crop]
+    widths = [(max(pads[i], 0), max(pads[r + i], 0)) for i in range(r)]
+    if mode == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=fill)
+    if mode in ("edge", "reflect", "wrap"):
+        return np.pad(x, widths, mode=mode)  # type: ignore[call-overload]
+    raise UnsupportedLayerError(f"Pad mode {mode!r}")
+
+
+def _pad_args(
+    inputs: Sequence[np.ndarray | None], attrs: dict[str, Any], rank: int
+) -> tuple[list[int], float]:
+    if "pads" in attrs:  # opset < 11
+        return list(attrs["pads"]), float(attrs.get("value", 0.0))
+    if len(inputs) < 2 or inputs[1] is None:
+        raise InvalidNetworkError("Pad needs pads")
+    pads = _dims(inputs[1])
+    value = 0.0
+    if len(inputs) > 2 and inputs[2] is not None and np.size(inputs[2]):
+        value = float(np.asarray(inputs[2]).reshape(-1)[0])
+    if len(inputs) > 3 and inputs[3] is not None:  # opset 18 axes
+        axes = [a + rank if a < 0 else a for a in _dims(inputs[3])]
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+        pads = full
+    return pads, value
+
+
+def _op_pad(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Pad with input-dependent pads")
+    pads, value = _pad_args(_const_inputs(ctx, node), ctx.attrs, len(ctx.chain.shape))
+    if not np.isfinite(value):
+        raise InvalidNetworkError(f"Pad value {value} is not finite")
+    mode = str(ctx.attrs.get("mode", "constant"))
+    index = _pad_array(_chain_index(ctx), pads, mode, -1)
+    _select(ctx, index, np.full(index.shape, value))
+
+
+def _op_concat(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Concat of the variable with constants: a selection plus a constant bias."""
+    axis = int(ctx.attrs["axis"])
+    parts_i, parts_v = [], []
+    for name in node.input:
+        if name == ctx.current:
+            idx = _chain_index(ctx)
+            parts_i.append(idx)
+            parts_v.append(np.zeros(idx.shape))
+        else:
+            c = ctx.float_const(str(name), "Concat operand")
+            parts_i.append(np.full(c.shape, -1, dtype=np.int64))
+            parts_v.append(c)
+    _select(ctx, np.concatenate(parts_i, axis=axis), np.concatenate(parts_v, axis=axis))
+
+
+def _op_expand(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Expand with an input-dependent shape")
+    target = _dims(ctx.const(node.input[1], "Expand shape"))
+    idx = _chain_index(ctx)
+    _select(ctx, np.broadcast_to(idx, np.broadcast_shapes(idx.shape, tuple(target))))
+
+
+def _op_split(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Split of the variable: each output is a Slice of it (an index map); output 0 becomes
+    the current tensor, the others are recorded as further branches."""
+    ctx.attrs["_n_outputs"] = len(node.output)
+    start = ctx.chain.snapshot()
+    parts = _const_split([_chain_index(ctx), *_const_inputs(ctx, node)[1:]], ctx.attrs)
+    for k in range(len(parts) - 1, -1, -1):  # output 0 last, so it stays in the chain
+        ctx.chain.restore(start, ctx.current)
+        _select(ctx, parts[k])
+        if k and node.output[k]:
+            ctx.extra_outputs[str(node.output[k])] = ctx.chain.snapshot()
+
+
+def _op_neg(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    ctx.chain.scale(-np.ones(ctx.chain.width), None)
+
+
+def _op_cast(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """Cast of the variable to float32/float64: the identity on the real-valued model."""
+    to = np.dtype(np_dtype(int(ctx.attrs["to"])))
+    if to not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise UnsupportedLayerError(f"Cast of the input-dependent tensor to {to}")
+
+
+def _sum_rows(ctx: _OnnxContext, group: np.ndarray, out_shape: Shape) -> None:
+    """Compose ``y[g] = sum_{j: group[j] = g} v[j]`` (``group``: output row of each input)."""
+    g = np.asarray(group, dtype=np.int64).reshape(-1)
+    matrix = np.zeros((_prod(out_shape), g.size))
+    matrix[g, np.arange(g.size)] = 1.0
+    ctx.chain.linear(matrix, None, out_shape)
+
+
+def _divide(ctx: _OnnxContext, divisor: np.ndarray) -> None:
+    """Compose ``v -> v / divisor`` (the rounded reciprocal's error is accounted for)."""
+    inv = 1.0 / np.broadcast_to(np.asarray(divisor, np.float64), (ctx.chain.width,))
+    ctx.chain.scale(inv, None, factor_error=UNIT * np.abs(inv))
+
+
+def _reduce(ctx: _OnnxContext, node: onnx.NodeProto, mean: bool) -> None:
+    shape = ctx.chain.shape
+    axes: list[int] | None
+    if "axes" in ctx.attrs:
+        axes = [int(a) for a in ctx.attrs["axes"]]
+    else:
+        name = ctx.optional_input(node, 1)
+        axes = None if name is None else _dims(ctx.const(name, f"{node.op_type} axes"))
+    if not axes:
+        if ctx.attrs.get("noop_with_empty_axes", 0):
+            return
+        axes = list(range(len(shape)))
+    norm = sorted({a + len(shape) if a < 0 else a for a in axes})
+    keep = tuple(1 if i in norm else s for i, s in enumerate(shape))
+    group = np.broadcast_to(np.arange(_prod(keep)).reshape(keep), shape)
+    out = (
+        keep
+        if ctx.attrs.get("keepdims", 1)
+        else tuple(s for i, s in enumerate(shape) if i not in norm)
+    )
+    _sum_rows(ctx, group, out)
+    if mean:
+        _divide(ctx, np.asarray(_prod(shape[a] for a in norm)))
+
+
+def _op_reduce_sum(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _reduce(ctx, node, mean=False)
+
+
+def _op_reduce_mean(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    _reduce(ctx, node, mean=True)
+
+
+def _op_global_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    shape = ctx.chain.shape
+    ctx.attrs = {"axes": list(range(2, len(shape))), "keepdims": 1}
+    _reduce(ctx, node, mean=True)
+
+
+def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """AveragePool: a depthwise convolution with a kernel of ones, then a division by the
+    window size (``count_include_pad``) or by the number of in-range entries."""
+    shape = ctx.chain.shape
+    if len(shape) < 3 or shape[0] != 1:
+        raise InvalidNetworkError(f"AveragePool input {shape} is not (1, C, *spatial)")
+    if int(ctx.attrs.get("ceil_mode", 0)):
+        raise UnsupportedLayerError("AveragePool with ceil_mode=1")
+    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+    r = len(kernel)
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
+    channels = shape[1]
+    weight = np.ones((channels, 1, *kernel))
+    matrix, _, out = conv_matrix(
+        weight, None, shape[1:], strides=strides, pads=pads, dilations=dilations, group=channels
+    )
+    if int(ctx.attrs.get("count_include_pad", 0)):
+        count = np.full(matrix.shape[0], float(_prod(kernel)))
+    else:
+        count = matrix.sum(axis=1)
+    inv = 1.0 / count
+    # each entry 1/count rounds once: row error <= u * sum |entries|
+    matrix *= inv[:, None]
+    ctx.chain.linear(matrix, None, (1, *out), weight_error=UNIT * np.abs(matrix).sum(axis=1))
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -901,6 +1322,100 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "Identity": _op_identity,
     "Dropout": _op_identity,
     "Shape": _op_shape,
+    "Neg": _op_neg,
+    "Split": _op_split,
+    "Cast": _op_cast,
+    "Transpose": _op_transpose,
+    "Slice": _op_slice,
+    "Gather": _op_gather,
+    "Pad": _op_pad,
+    "Concat": _op_concat,
+    "Expand": _op_expand,
+    "ReduceSum": _op_reduce_sum,
+    "ReduceMean": _op_reduce_mean,
+    "AveragePool": _op_average_pool,
+    "GlobalAveragePool": _op_global_average_pool,
+}
+
+
+# -- merges of parallel branches ------------------------------------------------------------
+
+
+def _branch(ctx: _OnnxContext, snaps: dict[str, _Pending], name: str) -> Dense:
+    """The pending map of branch ``name`` as an explicit ``Dense`` from the segment start."""
+    ctx.chain.restore(snaps[name], name)
+    return ctx.chain.explicit()
+
+
+def _err(layer: Dense, which: str) -> FloatArray:
+    value = layer.weight_error if which == "w" else layer.bias_error
+    return np.zeros(layer.weight.shape[0]) if value is None else value
+
+
+def _merge_add(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pending]) -> None:
+    """``a + b`` or ``a - b`` of two branches affine in the same segment start ``s``.
+
+    ``(W_a s + b_a) +- (W_b s + b_b) = (W_a +- W_b) s + (b_a +- b_b)``; the sums round once
+    per entry, which is added to the branches' own composition errors.
+    """
+    if len(node.input) != 2:
+        raise InvalidNetworkError(f"expected 2 inputs, got {len(node.input)}")
+    a_name, b_name = (str(n) for n in node.input)
+    a, b = _branch(ctx, snaps, a_name), _branch(ctx, snaps, b_name)
+    if snaps[a_name].shape != snaps[b_name].shape:
+        raise UnsupportedLayerError(
+            f"{node.op_type} of input-dependent tensors of different shapes "
+            f"{snaps[a_name].shape} and {snaps[b_name].shape} (broadcasting)"
+        )
+    sign = -1.0 if node.op_type == "Sub" else 1.0
+    weight = a.weight + sign * b.weight
+    bias = a.bias + sign * b.bias
+    werr = _err(a, "w") + _err(b, "w") + UNIT * np.abs(weight).sum(axis=1)
+    berr = _err(a, "b") + _err(b, "b") + _sum_error(a.bias, sign * b.bias)
+    merged = Dense(weight, bias, inflate(werr, 4), inflate(berr, 4))
+    ctx.chain.set_pending(merged, snaps[a_name].shape)
+
+
+def _merge_concat(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pending]) -> None:
+    """Concat of branches (and constants): their maps' rows stacked, then permuted into the
+    concatenation's C order (an exact index map)."""
+    axis = int(ctx.attrs["axis"])
+    blocks: list[Dense | FloatArray] = []  # a branch's map, or a constant's values
+    parts: list[np.ndarray] = []
+    offset, n_in = 0, 0
+    for name in (str(n) for n in node.input):
+        if name in snaps:
+            layer = _branch(ctx, snaps, name)
+            shape = snaps[name].shape
+            n_in = layer.weight.shape[1]
+            blocks.append(layer)
+        else:
+            c = ctx.float_const(name, "Concat operand")
+            shape = tuple(int(d) for d in c.shape)
+            blocks.append(c.reshape(-1))
+        parts.append(offset + np.arange(_prod(shape)).reshape(shape))
+        offset += _prod(shape)
+    blocks_d = [
+        blk if isinstance(blk, Dense) else Dense(np.zeros((blk.size, n_in)), blk) for blk in blocks
+    ]
+    rows = [blk.weight for blk in blocks_d]
+    perm = np.concatenate(parts, axis=axis)
+    flat = perm.reshape(-1)
+    weight = np.vstack(rows)[flat]
+    bias = np.concatenate([blk.bias for blk in blocks_d])[flat]
+    werr = np.concatenate([_err(blk, "w") for blk in blocks_d])[flat]
+    berr = np.concatenate([_err(blk, "b") for blk in blocks_d])[flat]
+    merged = Dense(weight, bias, werr if np.any(werr) else None, berr if np.any(berr) else None)
+    ctx.chain.set_pending(merged, tuple(int(d) for d in perm.shape))
+
+
+_MergeHandler: TypeAlias = Callable[[_OnnxContext, "onnx.NodeProto", dict[str, _Pending]], None]
+
+#: Operators that merge several input-dependent tensors (parallel affine branches).
+_ONNX_MERGE_OPS: dict[str, _MergeHandler] = {
+    "Add": _merge_add,
+    "Sub": _merge_add,
+    "Concat": _merge_concat,
 }
 
 
@@ -1001,7 +1516,98 @@ def _const_binary(fn: Callable[[Any, Any], Any]) -> Callable[..., np.ndarray]:
     return handler
 
 
-ConstHandler: TypeAlias = Callable[[list[np.ndarray | None], dict[str, Any]], np.ndarray]
+def _const_compare(fn: Callable[[Any, Any], Any]) -> Callable[..., np.ndarray]:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        a, b = _require(inputs, 2, "comparison")
+        return np.asarray(fn(a, b), dtype=bool)
+
+    return handler
+
+
+def _const_unary(fn: Callable[[Any], Any], op: str) -> ConstHandler:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        x = _require(inputs, 1, op)[0]
+        return np.asarray(fn(x)).astype(x.dtype)
+
+    return handler
+
+
+def _const_constant_of_shape(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    shape = _dims(_require(inputs, 1, "ConstantOfShape")[0])
+    value = np.asarray(attrs.get("value", np.zeros(1, dtype=np.float32)))
+    return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
+
+
+def _const_where(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    cond, x, y = _require(inputs, 3, "Where")
+    return np.where(cond.astype(bool), x, y).astype(np.result_type(x, y))
+
+
+def _const_expand(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x, shape = _require(inputs, 2, "Expand")
+    return np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_dims(shape)))))
+
+
+def _const_slice(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Slice")[0]
+    return np.array(_slice_array(x, *_slice_args(inputs, attrs)))
+
+
+def _const_split(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+    """Split along ``axis`` into ``split`` sizes (attribute or input) or equal parts."""
+    x = _require(inputs, 1, "Split")[0]
+    axis = int(attrs.get("axis", 0))
+    n_out = int(attrs.get("num_outputs", attrs["_n_outputs"]))
+    if "split" in attrs:
+        sizes = [int(v) for v in attrs["split"]]
+    elif len(inputs) > 1 and inputs[1] is not None:
+        sizes = _dims(inputs[1])
+    else:
+        dim = x.shape[axis]
+        part = -(-dim // n_out)
+        sizes = [min(part, dim - k * part) for k in range(n_out)]
+    if sum(sizes) != x.shape[axis]:
+        raise InvalidNetworkError(f"Split sizes {sizes} do not add up to {x.shape[axis]}")
+    return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def _const_pad(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    x = _require(inputs, 1, "Pad")[0]
+    pads, value = _pad_args(inputs, attrs, x.ndim)
+    return _pad_array(x, pads, str(attrs.get("mode", "constant")), value).astype(x.dtype)
+
+
+def _const_reduce(fn: Callable[..., Any], op: str) -> ConstHandler:
+    def handler(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+        x = _require(inputs, 1, op)[0]
+        axes = attrs.get("axes")
+        if axes is None and len(inputs) > 1 and inputs[1] is not None:
+            axes = _dims(inputs[1])
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            return x
+        keep = bool(attrs.get("keepdims", 1))
+        return np.asarray(fn(x, axis=None if not axes else tuple(axes), keepdims=keep)).astype(
+            x.dtype
+        )
+
+    return handler
+
+
+def _const_range(inputs: list[np.ndarray | None], attrs: dict[str, Any]) -> np.ndarray:
+    start, limit, delta = _require(inputs, 3, "Range")
+    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)
+
+
+def _const_int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ONNX Div: integers truncate toward zero (numpy's ``//`` floors)."""
+    if np.issubdtype(a.dtype, np.integer):
+        return np.asarray(np.trunc(a / b)).astype(np.result_type(a, b))
+    return np.asarray(a / b)
+
+
+ConstHandler: TypeAlias = Callable[
+    [list[np.ndarray | None], dict[str, Any]], np.ndarray | list[np.ndarray]
+]
 
 #: Operators evaluated with numpy when all their inputs are constant (weights, shapes, Q/DQ).
 ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
@@ -1023,7 +1629,7 @@ ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
     "Add": _const_binary(np.add),
     "Sub": _const_binary(np.subtract),
     "Mul": _const_binary(np.multiply),
-    "Div": _const_binary(lambda a, b: a // b if np.issubdtype(a.dtype, np.integer) else a / b),
+    "Div": _const_binary(_const_int_div),
     "MatMul": _const_binary(np.matmul),
     "Shape": lambda inputs, attrs: np.array(_require(inputs, 1, "Shape")[0].shape, dtype=np.int64)[
         int(attrs.get("start", 0)) : attrs.get("end")
@@ -1036,6 +1642,36 @@ ONNX_CONSTANT_OPS: dict[str, ConstHandler] = {
         _require(inputs, 2, "Gather")[1],
         axis=int(attrs.get("axis", 0)),
     ),
+    "ConstantOfShape": _const_constant_of_shape,
+    "Equal": _const_compare(np.equal),
+    "Less": _const_compare(np.less),
+    "LessOrEqual": _const_compare(np.less_equal),
+    "Greater": _const_compare(np.greater),
+    "GreaterOrEqual": _const_compare(np.greater_equal),
+    "Not": lambda inputs, attrs: np.logical_not(_require(inputs, 1, "Not")[0]),
+    "And": _const_compare(np.logical_and),
+    "Or": _const_compare(np.logical_or),
+    "Where": _const_where,
+    "Expand": _const_expand,
+    "Slice": _const_slice,
+    "Split": _const_split,
+    "Pad": _const_pad,
+    "Range": _const_range,
+    "Tile": lambda inputs, attrs: np.tile(*_require(inputs, 2, "Tile")),
+    "Min": _const_binary(np.minimum),
+    "Max": _const_binary(np.maximum),
+    "Pow": _const_binary(np.power),
+    "Abs": _const_unary(np.abs, "Abs"),
+    "Sqrt": _const_unary(np.sqrt, "Sqrt"),
+    "Floor": _const_unary(np.floor, "Floor"),
+    "Ceil": _const_unary(np.ceil, "Ceil"),
+    "Relu": _const_unary(lambda x: np.maximum(x, 0), "Relu"),
+    "Size": lambda inputs, attrs: np.array(_require(inputs, 1, "Size")[0].size, dtype=np.int64),
+    "ReduceSum": _const_reduce(np.sum, "ReduceSum"),
+    "ReduceMean": _const_reduce(np.mean, "ReduceMean"),
+    "ReduceProd": _const_reduce(np.prod, "ReduceProd"),
+    "ReduceMax": _const_reduce(np.max, "ReduceMax"),
+    "ReduceMin": _const_reduce(np.min, "ReduceMin"),
 }
 
 
@@ -1143,26 +1779,10 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
     order = [i for i in topo if i in live]
 
     variable = {input_name}
-    readers: dict[str, list[str]] = {}
     for i in order:
         node = graph.node[i]
-        var_inputs = {name for name in node.input if name in variable}
-        if not var_inputs or node.op_type in _CONSTANT_RESULT_OPS:
-            continue
-        label = node.name or node.op_type
-        if len(var_inputs) > 1 or sum(name in variable for name in node.input) > 1:
-            raise InvalidNetworkError(
-                f"node {label!r} ({node.op_type}) combines several input-dependent tensors; "
-                "only single-input single-output feed-forward chains are supported"
-            )
-        (tensor,) = var_inputs
-        readers.setdefault(tensor, []).append(label)
-        if len(readers[tensor]) > 1:
-            raise InvalidNetworkError(
-                f"tensor {tensor!r} feeds several nodes {readers[tensor]}; branching graphs "
-                "are not supported (only single-input single-output feed-forward chains)"
-            )
-        variable.update(name for name in node.output if name)
+        if node.op_type not in _CONSTANT_RESULT_OPS and any(n in variable for n in node.input):
+            variable.update(name for name in node.output if name)
     if out_name not in variable:
         raise InvalidNetworkError(f"output {out_name!r} does not depend on the input")
     return order
@@ -1326,6 +1946,8 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
         var_shapes={input_name: full_shape},
         current=input_name,
     )
+    #: pending maps of the input-dependent tensors (branches share their segment's start)
+    snaps: dict[str, _Pending] = {input_name: ctx.chain.snapshot()}
     for i in order:
         node = graph.node[i]
         label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
@@ -1339,18 +1961,31 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                     raise _unsupported_op(node, "in a constant subgraph")
                 ins = [ctx.consts[name] if name else None for name in node.input]
                 ctx.attrs = _onnx_attrs(node)
-                ctx.consts[str(node.output[0])] = np.asarray(const_handler(ins, ctx.attrs))
+                ctx.attrs["_n_outputs"] = len(node.output)
+                result = const_handler(ins, ctx.attrs)
+                outs = result if isinstance(result, list) else [result]
+                for out_name, value in zip(node.output, outs, strict=False):
+                    if out_name:
+                        ctx.consts[str(out_name)] = np.asarray(value)
                 continue
-            chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
-            if chain_handler is None:
-                raise _unsupported_op(node, "on the input-dependent path")
-            if node.op_type not in _CONSTANT_RESULT_OPS and ctx.current not in node.input:
-                raise InvalidNetworkError(
-                    "reads an input-dependent tensor that is not the end of the chain "
-                    f"({ctx.current!r}); only feed-forward chains are supported"
-                )
+            var_names = [str(name) for name in node.input if name in snaps]
             ctx.attrs = _onnx_attrs(node)
-            chain_handler(ctx, node)
+            if len(var_names) > 1:
+                merge = _ONNX_MERGE_OPS.get(node.op_type)
+                if merge is None:
+                    raise UnsupportedLayerError(
+                        f"{node.op_type} of several input-dependent tensors is not affine "
+                        "(only Add, Sub and Concat merge parallel branches)"
+                    )
+                merge(ctx, node, snaps)
+            else:
+                chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
+                if chain_handler is None:
+                    raise _unsupported_op(node, "on the input-dependent path")
+                ctx.current = var_names[0]
+                if node.op_type not in _CONSTANT_RESULT_OPS:
+                    ctx.chain.restore(snaps[ctx.current], ctx.current)
+                chain_handler(ctx, node)
         except UnsupportedLayerError as err:
             if str(err).startswith("unsupported operator"):
                 raise
@@ -1362,6 +1997,12 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
         if node.op_type not in _CONSTANT_RESULT_OPS:
             ctx.current = str(node.output[0])
             ctx.var_shapes[ctx.current] = ctx.chain.shape
+            snaps[ctx.current] = ctx.chain.snapshot()
+        for extra, snap in ctx.extra_outputs.items():
+            ctx.var_shapes[extra] = snap.shape
+            snaps[extra] = snap
+        ctx.extra_outputs = {}
+    ctx.chain.restore(snaps[graph.output[0].name], graph.output[0].name)
 
     out_dims = _tensor_shape(graph.output[0])
     if out_dims is not None and all(d is not None for d in out_dims[1:]):
@@ -1382,9 +2023,11 @@ def from_onnx(
 ) -> Network:
     """Read an ONNX feed-forward network into the IR.
 
-    The graph must be a single-input single-output chain: every input-dependent tensor feeds
-    at most one input-dependent node (side branches computing constants, e.g. dequantized
-    weights or shapes, are fine). Affine operators are composed into one ``Dense`` layer per
+    The graph has one input and one output. Input-dependent tensors may branch, as long as
+    every branch is affine up to where it merges (``Add``/``Sub``/``Concat`` of two branches
+    add or stack their pending maps); a branch read after a later activation (a residual
+    across an activation) is unsupported. Side branches computing constants (dequantized
+    weights, shapes) are folded. Affine operators are composed into one ``Dense`` layer per
     segment between activations (see the module docstring):
 
     * ``Gemm``: ``alpha * A' B' + beta * C``; ``MatMul`` with numpy semantics (variable on
@@ -1394,14 +2037,21 @@ def from_onnx(
     * ``Conv``: the Toeplitz-like matrix of :func:`conv_matrix` on the flattened NCHW tensor;
     * ``BatchNormalization``: the diagonal map ``s x + (beta - s mean)``,
       ``s = scale / sqrt(var + eps)``;
-    * ``Flatten``, ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``: no-ops
-      on the flattened data;
+    * ``Flatten``, ``Reshape``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``, ``Cast``
+      (to a float type): no-ops on the flattened data;
+    * ``Transpose``, ``Slice``, ``Gather`` (constant indices), ``Pad`` (constant, edge,
+      reflect, wrap), ``Expand``, ``Concat`` with constants: exact index maps, i.e. the
+      operator applied to ``arange(width)`` gives the source entry of each output;
+    * ``Neg``; ``ReduceSum``/``ReduceMean``; ``AveragePool``/``GlobalAveragePool`` (a depthwise
+      convolution by ``1 / count``, its rounding recorded in ``weight_error``);
     * activations ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``; ``Clip(min, max)`` becomes
       ``HardTanh`` (``ReLU`` for ``Clip(0, inf)``; one-sided clips via ReLU and affine folds).
 
     ``Constant``, ``QuantizeLinear``/``DequantizeLinear`` (per tensor or per axis), ``Cast``,
-    ``Transpose``, ``Shape``, ``Gather``, ``Concat`` and the arithmetic operators are folded
-    when all their inputs are constant. Any ``graph.input`` with an initializer is a constant.
+    ``Transpose``, ``Shape``, ``Gather``, ``Concat``, ``ConstantOfShape``, ``Equal``,
+    ``Where``, ``Expand``, ``Slice``, ``Split``, ``Range``, the reductions and the arithmetic
+    operators are folded (numpy, see :data:`ONNX_CONSTANT_OPS`) when all their inputs are
+    constant. Any ``graph.input`` with an initializer is a constant.
 
     The input's leading dimension is a batch dimension (dropped from ``input_shape``) when the
     input has rank >= 2 and that dimension is 1 or symbolic; rank-1 inputs are unbatched.

@@ -37,29 +37,45 @@ from nncert.verify.vnnlib import load_vnnlib
 NAME = "nncert"
 EXIT_USAGE = 1
 
-#: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers)
+#: ONNX operators the importer understands (kept in sync by a test with nncert.verify.importers);
+#: operators it folds only when all their inputs are constant (Equal, Where, ConstantOfShape,
+#: Range, ...) are not advertised, since a query may apply them to the input
 ONNX_OPERATORS = (
     "Add",
+    "AveragePool",
     "BatchNormalization",
+    "Cast",
     "Clip",
+    "Concat",
     "Constant",
     "Conv",
     "DequantizeLinear",
     "Div",
     "Dropout",
+    "Expand",
     "Flatten",
+    "Gather",
     "Gemm",
+    "GlobalAveragePool",
     "Identity",
     "LeakyRelu",
     "MatMul",
     "Mul",
+    "Neg",
+    "Pad",
     "QuantizeLinear",
+    "ReduceMean",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Shape",
     "Sigmoid",
+    "Slice",
+    "Split",
     "Squeeze",
     "Sub",
     "Tanh",
+    "Transpose",
     "Unsqueeze",
 )
 
