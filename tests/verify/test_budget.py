@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nncert.solvers.highs_solver as hs
+import nncert.verify.bab as bab
 import nncert.verify.pipeline as pl
 import nncert.verify.relu_bab as rb
 from nncert.formulations.milp import encode_milp
@@ -32,7 +33,7 @@ from nncert.verify.cliutil import process_start
 from nncert.verify.network import Dense, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import CaseContext, verify
-from nncert.verify.spec import Box, UnsafeCase, robustness_property
+from nncert.verify.spec import Box, Property, UnsafeCase, robustness_property
 
 
 class FakeClock:
@@ -299,3 +300,31 @@ def test_process_start_counts_the_startup(tmp_path: Path) -> None:
     bad.write_text("garbage")
     assert abs(process_start(str(bad)) - time.monotonic()) < 60.0
     assert process_start(str(tmp_path / "missing")) >= now
+
+
+# --------------------------------------------------------------------------------------------
+# input-split branch and bound (bab)
+# --------------------------------------------------------------------------------------------
+
+
+def test_bab_does_not_start_a_round_it_cannot_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batched bound rounds of 3 s against a 10 s budget: no round starts after 7 s (it
+    would end after the deadline), and the answer is not "verified" (the search is cut)."""
+    clock = FakeClock()
+    monkeypatch.setattr(bab, "time", clock.module())
+    rounds = _wrap_slow(monkeypatch, bab._CaseSearch, "_bound_candidates", clock, 3.0)
+    rng = np.random.default_rng(8)
+    net = _net(rng, [2, 24, 24, 2])
+    box = Box(-np.ones(2), np.ones(2))
+    xs = box.sample(20000, rng)
+    y = net.forward(xs)
+    lowest = float(np.min(y[:, 0] - y[:, 1]))
+    # unsafe: y0 - y1 <= lowest - 0.01, just below what sampling found (needs many rounds)
+    case = UnsafeCase(box, np.array([[1.0, -1.0]]), np.array([lowest - 0.01]))
+    prop = Property((case,))
+    opts = bab.BabOptions(attack_budget_s=0.0, jobs=1, batch_size=4, alpha_iters=0)
+    t0 = clock.now
+    res = bab.bab_verify(net, prop, time_limit=10.0, options=opts)
+    assert res.verdict.value != "verified", res
+    assert len(rounds) >= 2, rounds
+    assert clock.now <= t0 + 10.0, (clock.now - t0, rounds)
