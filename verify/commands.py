@@ -205,7 +205,7 @@ def _human_result(
 
 
 def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
-    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
+    """The time limit ran out (reading the inputs, or the run overran): unknown/timeout (exit 2)."""
     elapsed = time.monotonic() - t0
     if args.json:
         doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
@@ -220,6 +220,48 @@ def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -
 #: stages to notice the deadline, writing the answer and the interpreter's exit (measured
 #: 0.35 s from the answer to the process's end on a busy 2-core machine, MNIST-FC 256x6)
 _VERIFY_WRITE_MARGIN = 0.6
+
+
+#: seconds before ``--timeout`` (from the process's start) at which ``verify`` answers
+#: unknown (timeout) and exits if the run has not returned by then
+_VERIFY_WATCHDOG_MARGIN = 0.3
+
+
+class _AnswerWatchdog:
+    """Answers ``unknown (timeout)`` and exits (status 2) if the run overruns ``at``.
+
+    The ``verify`` counterpart of :class:`_ResultWatchdog`: a timer thread prints the
+    timeout answer (JSON with ``--json``), ends the worker processes and exits the process,
+    unless :meth:`close` was called first (the run returned and prints its own answer).
+    """
+
+    def __init__(self, args: argparse.Namespace, t0: float, at: float) -> None:
+        self.args = args
+        self.t0 = t0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                late = TimeLimitError("the run overran --timeout")
+                _report_input_timeout(self.args, late, self.t0)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                terminate_children(grace=0.2)
+                os._exit(EXIT_UNKNOWN)
+
+    def close(self) -> None:
+        """The run returned: the watchdog will not answer (waits for one that is answering)."""
+        with self._lock:
+            self._closed = True
+        self._timer.cancel()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -253,8 +295,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         late = TimeLimitError("time limit reached while reading the inputs")
         return _report_input_timeout(args, late, t0)
     options = _options_from_args(args, time_limit=left)
-    with Progress(sys.stderr, quiet=args.quiet) as progress:
-        result = verify(network, prop, options, progress=progress)
+    # a backstop: a stage that cannot be interrupted (HiGHS's presolve ignored a 3 s limit
+    # for 17 s on an MNIST-FC MILP) does not hold the answer back past --timeout
+    guard = _AnswerWatchdog(args, t0, deadline - _VERIFY_WATCHDOG_MARGIN)
+    try:
+        with Progress(sys.stderr, quiet=args.quiet) as progress:
+            result = verify(network, prop, options, progress=progress)
+    finally:
+        guard.close()
     if args.certificate:
         # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
         # writing): the certificate is then independently checkable, else solver-attested
