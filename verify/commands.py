@@ -25,7 +25,6 @@ from nncert.verify.cliutil import (
     load_model,
     load_spec,
     model_file,
-    process_start,
 )
 from nncert.verify.errors import InvalidOptionsError, TimeLimitError
 from nncert.verify.examples import example_info, list_examples
@@ -222,6 +221,14 @@ def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -
 _VERIFY_WRITE_MARGIN = 0.6
 
 
+def _clock_start(args: argparse.Namespace) -> float:
+    """When the time limit's clock started (:func:`time.monotonic`): set by
+    :func:`nncert.verify.cli.main` (the process's start for the console entry point, see
+    :func:`~nncert.verify.cliutil.process_start`); now for a handler called directly."""
+    start = getattr(args, "clock_start", None)
+    return time.monotonic() if start is None else float(start)
+
+
 #: seconds before ``--timeout`` (from the process's start) at which ``verify`` answers
 #: unknown (timeout) and exits if the run has not returned by then
 _VERIFY_WATCHDOG_MARGIN = 0.3
@@ -275,7 +282,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.counterexample:
         check_output_file(args.counterexample, inputs=inputs, what="counterexample")
     options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
-    t0 = process_start()  # --timeout counts the interpreter's start-up and the imports
+    t0 = _clock_start(args)  # from process start: --timeout counts start-up and imports
     deadline = t0 + args.timeout
     try:
         network = load_model(args.model, deadline=deadline)
@@ -394,7 +401,7 @@ def cmd_vnncomp(args: argparse.Namespace) -> int:
     except ValueError:
         write_result_file(result_file, "error")
         raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
-    t0 = process_start()  # TIMEOUT counts the interpreter's start-up and the imports
+    t0 = _clock_start(args)  # from process start: TIMEOUT counts start-up and imports
     end = t0 + timeout
     guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
     try:
