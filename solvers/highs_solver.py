@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -285,6 +286,13 @@ class HighsSolver:
             raise InvalidOptionsError(f"HighsSolver: time_limit={time_limit!r} must be >= 0")
         if problem.n_cols == 0:
             return solve_empty_problem(problem, self.name)
+        # one budget for the call: a retry below gets what the first solve left, not a new
+        # ``time_limit`` (two solves used to take up to twice the limit)
+        end = None if time_limit is None else time.perf_counter() + float(time_limit)
+
+        def left() -> float | None:
+            return None if end is None else max(0.0, end - time.perf_counter())
+
         result = self._solve_once(
             problem, self.presolve, time_limit, objective_target, bound_target, initial_solution
         )
@@ -295,7 +303,7 @@ class HighsSolver:
         ):
             # presolve could not tell; the simplex without presolve can
             result = self._solve_once(
-                problem, "off", time_limit, objective_target, bound_target, initial_solution
+                problem, "off", left(), objective_target, bound_target, initial_solution
             )
         if (
             result.status is SolveStatus.INFEASIBLE
@@ -303,7 +311,7 @@ class HighsSolver:
             and result.dual_ray is None
             and self.presolve != "off"
         ):
-            retry = self._solve_once(problem, "off", time_limit, None, None, None)
+            retry = self._solve_once(problem, "off", left(), None, None, None)
             if retry.status is SolveStatus.INFEASIBLE:
                 result = retry
         if (
@@ -315,7 +323,7 @@ class HighsSolver:
             # an infeasibility claim is a proof: confirm it without presolve (HiGHS 1.16's
             # presolve once declared a feasible big-M MILP infeasible at a tight tolerance)
             retry = self._solve_once(
-                problem, "off", time_limit, objective_target, bound_target, initial_solution
+                problem, "off", left(), objective_target, bound_target, initial_solution
             )
             info = dict(retry.info) | {
                 "infeasible_confirmed": retry.status is SolveStatus.INFEASIBLE

@@ -165,6 +165,7 @@ def pgd_attack(
     step_size: float = 0.25,
     rng: np.random.Generator,
     x_init: ArrayLike | None = None,
+    deadline: float | None = None,
 ) -> AttackResult:
     """Projected signed-gradient descent on the case's violation, batched over restarts.
 
@@ -182,6 +183,7 @@ def pgd_attack(
         step_size: initial step as a fraction of each dimension's width.
         rng: random generator.
         x_init: optional starting points, shape ``(k, n_inputs)`` or ``(n_inputs,)``.
+        deadline: :func:`time.perf_counter` time after which no further step starts.
 
     Returns:
         The best point seen (inside the box) and its violation.
@@ -206,6 +208,7 @@ def pgd_attack(
         starts,
         steps=steps,
         step_size=step_size,
+        deadline=deadline,
     )
     i = int(np.argmin(best_v))
     return AttackResult(best_x[i].copy(), float(best_v[i]), evals)
@@ -221,6 +224,7 @@ def pgd_boxes(
     *,
     steps: int = 50,
     step_size: float = 0.25,
+    deadline: float | None = None,
 ) -> tuple[FloatArray, FloatArray, int]:
     """PGD on ``max_r (A_r f(x) - b_r)`` for ``K`` independent points, each in its own box.
 
@@ -233,6 +237,8 @@ def pgd_boxes(
         x0: ``(K, n_in)`` starting points (clipped to the boxes).
         steps: gradient steps.
         step_size: initial step as a fraction of each box's width (decays to 2 percent).
+        deadline: :func:`time.perf_counter` time after which no further step starts (the
+            best points so far are returned; ``None``: run every step).
 
     Returns:
         ``(best_x, best_v, evaluations)``: per point the best iterate (inside its box) and its
@@ -257,6 +263,8 @@ def pgd_boxes(
         best_v = np.where(better, v, best_v)
         best_x[better] = x[better]
         if np.any(best_v < 0.0) or _ == n_steps:
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
             break
         grad = _backprop(network, cache, A[r])
         x = np.clip(x - step * np.sign(grad), lower, upper)
@@ -332,6 +340,7 @@ def falsify(
                 step_size=0.25 if first else 0.5,
                 rng=rngs[i],
                 x_init=starts[i] if first else (None if prev is None else prev.x),
+                deadline=t_end,
             )
             if prev is None or res.violation < prev.violation:
                 best[i] = res

@@ -763,9 +763,12 @@ class _CaseSearch:
         strong = opts.split == "strong"
         fan = 2 * n_in if strong else 2
         per_round = max(1, opts.batch_size // fan)
+        # the slowest round so far (one batched bound call, not interruptible): no round starts
+        # that would end after the deadline
+        round_cost = 0.0
         while pool.size:
             now = time.perf_counter()
-            if deadline is not None and now >= deadline:
+            if deadline is not None and now + round_cost >= deadline:
                 return "timeout"
             if stop_at is not None and now >= stop_at:
                 return "slice"
@@ -778,6 +781,7 @@ class _CaseSearch:
             oldest = opts.diversify > 0 and c.batches % opts.diversify == opts.diversify - 1
             cand, groups = self._children(pool.pop(per_round, oldest=oldest))
             lower, coef, pl, pu = self._bound_candidates(cand, groups)
+            round_cost = max(round_cost, time.perf_counter() - now)
             c.nodes += cand[0].shape[0]
             c.batches += 1
             # a box's bound is never worse than its parent's (CROWN is not monotone)

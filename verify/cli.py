@@ -24,6 +24,7 @@ import importlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from nncert.verify.cliutil import (
     EXIT_UNKNOWN,
     UsageError,
     lazy_epilog,
+    process_start,
 )
 from nncert.verify.cliutil import (
     Parser as _Parser,
@@ -371,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(args_list))
     args = parser.parse_args(args_list)
+    # the clock of --timeout/TIMEOUT: from the process's start when this is the console entry
+    # point (a harness times the whole process), from this call when a program calls main()
+    args.clock_start = process_start() if argv is None else time.monotonic()
     if args.command is None:
         parser.print_help()
         return EXIT_INPUT_ERROR

@@ -8,6 +8,7 @@ import this module; none of them imports another one's command-line module.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -121,12 +122,37 @@ def model_file(path: str | None) -> str | None:
     if path is None:
         return None
     if path.startswith("example:"):
-
         try:
             return str(example_path(path.split(":", 1)[1]))
         except NncertError:
             return None
     return path
+
+
+def process_start(stat_path: str = "/proc/self/stat") -> float:
+    """The :func:`time.monotonic` time at which this process started (interpreter start-up
+    and imports included), so that a ``--timeout`` counts what a harness timing the process
+    sees.
+
+    On Linux, ``/proc/self/stat`` field 22 is the start time ``s`` in clock ticks since boot,
+    and the process has run for ``e = CLOCK_BOOTTIME - s / CLK_TCK`` seconds; the result is
+    ``monotonic() - e`` (never later than now). Elsewhere, or when the file cannot be read,
+    ``monotonic()`` itself: the start-up is then not counted.
+    """
+    now = time.monotonic()
+    try:
+        with open(stat_path, "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        # the command name (field 2) is in parentheses and may contain spaces
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[19])  # field 22 of the whole line
+        hz = os.sysconf("SC_CLK_TCK")
+        elapsed = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / hz
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    if not 0.0 <= elapsed < 3600.0:  # a clock we do not understand: do not guess
+        return now
+    return now - elapsed
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -137,7 +163,6 @@ def load_model(path: str, *, deadline: float | None = None) -> Any:
     """Load a network file: ONNX (``.onnx``, ``.onnx.gz``) or a bundled example
     (``example:NAME``); ``deadline`` (a :func:`time.monotonic` value) bounds decompression."""
     if path.startswith("example:"):
-
         path = str(example_path(path.split(":", 1)[1]))
     p = Path(path)
     if not p.exists():
@@ -146,7 +171,6 @@ def load_model(path: str, *, deadline: float | None = None) -> Any:
         raise UsageError(f"{path}: is a directory, expected an .onnx file")
     suffix = p.suffix.lower()
     if suffix == ".onnx" or p.name.lower().endswith(".onnx.gz"):
-
         return from_onnx(str(p), time_limit=_remaining(deadline))
     if suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
         raise UsageError(
@@ -179,4 +203,5 @@ __all__ = [
     "load_model",
     "load_spec",
     "model_file",
+    "process_start",
 ]

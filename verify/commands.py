@@ -42,7 +42,6 @@ from nncert.verify.vnnlib import RelationalProperty
 def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
     import numpy as np
 
-
     p = Path(args.input)
     if not p.exists():
         raise UsageError(f"{args.input}: no such file")
@@ -205,7 +204,7 @@ def _human_result(
 
 
 def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -> int:
-    """The time limit ran out while reading the inputs: an unknown/timeout result (exit 2)."""
+    """The time limit ran out (reading the inputs, or the run overran): unknown/timeout (exit 2)."""
     elapsed = time.monotonic() - t0
     if args.json:
         doc = {"verdict": "unknown", "reason": "timeout", "time": round(elapsed, 6)}
@@ -214,6 +213,62 @@ def _report_input_timeout(args: argparse.Namespace, err: Exception, t0: float) -
     else:
         print(f"unknown (timeout: {err}) in {elapsed:.2f}s")
     return EXIT_UNKNOWN
+
+
+#: seconds of ``verify --timeout`` kept back (the clock starts with the process) for the
+#: stages to notice the deadline, writing the answer and the interpreter's exit (measured
+#: 0.35 s from the answer to the process's end on a busy 2-core machine, MNIST-FC 256x6)
+_VERIFY_WRITE_MARGIN = 0.6
+
+
+def _clock_start(args: argparse.Namespace) -> float:
+    """When the time limit's clock started (:func:`time.monotonic`): set by
+    :func:`nncert.verify.cli.main` (the process's start for the console entry point, see
+    :func:`~nncert.verify.cliutil.process_start`); now for a handler called directly."""
+    start = getattr(args, "clock_start", None)
+    return time.monotonic() if start is None else float(start)
+
+
+#: seconds before ``--timeout`` (from the process's start) at which ``verify`` answers
+#: unknown (timeout) and exits if the run has not returned by then
+_VERIFY_WATCHDOG_MARGIN = 0.3
+
+
+class _AnswerWatchdog:
+    """Answers ``unknown (timeout)`` and exits (status 2) if the run overruns ``at``.
+
+    The ``verify`` counterpart of :class:`_ResultWatchdog`: a timer thread prints the
+    timeout answer (JSON with ``--json``), ends the worker processes and exits the process,
+    unless :meth:`close` was called first (the run returned and prints its own answer).
+    """
+
+    def __init__(self, args: argparse.Namespace, t0: float, at: float) -> None:
+        self.args = args
+        self.t0 = t0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                late = TimeLimitError("the run overran --timeout")
+                _report_input_timeout(self.args, late, self.t0)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                terminate_children(grace=0.2)
+                os._exit(EXIT_UNKNOWN)
+
+    def close(self) -> None:
+        """The run returned: the watchdog will not answer (waits for one that is answering)."""
+        with self._lock:
+            self._closed = True
+        self._timer.cancel()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -227,7 +282,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.counterexample:
         check_output_file(args.counterexample, inputs=inputs, what="counterexample")
     options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
-    t0 = time.monotonic()
+    t0 = _clock_start(args)  # from process start: --timeout counts start-up and imports
     deadline = t0 + args.timeout
     try:
         network = load_model(args.model, deadline=deadline)
@@ -241,13 +296,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
-    left = deadline - time.monotonic()
+    # keep a margin for ending the run's stages and writing the answer
+    left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN
     if left <= 0.01:
         late = TimeLimitError("time limit reached while reading the inputs")
         return _report_input_timeout(args, late, t0)
     options = _options_from_args(args, time_limit=left)
-    with Progress(sys.stderr, quiet=args.quiet) as progress:
-        result = verify(network, prop, options, progress=progress)
+    # a backstop: a stage that cannot be interrupted (HiGHS's presolve ignored a 3 s limit
+    # for 17 s on an MNIST-FC MILP) does not hold the answer back past --timeout
+    guard = _AnswerWatchdog(args, t0, deadline - _VERIFY_WATCHDOG_MARGIN)
+    try:
+        with Progress(sys.stderr, quiet=args.quiet) as progress:
+            result = verify(network, prop, options, progress=progress)
+    finally:
+        guard.close()
     if args.certificate:
         # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
         # writing): the certificate is then independently checkable, else solver-attested
@@ -278,9 +340,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-#: seconds before TIMEOUT (counted from the command's start, so the interpreter's start-up of
-#: a few tenths of a second comes on top) at which ``vnncomp`` stops reading its inputs, and at
-#: which its watchdog writes ``timeout`` if the run has not written a result by then
+#: seconds before TIMEOUT (counted from the process's start, interpreter start-up and imports
+#: included: see :func:`~nncert.verify.cliutil.process_start`) at which ``vnncomp`` stops
+#: reading its inputs, and at which its watchdog writes ``timeout`` if the run has not
+#: written a result by then
 _VNNCOMP_READ_MARGIN = 0.5
 _VNNCOMP_WATCHDOG_MARGIN = 0.25
 
@@ -338,7 +401,7 @@ def cmd_vnncomp(args: argparse.Namespace) -> int:
     except ValueError:
         write_result_file(result_file, "error")
         raise UsageError(f"TIMEOUT={args.timeout!r} must be a number > 0") from None
-    t0 = time.monotonic()
+    t0 = _clock_start(args)  # from process start: TIMEOUT counts start-up and imports
     end = t0 + timeout
     guard = _ResultWatchdog(result_file, end - _VNNCOMP_WATCHDOG_MARGIN)
     try:
@@ -369,7 +432,6 @@ def cmd_vnncomp(args: argparse.Namespace) -> int:
             cex = result.counterexample
             y = cex.y
             if network.source is not None:
-
                 # write the outputs the organizers will recompute (onnxruntime)
                 y = onnxruntime_forward(network.source, cex.x.reshape(1, -1))[0]
             guard.write("sat", cex.x, y)

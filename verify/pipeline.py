@@ -109,6 +109,17 @@ class _Context:
         rem = self.remaining()
         return rem is not None and rem <= 0.0
 
+    def affords(self, cost: float) -> bool:
+        """Whether a step expected to take ``cost`` seconds (e.g. the last one like it) ends
+        before the deadline; ``False`` also sets ``timed_out``. Stages call it between steps
+        that cannot be interrupted, so that the run overshoots the deadline by at most a
+        misprediction, not by a whole step."""
+        rem = self.remaining()
+        if rem is None or rem > cost:
+            return True
+        self.timed_out = True
+        return False
+
     def best_value(self, i: int) -> float:
         """The smallest case objective found so far at a concrete point (inf if none)."""
         v = self.upper[i]
@@ -192,12 +203,17 @@ def sample_stage(ctx: _Context) -> None:
     """(Presolve) evaluate the box centres and a few hundred random points of every open case
     on the caller's network (concrete values of ``f`` as given, not of its normal form)."""
     n = 256
+    cost = 0.0  # the slowest case so far predicts the next one
     for i in list(ctx.open_cases):
+        if not ctx.affords(cost):
+            return
+        s0 = time.perf_counter()
         case = ctx.prop.cases[i]
         box = case.input_box
         xs = np.vstack([box.center.reshape(1, -1), box.sample(n, ctx.rng)])
         viol = case.violation(ctx.replay_network.forward(xs))
         k = int(np.argmin(viol))
+        cost = max(cost, time.perf_counter() - s0)
         ctx.note_upper(i, float(viol[k]), xs[k])
         if viol[k] <= 0.0 and _accept(ctx, i, xs[k], "sample"):
             return
@@ -205,9 +221,14 @@ def sample_stage(ctx: _Context) -> None:
 
 def _bounds_stage(ctx: _Context, method: str) -> None:
 
+    cost = 0.0  # the slowest case so far predicts the next one (a bound call is not interrupted)
     for i in list(ctx.open_cases):
+        if not ctx.affords(cost):
+            return
+        s0 = time.perf_counter()
         case = ctx.prop.cases[i]
         lo, _ = spec_bounds(ctx.network, case.input_box, case.A, -case.b, method=method)
+        cost = max(cost, time.perf_counter() - s0)
         lb = float(np.max(lo))
         if lb > 0.0:
             ctx.close_case(i, lb, BoundCaseEvidence(i, method, lb))
@@ -241,7 +262,13 @@ def attack_stage(ctx: _Context) -> None:
             break
         case = ctx.prop.cases[i]
         res = pgd_attack(
-            ctx.network, case, steps=50, restarts=8, rng=ctx.rng, x_init=ctx.best_x.get(i)
+            ctx.network,
+            case,
+            steps=50,
+            restarts=8,
+            rng=ctx.rng,
+            x_init=ctx.best_x.get(i),
+            deadline=stop,
         )
         if res is None:
             continue
@@ -264,14 +291,22 @@ def milp_stage(ctx: _Context) -> None:
     tol = ctx.options.milp_tolerance
     order = sorted(ctx.open_cases, key=ctx.best_value)
     n_bin = 0
+    encode_cost = 0.0  # the slowest encoding so far predicts the next one
     for k, i in enumerate(order):
         if ctx.expired():
             ctx.timed_out = True
             return
         case = ctx.prop.cases[i]
         ctx.say(f"milp: case {k + 1}/{len(order)} (of {len(ctx.prop.cases)})")
+        if not ctx.affords(encode_cost):
+            return
+        s0 = time.perf_counter()
         bounds = crown_bounds(ctx.network, case.input_box)
         problem = encode_milp(ctx.network, case, bounds)
+        encode_cost = max(encode_cost, time.perf_counter() - s0)
+        if ctx.expired():  # the solver gets the remaining budget, never the full one
+            ctx.timed_out = True
+            return
         n_bin += int(np.count_nonzero(problem.integrality))
         init = ctx.best_x.get(i)
         res = solver.solve(

@@ -204,13 +204,17 @@ def _leaf_lp(
     cost[-1] = 1.0
     bounds = [(float(a), float(b)) for a, b in zip(bd.lo, bd.hi)] + [(None, None)]
     opts: dict[str, float] = {}
+    end = None
     if time_limit is not None:
+        end = time.perf_counter() + time_limit
         opts["time_limit"] = max(time_limit, 0.01)
     res = linprog(cost, A_ub=A_all, b_ub=b_all, bounds=bounds, method="highs", options=opts)
     if res.status == 2:
         # infeasible: min t s.t. (phase rows) - t <= margin; a positive optimum proves the
         # domain empty, and its duals are the multipliers of that proof (objective weight 0)
         A_aux = np.hstack([np.vstack(A_ub), -np.ones((n_phase, 1))])
+        if end is not None:  # what the first LP left of the budget
+            opts["time_limit"] = max(end - time.perf_counter(), 0.01)
         aux = linprog(
             cost, A_ub=A_aux, b_ub=np.concatenate(b_ub), bounds=bounds, method="highs", options=opts
         )
@@ -287,14 +291,26 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         return out("unknown")
     deadline = ctx.deadline
 
+    # the slowest node evaluation so far (one bound-engine call, not interruptible): the
+    # search stops when the next one would end after the deadline
+    cost = [0.0]
+
     def expired() -> bool:
-        return deadline is not None and time.perf_counter() >= deadline
+        return deadline is not None and time.perf_counter() + cost[0] >= deadline
+
+    def evaluate(node: _Node, start: int) -> bool:
+        s0 = time.perf_counter()
+        ok = _evaluate(bd, node, start)
+        cost[0] = max(cost[0], time.perf_counter() - s0)
+        return ok
 
     def violated(x: FloatArray) -> bool:
         return bool(case.violation(network.forward(x.reshape(1, -1)))[0] <= 0.0)
 
     # root attack (the pipeline has usually attacked already: keep it short)
-    att = pgd_attack(network, case, steps=30, restarts=8, rng=ctx.rng, x_init=ctx.best_x)
+    att = pgd_attack(
+        network, case, steps=30, restarts=8, rng=ctx.rng, x_init=ctx.best_x, deadline=deadline
+    )
     if att.violation <= 0.0:
         return out("falsified", x=att.x)
 
@@ -317,7 +333,9 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         depth=0,
         id=rec.root(),
     )
-    if not _evaluate(bd, root, -1):  # cannot happen for a non-empty box; treat as unknown
+    if expired():
+        return out("timeout")
+    if not evaluate(root, -1):  # cannot happen for a non-empty box; treat as unknown
         return out("unknown")
     stats["nodes"] = 1
     tol_lp = float(ctx.options.milp_tolerance)
@@ -362,6 +380,9 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         stats["splits"] += 1
         ids = rec.split(node.id, PHASE_SPLIT, int(bd.offsets[k]) + i)  # (active, inactive)
         for phase, cid in zip((1, -1), ids):
+            if expired():  # the node's other child (or both) stays open
+                lb = min([closed_min, node.bound] + [h[0] for h in heap[:1]])
+                return out("timeout", exact=True, lower_bound=float(lb))
             child = _Node(
                 phases=[p if j != k else p.copy() for j, p in enumerate(node.phases)],
                 lower=list(node.lower),
@@ -372,7 +393,7 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             child.phases[k][i] = phase
             stats["nodes"] += 1
             stats["max_depth"] = max(int(stats["max_depth"]), child.depth)
-            if not _evaluate(bd, child, k):
+            if not evaluate(child, k):
                 rec.close(cid, CLOSED_BY_EMPTY)
                 continue  # empty domain
             if child.bound > CLOSE_TOL:

@@ -396,6 +396,32 @@ def test_vnncomp_watchdog_writes_timeout_when_a_stage_overruns(
     assert "overran TIMEOUT" in r.stderr
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_verify_watchdog_answers_timeout_when_a_stage_overruns(
+    files: tuple[Path, Path], json_out: bool
+) -> None:
+    """``verify --timeout``: a stage that ignores its time limit (simulated: verify() sleeps;
+    HiGHS's presolve did so for seconds) still gets the answer unknown (timeout), exit 2,
+    around the time limit."""
+    model, spec = files
+    extra = ", '--json'" if json_out else ""
+    code = (
+        "import sys, time\n"
+        "import nncert.verify.pipeline as pipeline\n"
+        "pipeline.verify = lambda *a, **k: time.sleep(120)\n"
+        "from nncert.verify.cli import main\n"
+        f"sys.exit(main(['verify', {str(model)!r}, {str(spec)!r}, '--timeout', '2'{extra}]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    if json_out:
+        doc = json.loads(r.stdout)
+        assert doc["verdict"] == "unknown" and doc["reason"] == "timeout"
+        assert "overran" in doc["note"]
+    else:
+        assert r.stdout.startswith("unknown (timeout: the run overran --timeout)")
+
+
 def test_load_vnnlib_time_limit(tmp_path: Path) -> None:
     from nncert.verify.errors import TimeLimitError
     from nncert.verify.vnnlib import load_vnnlib
