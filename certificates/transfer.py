@@ -64,7 +64,7 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
-from nncert.certificates.proofcheck import check_tree, replay_tree
+from nncert.certificates.proofcheck import LeafReplay, replay_tree
 from nncert.certificates.serialize import certificate_sha256, encode_value
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify_case
@@ -72,7 +72,7 @@ from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
-from nncert.verify.proof import CLOSED_BY_BOUND, OPEN, ProofRecorder, ProofTree
+from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, OPEN, ProofRecorder, ProofTree
 from nncert.verify.result import Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -237,6 +237,55 @@ _DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
+#: rounds of re-searching failing leaves (a grafted subtree's leaves are re-derived under the
+#: hidden-layer bounds the tree's ancestors impose, which may differ from the fresh search's)
+MAX_GRAFT_ROUNDS = 8
+
+
+def _halved(lo: np.ndarray, hi: np.ndarray, recipe: Mapping[str, Any]) -> ProofTree:
+    """One input split of the box ``[lo, hi]`` at the middle of its widest side, both halves
+    claimed closed by bound (the replay re-derives them)."""
+    d = int(np.argmax(hi - lo))
+    rec = ProofRecorder(recipe=recipe)
+    a, b = rec.split(rec.root(), INPUT_SPLIT, d, 0.5 * (float(lo[d]) + float(hi[d])))
+    rec.close_many([a, b], CLOSED_BY_BOUND)
+    return rec.tree()
+
+
+def _graft_searches(
+    target: Network,
+    case: UnsafeCase,
+    i: int,
+    tree: ProofTree,
+    rep: LeafReplay,
+    deadline: float | None,
+) -> ProofTree | _Replay:
+    """``tree`` with every failing leaf of ``rep`` replaced by the proof tree of an input-split
+    search of the leaf's box on ``target``; a :class:`_Replay` (reason, maybe a witness) when
+    a search does not prove its leaf."""
+    opts = _search_options(tree.recipe)
+    rec = ProofRecorder(recipe=tree.recipe)
+    rec.graft(rec.root(), _opened(tree, rep.failing))  # node ids are kept
+    alpha = int(tree.recipe.get("alpha_iters", 0))
+    for node, lo, hi in zip(rep.failing.tolist(), rep.lower, rep.upper):
+        sub = UnsafeCase(Box(lo, hi), case.A, case.b)
+        out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
+        if out.status == "falsified" and out.x is not None:
+            why = f"case {i}: a counterexample lies in a failing leaf"
+            return _Replay(None, why, {}, hint=out.x, hint_case=i)
+        if out.status != "verified" or out.proof is None:
+            return _Replay(None, f"case {i}: a failing leaf was not closed ({out.status})", {})
+        proof = out.proof
+        if proof.n_nodes == 1:
+            # the fresh search closed the box at once, yet the tree's walk (whose ancestors'
+            # hidden-layer bounds it inherits) did not: split it, the next round replays halves
+            proof = _halved(lo, hi, tree.recipe)
+        rec.graft(int(node), proof)
+        alpha = max(alpha, int(proof.recipe.get("alpha_iters", 0)))
+    rec.recipe["alpha_iters"] = alpha
+    return rec.tree()
+
+
 def _replay_trees(
     ev: BabEvidence, prop: Property, target: Network, deadline: float | None
 ) -> _Replay:
@@ -273,44 +322,32 @@ def _replay_trees(
         if tree is None:
             tree = _root_tree(_DEFAULT_RECIPE)
             stats["searched_cases"] += 1
-        rep = replay_tree(target, case, tree, time_limit=left())
-        n_leaves = rep.check.leaves
-        stats["leaves"] += n_leaves if i in trees else 0
-        if rep.check.ok:
-            stats["carried"] += n_leaves
-            records.append(BabCase(i, "verified", rep.check.min_bound, tree.n_nodes, tree))
-            continue
-        if rep.structural:
-            return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
-        if i in trees:
-            stats["carried"] += n_leaves - rep.failing.size
-            stats["failing"] += rep.failing.size
-        if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
-            return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
-        opts = _search_options(tree.recipe)
-        rec = ProofRecorder(recipe=tree.recipe)
-        rec.graft(rec.root(), _opened(tree, rep.failing))  # node ids are kept
-        alpha = int(tree.recipe.get("alpha_iters", 0))
-        for node, lo, hi in zip(rep.failing.tolist(), rep.lower, rep.upper):
-            sub = UnsafeCase(Box(lo, hi), case.A, case.b)
-            out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
-            if out.status == "falsified" and out.x is not None:
-                return done(
-                    f"case {i}: a counterexample lies in a failing leaf", hint=out.x, hint_case=i
-                )
-            if out.status != "verified" or out.proof is None:
-                return done(f"case {i}: a failing leaf was not closed ({out.status})")
-            rec.graft(int(node), out.proof)
-            alpha = max(alpha, int(out.proof.recipe.get("alpha_iters", 0)))
-            if i in trees:
-                stats["grafted"] += 1
-        rec.recipe["alpha_iters"] = alpha
-        new = rec.tree()
-        # the grafted tree is re-derived in full on the target before anything is claimed
-        chk = check_tree(target, case, new, time_limit=left())
-        if not chk.ok:
-            return done(f"case {i}: the grafted proof tree is rejected: {chk.reason}")
-        records.append(BabCase(i, "verified", chk.min_bound, new.n_nodes, new))
+        closed = False
+        for rnd in range(MAX_GRAFT_ROUNDS + 1):
+            # the replay is check_tree's own walk: when no leaf fails it is the check
+            rep = replay_tree(target, case, tree, time_limit=left())
+            if rnd == 0 and i in trees:
+                stats["leaves"] += rep.check.leaves
+                stats["carried"] += rep.check.leaves - rep.failing.size
+                stats["failing"] += rep.failing.size
+            if rep.check.ok:
+                records.append(BabCase(i, "verified", rep.check.min_bound, tree.n_nodes, tree))
+                closed = True
+                break
+            if rep.structural:
+                return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
+            if rnd == MAX_GRAFT_ROUNDS:
+                break
+            if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
+                return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
+            grafted = _graft_searches(target, case, i, tree, rep, deadline)
+            if isinstance(grafted, _Replay):
+                return done(grafted.reason, hint=grafted.hint, hint_case=grafted.hint_case)
+            if rnd == 0 and i in trees:
+                stats["grafted"] += rep.failing.size
+            tree = grafted
+        if not closed:
+            return done(f"case {i}: leaves still fail after {MAX_GRAFT_ROUNDS} rounds of search")
     evidence = BabEvidence(
         method=ev.method,
         nodes=sum(r.nodes for r in records),
@@ -322,6 +359,10 @@ def _replay_trees(
         f"{stats['grafted']} re-searched and grafted",
         evidence,
     )
+
+
+def _joined(first: str, then: str) -> str:
+    return f"{first}; {then}" if first else then
 
 
 def _nonzeros(net: Network) -> int:
@@ -433,10 +474,41 @@ def transfer(
     replayed: _Replay | None = None
 
     if cert.verdict is Verdict.VERIFIED:
+        # a search's certificate: carry its proof trees first (the Δ rule needs the whole
+        # box's margin to exceed the output change, which a tree's smallest leaf rarely does)
+        if replay and isinstance(cert.evidence, BabEvidence):
+            deadline = None
+            if time_limit is not None:
+                deadline = t0 + replay_share * float(time_limit)
+            replayed = _replay_trees(cert.evidence, prop, target, deadline)
+            if replayed.evidence is not None:
+                elapsed = time.perf_counter() - t0
+                out = _certificate(
+                    target,
+                    prop,
+                    Verdict.VERIFIED,
+                    replayed.evidence,
+                    method="transfer-replay",
+                    options={**base_opts, "source_certificate": certificate_sha256(cert)},
+                    elapsed=elapsed,
+                )
+                return TransferResult(
+                    Verdict.VERIFIED,
+                    out,
+                    True,
+                    delta,
+                    elapsed,
+                    None,
+                    replayed.reason,
+                    replayed.stats,
+                )
+            reason = f"tree replay: {replayed.reason}"
+            if replayed.hint is not None:
+                hint, hint_case = replayed.hint, replayed.hint_case
         try:
             delta, delta_up = _case_deltas(source, target, prop, method)
         except TransferError as err:
-            reason = f"difference bounds unavailable: {err}"
+            reason = _joined(reason, f"difference bounds unavailable: {err}")
         else:
             # the margins the checker re-derived (never the certificate's own claims)
             src_case = report.case_lower
@@ -488,39 +560,11 @@ def transfer(
                     f"{ev.theorem}: margin + Δ > 0 for every case",
                 )
             i = failing[0]
-            reason = (
+            reason = _joined(
+                reason,
                 f"margin + Δ = {values[i]:.6g} <= 0 for case {i}; "
-                f"{len(failing)} of {len(prop.cases)} case(s) fail"
+                f"{len(failing)} of {len(prop.cases)} case(s) fail",
             )
-        if replay and isinstance(cert.evidence, BabEvidence):
-            deadline = None
-            if time_limit is not None:
-                deadline = t0 + replay_share * float(time_limit)
-            replayed = _replay_trees(cert.evidence, prop, target, deadline)
-            if replayed.evidence is not None:
-                elapsed = time.perf_counter() - t0
-                out = _certificate(
-                    target,
-                    prop,
-                    Verdict.VERIFIED,
-                    replayed.evidence,
-                    method="transfer-replay",
-                    options={**base_opts, "source_certificate": certificate_sha256(cert)},
-                    elapsed=elapsed,
-                )
-                return TransferResult(
-                    Verdict.VERIFIED,
-                    out,
-                    True,
-                    delta,
-                    elapsed,
-                    None,
-                    replayed.reason,
-                    replayed.stats,
-                )
-            reason = f"{reason}; tree replay: {replayed.reason}" if reason else replayed.reason
-            if replayed.hint is not None:
-                hint, hint_case = replayed.hint, replayed.hint_case
     elif cert.verdict is Verdict.FALSIFIED:
         ev_c = cert.evidence
         if not isinstance(ev_c, CounterexampleEvidence):  # pragma: no cover - check() ensures it
