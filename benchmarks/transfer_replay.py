@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--source-time-limit", type=float, default=30.0)
+    ap.add_argument("--props", default="", help="only these properties, e.g. 2,3,4")
     ap.add_argument("--root", type=Path, default=ROOT)
     ap.add_argument("--out", type=Path, default=Path("replay.csv"))
     args = ap.parse_args(argv)
@@ -84,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w", newline="") as fh:
         out = csv.DictWriter(fh, fieldnames=fields)
         out.writeheader()
+        wanted = {f"vnnlib/prop_{p.strip()}.vnnlib" for p in args.props.split(",") if p.strip()}
         for onnx_rel, vnn_rel in _unsat(args.root):
             if kept >= args.instances:
                 break
+            if wanted and vnn_rel not in wanted:
+                continue
             name = f"{Path(onnx_rel).stem.replace('ACASXU_run2a_', '').replace('_batch_2000', '')}"
             name += f"/{Path(vnn_rel).stem}"
             source: Network = from_onnx(str(args.root / onnx_rel))
