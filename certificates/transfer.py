@@ -315,6 +315,9 @@ def _replay_trees(
     presolve = bound_evidence(target, prop, "crown")
     trees = {r.case_index: r.tree for r in ev.cases if r.tree is not None}
     records: list[BabCase] = []
+    if not any(i in trees for i in range(len(prop.cases)) if not presolve.case_lower[i] > 0.0):
+        # nothing of the source's proof is needed: the target is for direct verification
+        return done("")
     for i, case in enumerate(prop.cases):
         if presolve.case_lower[i] > 0.0:
             continue
@@ -502,7 +505,8 @@ def transfer(
                     replayed.reason,
                     replayed.stats,
                 )
-            reason = f"tree replay: {replayed.reason}"
+            if replayed.reason:
+                reason = f"tree replay: {replayed.reason}"
             if replayed.hint is not None:
                 hint, hint_case = replayed.hint, replayed.hint_case
         try:
