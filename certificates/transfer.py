@@ -241,6 +241,14 @@ _DEFAULT_RECIPE: dict[str, Any] = {
 #: hidden-layer bounds the tree's ancestors impose, which may differ from the fresh search's)
 MAX_GRAFT_ROUNDS = 8
 
+#: when more than this share of a tree's leaves fail on the target, re-searching them one by
+#: one costs more than verifying the target directly (ACAS Xu: 649 of 3001 leaves failing took
+#: longer than the direct search), so the replay gives up at once
+MAX_FAILING_SHARE = 0.1
+
+#: ... but up to this many failing leaves are always searched (small trees: cheap)
+MIN_FAILING_SEARCHED = 16
+
 
 def _halved(lo: np.ndarray, hi: np.ndarray, recipe: Mapping[str, Any]) -> ProofTree:
     """One input split of the box ``[lo, hi]`` at the middle of its widest side, both halves
@@ -341,6 +349,12 @@ def _replay_trees(
                 return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
             if rnd == MAX_GRAFT_ROUNDS:
                 break
+            many = MAX_FAILING_SHARE * rep.check.leaves
+            if rnd == 0 and rep.failing.size > max(many, MIN_FAILING_SEARCHED):
+                return done(
+                    f"case {i}: {rep.failing.size} of {rep.check.leaves} leaves fail (more than "
+                    f"{MAX_FAILING_SHARE:.0%}: verifying directly is cheaper)"
+                )
             if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
                 return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
             grafted = _graft_searches(target, case, i, tree, rep, deadline)

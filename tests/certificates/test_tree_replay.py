@@ -188,3 +188,17 @@ def test_random_transfers_are_sound(seed: int, margin: float, change: str) -> No
     assert verify(target, prop, method="milp", time_limit=20).verdict is not Verdict.FALSIFIED
     report = check(out.certificate, target, expected_property=prop)
     assert report.ok and report.trust == "independent", report.reasons
+
+
+def test_many_failing_leaves_go_straight_to_direct_verification(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    monkeypatch.setattr(transfer_module, "MIN_FAILING_SEARCHED", 0)
+    monkeypatch.setattr(transfer_module, "MAX_FAILING_SHARE", 0.01)
+    target = _shift_output(NET, np.array([-0.015, 0.015]))  # unreachable, some leaves fail
+    res = transfer(cert, NET, target, time_limit=30)
+    assert "verifying directly is cheaper" in res.reason
+    assert res.replay is not None and res.replay["grafted"] == 0 and res.replay["failing"] >= 1
+    assert res.verdict is Verdict.VERIFIED and not res.transferred
+    assert res.fallback_result is not None
