@@ -210,19 +210,126 @@ def check_tree(
 
     # many mid-sized products: one BLAS thread is much faster (as in the searches)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _check_tree(network, case, tree, time_limit)
+        return _check_tree(network, case, tree, time_limit, None)
+
+
+@dataclass(frozen=True)
+class LeafReplay:
+    """Outcome of :func:`replay_tree`: a tree's leaves re-derived on a (possibly other) network.
+
+    Attributes:
+        check: the structural outcome; ``check.ok`` is ``True`` iff every leaf closes (then
+            it is exactly :func:`check_tree`'s answer). A structural rejection (malformed tree,
+            bad recipe, out-of-range indices, time limit) has ``check.ok`` false and no
+            failing leaves listed.
+        failing: ids of the leaves that do not close on the network.
+        lower: ``(len(failing), n_inputs)`` their input regions (lower corners).
+        upper: ``(len(failing), n_inputs)`` upper corners.
+        phased: ``(len(failing),)`` whether the leaf's region carries phase constraints (it is
+            then not an input box alone).
+        bounds: the recomputed bounds of the failing leaves (``-inf`` for a claimed-empty leaf
+            that is not empty).
+    """
+
+    check: TreeCheck
+    failing: NDArray[np.int64]
+    lower: FloatArray
+    upper: FloatArray
+    phased: NDArray[np.bool_]
+    bounds: FloatArray
+
+    @property
+    def structural(self) -> bool:
+        """The tree was rejected for a reason other than failing leaves."""
+        return not self.check.ok and self.failing.size == 0
+
+
+class _Failures:
+    """Leaves that do not close, collected by :func:`replay_tree`."""
+
+    def __init__(self) -> None:
+        self.ids: list[NDArray[np.int64]] = []
+        self.lo: list[FloatArray] = []
+        self.hi: list[FloatArray] = []
+        self.phased: list[NDArray[np.bool_]] = []
+        self.bounds: list[FloatArray] = []
+        #: the first failing leaf's reason
+        self.first = ""
+
+    def add(self, part: _Frontier, sel: NDArray[np.int64], bounds: FloatArray, why: str) -> None:
+        self.first = self.first or why
+        self.ids.append(part.ids[sel])
+        self.lo.append(part.lo[sel])
+        self.hi.append(part.hi[sel])
+        self.phased.append(np.any(part.phase[sel] != 0, axis=1))
+        self.bounds.append(bounds)
+
+    @property
+    def count(self) -> int:
+        return int(sum(a.size for a in self.ids))
+
+
+def replay_tree(
+    network: Network, case: UnsafeCase, tree: ProofTree, *, time_limit: float | None = None
+) -> LeafReplay:
+    """Re-derive ``tree`` on ``network`` like :func:`check_tree`, but list every leaf that
+    does not close instead of stopping at the first.
+
+    Same code path as :func:`check_tree` (top-down frontier, one bound engine); used to carry a
+    proof tree to a modified network (:mod:`nncert.certificates.transfer`). When no leaf fails
+    and the tree is well formed, ``result.check`` is what :func:`check_tree` returns.
+
+    Args:
+        network: the network the leaves are re-derived on.
+        case: the unsafe case (its input box is the root region).
+        tree: the proof tree (typically of another network with the same shape).
+        time_limit: seconds allowed (``None``: unlimited).
+
+    Returns:
+        A :class:`LeafReplay`.
+    """
+    from threadpoolctl import threadpool_limits
+
+    failures = _Failures()
+    with threadpool_limits(limits=1, user_api="blas"):
+        res = _check_tree(network, case, tree, time_limit, failures)
+    n_in = case.input_box.dim
+    if not failures.count or res.reason != failures.first:
+        return LeafReplay(
+            res,
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, n_in)),
+            np.zeros((0, n_in)),
+            np.zeros(0, dtype=bool),
+            np.zeros(0),
+        )
+    return LeafReplay(
+        res,
+        np.concatenate(failures.ids).astype(np.int64),
+        np.concatenate(failures.lo),
+        np.concatenate(failures.hi),
+        np.concatenate(failures.phased),
+        np.concatenate(failures.bounds),
+    )
 
 
 def _check_tree(
-    network: Network, case: UnsafeCase, tree: ProofTree, time_limit: float | None
+    network: Network,
+    case: UnsafeCase,
+    tree: ProofTree,
+    time_limit: float | None,
+    failures: _Failures | None,
 ) -> TreeCheck:
-    """:func:`check_tree` without the BLAS thread limit."""
+    """:func:`check_tree` without the BLAS thread limit; with ``failures``, leaves that do not
+    close are collected there and the walk goes on (the result then is not ``ok``)."""
     t0 = time.perf_counter()
     n_nodes = tree.n_nodes
     leaves = int(np.count_nonzero(tree.split == LEAF))
 
     def fail(reason: str, mb: float = np.inf) -> TreeCheck:
         return TreeCheck(False, reason, n_nodes, leaves, mb, time.perf_counter() - t0)
+
+    first_failure = ""
 
     problems = tree.problems()
     if problems:
@@ -278,7 +385,11 @@ def _check_tree(
                 need = sel[~empty[sel]]
                 if how == CLOSED_BY_EMPTY:
                     if need.size:
-                        return fail(f"leaf {int(part.ids[need[0]])} claims an empty region")
+                        why = f"leaf {int(part.ids[need[0]])} claims an empty region"
+                        if failures is None:
+                            return fail(why)
+                        failures.add(part, need, np.full(need.size, -np.inf), why)
+                        first_failure = first_failure or why
                     continue
                 if not need.size or inter is None:
                     continue
@@ -297,12 +408,17 @@ def _check_tree(
                 bad = np.flatnonzero(~(best > 0.0))
                 if bad.size:
                     k = int(bad[0])
-                    return fail(
+                    why = (
                         f"leaf {int(part.ids[need[k]])} does not close: recomputed bound "
-                        f"{best[k]:.6g} <= 0",
-                        min_bound,
+                        f"{best[k]:.6g} <= 0"
                     )
-                min_bound = min(min_bound, float(best.min()))
+                    if failures is None:
+                        return fail(why, min_bound)
+                    failures.add(part, need[bad], best[bad], why)
+                    first_failure = first_failure or why
+                    best = best[best > 0.0]
+                if best.size:
+                    min_bound = min(min_bound, float(best.min()))
             # splits: children's regions
             sp = np.flatnonzero(kinds != LEAF)
             if not sp.size:
@@ -316,6 +432,8 @@ def _check_tree(
                 pu[ok] = np.minimum(pu[ok], stacked[1][where])
             nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp]))
         level = _concat(nxt, n_in, h) if nxt else _empty_frontier(n_in, h)
+    if first_failure:
+        return fail(first_failure, min_bound)
     return TreeCheck(True, "", n_nodes, leaves, float(min_bound), time.perf_counter() - t0)
 
 
@@ -404,4 +522,13 @@ def _sub_inter(inter: Intermediate, pos: NDArray[np.int64]) -> Intermediate:
     )
 
 
-__all__ = ["CHUNK", "MAX_ALPHA_ITERS", "SLOPE_CHOICES", "TreeCheck", "check_tree", "recipe_problem"]
+__all__ = [
+    "CHUNK",
+    "MAX_ALPHA_ITERS",
+    "SLOPE_CHOICES",
+    "LeafReplay",
+    "TreeCheck",
+    "check_tree",
+    "recipe_problem",
+    "replay_tree",
+]

@@ -22,6 +22,17 @@ parameters than the target, else ``"T2"`` (original ⇒ pruned); the rule is the
 witness is run through the target (float64, and onnxruntime for ONNX targets); only a confirmed
 witness makes the target FALSIFIED.
 
+**Tree replay (VERIFIED).** When the rule fails and the source's evidence carries proof trees
+(:class:`~nncert.certificates.model.BabEvidence` of input-split branch and bound), every tree is
+walked on the target (:func:`~nncert.certificates.proofcheck.replay_tree`, the checker's own
+top-down frontier): the leaves whose recomputed bound on :math:`f_t` is still ``> 0`` are
+carried; each failing leaf (an input box) is searched again on the target by input-split branch
+and bound (:func:`~nncert.verify.bab.bab_verify_case`, within ``replay_share`` of the budget)
+and its subtree grafted in its place. A case the target's bound presolve closes needs no tree; a
+case without a source tree is searched from its root. Every grafted tree is re-derived by
+:func:`~nncert.certificates.proofcheck.check_tree` on the target before the result is VERIFIED,
+and the evidence is :class:`BabEvidence`, checked independently like a direct verification's.
+
 Otherwise (or when the rule fails) :func:`transfer` falls back to
 :func:`nncert.verify.pipeline.verify` on the target, after a cheap PGD attack started at the
 source's witness (when there is one).
@@ -32,17 +43,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nncert.certificates.build import certificate_from_result, options_dict
-from nncert.certificates.check import check, transferred_case_bound
+from nncert.certificates.build import bound_evidence, certificate_from_result, options_dict
+from nncert.certificates.check import CheckReport, check, transferred_case_bound
 from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
 from nncert.certificates.model import (
     SCHEMA_VERSION,
+    BabCase,
+    BabEvidence,
     Certificate,
     CounterexampleEvidence,
     NetworkRef,
@@ -50,14 +64,17 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
+from nncert.certificates.proofcheck import LeafReplay, replay_tree
 from nncert.certificates.serialize import certificate_sha256, encode_value
 from nncert.verify.attack import pgd_attack
+from nncert.verify.bab import BabOptions, bab_verify_case
 from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
+from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, OPEN, ProofRecorder, ProofTree
 from nncert.verify.result import Verdict, VerificationResult
-from nncert.verify.spec import Property
+from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
 
 #: pipeline stage (a result's ``reason``) -> words for :meth:`TransferResult.describe`
@@ -80,6 +97,10 @@ class TransferResult:
         reason: why the transfer applied (``"T2: margin + Δ > 0 for every case"``) or why it
             did not (``"margin + Δ = -3.2 <= 0 for case 0; ..."``); how the target was then
             decided is in ``fallback_result`` (see :meth:`describe`).
+        replay: what the tree replay did (``None`` when it did not run): ``leaves`` (source
+            leaves replayed), ``carried`` (closed on the target as they stand), ``failing``,
+            ``grafted`` (failing leaves closed by a new subtree), ``searched_cases`` (cases
+            without a source tree searched from the root), ``ok``, ``time``.
     """
 
     verdict: Verdict
@@ -89,6 +110,7 @@ class TransferResult:
     time: float
     fallback_result: VerificationResult | None = None
     reason: str = ""
+    replay: Mapping[str, Any] | None = None
 
     def describe(self) -> str:
         """One line saying what happened, e.g. ``"verified directly on the target by crown
@@ -132,7 +154,232 @@ class TransferResult:
             "delta": None if self.delta is None else encode_value(self.delta),
             "time": round(float(self.time), 6),
             "fallback": None if self.fallback_result is None else self.fallback_result.to_dict(),
+            "replay": None if self.replay is None else dict(self.replay),
         }
+
+
+#: source certificates already checked in this process: (certificate sha256, network
+#: fingerprint) -> the accepting report (least recently used dropped first)
+_CHECKED: OrderedDict[tuple[str, str], CheckReport] = OrderedDict()
+_CHECKED_MAX = 64
+
+
+def _source_report(cert: Certificate, source: Network, fingerprint: str) -> CheckReport:
+    """:func:`check` of the source certificate, once per process for a given certificate and
+    network (only accepting reports are kept; a cached report must not be mutated)."""
+    key = (certificate_sha256(cert), fingerprint)
+    hit = _CHECKED.get(key)
+    if hit is not None:
+        _CHECKED.move_to_end(key)
+        return hit
+    report = check(cert, source)
+    if report.ok:
+        _CHECKED[key] = report
+        while len(_CHECKED) > _CHECKED_MAX:
+            _CHECKED.popitem(last=False)
+    return report
+
+
+def clear_check_cache() -> None:
+    """Forget the source certificates checked so far (tests, long-running services)."""
+    _CHECKED.clear()
+
+
+@dataclass
+class _Replay:
+    """Outcome of :func:`_replay_trees`."""
+
+    evidence: BabEvidence | None
+    reason: str
+    stats: dict[str, Any]
+    hint: np.ndarray | None = None
+    hint_case: int = 0
+
+
+def _opened(tree: ProofTree, leaves: np.ndarray) -> ProofTree:
+    """``tree`` with the given leaves re-opened (their closing record and parameters gone)."""
+    closed = np.array(tree.closed_by)
+    plen = np.array(tree.param_len)
+    closed[leaves] = OPEN
+    plen[leaves] = 0
+    arrays = {a: getattr(tree, a) for a in ProofTree.ARRAYS}
+    arrays.update(closed_by=closed, param_len=plen)
+    return ProofTree(recipe=tree.recipe, **arrays)
+
+
+def _search_options(recipe: Mapping[str, Any]) -> BabOptions:
+    """Branch-and-bound options that bound boxes as ``recipe`` says (so a grafted subtree's
+    leaves close under the tree's recipe)."""
+    inter = recipe.get("intermediate", "crown")
+    return BabOptions(
+        intermediate=inter if inter in ("ibp", "forward", "crown") else "crown",
+        extra_slopes=tuple(recipe.get("extra_slopes", ("zero", "one"))),
+        combine_rows=bool(recipe.get("combine_rows", True)),
+        attack_budget_s=0.0,
+    )
+
+
+def _root_tree(recipe: Mapping[str, Any]) -> ProofTree:
+    """A tree of one leaf (the root), to be searched on the target."""
+    rec = ProofRecorder(recipe=recipe)
+    rec.close(rec.root(), CLOSED_BY_BOUND)
+    return rec.tree()
+
+
+#: the recipe of a tree searched from scratch (the input-split search's defaults)
+_DEFAULT_RECIPE: dict[str, Any] = {
+    "search": "input-split",
+    "intermediate": "crown",
+    "extra_slopes": ["zero", "one"],
+    "combine_rows": True,
+    "alpha_iters": 0,
+    "alpha_optimizer": "sign",
+}
+
+
+#: rounds of re-searching failing leaves (a grafted subtree's leaves are re-derived under the
+#: hidden-layer bounds the tree's ancestors impose, which may differ from the fresh search's)
+MAX_GRAFT_ROUNDS = 8
+
+#: when more than this share of a tree's leaves fail on the target, re-searching them one by
+#: one costs more than verifying the target directly (ACAS Xu: 649 of 3001 leaves failing took
+#: longer than the direct search), so the replay gives up at once
+MAX_FAILING_SHARE = 0.1
+
+#: ... but up to this many failing leaves are always searched (small trees: cheap)
+MIN_FAILING_SEARCHED = 16
+
+
+def _halved(lo: np.ndarray, hi: np.ndarray, recipe: Mapping[str, Any]) -> ProofTree:
+    """One input split of the box ``[lo, hi]`` at the middle of its widest side, both halves
+    claimed closed by bound (the replay re-derives them)."""
+    d = int(np.argmax(hi - lo))
+    rec = ProofRecorder(recipe=recipe)
+    a, b = rec.split(rec.root(), INPUT_SPLIT, d, 0.5 * (float(lo[d]) + float(hi[d])))
+    rec.close_many([a, b], CLOSED_BY_BOUND)
+    return rec.tree()
+
+
+def _graft_searches(
+    target: Network,
+    case: UnsafeCase,
+    i: int,
+    tree: ProofTree,
+    rep: LeafReplay,
+    deadline: float | None,
+) -> ProofTree | _Replay:
+    """``tree`` with every failing leaf of ``rep`` replaced by the proof tree of an input-split
+    search of the leaf's box on ``target``; a :class:`_Replay` (reason, maybe a witness) when
+    a search does not prove its leaf."""
+    opts = _search_options(tree.recipe)
+    rec = ProofRecorder(recipe=tree.recipe)
+    rec.graft(rec.root(), _opened(tree, rep.failing))  # node ids are kept
+    alpha = int(tree.recipe.get("alpha_iters", 0))
+    for node, lo, hi in zip(rep.failing.tolist(), rep.lower, rep.upper):
+        sub = UnsafeCase(Box(lo, hi), case.A, case.b)
+        out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
+        if out.status == "falsified" and out.x is not None:
+            why = f"case {i}: a counterexample lies in a failing leaf"
+            return _Replay(None, why, {}, hint=out.x, hint_case=i)
+        if out.status != "verified" or out.proof is None:
+            return _Replay(None, f"case {i}: a failing leaf was not closed ({out.status})", {})
+        proof = out.proof
+        if proof.n_nodes == 1:
+            # the fresh search closed the box at once, yet the tree's walk (whose ancestors'
+            # hidden-layer bounds it inherits) did not: split it, the next round replays halves
+            proof = _halved(lo, hi, tree.recipe)
+        rec.graft(int(node), proof)
+        alpha = max(alpha, int(proof.recipe.get("alpha_iters", 0)))
+    rec.recipe["alpha_iters"] = alpha
+    return rec.tree()
+
+
+def _replay_trees(
+    ev: BabEvidence, prop: Property, target: Network, deadline: float | None
+) -> _Replay:
+    r"""Carry ``ev``'s proof trees to ``target`` (see the module docstring, tree replay).
+
+    Returns evidence only when every case is closed on the target: by the target's bound
+    presolve, or by a tree that :func:`check_tree` re-derived on the target.
+    """
+    t0 = time.perf_counter()
+    stats: dict[str, Any] = {
+        "leaves": 0,
+        "carried": 0,
+        "failing": 0,
+        "grafted": 0,
+        "searched_cases": 0,
+        "ok": False,
+    }
+
+    def left() -> float | None:
+        return None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+
+    def done(reason: str, evidence: BabEvidence | None = None, **kw: Any) -> _Replay:
+        stats["ok"] = evidence is not None
+        stats["time"] = round(time.perf_counter() - t0, 6)
+        return _Replay(evidence, reason, stats, **kw)
+
+    presolve = bound_evidence(target, prop, "crown")
+    trees = {r.case_index: r.tree for r in ev.cases if r.tree is not None}
+    records: list[BabCase] = []
+    if not any(i in trees for i in range(len(prop.cases)) if not presolve.case_lower[i] > 0.0):
+        # nothing of the source's proof is needed: the target is for direct verification
+        return done("")
+    for i, case in enumerate(prop.cases):
+        if presolve.case_lower[i] > 0.0:
+            continue
+        tree = trees.get(i)
+        if tree is None:
+            tree = _root_tree(_DEFAULT_RECIPE)
+            stats["searched_cases"] += 1
+        closed = False
+        for rnd in range(MAX_GRAFT_ROUNDS + 1):
+            # the replay is check_tree's own walk: when no leaf fails it is the check
+            rep = replay_tree(target, case, tree, time_limit=left())
+            if rnd == 0 and i in trees:
+                stats["leaves"] += rep.check.leaves
+                stats["carried"] += rep.check.leaves - rep.failing.size
+                stats["failing"] += rep.failing.size
+            if rep.check.ok:
+                records.append(BabCase(i, "verified", rep.check.min_bound, tree.n_nodes, tree))
+                closed = True
+                break
+            if rep.structural:
+                return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
+            if rnd == MAX_GRAFT_ROUNDS:
+                break
+            many = MAX_FAILING_SHARE * rep.check.leaves
+            if rnd == 0 and rep.failing.size > max(many, MIN_FAILING_SEARCHED):
+                return done(
+                    f"case {i}: {rep.failing.size} of {rep.check.leaves} leaves fail (more than "
+                    f"{MAX_FAILING_SHARE:.0%}: verifying directly is cheaper)"
+                )
+            if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
+                return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
+            grafted = _graft_searches(target, case, i, tree, rep, deadline)
+            if isinstance(grafted, _Replay):
+                return done(grafted.reason, hint=grafted.hint, hint_case=grafted.hint_case)
+            if rnd == 0 and i in trees:
+                stats["grafted"] += rep.failing.size
+            tree = grafted
+        if not closed:
+            return done(f"case {i}: leaves still fail after {MAX_GRAFT_ROUNDS} rounds of search")
+    evidence = BabEvidence(
+        method=ev.method,
+        nodes=sum(r.nodes for r in records),
+        cases=tuple(records),
+        presolve=presolve,
+    )
+    return done(
+        f"tree replay: {stats['carried']} of {stats['leaves']} source leaves carried, "
+        f"{stats['grafted']} re-searched and grafted",
+        evidence,
+    )
+
+
+def _joined(first: str, then: str) -> str:
+    return f"{first}; {then}" if first else then
 
 
 def _nonzeros(net: Network) -> int:
@@ -185,6 +432,8 @@ def transfer(
     time_limit: float | None = None,
     options: Any = None,
     accept_attested: bool = False,
+    replay: bool = True,
+    replay_share: float = 0.5,
 ) -> TransferResult:
     """Transfer ``cert`` (about ``source``) to ``target`` (see the module docstring).
 
@@ -199,6 +448,9 @@ def transfer(
         options: :class:`~nncert.verify.options.VerifyOptions` (or a mapping) for the fallback.
         accept_attested: accept a source certificate whose verdict rests on a solver's word
             (by default only independently re-derived certificates are carried).
+        replay: when the Δ rule fails, carry the source's proof trees (tree replay).
+        replay_share: share of ``time_limit`` the tree replay may use (the fallback gets the
+            rest).
 
     Returns:
         A :class:`TransferResult`. ``transferred`` is ``True`` only when the verdict came from
@@ -213,13 +465,16 @@ def transfer(
     t0 = time.perf_counter()
     if method not in DIFF_METHODS:
         raise InvalidOptionsError(f"method={method!r} must be one of {', '.join(DIFF_METHODS)}")
+    if not 0.0 < replay_share <= 1.0:
+        raise InvalidOptionsError(f"replay_share={replay_share!r} must be in (0, 1]")
     if cert.network.fingerprint != source.fingerprint():
         raise TransferError(
             "transfer: the certificate is not about the given source network (fingerprint mismatch)"
         )
     prop = cert.property
     prop.check_network_shape(target.n_inputs, target.n_outputs, where="transfer target")
-    report = check(cert, source)
+    fingerprint = source.fingerprint()
+    report = _source_report(cert, source, fingerprint)
     if not report.ok:
         raise TransferError(f"transfer: source certificate rejected: {report.reasons[0]}")
     if not report.independent and not accept_attested:
@@ -228,17 +483,50 @@ def transfer(
             f"({report.unchecked[0]}); re-create it with a checkable proof, or accept it "
             "with --accept-attested"
         )
-    base_opts: dict[str, Any] = {"delta_method": method, "source": source.fingerprint()}
+    base_opts: dict[str, Any] = {"delta_method": method, "source": fingerprint}
     delta: tuple[tuple[float, ...], ...] | None = None
     hint: np.ndarray | None = None
     hint_case = 0
     reason = ""
+    replayed: _Replay | None = None
 
     if cert.verdict is Verdict.VERIFIED:
+        # a search's certificate: carry its proof trees first (the Δ rule needs the whole
+        # box's margin to exceed the output change, which a tree's smallest leaf rarely does)
+        if replay and isinstance(cert.evidence, BabEvidence):
+            deadline = None
+            if time_limit is not None:
+                deadline = t0 + replay_share * float(time_limit)
+            replayed = _replay_trees(cert.evidence, prop, target, deadline)
+            if replayed.evidence is not None:
+                elapsed = time.perf_counter() - t0
+                out = _certificate(
+                    target,
+                    prop,
+                    Verdict.VERIFIED,
+                    replayed.evidence,
+                    method="transfer-replay",
+                    options={**base_opts, "source_certificate": certificate_sha256(cert)},
+                    elapsed=elapsed,
+                )
+                return TransferResult(
+                    Verdict.VERIFIED,
+                    out,
+                    True,
+                    delta,
+                    elapsed,
+                    None,
+                    replayed.reason,
+                    replayed.stats,
+                )
+            if replayed.reason:
+                reason = f"tree replay: {replayed.reason}"
+            if replayed.hint is not None:
+                hint, hint_case = replayed.hint, replayed.hint_case
         try:
             delta, delta_up = _case_deltas(source, target, prop, method)
         except TransferError as err:
-            reason = f"difference bounds unavailable: {err}"
+            reason = _joined(reason, f"difference bounds unavailable: {err}")
         else:
             # the margins the checker re-derived (never the certificate's own claims)
             src_case = report.case_lower
@@ -290,12 +578,12 @@ def transfer(
                     f"{ev.theorem}: margin + Δ > 0 for every case",
                 )
             i = failing[0]
-            reason = (
+            reason = _joined(
+                reason,
                 f"margin + Δ = {values[i]:.6g} <= 0 for case {i}; "
-                f"{len(failing)} of {len(prop.cases)} case(s) fail"
+                f"{len(failing)} of {len(prop.cases)} case(s) fail",
             )
     elif cert.verdict is Verdict.FALSIFIED:
-
         ev_c = cert.evidence
         if not isinstance(ev_c, CounterexampleEvidence):  # pragma: no cover - check() ensures it
             raise TransferError("transfer: FALSIFIED certificate without a counterexample")
@@ -364,10 +652,22 @@ def transfer(
             options=base_opts,
             elapsed=elapsed,
         )
-        return TransferResult(Verdict.UNKNOWN, out, False, delta, elapsed, None, reason)
-    return _fallback(
+        return TransferResult(
+            Verdict.UNKNOWN,
+            out,
+            False,
+            delta,
+            elapsed,
+            None,
+            reason,
+            None if replayed is None else replayed.stats,
+        )
+    res = _fallback(
         prop, target, delta, hint, hint_case, reason, t0, time_limit=time_limit, options=options
     )
+    if replayed is not None:
+        res = dataclasses.replace(res, replay=replayed.stats)
+    return res
 
 
 def _fallback(
@@ -396,7 +696,6 @@ def _fallback(
         remaining = max(1e-3, float(time_limit) - (time.perf_counter() - t0))
         vopts = dataclasses.replace(vopts, time_limit=remaining)
     if hint is not None and vopts.attack:
-
         case = prop.cases[hint_case]
         res = pgd_attack(
             target,
@@ -425,4 +724,4 @@ def _fallback(
     return TransferResult(result.verdict, out, False, delta, elapsed, result, reason)
 
 
-__all__ = ["TransferResult", "transfer"]
+__all__ = ["TransferResult", "clear_check_cache", "transfer"]

@@ -292,9 +292,7 @@ def test_complete_method_certificates_from_the_pipeline(method: str) -> None:
         assert any("proof tree re-derived" in a for a in report.attested)
     # the complete method's per-case bounds feed a transfer to an identical copy
     copy = NET.replace_layers(list(NET.layers))
-    tr = transfer(
-        cert, NET, copy, method="interval", verify_fallback=False, accept_attested=True
-    )
+    tr = transfer(cert, NET, copy, method="interval", verify_fallback=False, accept_attested=True)
     assert tr.transferred and tr.verdict is Verdict.VERIFIED
     assert check(tr.certificate, copy, source=NET, source_certificate=cert).ok
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from nncert.certificates import (
+    BabEvidence,
     Certificate,
     CounterexampleEvidence,
     NoEvidence,
@@ -104,10 +105,13 @@ def test_transferred_verified_is_confirmed_on_the_target(name: str, compression:
             continue
         assert res.verdict is Verdict.VERIFIED, res.reason
         n_transferred += 1
-        assert isinstance(res.certificate.evidence, TransferEvidence)
+        # the Δ rule (transfer evidence) or the source's proof trees replayed on the target
+        assert isinstance(res.certificate.evidence, (TransferEvidence, BabEvidence))
         assert res.certificate.network.fingerprint == target.fingerprint()
         rep = check(res.certificate, target, source=net, source_certificate=cert)
         assert rep.ok, rep.reasons
+        if isinstance(res.certificate.evidence, BabEvidence):
+            assert res.replay is not None and rep.trust == "independent"
         direct = verify(target, prop, method="auto", time_limit=20)
         assert direct.verdict is not Verdict.FALSIFIED, (
             f"UNSOUND transfer on {name}/{compression}/{prop.name}: "

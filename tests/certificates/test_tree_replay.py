@@ -1,0 +1,204 @@
+"""Tree replay: a branch-and-bound certificate's proof trees carried to a compressed network.
+
+A bab certificate of a small ReLU network (its property needs splits) is transferred to pruned,
+quantized and perturbed versions: carried trees and grafted subtrees pass ``check`` with trust
+"independent"; a target the property fails on is never called verified; the source certificate
+is checked once per process; :func:`replay_tree` lists every failing leaf while
+:func:`check_tree` still stops at the first. Hypothesis: on random small networks and random
+perturbations, a transferred VERIFIED is never contradicted by a dense grid or the MILP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nncert.certificates import BabEvidence, Certificate, certificate_from_result, check
+from nncert.certificates.proofcheck import check_tree, replay_tree
+from nncert.certificates.transfer import clear_check_cache, transfer
+from nncert.compression import magnitude_prune, quantize_weights
+from nncert.verify import verify
+from nncert.verify.network import Dense, Network, ReLU
+from nncert.verify.proof import ProofTree
+from nncert.verify.result import Verdict
+from nncert.verify.spec import Box, Property, UnsafeCase
+
+
+def _net(seed: int, sizes: list[int]) -> Network:
+    rng = np.random.default_rng(seed)
+    layers: list[object] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [Dense(rng.standard_normal((b, a)) / np.sqrt(a), 0.3 * rng.standard_normal(b))]
+        layers.append(ReLU())
+    return Network(tuple(layers[:-1]), input_shape=(sizes[0],))  # type: ignore[arg-type]
+
+
+def _grid_min(net: Network, box: Box, A: np.ndarray, n: int = 201) -> float:
+    axes = [np.linspace(lo, hi, n) for lo, hi in zip(box.lower, box.upper)]
+    xs = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, box.dim)
+    return float((net.forward(xs) @ A.T).min())
+
+
+def _shift_output(net: Network, shift: np.ndarray) -> Network:
+    """``net`` with ``shift`` added to the last layer's bias."""
+    layers = list(net.layers)
+    last = layers[-1]
+    assert isinstance(last, Dense)
+    layers[-1] = Dense(last.weight, last.bias + shift)
+    return Network(tuple(layers), input_shape=net.input_shape)
+
+
+NET = _net(1, [2, 12, 12, 2])
+BOX = Box(-np.ones(2), np.ones(2))
+A = np.array([[1.0, -1.0]])
+THRESHOLD = _grid_min(NET, BOX, A) - 0.05
+PROP = Property((UnsafeCase(BOX, A, [THRESHOLD]),), name="needs-splits")
+
+
+def _bab_cert(net: Network, prop: Property) -> Certificate:
+    res = verify(net, prop, method="bab", time_limit=30)
+    assert res.verdict is Verdict.VERIFIED and res.method == "bab"
+    return certificate_from_result(net, prop, res, options={"method": "bab"})
+
+
+@pytest.fixture(scope="module")
+def cert() -> Certificate:
+    out = _bab_cert(NET, PROP)
+    ev = out.evidence
+    assert isinstance(ev, BabEvidence) and ev.cases[0].tree is not None
+    assert ev.cases[0].tree.n_nodes > 3
+    return out
+
+
+def _tree(c: Certificate) -> ProofTree:
+    ev = c.evidence
+    assert isinstance(ev, BabEvidence) and ev.cases[0].tree is not None
+    return ev.cases[0].tree
+
+
+def test_replay_tree_lists_every_failing_leaf_check_tree_stops(cert: Certificate) -> None:
+    tree = _tree(cert)
+    same = replay_tree(NET, PROP.cases[0], tree)
+    assert same.check.ok and same.failing.size == 0
+    assert same.check.min_bound == check_tree(NET, PROP.cases[0], tree).min_bound
+    # lower the output row by 0.04 of the 0.05 margin: some leaves no longer close
+    target = _shift_output(NET, np.array([-0.02, 0.02]))
+    rep = replay_tree(target, PROP.cases[0], tree)
+    chk = check_tree(target, PROP.cases[0], tree)
+    assert not chk.ok and not rep.check.ok and not rep.structural
+    assert rep.check.reason == chk.reason  # the first failure, as check_tree reports it
+    assert rep.failing.size >= 1 and np.all(rep.bounds <= 0.0)
+    assert set(rep.failing.tolist()) <= set(tree.leaves.tolist())
+    assert np.all(rep.lower <= rep.upper) and not np.any(rep.phased)
+
+
+def test_pruned_target_carries_the_tree_and_checks_independently(cert: Certificate) -> None:
+    target, _ = magnitude_prune(NET, 0.1)
+    res = transfer(cert, NET, target, verify_fallback=False)
+    assert res.verdict is Verdict.VERIFIED and res.transferred
+    assert res.replay is not None and res.replay["carried"] == res.replay["leaves"] > 0
+    assert res.certificate.evidence.kind == "bab"
+    report = check(res.certificate, target, expected_property=PROP)
+    assert report.ok and report.trust == "independent", report.reasons
+    assert _grid_min(target, BOX, A) > THRESHOLD
+
+
+@pytest.mark.parametrize("make", ["prune30", "shift"])
+def test_failing_leaves_get_grafted_subtrees(cert: Certificate, make: str) -> None:
+    if make == "prune30":
+        target, _ = magnitude_prune(NET, 0.3)
+    else:  # 0.03 of the 0.05 margin gone: still unreachable, but leaves fail
+        target = _shift_output(NET, np.array([-0.015, 0.015]))
+    assert _grid_min(target, BOX, A) > THRESHOLD
+    res = transfer(cert, NET, target, verify_fallback=False)
+    assert res.replay is not None and res.replay["failing"] >= 1, res.reason
+    assert res.verdict is Verdict.VERIFIED and res.transferred, res.reason
+    assert res.replay["grafted"] == res.replay["failing"]
+    assert res.replay["carried"] == res.replay["leaves"] - res.replay["failing"]
+    new = _tree(res.certificate)
+    assert new.n_nodes > _tree(cert).n_nodes  # subtrees below the failing leaves
+    report = check(res.certificate, target, expected_property=PROP)
+    assert report.ok and report.trust == "independent", report.reasons
+
+
+def test_falsifiable_target_is_never_verified(cert: Certificate) -> None:
+    target = _shift_output(NET, np.array([-0.1, 0.1]))  # the row drops 0.2 below the margin
+    assert _grid_min(target, BOX, A) <= THRESHOLD
+    res = transfer(cert, NET, target, verify_fallback=False)
+    assert res.verdict is Verdict.UNKNOWN and not res.transferred
+    assert res.replay is not None and res.replay["failing"] >= 1 and not res.replay["ok"]
+    full = transfer(cert, NET, target, time_limit=30)
+    assert full.verdict is Verdict.FALSIFIED and not full.transferred
+
+
+def test_source_certificate_is_checked_once(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_check_cache()
+    calls: list[int] = []
+    # the package re-exports transfer() under the module's name: reach the module itself
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    real = transfer_module.check
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer_module, "check", counting)
+    for target in (magnitude_prune(NET, 0.05)[0], quantize_weights(NET, 8)[0]):
+        assert transfer(cert, NET, target, verify_fallback=False).verdict is Verdict.VERIFIED
+    assert len(calls) == 1
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    margin=st.sampled_from([0.02, 0.1]),
+    change=st.sampled_from(["prune10", "prune30", "int8", "int4", "noise"]),
+)
+def test_random_transfers_are_sound(seed: int, margin: float, change: str) -> None:
+    net = _net(seed, [2, 8, 8, 2])
+    box = Box(-np.ones(2), np.ones(2))
+    thr = _grid_min(net, box, A) - margin
+    prop = Property((UnsafeCase(box, A, [thr]),))
+    res = verify(net, prop, method="bab", time_limit=20)
+    if res.verdict is not Verdict.VERIFIED:
+        return
+    src = certificate_from_result(net, prop, res, options={"method": "bab"})
+    if change.startswith("prune"):
+        target = magnitude_prune(net, int(change[5:]) / 100)[0]
+    elif change.startswith("int"):
+        target = quantize_weights(net, int(change[3:]))[0]
+    else:
+        rng = np.random.default_rng(seed)
+        target = _shift_output(net, 0.05 * rng.standard_normal(2))
+    out = transfer(src, net, target, verify_fallback=False, time_limit=20)
+    if out.verdict is not Verdict.VERIFIED:
+        return
+    assert _grid_min(target, box, A) > thr
+    assert verify(target, prop, method="milp", time_limit=20).verdict is not Verdict.FALSIFIED
+    report = check(out.certificate, target, expected_property=prop)
+    assert report.ok and report.trust == "independent", report.reasons
+
+
+def test_many_failing_leaves_go_straight_to_direct_verification(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    monkeypatch.setattr(transfer_module, "MIN_FAILING_SEARCHED", 0)
+    monkeypatch.setattr(transfer_module, "MAX_FAILING_SHARE", 0.01)
+    target = _shift_output(NET, np.array([-0.015, 0.015]))  # unreachable, some leaves fail
+    res = transfer(cert, NET, target, time_limit=30)
+    assert "verifying directly is cheaper" in res.reason
+    assert res.replay is not None and res.replay["grafted"] == 0 and res.replay["failing"] >= 1
+    assert res.verdict is Verdict.VERIFIED and not res.transferred
+    assert res.fallback_result is not None
