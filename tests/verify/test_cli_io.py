@@ -197,9 +197,14 @@ def no_solving(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("verify() was called before the output path was checked")
 
+    import nncert.verify.ci as ci
+    import nncert.verify.commands as commands
     import nncert.verify.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "verify", boom)
+    # the sub-command modules bind ``verify`` when first imported (lazily, by the CLI): patch
+    # their names too, after importing them, so that no module keeps ``boom`` after the test
+    for module in (pipeline, ci, commands):
+        monkeypatch.setattr(module, "verify", boom)
 
 
 @pytest.mark.usefixtures("no_solving")
