@@ -25,6 +25,14 @@ properties, the time budgets and the verification options::
       { name = "p", x = [0.2, 0.4, 0.1, 0.7], label = 0, eps = [0.01, 0.02] },
     ]
 
+    [[models]]
+    name = "iris-pruned"
+    path = "iris_pruned.onnx"
+    derived_from = "iris"                # compressed from "iris": transfer its certificates
+    properties = [
+      { name = "p", x = [0.2, 0.4, 0.1, 0.7], label = 0, eps = [0.01, 0.02] },
+    ]
+
 Property entries (exactly one of ``examples``, ``vnnlib``, ``input``/``x`` per entry):
 
 * ``examples``: properties of a bundled example model (``path = "example:NAME"``);
@@ -37,6 +45,18 @@ Property entries (exactly one of ``examples``, ``vnnlib``, ``input``/``x`` per e
 
 Each property's id is ``<model name>/<property id>``; ids must be unique (they key the
 regression check). Unknown keys anywhere are errors with a did-you-mean suggestion.
+
+``derived_from`` names the model a model was compressed from (another model of the manifest;
+no cycles; same numbers of inputs and outputs). Models are certified parents first; a
+property of a derived model with the same id and the same property as one of its parent's is
+first *transferred* (:func:`nncert.certificates.transfer.transfer`: proof-tree replay, or the
+parent's margin plus a sound bound on the output difference; a counterexample only after it is
+replayed on the derived model), within at most :data:`TRANSFER_SHARE` of its budget for the
+tree replay, and verified directly only when the transfer does not apply (with the rest of its
+budget). The report says per property ``transfer`` (``"transferred"``/``"re-verified"``),
+``transfer_time``, ``time_saved`` (the parent's verification time minus the transfer time, an
+estimate) and ``transfer_reason``. A cached transferred certificate is re-checked with the
+parent's network and certificate.
 
 :func:`run_manifest` verifies each (model, property) pair, serving it from a
 :class:`~nncert.verify.cache.CertificateCache` when an entry with the same key (network
@@ -95,6 +115,7 @@ from nncert.certificates import (
     property_fingerprint,
     save_certificate,
 )
+from nncert.certificates.transfer import transfer
 from nncert.verify.cache import CertificateCache, cache_key, config_hash, tool_version
 from nncert.verify.cliutil import UsageError, load_model
 from nncert.verify.errors import (
@@ -135,7 +156,13 @@ DEFAULT_PER_PROPERTY = 60.0
 
 _TOP_KEYS = ("version", "options", "budget", "models")
 _BUDGET_KEYS = ("per_property", "total")
-_MODEL_KEYS = ("name", "path", "properties")
+_MODEL_KEYS = ("name", "path", "properties", "derived_from")
+#: verdicts a parent's certificate can carry to a derived model
+VERDICTS_DECIDED = ("verified", "falsified")
+#: share of a property's budget the tree replay of a transfer may use (the direct verification
+#: that follows a failed transfer gets what the attempt left)
+TRANSFER_SHARE = 0.3
+
 _PROPERTY_KEYS = ("name", "timeout", "examples", "vnnlib", "input", "x", "label", "eps", "domain")
 
 
@@ -165,6 +192,7 @@ class ModelEntry:
     path: str
     properties: tuple[PropertyEntry, ...]
     where: str
+    derived_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -328,8 +356,52 @@ def parse_manifest(doc: Mapping[str, Any], path: str | Path = "<manifest>") -> M
         )
         if any(e.kind == "example" for e in entries) and not p.startswith("example:"):
             raise ManifestError(f"{where}: 'examples' properties need path = \"example:NAME\"")
-        models.append(ModelEntry(name, p, entries, where))
+        parent = m.get("derived_from")
+        if parent is not None and (not isinstance(parent, str) or not parent):
+            raise ManifestError(f"{where}.derived_from: expected the name of another model")
+        models.append(ModelEntry(name, p, entries, where, parent))
+    _check_lineage(models)
     return Manifest(Path(path), options, per, total_v, tuple(models))
+
+
+def _check_lineage(models: Sequence[ModelEntry]) -> None:
+    """Every ``derived_from`` names another model of the manifest, without cycles."""
+
+    by_name = {m.name: m for m in models}
+    for m in models:
+        if m.derived_from is None:
+            continue
+        if m.derived_from == m.name:
+            raise ManifestError(f"{m.where}.derived_from: model {m.name!r} derives from itself")
+        if m.derived_from not in by_name:
+            close = difflib.get_close_matches(m.derived_from, list(by_name), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; models: {', '.join(by_name)}"
+            raise ManifestError(
+                f"{m.where}.derived_from: no model named {m.derived_from!r}{hint}"
+            )
+    for m in models:
+        chain = [m.name]
+        cur = m
+        while cur.derived_from is not None:
+            cur = by_name[cur.derived_from]
+            if cur.name in chain:
+                raise ManifestError(
+                    f"{m.where}.derived_from: cycle {' -> '.join([*chain, cur.name])}"
+                )
+            chain.append(cur.name)
+
+
+def lineage_depth(manifest: Manifest) -> dict[str, int]:
+    """``{model name: number of derived_from links up to a root model}``."""
+
+    by_name = {m.name: m for m in manifest.models}
+    depth: dict[str, int] = {}
+    for m in manifest.models:
+        d, cur = 0, m
+        while cur.derived_from is not None:
+            d, cur = d + 1, by_name[cur.derived_from]
+        depth[m.name] = d
+    return depth
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -498,6 +570,63 @@ def build_jobs(manifest: Manifest) -> list[Job]:
     return jobs
 
 
+def parent_jobs(manifest: Manifest, jobs: Sequence[Job]) -> dict[int, int]:
+    """Pair each property of a derived model with the same property of its parent model.
+
+    A job of a model with ``derived_from = "P"`` is paired with P's job of the same property
+    name when both are about the same property (equal fingerprints); unpaired jobs are simply
+    verified. Returns ``{job index: parent job index}``.
+
+    Raises:
+        ManifestError: a derived model's inputs or outputs differ from its parent's.
+    """
+
+    parent_of = {m.name: m.derived_from for m in manifest.models}
+    where = {m.name: m.where for m in manifest.models}
+    index = {(job.model, job.name): i for i, job in enumerate(jobs)}
+    shapes = {job.model: (job.network.n_inputs, job.network.n_outputs) for job in jobs}
+    pairs: dict[int, int] = {}
+    for i, job in enumerate(jobs):
+        parent = parent_of.get(job.model)
+        if parent is None:
+            continue
+        if parent in shapes and shapes[parent] != shapes[job.model]:
+            raise ManifestError(
+                f"{where[job.model]}.derived_from: {job.model!r} has "
+                f"{shapes[job.model][0]} inputs and {shapes[job.model][1]} outputs, its parent "
+                f"{parent!r} {shapes[parent][0]} and {shapes[parent][1]}"
+            )
+        k = index.get((parent, job.name))
+        if k is not None and property_fingerprint(jobs[k].prop) == property_fingerprint(job.prop):
+            pairs[i] = k
+    return pairs
+
+
+@dataclass(frozen=True)
+class TransferNote:
+    """How a derived model's property was decided relative to its parent's certificate.
+
+    Attributes:
+        parent: the parent property's id.
+        status: ``"transferred"`` (decided by carrying the parent's certificate) or
+            ``"re-verified"`` (the transfer did not apply; verified directly).
+        time: seconds the transfer attempt took.
+        parent_time: seconds the parent's verification took in this run (``None`` when the
+            parent was served from the cache).
+        saved: estimated seconds saved: the parent's verification time (a proxy for verifying
+            the derived model directly) minus the transfer time; for a re-verified property,
+            minus the time of the failed attempt. ``None`` when not estimable.
+        why: the transfer's reason (which rule applied, or why none did).
+    """
+
+    parent: str
+    status: str
+    time: float = 0.0
+    parent_time: float | None = None
+    saved: float | None = None
+    why: str = ""
+
+
 # --------------------------------------------------------------------------------------------
 # Certifying one property (shared with the pytest plugin)
 # --------------------------------------------------------------------------------------------
@@ -542,17 +671,32 @@ def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
 
 
 def _from_cache(
-    cache: Any, key: str, network: Any, prop: Any, *, accept_attested: bool = False
+    cache: Any,
+    key: str,
+    network: Any,
+    prop: Any,
+    *,
+    accept_attested: bool = False,
+    source: Any = None,
+    source_certificate: Any = None,
 ) -> tuple[Any, float] | str | None:
     """A re-checked cached certificate and the seconds the check took; or why the entry was
-    refused (it is discarded); ``None`` when there is no entry."""
+    refused (it is discarded); ``None`` when there is no entry. ``source`` and
+    ``source_certificate`` (the parent model and its certificate) let a transferred
+    certificate be re-checked."""
     cert = cache.get(key)
     if cert is None:
         return None
     t0 = time.perf_counter()
     why = ""
     try:
-        report = check(cert, network, expected_property=prop)
+        report = check(
+            cert,
+            network,
+            expected_property=prop,
+            source=source,
+            source_certificate=source_certificate,
+        )
         if not report.ok:
             why = f"rejected by the checker: {report.reasons[0]}"
         elif not report.independent and not accept_attested:
@@ -657,6 +801,7 @@ def _report_entry(
     out: Outcome,
     cert_path: str | None,
     previous: Mapping[str, str],
+    lineage: TransferNote | None = None,
 ) -> PropertyReport:
     res = out.result
     lowers = [v for v in (res.margin_lower if res is not None else ()) if v is not None]
@@ -701,6 +846,15 @@ def _report_entry(
         regression=prev == "verified" and out.verdict in ("unknown", "falsified"),
         error=out.error,
         cache_rejected=out.cache_rejected,
+        derived_from=None if lineage is None else lineage.parent,
+        transfer=None if lineage is None or out.cached else lineage.status,
+        transfer_time=None if lineage is None or out.cached else round(lineage.time, 6),
+        time_saved=(
+            None
+            if lineage is None or out.cached or lineage.saved is None
+            else round(lineage.saved, 6)
+        ),
+        transfer_reason=None if lineage is None or out.cached else lineage.why,
     )
 
 
@@ -795,6 +949,8 @@ def run_manifest(
     manifest = load_manifest(path)
     _check_outputs(out, cache_dir, _manifest_inputs(manifest))
     job_list = build_jobs(manifest)
+    pairs = parent_jobs(manifest, job_list)
+    depth = lineage_depth(manifest)
     out.mkdir(parents=True, exist_ok=True)
     cert_dir = out / "certificates"
     cert_dir.mkdir(exist_ok=True)
@@ -806,6 +962,8 @@ def run_manifest(
     config = config_hash(manifest.options)
 
     outcomes: dict[int, Outcome] = {}
+    transfers: dict[int, TransferNote] = {}
+    refused: dict[int, str] = {}
     interrupted = False
 
     def remaining() -> float | None:
@@ -821,30 +979,102 @@ def run_manifest(
             tag = " (cached)" if o.cached else ""
             if o.cache_rejected:
                 tag = f" (cached certificate {o.cache_rejected}; re-verified)"
+            t = transfers.get(i)
+            if t is not None and not o.cached:
+                tag += (
+                    f" (transferred from {t.parent})"
+                    if t.status == "transferred"
+                    else f" (re-verified: transfer from {t.parent} did not apply)"
+                )
             progress(f"{o.verdict:9s} {job_list[i].id} {o.time:.2f}s{tag}")
 
-    # 1. cache hits first (cheap), 2. the rest within the budgets
-    todo: list[int] = []
-    refused: dict[int, str] = {}
-    for i, job in enumerate(job_list):
+
+    def parent_context(i: int) -> tuple[Any, Any]:
+        """The parent's network and certificate (for re-checking a transferred certificate)."""
+        k = pairs.get(i)
+        if k is None or k not in outcomes:
+            return None, None
+        return job_list[k].network, outcomes[k].certificate
+
+    def lookup(i: int) -> bool:
+        """Serve job ``i`` from the cache; ``True`` when served."""
+        if cache is None:
+            return False
+        job = job_list[i]
         key, fps = _keys(job.network, job.prop, config)
-        hit = None
-        if cache is not None:
-            hit = _from_cache(cache, key, job.network, job.prop, accept_attested=accept_attested)
+        src, src_cert = parent_context(i)
+        hit = _from_cache(
+            cache,
+            key,
+            job.network,
+            job.prop,
+            accept_attested=accept_attested,
+            source=src,
+            source_certificate=src_cert,
+        )
         if isinstance(hit, tuple):
             cert, dt = hit
             outcomes[i] = Outcome(
                 cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
             )
             note(i)
-        else:
-            if hit is not None:
-                refused[i] = hit
-            todo.append(i)
+            return True
+        if hit is not None:
+            refused[i] = hit
+        return False
 
-    def options_for(job: Job) -> Any | None:
+    def try_transfer(i: int) -> bool:
+        """Carry the parent's certificate to job ``i``'s model; ``True`` when it decided."""
+        k = pairs.get(i)
+        if k is None:
+            return False
+        job, parent = job_list[i], job_list[k]
+        src = outcomes.get(k)
+        if src is None or src.certificate is None or src.verdict not in VERDICTS_DECIDED:
+            verdict = "no certificate" if src is None else src.verdict
+            transfers[i] = TransferNote(parent.id, "re-verified", why=f"parent {verdict}")
+            return False
         rem = remaining()
         limit = job.timeout if rem is None else min(job.timeout, rem)
+        if limit <= 0.05:
+            return False
+        t0 = time.perf_counter()
+        try:
+            tr = transfer(
+                src.certificate,
+                parent.network,
+                job.network,
+                verify_fallback=False,
+                time_limit=limit,
+                accept_attested=accept_attested,
+                replay_share=TRANSFER_SHARE,
+            )
+        except NncertError as err:
+            dt = time.perf_counter() - t0
+            why = str(err).splitlines()[0]
+            transfers[i] = TransferNote(parent.id, "re-verified", dt, None, -dt, why)
+            return False
+        dt = time.perf_counter() - t0
+        parent_time = None if src.cached else float(src.time)
+        if not tr.transferred:
+            transfers[i] = TransferNote(parent.id, "re-verified", dt, parent_time, -dt, tr.reason)
+            return False
+        saved = None if parent_time is None else parent_time - dt
+        transfers[i] = TransferNote(parent.id, "transferred", dt, parent_time, saved, tr.reason)
+        key, fps = _keys(job.network, job.prop, config)
+        cert = tr.certificate
+        if cache is not None:
+            cache.put(key, cert, meta={"property": job.id, "time": round(dt, 6)})
+        outcomes[i] = Outcome(cert.verdict.value, "transfer", dt, False, cert, None, key, *fps)
+        note(i)
+        return True
+
+    def options_for(i: int) -> Any | None:
+        # a failed transfer attempt is paid from the property's own budget
+        job = job_list[i]
+        spent = transfers[i].time if i in transfers else 0.0
+        rem = remaining()
+        limit = job.timeout - spent if rem is None else min(job.timeout - spent, rem)
         if limit <= 0.05:
             return None
         return dataclasses.replace(manifest.options, time_limit=float(limit))
@@ -869,15 +1099,15 @@ def run_manifest(
     started: dict[int, Any] = {}
 
     def prepare(i: int) -> tuple[Any, ...] | None:
-        opts = options_for(job_list[i])
+        opts = options_for(i)
         if opts is None:
             return None
         started[i] = opts
         return (job_list[i].network, job_list[i].prop, opts)
 
-    # a local pool only pays off for two properties or more; a cluster is asked for
-    workers = jobs if executor != "local" or len(todo) > 1 else 1
-    try:
+    def run_batch(todo: list[int]) -> None:
+        # a local pool only pays off for two properties or more; a cluster is asked for
+        workers = jobs if executor != "local" or len(todo) > 1 else 1
         for fin in run_each(
             _verify_worker,
             todo,
@@ -900,6 +1130,16 @@ def run_manifest(
                     finish(i, fin.value, started[i])
                 except Exception as err:
                     fail(i, err)
+
+    # models in lineage order (parents before the models derived from them); in each
+    # generation: 1. cache hits (cheap), 2. transfers from the parent, 3. the rest verified
+    try:
+        for level in sorted(set(depth.values())):
+            members = [i for i, job in enumerate(job_list) if depth[job.model] == level]
+            todo = [i for i in members if not lookup(i)]
+            todo = [i for i in todo if not try_transfer(i)]
+            if todo:
+                run_batch(todo)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted; writing partial results")
@@ -923,7 +1163,7 @@ def run_manifest(
             used.add(name)
             save_certificate(o.certificate, cert_dir / name)
             cert_rel = f"certificates/{name}"
-        entries.append(_report_entry(job, o, cert_rel, previous))
+        entries.append(_report_entry(job, o, cert_rel, previous, transfers.get(i)))
     report = Report(
         manifest=str(path),
         properties=tuple(entries),
@@ -981,6 +1221,9 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
         print(f"{report.n_cached}/{s['total']} served from cache")
+        transfer = report.transfer_line()
+        if transfer is not None:
+            print(transfer)
         print(
             f"{s['verified']} verified, {s['falsified']} falsified, {s['unknown']} unknown, "
             f"{s['error']} error(s), {s['regressions']} regression(s) in {report.duration:.1f}s;"

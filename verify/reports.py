@@ -30,7 +30,7 @@ from typing import Any
 from nncert.verify.cache import write_atomic
 
 #: version of report.json (compare as int tuples)
-REPORT_VERSION: tuple[int, int] = (1, 0)
+REPORT_VERSION: tuple[int, int] = (1, 1)
 REPORT_FORMAT = "nncert-certify-report"
 
 #: GitHub's step summary cap is 1024 KiB; stay below it
@@ -84,6 +84,14 @@ class PropertyReport:
         error: the error message when ``verdict == "error"``.
         cache_rejected: why a cached certificate was not served (rejected by the checker, or
             solver-attested), the property then being verified afresh; ``None``: not so.
+        derived_from: for a model declared ``derived_from`` another, the id of the parent's
+            same property (``None`` otherwise).
+        transfer: ``"transferred"`` (decided by carrying the parent's certificate) or
+            ``"re-verified"`` (the transfer did not apply); ``None`` when no transfer was tried.
+        transfer_time: seconds of the transfer attempt.
+        time_saved: estimated seconds saved by the transfer (the parent's verification time
+            minus the transfer time; negative when a failed attempt cost time).
+        transfer_reason: the rule that carried the certificate, or why none did.
     """
 
     id: str
@@ -107,6 +115,11 @@ class PropertyReport:
     regression: bool = False
     error: str | None = None
     cache_rejected: str | None = None
+    derived_from: str | None = None
+    transfer: str | None = None
+    transfer_time: float | None = None
+    time_saved: float | None = None
+    transfer_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary."""
@@ -170,12 +183,31 @@ class Report:
         return EXIT_VERIFIED
 
     def summary(self) -> dict[str, int]:
-        """Counts: total, each verdict, cached, regressions."""
+        """Counts: total, each verdict, cached, regressions, transferred and re-verified
+        (properties of models declared ``derived_from`` another)."""
         out = {"total": len(self.properties)}
         out.update({v: self.count(v) for v in VERDICTS})
         out["cached"] = self.n_cached
         out["regressions"] = len(self.regressions)
+        out["transferred"] = sum(p.transfer == "transferred" for p in self.properties)
+        out["re_verified"] = sum(p.transfer == "re-verified" for p in self.properties)
         return out
+
+    def transfer_line(self) -> str | None:
+        """One sentence on the transfers from parent models (``None`` when none was tried)."""
+        tried = [p for p in self.properties if p.transfer is not None]
+        if not tried:
+            return None
+        done = [p for p in tried if p.transfer == "transferred"]
+        saved = [p.time_saved for p in tried if p.time_saved is not None]
+        spent = sum(p.transfer_time or 0.0 for p in done)
+        text = (
+            f"{len(done)} of {len(tried)} properties of derived models transferred from their "
+            f"parent's certificates in {spent:.2f}s, {len(tried) - len(done)} re-verified"
+        )
+        if saved:
+            text += f"; estimated time saved {sum(saved):.2f}s"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned, JSON-safe report document."""
@@ -365,6 +397,9 @@ def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
         f"| {s['cached']}/{s['total']} | {s['regressions']} | {report.duration:.1f}s |",
         "",
     ]
+    transfer = report.transfer_line()
+    if transfer is not None:
+        lines += [f"**Transfer**: {_md(transfer)} (see report.json for each property).", ""]
     if report.regressions:
         lines.append(
             "**Regressions** (verified by the previous run): "

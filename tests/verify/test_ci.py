@@ -205,7 +205,7 @@ def test_run_then_cached(project: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "0/4 served from cache" in first
     out = project / "out"
     report = json.loads((out / "report.json").read_text(), parse_constant=pytest.fail)
-    assert report["format"] == "nncert-certify-report" and report["schema_version"] == [1, 0]
+    assert report["format"] == "nncert-certify-report" and report["schema_version"] == [1, 1]
     verdicts = {p["id"]: p["verdict"] for p in report["properties"]}
     assert verdicts == {
         "toy/near_centre": "verified",
@@ -358,6 +358,8 @@ def test_step_summary_and_jobs(
         "error": 0,
         "cached": 0,
         "regressions": 0,
+        "transferred": 0,
+        "re_verified": 0,
     }
 
 
