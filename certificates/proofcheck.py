@@ -229,6 +229,9 @@ class LeafReplay:
             then not an input box alone).
         bounds: the recomputed bounds of the failing leaves (``-inf`` for a claimed-empty leaf
             that is not empty).
+        frontier: the failing leaves as the walk met them (regions, the hidden-layer bounds
+            their ancestors imposed, phases): pass it as ``start`` to re-walk only the subtrees
+            grafted in their place (``None`` when no leaf fails).
     """
 
     check: TreeCheck
@@ -237,6 +240,7 @@ class LeafReplay:
     upper: FloatArray
     phased: NDArray[np.bool_]
     bounds: FloatArray
+    frontier: Any = None
 
     @property
     def structural(self) -> bool:
@@ -253,6 +257,7 @@ class _Failures:
         self.hi: list[FloatArray] = []
         self.phased: list[NDArray[np.bool_]] = []
         self.bounds: list[FloatArray] = []
+        self.parts: list[_Frontier] = []
         #: the first failing leaf's reason
         self.first = ""
 
@@ -263,6 +268,16 @@ class _Failures:
         self.hi.append(part.hi[sel])
         self.phased.append(np.any(part.phase[sel] != 0, axis=1))
         self.bounds.append(bounds)
+        sub = _Frontier(
+            part.ids[sel],
+            part.lo[sel],
+            part.hi[sel],
+            part.pl[sel],
+            part.pu[sel],
+            part.phase[sel],
+            np.zeros(sel.size, dtype=bool),
+        )
+        self.parts.append(sub)
 
     @property
     def count(self) -> int:
@@ -270,7 +285,12 @@ class _Failures:
 
 
 def replay_tree(
-    network: Network, case: UnsafeCase, tree: ProofTree, *, time_limit: float | None = None
+    network: Network,
+    case: UnsafeCase,
+    tree: ProofTree,
+    *,
+    time_limit: float | None = None,
+    start: Any = None,
 ) -> LeafReplay:
     """Re-derive ``tree`` on ``network`` like :func:`check_tree`, but list every leaf that
     does not close instead of stopping at the first.
@@ -284,6 +304,11 @@ def replay_tree(
         case: the unsafe case (its input box is the root region).
         tree: the proof tree (typically of another network with the same shape).
         time_limit: seconds allowed (``None``: unlimited).
+        start: a previous replay's :attr:`LeafReplay.frontier`: walk only the subtrees below
+            those nodes (the leaves that failed then, now roots of grafted subtrees), from the
+            regions and ancestor bounds recorded then. The rest of the tree is not walked
+            again, so ``check.ok`` then speaks for those subtrees only (their nodes meet
+            exactly the bounds a walk from the root would give them).
 
     Returns:
         A :class:`LeafReplay`.
@@ -292,7 +317,7 @@ def replay_tree(
 
     failures = _Failures()
     with threadpool_limits(limits=1, user_api="blas"):
-        res = _check_tree(network, case, tree, time_limit, failures)
+        res = _check_tree(network, case, tree, time_limit, failures, start)
     n_in = case.input_box.dim
     if not failures.count or res.reason != failures.first:
         return LeafReplay(
@@ -303,6 +328,7 @@ def replay_tree(
             np.zeros(0, dtype=bool),
             np.zeros(0),
         )
+    n_h = failures.parts[0].pl.shape[1]
     return LeafReplay(
         res,
         np.concatenate(failures.ids).astype(np.int64),
@@ -310,6 +336,7 @@ def replay_tree(
         np.concatenate(failures.hi),
         np.concatenate(failures.phased),
         np.concatenate(failures.bounds),
+        _concat(failures.parts, n_in, n_h),
     )
 
 
@@ -319,9 +346,11 @@ def _check_tree(
     tree: ProofTree,
     time_limit: float | None,
     failures: _Failures | None,
+    start: _Frontier | None = None,
 ) -> TreeCheck:
     """:func:`check_tree` without the BLAS thread limit; with ``failures``, leaves that do not
-    close are collected there and the walk goes on (the result then is not ``ok``)."""
+    close are collected there and the walk goes on (the result then is not ``ok``); with
+    ``start``, the walk begins at those nodes instead of the root."""
     t0 = time.perf_counter()
     n_nodes = tree.n_nodes
     leaves = int(np.count_nonzero(tree.split == LEAF))
@@ -361,6 +390,15 @@ def _check_tree(
         phase=np.zeros((1, h), dtype=np.int8),
         empty=np.zeros(1, dtype=bool),
     )
+    if start is not None:
+        if (
+            start.lo.shape[1:] != (n_in,)
+            or start.pl.shape[1:] != (h,)
+            or np.any(start.ids < 0)
+            or np.any(start.ids >= n_nodes)
+        ):
+            return fail("the start frontier does not fit the tree and network")
+        level = start
     min_bound = np.inf
     while level.ids.size:
         nxt: list[_Frontier] = []

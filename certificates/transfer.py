@@ -28,10 +28,14 @@ walked on the target (:func:`~nncert.certificates.proofcheck.replay_tree`, the c
 top-down frontier): the leaves whose recomputed bound on :math:`f_t` is still ``> 0`` are
 carried; each failing leaf (an input box) is searched again on the target by input-split branch
 and bound (:func:`~nncert.verify.bab.bab_verify_case`, within ``replay_share`` of the budget)
-and its subtree grafted in its place. A case the target's bound presolve closes needs no tree; a
-case without a source tree is searched from its root. Every grafted tree is re-derived by
-:func:`~nncert.certificates.proofcheck.check_tree` on the target before the result is VERIFIED,
+and its subtree grafted in its place; later rounds walk only the grafted subtrees (from the
+regions and ancestor bounds the first walk recorded), since the rest of the tree is unchanged. A
+case the target's bound presolve closes needs no tree; a case without a source tree is searched
+from its root. Every grafted tree is re-derived on the target before the result is VERIFIED,
 and the evidence is :class:`BabEvidence`, checked independently like a direct verification's.
+Because the replay re-derives everything on the target, it does not rest on the source
+certificate's claims: the source is checked (once per process, by hash) only when the replay
+does not settle the target and the margin rule needs its re-derived margins.
 
 Otherwise (or when the rule fails) :func:`transfer` falls back to
 :func:`nncert.verify.pipeline.verify` on the target, after a cheap PGD attack started at the
@@ -334,15 +338,21 @@ def _replay_trees(
             tree = _root_tree(_DEFAULT_RECIPE)
             stats["searched_cases"] += 1
         closed = False
+        start = None
+        min_bound = np.inf
         for rnd in range(MAX_GRAFT_ROUNDS + 1):
-            # the replay is check_tree's own walk: when no leaf fails it is the check
-            rep = replay_tree(target, case, tree, time_limit=left())
+            # the replay is check_tree's own walk: when no leaf fails it is the check. After
+            # the first round only the subtrees grafted in place of the failing leaves are
+            # walked (from the regions and ancestor bounds recorded then): the rest of the tree
+            # is unchanged and closed, so walking it again would only repeat the first round.
+            rep = replay_tree(target, case, tree, time_limit=left(), start=start)
+            min_bound = min(min_bound, rep.check.min_bound)
             if rnd == 0 and i in trees:
                 stats["leaves"] += rep.check.leaves
                 stats["carried"] += rep.check.leaves - rep.failing.size
                 stats["failing"] += rep.failing.size
             if rep.check.ok:
-                records.append(BabCase(i, "verified", rep.check.min_bound, tree.n_nodes, tree))
+                records.append(BabCase(i, "verified", min_bound, tree.n_nodes, tree))
                 closed = True
                 break
             if rep.structural:
@@ -363,6 +373,7 @@ def _replay_trees(
             if rnd == 0 and i in trees:
                 stats["grafted"] += rep.failing.size
             tree = grafted
+            start = rep.frontier
         if not closed:
             return done(f"case {i}: leaves still fail after {MAX_GRAFT_ROUNDS} rounds of search")
     evidence = BabEvidence(
@@ -474,15 +485,27 @@ def transfer(
     prop = cert.property
     prop.check_network_shape(target.n_inputs, target.n_outputs, where="transfer target")
     fingerprint = source.fingerprint()
-    report = _source_report(cert, source, fingerprint)
-    if not report.ok:
-        raise TransferError(f"transfer: source certificate rejected: {report.reasons[0]}")
-    if not report.independent and not accept_attested:
-        raise TransferError(
-            "transfer: the source certificate's verdict rests on a solver's word "
-            f"({report.unchecked[0]}); re-create it with a checkable proof, or accept it "
-            "with --accept-attested"
-        )
+
+    def source_report() -> CheckReport:
+        report = _source_report(cert, source, fingerprint)
+        if not report.ok:
+            raise TransferError(f"transfer: source certificate rejected: {report.reasons[0]}")
+        if not report.independent and not accept_attested:
+            raise TransferError(
+                "transfer: the source certificate's verdict rests on a solver's word "
+                f"({report.unchecked[0]}); re-create it with a checkable proof, or accept it "
+                "with --accept-attested"
+            )
+        return report
+
+    # A replayed proof tree is re-derived leaf by leaf on the target (the checker's own walk),
+    # so a target proof from it rests on nothing the source certificate claims: the source is
+    # checked only when the replay does not settle the target (the rules below use its
+    # re-derived margins). Every other route checks it first.
+    replay_first = (
+        replay and cert.verdict is Verdict.VERIFIED and isinstance(cert.evidence, BabEvidence)
+    )
+    report = None if replay_first else source_report()
     base_opts: dict[str, Any] = {"delta_method": method, "source": fingerprint}
     delta: tuple[tuple[float, ...], ...] | None = None
     hint: np.ndarray | None = None
@@ -523,6 +546,8 @@ def transfer(
                 reason = f"tree replay: {replayed.reason}"
             if replayed.hint is not None:
                 hint, hint_case = replayed.hint, replayed.hint_case
+        if report is None:
+            report = source_report()
         try:
             delta, delta_up = _case_deltas(source, target, prop, method)
         except TransferError as err:
@@ -626,7 +651,7 @@ def transfer(
     if not verify_fallback:
         elapsed = time.perf_counter() - t0
         lows: tuple[float | None, ...] = ()
-        if delta is not None:
+        if delta is not None and report is not None:
             # the margins the checker re-derived (never the certificate's own claims)
             src_case = report.case_lower
             src_rows = (

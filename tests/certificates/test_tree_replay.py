@@ -10,6 +10,7 @@ perturbations, a transferred VERIFIED is never contradicted by a dense grid or t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 
@@ -97,6 +98,22 @@ def test_replay_tree_lists_every_failing_leaf_check_tree_stops(cert: Certificate
     assert np.all(rep.lower <= rep.upper) and not np.any(rep.phased)
 
 
+def test_replay_from_a_start_frontier_meets_the_same_bounds(cert: Certificate) -> None:
+    """Walking only below the failing leaves (the start frontier) gives those leaves exactly
+    the bounds the walk from the root gave them; a bad frontier is a structural rejection."""
+    tree = _tree(cert)
+    target = _shift_output(NET, np.array([-0.02, 0.02]))
+    rep = replay_tree(target, PROP.cases[0], tree)
+    assert rep.failing.size >= 1 and rep.frontier is not None
+    again = replay_tree(target, PROP.cases[0], tree, start=rep.frontier)
+    assert np.array_equal(again.failing, rep.failing)
+    assert np.array_equal(again.bounds, rep.bounds)
+    assert np.array_equal(again.lower, rep.lower) and np.array_equal(again.upper, rep.upper)
+    bad = dataclasses.replace(rep.frontier, ids=rep.frontier.ids + tree.n_nodes)
+    wrong = replay_tree(target, PROP.cases[0], tree, start=bad)
+    assert wrong.structural and "start frontier" in wrong.check.reason
+
+
 def test_pruned_target_carries_the_tree_and_checks_independently(cert: Certificate) -> None:
     target, _ = magnitude_prune(NET, 0.1)
     res = transfer(cert, NET, target, verify_fallback=False)
@@ -150,9 +167,34 @@ def test_source_certificate_is_checked_once(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(transfer_module, "check", counting)
+    # a replayed tree is re-derived on the target: the source need not be checked at all
     for target in (magnitude_prune(NET, 0.05)[0], quantize_weights(NET, 8)[0]):
-        assert transfer(cert, NET, target, verify_fallback=False).verdict is Verdict.VERIFIED
+        res = transfer(cert, NET, target, verify_fallback=False)
+        assert res.verdict is Verdict.VERIFIED and res.replay is not None
+    assert len(calls) == 0
+    # the margin rule needs the source's re-derived margins: checked once for both targets
+    for target in (magnitude_prune(NET, 0.05)[0], quantize_weights(NET, 8)[0]):
+        res = transfer(cert, NET, target, verify_fallback=False, replay=False)
     assert len(calls) == 1
+
+
+def test_replay_rests_on_the_target_alone(cert: Certificate) -> None:
+    """A source certificate whose claimed margins are forged still gives a sound target proof
+    by replay (the tree is re-derived on the target)."""
+    ev = cert.evidence
+    assert isinstance(ev, BabEvidence)
+    forged_cases = tuple(dataclasses.replace(c, lower_bound=c.lower_bound + 5) for c in ev.cases)
+    forged = dataclasses.replace(cert, evidence=dataclasses.replace(ev, cases=forged_cases))
+    target = magnitude_prune(NET, 0.05)[0]
+    res = transfer(forged, NET, target, verify_fallback=False)
+    assert res.transferred and res.verdict is Verdict.VERIFIED
+    report = check(res.certificate, target)
+    assert report.ok and report.independent
+    # the margin rule uses only what the checker re-derives from the source, never the claims
+    res2 = transfer(forged, NET, target, verify_fallback=False, replay=False)
+    assert res2.certificate.verdict is not Verdict.VERIFIED or check(
+        res2.certificate, target, source=NET, source_certificate=cert
+    ).ok
 
 
 @settings(
