@@ -649,6 +649,8 @@ class Outcome:
         error: an error message.
         cache_rejected: why a cached certificate for this property was not served (the
             checker rejected it, or it is solver-attested); ``None``: no such entry.
+        margins: for a certificate served from the cache, the per-case lower bounds the
+            checker re-derived (reported instead of the certificate's own claims).
     """
 
     verdict: str
@@ -662,6 +664,7 @@ class Outcome:
     property_fingerprint: str
     error: str | None = None
     cache_rejected: str | None = None
+    margins: tuple[float | None, ...] | None = None
 
 
 def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
@@ -679,9 +682,10 @@ def _from_cache(
     accept_attested: bool = False,
     source: Any = None,
     source_certificate: Any = None,
-) -> tuple[Any, float] | str | None:
-    """A re-checked cached certificate and the seconds the check took; or why the entry was
-    refused (it is discarded); ``None`` when there is no entry. ``source`` and
+) -> tuple[Any, float, tuple[float | None, ...]] | str | None:
+    """A re-checked cached certificate, the seconds the check took and the case margins the
+    checker re-derived; or why the entry was refused (it is discarded); ``None`` when there is
+    no entry. ``source`` and
     ``source_certificate`` (the parent model and its certificate) let a transferred
     certificate be re-checked."""
     cert = cache.get(key)
@@ -689,6 +693,7 @@ def _from_cache(
         return None
     t0 = time.perf_counter()
     why = ""
+    margins: tuple[float | None, ...] = ()
     try:
         report = check(
             cert,
@@ -701,6 +706,7 @@ def _from_cache(
             why = f"rejected by the checker: {report.reasons[0]}"
         elif not report.independent and not accept_attested:
             why = f"solver-attested ({report.unchecked[0]}); pass --accept-attested to serve it"
+        margins = tuple(report.case_lower)
     except Exception as err:  # a cache entry must never break a run
         why = f"rejected by the checker: {type(err).__name__}: {err}"
     if not why and cert.verdict.value not in ("verified", "falsified"):
@@ -709,7 +715,7 @@ def _from_cache(
         logger.warning("cache entry %s %s; re-verifying", key[:16], why)
         cache.discard(key)
         return why
-    return cert, time.perf_counter() - t0
+    return cert, time.perf_counter() - t0, margins
 
 
 def _finish(
@@ -777,9 +783,17 @@ def certify_property(
     if cache is not None:
         hit = _from_cache(cache, key, network, prop, accept_attested=accept_attested)
         if isinstance(hit, tuple):
-            cert, dt = hit
+            cert, dt, margins = hit
             return Outcome(
-                cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
+                cert.verdict.value,
+                cert.provenance.method,
+                dt,
+                True,
+                cert,
+                None,
+                key,
+                *fps,
+                margins=margins,
             )
         refused = hit
     result = _verify_worker(network, prop, opts)
@@ -805,7 +819,11 @@ def _report_entry(
 ) -> PropertyReport:
     res = out.result
     lowers = [v for v in (res.margin_lower if res is not None else ()) if v is not None]
-    if res is None and out.certificate is not None:
+    if res is None and out.margins is not None:
+        # what the checker re-derived, never the certificate's own claims
+        lowers = [v for v in out.margins if v is not None]
+    elif res is None and out.certificate is not None:
+        # a transfer's certificate: its bounds were re-derived on this model by the transfer
         try:
             lowers = [v for v in out.certificate.case_lower_bounds() if v is not None]
         except Exception:
@@ -1013,9 +1031,17 @@ def run_manifest(
             source_certificate=src_cert,
         )
         if isinstance(hit, tuple):
-            cert, dt = hit
+            cert, dt, margins = hit
             outcomes[i] = Outcome(
-                cert.verdict.value, cert.provenance.method, dt, True, cert, None, key, *fps
+                cert.verdict.value,
+                cert.provenance.method,
+                dt,
+                True,
+                cert,
+                None,
+                key,
+                *fps,
+                margins=margins,
             )
             note(i)
             return True

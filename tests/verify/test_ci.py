@@ -502,3 +502,37 @@ def test_forged_and_attested_cache_entries_are_not_served(
     save_certificate(replace(load_certificate(ver_path), evidence=attested), ver_path)
     assert _run(project, "--accept-attested") == 1
     assert "4/4 served from cache" in capsys.readouterr().out
+
+
+def test_cached_margins_are_the_checkers_not_the_certificates(tmp_path: Path) -> None:
+    """A cached certificate's claimed margins are not reported: a branch-and-bound certificate
+    whose claimed case bound is inflated still checks (the tree is what is re-derived), and the
+    served outcome carries the re-derived margin."""
+    import dataclasses
+
+    from nncert.certificates import BabEvidence
+    from nncert.verify.ci import certify_property
+    from nncert.verify.spec import Box, Property, UnsafeCase
+
+    net = _net()
+    box = Box(np.full(4, 0.3), np.full(4, 0.7))
+    A = np.array([[1.0, -1.0, 0.0]])
+    grid = np.random.default_rng(0).uniform(0.3, 0.7, (20000, 4))
+    low = float((net.forward(grid) @ A.T).min())
+    prop = Property((UnsafeCase(box, A, [low - 0.01]),), name="p")
+    cache = CertificateCache(tmp_path / "cache")
+    first = certify_property(net, prop, options={"method": "bab"}, timeout=20, cache=cache)
+    assert first.verdict == "verified" and not first.cached
+    ev = first.certificate.evidence
+    assert isinstance(ev, BabEvidence)
+    inflated = tuple(
+        dataclasses.replace(c, lower_bound=(c.lower_bound or 0.0) + 100.0) for c in ev.cases
+    )
+    forged = dataclasses.replace(
+        first.certificate, evidence=dataclasses.replace(ev, cases=inflated)
+    )
+    cache.put(first.key, forged)
+    again = certify_property(net, prop, options={"method": "bab"}, timeout=20, cache=cache)
+    assert again.cached and again.margins is not None
+    assert max(v for v in again.margins if v is not None) < 100.0
+    assert forged.case_lower_bounds()[0] >= 100.0
