@@ -1,15 +1,19 @@
-"""Tree replay on ACAS Xu: carried share and transfer time against direct verification.
+"""Tree replay: carried share and transfer time against direct verification.
 
 Usage::
 
     python benchmarks/transfer_replay.py [--instances 10] [--time-limit 60]
                                          [--source-time-limit 30] [--out replay.csv]
+                                         [--root DIR] [--method bab|relu_bab]
+                                         [--variants prune5,prune10,prune30,int8]
+                                         [--props 2,3,4] [--networks 256x2]
 
-Walks the unsat VNN-COMP ACAS Xu instances (``truth.csv``) in order and keeps the first
-``--instances`` whose direct verification by input-split branch and bound (``method="bab"``)
-ends VERIFIED with :class:`~nncert.certificates.BabEvidence` holding a proof tree that needed
-splits. For each, and each variant (magnitude pruning 5 % and 10 %, int8 weights), it runs in
-the same process
+Walks the unsat instances of a VNN-COMP suite (``truth.csv``; ACAS Xu by default, MNIST-FC with
+``--root .../mnistfc --method relu_bab``) in order and keeps the first ``--instances`` whose
+direct verification by branch and bound (``--method``: ``bab`` splits inputs, ``relu_bab``
+ReLU phases) ends VERIFIED with :class:`~nncert.certificates.BabEvidence` holding a proof tree
+that needed splits. For each, and each variant (by default magnitude pruning 5 % and 10 %, int8
+weights; ``prune30`` on request), it runs in the same process
 
 * ``transfer(cert, source, target)`` (timed; the source certificate is checked once per
   instance, on the first variant, and cached for the others), and
@@ -46,8 +50,10 @@ ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "v
 VARIANTS = {
     "prune5": lambda n: magnitude_prune(n, 0.05)[0],
     "prune10": lambda n: magnitude_prune(n, 0.10)[0],
+    "prune30": lambda n: magnitude_prune(n, 0.30)[0],
     "int8": lambda n: quantize_weights(n, 8)[0],
 }
+DEFAULT_VARIANTS = "prune5,prune10,int8"
 
 
 def _unsat(root: Path) -> list[tuple[str, str]]:
@@ -60,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--instances", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--source-time-limit", type=float, default=30.0)
-    ap.add_argument("--props", default="", help="only these properties, e.g. 2,3,4")
+    ap.add_argument("--props", default="", help="only these ACAS properties, e.g. 2,3,4")
+    ap.add_argument("--networks", default="", help="only ONNX files containing one of these")
     ap.add_argument("--root", type=Path, default=ROOT)
+    ap.add_argument("--method", default="bab", choices=("bab", "relu_bab"))
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help=", ".join(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("replay.csv"))
     args = ap.parse_args(argv)
+    variants = {v: VARIANTS[v] for v in args.variants.split(",") if v}
+    nets = [n for n in args.networks.split(",") if n]
     rows: list[dict[str, Any]] = []
     kept = 0
     fields = [
@@ -91,17 +102,19 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if wanted and vnn_rel not in wanted:
                 continue
+            if nets and not any(n in onnx_rel for n in nets):
+                continue
             name = f"{Path(onnx_rel).stem.replace('ACASXU_run2a_', '').replace('_batch_2000', '')}"
             name += f"/{Path(vnn_rel).stem}"
             source: Network = from_onnx(str(args.root / onnx_rel))
             prop = load_vnnlib(str(args.root / vnn_rel))
             t0 = time.perf_counter()
-            res = verify(source, prop, method="bab", time_limit=args.source_time_limit)
+            res = verify(source, prop, method=args.method, time_limit=args.source_time_limit)
             src_s = time.perf_counter() - t0
             if res.verdict is not Verdict.VERIFIED:
                 print(f"skip {name}: source {res.verdict.value} in {src_s:.1f}s", flush=True)
                 continue
-            cert = certificate_from_result(source, prop, res, options={"method": "bab"})
+            cert = certificate_from_result(source, prop, res, options={"method": args.method})
             ev = cert.evidence
             if not (
                 isinstance(ev, BabEvidence)
@@ -111,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             kept += 1
             print(f"{name}: source verified in {src_s:.1f}s", flush=True)
-            for vname, make in VARIANTS.items():
+            for vname, make in variants.items():
                 target = make(source)
                 t1 = time.perf_counter()
-                direct = verify(target, prop, method="bab", time_limit=args.time_limit)
+                direct = verify(target, prop, method=args.method, time_limit=args.time_limit)
                 direct_s = time.perf_counter() - t1
                 t2 = time.perf_counter()
                 tr = transfer(cert, source, target, time_limit=args.time_limit)
@@ -160,6 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"directly proved: {len(proved)}; carried by the transfer itself: {len(carried)}")
     print(f"source leaves carried unchanged: {kept_leaves} of {leaves}")
     print(f"time: transfer {t_tr:.1f}s, direct {t_di:.1f}s, ratio {t_tr / max(t_di, 1e-9):.3f}")
+    p_tr = sum(float(r["transfer_s"]) for r in proved)
+    p_di = sum(float(r["direct_s"]) for r in proved)
+    print(
+        f"on the directly proved rows: transfer {p_tr:.1f}s, direct {p_di:.1f}s, "
+        f"ratio {p_tr / max(p_di, 1e-9):.3f}"
+    )
+    for vname in variants:
+        vp = [r for r in proved if r["variant"] == vname]
+        vc = [r for r in vp if r["transferred"] and r["transfer"] == "verified"]
+        vt = sum(float(r["transfer_s"]) for r in vp)
+        vd = sum(float(r["direct_s"]) for r in vp)
+        print(
+            f"  {vname}: carried {len(vc)}/{len(vp)}, transfer {vt:.1f}s, direct {vd:.1f}s, "
+            f"ratio {vt / max(vd, 1e-9):.3f}"
+        )
     return 2 if unsound else 0
 
 
