@@ -197,6 +197,17 @@ class CertificateCache:
         self._update_index(update)
         return p
 
+    def recorded_time(self, key: str) -> float | None:
+        """Seconds the verification behind ``key``'s certificate took, as recorded by
+        :meth:`put` (``None``: not recorded, or the certificate came from a transfer)."""
+        entry = self.read_index()["entries"].get(key)
+        if not isinstance(entry, dict) or entry.get("transferred"):
+            return None
+        t = entry.get("time")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0:
+            return None
+        return float(t)
+
     def discard(self, key: str) -> None:
         """Remove an entry (e.g. one whose certificate failed the re-check)."""
         self.path(key).unlink(missing_ok=True)

@@ -611,8 +611,9 @@ class TransferNote:
         status: ``"transferred"`` (decided by carrying the parent's certificate) or
             ``"re-verified"`` (the transfer did not apply; verified directly).
         time: seconds the transfer attempt took.
-        parent_time: seconds the parent's verification took in this run (``None`` when the
-            parent was served from the cache).
+        parent_time: seconds the parent's direct verification took (in this run, or as the
+            cache recorded it when the parent was served from the cache; ``None`` when unknown
+            or when the parent was itself transferred).
         saved: estimated seconds saved: the parent's verification time (a proxy for verifying
             the derived model directly) minus the transfer time; for a re-verified property,
             minus the time of the failed attempt. ``None`` when not estimable.
@@ -1081,7 +1082,12 @@ def run_manifest(
             transfers[i] = TransferNote(parent.id, "re-verified", dt, None, -dt, why)
             return False
         dt = time.perf_counter() - t0
-        parent_time = None if src.cached else float(src.time)
+        # the parent's direct verification time: this run's, or the one the cache recorded
+        parent_time = float(src.time) if not src.cached else None
+        if src.cached and cache is not None:
+            parent_time = cache.recorded_time(src.key)
+        if src.reason == "transfer":
+            parent_time = None  # the parent was itself transferred: no direct time to compare
         if not tr.transferred:
             transfers[i] = TransferNote(parent.id, "re-verified", dt, parent_time, -dt, tr.reason)
             return False
@@ -1090,7 +1096,9 @@ def run_manifest(
         key, fps = _keys(job.network, job.prop, config)
         cert = tr.certificate
         if cache is not None:
-            cache.put(key, cert, meta={"property": job.id, "time": round(dt, 6)})
+            cache.put(
+                key, cert, meta={"property": job.id, "time": round(dt, 6), "transferred": True}
+            )
         outcomes[i] = Outcome(cert.verdict.value, "transfer", dt, False, cert, None, key, *fps)
         note(i)
         return True

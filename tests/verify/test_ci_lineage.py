@@ -253,3 +253,23 @@ def test_cli_prints_the_transfer_line(
     assert code == 1
     out = capsys.readouterr().out
     assert "2 of 4 properties of derived models transferred" in out
+
+
+def test_a_recompressed_model_uses_the_cached_parents_time(project: Path) -> None:
+    """The common CI case: the parent is unchanged (served from the cache), the compressed
+    model is new; the transfer's time saved is estimated from the parent's recorded time."""
+    from nncert.compression import to_onnx
+
+    cache = project / "cache"
+    run_manifest(project / "nncert.toml", out_dir=project / "out", cache_dir=cache)
+    to_onnx(_pruned(_parent(), 0.2), project / "pruned.onnx")  # re-compressed
+    report = run_manifest(project / "nncert.toml", out_dir=project / "out", cache_dir=cache)
+    props = {p.id: p for p in report.properties}
+    for eps in ("0.01", "0.05"):
+        parent = props[f"parent/ball_label0_eps{eps}"]
+        pruned = props[f"pruned/ball_label0_eps{eps}"]
+        assert parent.cached and not pruned.cached
+        assert pruned.transfer == "transferred" and pruned.verdict == "verified"
+        assert pruned.time_saved is not None
+        assert pruned.transfer_time is not None
+        assert pruned.time_saved < 60.0
