@@ -130,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                 direct = verify(target, prop, method=args.method, time_limit=args.time_limit)
                 direct_s = time.perf_counter() - t1
                 t2 = time.perf_counter()
-                tr = transfer(cert, source, target, time_limit=args.time_limit)
+                tr = transfer(
+                    cert,
+                    source,
+                    target,
+                    time_limit=args.time_limit,
+                    options={"method": args.method},  # the fallback runs what direct runs
+                )
                 tr_s = time.perf_counter() - t2
                 trust = (
                     check(tr.certificate, target).trust if tr.verdict is Verdict.VERIFIED else ""
