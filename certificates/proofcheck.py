@@ -260,6 +260,8 @@ class _Failures:
         self.parts: list[_Frontier] = []
         #: the first failing leaf's reason
         self.first = ""
+        #: stop the walk once more leaves than this have failed (``None``: never)
+        self.limit: int | None = None
 
     def add(self, part: _Frontier, sel: NDArray[np.int64], bounds: FloatArray, why: str) -> None:
         self.first = self.first or why
@@ -283,6 +285,10 @@ class _Failures:
     def count(self) -> int:
         return int(sum(a.size for a in self.ids))
 
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.count > self.limit
+
 
 def replay_tree(
     network: Network,
@@ -291,6 +297,7 @@ def replay_tree(
     *,
     time_limit: float | None = None,
     start: Any = None,
+    max_failing: int | None = None,
 ) -> LeafReplay:
     """Re-derive ``tree`` on ``network`` like :func:`check_tree`, but list every leaf that
     does not close instead of stopping at the first.
@@ -309,6 +316,8 @@ def replay_tree(
             regions and ancestor bounds recorded then. The rest of the tree is not walked
             again, so ``check.ok`` then speaks for those subtrees only (their nodes meet
             exactly the bounds a walk from the root would give them).
+        max_failing: stop walking as soon as more leaves than this have failed (the result
+            then lists only the failures found so far; ``check.reason`` says so).
 
     Returns:
         A :class:`LeafReplay`.
@@ -316,10 +325,11 @@ def replay_tree(
     from threadpoolctl import threadpool_limits
 
     failures = _Failures()
+    failures.limit = max_failing
     with threadpool_limits(limits=1, user_api="blas"):
         res = _check_tree(network, case, tree, time_limit, failures, start)
     n_in = case.input_box.dim
-    if not failures.count or res.reason != failures.first:
+    if not failures.count or (res.reason != failures.first and not failures.over_limit):
         return LeafReplay(
             res,
             np.zeros(0, dtype=np.int64),
@@ -427,6 +437,8 @@ def _check_tree(
                         if failures is None:
                             return fail(why)
                         failures.add(part, need, np.full(need.size, -np.inf), why)
+                        if failures.over_limit:
+                            return fail(f"more than {failures.limit} leaves fail", min_bound)
                         first_failure = first_failure or why
                     continue
                 if not need.size or inter is None:
@@ -453,6 +465,8 @@ def _check_tree(
                     if failures is None:
                         return fail(why, min_bound)
                     failures.add(part, need[bad], best[bad], why)
+                    if failures.over_limit:
+                        return fail(f"more than {failures.limit} leaves fail", min_bound)
                     first_failure = first_failure or why
                     best = best[best > 0.0]
                 if best.size:

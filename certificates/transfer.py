@@ -76,7 +76,7 @@ from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
-from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, OPEN, ProofRecorder, ProofTree
+from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, LEAF, OPEN, ProofRecorder, ProofTree
 from nncert.verify.result import Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -345,7 +345,12 @@ def _replay_trees(
             # the first round only the subtrees grafted in place of the failing leaves are
             # walked (from the regions and ancestor bounds recorded then): the rest of the tree
             # is unchanged and closed, so walking it again would only repeat the first round.
-            rep = replay_tree(target, case, tree, time_limit=left(), start=start)
+            # the first walk stops once too many leaves fail for re-searching them to pay
+            limit = None
+            if rnd == 0:
+                n_leaves = int(np.count_nonzero(tree.split == LEAF))
+                limit = int(max(MAX_FAILING_SHARE * n_leaves, MIN_FAILING_SEARCHED))
+            rep = replay_tree(target, case, tree, time_limit=left(), start=start, max_failing=limit)
             min_bound = min(min_bound, rep.check.min_bound)
             if rnd == 0 and i in trees:
                 stats["leaves"] += rep.check.leaves
@@ -359,10 +364,9 @@ def _replay_trees(
                 return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
             if rnd == MAX_GRAFT_ROUNDS:
                 break
-            many = MAX_FAILING_SHARE * rep.check.leaves
-            if rnd == 0 and rep.failing.size > max(many, MIN_FAILING_SEARCHED):
+            if rnd == 0 and limit is not None and rep.failing.size > limit:
                 return done(
-                    f"case {i}: {rep.failing.size} of {rep.check.leaves} leaves fail (more than "
+                    f"case {i}: more than {limit} of {rep.check.leaves} leaves fail (more than "
                     f"{MAX_FAILING_SHARE:.0%}: verifying directly is cheaper)"
                 )
             if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":

@@ -114,6 +114,17 @@ def test_replay_from_a_start_frontier_meets_the_same_bounds(cert: Certificate) -
     assert wrong.structural and "start frontier" in wrong.check.reason
 
 
+def test_replay_stops_once_too_many_leaves_fail(cert: Certificate) -> None:
+    tree = _tree(cert)
+    target = _shift_output(NET, np.array([-0.1, 0.1]))  # falsifiable: many leaves fail
+    full = replay_tree(target, PROP.cases[0], tree)
+    assert full.failing.size >= 3
+    short = replay_tree(target, PROP.cases[0], tree, max_failing=1)
+    assert 2 <= short.failing.size <= full.failing.size  # failures come a level at a time
+    assert "more than 1 leaves fail" in short.check.reason and not short.structural
+    assert set(short.failing.tolist()) <= set(full.failing.tolist())
+
+
 def test_pruned_target_carries_the_tree_and_checks_independently(cert: Certificate) -> None:
     target, _ = magnitude_prune(NET, 0.1)
     res = transfer(cert, NET, target, verify_fallback=False)
@@ -228,7 +239,11 @@ def test_random_transfers_are_sound(seed: int, margin: float, change: str) -> No
         return
     assert _grid_min(target, box, A) > thr
     assert verify(target, prop, method="milp", time_limit=20).verdict is not Verdict.FALSIFIED
-    report = check(out.certificate, target, expected_property=prop)
+    # a source the bound presolve proved transfers by the margin rule, whose certificate is
+    # checked with the source (the tree replay's stands alone)
+    report = check(
+        out.certificate, target, expected_property=prop, source=net, source_certificate=src
+    )
     assert report.ok and report.trust == "independent", report.reasons
 
 
