@@ -203,9 +203,10 @@ def test_replay_rests_on_the_target_alone(cert: Certificate) -> None:
     assert report.ok and report.independent
     # the margin rule uses only what the checker re-derives from the source, never the claims
     res2 = transfer(forged, NET, target, verify_fallback=False, replay=False)
-    assert res2.certificate.verdict is not Verdict.VERIFIED or check(
-        res2.certificate, target, source=NET, source_certificate=cert
-    ).ok
+    assert (
+        res2.certificate.verdict is not Verdict.VERIFIED
+        or check(res2.certificate, target, source=NET, source_certificate=cert).ok
+    )
 
 
 @settings(
