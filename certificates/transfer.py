@@ -61,7 +61,7 @@ from nncert.certificates.build import (
     options_dict,
 )
 from nncert.certificates.check import CheckReport, check, transferred_case_bound
-from nncert.certificates.diff_bounds import DIFF_METHODS, difference_bounds
+from nncert.certificates.diff_bounds import DIFF_METHODS, case_difference_bounds
 from nncert.certificates.model import (
     SCHEMA_VERSION,
     BabCase,
@@ -420,17 +420,10 @@ def _theorem(source: Network, target: Network) -> str:
 def _case_deltas(
     source: Network, target: Network, prop: Property, method: str
 ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
-    lows: list[tuple[float, ...]] = []
-    ups: list[tuple[float, ...]] = []
-    for case in prop.cases:
-        if case.n_rows == 0:
-            lows.append(())
-            ups.append(())
-            continue
-        d = difference_bounds(target, source, case.input_box, case.A, method=method)
-        lows.append(tuple(float(v) for v in np.asarray(d.spec_lower)))
-        ups.append(tuple(float(v) for v in np.asarray(d.spec_upper)))
-    return tuple(lows), tuple(ups)
+    per_case = case_difference_bounds(target, source, prop.cases, method=method)
+    lows = tuple(tuple(float(v) for v in lo) for lo, _ in per_case)
+    ups = tuple(tuple(float(v) for v in up) for _, up in per_case)
+    return lows, ups
 
 
 def _certificate(

@@ -14,6 +14,7 @@ from strategies import activations, boundary_cases, networks_and_boxes
 
 from nncert.certificates.diff_bounds import (
     DIFF_METHODS,
+    case_difference_bounds,
     crown_difference,
     difference_bounds,
     difference_network,
@@ -24,7 +25,7 @@ from nncert.certificates.diff_bounds import (
 from nncert.verify.activations import ActivationRule, PiecewiseLinearRule, SigmoidRule
 from nncert.verify.errors import InvalidOptionsError, TransferError, UnsupportedLayerError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
-from nncert.verify.spec import Box
+from nncert.verify.spec import Box, UnsafeCase
 
 TOL = 1e-9
 
@@ -322,3 +323,36 @@ def test_unknown_activation_has_no_difference_rule() -> None:
     net = random_network(rng, [2, 3, 2], Sigmoid())
     with pytest.raises(UnsupportedLayerError, match="difference rule"):
         interval_difference(net, net, ([0, 0], [1, 1]), rules={Sigmoid: NoDiff()})
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    nb=networks_and_boxes(activation=activations(), max_depth=3, max_width=6),
+    seed=st.integers(0, 2**32 - 1),
+    method=st.sampled_from(DIFF_METHODS),
+)
+def test_case_difference_bounds_equal_one_call_per_case(nb, seed: int, method: str) -> None:  # type: ignore[no-untyped-def]
+    """Cases sharing a box share one computation; each case gets what its own call gives (up
+    to rounding of the stacked products) and the bounds contain sampled differences."""
+    net, box = nb
+    rng = np.random.default_rng(seed)
+    target = _perturbed(net, rng, "prune")
+    other = Box(box.lower, box.lower + 0.5 * (box.upper - box.lower))
+    cases = [
+        UnsafeCase(box, rng.normal(size=(2, net.n_outputs)), np.zeros(2)),
+        UnsafeCase(other, rng.normal(size=(1, net.n_outputs)), np.zeros(1)),
+        UnsafeCase(box, rng.normal(size=(3, net.n_outputs)), np.zeros(3)),
+        UnsafeCase(box, np.zeros((0, net.n_outputs)), np.zeros(0)),
+    ]
+    got = case_difference_bounds(target, net, cases, method=method)
+    assert [lo.size for lo, _ in got] == [2, 1, 3, 0]
+    for case, (lo, up) in zip(cases, got):
+        if not case.n_rows:
+            continue
+        d = difference_bounds(target, net, case.input_box, case.A, method=method)
+        scale = 1.0 + np.abs(np.asarray(d.spec_lower)).max()
+        assert np.allclose(lo, d.spec_lower, rtol=0, atol=1e-12 * scale)
+        assert np.allclose(up, d.spec_upper, rtol=0, atol=1e-12 * scale)
+        xs = case.input_box.sample(200, rng)
+        sd = (target.forward(xs) - net.forward(xs)) @ case.A.T
+        assert np.all(sd >= lo - TOL * scale) and np.all(sd <= up + TOL * scale)
