@@ -50,6 +50,7 @@ from nncert.verify.network import (
     Dense,
     FloatArray,
     HardTanh,
+    Identity,
     Layer,
     LeakyReLU,
     Network,
@@ -127,6 +128,11 @@ class _AffineChain:
         self._in_width = 0
         #: number of activations emitted so far; pending maps of older segments are stale
         self.segment = 0
+        #: whether the segment start ``s`` (the last activation's output) is known ``>= 0``
+        self.nonneg_start = False
+        #: other tensors still read after the current node (set by the ONNX importer): each
+        #: activation carries them through, see :meth:`activation`
+        self.carried: dict[str, _Pending] = {}
 
     def snapshot(self) -> _Pending:
         """The pending map of the current tensor (arrays are never modified in place)."""
@@ -364,11 +370,176 @@ class _AffineChain:
             )
         self.shape = shape
 
-    def activation(self, layer: Activation) -> None:
-        """Emit the pending affine map (if any) and then ``layer``."""
-        self._flush()
+    def activation(
+        self, layer: Activation, extras: Sequence[Dense] = ()
+    ) -> list[tuple[Any, FloatArray | None]]:
+        """Emit the pending affine map (if any) and then ``layer``.
+
+        Tensors in :attr:`carried` (read again after the current node: a skip connection) and
+        the affine maps ``extras`` (rows affine in the segment start, e.g. MaxPool's pending
+        maxima) are *carried* through the activation exactly: each row ``x`` is emitted twice,
+        as ``x`` and ``-x``, next to the current tensor, and recovered after the layer as
+        ``relu(x) - relu(-x) = x`` (LeakyReLU: ``(x - alpha x) ... = (1 + alpha) x``, so
+        divided by ``1 + alpha``). A row known to be ``>= 0`` (non-negative exact
+        coefficients and bias on a non-negative segment start) needs only ``relu(x) = x``.
+        ``Identity`` passes every row. Other activations cannot carry a tensor.
+
+        Returns:
+            for each of ``extras``, its map on the new segment start as a scipy CSR matrix
+            and a per-row weight error (or ``None``); :attr:`carried` is updated in place.
+        """
+        names = list(self.carried)
+        if not names and not extras:
+            self._flush()
+            self.layers.append(layer)
+            self.segment += 1
+            self.nonneg_start = _nonneg_output(layer)
+            return []
+        blocks = [self.explicit_of(self.carried[name]) for name in names] + list(extras)
+        maps = self._emit_carrying(layer, blocks)
+        for name, (matrix, werr) in zip(names, maps[: len(names)], strict=True):
+            self.carried[name] = self._pending_from_map(matrix, werr, self.carried[name].shape)
+        return maps[len(names) :]
+
+    def explicit_of(self, snap: _Pending) -> Dense:
+        """The pending map of ``snap`` (a tensor of the current segment) as a ``Dense``."""
+        saved = self.snapshot()
+        self.restore(snap, "<carried>")
+        layer = self._pending()
+        self.restore(saved, "<current>")
+        return layer
+
+    def _emit_carrying(
+        self, layer: Activation, blocks: Sequence[Dense]
+    ) -> list[tuple[Any, FloatArray | None]]:
+        import scipy.sparse as sp
+
+        if not isinstance(layer, (ReLU, LeakyReLU, Identity)):
+            raise UnsupportedLayerError(
+                f"{type(layer).__name__} activation while another input-dependent tensor is "
+                "still needed after it (a residual/skip branch or MaxPool): only ReLU, "
+                "LeakyReLU and Identity layers carry a tensor exactly"
+            )
+        main = self._pending()
+        ws, bs, wes, bes = [main.weight], [main.bias], [_err(main, "w")], [_err(main, "b")]
+        offset = main.n_out
+        layout: list[tuple[int, np.ndarray, int]] = []
+        for blk in blocks:
+            n = blk.n_out
+            if isinstance(layer, Identity):
+                neg = np.zeros(0, dtype=np.int64)
+            else:
+                we, be = _err(blk, "w"), _err(blk, "b")
+                known = (
+                    self.nonneg_start
+                    & (we == 0.0)
+                    & (be == 0.0)
+                    & np.all(blk.weight >= 0.0, axis=1)
+                    & (blk.bias >= 0.0)
+                )
+                neg = np.flatnonzero(~known)
+            ws += [blk.weight, -blk.weight[neg]]
+            bs += [blk.bias, -blk.bias[neg]]
+            wes += [_err(blk, "w"), _err(blk, "w")[neg]]
+            bes += [_err(blk, "b"), _err(blk, "b")[neg]]
+            layout.append((offset, neg, offset + n))
+            offset += n + neg.size
+        werr, berr = np.concatenate(wes), np.concatenate(bes)
+        self.layers.append(
+            Dense(
+                np.vstack(ws),
+                np.concatenate(bs),
+                werr if np.any(werr) else None,
+                berr if np.any(berr) else None,
+            )
+        )
         self.layers.append(layer)
         self.segment += 1
+        self.nonneg_start = _nonneg_output(layer)
+        width = offset
+        self._weight = self._bias = self._werr = self._berr = None
+        self._index, self._in_width = np.arange(main.n_out), width
+        alpha = layer.alpha if isinstance(layer, LeakyReLU) else 0.0
+        scale = 1.0 / (1.0 + alpha)
+        maps: list[tuple[Any, FloatArray | None]] = []
+        for blk, (start, neg, neg_start) in zip(blocks, layout, strict=True):
+            n = blk.n_out
+            coef = np.ones(n)
+            coef[neg] = scale  # (leaky(x) - leaky(-x)) / (1 + alpha) = x
+            rows = np.concatenate([np.arange(n), neg])
+            cols = np.concatenate([start + np.arange(n), neg_start + np.arange(neg.size)])
+            vals = np.concatenate([coef, -coef[neg]])
+            matrix = sp.csr_matrix((vals, (rows, cols)), shape=(n, width))
+            err = None
+            if neg.size and scale != 1.0 and 1.0 / scale != 1.0 + alpha:
+                err = np.zeros(n)
+                err[neg] = inflate(2.0 * UNIT * scale, 4)  # the rounded 1 / (1 + alpha)
+            maps.append((matrix, err))
+        return maps
+
+    def _pending_from_map(self, matrix: Any, werr: FloatArray | None, shape: Shape) -> _Pending:
+        """A tensor ``matrix @ s`` of the current segment as a pending map (an index map when
+        ``matrix`` only selects)."""
+        csr = matrix.tocsr()
+        csr.sort_indices()
+        width = int(csr.shape[1])
+        counts = np.diff(csr.indptr)
+        if werr is None and np.all(counts == 1) and np.all(csr.data == 1.0):
+            return _Pending(None, None, None, None, shape, self.segment, csr.indices.copy(), width)
+        return _Pending(csr.toarray(), None, werr, None, shape, self.segment, None, width)
+
+    def start_identity(self) -> None:
+        """Make the whole segment start ``s`` (every row of the last emitted layer) the
+        current tensor, of shape ``(len(s),)``."""
+        last = self.layers[-2] if len(self.layers) >= 2 else None
+        if not isinstance(last, Dense) or self._weight is not None or self._bias is not None:
+            raise InvalidNetworkError("start_identity needs a freshly emitted activation")
+        self._index = None
+        self.shape = (last.n_out,)
+
+    def sparse_linear(self, matrix: Any, out_shape: Shape) -> None:
+        """Compose ``v -> matrix v`` for a sparse ``matrix`` with small integer entries (sums
+        of at most ``k`` terms ``+-v_j`` per row), without forming a dense product with the
+        identity: exact on an identity or index pending map, rounding bounded otherwise."""
+        import scipy.sparse as sp
+
+        m = sp.csr_matrix(matrix)
+        n_out = _prod(out_shape)
+        if m.shape != (n_out, self.width):
+            raise InvalidNetworkError(
+                f"shape mismatch: map of shape {m.shape} applied to a tensor of shape "
+                f"{self.shape} giving shape {out_shape}"
+            )
+        absm = abs(m)
+        k = int(np.diff(m.indptr).max(initial=0))
+        g = _gamma(k + 1) if k > 1 else 0.0
+        werr: FloatArray | None = None
+        if self._index is not None:
+            idx = self._index
+            rows = np.flatnonzero(idx >= 0)
+            sel = sp.csr_matrix(
+                (np.ones(rows.size), (rows, idx[rows])), shape=(idx.size, self._in_width)
+            )
+            weight = (m @ sel).toarray()
+            self._index = None
+        elif self._weight is None:
+            weight = m.toarray()
+        else:
+            inner = self._weight
+            weight = np.asarray(m @ inner)
+            werr = g * (absm @ np.abs(inner).sum(axis=1))
+        if self._werr is not None:
+            werr = (0.0 if werr is None else werr) + absm @ self._werr
+        bias = berr = None
+        if self._bias is not None:
+            bias = np.asarray(m @ self._bias)
+            berr = g * (absm @ np.abs(self._bias))
+            if self._berr is not None:
+                berr = berr + absm @ self._berr
+        self._weight, self._bias = weight, bias
+        self._werr = inflate(werr, k + 4) if werr is not None and np.any(werr) else None
+        self._berr = inflate(berr, k + 4) if berr is not None and np.any(berr) else None
+        self.shape = tuple(int(d) for d in out_shape)
 
     def finish(self) -> list[Layer]:
         """Emit the pending map; guarantee at least one ``Dense`` layer."""
@@ -385,6 +556,13 @@ class _AffineChain:
         self._bias = None
         self._werr = None
         self._berr = None
+
+
+def _nonneg_output(layer: Activation) -> bool:
+    """Whether every output of ``layer`` is ``>= 0``."""
+    if isinstance(layer, HardTanh):
+        return layer.min_val >= 0.0
+    return isinstance(layer, (ReLU, Sigmoid))
 
 
 def _sum_error(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -1288,6 +1466,103 @@ def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.linear(matrix, None, (1, *out), weight_error=UNIT * np.abs(matrix).sum(axis=1))
 
 
+def _pool_windows(ctx: _OnnxContext, op: str) -> tuple[np.ndarray, Shape]:
+    """Input indices of each pooling window, valid entries first and ``-1`` after them
+    (padding), shape ``(n_out, prod(kernel))``, and the output shape ``(1, C, *out)``."""
+    shape = ctx.chain.shape
+    if len(shape) < 3 or shape[0] != 1:
+        raise InvalidNetworkError(f"{op} input {shape} is not (1, C, *spatial)")
+    if int(ctx.attrs.get("ceil_mode", 0)):
+        raise UnsupportedLayerError(f"{op} with ceil_mode=1")
+    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+    r = len(kernel)
+    spatial = shape[2:]
+    if len(spatial) != r:
+        raise InvalidNetworkError(f"{op} kernel_shape {kernel} for input of shape {shape}")
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    _check_conv_geometry(r, strides, None, dilations)
+    pads = _spatial_pads(ctx.attrs, spatial, kernel, strides, dilations)
+    _check_conv_geometry(r, strides, pads, dilations)
+    out = _conv_output_shape(spatial, kernel, strides, pads, dilations)
+    channels = shape[1]
+    # flat index = c * prod(spatial) + sum_i pos_i * step_i, pos_i = o_i s_i - p_i + k_i d_i
+    steps = [_prod(spatial[i + 1 :]) for i in range(r)]
+    full = (channels, *out, *kernel)
+    flat = (np.arange(channels) * _prod(spatial)).reshape((channels,) + (1,) * (2 * r))
+    valid = np.ones((1,) * (1 + 2 * r), dtype=bool)
+    for i in range(r):
+        o = np.arange(out[i]).reshape(-1, 1)
+        k = np.arange(kernel[i]).reshape(1, -1)
+        pos = o * strides[i] - pads[i] + k * dilations[i]  # (out_i, kernel_i)
+        view = [1] * (1 + 2 * r)
+        view[1 + i], view[1 + r + i] = out[i], kernel[i]
+        pos = pos.reshape(view)
+        valid = valid & (pos >= 0) & (pos < spatial[i])
+        flat = flat + pos * steps[i]
+    flat = np.broadcast_to(flat, full).reshape(-1, _prod(kernel))
+    valid = np.broadcast_to(valid, full).reshape(-1, _prod(kernel))
+    if not np.all(valid.any(axis=1)):
+        raise InvalidNetworkError(f"{op} has a window lying entirely in the padding")
+    order = np.argsort(~valid, axis=1, kind="stable")
+    idx = np.where(
+        np.take_along_axis(valid, order, axis=1), np.take_along_axis(flat, order, axis=1), -1
+    )
+    return idx.astype(np.int64), (1, channels, *out)
+
+
+def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    r"""MaxPool as a balanced tree of pairwise maxima in ReLU layers, exactly:
+    :math:`\max(a, b) = b + \mathrm{relu}(a - b)`.
+
+    Each level emits one ``Dense`` + ``ReLU`` pair: ``a - b`` for every pair of the current
+    candidates of every window, and ``b`` (and a lone last candidate) *carried* through the
+    ReLU (:meth:`_AffineChain.activation`: as ``relu(b) - relu(-b)``, or just ``relu(b)``
+    when ``b >= 0`` is structural, e.g. after a ReLU). The candidates of the next level are
+    ``relu(a - b) + b``; a window of ``k`` valid entries needs ``ceil(log2 k)`` levels. The
+    result is affine in the last layer and composes with the following affine operators.
+    Padding (``-inf`` in ONNX) is left out of the windows.
+    """
+    import scipy.sparse as sp
+
+    if len(node.output) > 1 and node.output[1]:
+        raise UnsupportedLayerError("MaxPool's Indices output")
+    if int(ctx.attrs.get("storage_order", 0)) and len(node.output) > 1:
+        raise UnsupportedLayerError("MaxPool storage_order=1")
+    elem, out_shape = _pool_windows(ctx, "MaxPool")
+    chain = ctx.chain
+    values = sp.identity(chain.width, format="csr")  # candidate values, rows over the base
+    while elem.shape[1] > 1:
+        a = elem[:, 0::2]
+        b = np.full(a.shape, -1, dtype=np.int64)
+        half = elem[:, 1::2]
+        b[:, : half.shape[1]] = half
+        fa, fb = a.reshape(-1), b.reshape(-1)
+        alive = np.flatnonzero(fa >= 0)  # one new candidate each
+        both = alive[fb[alive] >= 0]
+        diff = values[fa[both]] - values[fb[both]]
+        # carried: b of a pair, a when it is alone
+        keep = np.where(fb[alive] >= 0, fb[alive], fa[alive])
+        base = chain.snapshot()
+        chain.sparse_linear(values[keep], (keep.size,))
+        carried = chain.explicit()
+        chain.restore(base, "<MaxPool input>")
+        chain.sparse_linear(diff, (both.size,))
+        ((carry_map, carry_err),) = chain.activation(ReLU(), [carried])
+        if carry_err is not None:  # pragma: no cover - ReLU carries with coefficients +-1
+            raise InvalidNetworkError("MaxPool carry is inexact")
+        chain.start_identity()
+        rank = np.full(fa.size, -1, dtype=np.int64)
+        rank[alive] = np.arange(alive.size)
+        relu_diff = sp.csr_matrix(
+            (np.ones(both.size), (rank[both], np.arange(both.size))),
+            shape=(alive.size, chain.width),
+        )
+        values = (carry_map + relu_diff).tocsr()
+        elem = rank.reshape(a.shape)
+    chain.sparse_linear(values[elem[:, 0]], out_shape)
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -1334,6 +1609,7 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "ReduceSum": _op_reduce_sum,
     "ReduceMean": _op_reduce_mean,
     "AveragePool": _op_average_pool,
+    "MaxPool": _op_max_pool,
     "GlobalAveragePool": _op_global_average_pool,
 }
 
@@ -1948,7 +2224,16 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     )
     #: pending maps of the input-dependent tensors (branches share their segment's start)
     snaps: dict[str, _Pending] = {input_name: ctx.chain.snapshot()}
-    for i in order:
+    # position (in ``order``) of the last node reading each tensor; activations carry the
+    # tensors read after them (skip connections), see _AffineChain.activation
+    last_use: dict[str, int] = {}
+    for pos, i in enumerate(order):
+        node = graph.node[i]
+        if node.op_type not in _CONSTANT_RESULT_OPS:
+            for name in node.input:
+                last_use[str(name)] = pos
+    last_use[graph.output[0].name] = len(order)
+    for pos, i in enumerate(order):
         node = graph.node[i]
         label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
         is_const = all(not name or name in ctx.consts for name in node.input)
@@ -1985,7 +2270,14 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                 ctx.current = var_names[0]
                 if node.op_type not in _CONSTANT_RESULT_OPS:
                     ctx.chain.restore(snaps[ctx.current], ctx.current)
+                ctx.chain.carried = {
+                    name: snap
+                    for name, snap in snaps.items()
+                    if snap.segment == ctx.chain.segment and last_use.get(name, -1) > pos
+                }
                 chain_handler(ctx, node)
+                snaps.update(ctx.chain.carried)
+                ctx.chain.carried = {}
         except UnsupportedLayerError as err:
             if str(err).startswith("unsupported operator"):
                 raise

@@ -1,0 +1,345 @@
+"""MaxPool and residual (skip) connections across activations in the ONNX importer.
+
+Both are imported exactly into the chain IR of ``Dense`` and ``ReLU`` layers:
+``max(a, b) = b + relu(a - b)`` in a balanced tree, and a tensor needed after an activation is
+carried through it as ``relu(x) - relu(-x)`` (only ``relu(x)`` when ``x >= 0`` is structural).
+Every model is a real ONNX file built with ``onnx.helper``; the imported network must match
+onnxruntime, its IBP/CROWN bounds must contain sampled outputs, and the big-M MILP optimum must
+be attained by the model itself (exactness).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from nncert.formulations.milp import encode_milp
+from nncert.solvers.base import SolveStatus
+from nncert.solvers.highs_solver import HighsSolver
+from nncert.verify.bounds import interval_bounds, spec_bounds
+from nncert.verify.errors import UnsupportedLayerError
+from nncert.verify.importers import from_onnx, onnxruntime_forward
+from nncert.verify.network import Dense, ReLU
+from nncert.verify.spec import Box, UnsafeCase
+
+R = np.random.default_rng(2026)
+
+
+def _init(name: str, value: Any) -> TensorProto:
+    return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> Any:
+    return helper.make_node(op, inputs, outputs, **attrs)
+
+
+def _save(path: Path, nodes: list[Any], inits: list[TensorProto], in_shape: list[int]) -> Path:
+    """``x -> nodes -> y`` as a real ONNX file."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    file = path / "model.onnx"
+    onnx.save(model, str(file))
+    return file
+
+
+def _head(src: str, n_in: int, n_out: int = 3) -> tuple[list[Any], list[TensorProto]]:
+    """Flatten + MatMul to ``n_out`` outputs (``src`` has ``n_in`` elements)."""
+    return (
+        [_node("Flatten", [src], ["flat"]), _node("MatMul", ["flat", "head"], ["y"])],
+        [_init("head", R.normal(size=(n_in, n_out)))],
+    )
+
+
+def _check(file: Path, *, radius: float = 0.1, seed: int = 7) -> None:
+    """Forward pass equals onnxruntime; IBP and CROWN bounds contain sampled outputs."""
+    net = from_onnx(file)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=(64, net.n_inputs))
+    ref = onnxruntime_forward(file, x)
+    got = net.forward(x)
+    assert got.shape == ref.shape
+    scale = max(1.0, float(np.abs(ref).max()))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * scale)
+    center = rng.uniform(-0.5, 0.5, size=net.n_inputs)
+    lo, hi = center - radius, center + radius
+    samples = np.vstack([rng.uniform(lo, hi, size=(300, net.n_inputs)), lo, hi])
+    outs = net.forward(samples)
+    eye = np.eye(outs.shape[1])
+    for method in ("ibp", "crown"):
+        lower, upper = spec_bounds(net, (lo, hi), eye, method=method)
+        assert np.all(lower <= outs.min(axis=0)), method
+        assert np.all(upper >= outs.max(axis=0)), method
+
+
+def _conv_pool(
+    tmp_path: Path, pool: dict[str, Any], *, relu: bool, channels: int = 2, size: int = 6
+) -> Path:
+    """``x -> Conv 3x3 (pad 1) -> [Relu] -> MaxPool(pool) -> Flatten -> MatMul``."""
+    conv = _init("w", R.normal(size=(3, channels, 3, 3)))
+    nodes = [_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])]
+    src = "c"
+    if relu:
+        nodes.append(_node("Relu", ["c"], ["r"]))
+        src = "r"
+    nodes.append(_node("MaxPool", [src], ["p"], **pool))
+    # the pooled size, from onnxruntime itself
+    probe = _save(
+        tmp_path, [*nodes, _node("Flatten", ["p"], ["y"])], [conv], [1, channels, size, size]
+    )
+    n_pool = onnxruntime_forward(probe, np.zeros((1, channels * size * size))).shape[1]
+    head, inits = _head("p", n_pool)
+    return _save(tmp_path, nodes + head, [conv, *inits], [1, channels, size, size])
+
+
+POOLS: dict[str, dict[str, Any]] = {
+    "2x2_stride2": {"kernel_shape": [2, 2], "strides": [2, 2]},
+    "3x3_stride1_pad1": {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]},
+    "3x2_asym_pad_dilated": {
+        "kernel_shape": [3, 2],
+        "strides": [2, 1],
+        "pads": [1, 0, 0, 1],
+        "dilations": [1, 2],
+    },
+    "same_upper": {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"},
+    "4x4_stride4": {"kernel_shape": [4, 4], "strides": [4, 4]},
+    "1x1": {"kernel_shape": [1, 1]},
+}
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["after_relu", "after_conv"])
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_maxpool_matches_onnxruntime_and_bounds_hold(pool: str, relu: bool, tmp_path: Path) -> None:
+    _check(_conv_pool(tmp_path, POOLS[pool], relu=relu))
+
+
+def test_maxpool_levels_and_carried_neurons(tmp_path: Path) -> None:
+    """A 2x2 window takes ceil(log2 4) = 2 ReLU layers; after a ReLU the carried values are
+    known >= 0, so no relu(-b) neurons are emitted; after a plain Conv they are."""
+    pool = POOLS["2x2_stride2"]
+    after_relu = from_onnx(_conv_pool(tmp_path, pool, relu=True))
+    widths = [layer.n_out for layer in after_relu.layers if isinstance(layer, Dense)]
+    # conv 3x6x6 = 108; 27 windows of 4: level 1 = 54 differences + 54 carried b,
+    # level 2 = 27 differences + 27 carried; then the head
+    assert widths == [108, 108, 54, 3]
+    assert sum(isinstance(layer, ReLU) for layer in after_relu.layers) == 3
+    after_conv = from_onnx(_conv_pool(tmp_path, pool, relu=False))
+    widths = [layer.n_out for layer in after_conv.layers if isinstance(layer, Dense)]
+    # level 1 carries b of unknown sign as relu(b), relu(-b); level 2's b (a sum of relus
+    # minus relu(-b)) again has an unknown sign
+    assert widths == [54 + 54 + 54, 27 + 27 + 27, 3]
+
+
+def test_maxpool_exact_on_negative_values(tmp_path: Path) -> None:
+    """All-negative windows (the max is negative): the tree must not clip at 0."""
+    nodes = [
+        _node("Neg", ["x"], ["n"]),
+        _node("MaxPool", ["n"], ["p"], kernel_shape=[3], strides=[2]),
+    ]
+    head, inits = _head("p", 2 * 3)
+    file = _save(tmp_path, nodes + head, inits, [1, 2, 7])
+    net = from_onnx(file)
+    x = np.abs(np.random.default_rng(1).normal(size=(20, 14))) + 0.5
+    np.testing.assert_allclose(net.forward(x), onnxruntime_forward(file, x), rtol=1e-5, atol=1e-5)
+    _check(file)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.integers(3, 7),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    pad=st.integers(0, 1),
+    relu=st.booleans(),
+)
+def test_maxpool_geometry_matches_onnxruntime(
+    tmp_path_factory: pytest.TempPathFactory,
+    size: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: int,
+    relu: bool,
+) -> None:
+    pads = [min(pad, k - 1) for k in kernel] * 2
+    pool = {"kernel_shape": list(kernel), "strides": list(stride), "pads": pads}
+    file = _conv_pool(tmp_path_factory.mktemp("mp"), pool, relu=relu, channels=1, size=size)
+    net = from_onnx(file)
+    x = np.random.default_rng(size).uniform(-1, 1, size=(16, net.n_inputs))
+    np.testing.assert_allclose(net.forward(x), onnxruntime_forward(file, x), rtol=1e-5, atol=1e-5)
+
+
+def test_maxpool_indices_output_is_unsupported(tmp_path: Path) -> None:
+    nodes = [
+        _node("MaxPool", ["x"], ["p", "idx"], kernel_shape=[2, 2], name="pool_with_indices"),
+        _node("Flatten", ["p"], ["y"]),
+    ]
+    with pytest.raises(UnsupportedLayerError, match=r"pool_with_indices.*Indices"):
+        from_onnx(_save(tmp_path, nodes, [], [1, 1, 3, 3]))
+
+
+# --------------------------------------------------------------------------------------------
+# residual blocks and skip paths across activations
+# --------------------------------------------------------------------------------------------
+
+
+def _conv(name: str, src: str, out: str, c: int = 2) -> tuple[Any, TensorProto]:
+    return (
+        _node("Conv", [src, name], [out], pads=[1, 1, 1, 1]),
+        _init(name, R.normal(size=(c, c, 3, 3)) * 0.5),
+    )
+
+
+def _residual(kind: str) -> tuple[list[Any], list[TensorProto], list[int]]:
+    c1, w1 = _conv("w1", "x", "c1")
+    c2, w2 = _conv("w2", "r1", "c2")
+    shape = [1, 2, 4, 4]
+    if kind == "conv_relu_conv_plus_input":
+        nodes = [c1, _node("Relu", ["c1"], ["r1"]), c2, _node("Add", ["c2", "x"], ["s"])]
+    elif kind == "skip_after_relu_with_maxpool":
+        c0, w0 = _conv("w0", "x", "c0")
+        c1, w1 = _conv("w1", "r0", "c1")
+        nodes = [
+            c0,
+            _node("Relu", ["c0"], ["r0"]),
+            c1,
+            _node("Relu", ["c1"], ["r1"]),
+            c2,
+            _node("Add", ["r0", "c2"], ["t"]),
+            _node("MaxPool", ["t"], ["s"], kernel_shape=[2, 2], strides=[2, 2]),
+        ]
+        return [*nodes, *_head("s", 8)[0]], [w0, w1, w2, *_head("s", 8)[1]], shape
+    elif kind == "two_blocks":
+        c3, w3 = _conv("w3", "s1", "c3")
+        c4, w4 = _conv("w4", "r3", "c4")
+        nodes = [
+            c1,
+            _node("Relu", ["c1"], ["r1"]),
+            c2,
+            _node("Add", ["x", "c2"], ["s0"]),
+            _node("Relu", ["s0"], ["s1"]),
+            c3,
+            _node("Relu", ["c3"], ["r3"]),
+            c4,
+            _node("Add", ["s1", "c4"], ["s"]),
+        ]
+        head, inits = _head("s", 32)
+        return [*nodes, *head], [w1, w2, w3, w4, *inits], shape
+    elif kind == "leaky_relu_block":
+        nodes = [
+            c1,
+            _node("LeakyRelu", ["c1"], ["r1"], alpha=0.1),
+            c2,
+            _node("Sub", ["x", "c2"], ["s"]),
+        ]
+    elif kind == "concat_skip":
+        nodes = [c1, _node("Relu", ["c1"], ["r1"]), c2, _node("Concat", ["x", "c2"], ["s"], axis=1)]
+        head, inits = _head("s", 64)
+        return [*nodes, *head], [w1, w2, *inits], shape
+    elif kind == "slice_skip_around_relu":
+        starts = numpy_helper.from_array(np.array([1], np.int64), "st")
+        ends = numpy_helper.from_array(np.array([2], np.int64), "en")
+        axes = numpy_helper.from_array(np.array([1], np.int64), "ax")
+        nodes = [
+            _node("Slice", ["x", "st", "en", "ax"], ["sl"]),
+            c1,
+            _node("Relu", ["c1"], ["r1"]),
+            c2,
+            _node("Concat", ["c2", "sl"], ["s"], axis=1),
+        ]
+        head, inits = _head("s", 48)
+        return [*nodes, *head], [w1, w2, starts, ends, axes, *inits], shape
+    else:  # pragma: no cover
+        raise KeyError(kind)
+    head, inits = _head("s", 32)
+    return [*nodes, *head], [w1, w2, *inits], shape
+
+
+RESIDUALS = [
+    "conv_relu_conv_plus_input",
+    "skip_after_relu_with_maxpool",
+    "two_blocks",
+    "leaky_relu_block",
+    "concat_skip",
+    "slice_skip_around_relu",
+]
+
+
+@pytest.mark.parametrize("kind", RESIDUALS)
+def test_residual_matches_onnxruntime_and_bounds_hold(kind: str, tmp_path: Path) -> None:
+    nodes, inits, shape = _residual(kind)
+    _check(_save(tmp_path, nodes, inits, shape))
+
+
+def test_nonnegative_skip_needs_no_negative_copy(tmp_path: Path) -> None:
+    """``r0 = relu(.)`` skipped past another ReLU is carried as ``relu(r0)`` alone."""
+    nodes, inits, shape = _residual("skip_after_relu_with_maxpool")
+    net = from_onnx(_save(tmp_path, nodes, inits, shape))
+    dense = [layer for layer in net.layers if isinstance(layer, Dense)]
+    # conv0 32; conv1 32 + carried r0 32 (no -r0); then the pool tree on 32 values
+    assert [d.n_out for d in dense][:2] == [32, 64]
+
+
+def test_sigmoid_with_a_skip_across_it_is_named_unsupported(tmp_path: Path) -> None:
+    nodes = [
+        _node("Flatten", ["x"], ["f"]),
+        _node("MatMul", ["f", "w"], ["h"]),
+        _node("Sigmoid", ["h"], ["r"], name="squash"),
+        _node("Add", ["f", "r"], ["y"]),
+    ]
+    file = _save(tmp_path, nodes, [_init("w", R.normal(size=(6, 6)))], [1, 6])
+    with pytest.raises(UnsupportedLayerError) as err:
+        from_onnx(file)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(file) in message and "'squash' (Sigmoid)" in message
+
+
+# --------------------------------------------------------------------------------------------
+# MILP exactness
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["after_relu", "after_conv"])
+def test_milp_maximum_is_attained_by_the_onnx_model(relu: bool, tmp_path: Path) -> None:
+    """The big-M MILP maximum of an output over a box is >= every sampled value and is
+    attained (under onnxruntime) at the MILP's argmax: the encoding is exact."""
+    conv = _init("w", R.normal(size=(2, 1, 2, 2)))
+    nodes = [_node("Conv", ["x", "w"], ["c"])]
+    src = "c"
+    if relu:
+        nodes.append(_node("Relu", ["c"], ["r"]))
+        src = "r"
+    nodes.append(_node("MaxPool", [src], ["p"], kernel_shape=[2, 2], strides=[1, 1]))
+    head, inits = _head("p", 2 * 2 * 2, n_out=2)
+    file = _save(tmp_path, nodes + head, [conv, *inits], [1, 1, 4, 4])
+    net = from_onnx(file)
+    rng = np.random.default_rng(3)
+    center = rng.uniform(-0.5, 0.5, size=16)
+    box = Box(center - 0.3, center + 0.3)
+    samples = box.sample(20000, rng)
+    outs = onnxruntime_forward(file, samples)
+    for j in range(2):
+        case = UnsafeCase(box, -np.eye(2)[j : j + 1], np.zeros(1))  # minimise -y_j
+        problem = encode_milp(net, case, interval_bounds(net, box))
+        res = HighsSolver(mip_rel_gap=0.0).solve(problem)
+        assert res.status is SolveStatus.OPTIMAL and res.objective is not None
+        assert res.x is not None
+        best = -res.objective
+        x_star = problem.decode_input(res.x)
+        assert box.contains(x_star)
+        assert best >= outs[:, j].max() - 1e-5 * (1 + abs(best))
+        attained = float(onnxruntime_forward(file, x_star[None])[0, j])
+        assert attained == pytest.approx(best, abs=1e-4 * (1 + abs(best)))
