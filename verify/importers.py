@@ -81,6 +81,11 @@ Shape: TypeAlias = tuple[int, ...]
 #: a dense matrix, so far smaller inputs already exceed any machine's memory
 MAX_INPUT_ELEMENTS = 10**8
 
+#: largest dense layer (entries) an encoding that grows the network (MaxPool's comparison
+#: tree, tensors carried past an activation) may emit: 10**8 float64 entries are 800 MB, and
+#: the bound engine and the MILP builder make several copies of each layer
+MAX_ENCODING_ENTRIES = 10**8
+
 # --------------------------------------------------------------------------------------------
 # Shared helpers: the pending affine chain and the convolution lowering
 # --------------------------------------------------------------------------------------------
@@ -420,6 +425,11 @@ class _AffineChain:
                 "still needed after it (a residual/skip branch or MaxPool): only ReLU, "
                 "LeakyReLU and Identity layers carry a tensor exactly"
             )
+        n_in = self._in_width if self._index is not None else self.width
+        if self._weight is not None:
+            n_in = self._weight.shape[1]
+        n_rows = self.width + 2 * sum(blk.n_out for blk in blocks)
+        _check_encoding_size(n_rows, n_in, f"carrying tensors past a {type(layer).__name__}")
         main = self._pending()
         ws, bs, wes, bes = [main.weight], [main.bias], [_err(main, "w")], [_err(main, "b")]
         offset = main.n_out
@@ -510,6 +520,10 @@ class _AffineChain:
                 f"shape mismatch: map of shape {m.shape} applied to a tensor of shape "
                 f"{self.shape} giving shape {out_shape}"
             )
+        in_width = self._in_width if self._index is not None else None
+        if in_width is None:
+            in_width = self.width if self._weight is None else self._weight.shape[1]
+        _check_encoding_size(n_out, in_width, "the exact MaxPool encoding")
         absm = abs(m)
         k = int(np.diff(m.indptr).max(initial=0))
         g = _gamma(k + 1) if k > 1 else 0.0
@@ -556,6 +570,16 @@ class _AffineChain:
         self._bias = None
         self._werr = None
         self._berr = None
+
+
+def _check_encoding_size(rows: int, cols: int, what: str) -> None:
+    """Refuse a dense ``rows x cols`` layer larger than :data:`MAX_ENCODING_ENTRIES`."""
+    if rows * cols > MAX_ENCODING_ENTRIES:
+        raise UnsupportedLayerError(
+            f"{what} needs a dense {rows}x{cols} layer ({rows * cols * 8 / 1e9:.1f} GB), more "
+            f"than the {MAX_ENCODING_ENTRIES:.0e} entries nncert's dense layer representation "
+            "allows for it"
+        )
 
 
 def _nonneg_output(layer: Activation) -> bool:

@@ -95,7 +95,7 @@ def _conv_pool(
     if relu:
         nodes.append(_node("Relu", ["c"], ["r"]))
         src = "r"
-    nodes.append(_node("MaxPool", [src], ["p"], **pool))
+    nodes.append(_node("MaxPool", [src], ["p"], name="MaxPool_0", **pool))
     # the pooled size, from onnxruntime itself
     probe = _save(
         tmp_path, [*nodes, _node("Flatten", ["p"], ["y"])], [conv], [1, channels, size, size]
@@ -343,3 +343,16 @@ def test_milp_maximum_is_attained_by_the_onnx_model(relu: bool, tmp_path: Path) 
         assert best >= outs[:, j].max() - 1e-5 * (1 + abs(best))
         attained = float(onnxruntime_forward(file, x_star[None])[0, j])
         assert attained == pytest.approx(best, abs=1e-4 * (1 + abs(best)))
+
+
+def test_oversized_encoding_is_refused_with_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encoding whose dense layer would exceed the limit is an unsupported-layer error
+    naming the node and the size, not an out-of-memory crash."""
+    import nncert.verify.importers as importers
+
+    monkeypatch.setattr(importers, "MAX_ENCODING_ENTRIES", 1000)
+    file = _conv_pool(tmp_path, POOLS["2x2_stride2"], relu=True)
+    with pytest.raises(UnsupportedLayerError, match=r"'MaxPool_0' \(MaxPool\).*dense 54x108"):
+        from_onnx(file)
