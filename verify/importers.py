@@ -19,7 +19,13 @@ package and hands everything unusual to it. Tensors computed only
 from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
 are folded to numpy arrays in their native dtype, mirroring onnxruntime. Input-dependent
 tensors may branch: each keeps its own pending map, and ``Add``/``Sub``/``Concat`` of two
-branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). Operators are
+branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). A tensor still read after
+an activation (a residual block ``x + F(x)``, a skip path around a ReLU) is *carried* through
+that activation layer next to the activated tensor, exactly, as ``relu(x) - relu(-x)`` (only
+``relu(x)`` when ``x >= 0`` is structural); MaxPool is a balanced tree of
+``max(a, b) = b + relu(a - b)`` in ReLU layers with the same carry
+(:meth:`_AffineChain.activation`, :func:`_op_max_pool`). Both keep the IR a chain of ``Dense``
+and ReLU layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN). Operators are
 dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
 :data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
 
@@ -2035,9 +2041,8 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
 
     The graph has one vertex per node and an edge per tensor from its producer to each
     consumer. Nodes that cannot reach the output are dropped. A node is *variable* if one of
-    its inputs is (``Shape`` excepted: its output is a constant); every variable tensor may
-    feed at most one variable node and every variable node may read at most one variable
-    tensor, i.e. the variable nodes form a path from the input to the output.
+    its inputs is (``Shape`` excepted: its output is a constant). Variable tensors may feed
+    several nodes (branches); the merges and carries of :func:`_onnx_to_layers` handle them.
     """
     producer: dict[str, int] = {}
     for i, node in enumerate(graph.node):

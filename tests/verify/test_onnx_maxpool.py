@@ -261,6 +261,18 @@ def _residual(kind: str) -> tuple[list[Any], list[TensorProto], list[int]]:
         ]
         head, inits = _head("s", 48)
         return [*nodes, *head], [w1, w2, starts, ends, axes, *inits], shape
+    elif kind == "maxpool_with_a_live_skip":
+        # the input is carried through every level of the pooling tree
+        nodes = [
+            c1,
+            _node("Relu", ["c1"], ["r1"]),
+            _node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+            _node("Flatten", ["p1"], ["f1"]),
+            _node("Flatten", ["x"], ["fx"]),
+            _node("Concat", ["f1", "fx"], ["s"], axis=1),
+        ]
+        head, inits = _head("s", 8 + 32)
+        return [*nodes, *head], [w1, *inits], shape
     else:  # pragma: no cover
         raise KeyError(kind)
     head, inits = _head("s", 32)
@@ -274,6 +286,7 @@ RESIDUALS = [
     "leaky_relu_block",
     "concat_skip",
     "slice_skip_around_relu",
+    "maxpool_with_a_live_skip",
 ]
 
 
@@ -281,6 +294,47 @@ RESIDUALS = [
 def test_residual_matches_onnxruntime_and_bounds_hold(kind: str, tmp_path: Path) -> None:
     nodes, inits, shape = _residual(kind)
     _check(_save(tmp_path, nodes, inits, shape))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    depth=st.integers(1, 3),
+    width=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    skip_from=st.sampled_from(["input", "pre", "post"]),
+)
+def test_random_residual_stacks_match_onnxruntime(
+    tmp_path_factory: pytest.TempPathFactory, depth: int, width: int, seed: int, skip_from: str
+) -> None:
+    """Stacks of ``h <- h + W2 relu(W1 h)`` blocks (skip from the block input, from a
+    pre-activation or a post-activation tensor) match onnxruntime and bound the samples."""
+    rng = np.random.default_rng(seed)
+    n = 4
+    nodes = [_node("Flatten", ["x"], ["h0"])]
+    inits = []
+    for k in range(depth):
+        h, nxt = f"h{k}", f"h{k + 1}"
+        inits += [
+            _init(f"a{k}", rng.normal(size=(n, width))),
+            _init(f"b{k}", rng.normal(size=(width, n))),
+        ]
+        nodes += [
+            _node("MatMul", [h, f"a{k}"], [f"z{k}"]),
+            _node("Relu", [f"z{k}"], [f"r{k}"]),
+            _node("MatMul", [f"r{k}", f"b{k}"], [f"u{k}"]),
+        ]
+        if skip_from == "input":
+            nodes.append(_node("Add", [h, f"u{k}"], [nxt]))
+        else:
+            inits.append(_init(f"c{k}", rng.normal(size=(width, n))))
+            skip = f"z{k}" if skip_from == "pre" else f"r{k}"
+            nodes += [
+                _node("MatMul", [skip, f"c{k}"], [f"v{k}"]),
+                _node("Sub", [f"u{k}", f"v{k}"], [nxt]),
+            ]
+    head, head_inits = _head(f"h{depth}", n, n_out=2)
+    file = _save(tmp_path_factory.mktemp("res"), nodes + head, inits + head_inits, [1, n])
+    _check(file, seed=seed)
 
 
 def test_nonnegative_skip_needs_no_negative_copy(tmp_path: Path) -> None:
