@@ -410,3 +410,16 @@ def test_oversized_encoding_is_refused_with_its_size(
     file = _conv_pool(tmp_path, POOLS["2x2_stride2"], relu=True)
     with pytest.raises(UnsupportedLayerError, match=r"'MaxPool_0' \(MaxPool\).*dense 54x108"):
         from_onnx(file)
+
+
+@pytest.mark.parametrize("fill", [0.3, -2.0])
+def test_maxpool_after_constant_pad(fill: float, tmp_path: Path) -> None:
+    """Padded constants (an index map with constant rows) take part in the maxima."""
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+    value = _init("v", fill)
+    nodes = [
+        _node("Pad", ["x", "pads", "v"], ["xp"]),
+        _node("MaxPool", ["xp"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    head, inits = _head("p", 2 * 3 * 3)
+    _check(_save(tmp_path, nodes + head, [pads, value, *inits], [1, 2, 4, 4]))
