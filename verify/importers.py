@@ -1496,26 +1496,18 @@ def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.linear(matrix, None, (1, *out), weight_error=UNIT * np.abs(matrix).sum(axis=1))
 
 
-def _pool_windows(ctx: _OnnxContext, op: str) -> tuple[np.ndarray, Shape]:
-    """Input indices of each pooling window, valid entries first and ``-1`` after them
-    (padding), shape ``(n_out, prod(kernel))``, and the output shape ``(1, C, *out)``."""
-    shape = ctx.chain.shape
-    if len(shape) < 3 or shape[0] != 1:
-        raise InvalidNetworkError(f"{op} input {shape} is not (1, C, *spatial)")
-    if int(ctx.attrs.get("ceil_mode", 0)):
-        raise UnsupportedLayerError(f"{op} with ceil_mode=1")
-    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+def _pool_windows(
+    shape: Shape, kernel: Shape, strides: Shape, pads: Shape, dilations: Shape
+) -> tuple[np.ndarray, Shape]:
+    """Input indices of each pooling window over a ``(C, *spatial)`` tensor, valid entries
+    first and ``-1`` after them (padding), shape ``(n_out, prod(kernel))``, and the output
+    shape ``(C, *out)``."""
     r = len(kernel)
-    spatial = shape[2:]
+    channels, spatial = shape[0], shape[1:]
     if len(spatial) != r:
-        raise InvalidNetworkError(f"{op} kernel_shape {kernel} for input of shape {shape}")
-    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
-    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
-    _check_conv_geometry(r, strides, None, dilations)
-    pads = _spatial_pads(ctx.attrs, spatial, kernel, strides, dilations)
+        raise InvalidNetworkError(f"pooling kernel {kernel} for a tensor of shape {shape}")
     _check_conv_geometry(r, strides, pads, dilations)
     out = _conv_output_shape(spatial, kernel, strides, pads, dilations)
-    channels = shape[1]
     # flat index = c * prod(spatial) + sum_i pos_i * step_i, pos_i = o_i s_i - p_i + k_i d_i
     steps = [_prod(spatial[i + 1 :]) for i in range(r)]
     full = (channels, *out, *kernel)
@@ -1533,16 +1525,17 @@ def _pool_windows(ctx: _OnnxContext, op: str) -> tuple[np.ndarray, Shape]:
     flat = np.broadcast_to(flat, full).reshape(-1, _prod(kernel))
     valid = np.broadcast_to(valid, full).reshape(-1, _prod(kernel))
     if not np.all(valid.any(axis=1)):
-        raise InvalidNetworkError(f"{op} has a window lying entirely in the padding")
+        raise InvalidNetworkError("a pooling window lies entirely in the padding")
     order = np.argsort(~valid, axis=1, kind="stable")
     idx = np.where(
         np.take_along_axis(valid, order, axis=1), np.take_along_axis(flat, order, axis=1), -1
     )
-    return idx.astype(np.int64), (1, channels, *out)
+    return idx.astype(np.int64), (channels, *out)
 
 
-def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
-    r"""MaxPool as a balanced tree of pairwise maxima in ReLU layers, exactly:
+def _max_pool(chain: _AffineChain, elem: np.ndarray, out_shape: Shape) -> None:
+    r"""Compose ``y[o] = max_j v[elem[o, j]]`` (``elem``: valid indices first, then ``-1``) as a
+    balanced tree of pairwise maxima in ReLU layers, exactly:
     :math:`\max(a, b) = b + \mathrm{relu}(a - b)`.
 
     Each level emits one ``Dense`` + ``ReLU`` pair: ``a - b`` for every pair of the current
@@ -1551,16 +1544,9 @@ def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     when ``b >= 0`` is structural, e.g. after a ReLU). The candidates of the next level are
     ``relu(a - b) + b``; a window of ``k`` valid entries needs ``ceil(log2 k)`` levels. The
     result is affine in the last layer and composes with the following affine operators.
-    Padding (``-inf`` in ONNX) is left out of the windows.
     """
     import scipy.sparse as sp
 
-    if len(node.output) > 1 and node.output[1]:
-        raise UnsupportedLayerError("MaxPool's Indices output")
-    if int(ctx.attrs.get("storage_order", 0)) and len(node.output) > 1:
-        raise UnsupportedLayerError("MaxPool storage_order=1")
-    elem, out_shape = _pool_windows(ctx, "MaxPool")
-    chain = ctx.chain
     values = sp.identity(chain.width, format="csr")  # candidate values, rows over the base
     while elem.shape[1] > 1:
         a = elem[:, 0::2]
@@ -1591,6 +1577,24 @@ def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         values = (carry_map + relu_diff).tocsr()
         elem = rank.reshape(a.shape)
     chain.sparse_linear(values[elem[:, 0]], out_shape)
+
+
+def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """MaxPool (:func:`_max_pool`); padding (``-inf`` in ONNX) is left out of the windows."""
+    if len(node.output) > 1 and node.output[1]:
+        raise UnsupportedLayerError("MaxPool's Indices output")
+    shape = ctx.chain.shape
+    if len(shape) < 3 or shape[0] != 1:
+        raise InvalidNetworkError(f"MaxPool input {shape} is not (1, C, *spatial)")
+    if int(ctx.attrs.get("ceil_mode", 0)):
+        raise UnsupportedLayerError("MaxPool with ceil_mode=1")
+    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+    r = len(kernel)
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
+    elem, out = _pool_windows(shape[1:], kernel, strides, pads, dilations)
+    _max_pool(ctx.chain, elem, (1, *out))
 
 
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
@@ -2508,6 +2512,22 @@ def _torch_conv(chain: _AffineChain, module: Any) -> None:
     chain.linear(matrix, b, out)
 
 
+def _torch_max_pool(chain: _AffineChain, module: Any) -> None:
+    """``nn.MaxPool1d/2d/3d`` (:func:`_max_pool`); padding is ``-inf``, i.e. left out."""
+    if module.ceil_mode or module.return_indices:
+        raise UnsupportedLayerError(f"{type(module).__name__} with ceil_mode or return_indices")
+    r = len(chain.shape) - 1
+
+    def tup(v: Any) -> Shape:
+        return tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v),) * r
+
+    kernel = tup(module.kernel_size)
+    strides = tup(module.stride if module.stride is not None else module.kernel_size)
+    pads = tup(module.padding) * 2
+    elem, out = _pool_windows(chain.shape, kernel, strides, pads, tup(module.dilation))
+    _max_pool(chain, elem, out)
+
+
 def _torch_batchnorm(chain: _AffineChain, module: Any) -> None:
     if module.running_mean is None or module.running_var is None:
         raise UnsupportedLayerError(
@@ -2573,6 +2593,9 @@ def torch_modules() -> dict[type, TorchHandler]:
         nn.Sigmoid: _torch_activation(lambda m: Sigmoid()),
         nn.Tanh: _torch_activation(lambda m: Tanh()),
         nn.Flatten: _torch_flatten,
+        nn.MaxPool1d: _torch_max_pool,
+        nn.MaxPool2d: _torch_max_pool,
+        nn.MaxPool3d: _torch_max_pool,
         nn.Identity: _torch_noop,
         nn.Dropout: _torch_noop,
         nn.Dropout1d: _torch_noop,
@@ -2623,7 +2646,8 @@ def from_torch(
     Supported modules (dispatched by type through :func:`torch_modules`): Linear, Conv1d/2d
     (zero padding; Toeplitz lowering as in :func:`conv_matrix`), BatchNorm1d/2d (folded with the
     running statistics, i.e. inference semantics), ReLU, LeakyReLU, Hardtanh, ReLU6, Sigmoid,
-    Tanh, Flatten, Identity and Dropout (ignored). Weights of pruned modules are read as
+    Tanh, MaxPool1d/2d/3d (exact ReLU trees, see :func:`_max_pool`), Flatten, Identity and
+    Dropout (ignored). Weights of pruned modules are read as
     ``weight_orig * weight_mask``.
 
     Args:

@@ -423,3 +423,29 @@ def test_maxpool_after_constant_pad(fill: float, tmp_path: Path) -> None:
     ]
     head, inits = _head("p", 2 * 3 * 3)
     _check(_save(tmp_path, nodes + head, [pads, value, *inits], [1, 2, 4, 4]))
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["after_relu", "after_conv"])
+def test_torch_maxpool_matches_the_module(relu: bool) -> None:
+    """``from_torch`` lowers nn.MaxPool2d the same way (and checks against the module)."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from nncert.verify.importers import from_torch
+
+    torch.manual_seed(0)
+    layers: list[Any] = [nn.Conv2d(1, 2, 3)]
+    if relu:
+        layers.append(nn.ReLU())
+    layers += [
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    ]
+    module = nn.Sequential(*layers).double().eval()
+    net = from_torch(module, (1, 9, 9))
+    x = np.random.default_rng(0).normal(size=(10, 81))
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x.reshape(10, 1, 9, 9))).numpy()
+    np.testing.assert_allclose(net.forward(x), ref, rtol=1e-9, atol=1e-9)
