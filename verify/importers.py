@@ -144,6 +144,11 @@ class _AffineChain:
         #: other tensors still read after the current node (set by the ONNX importer): each
         #: activation carries them through, see :meth:`activation`
         self.carried: dict[str, _Pending] = {}
+        #: carried tensors whose only remaining reader is a plain activation node:
+        #: name -> (its layer, the node's output name, the node's position); set by the importer
+        self.fusible: dict[str, tuple[Activation, str, int]] = {}
+        #: positions of activation nodes already applied by :meth:`activation` (fused)
+        self.fused_nodes: set[int] = set()
 
     def snapshot(self) -> _Pending:
         """The pending map of the current tensor (arrays are never modified in place)."""
@@ -406,10 +411,21 @@ class _AffineChain:
             self.segment += 1
             self.nonneg_start = _nonneg_output(layer)
             return []
+        # a carried tensor whose only remaining reader is an activation node of this same
+        # kind is activated in this layer instead (parallel branches stay at equal depth)
+        fused = [name in self.fusible and self.fusible[name][0] == layer for name in names]
         blocks = [self.explicit_of(self.carried[name]) for name in names] + list(extras)
-        maps = self._emit_carrying(layer, blocks)
-        for name, (matrix, werr) in zip(names, maps[: len(names)], strict=True):
-            self.carried[name] = self._pending_from_map(matrix, werr, self.carried[name].shape)
+        flags = fused + [False] * len(extras)
+        maps = self._emit_carrying(layer, blocks, flags)
+        for name, is_fused, (matrix, werr) in zip(names, fused, maps[: len(names)], strict=True):
+            snap = self._pending_from_map(matrix, werr, self.carried[name].shape)
+            del self.carried[name]
+            if is_fused:
+                _, out_name, node_pos = self.fusible.pop(name)
+                self.carried[out_name] = snap
+                self.fused_nodes.add(node_pos)
+            else:
+                self.carried[name] = snap
         return maps[len(names) :]
 
     def explicit_of(self, snap: _Pending) -> Dense:
@@ -421,11 +437,14 @@ class _AffineChain:
         return layer
 
     def _emit_carrying(
-        self, layer: Activation, blocks: Sequence[Dense]
+        self, layer: Activation, blocks: Sequence[Dense], activate: Sequence[bool]
     ) -> list[tuple[Any, FloatArray | None]]:
+        """Emit ``[current; blocks]`` and ``layer``; a block flagged in ``activate`` is
+        activated like the current tensor, the others are carried (see :meth:`activation`)."""
         import scipy.sparse as sp
 
-        if not isinstance(layer, (ReLU, LeakyReLU, Identity)):
+        carrying = not all(activate)
+        if carrying and not isinstance(layer, (ReLU, LeakyReLU, Identity)):
             raise UnsupportedLayerError(
                 f"{type(layer).__name__} activation while another input-dependent tensor is "
                 "still needed after it (a residual/skip branch or MaxPool): only ReLU, "
@@ -435,14 +454,15 @@ class _AffineChain:
         if self._weight is not None:
             n_in = self._weight.shape[1]
         n_rows = self.width + 2 * sum(blk.n_out for blk in blocks)
-        _check_encoding_size(n_rows, n_in, f"carrying tensors past a {type(layer).__name__}")
+        what = "carrying tensors past" if carrying else "activating parallel branches in"
+        _check_encoding_size(n_rows, n_in, f"{what} a {type(layer).__name__} layer")
         main = self._pending()
         ws, bs, wes, bes = [main.weight], [main.bias], [_err(main, "w")], [_err(main, "b")]
         offset = main.n_out
         layout: list[tuple[int, np.ndarray, int]] = []
-        for blk in blocks:
+        for blk, act in zip(blocks, activate, strict=True):
             n = blk.n_out
-            if isinstance(layer, Identity):
+            if act or isinstance(layer, Identity):
                 neg = np.zeros(0, dtype=np.int64)
             else:
                 we, be = _err(blk, "w"), _err(blk, "b")
@@ -2227,6 +2247,39 @@ def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
     return dense.reshape(dims)
 
 
+def _plain_activation(node: onnx.NodeProto) -> Activation | None:
+    """The layer of an ONNX node that is exactly one element-wise activation layer."""
+    plain: dict[str, Activation] = {"Relu": ReLU(), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
+    if node.op_type in plain:
+        return plain[node.op_type]
+    if node.op_type == "LeakyRelu":
+        return LeakyReLU(float(_onnx_attrs(node).get("alpha", 0.01)))
+    return None
+
+
+def _fusible(
+    graph: onnx.GraphProto,
+    order: Sequence[int],
+    carried: dict[str, _Pending],
+    readers: dict[str, list[int]],
+    pos: int,
+    output: str,
+) -> dict[str, tuple[Activation, str, int]]:
+    """Carried tensors read after ``pos`` by exactly one node, a plain activation of that
+    tensor alone: ``name -> (layer, the node's output, the node's position)``."""
+    found: dict[str, tuple[Activation, str, int]] = {}
+    for name in carried:
+        later = [q for q in readers.get(name, []) if q > pos]
+        if name == output or len(later) != 1:
+            continue
+        node = graph.node[order[later[0]]]
+        layer = _plain_activation(node)
+        inputs = [str(n) for n in node.input if n]
+        if layer is not None and inputs == [name] and node.output and node.output[0]:
+            found[name] = (layer, str(node.output[0]), later[0])
+    return found
+
+
 def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
@@ -2260,14 +2313,18 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     # position (in ``order``) of the last node reading each tensor; activations carry the
     # tensors read after them (skip connections), see _AffineChain.activation
     last_use: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
     for pos, i in enumerate(order):
         node = graph.node[i]
         if node.op_type not in _CONSTANT_RESULT_OPS:
-            for name in node.input:
-                last_use[str(name)] = pos
+            for name in dict.fromkeys(str(n) for n in node.input if n):
+                last_use[name] = pos
+                readers.setdefault(name, []).append(pos)
     last_use[graph.output[0].name] = len(order)
     for pos, i in enumerate(order):
         node = graph.node[i]
+        if pos in ctx.chain.fused_nodes:  # applied early, next to another activation
+            continue
         label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
         is_const = all(not name or name in ctx.consts for name in node.input)
         if node.domain not in ("", "ai.onnx"):
@@ -2308,9 +2365,14 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                     for name, snap in snaps.items()
                     if snap.segment == ctx.chain.segment and last_use.get(name, -1) > pos
                 }
+                ctx.chain.fusible = _fusible(
+                    graph, order, ctx.chain.carried, readers, pos, graph.output[0].name
+                )
                 chain_handler(ctx, node)
                 snaps.update(ctx.chain.carried)
-                ctx.chain.carried = {}
+                for name, snap in ctx.chain.carried.items():
+                    ctx.var_shapes[name] = snap.shape
+                ctx.chain.carried, ctx.chain.fusible = {}, {}
         except UnsupportedLayerError as err:
             if str(err).startswith("unsupported operator"):
                 raise

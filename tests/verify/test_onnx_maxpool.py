@@ -484,3 +484,56 @@ def test_verdicts_on_pooled_and_residual_models_are_sound(kind: str, tmp_path: P
             assert prop.is_counterexample(cex.x, y)
     assert seen <= {Verdict.VERIFIED, Verdict.FALSIFIED}
     assert len(seen) == 2  # both verdicts exercised
+
+
+def _parallel(acts: tuple[str, str], depth2: int = 1) -> tuple[list[Any], list[TensorProto]]:
+    """``y = B act1(A x) + D act2(...act2(C x))`` (``depth2`` activations on branch 2)."""
+    nodes = [
+        _node("MatMul", ["x", "A"], ["a"]),
+        _node(acts[0], ["a"], ["ra"], name="act_a"),
+        _node("MatMul", ["ra", "B"], ["u"]),
+        _node("MatMul", ["x", "C"], ["c0"]),
+    ]
+    inits = [
+        _init("A", R.normal(size=(4, 6))),
+        _init("B", R.normal(size=(6, 2))),
+        _init("C", R.normal(size=(4, 5))),
+        _init("D", R.normal(size=(5, 2))),
+    ]
+    for k in range(depth2):
+        nodes.append(_node(acts[1], [f"c{k}"], [f"r{k}"], name=f"act_c{k}"))
+        inits.append(_init(f"E{k}", R.normal(size=(5, 5))))
+        nodes.append(_node("MatMul", [f"r{k}", f"E{k}"], [f"c{k + 1}"]))
+    nodes += [_node("MatMul", [f"c{depth2}", "D"], ["v"]), _node("Add", ["u", "v"], ["y"])]
+    return nodes, inits
+
+
+@pytest.mark.parametrize("act", ["Relu", "LeakyRelu", "Sigmoid", "Tanh"])
+def test_parallel_branches_share_their_activation_layer(act: str, tmp_path: Path) -> None:
+    """Two branches activated at the same depth become one layer (no carried neurons), so
+    parallel sigmoid/tanh branches are supported too."""
+    nodes, inits = _parallel((act, act))
+    file = _save(tmp_path, nodes, inits, [1, 4])
+    net = from_onnx(file)
+    assert [type(layer).__name__ for layer in net.layers][1:2] == [
+        {"Relu": "ReLU", "LeakyRelu": "LeakyReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh"}[act]
+    ]
+    assert [layer.n_out for layer in net.dense_layers] == [11, 2]
+    _check(file)
+
+
+def test_parallel_branches_of_unequal_depth(tmp_path: Path) -> None:
+    """Branch 2's first ReLU shares branch 1's layer; branch 1's result is then carried
+    through branch 2's second ReLU."""
+    nodes, inits = _parallel(("Relu", "Relu"), depth2=2)
+    file = _save(tmp_path, nodes, inits, [1, 4])
+    net = from_onnx(file)
+    assert sum(isinstance(layer, ReLU) for layer in net.layers) == 2
+    _check(file)
+
+
+def test_parallel_branches_of_different_kinds_are_named_unsupported(tmp_path: Path) -> None:
+    nodes, inits = _parallel(("Relu", "Sigmoid"))
+    file = _save(tmp_path, nodes, inits, [1, 4])
+    with pytest.raises(UnsupportedLayerError, match=r"'act_(a|c0)' \((Relu|Sigmoid)\)"):
+        from_onnx(file)
