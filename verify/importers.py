@@ -24,9 +24,11 @@ an activation (a residual block ``x + F(x)``, a skip path around a ReLU) is *car
 that activation layer next to the activated tensor, exactly, as ``relu(x) - relu(-x)`` (only
 ``relu(x)`` when ``x >= 0`` is structural); MaxPool is a balanced tree of
 ``max(a, b) = b + relu(a - b)`` in ReLU layers with the same carry
-(:meth:`_AffineChain.activation`, :func:`_op_max_pool`). Both keep the IR a chain of ``Dense``
-and ReLU layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN). Operators are
-dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
+(:meth:`_AffineChain.activation`, :func:`_max_pool`). A carried tensor whose only remaining
+reader is an activation node of the same kind is activated in that same layer instead, so
+parallel branches stay at equal depth. All of this keeps the IR a chain of ``Dense`` and
+activation layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN).
+Operators are dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
 :data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
 
 :func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
@@ -398,7 +400,9 @@ class _AffineChain:
         ``relu(x) - relu(-x) = x`` (LeakyReLU: ``(x - alpha x) ... = (1 + alpha) x``, so
         divided by ``1 + alpha``). A row known to be ``>= 0`` (non-negative exact
         coefficients and bias on a non-negative segment start) needs only ``relu(x) = x``.
-        ``Identity`` passes every row. Other activations cannot carry a tensor.
+        ``Identity`` passes every row. Other activations cannot carry a tensor. A carried
+        tensor listed in :attr:`fusible` for this same layer is activated instead (its
+        activation node is then recorded in :attr:`fused_nodes` and its output carried on).
 
         Returns:
             for each of ``extras``, its map on the new segment start as a scipy CSR matrix
