@@ -1572,6 +1572,7 @@ def _max_pool(chain: _AffineChain, elem: np.ndarray, out_shape: Shape) -> None:
     import scipy.sparse as sp
 
     values = sp.identity(chain.width, format="csr")  # candidate values, rows over the base
+    elem = elem[:, : max(1, int((elem >= 0).sum(axis=1).max(initial=1)))]
     while elem.shape[1] > 1:
         a = elem[:, 0::2]
         b = np.full(a.shape, -1, dtype=np.int64)

@@ -537,3 +537,14 @@ def test_parallel_branches_of_different_kinds_are_named_unsupported(tmp_path: Pa
     file = _save(tmp_path, nodes, inits, [1, 4])
     with pytest.raises(UnsupportedLayerError, match=r"'act_(a|c0)' \((Relu|Sigmoid)\)"):
         from_onnx(file)
+
+
+def test_maxpool_whose_windows_hold_one_valid_entry(tmp_path: Path) -> None:
+    """Kernel 2 with dilation 2 on length 2 (end pad 1): one window holding a single valid
+    entry is a selection, no ReLU layer."""
+    nodes = [_node("MaxPool", ["x"], ["p"], kernel_shape=[2], dilations=[2], pads=[0, 1])]
+    head, inits = _head("p", 3)
+    file = _save(tmp_path, nodes + head, inits, [1, 3, 2])
+    net = from_onnx(file)
+    assert not any(isinstance(layer, ReLU) for layer in net.layers)
+    _check(file)
