@@ -819,7 +819,9 @@ def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
     """Append ``clip(v, lo, hi)`` using ReLU/HardTanh and affine folding.
 
     ``clip(v, 0, inf) = relu(v)``; ``clip(v, lo, hi) = hardtanh_{lo,hi}(v)`` when both are
-    finite; ``clip(v, lo, inf) = relu(v - lo) + lo``; ``clip(v, -inf, hi) = hi - relu(hi - v)``.
+    finite (``lo + relu(v - lo) - relu(v - hi)``, one ReLU layer, when another tensor must be
+    carried past it); ``clip(v, lo, inf) = relu(v - lo) + lo``;
+    ``clip(v, -inf, hi) = hi - relu(hi - v)``.
     """
     if np.isnan(lo) or np.isnan(hi) or lo > hi:
         raise InvalidNetworkError(f"clip bounds must satisfy min <= max, got {lo}, {hi}")
@@ -827,6 +829,18 @@ def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
     if np.isfinite(lo) and np.isfinite(hi):
         if lo == hi:
             chain.scale(np.zeros(n), np.full(n, lo))
+        elif chain.carried:
+            # a tensor must be carried past it, which a HardTanh layer cannot do: one ReLU
+            # layer instead, clip(v, lo, hi) = lo + relu(v - lo) - relu(v - hi)
+            import scipy.sparse as sp
+
+            shape = chain.shape
+            eye = sp.identity(n, format="csr")
+            chain.sparse_linear(sp.vstack([eye, eye]), (2 * n,))
+            chain.shift(np.concatenate([np.full(n, -lo), np.full(n, -hi)]))
+            chain.activation(ReLU())
+            chain.sparse_linear(sp.hstack([eye, -eye]), shape)
+            chain.shift(np.full(n, lo))
         else:
             chain.activation(HardTanh(lo, hi))
     elif np.isfinite(lo):
