@@ -19,8 +19,16 @@ package and hands everything unusual to it. Tensors computed only
 from initializers and ``Constant`` nodes (including ``DequantizeLinear`` of quantized weights)
 are folded to numpy arrays in their native dtype, mirroring onnxruntime. Input-dependent
 tensors may branch: each keeps its own pending map, and ``Add``/``Sub``/``Concat`` of two
-branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). Operators are
-dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
+branches in the same segment combine them (:data:`_ONNX_MERGE_OPS`). A tensor still read after
+an activation (a residual block ``x + F(x)``, a skip path around a ReLU) is *carried* through
+that activation layer next to the activated tensor, exactly, as ``relu(x) - relu(-x)`` (only
+``relu(x)`` when ``x >= 0`` is structural); MaxPool is a balanced tree of
+``max(a, b) = b + relu(a - b)`` in ReLU layers with the same carry
+(:meth:`_AffineChain.activation`, :func:`_max_pool`). A carried tensor whose only remaining
+reader is an activation node of the same kind is activated in that same layer instead, so
+parallel branches stay at equal depth. All of this keeps the IR a chain of ``Dense`` and
+activation layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN).
+Operators are dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
 :data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
 
 :func:`onnxruntime_forward` evaluates an ONNX file in onnxruntime, for replaying
@@ -50,6 +58,7 @@ from nncert.verify.network import (
     Dense,
     FloatArray,
     HardTanh,
+    Identity,
     Layer,
     LeakyReLU,
     Network,
@@ -79,6 +88,11 @@ Shape: TypeAlias = tuple[int, ...]
 #: largest ONNX input (elements per sample) :func:`from_onnx` accepts: every layer of the IR is
 #: a dense matrix, so far smaller inputs already exceed any machine's memory
 MAX_INPUT_ELEMENTS = 10**8
+
+#: largest dense layer (entries) an encoding that grows the network (MaxPool's comparison
+#: tree, tensors carried past an activation) may emit: 10**8 float64 entries are 800 MB, and
+#: the bound engine and the MILP builder make several copies of each layer
+MAX_ENCODING_ENTRIES = 10**8
 
 # --------------------------------------------------------------------------------------------
 # Shared helpers: the pending affine chain and the convolution lowering
@@ -127,6 +141,16 @@ class _AffineChain:
         self._in_width = 0
         #: number of activations emitted so far; pending maps of older segments are stale
         self.segment = 0
+        #: whether the segment start ``s`` (the last activation's output) is known ``>= 0``
+        self.nonneg_start = False
+        #: other tensors still read after the current node (set by the ONNX importer): each
+        #: activation carries them through, see :meth:`activation`
+        self.carried: dict[str, _Pending] = {}
+        #: carried tensors whose only remaining reader is a plain activation node:
+        #: name -> (its layer, the node's output name, the node's position); set by the importer
+        self.fusible: dict[str, tuple[Activation, str, int]] = {}
+        #: positions of activation nodes already applied by :meth:`activation` (fused)
+        self.fused_nodes: set[int] = set()
 
     def snapshot(self) -> _Pending:
         """The pending map of the current tensor (arrays are never modified in place)."""
@@ -364,11 +388,202 @@ class _AffineChain:
             )
         self.shape = shape
 
-    def activation(self, layer: Activation) -> None:
-        """Emit the pending affine map (if any) and then ``layer``."""
-        self._flush()
+    def activation(
+        self, layer: Activation, extras: Sequence[Dense] = ()
+    ) -> list[tuple[Any, FloatArray | None]]:
+        """Emit the pending affine map (if any) and then ``layer``.
+
+        Tensors in :attr:`carried` (read again after the current node: a skip connection) and
+        the affine maps ``extras`` (rows affine in the segment start, e.g. MaxPool's pending
+        maxima) are *carried* through the activation exactly: each row ``x`` is emitted twice,
+        as ``x`` and ``-x``, next to the current tensor, and recovered after the layer as
+        ``relu(x) - relu(-x) = x`` (LeakyReLU: ``(x - alpha x) ... = (1 + alpha) x``, so
+        divided by ``1 + alpha``). A row known to be ``>= 0`` (non-negative exact
+        coefficients and bias on a non-negative segment start) needs only ``relu(x) = x``.
+        ``Identity`` passes every row. Other activations cannot carry a tensor. A carried
+        tensor listed in :attr:`fusible` for this same layer is activated instead (its
+        activation node is then recorded in :attr:`fused_nodes` and its output carried on).
+
+        Returns:
+            for each of ``extras``, its map on the new segment start as a scipy CSR matrix
+            and a per-row weight error (or ``None``); :attr:`carried` is updated in place.
+        """
+        names = list(self.carried)
+        if not names and not extras:
+            self._flush()
+            self.layers.append(layer)
+            self.segment += 1
+            self.nonneg_start = _nonneg_output(layer)
+            return []
+        # a carried tensor whose only remaining reader is an activation node of this same
+        # kind is activated in this layer instead (parallel branches stay at equal depth)
+        fused = [name in self.fusible and self.fusible[name][0] == layer for name in names]
+        blocks = [self.explicit_of(self.carried[name]) for name in names] + list(extras)
+        flags = fused + [False] * len(extras)
+        maps = self._emit_carrying(layer, blocks, flags)
+        for name, is_fused, (matrix, werr) in zip(names, fused, maps[: len(names)], strict=True):
+            snap = self._pending_from_map(matrix, werr, self.carried[name].shape)
+            del self.carried[name]
+            if is_fused:
+                _, out_name, node_pos = self.fusible.pop(name)
+                self.carried[out_name] = snap
+                self.fused_nodes.add(node_pos)
+            else:
+                self.carried[name] = snap
+        return maps[len(names) :]
+
+    def explicit_of(self, snap: _Pending) -> Dense:
+        """The pending map of ``snap`` (a tensor of the current segment) as a ``Dense``."""
+        saved = self.snapshot()
+        self.restore(snap, "<carried>")
+        layer = self._pending()
+        self.restore(saved, "<current>")
+        return layer
+
+    def _emit_carrying(
+        self, layer: Activation, blocks: Sequence[Dense], activate: Sequence[bool]
+    ) -> list[tuple[Any, FloatArray | None]]:
+        """Emit ``[current; blocks]`` and ``layer``; a block flagged in ``activate`` is
+        activated like the current tensor, the others are carried (see :meth:`activation`)."""
+        import scipy.sparse as sp
+
+        carrying = not all(activate)
+        if carrying and not isinstance(layer, (ReLU, LeakyReLU, Identity)):
+            raise UnsupportedLayerError(
+                f"{type(layer).__name__} activation while another input-dependent tensor is "
+                "still needed after it (a residual/skip branch or MaxPool): only ReLU, "
+                "LeakyReLU and Identity layers carry a tensor exactly"
+            )
+        n_in = self._in_width if self._index is not None else self.width
+        if self._weight is not None:
+            n_in = self._weight.shape[1]
+        n_rows = self.width + 2 * sum(blk.n_out for blk in blocks)
+        what = "carrying tensors past" if carrying else "activating parallel branches in"
+        _check_encoding_size(n_rows, n_in, f"{what} a {type(layer).__name__} layer")
+        main = self._pending()
+        ws, bs, wes, bes = [main.weight], [main.bias], [_err(main, "w")], [_err(main, "b")]
+        offset = main.n_out
+        layout: list[tuple[int, np.ndarray, int]] = []
+        for blk, act in zip(blocks, activate, strict=True):
+            n = blk.n_out
+            if act or isinstance(layer, Identity):
+                neg = np.zeros(0, dtype=np.int64)
+            else:
+                we, be = _err(blk, "w"), _err(blk, "b")
+                known = (
+                    self.nonneg_start
+                    & (we == 0.0)
+                    & (be == 0.0)
+                    & np.all(blk.weight >= 0.0, axis=1)
+                    & (blk.bias >= 0.0)
+                )
+                neg = np.flatnonzero(~known)
+            ws += [blk.weight, -blk.weight[neg]]
+            bs += [blk.bias, -blk.bias[neg]]
+            wes += [_err(blk, "w"), _err(blk, "w")[neg]]
+            bes += [_err(blk, "b"), _err(blk, "b")[neg]]
+            layout.append((offset, neg, offset + n))
+            offset += n + neg.size
+        werr, berr = np.concatenate(wes), np.concatenate(bes)
+        self.layers.append(
+            Dense(
+                np.vstack(ws),
+                np.concatenate(bs),
+                werr if np.any(werr) else None,
+                berr if np.any(berr) else None,
+            )
+        )
         self.layers.append(layer)
         self.segment += 1
+        self.nonneg_start = _nonneg_output(layer)
+        width = offset
+        self._weight = self._bias = self._werr = self._berr = None
+        self._index, self._in_width = np.arange(main.n_out), width
+        alpha = layer.alpha if isinstance(layer, LeakyReLU) else 0.0
+        scale = 1.0 / (1.0 + alpha)
+        maps: list[tuple[Any, FloatArray | None]] = []
+        for blk, (start, neg, neg_start) in zip(blocks, layout, strict=True):
+            n = blk.n_out
+            coef = np.ones(n)
+            coef[neg] = scale  # (leaky(x) - leaky(-x)) / (1 + alpha) = x
+            rows = np.concatenate([np.arange(n), neg])
+            cols = np.concatenate([start + np.arange(n), neg_start + np.arange(neg.size)])
+            vals = np.concatenate([coef, -coef[neg]])
+            matrix = sp.csr_matrix((vals, (rows, cols)), shape=(n, width))
+            err = None
+            if neg.size and scale != 1.0 and 1.0 / scale != 1.0 + alpha:
+                err = np.zeros(n)
+                err[neg] = inflate(2.0 * UNIT * scale, 4)  # the rounded 1 / (1 + alpha)
+            maps.append((matrix, err))
+        return maps
+
+    def _pending_from_map(self, matrix: Any, werr: FloatArray | None, shape: Shape) -> _Pending:
+        """A tensor ``matrix @ s`` of the current segment as a pending map (an index map when
+        ``matrix`` only selects)."""
+        csr = matrix.tocsr()
+        csr.sort_indices()
+        width = int(csr.shape[1])
+        counts = np.diff(csr.indptr)
+        if werr is None and np.all(counts == 1) and np.all(csr.data == 1.0):
+            return _Pending(None, None, None, None, shape, self.segment, csr.indices.copy(), width)
+        return _Pending(csr.toarray(), None, werr, None, shape, self.segment, None, width)
+
+    def start_identity(self) -> None:
+        """Make the whole segment start ``s`` (every row of the last emitted layer) the
+        current tensor, of shape ``(len(s),)``."""
+        last = self.layers[-2] if len(self.layers) >= 2 else None
+        if not isinstance(last, Dense) or self._weight is not None or self._bias is not None:
+            raise InvalidNetworkError("start_identity needs a freshly emitted activation")
+        self._index = None
+        self.shape = (last.n_out,)
+
+    def sparse_linear(self, matrix: Any, out_shape: Shape) -> None:
+        """Compose ``v -> matrix v`` for a sparse ``matrix`` with small integer entries (sums
+        of at most ``k`` terms ``+-v_j`` per row), without forming a dense product with the
+        identity: exact on an identity or index pending map, rounding bounded otherwise."""
+        import scipy.sparse as sp
+
+        m = sp.csr_matrix(matrix)
+        n_out = _prod(out_shape)
+        if m.shape != (n_out, self.width):
+            raise InvalidNetworkError(
+                f"shape mismatch: map of shape {m.shape} applied to a tensor of shape "
+                f"{self.shape} giving shape {out_shape}"
+            )
+        in_width = self._in_width if self._index is not None else None
+        if in_width is None:
+            in_width = self.width if self._weight is None else self._weight.shape[1]
+        _check_encoding_size(n_out, in_width, "the exact MaxPool encoding")
+        absm = abs(m)
+        k = int(np.diff(m.indptr).max(initial=0))
+        g = _gamma(k + 1) if k > 1 else 0.0
+        werr: FloatArray | None = None
+        if self._index is not None:
+            idx = self._index
+            rows = np.flatnonzero(idx >= 0)
+            sel = sp.csr_matrix(
+                (np.ones(rows.size), (rows, idx[rows])), shape=(idx.size, self._in_width)
+            )
+            weight = (m @ sel).toarray()
+            self._index = None
+        elif self._weight is None:
+            weight = m.toarray()
+        else:
+            inner = self._weight
+            weight = np.asarray(m @ inner)
+            werr = g * (absm @ np.abs(inner).sum(axis=1))
+        if self._werr is not None:
+            werr = (0.0 if werr is None else werr) + absm @ self._werr
+        bias = berr = None
+        if self._bias is not None:
+            bias = np.asarray(m @ self._bias)
+            berr = g * (absm @ np.abs(self._bias))
+            if self._berr is not None:
+                berr = berr + absm @ self._berr
+        self._weight, self._bias = weight, bias
+        self._werr = inflate(werr, k + 4) if werr is not None and np.any(werr) else None
+        self._berr = inflate(berr, k + 4) if berr is not None and np.any(berr) else None
+        self.shape = tuple(int(d) for d in out_shape)
 
     def finish(self) -> list[Layer]:
         """Emit the pending map; guarantee at least one ``Dense`` layer."""
@@ -385,6 +600,23 @@ class _AffineChain:
         self._bias = None
         self._werr = None
         self._berr = None
+
+
+def _check_encoding_size(rows: int, cols: int, what: str) -> None:
+    """Refuse a dense ``rows x cols`` layer larger than :data:`MAX_ENCODING_ENTRIES`."""
+    if rows * cols > MAX_ENCODING_ENTRIES:
+        raise UnsupportedLayerError(
+            f"{what} needs a dense {rows}x{cols} layer ({rows * cols * 8 / 1e9:.1f} GB), more "
+            f"than the {MAX_ENCODING_ENTRIES:.0e} entries nncert's dense layer representation "
+            "allows for it"
+        )
+
+
+def _nonneg_output(layer: Activation) -> bool:
+    """Whether every output of ``layer`` is ``>= 0``."""
+    if isinstance(layer, HardTanh):
+        return layer.min_val >= 0.0
+    return isinstance(layer, (ReLU, Sigmoid))
 
 
 def _sum_error(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -587,7 +819,9 @@ def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
     """Append ``clip(v, lo, hi)`` using ReLU/HardTanh and affine folding.
 
     ``clip(v, 0, inf) = relu(v)``; ``clip(v, lo, hi) = hardtanh_{lo,hi}(v)`` when both are
-    finite; ``clip(v, lo, inf) = relu(v - lo) + lo``; ``clip(v, -inf, hi) = hi - relu(hi - v)``.
+    finite (``lo + relu(v - lo) - relu(v - hi)``, one ReLU layer, when another tensor must be
+    carried past it); ``clip(v, lo, inf) = relu(v - lo) + lo``;
+    ``clip(v, -inf, hi) = hi - relu(hi - v)``.
     """
     if np.isnan(lo) or np.isnan(hi) or lo > hi:
         raise InvalidNetworkError(f"clip bounds must satisfy min <= max, got {lo}, {hi}")
@@ -595,6 +829,18 @@ def _clip(chain: _AffineChain, lo: float, hi: float) -> None:
     if np.isfinite(lo) and np.isfinite(hi):
         if lo == hi:
             chain.scale(np.zeros(n), np.full(n, lo))
+        elif chain.carried:
+            # a tensor must be carried past it, which a HardTanh layer cannot do: one ReLU
+            # layer instead, clip(v, lo, hi) = lo + relu(v - lo) - relu(v - hi)
+            import scipy.sparse as sp
+
+            shape = chain.shape
+            eye = sp.identity(n, format="csr")
+            chain.sparse_linear(sp.vstack([eye, eye]), (2 * n,))
+            chain.shift(np.concatenate([np.full(n, -lo), np.full(n, -hi)]))
+            chain.activation(ReLU())
+            chain.sparse_linear(sp.hstack([eye, -eye]), shape)
+            chain.shift(np.full(n, lo))
         else:
             chain.activation(HardTanh(lo, hi))
     elif np.isfinite(lo):
@@ -1288,6 +1534,108 @@ def _op_average_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     ctx.chain.linear(matrix, None, (1, *out), weight_error=UNIT * np.abs(matrix).sum(axis=1))
 
 
+def _pool_windows(
+    shape: Shape, kernel: Shape, strides: Shape, pads: Shape, dilations: Shape
+) -> tuple[np.ndarray, Shape]:
+    """Input indices of each pooling window over a ``(C, *spatial)`` tensor, valid entries
+    first and ``-1`` after them (padding), shape ``(n_out, prod(kernel))``, and the output
+    shape ``(C, *out)``."""
+    r = len(kernel)
+    channels, spatial = shape[0], shape[1:]
+    if len(spatial) != r:
+        raise InvalidNetworkError(f"pooling kernel {kernel} for a tensor of shape {shape}")
+    _check_conv_geometry(r, strides, pads, dilations)
+    out = _conv_output_shape(spatial, kernel, strides, pads, dilations)
+    # flat index = c * prod(spatial) + sum_i pos_i * step_i, pos_i = o_i s_i - p_i + k_i d_i
+    steps = [_prod(spatial[i + 1 :]) for i in range(r)]
+    full = (channels, *out, *kernel)
+    flat = (np.arange(channels) * _prod(spatial)).reshape((channels,) + (1,) * (2 * r))
+    valid = np.ones((1,) * (1 + 2 * r), dtype=bool)
+    for i in range(r):
+        o = np.arange(out[i]).reshape(-1, 1)
+        k = np.arange(kernel[i]).reshape(1, -1)
+        pos = o * strides[i] - pads[i] + k * dilations[i]  # (out_i, kernel_i)
+        view = [1] * (1 + 2 * r)
+        view[1 + i], view[1 + r + i] = out[i], kernel[i]
+        pos = pos.reshape(view)
+        valid = valid & (pos >= 0) & (pos < spatial[i])
+        flat = flat + pos * steps[i]
+    flat = np.broadcast_to(flat, full).reshape(-1, _prod(kernel))
+    valid = np.broadcast_to(valid, full).reshape(-1, _prod(kernel))
+    if not np.all(valid.any(axis=1)):
+        raise InvalidNetworkError("a pooling window lies entirely in the padding")
+    order = np.argsort(~valid, axis=1, kind="stable")
+    idx = np.where(
+        np.take_along_axis(valid, order, axis=1), np.take_along_axis(flat, order, axis=1), -1
+    )
+    return idx.astype(np.int64), (channels, *out)
+
+
+def _max_pool(chain: _AffineChain, elem: np.ndarray, out_shape: Shape) -> None:
+    r"""Compose ``y[o] = max_j v[elem[o, j]]`` (``elem``: valid indices first, then ``-1``) as a
+    balanced tree of pairwise maxima in ReLU layers, exactly:
+    :math:`\max(a, b) = b + \mathrm{relu}(a - b)`.
+
+    Each level emits one ``Dense`` + ``ReLU`` pair: ``a - b`` for every pair of the current
+    candidates of every window, and ``b`` (and a lone last candidate) *carried* through the
+    ReLU (:meth:`_AffineChain.activation`: as ``relu(b) - relu(-b)``, or just ``relu(b)``
+    when ``b >= 0`` is structural, e.g. after a ReLU). The candidates of the next level are
+    ``relu(a - b) + b``; a window of ``k`` valid entries needs ``ceil(log2 k)`` levels. The
+    result is affine in the last layer and composes with the following affine operators.
+    """
+    import scipy.sparse as sp
+
+    values = sp.identity(chain.width, format="csr")  # candidate values, rows over the base
+    elem = elem[:, : max(1, int((elem >= 0).sum(axis=1).max(initial=1)))]
+    while elem.shape[1] > 1:
+        a = elem[:, 0::2]
+        b = np.full(a.shape, -1, dtype=np.int64)
+        half = elem[:, 1::2]
+        b[:, : half.shape[1]] = half
+        fa, fb = a.reshape(-1), b.reshape(-1)
+        alive = np.flatnonzero(fa >= 0)  # one new candidate each
+        both = alive[fb[alive] >= 0]
+        diff = values[fa[both]] - values[fb[both]]
+        # carried: b of a pair, a when it is alone
+        keep = np.where(fb[alive] >= 0, fb[alive], fa[alive])
+        base = chain.snapshot()
+        chain.sparse_linear(values[keep], (keep.size,))
+        carried = chain.explicit()
+        chain.restore(base, "<MaxPool input>")
+        chain.sparse_linear(diff, (both.size,))
+        ((carry_map, carry_err),) = chain.activation(ReLU(), [carried])
+        if carry_err is not None:  # pragma: no cover - ReLU carries with coefficients +-1
+            raise InvalidNetworkError("MaxPool carry is inexact")
+        chain.start_identity()
+        rank = np.full(fa.size, -1, dtype=np.int64)
+        rank[alive] = np.arange(alive.size)
+        relu_diff = sp.csr_matrix(
+            (np.ones(both.size), (rank[both], np.arange(both.size))),
+            shape=(alive.size, chain.width),
+        )
+        values = (carry_map + relu_diff).tocsr()
+        elem = rank.reshape(a.shape)
+    chain.sparse_linear(values[elem[:, 0]], out_shape)
+
+
+def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """MaxPool (:func:`_max_pool`); padding (``-inf`` in ONNX) is left out of the windows."""
+    if len(node.output) > 1 and node.output[1]:
+        raise UnsupportedLayerError("MaxPool's Indices output")
+    shape = ctx.chain.shape
+    if len(shape) < 3 or shape[0] != 1:
+        raise InvalidNetworkError(f"MaxPool input {shape} is not (1, C, *spatial)")
+    if int(ctx.attrs.get("ceil_mode", 0)):
+        raise UnsupportedLayerError("MaxPool with ceil_mode=1")
+    kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
+    r = len(kernel)
+    strides = tuple(int(s) for s in ctx.attrs.get("strides", [1] * r))
+    dilations = tuple(int(d) for d in ctx.attrs.get("dilations", [1] * r))
+    pads = _spatial_pads(ctx.attrs, shape[2:], kernel, strides, dilations)
+    elem, out = _pool_windows(shape[1:], kernel, strides, pads, dilations)
+    _max_pool(ctx.chain, elem, (1, *out))
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -1334,6 +1682,7 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "ReduceSum": _op_reduce_sum,
     "ReduceMean": _op_reduce_mean,
     "AveragePool": _op_average_pool,
+    "MaxPool": _op_max_pool,
     "GlobalAveragePool": _op_global_average_pool,
 }
 
@@ -1735,9 +2084,8 @@ def _chain_order(graph: onnx.GraphProto, input_name: str, const_names: set[str])
 
     The graph has one vertex per node and an edge per tensor from its producer to each
     consumer. Nodes that cannot reach the output are dropped. A node is *variable* if one of
-    its inputs is (``Shape`` excepted: its output is a constant); every variable tensor may
-    feed at most one variable node and every variable node may read at most one variable
-    tensor, i.e. the variable nodes form a path from the input to the output.
+    its inputs is (``Shape`` excepted: its output is a constant). Variable tensors may feed
+    several nodes (branches); the merges and carries of :func:`_onnx_to_layers` handle them.
     """
     producer: dict[str, int] = {}
     for i, node in enumerate(graph.node):
@@ -1918,6 +2266,39 @@ def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
     return dense.reshape(dims)
 
 
+def _plain_activation(node: onnx.NodeProto) -> Activation | None:
+    """The layer of an ONNX node that is exactly one element-wise activation layer."""
+    plain: dict[str, Activation] = {"Relu": ReLU(), "Sigmoid": Sigmoid(), "Tanh": Tanh()}
+    if node.op_type in plain:
+        return plain[node.op_type]
+    if node.op_type == "LeakyRelu":
+        return LeakyReLU(float(_onnx_attrs(node).get("alpha", 0.01)))
+    return None
+
+
+def _fusible(
+    graph: onnx.GraphProto,
+    order: Sequence[int],
+    carried: dict[str, _Pending],
+    readers: dict[str, list[int]],
+    pos: int,
+    output: str,
+) -> dict[str, tuple[Activation, str, int]]:
+    """Carried tensors read after ``pos`` by exactly one node, a plain activation of that
+    tensor alone: ``name -> (layer, the node's output, the node's position)``."""
+    found: dict[str, tuple[Activation, str, int]] = {}
+    for name in carried:
+        later = [q for q in readers.get(name, []) if q > pos]
+        if name == output or len(later) != 1:
+            continue
+        node = graph.node[order[later[0]]]
+        layer = _plain_activation(node)
+        inputs = [str(n) for n in node.input if n]
+        if layer is not None and inputs == [name] and node.output and node.output[0]:
+            found[name] = (layer, str(node.output[0]), later[0])
+    return found
+
+
 def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     graph = model.graph
     consts: dict[str, np.ndarray] = {}
@@ -1948,8 +2329,21 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     )
     #: pending maps of the input-dependent tensors (branches share their segment's start)
     snaps: dict[str, _Pending] = {input_name: ctx.chain.snapshot()}
-    for i in order:
+    # position (in ``order``) of the last node reading each tensor; activations carry the
+    # tensors read after them (skip connections), see _AffineChain.activation
+    last_use: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
+    for pos, i in enumerate(order):
         node = graph.node[i]
+        if node.op_type not in _CONSTANT_RESULT_OPS:
+            for name in dict.fromkeys(str(n) for n in node.input if n):
+                last_use[name] = pos
+                readers.setdefault(name, []).append(pos)
+    last_use[graph.output[0].name] = len(order)
+    for pos, i in enumerate(order):
+        node = graph.node[i]
+        if pos in ctx.chain.fused_nodes:  # applied early, next to another activation
+            continue
         label = f"node {node.name or '<unnamed>'!r} ({node.op_type})"
         is_const = all(not name or name in ctx.consts for name in node.input)
         if node.domain not in ("", "ai.onnx"):
@@ -1985,7 +2379,19 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                 ctx.current = var_names[0]
                 if node.op_type not in _CONSTANT_RESULT_OPS:
                     ctx.chain.restore(snaps[ctx.current], ctx.current)
+                ctx.chain.carried = {
+                    name: snap
+                    for name, snap in snaps.items()
+                    if snap.segment == ctx.chain.segment and last_use.get(name, -1) > pos
+                }
+                ctx.chain.fusible = _fusible(
+                    graph, order, ctx.chain.carried, readers, pos, graph.output[0].name
+                )
                 chain_handler(ctx, node)
+                snaps.update(ctx.chain.carried)
+                for name, snap in ctx.chain.carried.items():
+                    ctx.var_shapes[name] = snap.shape
+                ctx.chain.carried, ctx.chain.fusible = {}, {}
         except UnsupportedLayerError as err:
             if str(err).startswith("unsupported operator"):
                 raise
@@ -2187,6 +2593,22 @@ def _torch_conv(chain: _AffineChain, module: Any) -> None:
     chain.linear(matrix, b, out)
 
 
+def _torch_max_pool(chain: _AffineChain, module: Any) -> None:
+    """``nn.MaxPool1d/2d/3d`` (:func:`_max_pool`); padding is ``-inf``, i.e. left out."""
+    if module.ceil_mode or module.return_indices:
+        raise UnsupportedLayerError(f"{type(module).__name__} with ceil_mode or return_indices")
+    r = len(chain.shape) - 1
+
+    def tup(v: Any) -> Shape:
+        return tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v),) * r
+
+    kernel = tup(module.kernel_size)
+    strides = tup(module.stride if module.stride is not None else module.kernel_size)
+    pads = tup(module.padding) * 2
+    elem, out = _pool_windows(chain.shape, kernel, strides, pads, tup(module.dilation))
+    _max_pool(chain, elem, out)
+
+
 def _torch_batchnorm(chain: _AffineChain, module: Any) -> None:
     if module.running_mean is None or module.running_var is None:
         raise UnsupportedLayerError(
@@ -2252,6 +2674,9 @@ def torch_modules() -> dict[type, TorchHandler]:
         nn.Sigmoid: _torch_activation(lambda m: Sigmoid()),
         nn.Tanh: _torch_activation(lambda m: Tanh()),
         nn.Flatten: _torch_flatten,
+        nn.MaxPool1d: _torch_max_pool,
+        nn.MaxPool2d: _torch_max_pool,
+        nn.MaxPool3d: _torch_max_pool,
         nn.Identity: _torch_noop,
         nn.Dropout: _torch_noop,
         nn.Dropout1d: _torch_noop,
@@ -2302,7 +2727,8 @@ def from_torch(
     Supported modules (dispatched by type through :func:`torch_modules`): Linear, Conv1d/2d
     (zero padding; Toeplitz lowering as in :func:`conv_matrix`), BatchNorm1d/2d (folded with the
     running statistics, i.e. inference semantics), ReLU, LeakyReLU, Hardtanh, ReLU6, Sigmoid,
-    Tanh, Flatten, Identity and Dropout (ignored). Weights of pruned modules are read as
+    Tanh, MaxPool1d/2d/3d (exact ReLU trees, see :func:`_max_pool`), Flatten, Identity and
+    Dropout (ignored). Weights of pruned modules are read as
     ``weight_orig * weight_mask``.
 
     Args:

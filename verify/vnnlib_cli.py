@@ -60,6 +60,7 @@ ONNX_OPERATORS = (
     "Identity",
     "LeakyRelu",
     "MatMul",
+    "MaxPool",
     "Mul",
     "Neg",
     "Pad",

@@ -837,7 +837,13 @@ def test_branching_graph(tmp_path: Path) -> None:
         helper.make_node("Add", ["h", "r"], ["y"], name="residual"),
     ]
     path = _save(_model(nodes, [_init("W", _w(3, 3))], [1, 3], [1, 3]), tmp_path, "branch")
-    with pytest.raises(InvalidNetworkError, match=r"branch\.onnx.*(several|branch)"):
+    # h + relu(h): h is carried through the ReLU layer as relu(h) - relu(-h)
+    net = from_onnx(path)
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    np.testing.assert_allclose(net.forward(x), onnxruntime_forward(path, x), rtol=1e-5, atol=1e-6)
+    nodes[1] = helper.make_node("Sigmoid", ["h"], ["r"], name="squash")
+    path = _save(_model(nodes, [_init("W", _w(3, 3))], [1, 3], [1, 3]), tmp_path, "branch2")
+    with pytest.raises(UnsupportedLayerError, match=r"branch2\.onnx.*'squash' \(Sigmoid\)"):
         from_onnx(path)
 
 

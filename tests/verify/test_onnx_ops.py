@@ -360,12 +360,23 @@ def test_dag_matches_onnxruntime_and_bounds_hold(case: str, tmp_path: Path) -> N
     _check(_save(tmp_path, nodes, inits))
 
 
-def test_residual_across_an_activation_is_named_unsupported(tmp_path: Path) -> None:
-    """``x + relu(W x)`` would need mixed activations in one layer: one line, file and op."""
+def test_residual_across_relu_is_carried(tmp_path: Path) -> None:
+    """``x + relu(W x)``: ``x`` is carried through the ReLU as ``relu(x) - relu(-x)``."""
     nodes = [
         _node("Flatten", ["x"], ["f"]),
         _node("MatMul", ["f", "w"], ["h"]),
         _node("Relu", ["h"], ["r"]),
+        _node("Add", ["f", "r"], name="residual_add"),
+    ]
+    _check(_save(tmp_path, nodes, [_init("w", R.normal(size=(24, 24)))]))
+
+
+def test_residual_across_tanh_is_named_unsupported(tmp_path: Path) -> None:
+    """``x + tanh(W x)`` cannot carry ``x`` through a Tanh layer: one line, file and node."""
+    nodes = [
+        _node("Flatten", ["x"], ["f"]),
+        _node("MatMul", ["f", "w"], ["h"]),
+        _node("Tanh", ["h"], ["r"], name="squash"),
         _node("Add", ["f", "r"], name="residual_add"),
     ]
     path = _save(tmp_path, nodes, [_init("w", R.normal(size=(24, 24)))])
@@ -373,7 +384,7 @@ def test_residual_across_an_activation_is_named_unsupported(tmp_path: Path) -> N
         from_onnx(path)
     message = str(err.value)
     assert "\n" not in message
-    assert str(path) in message and "residual_add" in message and "(Add)" in message
+    assert str(path) in message and "'squash' (Tanh)" in message
 
 
 def test_product_of_branches_is_named_unsupported(tmp_path: Path) -> None:
