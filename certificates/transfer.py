@@ -258,6 +258,12 @@ MAX_FAILING_SHARE = 0.1
 #: ... but up to this many failing leaves are always searched (small trees: cheap)
 MIN_FAILING_SEARCHED = 16
 
+#: a case without a source tree on more than ``REPROVE_INPUT_DIMS`` inputs is searched from its
+#: root by input splits for at most this share of the replay's remaining time ...
+ROOT_SEARCH_SHARE = 0.1
+#: ... and at most this many seconds
+ROOT_SEARCH_CAP = 2.0
+
 
 def _halved(lo: np.ndarray, hi: np.ndarray, recipe: Mapping[str, Any]) -> ProofTree:
     """One input split of the box ``[lo, hi]`` at the middle of its widest side, both halves
@@ -339,16 +345,19 @@ def _replay_trees(
         if presolve.case_lower[i] > 0.0:
             continue
         tree = trees.get(i)
+        search_deadline = deadline
         if tree is None:
-            if case.input_box.dim > REPROVE_INPUT_DIMS:
-                # an input-split search from the root of a high-dimensional box runs out of time
-                # (MNIST: the whole replay budget, then verified directly anyway)
-                return done(
-                    f"case {i}: no source tree, and {case.input_box.dim} inputs are too many to "
-                    "search by input splits"
-                )
             tree = _root_tree(_DEFAULT_RECIPE)
             stats["searched_cases"] += 1
+            if case.input_box.dim > REPROVE_INPUT_DIMS:
+                # an input-split search from the root of a high-dimensional box either closes
+                # in a few splits (the target's bound presolve nearly did) or runs out of time
+                # (MNIST: the whole replay budget, before the target was verified directly
+                # anyway): it gets a short slice
+                now = time.perf_counter()
+                rest = None if deadline is None else max(deadline - now, 0.0)
+                short = ROOT_SEARCH_SHARE * rest if rest is not None else ROOT_SEARCH_CAP
+                search_deadline = now + min(short, ROOT_SEARCH_CAP)
         closed = False
         start = None
         min_bound = np.inf
@@ -383,7 +392,7 @@ def _replay_trees(
                 )
             if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
                 return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
-            grafted = _graft_searches(target, case, i, tree, rep, deadline)
+            grafted = _graft_searches(target, case, i, tree, rep, search_deadline)
             if isinstance(grafted, _Replay):
                 return done(grafted.reason, hint=grafted.hint, hint_case=grafted.hint_case)
             if rnd == 0 and i in trees:
