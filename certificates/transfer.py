@@ -82,7 +82,8 @@ from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, LEAF, OPEN, ProofRecorder, ProofTree
-from nncert.verify.result import Verdict, VerificationResult
+from nncert.verify.relu_bab import relu_bab_case
+from nncert.verify.result import CaseContext, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
 
@@ -283,23 +284,38 @@ def _graft_searches(
     rep: LeafReplay,
     deadline: float | None,
 ) -> ProofTree | _Replay:
-    """``tree`` with every failing leaf of ``rep`` replaced by the proof tree of an input-split
-    search of the leaf's box on ``target``; a :class:`_Replay` (reason, maybe a witness) when
-    a search does not prove its leaf."""
+    """``tree`` with every failing leaf of ``rep`` replaced by the proof tree of a search of the
+    leaf's region on ``target``: input-split branch and bound of the leaf's box, or, for a leaf
+    carrying ReLU phases (a phase-split tree), ReLU-phase branch and bound of the subdomain
+    where those phases hold; a :class:`_Replay` (reason, maybe a witness) when a search does
+    not prove its leaf."""
     opts = _search_options(tree.recipe)
     rec = ProofRecorder(recipe=tree.recipe)
     rec.graft(rec.root(), _opened(tree, rep.failing))  # node ids are kept
     alpha = int(tree.recipe.get("alpha_iters", 0))
-    for node, lo, hi in zip(rep.failing.tolist(), rep.lower, rep.upper):
+    phases = rep.frontier.phase if rep.frontier is not None else None
+    for j, (node, lo, hi) in enumerate(zip(rep.failing.tolist(), rep.lower, rep.upper)):
         sub = UnsafeCase(Box(lo, hi), case.A, case.b)
-        out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
-        if out.status == "falsified" and out.x is not None:
+        phased = bool(rep.phased[j])
+        if phased:
+            if phases is None:  # pragma: no cover - a failing leaf always has its frontier
+                return _Replay(None, f"case {i}: a phase-split leaf without its phases", {})
+            ctx = CaseContext(VerifyOptions(), deadline, np.random.default_rng(0), None, i, None)
+            found = relu_bab_case(target, sub, ctx, root_phases=phases[j], split_root=True)
+            status, x, proof_or_none = found.status, found.x, found.proof
+        else:
+            out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
+            status, proof_or_none = out.status, out.proof
+            x = None if out.x is None else np.asarray(out.x)
+        if status == "falsified" and x is not None:
             why = f"case {i}: a counterexample lies in a failing leaf"
-            return _Replay(None, why, {}, hint=out.x, hint_case=i)
-        if out.status != "verified" or out.proof is None:
-            return _Replay(None, f"case {i}: a failing leaf was not closed ({out.status})", {})
-        proof = out.proof
-        if proof.n_nodes == 1:
+            return _Replay(None, why, {}, hint=np.asarray(x), hint_case=i)
+        if status != "verified" or proof_or_none is None:
+            return _Replay(None, f"case {i}: a failing leaf was not closed ({status})", {})
+        proof = proof_or_none
+        if proof.n_nodes == 1 and not phased:
+            # (a phase-split leaf the search settles at once, by an LP with new multipliers,
+            # is grafted as it is: the next round re-derives that record)
             # the fresh search closed the box at once, yet the tree's walk (whose ancestors'
             # hidden-layer bounds it inherits) did not: split it, the next round replays halves
             proof = _halved(lo, hi, tree.recipe)
@@ -390,8 +406,11 @@ def _replay_trees(
                     f"case {i}: more than {limit} of {rep.check.leaves} leaves fail (more than "
                     f"{MAX_FAILING_SHARE:.0%}: verifying directly is cheaper)"
                 )
-            if np.any(rep.phased) or tree.recipe.get("search", "input-split") != "input-split":
-                return done(f"case {i}: {rep.failing.size} leaf/leaves of a phase-split tree fail")
+            search = tree.recipe.get("search", "input-split")
+            if search not in ("input-split", "relu-split") or (
+                np.any(rep.phased) and search != "relu-split"
+            ):
+                return done(f"case {i}: {rep.failing.size} leaf/leaves of a {search} tree fail")
             grafted = _graft_searches(target, case, i, tree, rep, search_deadline)
             if isinstance(grafted, _Replay):
                 return done(grafted.reason, hint=grafted.hint, hint_case=grafted.hint_case)

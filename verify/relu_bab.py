@@ -245,7 +245,14 @@ def _lp_leaf_bound(bd: _Bounder, node: _Node, mult: FloatArray) -> float:
     return bd.engine.multiplier_bound(bd.lo, bd.hi, bd.A, bd.rhs, w, beta, inter)
 
 
-def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseOutcome:
+def relu_bab_case(
+    network: Network,
+    case: UnsafeCase,
+    ctx: CaseContext,
+    *,
+    root_phases: NDArray[np.int8] | None = None,
+    split_root: bool = False,
+) -> CaseOutcome:
     """Branch and bound over ReLU phases for one unsafe case (plug-in complete method).
 
     Returns ``"verified"`` (``exact=True``) only when every leaf is closed by a sound bound
@@ -253,6 +260,13 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
     ``ctx.options.milp_tolerance``; ``"falsified"`` with a candidate ``x`` whose real
     violation is ``<= 0``; ``"timeout"`` when ``ctx.deadline`` passes; ``"unknown"`` for
     networks with other activations or leaves the LP could not settle.
+
+    With ``root_phases`` (one entry per hidden neuron in the engine's order: ``+1`` active,
+    ``-1`` inactive, ``0`` free) the search covers only the subdomain where those phases hold
+    (its proof tree then proves the case on that subdomain: what a proof-tree replay grafts in
+    place of a phase-split leaf that no longer closes). ``split_root`` splits the root even
+    when its bound closes it (a replay re-derives the subtree under its ancestors' bounds, with
+    the checker's leaf bound, which need not close the unsplit root where this search's did).
     """
     t0 = time.perf_counter()
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
@@ -325,9 +339,18 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
         x0 = np.where(res.coef[0, r] > 0.0, bd.lo, bd.hi)
         return out("falsified", x=x0) if violated(x0) else out("unknown")
 
-    # root: every layer computed by the engine (no phases, no prior)
+    # root: every layer computed by the engine (no prior; the given phases, if any)
+    phases0 = [np.zeros(d.n_out, dtype=np.int8) for d in dense[:-1]]
+    if root_phases is not None:
+        flat = np.asarray(root_phases, dtype=np.int8).reshape(-1)
+        if flat.size != sum(p.size for p in phases0) or np.any(np.abs(flat) > 1):
+            return out("unknown")
+        phases0 = [
+            flat[int(bd.offsets[k]) : int(bd.offsets[k]) + p.size].copy()
+            for k, p in enumerate(phases0)
+        ]
     root = _Node(
-        phases=[np.zeros(d.n_out, dtype=np.int8) for d in dense[:-1]],
+        phases=phases0,
         lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
         upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
         depth=0,
@@ -348,7 +371,8 @@ def relu_bab_case(network: Network, case: UnsafeCase, ctx: CaseContext) -> CaseO
             lb = min(closed_min, heap[0][0])
             return out("timeout", exact=True, lower_bound=float(lb))
         _, _, node = heapq.heappop(heap)
-        if node.bound > CLOSE_TOL:
+        forced = split_root and node.depth == 0 and node.split is not None
+        if node.bound > CLOSE_TOL and not forced:
             closed_min = min(closed_min, node.bound)
             rec.close(node.id, CLOSED_BY_BOUND)
             continue

@@ -260,3 +260,46 @@ def test_many_failing_leaves_go_straight_to_direct_verification(
     assert res.replay is not None and res.replay["grafted"] == 0 and res.replay["failing"] >= 1
     assert res.verdict is Verdict.VERIFIED and not res.transferred
     assert res.fallback_result is not None
+
+
+# --------------------------------------------------------------------------------------------
+# phase-split trees (ReLU-phase branch and bound): failing leaves are searched on the subdomain
+# of their phases and grafted
+# --------------------------------------------------------------------------------------------
+
+PNET = _net(4, [4, 12, 12, 2])
+PBOX = Box(-0.2 * np.ones(4), 0.2 * np.ones(4))
+PTHR = _grid_min(PNET, PBOX, A, n=21) - 0.1
+PPROP = Property((UnsafeCase(PBOX, A, [PTHR]),), name="phase-splits")
+
+
+@pytest.fixture(scope="module")
+def phase_cert() -> Certificate:
+    res = verify(PNET, PPROP, method="relu_bab", time_limit=60)
+    assert res.verdict is Verdict.VERIFIED and res.method == "relu_bab"
+    out = certificate_from_result(PNET, PPROP, res, options={"method": "relu_bab"})
+    tree = _tree(out)
+    assert tree.recipe.get("search") == "relu-split" and tree.n_nodes > 100
+    return out
+
+
+@pytest.mark.parametrize("make", ["prune30", "shift"])
+def test_failing_phase_leaves_get_grafted_subtrees(phase_cert: Certificate, make: str) -> None:
+    if make == "prune30":
+        target, _ = magnitude_prune(PNET, 0.3)
+    else:
+        target = _shift_output(PNET, np.array([-0.015, 0.015]))
+    assert _grid_min(target, PBOX, A, n=21) > PTHR
+    res = transfer(phase_cert, PNET, target, verify_fallback=False, time_limit=60)
+    assert res.replay is not None and res.replay["failing"] >= 1, res.reason
+    assert res.verdict is Verdict.VERIFIED and res.transferred, res.reason
+    assert res.replay["grafted"] == res.replay["failing"]
+    report = check(res.certificate, target, expected_property=PPROP)
+    assert report.ok and report.trust == "independent", report.reasons
+
+
+def test_falsifiable_phase_target_is_never_verified(phase_cert: Certificate) -> None:
+    target = _shift_output(PNET, np.array([-0.2, 0.2]))
+    assert _grid_min(target, PBOX, A, n=21) <= PTHR
+    res = transfer(phase_cert, PNET, target, verify_fallback=False, time_limit=30)
+    assert res.verdict is not Verdict.VERIFIED
