@@ -332,6 +332,8 @@ def named_sampler(
         extra["num_reads"] = int(num_reads)
     if seed is not None and "seed" in params:
         extra["seed"] = seed
+    if "timeout" in params and "timeout" not in extra:
+        extra["timeout"] = 20  # ms per read, as :func:`tabu` (TabuSampler's default is 100)
     return DimodSolver(inst, exact=False, name=f"dimod:{sampler}", **extra)
 
 
