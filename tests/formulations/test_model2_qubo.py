@@ -136,7 +136,6 @@ def test_ground_state_proposes_a_good_input() -> None:
     case = _case(1, 2)
     bounds = crown_bounds(net, case.input_box)
     red = reduce_problem(net, case, bounds)
-    _, acts = red.network.affine_and_activations()
     part = network_partition(red.network, red.bounds, 3, banded=(Tanh,))
     sq = segment_qubo(red.network, red.case, part, options=SegmentQuboOptions(input_bits=5))
     assert sq.num_spins <= 12
