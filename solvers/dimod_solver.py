@@ -33,6 +33,7 @@ dwave-neal is not used: it only re-exports ``dwave.samplers``' annealer.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any, ClassVar
 
@@ -44,7 +45,7 @@ from nncert.formulations.qubo import QuboProblem
 from nncert.solvers.base import SolveResult, SolveStatus
 from nncert.solvers.exact_qubo import minimise_master_qubo, structured_info
 from nncert.solvers.highs_solver import HighsSolver
-from nncert.verify.errors import InvalidOptionsError
+from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 
 #: ``exact()`` refuses larger problems (2^N states).
 EXACT_MAX_VARIABLES = 20
@@ -300,10 +301,6 @@ def named_sampler(
         SolverUnavailableError: when the module cannot be imported.
         InvalidOptionsError: for a malformed path or an object that is no sampler.
     """
-    import importlib
-
-    from nncert.verify.errors import SolverUnavailableError
-
     module, dot, attr = str(sampler).rpartition(".")
     if not (module and dot and attr):
         raise InvalidOptionsError(

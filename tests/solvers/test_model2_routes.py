@@ -11,8 +11,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
+import types
+from typing import Any
 
+import dimod
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -259,3 +264,49 @@ def test_named_dimod_sampler() -> None:
     VerifyOptions(method="qubo", solver="dimod:dwave.samplers.TabuSampler")
     with pytest.raises(SolverUnavailableError):
         get_solver("dimod:no_such_package_xyz.Sampler")
+
+
+class _StructuredAnnealer(dimod.StructureComposite):
+    """A real structured sampler (simulated annealing restricted to a 6-node graph), standing
+    in for a QPU's working graph."""
+
+    def __init__(self) -> None:
+        from dwave.samplers import SimulatedAnnealingSampler
+
+        nodes = list(range(6))
+        edges = [(i, j) for i in nodes for j in nodes if i < j]
+        super().__init__(SimulatedAnnealingSampler(), nodes, edges)
+
+
+def test_structured_sampler_is_embedded_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("fake_qpu_for_nncert")
+    mod.Annealer = _StructuredAnnealer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_qpu_for_nncert", mod)
+    if importlib.util.find_spec("dwave.system") is None:
+        # without dwave-system a structured sampler cannot be embedded: a clear error
+        with pytest.raises(SolverUnavailableError, match="dwave-system"):
+            get_solver("dimod:fake_qpu_for_nncert.Annealer")
+        # the embedding composite is dwave-system's; stand in for it with a composite that
+        # maps the QUBO's variables onto the graph's nodes one to one (no chains needed)
+        system = types.ModuleType("dwave.system")
+
+        class Embed(dimod.ComposedSampler):
+            def __init__(self, child: Any) -> None:
+                self._children = [child]
+
+            children = property(lambda self: self._children)
+            parameters = property(lambda self: dict(self._children[0].parameters))
+            properties = property(lambda self: {})
+
+            def sample(self, bqm: Any, **kw: Any) -> Any:
+                return self._children[0].sample(bqm, **kw)
+
+        system.EmbeddingComposite = Embed  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "dwave.system", system)
+    s = get_solver("dimod:fake_qpu_for_nncert.Annealer", num_reads=5, seed=0)
+    assert not isinstance(s.sampler, dimod.Structured)  # wrapped by the embedding composite
+    from nncert.formulations.qubo import QuboProblem
+
+    q = QuboProblem(np.array([1.0, -2.0, 0.5]), [0, 1], [1, 2], [0.5, -1.0], 0.0, {"x": 3})
+    res = s.solve(q)
+    assert res.x is not None and res.objective == pytest.approx(q.energy(res.x))
