@@ -159,6 +159,8 @@ POLISH_SAMPLES = 4
 MAX_ROWS = 4
 #: elastic slack cost of the polishing LP (any value gives a point; only replays count)
 POLISH_M = 1e3
+#: largest segment QUBO built at all (windows then keep each sampled QUBO within the budget)
+MAX_SEGMENT_SPINS = 2048
 
 
 @dataclass
@@ -335,6 +337,13 @@ def model2_qubo_search(
         return Model2QuboResult(status, best_x, best_value, stats)
 
     for step in range(max_refinements + 1):
+        total = segment_spins(partition, 0, 0, encoding) + n_x
+        if total > MAX_SEGMENT_SPINS:
+            # its couplers (dense in the inputs and each layer) would not fit in memory
+            stats["spins_history"].append(total)
+            stats["routes"].append("none")
+            stats["reason"] = f"segment QUBO of {total} spins > {MAX_SEGMENT_SPINS}: not built"
+            return finish("unknown")
         m2 = encode_model2(net, rcase, rb, partition, banded=banded)
         split = split_milp(m2.problem) if polish else None
         rows = range(min(rcase.n_rows, MAX_ROWS))
