@@ -13,7 +13,9 @@ master is chosen by ``solver``:
   ``seed`` from the options; the QUBO is kept within ``spin_budget`` by shrinking the cut
   window). Such a run can only falsify, unless the final master is then solved exactly.
 
-The case is closed (``exact=True``) only when the Benders lower bound is sound and above
+Sigmoid/tanh networks run Model 2 with its segment binaries as the master
+(:func:`benders_model2_case`, FORMULATIONS.md 7.10). The case is closed (``exact=True``) only
+when the Benders lower bound is sound and above
 ``milp_tolerance``; a subproblem point whose forward-pass value is ``<= 0`` is returned as a
 candidate witness (the pipeline replays it).
 """

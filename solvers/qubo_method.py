@@ -1,4 +1,10 @@
-"""Pipeline plug-in ``method="qubo"``: Route B, the monolithic grid QUBO (FALSIFICATION ONLY).
+"""Pipeline plug-in ``method="qubo"``: Route B, one QUBO per case (FALSIFICATION ONLY).
+
+Piecewise-linear networks (ReLU, HardTanh) use the Model-1 grid QUBO below; any other network
+(sigmoid, tanh) uses Model 2's segment QUBO (:func:`model2_qubo_case`,
+:mod:`nncert.formulations.model2_qubo`, FORMULATIONS.md 7.10) with spin-budget routing
+(``monolithic``, ``coarse``, ``layerwise`` or ``none``, reported as ``route``) and nested
+refinement (``spins_history``).
 
 ``verify(net, prop, method="qubo", solver=NAME)`` runs ``sample, crown, attack, qubo``. For each
 open case the exact Model-1 MILP (CROWN big-M bounds) is turned into one penalty QUBO over a
