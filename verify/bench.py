@@ -1372,7 +1372,7 @@ PAPER_QUBO_ACTIVATIONS = ("sigmoid", "tanh")
 #: Model 2 segments on the QUBO route (the paper's coarse 5-segment approximation)
 PAPER_QUBO_SEGMENTS = 5
 #: Benders iterations whose annealed master is audited against the exact master optimum
-PAPER_QUBO_AUDIT_ITERATIONS = 8
+PAPER_QUBO_AUDIT_ITERATIONS = 4
 
 
 def _paper_qubo_run(inst: BenchInstance, *, seed: int, timeout: float) -> dict[str, Any]:
