@@ -66,9 +66,12 @@ def main() -> None:
         tot["t_exact"] += t_ex
         tot["t_auto"] += t_au
         tot["t_qubo"] += t_qu
-        print(f"{inst.network:14s} {inst.property:14s} model2={ex.verdict.value:10s} "
-              f"auto={au.verdict.value:10s} qubo={qu.verdict.value:10s} spins={spins:3d} "
-              f"t_model2={t_ex:6.2f} t_auto={t_au:6.2f} t_qubo={t_qu:6.2f}", flush=True)  # fmt: skip
+        line = (
+            f"{inst.network:14s} {inst.property:14s} model2={ex.verdict.value:10s} "
+            f"auto={au.verdict.value:10s} qubo={qu.verdict.value:10s} spins={spins:3d} "
+            f"t_model2={t_ex:6.2f} t_auto={t_au:6.2f} t_qubo={t_qu:6.2f}"
+        )
+        print(line, flush=True)
     print("\nTOTAL", tot)
     print(f"spins per instance: max {max(spins_all)}, mean {sum(spins_all) / len(spins_all):.1f}")
     print(f"time ratio qubo/model2: {tot['t_qubo'] / max(tot['t_exact'], 1e-9):.2f}")
