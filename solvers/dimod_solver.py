@@ -33,8 +33,9 @@ dwave-neal is not used: it only re-exports ``dwave.samplers``' annealer.
 
 from __future__ import annotations
 
+import importlib
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import dimod
 import numpy as np
@@ -44,7 +45,7 @@ from nncert.formulations.qubo import QuboProblem
 from nncert.solvers.base import SolveResult, SolveStatus
 from nncert.solvers.exact_qubo import minimise_master_qubo, structured_info
 from nncert.solvers.highs_solver import HighsSolver
-from nncert.verify.errors import InvalidOptionsError
+from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 
 #: ``exact()`` refuses larger problems (2^N states).
 EXACT_MAX_VARIABLES = 20
@@ -284,6 +285,94 @@ def steepest_descent(*, num_reads: int = 100, seed: int | None = 0, **kwargs: An
     )
 
 
+def named_sampler(
+    *, sampler: str, num_reads: int | None = None, seed: int | None = None, **kwargs: Any
+) -> DimodSolver:
+    """Any dimod sampler by its import path [``dimod:PACKAGE.Class``], e.g.
+    ``dimod:dwave.samplers.TabuSampler`` or ``dimod:dwave.system.DWaveSampler``.
+
+    The class is imported lazily and built without arguments. A *structured* sampler (a QPU:
+    ``dimod.Structured``, e.g. ``dwave.system.DWaveSampler``, which needs a configured D-Wave
+    account) is wrapped in ``dwave.system.EmbeddingComposite`` so that any QUBO is minor-embedded
+    on its working graph; dwave-system is not a dependency of nncert. ``num_reads`` and ``seed``
+    are passed only when the sampler's ``parameters`` name them. The result is never exact.
+
+    Raises:
+        SolverUnavailableError: when the module cannot be imported.
+        InvalidOptionsError: for a malformed path or an object that is no sampler.
+    """
+    module, dot, attr = str(sampler).rpartition(".")
+    if not (module and dot and attr):
+        raise InvalidOptionsError(
+            f"dimod:{sampler}: name the sampler class as PACKAGE.Class, e.g. "
+            "dimod:dwave.samplers.SimulatedAnnealingSampler"
+        )
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise SolverUnavailableError(f"dimod:{sampler}: cannot import it ({err})") from err
+    inst = cls()
+    if isinstance(inst, dimod.Structured):
+        try:
+            from dwave.system import EmbeddingComposite
+        except ImportError as err:  # pragma: no cover - needs dwave-system
+            raise SolverUnavailableError(
+                f"dimod:{sampler} is a structured sampler (a QPU graph); embedding it needs "
+                "dwave-system: pip install dwave-system"
+            ) from err
+        inst = EmbeddingComposite(inst)  # pragma: no cover - needs dwave-system
+    if not hasattr(inst, "sample"):
+        raise InvalidOptionsError(f"dimod:{sampler} is not a dimod sampler (no sample())")
+    params = getattr(inst, "parameters", {}) or {}
+    extra = dict(kwargs)
+    if num_reads is not None and "num_reads" in params:
+        extra["num_reads"] = int(num_reads)
+    if seed is not None and "seed" in params:
+        extra["seed"] = seed
+    if "timeout" in params and "timeout" not in extra:
+        extra["timeout"] = 20  # ms per read, as :func:`tabu` (TabuSampler's default is 100)
+    return DimodSolver(inst, exact=False, name=f"dimod:{sampler}", **extra)
+
+
+class SizeRecordingComposite(dimod.ComposedSampler):
+    """A composite that records the size of every BQM it forwards to its child sampler.
+
+    For tests and audits of the spin budget: ``sizes`` lists ``bqm.num_variables`` of every
+    ``sample`` call; the child (any real sampler, simulated annealing by default) does the
+    work. ``dimod:nncert.solvers.dimod_solver.SizeRecordingComposite`` names it; the class
+    attribute ``log`` keeps the sizes of every instance of the process.
+    """
+
+    log: ClassVar[list[int]] = []
+
+    def __init__(self, child: Any | None = None) -> None:
+        if child is None:
+            from dwave.samplers import SimulatedAnnealingSampler
+
+            child = SimulatedAnnealingSampler()
+        self._children = [child]
+        self.sizes: list[int] = []
+
+    @property
+    def children(self) -> list[Any]:
+        return self._children
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self._children[0].parameters or {})
+        return params
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props: dict[str, Any] = dict(self._children[0].properties or {})
+        return {"child_properties": props}
+
+    def sample(self, bqm: Any, **kwargs: Any) -> Any:
+        self.sizes.append(int(bqm.num_variables))
+        SizeRecordingComposite.log.append(int(bqm.num_variables))
+        return self._children[0].sample(bqm, **kwargs)
+
+
 def exact(*, max_variables: int = EXACT_MAX_VARIABLES) -> DimodSolver:
     """``dimod.ExactSolver``: exhaustive, ``exact=True``, at most ``max_variables`` (20)."""
     if max_variables > 26:
@@ -380,7 +469,6 @@ class ExactQuboSolver:
     def _solve_milp(self, q: QuboProblem, time_limit: float | None) -> SolveResult:
         import scipy.sparse as sp
 
-
         n, m = q.num_variables, int(q.quad_bias.size)
         rows = np.arange(m)
         y = n + rows
@@ -424,8 +512,10 @@ __all__ = [
     "EXACT_MAX_VARIABLES",
     "DimodSolver",
     "ExactQuboSolver",
+    "SizeRecordingComposite",
     "exact",
     "exact_qubo",
+    "named_sampler",
     "simulated_annealing",
     "steepest_descent",
     "tabu",

@@ -351,6 +351,21 @@ def _register_builtins() -> None:
             )
         )
 
+    register_solver(
+        SolverSpec(
+            "dimod",
+            "nncert.solvers.dimod_solver:named_sampler",
+            problem="qubo",
+            requires=("dimod",),
+            exact=False,
+            install="dimod",
+            variant_option="sampler",
+            description="any dimod sampler by import path: dimod:PACKAGE.Class (a structured "
+            "QPU sampler such as dimod:dwave.system.DWaveSampler is wrapped in "
+            "EmbeddingComposite; needs dwave-system and a configured account)",
+        )
+    )
+
 
 _register_builtins()
 

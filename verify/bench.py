@@ -75,6 +75,9 @@ import numpy as np
 import nncert.compression as comp
 from nncert.certificates import certificate_from_result, save_certificate, transfer
 from nncert.compression import to_onnx
+from nncert.formulations.qubo import QuboMasterOptions
+from nncert.solvers.benders import BendersOptions
+from nncert.solvers.benders_method import benders_model2, make_master
 from nncert.solvers.registry import get_solver_spec
 from nncert.verify.cliutil import UsageError
 from nncert.verify.errors import InvalidOptionsError, NncertError
@@ -115,6 +118,8 @@ OUTPUT_FILES: tuple[str, ...] = (
     "paper_table.md",
     "compression.csv",
     "compression.md",
+    "paper_qubo.csv",
+    "paper_qubo.md",
     "progress.jsonl",
 )
 
@@ -720,7 +725,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """``(network, property, source network or None)`` from a task payload."""
     kind = payload["kind"]
     if kind == "vnncomp":
-
         onnx = str(payload["onnx"])
         net = _cached(f"onnx:{onnx}", lambda: from_onnx(onnx))
         prop = load_vnnlib(str(payload["spec"]))
@@ -729,7 +733,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
         prop.check_network_shape(net.n_inputs, net.n_outputs, where=str(payload["spec"]))
         return net, prop, None
     if kind == "example":
-
         net = _example_network(str(payload["example"]), str(payload["variant"]))
         p = robustness_property(
             payload["x0"], float(payload["eps"]), int(payload["label"]), int(payload["n_classes"])
@@ -740,7 +743,6 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
             source = _example_network(str(payload["example"]), "original")
         return net, prop, source
     if kind == "random":
-
         seed, index = int(payload["seed"]), int(payload["index"])
         net, prop, meta = _cached(f"random:{seed}:{index}", lambda: random_instance(seed, index))
         e = float(payload.get("eps", meta["eps"]))
@@ -946,7 +948,6 @@ def _save_certificate(task: Task, network: Any, prop: Any, result: Any, options:
     if result.verdict is Verdict.UNKNOWN:
         return ""
     try:
-
         inst = task.instance
         path = certificate_path(task.certificates, inst.network, inst.property)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1362,6 +1363,182 @@ def paper_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
     return header, out
 
 
+# --------------------------------------------------------------------------------------------
+# The paper's QUBO-route columns (issue 19): Model 2 at K = 5 through an annealer
+# --------------------------------------------------------------------------------------------
+
+#: activations of the paper suite that take Model 2 on the QUBO route
+PAPER_QUBO_ACTIVATIONS = ("sigmoid", "tanh")
+#: Model 2 segments on the QUBO route (the paper's coarse 5-segment approximation)
+PAPER_QUBO_SEGMENTS = 5
+#: Benders iterations whose annealed master is audited against the exact master optimum
+PAPER_QUBO_AUDIT_ITERATIONS = 4
+
+
+def _paper_qubo_run(inst: BenchInstance, *, seed: int, timeout: float) -> dict[str, Any]:
+    """One sigmoid/tanh paper instance on the QUBO route (verify, method ``qubo``, no
+    presolve, K = 5, simulated annealing with the default reads and spin budget), plus an
+    audit of the annealed Benders master (Model 2, Route A) against its exact optimum."""
+    network, prop, _ = _materialize(inst.payload)
+    opts = VerifyOptions(
+        method="qubo",
+        solver="sa",
+        presolve=False,
+        segments=PAPER_QUBO_SEGMENTS,
+        time_limit=float(timeout),
+        seed=int(seed),
+    )
+    t0 = time.perf_counter()
+    result = verify(network, prop, opts)
+    elapsed = time.perf_counter() - t0
+    case_stats = [s for s in result.stats.get("qubo", []) if isinstance(s, Mapping)]
+    spins = max((int(s.get("spins", 0)) for s in case_stats), default=0)
+    routes = sorted({str(s.get("route")) for s in case_stats if s.get("route")})
+    hits = audited = 0
+    if prop.cases:
+        master = make_master("sa", num_reads=opts.num_reads, seed=opts.seed)
+        bopts = BendersOptions(
+            max_iterations=PAPER_QUBO_AUDIT_ITERATIONS,
+            cut_window=8,
+            qubo=QuboMasterOptions(eta_bits=6),
+            max_master_variables=opts.spin_budget,
+            final_exact_master=False,
+            audit_master=True,
+        )
+        try:
+            out = benders_model2(
+                network.normalized(),
+                prop.cases[0],
+                master,
+                segments=PAPER_QUBO_SEGMENTS,
+                time_limit=float(timeout),
+                spin_budget=opts.spin_budget,
+                max_refinements=0,
+                options=bopts,
+            )
+            for run in out.runs:
+                for it in run.iterations:
+                    if it.master_optimum is None or it.master_variables == 0:
+                        continue
+                    audited += 1
+                    tol = 1e-9 * (1.0 + abs(it.master_optimum))
+                    hits += int(it.master_value <= it.master_optimum + tol)
+        except NncertError:
+            pass
+    return {
+        "key": inst.key,
+        "network": inst.network,
+        "property": inst.property,
+        "dataset": inst.meta.get("dataset", ""),
+        "activation": inst.meta.get("activation", ""),
+        "eps": inst.meta.get("eps"),
+        "result": _verdict_word(result.verdict),
+        "spins": spins,
+        "routes": ",".join(routes),
+        "time": elapsed,
+        "master_hits": hits,
+        "master_audited": audited,
+    }
+
+
+def _verdict_word(verdict: Any) -> str:
+    return {"verified": "unsat", "falsified": "sat"}.get(str(verdict.value), "unknown")
+
+
+def paper_qubo_runs(
+    suite: Suite, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT
+) -> list[dict[str, Any]]:
+    """Run :func:`_paper_qubo_run` on every original sigmoid/tanh instance of a paper suite."""
+    out = []
+    for inst in suite.instances:
+        if inst.meta.get("variant") != "original":
+            continue
+        if inst.meta.get("activation") not in PAPER_QUBO_ACTIVATIONS:
+            continue
+        try:
+            out.append(_paper_qubo_run(inst, seed=seed, timeout=timeout))
+        except NncertError as err:  # an instance that cannot run is reported, not raised
+            out.append({"key": inst.key, "network": inst.network, "property": inst.property,
+                        "dataset": inst.meta.get("dataset", ""),
+                        "activation": inst.meta.get("activation", ""),
+                        "eps": inst.meta.get("eps"), "result": "error", "spins": 0,
+                        "routes": "", "time": 0.0, "master_hits": 0, "master_audited": 0,
+                        "note": str(err)[:200]})  # fmt: skip
+    return out
+
+
+def paper_qubo_table(
+    qubo_rows: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """The QUBO-route columns per dataset, activation and epsilon.
+
+    ``exact_vulnerable``: instances the exact baseline (every other run of the bench on the
+    same instance, e.g. ``auto/highs``) falsified, or known ``sat`` by truth; ``qubo_vulnerable``:
+    falsified on the QUBO route (replayed counterexamples); ``missed``: exact vulnerable but not
+    found; ``contradictions``: found vulnerable where the baseline certified (must be 0);
+    ``spins_max``/``spins_mean``: largest segment QUBO per instance; ``master_optimum``:
+    annealed Benders masters that reached the exact master optimum / masters audited.
+    """
+    base: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        base.setdefault((str(r.get("network")), str(r.get("property"))), set()).add(
+            str(r.get("result", ""))
+        )
+        if r.get("truth"):
+            base[(str(r.get("network")), str(r.get("property")))].add(str(r["truth"]))
+    groups: dict[tuple[str, str, float], list[Mapping[str, Any]]] = {}
+    for q in qubo_rows:
+        e = _float(q.get("eps"))
+        key = (str(q.get("dataset", "")), str(q.get("activation", "")), e or 0.0)
+        groups.setdefault(key, []).append(q)
+    header = [
+        "dataset",
+        "activation",
+        "eps",
+        "instances",
+        "exact_vulnerable",
+        "qubo_vulnerable",
+        "missed",
+        "contradictions",
+        "spins_max",
+        "spins_mean",
+        "time_s",
+        "master_optimum",
+    ]
+    table: list[list[Any]] = []
+    for key in sorted(groups):
+        qs = groups[key]
+        exact_v = found = missed = contra = 0
+        for q in qs:
+            b = base.get((str(q["network"]), str(q["property"])), set())
+            is_v = "sat" in b
+            hit = q.get("result") == "sat"
+            exact_v += int(is_v)
+            found += int(hit)
+            missed += int(is_v and not hit)
+            contra += int(hit and "unsat" in b)
+        spins = [int(q.get("spins", 0)) for q in qs]
+        hits = sum(int(q.get("master_hits", 0)) for q in qs)
+        aud = sum(int(q.get("master_audited", 0)) for q in qs)
+        table.append(
+            [
+                key[0],
+                key[1],
+                _fmt_eps(key[2]),
+                len(qs),
+                exact_v,
+                found,
+                missed,
+                contra,
+                max(spins) if spins else "-",
+                f"{sum(spins) / len(spins):.1f}" if spins else "-",
+                f"{sum(float(q.get('time', 0.0)) for q in qs):.2f}",
+                f"{hits}/{aud}" if aud else "-",
+            ]
+        )
+    return header, table
+
+
 def _storage_bytes(network: Any, variant: str) -> int:
     """Storage estimate: dense float32 (4 B/weight); for pruned variants the smaller of dense
     and CSR-like sparse storage (4 B value + 4 B index per non-zero weight, 4 B per row
@@ -1381,7 +1558,6 @@ def _storage_bytes(network: Any, variant: str) -> int:
 
 def _onnx_bytes(network: Any) -> int | None:
     try:
-
         model = to_onnx(network, dtype="float32")
         return len(model.SerializeToString())
     except Exception:
@@ -1496,8 +1672,11 @@ def write_reports(
     elapsed: float = 0.0,
     jobs: int = 1,
     executor: str = "local",
+    qubo_rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
-    """Write results.csv, summary.md, cactus.png (and the paper tables); return the paths."""
+    """Write results.csv, summary.md, cactus.png (and the paper tables); return the paths.
+
+    ``qubo_rows`` (from :func:`paper_qubo_runs`) adds ``paper_qubo.md``/``.csv``."""
     files: dict[str, Path] = {}
     files["results.csv"] = out / "results.csv"
     _write_results(files["results.csv"], rows)
@@ -1507,7 +1686,6 @@ def write_reports(
     )
     timeouts = [t for t in (_float(r.get("timeout")) for r in rows) if t is not None]
     try:
-
         files["cactus.png"] = cactus_plot(
             {g: s["solved_times"] for g, s in scores.items()},
             out / "cactus.png",
@@ -1528,6 +1706,25 @@ def write_reports(
             "spin count; iterations = total Benders/refinement iterations.\n\n"
             + _md_table(header, table),
         )
+        if qubo_rows:
+            qh, qt = paper_qubo_table(qubo_rows, rows)
+            files["paper_qubo.csv"] = out / "paper_qubo.csv"
+            _write_csv(files["paper_qubo.csv"], qh, qt)
+            files["paper_qubo.md"] = out / "paper_qubo.md"
+            write_atomic(
+                files["paper_qubo.md"],
+                "# Model 2 on the QUBO route (sigmoid and tanh)\n\n"
+                f"K = {PAPER_QUBO_SEGMENTS} segments, thermometer encoding, simulated annealing "
+                "(default reads), default spin budget, no presolve: the annealer only proposes; "
+                "every counterexample is replayed. exact_vulnerable = falsified by the other "
+                "runs of this bench or known sat; qubo_vulnerable = falsified on the QUBO "
+                "route; missed = exact vulnerable not found; contradictions = found where the "
+                "baseline certified (must be 0); spins = largest segment QUBO per instance; "
+                "time = total seconds of the QUBO runs; master_optimum = annealed Model 2 "
+                f"Benders masters (first {PAPER_QUBO_AUDIT_ITERATIONS} iterations, first "
+                "case) that reached the exact master optimum / masters audited.\n\n"
+                + _md_table(qh, qt),
+            )
         if any(r.get("variant") not in ("", "original") for r in rows):
             ch, ct, where = compression_table(rows)
             files["compression.csv"] = out / "compression.csv"
@@ -1599,6 +1796,7 @@ def run_bench(
     stream: TextIO | None = None,
     progress_style: ProgressStyle | None = None,
     certificates: str | Path | None = None,
+    qubo_route: bool = True,
 ) -> BenchReport:
     """Run a suite and write the reports into ``out`` (see the module docstring).
 
@@ -1627,6 +1825,9 @@ def run_bench(
             result words).
         certificates: write the certificate of every decided run under this directory
             (see :func:`certificate_path`); runs taken from the journal are not rewritten.
+        qubo_route: for the paper suite, also run the original sigmoid/tanh instances on the
+            QUBO route (Model 2, K = 5, simulated annealing) and write ``paper_qubo.md``/
+            ``.csv`` (:func:`paper_qubo_table`; not journalled: rerun every time).
 
     Raises:
         ValueError: bad method, solver, suite name or executor; no runnable method.
@@ -1711,6 +1912,14 @@ def run_bench(
         r["truth"] = t.instance.truth
         r["correct"] = _correct(str(r.get("result", "")), t.instance.truth)
         rows.append(r)
+    qubo_rows = None
+    if qubo_route and the_suite.kind == "paper":
+        if not quiet:
+            stream.write(f"[{progress.style.prefix}] sigmoid/tanh on the QUBO route (Model 2)\n")
+            stream.flush()
+        qubo_rows = paper_qubo_runs(
+            the_suite, seed=seed, timeout=DEFAULT_TIMEOUT if timeout is None else timeout
+        )
     elapsed = time.perf_counter() - t_start
     files = write_reports(
         out_dir,
@@ -1720,6 +1929,7 @@ def run_bench(
         elapsed=elapsed,
         jobs=jobs,
         executor=f"dask at {address}" if address else executor,
+        qubo_rows=qubo_rows,
     )
     return BenchReport(out_dir, rows, files, notes, len(finished) - ran, ran, elapsed)
 
@@ -2099,6 +2309,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             eps=eps,
             quiet=args.quiet,
             progress_every=args.progress_every,
+            qubo_route=args.qubo_route,
         )
     except (ValueError, FileNotFoundError, ExecutorUnavailableError) as err:
         if isinstance(err, NncertError):  # OutputPathError: already one line naming the path
@@ -2204,6 +2415,13 @@ def register(subparsers: Any) -> None:
         help="without a terminal, print progress every N runs (default 10)",
     )
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument(
+        "--qubo-route",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="paper suite: also run the sigmoid/tanh originals on the QUBO route (Model 2, "
+        "K=5, simulated annealing) and write paper_qubo.md/.csv (default on)",
+    )
     b.set_defaults(func=_cmd_bench)
 
 
@@ -2227,6 +2445,8 @@ __all__ = [
     "dataset_test_split",
     "demo_header",
     "load_suite",
+    "paper_qubo_runs",
+    "paper_qubo_table",
     "paper_table",
     "parse_method",
     "random_instance",

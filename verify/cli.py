@@ -122,14 +122,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="MILP solver: highs (default), pyomo, or pyomo:NAME for any Pyomo solver; "
         "with --method benders the master: highs, exact, sa (simulated annealing), tabu or "
         "steepest; "
-        "with --method qubo the sampler: sa, tabu or exact",
+        "with --method qubo the sampler: sa, tabu or exact; dimod:PACKAGE.Class names any "
+        "dimod sampler (a QPU through EmbeddingComposite)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for attacks and branching (default 0)")
     p.add_argument(
         "--segments",
         type=int,
         default=4,
-        help="initial segments per sigmoid/tanh neuron for --method model2 (default 4)",
+        help="initial segments per sigmoid/tanh neuron for --method model2, and for Model 2 "
+        "on --method qubo and --method benders (default 4)",
     )
     p.add_argument(
         "--window",
@@ -145,7 +147,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=int,
         default=64,
         help="largest QUBO (binary variables) sent to an annealer: the heuristic Benders "
-        "master's cut window shrinks to fit it, and --method qubo skips larger QUBOs "
+        "master's cut window shrinks to fit it, and --method qubo never samples larger QUBOs "
+        "(Model 2: fewer segments, or layerwise windows) "
         "(default 64, about what a small annealer embeds)",
     )
     p.add_argument(

@@ -309,9 +309,10 @@ def _register_builtins() -> None:
     cases = (
         ("benders", "nncert.solvers.benders_method:benders_case", "complete",
          "Benders decomposition (--solver picks the master: highs, exact, or an annealer "
-         "that only falsifies)"),
+         "that only falsifies; sigmoid/tanh: Model 2 segment binaries as the master)"),
         ("qubo", "nncert.solvers.qubo_method:qubo_case", "falsifier",
-         "QUBO on a grid, annealed (--solver sa|tabu|steepest|exact; falsifies only)"),
+         "QUBO on a grid, annealed (--solver sa|tabu|steepest|exact|dimod:PKG.Class; "
+         "sigmoid/tanh: the Model 2 segment QUBO within --spin-budget; falsifies only)"),
         ("model2", "nncert.formulations.model2_method:model2_case", "complete",
          "Model 2 piecewise refinement for sigmoid/tanh (--segments)"),
         ("window", "nncert.formulations.partition_method:window_case", "complete",

@@ -229,6 +229,15 @@ def test_paper_reports_on_a_small_run(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "| moons | relu | 0.1 | original | auto/highs |" in table
     head = _rows(tmp_path / "paper_table.csv")[0]
     assert {"certified", "vulnerable", "unknown", "time_s", "spins", "iterations"} <= set(head)
+    # issue 19: Model 2 on the QUBO route for the sigmoid/tanh networks
+    qubo = _rows(tmp_path / "paper_qubo.csv")
+    assert {r["activation"] for r in qubo} == {"sigmoid", "tanh"}
+    for r in qubo:
+        assert int(r["contradictions"]) == 0 and int(r["missed"]) == 0
+        assert int(r["qubo_vulnerable"]) == int(r["exact_vulnerable"]) > 0
+        assert 0 < int(r["spins_max"]) <= 64
+        hits, audited = (int(v) for v in r["master_optimum"].split("/"))
+        assert 0 <= hits <= audited
     if importlib.util.find_spec("nncert.compression") is not None:
         comp = _rows(tmp_path / "compression.csv")
         assert {r["variant"] for r in comp} == {"original", "prune20", "prune50", "int8"}
@@ -406,3 +415,21 @@ def test_bench_stderr_has_no_warning_when_nothing_is_solved(tmp_path: Path) -> N
     rows = _rows(out / "results.csv")
     assert rows and all(r["result"] not in ("sat", "unsat") for r in rows)  # nothing solved
     assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_paper_qubo_table_counts() -> None:
+    rows = [
+        {"network": "n", "property": "a", "result": "sat", "truth": ""},
+        {"network": "n", "property": "b", "result": "unsat", "truth": ""},
+        {"network": "n", "property": "c", "result": "unknown", "truth": "sat"},
+    ]
+    q = [
+        {"network": "n", "property": p, "dataset": "d", "activation": "tanh", "eps": 0.1,
+         "result": res, "spins": sp, "time": 1.0, "master_hits": 1, "master_audited": 2}
+        for p, res, sp in (("a", "sat", 10), ("b", "sat", 20), ("c", "unknown", 30))
+    ]  # fmt: skip
+    header, table = bench.paper_qubo_table(q, rows)
+    row = dict(zip(header, table[0]))
+    assert row["instances"] == 3 and row["exact_vulnerable"] == 2
+    assert row["qubo_vulnerable"] == 2 and row["missed"] == 1 and row["contradictions"] == 1
+    assert row["spins_max"] == 30 and row["master_optimum"] == "3/6"
