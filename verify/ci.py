@@ -677,16 +677,17 @@ def _verify_worker(network: Any, prop: Any, options: Any) -> Any:
 def _from_cache(
     cache: Any,
     key: str,
+    fps: tuple[str, str],
     network: Any,
     prop: Any,
     *,
     accept_attested: bool = False,
     source: Any = None,
     source_certificate: Any = None,
-) -> tuple[Any, float, tuple[float | None, ...]] | str | None:
-    """A re-checked cached certificate, the seconds the check took and the case margins the
-    checker re-derived; or why the entry was refused (it is discarded); ``None`` when there is
-    no entry. ``source`` and
+) -> Outcome | str | None:
+    """The outcome of a re-checked cached certificate (its time: the check's; its margins: the
+    ones the checker re-derived); or why the entry was refused (it is discarded); ``None`` when
+    there is no entry. ``source`` and
     ``source_certificate`` (the parent model and its certificate) let a transferred
     certificate be re-checked."""
     cert = cache.get(key)
@@ -716,7 +717,9 @@ def _from_cache(
         logger.warning("cache entry %s %s; re-verifying", key[:16], why)
         cache.discard(key)
         return why
-    return cert, time.perf_counter() - t0, margins
+    dt = time.perf_counter() - t0
+    method = cert.provenance.method
+    return Outcome(cert.verdict.value, method, dt, True, cert, None, key, *fps, margins=margins)
 
 
 def _finish(
@@ -782,20 +785,9 @@ def certify_property(
     key, fps = _keys(network, prop, config_hash(opts))
     refused = None
     if cache is not None:
-        hit = _from_cache(cache, key, network, prop, accept_attested=accept_attested)
-        if isinstance(hit, tuple):
-            cert, dt, margins = hit
-            return Outcome(
-                cert.verdict.value,
-                cert.provenance.method,
-                dt,
-                True,
-                cert,
-                None,
-                key,
-                *fps,
-                margins=margins,
-            )
+        hit = _from_cache(cache, key, fps, network, prop, accept_attested=accept_attested)
+        if isinstance(hit, Outcome):
+            return hit
         refused = hit
     result = _verify_worker(network, prop, opts)
     out = _finish(network, prop, result, opts, cache, key, fps, dict(meta or {}))
@@ -1025,25 +1017,15 @@ def run_manifest(
         hit = _from_cache(
             cache,
             key,
+            fps,
             job.network,
             job.prop,
             accept_attested=accept_attested,
             source=src,
             source_certificate=src_cert,
         )
-        if isinstance(hit, tuple):
-            cert, dt, margins = hit
-            outcomes[i] = Outcome(
-                cert.verdict.value,
-                cert.provenance.method,
-                dt,
-                True,
-                cert,
-                None,
-                key,
-                *fps,
-                margins=margins,
-            )
+        if isinstance(hit, Outcome):
+            outcomes[i] = hit
             note(i)
             return True
         if hit is not None:

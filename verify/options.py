@@ -59,7 +59,11 @@ def check_solver_name(name: object) -> None:
     if close:
         hint = f"; did you mean {close[0]!r}?"
     elif variants and not colon:
-        hint = f"; did you mean {variants[0].replace('NAME', name)!r}?"
+        # a dotted name is a sampler class (dimod:PACKAGE.Class), a plain one a solver program
+        # (pyomo:cbc)
+        dotted = "." in name
+        pick = [v for v in variants if v.startswith("dimod:") == dotted] or variants
+        hint = f"; did you mean {pick[0].replace('NAME', name)!r}?"
     else:
         hint = ""
     raise InvalidOptionsError(

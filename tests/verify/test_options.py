@@ -24,6 +24,11 @@ def test_registered_solver_names_are_accepted(name: str) -> None:
     [
         pytest.param("higs", "did you mean 'highs'?", id="typo"),
         pytest.param("gurobi", "did you mean 'pyomo:gurobi'?", id="pyomo-hint"),
+        pytest.param(
+            "neal.SimulatedAnnealingSampler",
+            "did you mean 'dimod:neal.SimulatedAnnealingSampler'?",
+            id="dimod-hint",
+        ),
         pytest.param("highs:fast", "'highs' takes no ':NAME' variant", id="bad-variant"),
         pytest.param("pyomo:", "give the variant after the colon", id="empty-variant"),
         pytest.param("", "must be a solver name", id="empty"),
