@@ -26,9 +26,11 @@ witness makes the target FALSIFIED.
 (:class:`~nncert.certificates.model.BabEvidence` of input-split branch and bound), every tree is
 walked on the target (:func:`~nncert.certificates.proofcheck.replay_tree`, the checker's own
 top-down frontier): the leaves whose recomputed bound on :math:`f_t` is still ``> 0`` are
-carried; each failing leaf (an input box) is searched again on the target by input-split branch
-and bound (:func:`~nncert.verify.bab.bab_verify_case`, within ``replay_share`` of the budget)
-and its subtree grafted in its place; later rounds walk only the grafted subtrees (from the
+carried; each failing leaf is searched again on the target, within ``replay_share`` of the
+budget: an input box by input-split branch and bound (:func:`~nncert.verify.bab.bab_verify_case`),
+a leaf of a ReLU-phase tree by ReLU-phase branch and bound started from its phases
+(:func:`~nncert.verify.relu_bab.relu_bab_case` with ``root_phases``), and its subtree is grafted
+in its place; later rounds walk only the grafted subtrees (from the
 regions and ancestor bounds the first walk recorded), since the rest of the tree is unchanged. A
 case the target's bound presolve closes needs no tree; a case without a source tree is searched
 from its root. Every grafted tree is re-derived on the target before the result is VERIFIED,
