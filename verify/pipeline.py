@@ -48,6 +48,7 @@ from nncert.verify.bounds import crown_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
+from nncert.verify.processes import limit_blas
 from nncert.verify.registry import MethodSpec, get_method
 from nncert.verify.result import (
     BoundCaseEvidence,
@@ -377,14 +378,29 @@ def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | N
         return None
 
 
+#: seconds of branch and bound's own falsification (sampling + PGD) when the pipeline did not
+#: run its attack stage before it
+BAB_ATTACK_BUDGET = 0.2
+#: ... and when it did: a budget that ends with the first round (which always runs, see
+#: :func:`~nncert.verify.attack.falsify`)
+BAB_ATTACK_FIRST_ROUND = 1e-6
+
+
 def bab_stage(ctx: _Context) -> None:
     """Branch and bound over the open cases together (round robin between cases, so a
     witness in any case is found early); nodes close only on sound bounds."""
 
     open_now = list(ctx.open_cases)
     sub = Property(tuple(ctx.prop.cases[i] for i in open_now), name=ctx.prop.name)
-    # the pipeline has already sampled and attacked: keep branch and bound's own attack short
-    opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs, attack_budget_s=0.2)
+    # after the pipeline's own PGD stage, branch and bound's falsification runs only its
+    # first round (8192 samples, one PGD round from the best: it finds witnesses that the
+    # stage missed); its further rounds cost 0.2 s of CPU on every unsat ACAS Xu instance
+    attacked = any(s.name == "attack" for s in ctx.stages)
+    opts = BabOptions(
+        seed=ctx.options.seed,
+        jobs=ctx.options.jobs,
+        attack_budget_s=BAB_ATTACK_FIRST_ROUND if attacked else BAB_ATTACK_BUDGET,
+    )
     ctx.say(f"bab: {len(open_now)} open case(s)")
     res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
     lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
@@ -571,6 +587,46 @@ def _plan(options: VerifyOptions, spec: MethodSpec) -> tuple[str, ...]:
     return plan
 
 
+#: networks with at most this many parameters run every stage with one BLAS thread: their
+#: matrix products are too small to gain from threads, and waking idle BLAS threads cost
+#: up to 0.1 s per product on a loaded 2-core machine (ACAS Xu's sampling stage)
+SINGLE_THREAD_PARAMETERS = 100_000
+
+
+def blas_threads(network: Network) -> int | None:
+    """The BLAS thread cap for verifying ``network``: 1 for small networks (at most
+    :data:`SINGLE_THREAD_PARAMETERS` parameters), ``None`` (leave as is) otherwise."""
+    return 1 if network.n_parameters <= SINGLE_THREAD_PARAMETERS else None
+
+
+def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None:
+    """Run the stages ``steps`` in order until one decides (``None`` is the method itself);
+    each ends up in ``ctx.stages``."""
+    for step in steps:
+        # the --json stage name: the presolve stage, or the method ("complete" for auto)
+        name = step if step is not None else ("complete" if spec.name == "auto" else spec.name)
+        if ctx.counterexample is not None or not ctx.open_cases:
+            break
+        if ctx.expired():
+            ctx.timed_out = True
+            break
+        ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
+        s0 = time.perf_counter()
+        before = len(ctx.open_cases)
+        if step is not None:
+            PRESOLVE[step](ctx)
+        elif spec.stage:
+            spec.load()(ctx)
+        else:
+            _run_case_method(ctx, spec)
+        outcome = (
+            "falsified"
+            if ctx.counterexample is not None
+            else ("verified" if not ctx.open_cases else f"{before - len(ctx.open_cases)} closed")
+        )
+        ctx.stages.append(StageStat(name, time.perf_counter() - s0, outcome))
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
@@ -641,29 +697,8 @@ def verify(
     # the presolve stages, then the method itself (``None``); a built-in stage method is a
     # function of the run state, any other a case method run on every open case
     steps: list[str | None] = [*_plan(opts, spec), None]
-    for step in steps:
-        # the --json stage name: the presolve stage, or the method ("complete" for auto)
-        name = step if step is not None else ("complete" if spec.name == "auto" else spec.name)
-        if ctx.counterexample is not None or not ctx.open_cases:
-            break
-        if ctx.expired():
-            ctx.timed_out = True
-            break
-        ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
-        s0 = time.perf_counter()
-        before = len(ctx.open_cases)
-        if step is not None:
-            PRESOLVE[step](ctx)
-        elif spec.stage:
-            spec.load()(ctx)
-        else:
-            _run_case_method(ctx, spec)
-        outcome = (
-            "falsified"
-            if ctx.counterexample is not None
-            else ("verified" if not ctx.open_cases else f"{before - len(ctx.open_cases)} closed")
-        )
-        ctx.stages.append(StageStat(name, time.perf_counter() - s0, outcome))
+    with limit_blas(blas_threads(ctx.network)):
+        _run_steps(ctx, spec, steps)
 
     elapsed = time.perf_counter() - t0
     if ctx.counterexample is not None:
