@@ -454,27 +454,84 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
 #: MILP on high-dimensional ReLU networks (its wins on MNIST-FC took seconds)
 RELU_BAB_SHARE = 0.4
 
+#: ``auto`` on a high-dimensional ReLU network gives the MILP the first slice of the budget
+#: when every open case has at most this many unstable ReLUs under CROWN's bounds on its box
+#: (the MILP's binaries): such a MILP is small, and it closed instances in 0.55 s on which
+#: ReLU-phase branch and bound spent the whole budget (issue 15, item 5)
+MILP_FIRST_BINARIES = 64
+
+#: share of the remaining budget of that first MILP slice (the rest: branch and bound, then
+#: the MILP again)
+MILP_FIRST_SHARE = 0.25
+
+
+def _unstable_relus(ctx: _Context) -> int:
+    """The most unstable ReLUs (CROWN bounds ``l < 0 < u`` on the case's input box) of any
+    open case: the binaries of its MILP (Model 1 needs none for stable neurons). Cases with
+    the same box (a robustness property's) are bounded once."""
+    most = 0
+    seen: set[tuple[bytes, bytes]] = set()
+    for i in ctx.open_cases:
+        box = ctx.prop.cases[i].input_box
+        key = (box.lower.tobytes(), box.upper.tobytes())
+        if key in seen:
+            continue
+        seen.add(key)
+        hidden = crown_bounds(ctx.network, box).pre_activation[:-1]
+        count = sum(int(np.count_nonzero((b.lower < 0.0) & (b.upper > 0.0))) for b in hidden)
+        most = max(most, count)
+    return most
+
+
+def _with_share(ctx: _Context, share: float, stage: Callable[[_Context], None]) -> None:
+    """Run ``stage`` with ``share`` of the remaining budget as its deadline (all of it when
+    there is no limit); afterwards the full deadline holds again and a timeout of the slice
+    is forgotten (the run goes on)."""
+    full = ctx.deadline
+    rem = ctx.remaining()
+    if rem is not None:
+        ctx.deadline = time.perf_counter() + share * rem
+    try:
+        stage(ctx)
+    finally:
+        ctx.deadline, ctx.timed_out = full, False
+
+
+def _decided(ctx: _Context) -> bool:
+    return not ctx.open_cases or ctx.counterexample is not None
+
 
 def auto_stage(ctx: _Context) -> None:
     """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
     nodes close on CROWN bounds); for high-dimensional ReLU networks ReLU-phase branch and
-    bound with part of the budget, then the exact MILP; for other piecewise-linear networks
-    the MILP; the Model 2 refinement loop for networks with sigmoid or tanh."""
+    bound with part of the budget, then the exact MILP (with a first slice of the budget
+    before branch and bound when the MILP is small: at most :data:`MILP_FIRST_BINARIES`
+    unstable ReLUs per case); for other piecewise-linear networks the MILP; the Model 2
+    refinement loop for networks with sigmoid or tanh.
+
+    ``stats["auto_order"]`` lists the complete methods in the order they ran."""
     net = ctx.network
+    order: list[str] = ctx.stats.setdefault("auto_order", [])
     if net.n_inputs <= ctx.options.bab_input_dims:
+        order.append("bab")
         bab_stage(ctx)
     elif net.is_piecewise_linear:
         if net.activation_types <= {ReLU}:
-            full = ctx.deadline
-            rem = ctx.remaining()
-            if rem is not None:
-                ctx.deadline = time.perf_counter() + RELU_BAB_SHARE * rem
-            _run_case_method(ctx, get_method("relu_bab"))
-            ctx.deadline, ctx.timed_out = full, False
-            if not ctx.open_cases or ctx.counterexample is not None:
+            unstable = _unstable_relus(ctx)
+            ctx.stats["auto_unstable_relus"] = unstable
+            if unstable <= MILP_FIRST_BINARIES:
+                order.append("milp")
+                _with_share(ctx, MILP_FIRST_SHARE, milp_stage)
+                if _decided(ctx):
+                    return
+            order.append("relu_bab")
+            _with_share(ctx, RELU_BAB_SHARE, lambda c: _run_case_method(c, get_method("relu_bab")))
+            if _decided(ctx):
                 return
+        order.append("milp")
         milp_stage(ctx)
     else:
+        order.append("model2")
         _run_case_method(ctx, get_method("model2"))
 
 

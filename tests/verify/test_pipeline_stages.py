@@ -109,3 +109,60 @@ def test_bab_falsifies_briefly_after_the_attack_stage(
     )
     assert given == [pipeline.BAB_ATTACK_FIRST_ROUND if attack else pipeline.BAB_ATTACK_BUDGET]
     assert pipeline.BAB_ATTACK_FIRST_ROUND < 1e-3 < pipeline.BAB_ATTACK_BUDGET
+
+
+def _small_relu_instance(seed: int = 16) -> tuple[Network, Any]:
+    """A 20-input ReLU network (12-12 hidden, about 24 unstable ReLUs on the box) and an
+    unsat property ``f(x) <= t`` that CROWN at the root cannot prove: ``t`` is 5% below the
+    exact minimum of ``f`` (found by HiGHS when this seed was chosen: -9.1102; CROWN's
+    bound -25.0)."""
+    from nncert.verify import Box, Property, UnsafeCase
+
+    rng = np.random.default_rng(seed)
+    n_in, h = 20, 12
+    net = Network(
+        (
+            Dense(rng.normal(size=(h, n_in)), rng.normal(size=h) * 0.5),
+            ReLU(),
+            Dense(rng.normal(size=(h, h)) / np.sqrt(h), rng.normal(size=h) * 0.5),
+            ReLU(),
+            Dense(rng.normal(size=(1, h)), [0.0]),
+        ),
+        input_shape=(n_in,),
+    )
+    box = Box(-0.3 * np.ones(n_in), 0.3 * np.ones(n_in))
+    return net, Property((UnsafeCase(box, [[1.0]], [-9.5757]),))
+
+
+def test_auto_gives_a_small_milp_the_first_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 item 5: on a high-dimensional ReLU network whose MILP is small, ``auto``
+    runs the MILP (with a share of the budget) before ReLU-phase branch and bound; here the
+    MILP closes the case and branch and bound never runs."""
+    net, prop = _small_relu_instance()
+    budgets: list[float] = []
+    real_milp = pipeline.milp_stage
+
+    def milp(ctx: Any) -> None:
+        budgets.append(ctx.remaining())
+        real_milp(ctx)
+
+    monkeypatch.setattr(pipeline, "milp_stage", milp)
+    res = pipeline.verify(net, prop, time_limit=60)
+    assert res.verdict is Verdict.VERIFIED
+    assert [s.name for s in res.stages] == ["sample", "crown", "attack", "complete"]
+    assert res.stats["auto_order"] == ["milp"]
+    assert 0 < res.stats["auto_unstable_relus"] <= pipeline.MILP_FIRST_BINARIES
+    assert "relu_bab" not in res.stats and res.method == "milp"
+    assert len(budgets) == 1 and budgets[0] <= pipeline.MILP_FIRST_SHARE * 60
+
+
+def test_auto_runs_relu_bab_first_when_the_milp_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above :data:`MILP_FIRST_BINARIES` unstable ReLUs the order is the former one
+    (ReLU-phase branch and bound with its share, then the MILP), and the verdict is the
+    same."""
+    net, prop = _small_relu_instance()
+    monkeypatch.setattr(pipeline, "MILP_FIRST_BINARIES", 0)
+    res = pipeline.verify(net, prop, time_limit=60)
+    assert res.verdict is Verdict.VERIFIED
+    assert res.stats["auto_order"][0] == "relu_bab"
+    assert res.stats["auto_order"] in (["relu_bab"], ["relu_bab", "milp"])
