@@ -44,7 +44,7 @@ from nncert.solvers.base import SolveStatus
 from nncert.solvers.registry import get_solver
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
-from nncert.verify.bounds import crown_bounds, spec_bounds
+from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
@@ -465,10 +465,26 @@ MILP_FIRST_BINARIES = 64
 MILP_FIRST_SHARE = 0.25
 
 
+#: networks with more parameters count their unstable ReLUs under IBP bounds, not CROWN
+#: (a CROWN pass over a large network takes seconds and cannot be interrupted; IBP counts
+#: more neurons as unstable, so a small IBP count still means a small MILP)
+CROWN_COUNT_PARAMETERS = 1_000_000
+
+
 def _unstable_relus(ctx: _Context) -> int:
-    """The most unstable ReLUs (CROWN bounds ``l < 0 < u`` on the case's input box) of any
-    open case: the binaries of its MILP (Model 1 needs none for stable neurons). Cases with
-    the same box (a robustness property's) are bounded once."""
+    """An upper bound on the binaries of the MILP of any open case: the most unstable ReLUs
+    (bounds ``l < 0 < u`` on the case's input box; Model 1 needs no binary for a stable
+    neuron, and its big-M bounds are CROWN's, never looser than IBP's).
+
+    Networks with at most :data:`MILP_FIRST_BINARIES` hidden neurons are small without
+    any bound; up to :data:`CROWN_COUNT_PARAMETERS` parameters the count is CROWN's (as the
+    MILP's bounds), beyond it IBP's. Cases with the same box (a robustness property's) are
+    bounded once."""
+    net = ctx.network
+    hidden = sum(d.n_out for d in net.dense_layers[:-1])
+    if hidden <= MILP_FIRST_BINARIES:
+        return hidden
+    bounds_of = crown_bounds if net.n_parameters <= CROWN_COUNT_PARAMETERS else interval_bounds
     most = 0
     seen: set[tuple[bytes, bytes]] = set()
     for i in ctx.open_cases:
@@ -477,8 +493,8 @@ def _unstable_relus(ctx: _Context) -> int:
         if key in seen:
             continue
         seen.add(key)
-        hidden = crown_bounds(ctx.network, box).pre_activation[:-1]
-        count = sum(int(np.count_nonzero((b.lower < 0.0) & (b.upper > 0.0))) for b in hidden)
+        layers = bounds_of(net, box).pre_activation[:-1]
+        count = sum(int(np.count_nonzero((b.lower < 0.0) & (b.upper > 0.0))) for b in layers)
         most = max(most, count)
     return most
 

@@ -166,3 +166,49 @@ def test_auto_runs_relu_bab_first_when_the_milp_is_large(monkeypatch: pytest.Mon
     assert res.verdict is Verdict.VERIFIED
     assert res.stats["auto_order"][0] == "relu_bab"
     assert res.stats["auto_order"] in (["relu_bab"], ["relu_bab", "milp"])
+
+
+def test_unstable_relu_count_bounds_the_milp_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count that decides the first MILP slice: all hidden neurons when there are few,
+    CROWN's count for mid-sized networks, IBP's (never smaller) beyond
+    :data:`CROWN_COUNT_PARAMETERS`, where no CROWN pass runs."""
+    from nncert.verify.bounds import crown_bounds, interval_bounds
+
+    net, prop = _small_relu_instance()
+    box = prop.cases[0].input_box
+    ctx = pipeline._Context(
+        network=net.normalized(),
+        replay_network=net,
+        prop=prop,
+        options=pipeline.VerifyOptions(),
+        t0=0.0,
+        deadline=None,
+        rng=np.random.default_rng(0),
+        progress=None,
+        open_cases=[0],
+        lower=[None],
+        upper=[None],
+    )
+
+    def count(bounds: Any) -> int:
+        return sum(
+            int(np.count_nonzero((b.lower < 0.0) & (b.upper > 0.0)))
+            for b in bounds.pre_activation[:-1]
+        )
+
+    assert pipeline._unstable_relus(ctx) == 24  # 12 + 12 hidden neurons: no bounds needed
+    monkeypatch.setattr(pipeline, "MILP_FIRST_BINARIES", 4)
+    crown = count(crown_bounds(net, box))
+    ibp = count(interval_bounds(net, box))
+    assert crown <= ibp <= 24
+    assert pipeline._unstable_relus(ctx) == crown
+    calls: list[int] = []
+
+    def no_crown(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return crown_bounds(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "crown_bounds", no_crown)
+    monkeypatch.setattr(pipeline, "CROWN_COUNT_PARAMETERS", 0)
+    assert pipeline._unstable_relus(ctx) == ibp
+    assert calls == []
