@@ -455,8 +455,8 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
 RELU_BAB_SHARE = 0.4
 
 #: ``auto`` on a high-dimensional ReLU network gives the MILP the first slice of the budget
-#: when every open case has at most this many unstable ReLUs under CROWN's bounds on its box
-#: (the MILP's binaries): such a MILP is small, and it closed instances in 0.55 s on which
+#: when every open case has at most this many unstable ReLUs on its box (the MILP's binaries,
+#: see :func:`_unstable_relus`): such a MILP is small, and it closed instances in 0.55 s on which
 #: ReLU-phase branch and bound spent the whole budget (issue 15, item 5)
 MILP_FIRST_BINARIES = 64
 
