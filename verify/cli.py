@@ -389,8 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: sub-commands whose process ends as soon as their answer is out, when run as the console
 #: entry point: the interpreter's own shutdown (module teardown, freeing some 30000 objects,
 #: unloading the BLAS library) took 0.06-0.15 s of every ACAS Xu instance, whose whole run
-#: takes about 0.5 s; the answer (the result file) is written before the command returns
-FAST_EXIT_COMMANDS = frozenset({"vnncomp"})
+#: takes about 0.5 s; the answer (result file, certificate, counterexample, stdout) is
+#: written before the command returns
+FAST_EXIT_COMMANDS = frozenset({"vnncomp", "verify"})
 
 
 def exit_now(code: int) -> NoReturn:

@@ -6,6 +6,7 @@ fresh interpreters, that the heavy third-party packages stay off the start-up pa
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -201,3 +202,28 @@ def test_vnncomp_console_process_ends_once_the_result_is_written(tmp_path: Path)
     """
     assert _loaded(code, str(model), str(spec), str(out)) == ["returned", "0"]
     assert out.read_text().split("\n", 1)[0] == word
+
+
+def test_verify_console_process_ends_once_the_answer_is_printed(tmp_path: Path) -> None:
+    """``nncert verify`` through the console entry point ends the same way: the answer on
+    stdout (flushed), the verdict's exit status, no interpreter shutdown."""
+    model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
+    spec.write_text(IRIS_PROPERTY)
+    code = """
+    import atexit, sys
+    atexit.register(lambda: print("atexit-ran", flush=True))
+    sys.argv = ["nncert", "verify", *sys.argv[1:], "--timeout", "600", "--json", "--quiet"]
+    from nncert.verify.cli import main
+    code = main()
+    print("returned", code, flush=True)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(model), str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout  # the answer only: no "returned", no "atexit-ran"
+    verdict = json.loads(lines[0])["verdict"]
+    assert proc.returncode == {"verified": 0, "falsified": 1}[verdict], proc.stderr
