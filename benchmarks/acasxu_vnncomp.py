@@ -24,7 +24,9 @@ Bytecode: the children cache bytecode in a private temporary directory
 does, and one warm-up run per installation fills that cache before the measured runs.
 
 Prints solved, wrong and unsolved counts, the median and total wall time per instance, the
-elapsed time and the slowest instances; ``--out`` writes one CSV row per (installation,
+median and total CPU time (user + sys of the process and its children, from
+:func:`os.wait4`: what a loaded machine does not inflate), the elapsed time and the slowest
+instances; ``--out`` writes one CSV row per (installation,
 instance).
 """
 
@@ -61,6 +63,7 @@ class Run:
     answer: str
     wall: float
     exit_code: int
+    cpu: float = float("nan")
 
     @property
     def solved(self) -> bool:
@@ -117,17 +120,23 @@ def run_one(
         f"{timeout:g}",
     ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()  # to EOF (the child's exit), then reap it with its usage
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    cpu = usage.ru_utime + usage.ru_stime
     try:
         answer = result.read_text().split("\n", 1)[0].strip() or "empty"
         result.unlink()
     except FileNotFoundError:
         answer = "no-result"
     if proc.returncode != 0 and answer == "no-result":
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        tail = stderr.decode(errors="replace").strip().splitlines()[-1:]
         answer = f"error: {tail[0] if tail else proc.returncode}"
-    return Run(side, inst, answer, wall, proc.returncode)
+    return Run(side, inst, answer, wall, proc.returncode, cpu)
 
 
 def summarize(side: str, runs: list[Run]) -> dict[str, float]:
@@ -139,9 +148,14 @@ def summarize(side: str, runs: list[Run]) -> dict[str, float]:
     for r in runs:
         answers[r.answer] = answers.get(r.answer, 0) + 1
     print(f"[{side}] solved {solved}/{len(runs)}, wrong {len(wrong)}; answers {answers}")
+    cpus = [r.cpu for r in runs]
     print(
         f"[{side}] wall per instance: median {statistics.median(walls):.3f} s, "
         f"mean {statistics.fmean(walls):.3f} s, total {sum(walls):.1f} s, max {max(walls):.2f} s"
+    )
+    print(
+        f"[{side}] CPU (user+sys) per instance: median {statistics.median(cpus):.3f} s, "
+        f"mean {statistics.fmean(cpus):.3f} s, total {sum(cpus):.1f} s"
     )
     for r in sorted(runs, key=lambda r: -r.wall)[:5]:
         print(f"[{side}]   {r.wall:7.2f} s  {r.answer:8s} {r.instance.onnx} {r.instance.vnnlib}")
@@ -150,7 +164,13 @@ def summarize(side: str, runs: list[Run]) -> dict[str, float]:
             f"[{side}] WRONG: {r.instance.onnx} {r.instance.vnnlib}: answered {r.answer}, "
             f"truth {r.instance.truth}"
         )
-    return {"median": statistics.median(walls), "total": sum(walls), "wrong": len(wrong)}
+    return {
+        "median": statistics.median(walls),
+        "total": sum(walls),
+        "cpu_median": statistics.median(cpus),
+        "cpu_total": sum(cpus),
+        "wrong": len(wrong),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,16 +219,20 @@ def main(argv: list[str] | None = None) -> int:
         cur, base = stats["current"], stats["baseline"]
         print(
             f"current / baseline: median {cur['median'] / base['median']:.2f}, "
-            f"total {cur['total'] / base['total']:.2f}"
+            f"total {cur['total'] / base['total']:.2f}; CPU median "
+            f"{cur['cpu_median'] / base['cpu_median']:.2f}, total "
+            f"{cur['cpu_total'] / base['cpu_total']:.2f}"
         )
     if args.out is not None:
         with open(args.out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["side", "onnx", "vnnlib", "timeout", "truth", "answer", "wall", "exit"])
+            w.writerow(
+                ["side", "onnx", "vnnlib", "timeout", "truth", "answer", "wall", "cpu", "exit"]
+            )
             for r in runs:
                 i = r.instance
                 w.writerow([r.side, i.onnx, i.vnnlib, i.timeout, i.truth, r.answer,
-                            f"{r.wall:.4f}", r.exit_code])  # fmt: skip
+                            f"{r.wall:.4f}", f"{r.cpu:.4f}", r.exit_code])  # fmt: skip
     return 2 if any(s["wrong"] for s in stats.values()) else 0
 
 

@@ -75,7 +75,7 @@ from nncert.verify.bounds import (
 )
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network
-from nncert.verify.processes import exit_with_parent
+from nncert.verify.processes import exit_with_parent, limit_blas
 from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, ProofRecorder, ProofTree
 from nncert.verify.result import Counterexample, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
@@ -883,17 +883,6 @@ class _CaseSearch:
 _WORKER: dict[str, Any] = {}
 
 
-def _limit_blas(threads: int | None) -> contextlib.AbstractContextManager[Any]:
-    """Limit BLAS threads (via threadpoolctl when installed); a no-op otherwise."""
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(threads), user_api="blas")
-
-
 def _worker_init(
     network: Network, cases: dict[int, UnsafeCase], options: BabOptions, flag: Any
 ) -> None:
@@ -903,7 +892,7 @@ def _worker_init(
     exit_with_parent()  # issue 17: a worker never outlives its parent (SIGKILL, crash)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    limiter = _limit_blas(1)
+    limiter = limit_blas(1)
     limiter.__enter__()
     _WORKER.update(
         network=network,
@@ -1278,7 +1267,7 @@ def bab_verify_case(
             network, case, case_index, case.input_box.center, onnx_replay=False
         )
         return BabOutcome("falsified", cex, time=time.perf_counter() - t0)
-    with _limit_blas(opts.blas_threads):
+    with limit_blas(opts.blas_threads):
         run = _solve(network, {case_index: case}, deadline=deadline, options=opts)
     return _outcome(run, case_index, time.perf_counter() - t0)
 
@@ -1308,7 +1297,7 @@ def bab_verify(
     prop.check_network_shape(network.n_inputs, network.n_outputs, where="bab_verify")
     for case in prop.cases:
         _check(network, case)
-    with _limit_blas(opts.blas_threads):
+    with limit_blas(opts.blas_threads):
         budget = opts.attack_budget_s
         if deadline is not None:
             budget = min(budget, 0.5 * max(0.0, deadline - t0))

@@ -44,10 +44,11 @@ from nncert.solvers.base import SolveStatus
 from nncert.solvers.registry import get_solver
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
-from nncert.verify.bounds import crown_bounds, spec_bounds
+from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
+from nncert.verify.processes import limit_blas
 from nncert.verify.registry import MethodSpec, get_method
 from nncert.verify.result import (
     BoundCaseEvidence,
@@ -377,14 +378,29 @@ def _full_start(problem: Any, network: Network, x: FloatArray) -> FloatArray | N
         return None
 
 
+#: seconds of branch and bound's own falsification (sampling + PGD) when the pipeline did not
+#: run its attack stage before it
+BAB_ATTACK_BUDGET = 0.2
+#: ... and when it did: a budget that ends with the first round (which always runs, see
+#: :func:`~nncert.verify.attack.falsify`)
+BAB_ATTACK_FIRST_ROUND = 1e-6
+
+
 def bab_stage(ctx: _Context) -> None:
     """Branch and bound over the open cases together (round robin between cases, so a
     witness in any case is found early); nodes close only on sound bounds."""
 
     open_now = list(ctx.open_cases)
     sub = Property(tuple(ctx.prop.cases[i] for i in open_now), name=ctx.prop.name)
-    # the pipeline has already sampled and attacked: keep branch and bound's own attack short
-    opts = BabOptions(seed=ctx.options.seed, jobs=ctx.options.jobs, attack_budget_s=0.2)
+    # after the pipeline's own PGD stage, branch and bound's falsification runs only its
+    # first round (8192 samples, one PGD round from the best: it finds witnesses that the
+    # stage missed); its further rounds cost 0.2 s of CPU on every unsat ACAS Xu instance
+    attacked = any(s.name == "attack" for s in ctx.stages)
+    opts = BabOptions(
+        seed=ctx.options.seed,
+        jobs=ctx.options.jobs,
+        attack_budget_s=BAB_ATTACK_FIRST_ROUND if attacked else BAB_ATTACK_BUDGET,
+    )
     ctx.say(f"bab: {len(open_now)} open case(s)")
     res = bab_verify(ctx.network, sub, time_limit=ctx.remaining(), options=opts)
     lows = list(res.margin_lower) + [None] * (len(open_now) - len(res.margin_lower))
@@ -438,27 +454,100 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
 #: MILP on high-dimensional ReLU networks (its wins on MNIST-FC took seconds)
 RELU_BAB_SHARE = 0.4
 
+#: ``auto`` on a high-dimensional ReLU network gives the MILP the first slice of the budget
+#: when every open case has at most this many unstable ReLUs on its box (the MILP's binaries,
+#: see :func:`_unstable_relus`): such a MILP is small, and it closed instances in 0.55 s on which
+#: ReLU-phase branch and bound spent the whole budget (issue 15, item 5)
+MILP_FIRST_BINARIES = 64
+
+#: share of the remaining budget of that first MILP slice (the rest: branch and bound, then
+#: the MILP again)
+MILP_FIRST_SHARE = 0.25
+
+
+#: networks with more parameters count their unstable ReLUs under IBP bounds, not CROWN
+#: (a CROWN pass over a large network takes seconds and cannot be interrupted; IBP counts
+#: more neurons as unstable, so a small IBP count still means a small MILP)
+CROWN_COUNT_PARAMETERS = 1_000_000
+
+
+def _unstable_relus(ctx: _Context) -> int:
+    """An upper bound on the binaries of the MILP of any open case: the most unstable ReLUs
+    (bounds ``l < 0 < u`` on the case's input box; Model 1 needs no binary for a stable
+    neuron, and its big-M bounds are CROWN's, never looser than IBP's).
+
+    Networks with at most :data:`MILP_FIRST_BINARIES` hidden neurons are small without
+    any bound; up to :data:`CROWN_COUNT_PARAMETERS` parameters the count is CROWN's (as the
+    MILP's bounds), beyond it IBP's. Cases with the same box (a robustness property's) are
+    bounded once."""
+    net = ctx.network
+    hidden = sum(d.n_out for d in net.dense_layers[:-1])
+    if hidden <= MILP_FIRST_BINARIES:
+        return hidden
+    bounds_of = crown_bounds if net.n_parameters <= CROWN_COUNT_PARAMETERS else interval_bounds
+    most = 0
+    seen: set[tuple[bytes, bytes]] = set()
+    for i in ctx.open_cases:
+        box = ctx.prop.cases[i].input_box
+        key = (box.lower.tobytes(), box.upper.tobytes())
+        if key in seen:
+            continue
+        seen.add(key)
+        layers = bounds_of(net, box).pre_activation[:-1]
+        count = sum(int(np.count_nonzero((b.lower < 0.0) & (b.upper > 0.0))) for b in layers)
+        most = max(most, count)
+    return most
+
+
+def _with_share(ctx: _Context, share: float, stage: Callable[[_Context], None]) -> None:
+    """Run ``stage`` with ``share`` of the remaining budget as its deadline (all of it when
+    there is no limit); afterwards the full deadline holds again and a timeout of the slice
+    is forgotten (the run goes on)."""
+    full = ctx.deadline
+    rem = ctx.remaining()
+    if rem is not None:
+        ctx.deadline = time.perf_counter() + share * rem
+    try:
+        stage(ctx)
+    finally:
+        ctx.deadline, ctx.timed_out = full, False
+
+
+def _decided(ctx: _Context) -> bool:
+    return not ctx.open_cases or ctx.counterexample is not None
+
 
 def auto_stage(ctx: _Context) -> None:
     """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
     nodes close on CROWN bounds); for high-dimensional ReLU networks ReLU-phase branch and
-    bound with part of the budget, then the exact MILP; for other piecewise-linear networks
-    the MILP; the Model 2 refinement loop for networks with sigmoid or tanh."""
+    bound with part of the budget, then the exact MILP (with a first slice of the budget
+    before branch and bound when the MILP is small: at most :data:`MILP_FIRST_BINARIES`
+    unstable ReLUs per case); for other piecewise-linear networks the MILP; the Model 2
+    refinement loop for networks with sigmoid or tanh.
+
+    ``stats["auto_order"]`` lists the complete methods in the order they ran."""
     net = ctx.network
+    order: list[str] = ctx.stats.setdefault("auto_order", [])
     if net.n_inputs <= ctx.options.bab_input_dims:
+        order.append("bab")
         bab_stage(ctx)
     elif net.is_piecewise_linear:
         if net.activation_types <= {ReLU}:
-            full = ctx.deadline
-            rem = ctx.remaining()
-            if rem is not None:
-                ctx.deadline = time.perf_counter() + RELU_BAB_SHARE * rem
-            _run_case_method(ctx, get_method("relu_bab"))
-            ctx.deadline, ctx.timed_out = full, False
-            if not ctx.open_cases or ctx.counterexample is not None:
+            unstable = _unstable_relus(ctx)
+            ctx.stats["auto_unstable_relus"] = unstable
+            if unstable <= MILP_FIRST_BINARIES:
+                order.append("milp")
+                _with_share(ctx, MILP_FIRST_SHARE, milp_stage)
+                if _decided(ctx):
+                    return
+            order.append("relu_bab")
+            _with_share(ctx, RELU_BAB_SHARE, lambda c: _run_case_method(c, get_method("relu_bab")))
+            if _decided(ctx):
                 return
+        order.append("milp")
         milp_stage(ctx)
     else:
+        order.append("model2")
         _run_case_method(ctx, get_method("model2"))
 
 
@@ -571,6 +660,46 @@ def _plan(options: VerifyOptions, spec: MethodSpec) -> tuple[str, ...]:
     return plan
 
 
+#: networks with at most this many parameters run every stage with one BLAS thread: their
+#: matrix products are too small to gain from threads, and waking idle BLAS threads cost
+#: up to 0.1 s per product on a loaded 2-core machine (ACAS Xu's sampling stage)
+SINGLE_THREAD_PARAMETERS = 100_000
+
+
+def blas_threads(network: Network) -> int | None:
+    """The BLAS thread cap for verifying ``network``: 1 for small networks (at most
+    :data:`SINGLE_THREAD_PARAMETERS` parameters), ``None`` (leave as is) otherwise."""
+    return 1 if network.n_parameters <= SINGLE_THREAD_PARAMETERS else None
+
+
+def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None:
+    """Run the stages ``steps`` in order until one decides (``None`` is the method itself);
+    each ends up in ``ctx.stages``."""
+    for step in steps:
+        # the --json stage name: the presolve stage, or the method ("complete" for auto)
+        name = step if step is not None else ("complete" if spec.name == "auto" else spec.name)
+        if ctx.counterexample is not None or not ctx.open_cases:
+            break
+        if ctx.expired():
+            ctx.timed_out = True
+            break
+        ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
+        s0 = time.perf_counter()
+        before = len(ctx.open_cases)
+        if step is not None:
+            PRESOLVE[step](ctx)
+        elif spec.stage:
+            spec.load()(ctx)
+        else:
+            _run_case_method(ctx, spec)
+        outcome = (
+            "falsified"
+            if ctx.counterexample is not None
+            else ("verified" if not ctx.open_cases else f"{before - len(ctx.open_cases)} closed")
+        )
+        ctx.stages.append(StageStat(name, time.perf_counter() - s0, outcome))
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
@@ -641,29 +770,8 @@ def verify(
     # the presolve stages, then the method itself (``None``); a built-in stage method is a
     # function of the run state, any other a case method run on every open case
     steps: list[str | None] = [*_plan(opts, spec), None]
-    for step in steps:
-        # the --json stage name: the presolve stage, or the method ("complete" for auto)
-        name = step if step is not None else ("complete" if spec.name == "auto" else spec.name)
-        if ctx.counterexample is not None or not ctx.open_cases:
-            break
-        if ctx.expired():
-            ctx.timed_out = True
-            break
-        ctx.say(f"{name}: {len(ctx.open_cases)} open case(s)")
-        s0 = time.perf_counter()
-        before = len(ctx.open_cases)
-        if step is not None:
-            PRESOLVE[step](ctx)
-        elif spec.stage:
-            spec.load()(ctx)
-        else:
-            _run_case_method(ctx, spec)
-        outcome = (
-            "falsified"
-            if ctx.counterexample is not None
-            else ("verified" if not ctx.open_cases else f"{before - len(ctx.open_cases)} closed")
-        )
-        ctx.stages.append(StageStat(name, time.perf_counter() - s0, outcome))
+    with limit_blas(blas_threads(ctx.network)):
+        _run_steps(ctx, spec, steps)
 
     elapsed = time.perf_counter() - t0
     if ctx.counterexample is not None:

@@ -1,6 +1,8 @@
 """Process lifetime: worker set-up, and worker processes that end with their parent.
 
 * :func:`worker_setup` caps the BLAS/OpenMP thread pools of a worker at one thread;
+* :func:`limit_blas` caps the BLAS thread pool for a block of code (threadpoolctl, when
+  installed);
 * :func:`stop_children_on_signals` (installed by the ``nncert`` command line) turns SIGTERM and
   SIGINT into: terminate every child process (SIGTERM, then SIGKILL after 2 s), then raise
   :class:`Interrupted` (a ``KeyboardInterrupt``) in the main thread, so pools and temporary
@@ -53,6 +55,21 @@ def worker_setup() -> None:
     except Exception:  # threadpoolctl is optional; the env vars are the main mechanism
         pass
     _SETUP_DONE = True
+
+
+def limit_blas(threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """Cap the BLAS thread pool at ``threads`` inside a ``with`` block (restored after it).
+
+    Uses ``threadpoolctl`` when it is installed (imported on the first call); a no-op
+    otherwise, and for ``threads=None``.
+    """
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(threads), user_api="blas")
 
 
 _WATCHED_PID = 0
@@ -173,6 +190,7 @@ __all__ = [
     "THREAD_VARS",
     "Interrupted",
     "exit_with_parent",
+    "limit_blas",
     "pool_worker_init",
     "stop_children_on_signals",
     "terminate_children",

@@ -200,10 +200,11 @@ def no_solving(monkeypatch: pytest.MonkeyPatch) -> None:
     import nncert.verify.ci as ci
     import nncert.verify.commands as commands
     import nncert.verify.pipeline as pipeline
+    import nncert.verify.vnncomp_command as vnncomp_command
 
     # the sub-command modules bind ``verify`` when first imported (lazily, by the CLI): patch
     # their names too, after importing them, so that no module keeps ``boom`` after the test
-    for module in (pipeline, ci, commands):
+    for module in (pipeline, ci, commands, vnncomp_command):
         monkeypatch.setattr(module, "verify", boom)
 
 

@@ -6,6 +6,7 @@ fresh interpreters, that the heavy third-party packages stay off the start-up pa
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -139,3 +140,90 @@ def test_help_lists_the_methods_computed_when_shown() -> None:
     list every method, computed when the help is shown (a method registered later included)."""
     out = _loaded(_HELP_LISTS_METHODS)
     assert out == ["no-metadata", "verify", "True", "True", "vnncomp", "True", "True"]
+
+
+@pytest.mark.parametrize("which", ["acasxu", "bundled"])
+def test_vnncomp_imports_no_other_sub_command(which: str, tmp_path: Path) -> None:
+    """``nncert vnncomp`` runs from :mod:`nncert.verify.vnncomp_command`: up to its first
+    stage it has not imported the certificate builder, the benchmark runner, the compression
+    stack or the other sub-commands' module (0.04 s of CPU on every instance)."""
+    if which == "acasxu":
+        model, spec = _acasxu_model(), ACASXU / "vnnlib" / "prop_1.vnnlib"
+    else:
+        model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
+        spec.write_text(IRIS_PROPERTY)
+    out = tmp_path / "result.txt"
+    other = (
+        "nncert.certificates",
+        "nncert.certificates.build",
+        "nncert.verify.bench",
+        "nncert.compression",
+        "nncert.verify.commands",
+    )
+    code = f"HEAVY = {other!r}\n" + _FIRST_STAGE
+    assert _loaded(code, str(model), str(spec), str(out)) == []
+    assert out.read_text().split("\n", 1)[0] in ("sat", "unsat")
+
+
+#: the console entry point's path (``main()`` reads ``sys.argv``): prints what runs after it
+_CONSOLE_VNNCOMP = """
+import atexit, sys
+atexit.register(lambda: print("atexit-ran", flush=True))
+sys.argv = ["nncert", "vnncomp", *sys.argv[1:], "600"]
+from nncert.verify.cli import main
+code = main()
+print("returned", code, flush=True)
+"""
+
+
+def test_vnncomp_console_process_ends_once_the_result_is_written(tmp_path: Path) -> None:
+    """Through the console entry point, ``vnncomp`` ends its process right after writing the
+    result (no interpreter shutdown: 0.06-0.15 s per ACAS Xu instance); exit status 0, the
+    summary line flushed. A program calling ``main([...])`` gets the exit code back."""
+    model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
+    spec.write_text(IRIS_PROPERTY)
+    out = tmp_path / "result.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CONSOLE_VNNCOMP), str(model), str(spec), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # neither returned to the caller nor ran the atexit handlers
+    word = out.read_text().split("\n", 1)[0]
+    assert word in ("sat", "unsat")
+    assert proc.stderr.startswith(f"{word} in ")  # the summary was flushed before the exit
+    out.unlink()
+    code = """
+    import sys
+    from nncert.verify.cli import main
+    print("returned", main(["vnncomp", *sys.argv[1:], "600", "--quiet"]))
+    """
+    assert _loaded(code, str(model), str(spec), str(out)) == ["returned", "0"]
+    assert out.read_text().split("\n", 1)[0] == word
+
+
+def test_verify_console_process_ends_once_the_answer_is_printed(tmp_path: Path) -> None:
+    """``nncert verify`` through the console entry point ends the same way: the answer on
+    stdout (flushed), the verdict's exit status, no interpreter shutdown."""
+    model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
+    spec.write_text(IRIS_PROPERTY)
+    code = """
+    import atexit, sys
+    atexit.register(lambda: print("atexit-ran", flush=True))
+    sys.argv = ["nncert", "verify", *sys.argv[1:], "--timeout", "600", "--json", "--quiet"]
+    from nncert.verify.cli import main
+    code = main()
+    print("returned", code, flush=True)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(model), str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout  # the answer only: no "returned", no "atexit-ran"
+    verdict = json.loads(lines[0])["verdict"]
+    assert proc.returncode == {"verified": 0, "falsified": 1}[verdict], proc.stderr
