@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from nets import seeded_network
 
 from nncert.formulations.milp import encode_milp
 from nncert.formulations.model2 import (
@@ -24,7 +25,7 @@ from nncert.formulations.model2_method import refine_case
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
+from nncert.verify.network import HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import Box, Property, UnsafeCase
 
@@ -32,15 +33,7 @@ SOLVER = get_solver("highs", mip_rel_gap=1e-9)
 
 
 def _net(seed: int, sizes: list[int], acts: list[object], scale: float = 2.0) -> Network:
-    rng = np.random.default_rng(seed)
-    layers: list[object] = []
-    for i in range(len(sizes) - 1):
-        layers.append(
-            Dense(rng.normal(size=(sizes[i + 1], sizes[i])) * scale, rng.normal(size=sizes[i + 1]))
-        )
-        if i < len(sizes) - 2:
-            layers.append(acts[i])
-    return Network(tuple(layers), (sizes[0],))  # type: ignore[arg-type]
+    return seeded_network(seed, sizes, acts, scale)
 
 
 def _case(n_in: int, n_out: int, rows: int = 1) -> UnsafeCase:

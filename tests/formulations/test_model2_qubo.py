@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nets import seeded_network
 
 from nncert.formulations.model2 import (
     encode_model2,
@@ -27,20 +28,12 @@ from nncert.formulations.model2_qubo import (
 from nncert.formulations.qubo import QuboProblem, brute_force
 from nncert.verify.bounds import crown_bounds
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, Network, Sigmoid, Tanh
+from nncert.verify.network import Network, Sigmoid, Tanh
 from nncert.verify.spec import Box, UnsafeCase
 
 
 def _net(seed: int, sizes: list[int], act: object = Sigmoid(), scale: float = 2.0) -> Network:
-    rng = np.random.default_rng(seed)
-    layers: list[object] = []
-    for i in range(len(sizes) - 1):
-        layers.append(
-            Dense(rng.normal(size=(sizes[i + 1], sizes[i])) * scale, rng.normal(size=sizes[i + 1]))
-        )
-        if i < len(sizes) - 2:
-            layers.append(act)
-    return Network(tuple(layers), (sizes[0],))  # type: ignore[arg-type]
+    return seeded_network(seed, sizes, [act] * (len(sizes) - 2), scale)
 
 
 def _case(n_in: int, n_out: int) -> UnsafeCase:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nets import seeded_network
 
 from nncert.formulations.model2 import encode_model2, network_partition, reduce_problem
 from nncert.solvers import dimod_solver as ds
@@ -34,22 +35,14 @@ from nncert.verify.bounds import crown_bounds, spec_bounds
 from nncert.verify.errors import SolverUnavailableError
 from nncert.verify.example_catalog import example_info
 from nncert.verify.examples import load_example
-from nncert.verify.network import Dense, Network, Sigmoid, Tanh
+from nncert.verify.network import Network, Sigmoid, Tanh
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import Box, UnsafeCase, robustness_property
 
 
 def _net(seed: int, sizes: list[int], act: object = Sigmoid(), scale: float = 2.0) -> Network:
-    rng = np.random.default_rng(seed)
-    layers: list[object] = []
-    for i in range(len(sizes) - 1):
-        layers.append(
-            Dense(rng.normal(size=(sizes[i + 1], sizes[i])) * scale, rng.normal(size=sizes[i + 1]))
-        )
-        if i < len(sizes) - 2:
-            layers.append(act)
-    return Network(tuple(layers), (sizes[0],))  # type: ignore[arg-type]
+    return seeded_network(seed, sizes, [act] * (len(sizes) - 2), scale)
 
 
 def _case(n_in: int, n_out: int, radius: float = 1.0, shift: float = 0.0) -> UnsafeCase:
