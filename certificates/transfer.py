@@ -82,7 +82,8 @@ from nncert.verify.bab import BabOptions, bab_verify_case
 from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
-from nncert.verify.pipeline import verify
+from nncert.verify.pipeline import blas_threads, verify
+from nncert.verify.processes import limit_blas
 from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, LEAF, OPEN, ProofRecorder, ProofTree
 from nncert.verify.relu_bab import relu_bab_case
 from nncert.verify.result import CaseContext, Verdict, VerificationResult
@@ -512,6 +513,37 @@ def transfer(
         InvalidPropertyError: the property does not fit ``target``.
         InvalidOptionsError: unknown ``method`` or options.
     """
+    # small networks: one BLAS thread throughout, as verify() does (waking idle BLAS threads
+    # costs more than the products on a loaded machine)
+    with limit_blas(blas_threads(target)):
+        return _transfer(
+            cert,
+            source,
+            target,
+            method=method,
+            verify_fallback=verify_fallback,
+            time_limit=time_limit,
+            options=options,
+            accept_attested=accept_attested,
+            replay=replay,
+            replay_share=replay_share,
+        )
+
+
+def _transfer(
+    cert: Certificate,
+    source: Network,
+    target: Network,
+    *,
+    method: str,
+    verify_fallback: bool,
+    time_limit: float | None,
+    options: Any,
+    accept_attested: bool,
+    replay: bool,
+    replay_share: float,
+) -> TransferResult:
+    """:func:`transfer` under its BLAS thread cap."""
     t0 = time.perf_counter()
     if method not in DIFF_METHODS:
         raise InvalidOptionsError(f"method={method!r} must be one of {', '.join(DIFF_METHODS)}")

@@ -303,3 +303,32 @@ def test_falsifiable_phase_target_is_never_verified(phase_cert: Certificate) -> 
     assert _grid_min(target, PBOX, A, n=21) <= PTHR
     res = transfer(phase_cert, PNET, target, verify_fallback=False, time_limit=30)
     assert res.verdict is not Verdict.VERIFIED
+
+
+def test_transfer_runs_small_networks_on_one_blas_thread(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like verify(), transfer caps BLAS at one thread for small networks (the target's bound
+    presolve ran on the caller's pool before)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any(p["user_api"] == "blas" for p in threadpoolctl.threadpool_info()):
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    real = transfer_module.bound_evidence
+    seen: list[set[int]] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(
+            {
+                int(p["num_threads"])
+                for p in threadpoolctl.threadpool_info()
+                if p["user_api"] == "blas"
+            }
+        )
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer_module, "bound_evidence", spy)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        res = transfer(cert, NET, magnitude_prune(NET, 0.05)[0], verify_fallback=False)
+    assert res.verdict is Verdict.VERIFIED
+    assert seen and all(s == {1} for s in seen)
