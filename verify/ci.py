@@ -376,9 +376,7 @@ def _check_lineage(models: Sequence[ModelEntry]) -> None:
         if m.derived_from not in by_name:
             close = difflib.get_close_matches(m.derived_from, list(by_name), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; models: {', '.join(by_name)}"
-            raise ManifestError(
-                f"{m.where}.derived_from: no model named {m.derived_from!r}{hint}"
-            )
+            raise ManifestError(f"{m.where}.derived_from: no model named {m.derived_from!r}{hint}")
     for m in models:
         chain = [m.name]
         cur = m
@@ -451,7 +449,6 @@ def _resolve(base: Path, p: str) -> Path:
 
 def _load_network(manifest: Manifest, entry: ModelEntry) -> tuple[Any, list[Any] | None]:
     if entry.path.startswith("example:"):
-
         try:
             net, props = load_example(entry.path.split(":", 1)[1])
         except (KeyError, ValueError, LookupError) as err:
@@ -472,7 +469,6 @@ def _robustness(
     manifest: Manifest, entry: PropertyEntry, network: Any
 ) -> Iterable[tuple[str, str, Any]]:
     import numpy as np
-
 
     t = entry.values
     if "input" in t:
@@ -999,7 +995,6 @@ def run_manifest(
                 )
             progress(f"{o.verdict:9s} {job_list[i].id} {o.time:.2f}s{tag}")
 
-
     def parent_context(i: int) -> tuple[Any, Any]:
         """The parent's network and certificate (for re-checking a transferred certificate)."""
         k = pairs.get(i)
@@ -1058,18 +1053,22 @@ def run_manifest(
                 accept_attested=accept_attested,
                 replay_share=TRANSFER_SHARE,
             )
-        except NncertError as err:
+        except Exception as err:  # a transfer that cannot run never costs the property
             dt = time.perf_counter() - t0
-            why = str(err).splitlines()[0]
+            why = str(err).splitlines()[0] if isinstance(err, NncertError) else repr(err)
+            if not isinstance(err, NncertError):
+                logger.warning("transfer to %s failed (%s); verifying it directly", job.id, why)
             transfers[i] = TransferNote(parent.id, "re-verified", dt, None, -dt, why)
             return False
         dt = time.perf_counter() - t0
         # the parent's direct verification time: this run's, or the one the cache recorded
-        parent_time = float(src.time) if not src.cached else None
-        if src.cached and cache is not None:
-            parent_time = cache.recorded_time(src.key)
+        parent_time: float | None
         if src.reason == "transfer":
             parent_time = None  # the parent was itself transferred: no direct time to compare
+        elif src.cached:
+            parent_time = None if cache is None else cache.recorded_time(src.key)
+        else:
+            parent_time = float(src.time)
         if not tr.transferred:
             transfers[i] = TransferNote(parent.id, "re-verified", dt, parent_time, -dt, tr.reason)
             return False
@@ -1170,7 +1169,6 @@ def run_manifest(
         o = outcomes[i]
         cert_rel = None
         if o.certificate is not None:
-
             stem = _safe(job.id)
             name, k = f"{stem}.json", 1
             while name in used:

@@ -104,16 +104,21 @@ print(*seen[0])
 """
 
 
+def _model_and_spec(which: str, tmp_path: Path) -> tuple[Path, Path]:
+    """An ACAS Xu model and property, or the bundled Iris model with a property file."""
+    if which == "acasxu":
+        return _acasxu_model(), ACASXU / "vnnlib" / "prop_1.vnnlib"
+    spec = tmp_path / "p.vnnlib"
+    spec.write_text(IRIS_PROPERTY)
+    return ROOT / "verify" / "data" / "iris_relu.onnx", spec
+
+
 @pytest.mark.parametrize("which", ["acasxu", "bundled"])
 def test_vnncomp_reaches_its_first_stage_without_heavy_imports(which: str, tmp_path: Path) -> None:
     """Up to the first verification stage of ``nncert vnncomp``: no onnx, onnxruntime,
     networkx, ml_dtypes, torch, no scipy (``scipy.sparse`` waits for a MILP) and no
     ``importlib.metadata`` (the solver plug-ins are scanned only for unknown solver names)."""
-    if which == "acasxu":
-        model, spec = _acasxu_model(), ACASXU / "vnnlib" / "prop_1.vnnlib"
-    else:
-        model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
-        spec.write_text(IRIS_PROPERTY)
+    model, spec = _model_and_spec(which, tmp_path)
     out = tmp_path / "result.txt"
     heavy = (*HEAVY, "scipy", "importlib.metadata")
     code = f"HEAVY = {heavy!r}\n" + _FIRST_STAGE
@@ -147,11 +152,7 @@ def test_vnncomp_imports_no_other_sub_command(which: str, tmp_path: Path) -> Non
     """``nncert vnncomp`` runs from :mod:`nncert.verify.vnncomp_command`: up to its first
     stage it has not imported the certificate builder, the benchmark runner, the compression
     stack or the other sub-commands' module (0.04 s of CPU on every instance)."""
-    if which == "acasxu":
-        model, spec = _acasxu_model(), ACASXU / "vnnlib" / "prop_1.vnnlib"
-    else:
-        model, spec = ROOT / "verify" / "data" / "iris_relu.onnx", tmp_path / "p.vnnlib"
-        spec.write_text(IRIS_PROPERTY)
+    model, spec = _model_and_spec(which, tmp_path)
     out = tmp_path / "result.txt"
     other = (
         "nncert.certificates",
