@@ -26,7 +26,13 @@ witness makes the target FALSIFIED.
 (:class:`~nncert.certificates.model.BabEvidence` of input-split branch and bound), every tree is
 walked on the target (:func:`~nncert.certificates.proofcheck.replay_tree`, the checker's own
 top-down frontier): the leaves whose recomputed bound on :math:`f_t` is still ``> 0`` are
-carried; each failing leaf is searched again on the target, within ``replay_share`` of the
+carried. Failing input boxes are split in place, all of them at once: each is halved on the
+side strong branching (few leaves) or the linear bound's slopes (many) pick, and the next walk
+re-derives only the halves, under the failing leaves' own and ancestors' hidden-layer bounds,
+until every half closes, a box vertex or centre turns out to violate the property (a candidate,
+replayed before it is believed), or the rounds cost about what a search from scratch would
+(more added nodes than the source tree has leaves). The few failing leaves left then, and the
+leaves of ReLU-phase trees, are searched again on the target, within ``replay_share`` of the
 budget: an input box by input-split branch and bound (:func:`~nncert.verify.bab.bab_verify_case`),
 a leaf of a ReLU-phase tree by ReLU-phase branch and bound started from its phases
 (:func:`~nncert.verify.relu_bab.relu_bab_case` with ``root_phases``), and its subtree is grafted
@@ -75,10 +81,11 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
-from nncert.certificates.proofcheck import LeafReplay, replay_tree
+from nncert.certificates.proofcheck import LeafReplay, _leaf_bounds, _sub_inter, replay_tree
 from nncert.certificates.serialize import certificate_sha256, encode_value
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify_case
+from nncert.verify.bounds import engine_for
 from nncert.verify.errors import InvalidOptionsError, TransferError
 from nncert.verify.network import Network
 from nncert.verify.options import VerifyOptions
@@ -153,6 +160,11 @@ class TransferResult:
                 f"{verdict} directly on the target by a PGD attack started at the source's "
                 f"counterexample ({why})"
             )
+        if fb.reason == "tree-replay-witness":
+            return (
+                f"{verdict} on the target at a point the tree replay met in a failing leaf, "
+                f"replayed on the target ({why})"
+            )
         how = _DECIDED_BY.get(fb.reason, fb.reason)
         return f"{verdict} directly on the target by {how} ({why})"
 
@@ -220,6 +232,116 @@ def _opened(tree: ProofTree, leaves: np.ndarray) -> ProofTree:
     return ProofTree(recipe=tree.recipe, **arrays)
 
 
+def _split_dims(
+    target: Network, case: UnsafeCase, tree: ProofTree, rep: LeafReplay, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """For every failing leaf of ``rep`` (input boxes), the input dimension to halve it on,
+    and maybe a counterexample candidate.
+
+    Each leaf is bounded as the checker's walk bounds it (the tree's recipe, its own bounds
+    intersected with its ancestors'). With at most :data:`STRONG_SPLIT_LEAVES` failing leaves
+    on at most :data:`STRONG_SPLIT_MAX_INPUTS` inputs, every halving is bounded the same way
+    and the one whose weaker half is best wins (strong branching, as the input-split search
+    does); otherwise the side with the largest ``|slope| * width`` in the linear bound of the
+    leaf's best row (smear). Ties go to the side widest relative to ``scale``. The box
+    vertices minimising each row's linear bound are run through ``target``: the first that
+    violates ``case`` is returned (the caller replays it before believing it).
+    """
+    f = rep.frontier
+    k, n_in = rep.lower.shape
+    rel = (rep.upper - rep.lower) / np.where(scale > 0.0, scale, 1.0)
+    thin = rel <= np.maximum(1e-4 * rel.max(axis=1, keepdims=True), 1e-13)
+    if f is None:  # pragma: no cover - a failing leaf always has its frontier
+        return np.argmax(rel, axis=1).astype(np.int64), None
+    eng = engine_for(target)
+    mode = str(tree.recipe.get("intermediate", "crown"))
+    mode = mode if mode in ("ibp", "forward", "crown") else "crown"
+    inter = eng.intermediate(f.lo, f.hi, mode, prior=(f.pl, f.pu))  # type: ignore[arg-type]
+    res = eng.bound(f.lo, f.hi, case.A, case.b, inter=inter)
+    corners = res.minimizers(f.lo, f.hi).reshape(-1, n_in)
+    bad = np.flatnonzero(case.violation(target.forward(corners)) <= 0.0)
+    x = corners[bad[0]] if bad.size else None
+    if k > STRONG_SPLIT_LEAVES or n_in > STRONG_SPLIT_MAX_INPUTS:
+        row = np.argmax(res.lower, axis=1)
+        slope = np.abs(res.coef[np.arange(k), row])
+        score = slope * (f.hi - f.lo)
+    else:
+        pl, pu = inter.stacked()
+        pl, pu = np.maximum(pl, f.pl), np.minimum(pu, f.pu)
+        # candidates: leaf j, dimension d, side s -> (j * n_in + d) * 2 + s
+        q_lo = np.repeat(f.lo, 2 * n_in, axis=0).reshape(k, n_in, 2, n_in)
+        q_hi = np.repeat(f.hi, 2 * n_in, axis=0).reshape(k, n_in, 2, n_in)
+        mid = 0.5 * (f.lo + f.hi)
+        ar = np.arange(n_in)
+        q_hi[:, ar, 0, ar] = mid
+        q_lo[:, ar, 1, ar] = mid
+        c_lo, c_hi = q_lo.reshape(-1, n_in), q_hi.reshape(-1, n_in)
+        c_pl, c_pu = np.repeat(pl, 2 * n_in, axis=0), np.repeat(pu, 2 * n_in, axis=0)
+        ids = np.repeat(f.ids, 2 * n_in)
+        best = np.full(ids.size, np.inf)
+        c_inter = eng.intermediate(c_lo, c_hi, mode, prior=(c_pl, c_pu))  # type: ignore[arg-type]
+        live = np.flatnonzero(~c_inter.empty)
+        if live.size:
+            best[live] = _leaf_bounds(
+                eng,
+                case,
+                _opened(tree, rep.failing),
+                ids[live],
+                c_lo[live],
+                c_hi[live],
+                _sub_inter(c_inter, live),
+                np.repeat(f.phase, 2 * n_in, axis=0)[live],
+            )
+        halves = best.reshape(k, n_in, 2)
+        score = np.minimum(halves[:, :, 0], halves[:, :, 1])
+    top = score.max(axis=1, keepdims=True)
+    near = score >= top - 1e-9 * (1.0 + np.abs(top))
+    score = np.where(near, top + rel, score)
+    return np.argmax(np.where(thin, -np.inf, score), axis=1).astype(np.int64), x
+
+
+def _split_leaves(tree: ProofTree, rep: LeafReplay, dims: np.ndarray) -> ProofTree:
+    """``tree`` with every failing leaf of ``rep`` (input boxes) split once at the middle of
+    its side ``dims[j]``, both halves claimed closed by bound, which the next walk re-derives
+    under the leaf's ancestors' hidden-layer bounds. Appends ``2 * len(rep.failing)`` nodes;
+    every other node keeps its id (so ``rep.frontier`` still names the split leaves)."""
+    leaves = rep.failing
+    k = leaves.size
+    rows = np.arange(k)
+    mids = 0.5 * (rep.lower[rows, dims] + rep.upper[rows, dims])
+    split = np.concatenate([tree.split, np.full(2 * k, LEAF, dtype=np.int8)])
+    index = np.concatenate([tree.index, np.full(2 * k, -1, dtype=np.int64)])
+    value = np.concatenate([tree.value, np.zeros(2 * k)])
+    closed = np.concatenate([tree.closed_by, np.full(2 * k, CLOSED_BY_BOUND, dtype=np.int8)])
+    plen = np.concatenate([tree.param_len, np.zeros(2 * k, dtype=np.int64)])
+    pstart = np.concatenate([tree.param_start, np.full(2 * k, tree.params.size, dtype=np.int64)])
+    split[leaves] = INPUT_SPLIT
+    index[leaves] = dims
+    value[leaves] = mids
+    closed[leaves] = OPEN
+    plen[leaves] = 0
+    return ProofTree(
+        parent=np.concatenate([tree.parent, np.repeat(leaves, 2)]),
+        side=np.concatenate([tree.side, np.tile(np.array([0, 1], dtype=np.int8), k)]),
+        split=split,
+        index=index,
+        value=value,
+        closed_by=closed,
+        param_start=pstart,
+        param_len=plen,
+        params=tree.params,
+        recipe=tree.recipe,
+    )
+
+
+def _center_witness(target: Network, case: UnsafeCase, rep: LeafReplay) -> np.ndarray | None:
+    """A failing leaf's centre where ``target`` violates ``case`` (a candidate the caller
+    replays before believing it), or ``None``."""
+    x = 0.5 * (rep.lower + rep.upper)
+    bad = np.flatnonzero(case.violation(target.forward(x)) <= 0.0)
+    return x[bad[0]] if bad.size else None
+
+
 def _search_options(recipe: Mapping[str, Any]) -> BabOptions:
     """Branch-and-bound options that bound boxes as ``recipe`` says (so a grafted subtree's
     leaves close under the tree's recipe)."""
@@ -254,15 +376,29 @@ _DEFAULT_RECIPE: dict[str, Any] = {
 #: hidden-layer bounds the tree's ancestors impose, which may differ from the fresh search's)
 MAX_GRAFT_ROUNDS = 8
 
-#: when more than this share of a tree's leaves fail on the target, searching them costs more
-#: than verifying the target directly, so the replay gives up (the first walk stops there).
-#: Measured on ACAS Xu prop_2 (1_9 and 3_3, pruned 5/10 %, int8): 0.25 carries four more targets
-#: at a 60 s limit in about the time the direct fallback took (0.83 vs 1.49 s, 0.85 vs 1.07 s,
-#: 21.2 vs 23.3 s, 23.6 vs 21.9 s), but at 0.2 and a 30 s limit 3_3 pruned 5 % and 10 % became
-#: UNKNOWN (grafting about 540 leaves used the replay's half of the budget, and the fallback's
-#: half was shorter than the 15-18 s direct verification needs), and a falsifiable target
-#: grafts longer before its witness turns up (11.1 vs 3.3 s). So: 0.1
-MAX_FAILING_SHARE = 0.1
+#: a short attack starts from the centres of this many of the worst failing leaves
+LEAF_ATTACK_STARTS = 32
+
+#: failing leaves are split by strong branching when there are at most this many of them on
+#: boxes with at most ``STRONG_SPLIT_MAX_INPUTS`` inputs (each costs ``2 * n_inputs`` bounds),
+#: otherwise on the side with the largest slope times width
+STRONG_SPLIT_LEAVES = 128
+STRONG_SPLIT_MAX_INPUTS = 16
+
+#: rounds of splitting the failing input-box leaves in place (one level per round) ...
+MAX_SPLIT_ROUNDS = 24
+#: ... while the nodes they add stay below the source tree's leaf count (or this many): a
+#: target that needs more is verified directly (a search from scratch costs about as much)
+MIN_SPLIT_NODES = 64
+
+#: when more than this share of a tree's leaves fail on the target, re-deriving them costs
+#: more than verifying the target directly, so the replay gives up (the first walk stops there).
+#: With failing boxes split in place (one batched walk per round) rather than searched one by
+#: one, ACAS Xu prop_2 (5 instances, pruned 5/10 %, int8, 30 s, `benchmarks/transfer_replay.py`)
+#: carries 13 of 13 directly proved targets at 0.3 (ratio 0.51 against direct verification; 8
+#: of 13 and 1.28 with per-leaf searches and 0.1); at 0.5 targets with 38 % failing leaves
+#: (4_2 int8) spent 8 s before giving up
+MAX_FAILING_SHARE = 0.3
 
 #: ... but up to this many failing leaves are always searched (small trees: cheap)
 MIN_FAILING_SEARCHED = 16
@@ -385,7 +521,12 @@ def _replay_trees(
         closed = False
         start = None
         min_bound = np.inf
-        for rnd in range(MAX_GRAFT_ROUNDS + 1):
+        split_rounds = 0
+        split_nodes = 0
+        split_cap = max(int(np.count_nonzero(tree.split == LEAF)), MIN_SPLIT_NODES)
+        rnd = -1
+        while True:
+            rnd += 1
             # the replay is check_tree's own walk: when no leaf fails it is the check. After
             # the first round only the subtrees grafted in place of the failing leaves are
             # walked (from the regions and ancestor bounds recorded then): the rest of the tree
@@ -407,7 +548,7 @@ def _replay_trees(
                 break
             if rep.structural:
                 return done(f"case {i}: the proof tree does not replay: {rep.check.reason}")
-            if rnd == MAX_GRAFT_ROUNDS:
+            if rnd - split_rounds >= MAX_GRAFT_ROUNDS:
                 break
             if rnd == 0 and limit is not None and rep.failing.size > limit:
                 return done(
@@ -419,15 +560,61 @@ def _replay_trees(
                 np.any(rep.phased) and search != "relu-split"
             ):
                 return done(f"case {i}: {rep.failing.size} leaf/leaves of a {search} tree fail")
+            if rnd == 0 and i in trees:
+                stats["grafted"] += rep.failing.size
+            if (
+                search == "input-split"
+                and i in trees
+                and not np.any(rep.phased)
+                and split_rounds < MAX_SPLIT_ROUNDS
+                and split_nodes + 2 * rep.failing.size <= split_cap
+            ):
+                # input boxes: split every failing leaf once and walk the halves under the
+                # leaves' ancestors' bounds (one batched walk per round, the checker's own),
+                # which is much cheaper than one fresh search per leaf without those bounds
+                scale = case.input_box.upper - case.input_box.lower
+                dims, x = _split_dims(target, case, tree, rep, scale)
+                if x is None:
+                    x = _center_witness(target, case, rep)
+                if x is None and split_rounds == 0:
+                    # the failing leaves are where a counterexample of a falsifiable target
+                    # would be: a short attack started at the worst of them (a few ms) saves
+                    # splitting them until the replay's budget ends
+                    worst = np.argsort(rep.bounds)[:LEAF_ATTACK_STARTS]
+                    att = pgd_attack(
+                        target,
+                        case,
+                        steps=30,
+                        restarts=max(worst.size, 8),
+                        rng=np.random.default_rng(0),
+                        x_init=0.5 * (rep.lower[worst] + rep.upper[worst]),
+                        deadline=deadline,
+                    )
+                    x = att.x if att.violation <= 0.0 else None
+                if x is not None:
+                    why = f"case {i}: a counterexample lies in a failing leaf"
+                    return done(why, hint=x, hint_case=i)
+                tree = _split_leaves(tree, rep, dims)
+                split_rounds += 1
+                split_nodes += 2 * rep.failing.size
+                stats["split_nodes"] = stats.get("split_nodes", 0) + 2 * rep.failing.size
+                start = rep.frontier
+                continue
+            if split_rounds and rep.failing.size > MIN_FAILING_SEARCHED:
+                return done(
+                    f"case {i}: {rep.failing.size} leaves still fail after {split_rounds} "
+                    "rounds of splits (verifying directly is cheaper)"
+                )
             grafted = _graft_searches(target, case, i, tree, rep, search_deadline)
             if isinstance(grafted, _Replay):
                 return done(grafted.reason, hint=grafted.hint, hint_case=grafted.hint_case)
-            if rnd == 0 and i in trees:
-                stats["grafted"] += rep.failing.size
             tree = grafted
             start = rep.frontier
         if not closed:
-            return done(f"case {i}: leaves still fail after {MAX_GRAFT_ROUNDS} rounds of search")
+            return done(
+                f"case {i}: leaves still fail after {split_rounds} rounds of splits and "
+                f"{rnd - split_rounds} rounds of search"
+            )
     evidence = BabEvidence(
         method=ev.method,
         nodes=sum(r.nodes for r in records),
@@ -622,6 +809,10 @@ def _transfer(
                 reason = f"tree replay: {replayed.reason}"
             if replayed.hint is not None:
                 hint, hint_case = replayed.hint, replayed.hint_case
+                found = _replayed_witness(prop, target, hint, hint_case, options, t0, reason)
+                if found is not None:
+                    # a confirmed counterexample: no margin rule can verify the target
+                    return dataclasses.replace(found, replay=replayed.stats)
         if report is None:
             report = source_report()
         try:
@@ -769,6 +960,35 @@ def _transfer(
     if replayed is not None:
         res = dataclasses.replace(res, replay=replayed.stats)
     return res
+
+
+def _replayed_witness(
+    prop: Property,
+    target: Network,
+    x: np.ndarray,
+    case_index: int,
+    options: Any,
+    t0: float,
+    reason: str,
+) -> TransferResult | None:
+    """FALSIFIED when the candidate ``x`` a tree replay met in a failing leaf is confirmed on
+    ``target`` (float64 replay, and onnxruntime when the options ask for it), else ``None``."""
+    onnx_replay = bool(options_dict(options).get("onnx_replay", True))
+    cex = confirm_counterexample(
+        target, prop.cases[case_index], case_index, x, onnx_replay=onnx_replay
+    )
+    if cex is None:
+        return None
+    elapsed = time.perf_counter() - t0
+    result = VerificationResult(
+        Verdict.FALSIFIED,
+        reason="tree-replay-witness",
+        counterexample=cex,
+        method="transfer",
+        time=elapsed,
+    )
+    out = certificate_from_result(target, prop, result, options={"method": "transfer"})
+    return TransferResult(Verdict.FALSIFIED, out, False, None, elapsed, result, reason)
 
 
 def _fallback(

@@ -158,8 +158,14 @@ def test_falsifiable_target_is_never_verified(cert: Certificate) -> None:
     target = _shift_output(NET, np.array([-0.1, 0.1]))  # the row drops 0.2 below the margin
     assert _grid_min(target, BOX, A) <= THRESHOLD
     res = transfer(cert, NET, target, verify_fallback=False)
-    assert res.verdict is Verdict.UNKNOWN and not res.transferred
+    assert res.verdict is not Verdict.VERIFIED and not res.transferred
     assert res.replay is not None and res.replay["failing"] >= 1 and not res.replay["ok"]
+    if res.verdict is Verdict.FALSIFIED:
+        # a witness the replay met in a failing leaf, confirmed on the target
+        report = check(res.certificate, target, expected_property=PROP)
+        assert report.ok, report.reasons
+        x = res.certificate.evidence.x  # type: ignore[union-attr]
+        assert float((target.forward(np.asarray(x)[None, :]) @ A.T)[0, 0]) <= THRESHOLD
     full = transfer(cert, NET, target, time_limit=30)
     assert full.verdict is Verdict.FALSIFIED and not full.transferred
 
@@ -246,6 +252,49 @@ def test_random_transfers_are_sound(seed: int, margin: float, change: str) -> No
         out.certificate, target, expected_property=prop, source=net, source_certificate=src
     )
     assert report.ok and report.trust == "independent", report.reasons
+
+
+@pytest.mark.parametrize("strong", [True, False])
+def test_failing_box_leaves_are_split_in_place(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch, strong: bool
+) -> None:
+    # the failing leaves are halved where they are (strong branching or the slope rule) and
+    # the halves walked under their ancestors' bounds: no fresh per-leaf search
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    if not strong:
+        monkeypatch.setattr(transfer_module, "STRONG_SPLIT_LEAVES", 0)
+
+    def no_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a failing box leaf went to a per-leaf search")
+
+    monkeypatch.setattr(transfer_module, "_graft_searches", no_search)
+    target = _shift_output(NET, np.array([-0.015, 0.015]))
+    assert _grid_min(target, BOX, A) > THRESHOLD
+    res = transfer(cert, NET, target, verify_fallback=False)
+    assert res.verdict is Verdict.VERIFIED and res.transferred, res.reason
+    assert res.replay is not None and res.replay["failing"] >= 1
+    assert res.replay["split_nodes"] >= 2 * res.replay["failing"]
+    new = _tree(res.certificate)
+    assert new.n_nodes == _tree(cert).n_nodes + res.replay["split_nodes"]
+    report = check(res.certificate, target, expected_property=PROP)
+    assert report.ok and report.trust == "independent", report.reasons
+
+
+def test_split_rounds_that_do_not_converge_give_up(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # leaves still failing after the allowed rounds of splits (more than a per-leaf search
+    # takes) are left to direct verification, which proves the target
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    monkeypatch.setattr(transfer_module, "MIN_FAILING_SEARCHED", 0)
+    monkeypatch.setattr(transfer_module, "MAX_FAILING_SHARE", 1.0)
+    monkeypatch.setattr(transfer_module, "MAX_SPLIT_ROUNDS", 1)
+    target = _shift_output(NET, np.array([-0.02, 0.02]))  # 0.04 of the 0.05 margin gone
+    assert _grid_min(target, BOX, A) > THRESHOLD
+    res = transfer(cert, NET, target, time_limit=30)
+    assert "leaves still fail after 1 rounds of splits" in res.reason, res.reason
+    assert res.verdict is Verdict.VERIFIED and not res.transferred
+    assert res.fallback_result is not None
 
 
 def test_many_failing_leaves_go_straight_to_direct_verification(
