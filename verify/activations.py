@@ -551,7 +551,9 @@ class LeakyReluRule(PiecewiseLinearRule):
 
     def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
         a = _leak(layer)
-        unstable = (l < 0.0) & (u > 0.0)
+        # a = 1 is the identity: exact on every interval, no chord (whose rounding pads would
+        # make the upper line a little loose, contradicting ``exact``)
+        unstable = (l < 0.0) & (u > 0.0) & (a < 1.0)
         base = np.where(l >= 0.0, 1.0, a)
         lower_slope = np.where(unstable, np.where(u > -l, 1.0, a), base)
         zero = np.zeros_like(l)
