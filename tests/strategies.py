@@ -37,6 +37,7 @@ from nncert.verify.network import (
     HardTanh,
     LeakyReLU,
     Network,
+    RectifiedPower,
     ReLU,
     Sigmoid,
     Tanh,
@@ -63,6 +64,8 @@ _BUILDERS: dict[type, st.SearchStrategy[Activation]] = {
     HardTanh: _hardtanh(),
     Sigmoid: st.just(Sigmoid()),
     Tanh: st.just(Tanh()),
+    # not in ALL_ACTIVATIONS (no finite Lipschitz constant): ask for it by name
+    RectifiedPower: st.sampled_from([RectifiedPower(2.0), RectifiedPower(3.0), RectifiedPower(2.5)]),
 }
 
 

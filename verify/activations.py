@@ -47,7 +47,10 @@ that is enough for a wrong answer. The lines are therefore built so that they ho
   the maximum, each term rounded in the safe direction with an explicit error bound
   (:func:`_intercepts`); any float slope then gives a valid line;
 * sigmoid and tanh lines (tangents and chords) are widened by a relative margin of
-  ``1e-12``, several orders of magnitude above the float64 error of their construction.
+  ``1e-12``, several orders of magnitude above the float64 error of their construction;
+* :class:`RectifiedPowerRule` (convex) computes the intercept of any float slope safely: an
+  upper line from the end points (a line above a convex function at both ends lies above it
+  in between), a lower line from the global minimum of ``sigma(z) - s z`` in closed form.
 """
 
 from __future__ import annotations
@@ -69,10 +72,12 @@ from nncert.verify.network import (
     HardTanh,
     Identity,
     LeakyReLU,
+    RectifiedPower,
     ReLU,
     Sigmoid,
     Tanh,
     apply_activation,
+    rectified_power,
 )
 from nncert.verify.rounding import TINY, UNIT, down, gamma, inflate, up
 
@@ -920,6 +925,138 @@ class TanhRule(_SShapedRule):
         return 1.0 - value * value
 
 
+# -- rectified powers max(z, 0)^p (squares, products, integer powers) -------------------------
+
+#: relative error allowed for one float64 evaluation of ``max(z, 0)^p`` (``pow`` is within one
+#: ulp in glibc; 8 ulps leave room for other C libraries)
+_POW_ULPS = 8.0
+
+
+def _power_enclosure(z: FloatArray, p: float) -> tuple[FloatArray, FloatArray]:
+    """``(lo, hi)`` with ``lo <= max(z, 0)^p <= hi`` exactly, ``lo >= 0`` (overflow: the
+    largest float below, ``inf`` above)."""
+    v = rectified_power(z, p)
+    with np.errstate(invalid="ignore", over="ignore"):
+        pad = _POW_ULPS * UNIT * v + TINY
+        lo = np.where(np.isinf(v), np.finfo(np.float64).max, np.maximum(v - pad, 0.0))
+        hi = np.where(v == 0.0, 0.0, v + pad)
+    return lo, hi
+
+
+class RectifiedPowerRule(ActivationRule):
+    r"""``sigma(z) = max(z, 0)^p``, ``p >= 1``: non-decreasing and convex on the real line.
+
+    * ``interval``: ``[sigma(l), sigma(u)]`` (monotone), each end enclosed with
+      :data:`_POW_ULPS` ulps.
+    * Upper line: the chord slope ``a = (sigma(u) - sigma(l)) / (u - l)`` (the derivative at
+      ``u`` for a degenerate interval); the intercept is the largest
+      :math:`\sigma(e) - a e` over the end points ``e in {l, u}``, rounded up. By convexity a
+      line above the graph at both ends lies above it on ``[l, u]``, for any float ``a``.
+    * Lower line: the tangent at ``t = max((l + u)/2, 0)``, slope ``s = p t^{p-1}``. Its
+      intercept is not taken from ``t`` but from ``s`` alone: for ``p > 1`` and ``s >= 0``,
+      :math:`\min_z (\sigma(z) - s z) = -(p - 1) (s / p)^{p/(p-1)}` over *all* real ``z`` (the
+      minimiser is :math:`(s/p)^{1/(p-1)}`; for ``z <= 0`` the value is ``-s z >= 0``), computed
+      in float64 and moved down by the relative :data:`SMOOTH_MARGIN` (the evaluation errs by
+      a few ulps, plus ``|ln(s/p)|`` ulps from the rounded exponent: below ``1e-13``). With
+      ``t = (l + u)/2`` the two lines of ``max(z,0)^2`` and ``max(-z,0)^2`` add up to the
+      chord and the midpoint tangent of ``z^2``. ``p = 1`` (ReLU) uses ``s <= 1``, intercept 0.
+    * Neurons with ``u <= 0`` are the constant 0 (exact); with ``p = 1`` and ``l >= 0`` the
+      identity.
+
+    No family of lower lines through the origin exists for ``p > 1`` (alpha-CROWN's form), so
+    ``lower_family`` is ``None``. The difference rule is the mean value theorem with
+    :math:`\sigma'` non-decreasing: :math:`\sigma'(\xi) \in [\sigma'(\max(l_H, 0)),
+    \sigma'(\max(u_H, 0))]` on the hull ``H`` of both boxes. The function has no finite
+    Lipschitz constant for ``p > 1`` and no exact MILP encoding (Model 2 bands it).
+    """
+
+    layer_type = RectifiedPower
+    piecewise_linear = False
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        p = layer.exponent
+        return _power_enclosure(l, p)[0], _power_enclosure(u, p)[1]
+
+    def affine_on(
+        self, layer: Any, l: FloatArray, u: FloatArray
+    ) -> tuple[BoolArray, FloatArray, FloatArray]:
+        zero = np.asarray(u, dtype=np.float64) <= 0.0
+        ident = (np.asarray(l, dtype=np.float64) >= 0.0) & (layer.exponent == 1.0)
+        slope = np.where(ident, 1.0, 0.0)
+        return zero | ident, slope, np.zeros(np.shape(l))
+
+    def _deriv(self, p: float, z: FloatArray) -> FloatArray:
+        m = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+        with np.errstate(over="ignore"):
+            if p == 1.0:
+                return np.where(m > 0.0, 1.0, 0.0)
+            return p * (m if p == 2.0 else np.power(m, p - 1.0))
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        p = layer.exponent
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        fl_lo, fl_hi = _power_enclosure(lo, p)
+        fu_lo, fu_hi = _power_enclosure(hi, p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            width = hi - lo
+            chord = (rectified_power(hi, p) - rectified_power(lo, p)) / np.where(
+                width > 0.0, width, 1.0
+            )
+            a = np.where(width > 0.0, chord, self._deriv(p, hi))
+            a = np.where(np.isfinite(a) & (a >= 0.0), a, 0.0)
+            bu = _intercepts(a, [lo, hi], [fl_lo, fu_lo], [fl_hi, fu_hi], upper=True)
+            # a slope too large for a finite intercept: the constant line sigma(u)
+            bad = ~np.isfinite(bu)
+            a = np.where(bad, 0.0, a)
+            bu = np.where(bad, fu_hi, bu)
+            t = np.maximum((lo + hi) / 2.0, 0.0)
+            s = self._deriv(p, t)
+            if p == 1.0:
+                s = np.minimum(s, 1.0)
+                bl = np.zeros_like(s)
+            else:
+                v = (p - 1.0) * np.power(s / p, p / (p - 1.0))
+                bl = -(v * (1.0 + SMOOTH_MARGIN) + TINY)
+                bl = np.where(s == 0.0, 0.0, down(bl))
+            fallback = ~(np.isfinite(s) & np.isfinite(bl))
+            s = np.where(fallback, 0.0, s)
+            bl = np.where(fallback, 0.0, bl)
+        dead = hi <= 0.0  # sigma = 0 on [l, u]
+        zero = np.zeros_like(a)
+        return Relaxation(
+            np.where(dead, 0.0, s),
+            np.where(dead, 0.0, bl),
+            np.where(dead, 0.0, a),
+            np.where(dead, zero, bu),
+        )
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        return self._deriv(layer.exponent, z)
+
+    def lipschitz(self, layer: Any) -> float:
+        return 1.0 if layer.exponent == 1.0 else math.inf
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        """``(0.0,)``: where the function leaves the constant 0 (not analytic there)."""
+        return (0.0,)
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        # mean value theorem with sigma' non-decreasing on the hull H of both boxes
+        p = layer.exponent
+        s_min = self._deriv(p, np.minimum(l, lt))
+        s_max = self._deriv(p, np.maximum(u, ut))
+        s_min = np.maximum(s_min * (1.0 - SMOOTH_MARGIN) - TINY, 0.0)
+        s_max = s_max * (1.0 + SMOOTH_MARGIN) + TINY
+        with np.errstate(invalid="ignore", over="ignore"):
+            prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
+            nan = np.isnan(prods)  # 0 * inf: no information
+            lo = np.min(np.where(nan, -np.inf, prods), axis=0)
+            hi = np.max(np.where(nan, np.inf, prods), axis=0)
+            pad = SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi)) + TINY
+            return down(lo - pad), up(hi + pad)
+
+
 # -- ReLU difference rules (ReluDiff and NeuroDiff) -----------------------------------------
 
 
@@ -991,6 +1128,7 @@ RULES: dict[type, ActivationRule] = {
         HardTanhRule(),
         SigmoidRule(),
         TanhRule(),
+        RectifiedPowerRule(),
         IdentityRule(),
     )
 }
@@ -1080,6 +1218,7 @@ __all__ = [
     "LeakyReluRule",
     "LowerFamily",
     "PiecewiseLinearRule",
+    "RectifiedPowerRule",
     "Relaxation",
     "ReluPieces",
     "ReluRule",

@@ -3,7 +3,8 @@
 A :class:`Network` is a tuple of layers applied in order to a *flattened* input (C order).
 Affine maps are :class:`Dense` layers (convolutions and folded batch norms are lowered to
 ``Dense`` by the importers); element-wise activations are :class:`ReLU`, :class:`LeakyReLU`,
-:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh` and :class:`Identity`.
+:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh`, :class:`RectifiedPower` and
+:class:`Identity`.
 
 Every array is float64, C-contiguous and read-only, so a ``Network`` can be shared between
 threads, hashed (:meth:`Network.fingerprint`) and stored in certificates.
@@ -176,14 +177,51 @@ class Tanh:
 
 
 @dataclass(frozen=True)
+class RectifiedPower:
+    r"""``max(z, 0) ** exponent`` with a real ``exponent >= 1``.
+
+    Non-decreasing and convex on the whole real line, so the bound engine's assumptions on
+    activations (monotone, relaxation slopes ``>= 0``) hold. Powers of a sign-changing tensor
+    are built from it exactly: :math:`z^p = \max(z, 0)^p + (-1)^p \max(-z, 0)^p` for an
+    integer ``p`` (one of the two terms is 0), and a product of two tensors by polarization
+    :math:`ab = ((a + b)^2 - (a - b)^2) / 4` (see the ONNX importer's ``Pow`` and ``Mul``).
+    """
+
+    exponent: float = 2.0
+
+    def __post_init__(self) -> None:
+        p = float(self.exponent)
+        if not (np.isfinite(p) and p >= 1.0):
+            raise InvalidNetworkError(
+                f"RectifiedPower: exponent={self.exponent!r} must be a finite number >= 1"
+            )
+        object.__setattr__(self, "exponent", p)
+
+
+def rectified_power(z: FloatArray, p: float) -> FloatArray:
+    """``max(z, 0) ** p`` in float64 (``p = 2``: one correctly rounded product)."""
+    m = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+    with np.errstate(over="ignore"):
+        return m * m if p == 2.0 else np.power(m, p)
+
+
+@dataclass(frozen=True)
 class Identity:
     """``z`` (kept only when an importer wants to preserve a layer boundary)."""
 
 
-Activation: TypeAlias = ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | Identity
+Activation: TypeAlias = ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | RectifiedPower | Identity
 Layer: TypeAlias = Dense | Activation
 
-ACTIVATION_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Sigmoid, Tanh, Identity)
+ACTIVATION_TYPES: tuple[type, ...] = (
+    ReLU,
+    LeakyReLU,
+    HardTanh,
+    Sigmoid,
+    Tanh,
+    RectifiedPower,
+    Identity,
+)
 PIECEWISE_LINEAR_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Identity)
 
 
@@ -204,6 +242,7 @@ ACTIVATION_FUNCTIONS: dict[type, Callable[[Any, FloatArray], FloatArray]] = {
     HardTanh: lambda layer, z: np.clip(z, layer.min_val, layer.max_val),
     Sigmoid: lambda layer, z: _sigmoid(z),
     Tanh: lambda layer, z: np.tanh(z),
+    RectifiedPower: lambda layer, z: rectified_power(z, layer.exponent),
     Identity: lambda layer, z: z,
 }
 
@@ -516,7 +555,9 @@ __all__ = [
     "LeakyReLU",
     "Network",
     "ReLU",
+    "RectifiedPower",
     "Sigmoid",
     "Tanh",
     "apply_activation",
+    "rectified_power",
 ]
