@@ -65,7 +65,7 @@ _BUILDERS: dict[type, st.SearchStrategy[Activation]] = {
     Sigmoid: st.just(Sigmoid()),
     Tanh: st.just(Tanh()),
     # not in ALL_ACTIVATIONS (no finite Lipschitz constant): ask for it by name
-    RectifiedPower: st.sampled_from([RectifiedPower(2.0), RectifiedPower(3.0), RectifiedPower(2.5)]),
+    RectifiedPower: st.sampled_from([RectifiedPower(p) for p in (2.0, 3.0, 2.5)]),
 }
 
 
