@@ -64,6 +64,7 @@ ONNX_OPERATORS = (
     "Mul",
     "Neg",
     "Pad",
+    "Pow",
     "QuantizeLinear",
     "ReduceMean",
     "ReduceSum",
