@@ -206,11 +206,37 @@ def rectified_power(z: FloatArray, p: float) -> FloatArray:
 
 
 @dataclass(frozen=True)
+class Exp:
+    """``exp(z)`` (increasing, convex; the numerators of a softmax)."""
+
+
+@dataclass(frozen=True)
+class NegReciprocal1p:
+    r"""``-1 / (1 + max(z, 0))``: non-decreasing, ``-1`` for ``z <= 0``, concave on ``z >= 0``.
+
+    A softmax output is :math:`1 / (1 + S_i)` with :math:`S_i = \sum_{j \ne i}
+    e^{z_j - z_i} \ge 0`; this layer gives its negative monotonically (the bound engine
+    wants non-decreasing activations), and the next ``Dense`` negates it.
+    """
+
+
+def _neg_reciprocal_1p(z: FloatArray) -> FloatArray:
+    return -1.0 / (1.0 + np.maximum(np.asarray(z, dtype=np.float64), 0.0))
+
+
+def _exp(z: FloatArray) -> FloatArray:
+    with np.errstate(over="ignore"):
+        return np.exp(np.asarray(z, dtype=np.float64))
+
+
+@dataclass(frozen=True)
 class Identity:
     """``z`` (kept only when an importer wants to preserve a layer boundary)."""
 
 
-Activation: TypeAlias = ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | RectifiedPower | Identity
+Activation: TypeAlias = (
+    ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | RectifiedPower | Exp | NegReciprocal1p | Identity
+)
 Layer: TypeAlias = Dense | Activation
 
 ACTIVATION_TYPES: tuple[type, ...] = (
@@ -220,6 +246,8 @@ ACTIVATION_TYPES: tuple[type, ...] = (
     Sigmoid,
     Tanh,
     RectifiedPower,
+    Exp,
+    NegReciprocal1p,
     Identity,
 )
 PIECEWISE_LINEAR_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Identity)
@@ -243,6 +271,8 @@ ACTIVATION_FUNCTIONS: dict[type, Callable[[Any, FloatArray], FloatArray]] = {
     Sigmoid: lambda layer, z: _sigmoid(z),
     Tanh: lambda layer, z: np.tanh(z),
     RectifiedPower: lambda layer, z: rectified_power(z, layer.exponent),
+    Exp: lambda layer, z: _exp(z),
+    NegReciprocal1p: lambda layer, z: _neg_reciprocal_1p(z),
     Identity: lambda layer, z: z,
 }
 
@@ -548,11 +578,13 @@ __all__ = [
     "PIECEWISE_LINEAR_TYPES",
     "Activation",
     "Dense",
+    "Exp",
     "FloatArray",
     "HardTanh",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "NegReciprocal1p",
     "Network",
     "ReLU",
     "RectifiedPower",
