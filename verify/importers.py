@@ -56,11 +56,13 @@ from nncert.verify.fileio import deadline_from, is_gzip, read_input, write_atomi
 from nncert.verify.network import (
     Activation,
     Dense,
+    Exp,
     FloatArray,
     HardTanh,
     Identity,
     Layer,
     LeakyReLU,
+    NegReciprocal1p,
     Network,
     RectifiedPower,
     ReLU,
@@ -1647,8 +1649,8 @@ def _refuse_carry_past_power(ctx: _OnnxContext, what: str) -> None:
         names = ", ".join(repr(n) for n in sorted(ctx.chain.carried))
         raise UnsupportedLayerError(
             f"{what} while the input-dependent tensor(s) {names} are still read after it (a "
-            "skip/residual path around a power or product): only ReLU, LeakyReLU and Identity "
-            "layers carry a tensor exactly"
+            "skip/residual path around a power, product or softmax): only ReLU, LeakyReLU and "
+            "Identity layers carry a tensor exactly"
         )
 
 
@@ -1756,6 +1758,50 @@ def _merge_mul(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pendin
     ctx.chain.linear(0.25 * np.hstack([eye, eye, -eye, -eye]), None, out)
 
 
+def _op_softmax(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    r"""Softmax over a tensor with one non-unit dimension, the softmax axis (what both the
+    opset < 13 semantics, over the flattened trailing dimensions, and the newer one, over one
+    axis, agree on), exactly in real arithmetic:
+
+    * ``n = 1``: the constant 1;
+    * ``n = 2``: :math:`\mathrm{softmax}_i = \sigma(z_i - z_{1-i})` (a Sigmoid layer);
+    * ``n >= 3``: :math:`\mathrm{softmax}_i = 1 / (1 + S_i)`,
+      :math:`S_i = \sum_{j \ne i} e^{z_j - z_i}`: ``Dense`` rows ``z_j - z_i``, an
+      :class:`~nncert.verify.network.Exp` layer, the sums ``S_i``, a
+      :class:`~nncert.verify.network.NegReciprocal1p` layer (:math:`-1/(1 + S_i)`, as
+      ``S_i >= 0``), and a negation.
+    """
+    chain = ctx.chain
+    shape, n = chain.shape, chain.width
+    axis = int(ctx.attrs.get("axis", -1))
+    if not -len(shape) <= axis < len(shape) or shape[axis] != n:
+        raise UnsupportedLayerError(
+            f"Softmax over axis {axis} of a tensor of shape {shape}: only a softmax over the "
+            "one non-unit dimension of the tensor is supported"
+        )
+    _refuse_carry_past_power(ctx, "Softmax")
+    if n == 1:
+        chain.scale(np.zeros(1), np.ones(1))
+        return
+    if n == 2:
+        chain.linear(np.array([[1.0, -1.0], [-1.0, 1.0]]), None, (2,))
+        chain.activation(Sigmoid())
+        chain.reshape(shape)
+        return
+    pairs = [(i, j) for i in range(n) for j in range(n) if j != i]
+    _check_encoding_size(len(pairs), n, f"Softmax over {n} entries")
+    diff = np.zeros((len(pairs), n))
+    sums = np.zeros((n, len(pairs)))
+    for r, (i, j) in enumerate(pairs):
+        diff[r, j], diff[r, i] = 1.0, -1.0
+        sums[i, r] = 1.0
+    chain.linear(diff, None, (len(pairs),))
+    chain.activation(Exp())
+    chain.linear(sums, None, (n,))
+    chain.activation(NegReciprocal1p())
+    chain.linear(-np.eye(n), None, shape)
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -1805,6 +1851,8 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "MaxPool": _op_max_pool,
     "GlobalAveragePool": _op_global_average_pool,
     "Pow": _op_pow,
+    "Softmax": _op_softmax,
+    "Exp": _activation_op(Exp()),
 }
 
 

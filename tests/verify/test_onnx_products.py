@@ -283,15 +283,26 @@ def test_vnncomp_on_files(tmp_path: Path, op: str, t: str, answer: str) -> None:
         assert validate_witness(file, load_vnnlib(spec), parsed.x, parsed.y).ok
 
 
+@pytest.mark.parametrize("model", ["product", "softmax"])
 @pytest.mark.parametrize("method", method_names())
-def test_every_method_is_sound_or_unknown_on_a_product(tmp_path: Path, method: str) -> None:
-    """Each registered method alone (no presolve) on ``x0 x1`` over ``[0.5, 1]^2``: never a
-    wrong answer and never an exception (the MILP and ReLU-phase BaB have no encoding of the
-    power layer and answer unknown; Model 2 bands it like sigmoid)."""
-    net = from_onnx(_product_model(tmp_path))
-    for unsafe, wrong in ((("le", 0.1), Verdict.FALSIFIED), (("ge", 0.9), Verdict.VERIFIED)):
-        res = verify(net, _prop(0.5, 1.0, *unsafe), method=method, presolve=False, time_limit=10.0)
-        assert res.verdict is not wrong, (method, unsafe, res)
+def test_every_method_is_sound_or_unknown(tmp_path: Path, method: str, model: str) -> None:
+    """Each registered method alone (no presolve) on ``x0 x1`` and on a 3-class softmax over
+    ``[0.5, 1]^2``: never a wrong answer and never an exception (the MILP and ReLU-phase BaB
+    have no encoding of these layers and answer unknown; Model 2 bands them like sigmoid)."""
+    box = Box(np.full(2, 0.5), np.full(2, 1.0))
+    if model == "product":
+        net = from_onnx(_product_model(tmp_path))
+        row = np.array([[1.0]])
+        true_t, false_t = 0.1, 0.9  # unsafe y <= 0.1 (never), y >= 0.9 (at (1, 1))
+        cases = [(row, true_t), (-row, -false_t)]
+    else:
+        net = from_onnx(_softmax_model(tmp_path))
+        row = np.array([[-1.0, 0.0, 0.0]])  # unsafe softmax_0 >= 0.35 (never), >= 0.3
+        cases = [(row, -0.35), (row, -0.3)]
+    for (A, b), wrong in zip(cases, (Verdict.FALSIFIED, Verdict.VERIFIED)):
+        prop = Property((UnsafeCase(box, A, np.array([b])),))
+        res = verify(net, prop, method=method, presolve=False, time_limit=10.0)
+        assert res.verdict is not wrong, (method, b, res)
 
 
 def test_difference_bounds_enclose_a_perturbed_product_network(tmp_path: Path) -> None:
@@ -313,3 +324,75 @@ def test_difference_bounds_enclose_a_perturbed_product_network(tmp_path: Path) -
         for x in xs:
             d = [s - t for s, t in zip(exact_forward(other, x), exact_forward(net, x))]
             assert_enclosed(d, b.lower, b.upper, exact=True, what=method)
+
+
+# --------------------------------------------------------------------------------------------
+# Softmax
+# --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.sampled_from([1, 2, 3, 5]), seed=st.integers(0, 2**16), head=st.booleans())
+def test_softmax_matches_onnxruntime_and_bounds_contain_samples(
+    tmp_path_factory: pytest.TempPathFactory, n: int, seed: int, head: bool
+) -> None:
+    """``softmax(x W + b)`` (then a MatMul head when ``head``): 1, 2 (sigmoid form) and
+    ``n >= 3`` classes (exp and ``-1/(1+S)`` layers)."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h0"]),
+        helper.make_node("Add", ["h0", "b"], ["h"]),
+        helper.make_node("Softmax", ["h"], ["s" if head else "y"], axis=-1),
+    ]
+    inits = [_init("w", 2.0 * rng.normal(size=(3, n))), _init("b", rng.normal(size=(n,)))]
+    if head:
+        nodes.append(helper.make_node("MatMul", ["s", "v"], ["y"]))
+        inits.append(_init("v", rng.normal(size=(n, 2))))
+    file = _save(tmp_path_factory.mktemp("softmax"), nodes, inits, 3)
+    _check(file, seed=seed)
+
+
+def test_softmax_over_an_ambiguous_axis_is_refused(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+        helper.make_node("Softmax", ["r"], ["y"], axis=1, name="Softmax_2d"),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "shape")]
+    with pytest.raises(UnsupportedLayerError, match=r"Softmax_2d.*non-unit dimension"):
+        from_onnx(_save(tmp_path, nodes, inits, 6))
+
+
+def _softmax_model(tmp_path: Path) -> Path:
+    """``softmax((x0, x1, x0 + x1))``, 3 classes."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Softmax", ["h"], ["y"], axis=1),
+    ]
+    return _save(tmp_path, nodes, [_init("w", [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])], 2)
+
+
+@pytest.mark.parametrize(
+    ("row", "threshold", "verdict"),
+    [
+        # on [0.5, 1]^2: softmax_0 = 1 / (1 + e^(x1 - x0) + e^x1) <= 0.307 (at (1, 0.5)),
+        # softmax_2 = 1 / (1 + e^-x0 + e^-x1) in [0.452, 0.576]
+        (np.array([[-1.0, 0.0, 0.0]]), -0.35, Verdict.VERIFIED),  # unsafe: softmax_0 >= 0.35
+        (np.array([[-1.0, 0.0, 0.0]]), -0.3, Verdict.FALSIFIED),  # softmax_0 >= 0.3: (1, .5)
+        (np.array([[0.0, 0.0, 1.0]]), 0.4, Verdict.VERIFIED),  # unsafe: softmax_2 <= 0.4
+        (np.array([[0.0, 0.0, -1.0]]), -0.6, Verdict.VERIFIED),  # unsafe: softmax_2 >= 0.6
+        (np.array([[0.0, 0.0, -1.0]]), -0.55, Verdict.FALSIFIED),  # softmax_2 >= 0.55: (1, 1)
+    ],
+)
+def test_verify_softmax(
+    tmp_path: Path, row: np.ndarray, threshold: float, verdict: Verdict
+) -> None:
+    file = _softmax_model(tmp_path)
+    net = from_onnx(file)
+    box = Box(np.full(2, 0.5), np.full(2, 1.0))
+    prop = Property((UnsafeCase(box, row, np.array([threshold])),))
+    res = verify(net, prop, time_limit=30.0)
+    assert res.verdict is verdict, res
+    if verdict is Verdict.FALSIFIED:
+        assert res.counterexample is not None
+        y = onnxruntime_forward(file, res.counterexample.x.reshape(1, -1))[0]
+        assert float((row @ y)[0]) <= threshold
