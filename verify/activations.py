@@ -1,7 +1,8 @@
 r"""One home per activation: everything the verifier needs to know about each activation type.
 
 Each supported activation (:class:`~nncert.verify.network.ReLU`, ``LeakyReLU``, ``HardTanh``,
-``Sigmoid``, ``Tanh``, ``Identity``) has one :class:`ActivationRule` object in :data:`RULES`,
+``Sigmoid``, ``Tanh``, ``RectifiedPower``, ``Exp``, ``NegReciprocal1p``, ``Identity``) has one
+:class:`ActivationRule` object in :data:`RULES`,
 looked up with :func:`rule_for`. A rule knows
 
 * ``apply``: the function itself (float64);

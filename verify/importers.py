@@ -26,7 +26,13 @@ that activation layer next to the activated tensor, exactly, as ``relu(x) - relu
 ``max(a, b) = b + relu(a - b)`` in ReLU layers with the same carry
 (:meth:`_AffineChain.activation`, :func:`_max_pool`). A carried tensor whose only remaining
 reader is an activation node of the same kind is activated in that same layer instead, so
-parallel branches stay at equal depth. All of this keeps the IR a chain of ``Dense`` and
+parallel branches stay at equal depth. Non-linear but exact in real arithmetic:
+``Pow`` with a constant exponent and ``Mul`` of two input-dependent tensors become one
+:class:`~nncert.verify.network.RectifiedPower` layer (:func:`_signed_power`,
+:func:`_merge_mul`: ``v^p = max(v,0)^p + (-1)^p max(-v,0)^p``, ``ab = ((a+b)^2 - (a-b)^2)/4``),
+and ``Softmax`` an ``Exp`` and a ``NegReciprocal1p`` layer (:func:`_op_softmax`); those layers
+cannot carry other tensors, so a skip path across them is refused naming the node.
+All of this keeps the IR a chain of ``Dense`` and
 activation layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN).
 Operators are dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
 :data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.

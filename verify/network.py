@@ -3,8 +3,9 @@
 A :class:`Network` is a tuple of layers applied in order to a *flattened* input (C order).
 Affine maps are :class:`Dense` layers (convolutions and folded batch norms are lowered to
 ``Dense`` by the importers); element-wise activations are :class:`ReLU`, :class:`LeakyReLU`,
-:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh`, :class:`RectifiedPower` and
-:class:`Identity`.
+:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh`, :class:`RectifiedPower` (squares,
+powers and products), :class:`Exp` and :class:`NegReciprocal1p` (softmax) and :class:`Identity`.
+All are non-decreasing, which the bound engine relies on.
 
 Every array is float64, C-contiguous and read-only, so a ``Network`` can be shared between
 threads, hashed (:meth:`Network.fingerprint`) and stored in certificates.

@@ -396,3 +396,28 @@ def test_verify_softmax(
         assert res.counterexample is not None
         y = onnxruntime_forward(file, res.counterexample.x.reshape(1, -1))[0]
         assert float((row @ y)[0]) <= threshold
+
+
+@pytest.mark.parametrize(
+    ("model", "threshold"), [("product", 0.1), ("product", 0.2), ("softmax", 0.0)]
+)
+def test_certificates_of_new_layers_are_built_and_checked(
+    tmp_path: Path, model: str, threshold: float
+) -> None:
+    """A verified product (by CROWN at 0.1, by input-splitting BaB at 0.2, where CROWN's
+    bound 0.125 is not enough) or softmax yields a certificate the independent checker
+    accepts: the checker re-derives bounds through the same activation rules."""
+    from nncert.certificates.build import certificate_from_result
+    from nncert.certificates.check import check
+
+    if model == "product":
+        net = from_onnx(_product_model(tmp_path))
+        prop = _prop(0.5, 1.0, "le", threshold)
+    else:
+        net = from_onnx(_softmax_model(tmp_path))
+        box = Box(np.full(2, 0.5), np.full(2, 1.0))
+        prop = Property((UnsafeCase(box, np.array([[-1.0, 0.0, 0.0]]), np.array([-0.35])),))
+    res = verify(net, prop, time_limit=30.0)
+    assert res.verdict is Verdict.VERIFIED, res
+    report = check(certificate_from_result(net, prop, res), net, expected_property=prop)
+    assert report.ok, report
