@@ -23,7 +23,15 @@ import mpmath
 import numpy as np
 
 from nncert.verify.activations import rule_for
-from nncert.verify.network import Dense, Network, Sigmoid, Tanh
+from nncert.verify.network import (
+    Dense,
+    Exp,
+    NegReciprocal1p,
+    Network,
+    RectifiedPower,
+    Sigmoid,
+    Tanh,
+)
 
 #: bits of precision for the smooth activations
 PREC = 300
@@ -37,6 +45,7 @@ _NEGLIGIBLE = mpmath.mpf(2) ** -400
 _SMOOTH: dict[type, Callable[[Any], Any]] = {
     Sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)),
     Tanh: mpmath.tanh,
+    Exp: mpmath.exp,
 }
 
 
@@ -55,6 +64,17 @@ def exact_activation(layer: Any, z: Fraction) -> Fraction:
             s = z - Fraction(theta)
             out += Fraction(w) * max(s, Fraction(leak) * s)
         return out
+    if isinstance(layer, NegReciprocal1p):
+        return Fraction(-1) / (1 + max(z, Fraction(0)))
+    if isinstance(layer, RectifiedPower):
+        p = layer.exponent
+        if z <= 0:
+            return Fraction(0)
+        if p == int(p):
+            return z ** int(p)  # exact
+        with mpmath.workprec(PREC):
+            y = mpmath.power(mpmath.mpf(z.numerator) / z.denominator, mpmath.mpf(p))
+            return Fraction(0) if abs(y) < _NEGLIGIBLE else _to_fraction(y)
     fn = _SMOOTH[type(layer)]
     with mpmath.workprec(PREC):
         y = mpmath.mpf(fn(mpmath.mpf(z.numerator) / z.denominator))

@@ -36,7 +36,9 @@ from nncert.verify.network import (
     Dense,
     HardTanh,
     LeakyReLU,
+    NegReciprocal1p,
     Network,
+    RectifiedPower,
     ReLU,
     Sigmoid,
     Tanh,
@@ -63,6 +65,9 @@ _BUILDERS: dict[type, st.SearchStrategy[Activation]] = {
     HardTanh: _hardtanh(),
     Sigmoid: st.just(Sigmoid()),
     Tanh: st.just(Tanh()),
+    # not in ALL_ACTIVATIONS (no finite Lipschitz constant): ask for it by name
+    RectifiedPower: st.sampled_from([RectifiedPower(p) for p in (2.0, 3.0, 2.5)]),
+    NegReciprocal1p: st.just(NegReciprocal1p()),
 }
 
 

@@ -1,7 +1,8 @@
 r"""One home per activation: everything the verifier needs to know about each activation type.
 
 Each supported activation (:class:`~nncert.verify.network.ReLU`, ``LeakyReLU``, ``HardTanh``,
-``Sigmoid``, ``Tanh``, ``Identity``) has one :class:`ActivationRule` object in :data:`RULES`,
+``Sigmoid``, ``Tanh``, ``RectifiedPower``, ``Exp``, ``NegReciprocal1p``, ``Identity``) has one
+:class:`ActivationRule` object in :data:`RULES`,
 looked up with :func:`rule_for`. A rule knows
 
 * ``apply``: the function itself (float64);
@@ -47,7 +48,10 @@ that is enough for a wrong answer. The lines are therefore built so that they ho
   the maximum, each term rounded in the safe direction with an explicit error bound
   (:func:`_intercepts`); any float slope then gives a valid line;
 * sigmoid and tanh lines (tangents and chords) are widened by a relative margin of
-  ``1e-12``, several orders of magnitude above the float64 error of their construction.
+  ``1e-12``, several orders of magnitude above the float64 error of their construction;
+* :class:`RectifiedPowerRule` (convex) computes the intercept of any float slope safely: an
+  upper line from the end points (a line above a convex function at both ends lies above it
+  in between), a lower line from the global minimum of ``sigma(z) - s z`` in closed form.
 """
 
 from __future__ import annotations
@@ -65,14 +69,18 @@ import nncert.verify.network as _network
 from nncert.verify.errors import InvalidNetworkError, UnsupportedLayerError
 from nncert.verify.network import (
     Activation,
+    Exp,
     FloatArray,
     HardTanh,
     Identity,
     LeakyReLU,
+    NegReciprocal1p,
+    RectifiedPower,
     ReLU,
     Sigmoid,
     Tanh,
     apply_activation,
+    rectified_power,
 )
 from nncert.verify.rounding import TINY, UNIT, down, gamma, inflate, up
 
@@ -922,6 +930,313 @@ class TanhRule(_SShapedRule):
         return 1.0 - value * value
 
 
+# -- rectified powers max(z, 0)^p (squares, products, integer powers) -------------------------
+
+#: relative error allowed for one float64 evaluation of ``max(z, 0)^p`` (``pow`` is within one
+#: ulp in glibc; 8 ulps leave room for other C libraries)
+_POW_ULPS = 8.0
+
+
+def _power_enclosure(z: FloatArray, p: float) -> tuple[FloatArray, FloatArray]:
+    """``(lo, hi)`` with ``lo <= max(z, 0)^p <= hi`` exactly, ``lo >= 0`` (overflow: the
+    largest float below, ``inf`` above)."""
+    v = rectified_power(z, p)
+    with np.errstate(invalid="ignore", over="ignore"):
+        pad = _POW_ULPS * UNIT * v + TINY
+        lo = np.where(np.isinf(v), np.finfo(np.float64).max, np.maximum(v - pad, 0.0))
+        hi = np.where(v == 0.0, 0.0, v + pad)
+    return lo, hi
+
+
+class RectifiedPowerRule(ActivationRule):
+    r"""``sigma(z) = max(z, 0)^p``, ``p >= 1``: non-decreasing and convex on the real line.
+
+    * ``interval``: ``[sigma(l), sigma(u)]`` (monotone), each end enclosed with
+      :data:`_POW_ULPS` ulps.
+    * Upper line: the chord slope ``a = (sigma(u) - sigma(l)) / (u - l)`` (the derivative at
+      ``u`` for a degenerate interval); the intercept is the largest
+      :math:`\sigma(e) - a e` over the end points ``e in {l, u}``, rounded up. By convexity a
+      line above the graph at both ends lies above it on ``[l, u]``, for any float ``a``.
+    * Lower line: the tangent at ``t = max((l + u)/2, 0)``, slope ``s = p t^{p-1}``. Its
+      intercept is not taken from ``t`` but from ``s`` alone: for ``p > 1`` and ``s >= 0``,
+      :math:`\min_z (\sigma(z) - s z) = -(p - 1) (s / p)^{p/(p-1)}` over *all* real ``z`` (the
+      minimiser is :math:`(s/p)^{1/(p-1)}`; for ``z <= 0`` the value is ``-s z >= 0``), computed
+      in float64 and moved down by the relative :data:`SMOOTH_MARGIN` (the evaluation errs by
+      a few ulps, plus ``|ln(s/p)|`` ulps from the rounded exponent: below ``1e-13``). With
+      ``t = (l + u)/2`` the two lines of ``max(z,0)^2`` and ``max(-z,0)^2`` add up to the
+      chord and the midpoint tangent of ``z^2``. ``p = 1`` (ReLU) uses ``s <= 1``, intercept 0.
+    * Neurons with ``u <= 0`` are the constant 0 (exact); with ``p = 1`` and ``l >= 0`` the
+      identity.
+
+    No family of lower lines through the origin exists for ``p > 1`` (alpha-CROWN's form), so
+    ``lower_family`` is ``None``. The difference rule is the mean value theorem with
+    :math:`\sigma'` non-decreasing: :math:`\sigma'(\xi) \in [\sigma'(\max(l_H, 0)),
+    \sigma'(\max(u_H, 0))]` on the hull ``H`` of both boxes. The function has no finite
+    Lipschitz constant for ``p > 1`` and no exact MILP encoding (Model 2 bands it).
+    """
+
+    layer_type = RectifiedPower
+    piecewise_linear = False
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        p = layer.exponent
+        return _power_enclosure(l, p)[0], _power_enclosure(u, p)[1]
+
+    def affine_on(
+        self, layer: Any, l: FloatArray, u: FloatArray
+    ) -> tuple[BoolArray, FloatArray, FloatArray]:
+        zero = np.asarray(u, dtype=np.float64) <= 0.0
+        ident = (np.asarray(l, dtype=np.float64) >= 0.0) & (layer.exponent == 1.0)
+        slope = np.where(ident, 1.0, 0.0)
+        return zero | ident, slope, np.zeros(np.shape(l))
+
+    def _deriv(self, p: float, z: FloatArray) -> FloatArray:
+        m = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+        with np.errstate(over="ignore"):
+            if p == 1.0:
+                return np.where(m > 0.0, 1.0, 0.0)
+            return p * (m if p == 2.0 else np.power(m, p - 1.0))
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        p = layer.exponent
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        fl_lo, fl_hi = _power_enclosure(lo, p)
+        fu_lo, fu_hi = _power_enclosure(hi, p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            width = hi - lo
+            chord = (rectified_power(hi, p) - rectified_power(lo, p)) / np.where(
+                width > 0.0, width, 1.0
+            )
+            a = np.where(width > 0.0, chord, self._deriv(p, hi))
+            a = np.where(np.isfinite(a) & (a >= 0.0), a, 0.0)
+            bu = _intercepts(a, [lo, hi], [fl_lo, fu_lo], [fl_hi, fu_hi], upper=True)
+            # a slope too large for a finite intercept: the constant line sigma(u)
+            bad = ~np.isfinite(bu)
+            a = np.where(bad, 0.0, a)
+            bu = np.where(bad, fu_hi, bu)
+            t = np.maximum((lo + hi) / 2.0, 0.0)
+            s = self._deriv(p, t)
+            if p == 1.0:
+                s = np.minimum(s, 1.0)
+                bl = np.zeros_like(s)
+            else:
+                v = (p - 1.0) * np.power(s / p, p / (p - 1.0))
+                bl = -(v * (1.0 + SMOOTH_MARGIN) + TINY)
+                bl = np.where(s == 0.0, 0.0, down(bl))
+            fallback = ~(np.isfinite(s) & np.isfinite(bl))
+            s = np.where(fallback, 0.0, s)
+            bl = np.where(fallback, 0.0, bl)
+        dead = hi <= 0.0  # sigma = 0 on [l, u]
+        zero = np.zeros_like(a)
+        return Relaxation(
+            np.where(dead, 0.0, s),
+            np.where(dead, 0.0, bl),
+            np.where(dead, 0.0, a),
+            np.where(dead, zero, bu),
+        )
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        return self._deriv(layer.exponent, z)
+
+    def lipschitz(self, layer: Any) -> float:
+        return 1.0 if layer.exponent == 1.0 else math.inf
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        """``(0.0,)``: where the function leaves the constant 0 (not analytic there)."""
+        return (0.0,)
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        # mean value theorem with sigma' non-decreasing on the hull H of both boxes
+        p = layer.exponent
+        s_min = self._deriv(p, np.minimum(l, lt))
+        s_max = self._deriv(p, np.maximum(u, ut))
+        return _mean_value_diff(s_min, s_max, dl, du)
+
+
+def _mean_value_diff(
+    s_min: FloatArray, s_max: FloatArray, dl: FloatArray, du: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    r"""Outward enclosure of :math:`s \delta` for :math:`s \in [s_{min}, s_{max}]` (float64
+    evaluations of a derivative range, widened here by the relative :data:`SMOOTH_MARGIN`)
+    and :math:`\delta \in [d_l, d_u]`: the mean value theorem's difference bound."""
+    s_min = np.maximum(s_min * (1.0 - SMOOTH_MARGIN) - TINY, 0.0)
+    s_max = s_max * (1.0 + SMOOTH_MARGIN) + TINY
+    with np.errstate(invalid="ignore", over="ignore"):
+        prods = np.stack([s_min * dl, s_min * du, s_max * dl, s_max * du])
+        nan = np.isnan(prods)  # 0 * inf: no information
+        lo = np.min(np.where(nan, -np.inf, prods), axis=0)
+        hi = np.max(np.where(nan, np.inf, prods), axis=0)
+        pad = SMOOTH_MARGIN * (np.abs(lo) + np.abs(hi)) + TINY
+        return down(lo - pad), up(hi + pad)
+
+
+# -- softmax pieces: exp and -1/(1 + max(s, 0)) -----------------------------------------------
+
+
+def _exp_enclosure(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(lo, hi)`` with ``lo <= exp(z) <= hi`` exactly (``exp`` within one ulp in glibc;
+    :data:`_POW_ULPS` ulps allowed); overflow: the largest float below, ``inf`` above."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.exp(np.asarray(z, dtype=np.float64))
+        pad = _POW_ULPS * UNIT * v + TINY
+        lo = np.where(np.isinf(v), np.finfo(np.float64).max, np.maximum(v - pad, 0.0))
+        return lo, v + pad
+
+
+class ExpRule(ActivationRule):
+    r"""``exp(z)``: increasing and convex.
+
+    * Upper line: the chord slope (``exp(u)`` for a degenerate interval), intercept from the
+      end points (convexity, as :class:`RectifiedPowerRule`), rounded up.
+    * Lower line: the tangent at the midpoint ``t``, slope ``s = exp(t)``, with the intercept
+      of slope ``s`` itself: :math:`\min_z (e^z - s z) = s (1 - \ln s)` over all real ``z``,
+      computed in float64 and moved down by ``16 u s (1 + |ln s|) + 4 TINY`` (the
+      evaluation's error: ``log`` within an ulp, one subtraction, one product).
+    * ``s = 0`` (underflow) gives the line 0; overflow gives the constant lines.
+    """
+
+    layer_type = Exp
+    piecewise_linear = False
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return _exp_enclosure(l)[0], _exp_enclosure(u)[1]
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        fl_lo, fl_hi = _exp_enclosure(lo)
+        fu_lo, fu_hi = _exp_enclosure(hi)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            width = hi - lo
+            el, eu = np.exp(lo), np.exp(hi)
+            a = np.where(width > 0.0, (eu - el) / np.where(width > 0.0, width, 1.0), eu)
+            a = np.where(np.isfinite(a) & (a >= 0.0), a, 0.0)
+            bu = _intercepts(a, [lo, hi], [fl_lo, fu_lo], [fl_hi, fu_hi], upper=True)
+            bad = ~np.isfinite(bu)
+            a = np.where(bad, 0.0, a)
+            bu = np.where(bad, fu_hi, bu)
+            s = np.exp((lo + hi) / 2.0)
+            ls = np.log(np.where(s > 0.0, s, 1.0))
+            v = s * (1.0 - ls)
+            err = 16.0 * UNIT * s * (1.0 + np.abs(ls)) + 4.0 * TINY
+            bl = down(v - err)
+            fallback = ~(np.isfinite(s) & np.isfinite(bl)) | (s == 0.0)
+            s = np.where(fallback, 0.0, s)
+            bl = np.where(fallback, 0.0, bl)
+        return Relaxation(s, bl, a, bu)
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        if value is not None:
+            return np.asarray(value, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            return np.exp(np.asarray(z, dtype=np.float64))
+
+    def lipschitz(self, layer: Any) -> float:
+        return math.inf
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        # mean value theorem, exp' = exp increasing on the hull of both boxes
+        with np.errstate(over="ignore", under="ignore"):
+            s_min = np.exp(np.minimum(l, lt))
+            s_max = np.exp(np.maximum(u, ut))
+        return _mean_value_diff(s_min, s_max, dl, du)
+
+
+def _nr1p_enclosure(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(lo, hi)`` around ``-1 / (1 + max(z, 0))`` (two roundings; exact ``-1`` for
+    ``z <= 0``), clipped to the range ``[-1, 0]``."""
+    z = np.asarray(z, dtype=np.float64)
+    v = _network.apply_activation(NegReciprocal1p(), z)
+    # exact only for z <= 0: a tiny z > 0 rounds to -1 although g(z) > -1
+    pad = np.where(z <= 0.0, 0.0, _POW_ULPS * UNIT * np.abs(v) + TINY)
+    return np.maximum(v - pad, -1.0), np.minimum(v + pad, 0.0)
+
+
+class NegReciprocal1pRule(ActivationRule):
+    r"""``g(z) = -1 / (1 + max(z, 0))``: ``-1`` for ``z <= 0``, increasing and concave on
+    ``z >= 0`` (``g' = 1/(1+z)^2``), with a kink at 0 (slope 0 to 1).
+
+    * Lower line: the chord of ``[max(l, 0), u]`` (``g'(u)`` when degenerate); for any slope
+      ``a >= 0``, ``g(z) - a z`` is concave on ``[max(l,0), u]`` and decreasing on
+      ``[l, 0]``, so its minimum over ``[l, u]`` is at ``max(l, 0)`` or ``u``: the intercept
+      is that minimum, rounded down (:func:`_intercepts`).
+    * Upper line: slope ``s = g'(t)`` at ``t = max((l+u)/2, 0)``, ``0 < s <= 1``; the largest
+      :math:`g(z) - s z` is :math:`s - 2\sqrt{s}` over ``z >= 0`` (at
+      :math:`z = 1/\sqrt{s} - 1`, the tangent) and :math:`-1 - s l` over ``[l, 0]``; the
+      intercept is the larger, rounded up after an explicit error term.
+    * ``u <= 0``: the constant ``-1`` (exact).
+    """
+
+    layer_type = NegReciprocal1p
+    piecewise_linear = False
+
+    def interval(self, layer: Any, l: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return _nr1p_enclosure(l)[0], _nr1p_enclosure(u)[1]
+
+    def affine_on(
+        self, layer: Any, l: FloatArray, u: FloatArray
+    ) -> tuple[BoolArray, FloatArray, FloatArray]:
+        mask = np.asarray(u, dtype=np.float64) <= 0.0
+        return mask, np.zeros(np.shape(l)), np.full(np.shape(l), -1.0)
+
+    def _deriv(self, z: FloatArray) -> FloatArray:
+        z = np.asarray(z, dtype=np.float64)
+        with np.errstate(over="ignore", under="ignore"):
+            d = 1.0 + np.maximum(z, 0.0)
+            return np.where(z > 0.0, 1.0 / (d * d), 0.0)
+
+    def relax(self, layer: Any, l: FloatArray, u: FloatArray) -> Relaxation:
+        lo = np.asarray(l, dtype=np.float64)
+        hi = np.asarray(u, dtype=np.float64)
+        lp = np.maximum(lo, 0.0)
+        gp_lo, gp_hi = _nr1p_enclosure(lp)
+        gu_lo, gu_hi = _nr1p_enclosure(hi)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            width = hi - lp
+            g = self.apply
+            chord = (g(layer, hi) - g(layer, lp)) / np.where(width > 0.0, width, 1.0)
+            a = np.where(width > 0.0, chord, self._deriv(hi))
+            a = np.where(np.isfinite(a) & (a >= 0.0), a, 0.0)
+            bl = _intercepts(a, [lp, hi], [gp_lo, gu_lo], [gp_hi, gu_hi], upper=False)
+            t = np.maximum((lo + hi) / 2.0, 0.0)
+            d = 1.0 + t
+            s = np.minimum(1.0 / (d * d), 1.0)
+            rs = np.sqrt(s)
+            top = s - 2.0 * rs
+            top = top + 8.0 * UNIT * (s + 2.0 * rs) + TINY
+            left = -1.0 - s * np.minimum(lo, 0.0)
+            left = left + 8.0 * UNIT * (1.0 + np.abs(s * lo)) + TINY
+            bu = up(np.maximum(top, left))
+            bad = ~(np.isfinite(s) & np.isfinite(bu))
+            s = np.where(bad, 0.0, s)
+            bu = np.where(bad, 0.0, bu)
+        dead = hi <= 0.0
+        return Relaxation(
+            np.where(dead, 0.0, a),
+            np.where(dead, -1.0, bl),
+            np.where(dead, 0.0, s),
+            np.where(dead, -1.0, bu),
+        )
+
+    def derivative(self, layer: Any, z: FloatArray, value: FloatArray | None = None) -> FloatArray:
+        return self._deriv(z)
+
+    def lipschitz(self, layer: Any) -> float:
+        return 1.0
+
+    def kinks(self, layer: Any) -> tuple[float, ...]:
+        return (0.0,)
+
+    def diff(self, layer, l, u, lt, ut, dl, du):  # type: ignore[no-untyped-def]
+        # g' (and the generalized gradient [0, 1] at the kink) on the hull [a, b]: largest at
+        # max(a, 0) when b > 0, smallest at b when a > 0, else 0
+        a, b = np.minimum(l, lt), np.maximum(u, ut)
+        s_max = np.where(b > 0.0, np.where(a > 0.0, self._deriv(a), 1.0), 0.0)
+        s_min = np.where(a > 0.0, self._deriv(b), 0.0)
+        return _mean_value_diff(s_min, s_max, dl, du)
+
+
 # -- ReLU difference rules (ReluDiff and NeuroDiff) -----------------------------------------
 
 
@@ -993,6 +1308,9 @@ RULES: dict[type, ActivationRule] = {
         HardTanhRule(),
         SigmoidRule(),
         TanhRule(),
+        RectifiedPowerRule(),
+        ExpRule(),
+        NegReciprocal1pRule(),
         IdentityRule(),
     )
 }
@@ -1077,11 +1395,14 @@ __all__ = [
     "SMOOTH_MARGIN",
     "ActivationRule",
     "ExactRegions",
+    "ExpRule",
     "HardTanhRule",
     "IdentityRule",
     "LeakyReluRule",
     "LowerFamily",
+    "NegReciprocal1pRule",
     "PiecewiseLinearRule",
+    "RectifiedPowerRule",
     "Relaxation",
     "ReluPieces",
     "ReluRule",

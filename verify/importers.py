@@ -26,7 +26,13 @@ that activation layer next to the activated tensor, exactly, as ``relu(x) - relu
 ``max(a, b) = b + relu(a - b)`` in ReLU layers with the same carry
 (:meth:`_AffineChain.activation`, :func:`_max_pool`). A carried tensor whose only remaining
 reader is an activation node of the same kind is activated in that same layer instead, so
-parallel branches stay at equal depth. All of this keeps the IR a chain of ``Dense`` and
+parallel branches stay at equal depth. Non-linear but exact in real arithmetic:
+``Pow`` with a constant exponent and ``Mul`` of two input-dependent tensors become one
+:class:`~nncert.verify.network.RectifiedPower` layer (:func:`_signed_power`,
+:func:`_merge_mul`: ``v^p = max(v,0)^p + (-1)^p max(-v,0)^p``, ``ab = ((a+b)^2 - (a-b)^2)/4``),
+and ``Softmax`` an ``Exp`` and a ``NegReciprocal1p`` layer (:func:`_op_softmax`); those layers
+cannot carry other tensors, so a skip path across them is refused naming the node.
+All of this keeps the IR a chain of ``Dense`` and
 activation layers, so every engine treats them exactly (MILP) or soundly (IBP/CROWN).
 Operators are dispatched through the module-level tables :data:`ONNX_CHAIN_OPS` and
 :data:`ONNX_CONSTANT_OPS`; torch modules through :data:`TORCH_MODULES`.
@@ -56,12 +62,15 @@ from nncert.verify.fileio import deadline_from, is_gzip, read_input, write_atomi
 from nncert.verify.network import (
     Activation,
     Dense,
+    Exp,
     FloatArray,
     HardTanh,
     Identity,
     Layer,
     LeakyReLU,
+    NegReciprocal1p,
     Network,
+    RectifiedPower,
     ReLU,
     Sigmoid,
     Tanh,
@@ -1636,6 +1645,169 @@ def _op_max_pool(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
     _max_pool(ctx.chain, elem, (1, *out))
 
 
+# -- powers and products of input-dependent tensors -------------------------------------------
+
+
+def _refuse_carry_past_power(ctx: _OnnxContext, what: str) -> None:
+    """A rectified-power layer cannot carry another tensor exactly (``relu(x) - relu(-x)``
+    needs a ReLU layer), so a tensor still read after the power/product is refused."""
+    if ctx.chain.carried:
+        names = ", ".join(repr(n) for n in sorted(ctx.chain.carried))
+        raise UnsupportedLayerError(
+            f"{what} while the input-dependent tensor(s) {names} are still read after it (a "
+            "skip/residual path around a power, product or softmax): only ReLU, LeakyReLU and "
+            "Identity layers carry a tensor exactly"
+        )
+
+
+def _structurally_nonneg(chain: _AffineChain) -> bool:
+    """Whether every entry of the current tensor is ``>= 0`` by construction: exact
+    non-negative coefficients and bias on a non-negative segment start."""
+    if not chain.nonneg_start:
+        return False
+    layer = chain.explicit()
+    return bool(layer.exact and np.all(layer.weight >= 0.0) and np.all(layer.bias >= 0.0))
+
+
+def _signed_power(ctx: _OnnxContext, p: int, what: str) -> None:
+    r"""``v -> v^p`` for an integer ``p >= 2``, exactly, through one rectified-power layer:
+    :math:`v^p = \max(v, 0)^p + (-1)^p \max(-v, 0)^p` (one of the terms is 0), i.e.
+    ``Dense [I; -I]``, ``RectifiedPower(p)``, ``[I, (-1)^p I]`` (a structurally
+    non-negative ``v`` needs only ``max(v, 0)^p``)."""
+    _refuse_carry_past_power(ctx, what)
+    chain = ctx.chain
+    shape, n = chain.shape, chain.width
+    eye = np.eye(n)
+    if _structurally_nonneg(chain):
+        chain.activation(RectifiedPower(float(p)))
+        chain.reshape(shape)
+        return
+    chain.linear(np.vstack([eye, -eye]), None, (2 * n,))
+    chain.activation(RectifiedPower(float(p)))
+    chain.linear(np.hstack([eye, eye if p % 2 == 0 else -eye]), None, shape)
+
+
+def _op_pow(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    """``Pow(v, p)`` with a constant exponent (one value): ``p = 0`` the constant 1, ``p = 1``
+    the identity, integer ``p >= 2`` :func:`_signed_power`, a real ``p > 1`` on a tensor that is
+    ``>= 0`` by construction (after a ReLU, with non-negative weights) one rectified-power
+    layer; anything else (negative or fractional exponents below 1, real exponents of a
+    sign-changing tensor: NaN in ONNX) is refused."""
+    if node.input[0] != ctx.current:
+        raise UnsupportedLayerError("Pow with an input-dependent exponent is not supported")
+    e = np.unique(ctx.float_const(str(node.input[1]), "Pow exponent"))
+    if e.size != 1:
+        raise UnsupportedLayerError(
+            f"Pow with different exponents per element ({e.size} values) is not supported"
+        )
+    p = float(e[0])
+    if p == 1.0:
+        return
+    if p == 0.0:  # x^0 = 1 for every x (ONNX and IEEE: 0^0 = 1)
+        ctx.chain.scale(np.zeros(ctx.chain.width), np.ones(ctx.chain.width))
+        return
+    if p == int(p) and p >= 2.0:
+        _signed_power(ctx, int(p), f"Pow with exponent {p:g}")
+        return
+    if p > 1.0 and _structurally_nonneg(ctx.chain):
+        _refuse_carry_past_power(ctx, f"Pow with exponent {p:g}")
+        shape = ctx.chain.shape
+        ctx.chain.activation(RectifiedPower(p))
+        ctx.chain.reshape(shape)
+        return
+    raise UnsupportedLayerError(
+        f"Pow with exponent {p:g}: only exponents 0, 1 and integers >= 2 are supported, or a "
+        "real exponent > 1 of a tensor that is >= 0 by construction (e.g. after a ReLU)"
+    )
+
+
+def _merge_mul(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pending]) -> None:
+    r"""``a * b`` of two input-dependent tensors of the same segment, by polarization:
+    :math:`ab = \frac14 ((a + b)^2 - (a - b)^2)`, each square as
+    :math:`\max(w, 0)^2 + \max(-w, 0)^2` in one rectified-power layer: ``Dense`` rows
+    ``a + b, -(a + b), a - b, -(a - b)``, ``RectifiedPower(2)``, then the weights
+    ``1/4, 1/4, -1/4, -1/4`` (exact in binary). Exact in real arithmetic; ``x * x`` is
+    :func:`_signed_power` with ``p = 2``. Operands broadcast to a common shape first."""
+    if len(node.input) != 2:
+        raise InvalidNetworkError(f"expected 2 inputs, got {len(node.input)}")
+    a_name, b_name = (str(n) for n in node.input)
+    what = "Mul of two input-dependent tensors"
+    if a_name == b_name:
+        ctx.chain.restore(snaps[a_name], a_name)
+        _signed_power(ctx, 2, what)
+        return
+    _refuse_carry_past_power(ctx, what)
+    sa, sb = snaps[a_name].shape, snaps[b_name].shape
+    try:
+        out = tuple(int(d) for d in np.broadcast_shapes(sa, sb))
+    except ValueError:
+        raise InvalidNetworkError(
+            f"shape mismatch: Mul of shapes {sa} and {sb} do not broadcast"
+        ) from None
+    blocks = []
+    for name, shape in ((a_name, sa), (b_name, sb)):
+        ctx.chain.restore(snaps[name], name)
+        if shape != out:
+            ctx.chain.linear(_broadcast_matrix(shape, out), None, out)
+        blocks.append(ctx.chain.explicit())
+    n = _prod(out)
+    stacked = Dense(
+        np.vstack([blk.weight for blk in blocks]),
+        np.concatenate([blk.bias for blk in blocks]),
+        np.concatenate([_err(blk, "w") for blk in blocks]),
+        np.concatenate([_err(blk, "b") for blk in blocks]),
+    )
+    ctx.chain.set_pending(stacked, (2 * n,))
+    eye = np.eye(n)
+    ctx.chain.linear(np.block([[eye, eye], [-eye, -eye], [eye, -eye], [-eye, eye]]), None, (4 * n,))
+    ctx.chain.activation(RectifiedPower(2.0))
+    ctx.chain.linear(0.25 * np.hstack([eye, eye, -eye, -eye]), None, out)
+
+
+def _op_softmax(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
+    r"""Softmax over a tensor with one non-unit dimension, the softmax axis (what both the
+    opset < 13 semantics, over the flattened trailing dimensions, and the newer one, over one
+    axis, agree on), exactly in real arithmetic:
+
+    * ``n = 1``: the constant 1;
+    * ``n = 2``: :math:`\mathrm{softmax}_i = \sigma(z_i - z_{1-i})` (a Sigmoid layer);
+    * ``n >= 3``: :math:`\mathrm{softmax}_i = 1 / (1 + S_i)`,
+      :math:`S_i = \sum_{j \ne i} e^{z_j - z_i}`: ``Dense`` rows ``z_j - z_i``, an
+      :class:`~nncert.verify.network.Exp` layer, the sums ``S_i``, a
+      :class:`~nncert.verify.network.NegReciprocal1p` layer (:math:`-1/(1 + S_i)`, as
+      ``S_i >= 0``), and a negation.
+    """
+    chain = ctx.chain
+    shape, n = chain.shape, chain.width
+    axis = int(ctx.attrs.get("axis", -1))
+    if not -len(shape) <= axis < len(shape) or shape[axis] != n:
+        raise UnsupportedLayerError(
+            f"Softmax over axis {axis} of a tensor of shape {shape}: only a softmax over the "
+            "one non-unit dimension of the tensor is supported"
+        )
+    _refuse_carry_past_power(ctx, "Softmax")
+    if n == 1:
+        chain.scale(np.zeros(1), np.ones(1))
+        return
+    if n == 2:
+        chain.linear(np.array([[1.0, -1.0], [-1.0, 1.0]]), None, (2,))
+        chain.activation(Sigmoid())
+        chain.reshape(shape)
+        return
+    pairs = [(i, j) for i in range(n) for j in range(n) if j != i]
+    _check_encoding_size(len(pairs), n, f"Softmax over {n} entries")
+    diff = np.zeros((len(pairs), n))
+    sums = np.zeros((n, len(pairs)))
+    for r, (i, j) in enumerate(pairs):
+        diff[r, j], diff[r, i] = 1.0, -1.0
+        sums[i, r] = 1.0
+    chain.linear(diff, None, (len(pairs),))
+    chain.activation(Exp())
+    chain.linear(sums, None, (n,))
+    chain.activation(NegReciprocal1p())
+    chain.linear(-np.eye(n), None, shape)
+
+
 def _activation_op(layer: Activation) -> Callable[[_OnnxContext, onnx.NodeProto], None]:
     def handler(ctx: _OnnxContext, node: onnx.NodeProto) -> None:
         ctx.chain.activation(layer)
@@ -1684,6 +1856,9 @@ ONNX_CHAIN_OPS: dict[str, OnnxChainHandler] = {
     "AveragePool": _op_average_pool,
     "MaxPool": _op_max_pool,
     "GlobalAveragePool": _op_global_average_pool,
+    "Pow": _op_pow,
+    "Softmax": _op_softmax,
+    "Exp": _activation_op(Exp()),
 }
 
 
@@ -1765,6 +1940,7 @@ _ONNX_MERGE_OPS: dict[str, _MergeHandler] = {
     "Add": _merge_add,
     "Sub": _merge_add,
     "Concat": _merge_concat,
+    "Mul": _merge_mul,
 }
 
 
@@ -2368,10 +2544,17 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
                 merge = _ONNX_MERGE_OPS.get(node.op_type)
                 if merge is None:
                     raise UnsupportedLayerError(
-                        f"{node.op_type} of several input-dependent tensors is not affine "
-                        "(only Add, Sub and Concat merge parallel branches)"
+                        f"{node.op_type} of several input-dependent tensors is not supported "
+                        "(Add, Sub and Concat merge parallel branches, Mul multiplies two)"
                     )
+                # a merge that emits a layer (Mul) must know which tensors are read later
+                ctx.chain.carried = {
+                    name: snap
+                    for name, snap in snaps.items()
+                    if snap.segment == ctx.chain.segment and last_use.get(name, -1) > pos
+                }
                 merge(ctx, node, snaps)
+                ctx.chain.carried = {}
             else:
                 chain_handler = ONNX_CHAIN_OPS.get(node.op_type)
                 if chain_handler is None:

@@ -3,7 +3,9 @@
 A :class:`Network` is a tuple of layers applied in order to a *flattened* input (C order).
 Affine maps are :class:`Dense` layers (convolutions and folded batch norms are lowered to
 ``Dense`` by the importers); element-wise activations are :class:`ReLU`, :class:`LeakyReLU`,
-:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh` and :class:`Identity`.
+:class:`HardTanh`, :class:`Sigmoid`, :class:`Tanh`, :class:`RectifiedPower` (squares,
+powers and products), :class:`Exp` and :class:`NegReciprocal1p` (softmax) and :class:`Identity`.
+All are non-decreasing, which the bound engine relies on.
 
 Every array is float64, C-contiguous and read-only, so a ``Network`` can be shared between
 threads, hashed (:meth:`Network.fingerprint`) and stored in certificates.
@@ -176,14 +178,79 @@ class Tanh:
 
 
 @dataclass(frozen=True)
+class RectifiedPower:
+    r"""``max(z, 0) ** exponent`` with a real ``exponent >= 1``.
+
+    Non-decreasing and convex on the whole real line, so the bound engine's assumptions on
+    activations (monotone, relaxation slopes ``>= 0``) hold. Powers of a sign-changing tensor
+    are built from it exactly: :math:`z^p = \max(z, 0)^p + (-1)^p \max(-z, 0)^p` for an
+    integer ``p`` (one of the two terms is 0), and a product of two tensors by polarization
+    :math:`ab = ((a + b)^2 - (a - b)^2) / 4` (see the ONNX importer's ``Pow`` and ``Mul``).
+    """
+
+    exponent: float = 2.0
+
+    def __post_init__(self) -> None:
+        p = float(self.exponent)
+        if not (np.isfinite(p) and p >= 1.0):
+            raise InvalidNetworkError(
+                f"RectifiedPower: exponent={self.exponent!r} must be a finite number >= 1"
+            )
+        object.__setattr__(self, "exponent", p)
+
+
+def rectified_power(z: FloatArray, p: float) -> FloatArray:
+    """``max(z, 0) ** p`` in float64 (``p = 2``: one correctly rounded product)."""
+    m = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+    with np.errstate(over="ignore"):
+        return m * m if p == 2.0 else np.power(m, p)
+
+
+@dataclass(frozen=True)
+class Exp:
+    """``exp(z)`` (increasing, convex; the numerators of a softmax)."""
+
+
+@dataclass(frozen=True)
+class NegReciprocal1p:
+    r"""``-1 / (1 + max(z, 0))``: non-decreasing, ``-1`` for ``z <= 0``, concave on ``z >= 0``.
+
+    A softmax output is :math:`1 / (1 + S_i)` with :math:`S_i = \sum_{j \ne i}
+    e^{z_j - z_i} \ge 0`; this layer gives its negative monotonically (the bound engine
+    wants non-decreasing activations), and the next ``Dense`` negates it.
+    """
+
+
+def _neg_reciprocal_1p(z: FloatArray) -> FloatArray:
+    return -1.0 / (1.0 + np.maximum(np.asarray(z, dtype=np.float64), 0.0))
+
+
+def _exp(z: FloatArray) -> FloatArray:
+    with np.errstate(over="ignore"):
+        return np.exp(np.asarray(z, dtype=np.float64))
+
+
+@dataclass(frozen=True)
 class Identity:
     """``z`` (kept only when an importer wants to preserve a layer boundary)."""
 
 
-Activation: TypeAlias = ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | Identity
+Activation: TypeAlias = (
+    ReLU | LeakyReLU | HardTanh | Sigmoid | Tanh | RectifiedPower | Exp | NegReciprocal1p | Identity
+)
 Layer: TypeAlias = Dense | Activation
 
-ACTIVATION_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Sigmoid, Tanh, Identity)
+ACTIVATION_TYPES: tuple[type, ...] = (
+    ReLU,
+    LeakyReLU,
+    HardTanh,
+    Sigmoid,
+    Tanh,
+    RectifiedPower,
+    Exp,
+    NegReciprocal1p,
+    Identity,
+)
 PIECEWISE_LINEAR_TYPES: tuple[type, ...] = (ReLU, LeakyReLU, HardTanh, Identity)
 
 
@@ -204,6 +271,9 @@ ACTIVATION_FUNCTIONS: dict[type, Callable[[Any, FloatArray], FloatArray]] = {
     HardTanh: lambda layer, z: np.clip(z, layer.min_val, layer.max_val),
     Sigmoid: lambda layer, z: _sigmoid(z),
     Tanh: lambda layer, z: np.tanh(z),
+    RectifiedPower: lambda layer, z: rectified_power(z, layer.exponent),
+    Exp: lambda layer, z: _exp(z),
+    NegReciprocal1p: lambda layer, z: _neg_reciprocal_1p(z),
     Identity: lambda layer, z: z,
 }
 
@@ -509,14 +579,18 @@ __all__ = [
     "PIECEWISE_LINEAR_TYPES",
     "Activation",
     "Dense",
+    "Exp",
     "FloatArray",
     "HardTanh",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "NegReciprocal1p",
     "Network",
     "ReLU",
+    "RectifiedPower",
     "Sigmoid",
     "Tanh",
     "apply_activation",
+    "rectified_power",
 ]

@@ -267,14 +267,20 @@ def test_keras_layout_transpose_conv(tmp_path: Path) -> None:
     _check(_save(tmp_path, nodes, inits, in_shape=[1, 4, 5, 2]))
 
 
-def test_mul_of_the_input_by_itself_is_named_unsupported(tmp_path: Path) -> None:
+def test_mul_of_the_input_by_itself_is_imported(tmp_path: Path) -> None:
+    """``x * x`` (once refused) is now one rectified-power layer (tests/verify/
+    test_onnx_products.py covers products and powers in depth)."""
+    _check(_save(tmp_path, [_node("Mul", ["x", "x"], name="square")], [], relu=False))
+
+
+def test_unsupported_operator_is_named_in_one_line(tmp_path: Path) -> None:
     """What is still unsupported fails with one line naming the file and the operator."""
-    path = _save(tmp_path, [_node("Mul", ["x", "x"], name="square")], [], relu=False)
+    path = _save(tmp_path, [_node("Erf", ["x"], name="gauss")], [], relu=False)
     with pytest.raises(UnsupportedLayerError) as err:
         from_onnx(path)
     message = str(err.value)
     assert "\n" not in message
-    assert str(path) in message and "'square' (Mul)" in message
+    assert str(path) in message and "'gauss'" in message and "Erf" in message
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,8 +393,7 @@ def test_residual_across_tanh_is_named_unsupported(tmp_path: Path) -> None:
     assert str(path) in message and "'squash' (Tanh)" in message
 
 
-def test_product_of_branches_is_named_unsupported(tmp_path: Path) -> None:
-    nodes = [_node("Neg", ["x"], ["n"]), _node("Mul", ["x", "n"], name="square")]
-    path = _save(tmp_path, nodes, [])
-    with pytest.raises(UnsupportedLayerError, match=r"model\.onnx.*'square' \(Mul\).*not affine"):
-        from_onnx(path)
+def test_product_of_branches_is_imported(tmp_path: Path) -> None:
+    """``x * (-x)`` (once refused as not affine) is imported by polarization."""
+    nodes = [_node("Neg", ["x"], ["n"]), _node("Mul", ["x", "n"], ["t"], name="square")]
+    _check(_save(tmp_path, nodes, []))
