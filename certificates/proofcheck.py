@@ -12,7 +12,11 @@ unsafe case is unreachable on a network, trusting nothing the search computed:
 3. **Leaves**: each leaf's bound is recomputed by the one bound engine
    (:class:`~nncert.verify.bounds.BoundEngine`, every rounding error accounted for), top-down:
    a node's hidden-layer bounds are intersected with its parent's and clipped by its phase
-   constraints, as in the search. A leaf closes when
+   constraints, as in the search. A recipe with ``"inherit": false`` bounds every leaf from its
+   own region alone (input box and phase constraints, no ancestor bounds), all leaves in one
+   batched pass after the regions are rebuilt (what a proof-tree replay on a slightly changed
+   network tries first: for a tree whose leaves close that way it costs one bound call
+   instead of one per level). A leaf closes when
 
    * its region is empty (an input split left ``lo_d > hi_d``, or sound bounds cross), or
    * a row of the objective ``A f(x) - b`` has a lower bound ``> 0`` (IBP, CROWN with the
@@ -82,6 +86,8 @@ def recipe_problem(recipe: Any) -> str:
         return "alpha_optimizer must be 'sign' or 'adam'"
     if not isinstance(recipe.get("combine_rows", True), bool):
         return "combine_rows must be true or false"
+    if not isinstance(recipe.get("inherit", True), bool):
+        return "inherit must be true or false"
     return ""
 
 
@@ -409,6 +415,11 @@ def _check_tree(
         ):
             return fail("the start frontier does not fit the tree and network")
         level = start
+    if not tree.recipe.get("inherit", True):
+        # every leaf is bounded from its own region alone (input box and phase constraints),
+        # without its ancestors' hidden-layer bounds: the regions are rebuilt top-down (no
+        # bounds needed), then all leaves are bounded in one batched pass
+        level = _leaves_below(tree, children, level, n_in, h)
     min_bound = np.inf
     while level.ids.size:
         nxt: list[_Frontier] = []
@@ -487,6 +498,32 @@ def _check_tree(
     if first_failure:
         return fail(first_failure, min_bound)
     return TreeCheck(True, "", n_nodes, leaves, float(min_bound), time.perf_counter() - t0)
+
+
+def _leaves_below(
+    tree: ProofTree, children: NDArray[np.int64], level: _Frontier, n_in: int, h: int
+) -> _Frontier:
+    """The leaves below the nodes of ``level``, with their regions (input boxes and phase
+    constraints) and no other hidden-layer bounds than ``level``'s and the phase constraints."""
+    leaves: list[_Frontier] = []
+    while level.ids.size:
+        kinds = tree.split[level.ids]
+        is_leaf = kinds == LEAF
+        if np.any(is_leaf):
+            leaves.append(_slice_rows(level, np.flatnonzero(is_leaf)))
+        sp = np.flatnonzero(~is_leaf)
+        if not sp.size:
+            break
+        level = _children(
+            tree, children, level, sp, level.pl[sp].copy(), level.pu[sp].copy(), level.empty[sp]
+        )
+    return _concat(leaves, n_in, h) if leaves else _empty_frontier(n_in, h)
+
+
+def _slice_rows(f: _Frontier, rows: NDArray[np.int64]) -> _Frontier:
+    return _Frontier(
+        f.ids[rows], f.lo[rows], f.hi[rows], f.pl[rows], f.pu[rows], f.phase[rows], f.empty[rows]
+    )
 
 
 def _relu_like(eng: BoundEngine) -> bool:

@@ -381,3 +381,75 @@ def test_transfer_runs_small_networks_on_one_blas_thread(
         res = transfer(cert, NET, magnitude_prune(NET, 0.05)[0], verify_fallback=False)
     assert res.verdict is Verdict.VERIFIED
     assert seen and all(s == {1} for s in seen)
+
+
+# --------------------------------------------------------------------------------------------
+# leaves bounded from their own regions (recipe inherit=false)
+# --------------------------------------------------------------------------------------------
+
+
+def _own_region_bounds(net: Network, case: UnsafeCase, tree: ProofTree) -> dict[int, float]:
+    """Every leaf's bound computed alone from its box (rebuilt here from the split records),
+    without any ancestor's bounds: what an inherit=false check must find."""
+    from nncert.certificates.proofcheck import _leaf_bounds
+    from nncert.verify.bounds import engine_for
+    from nncert.verify.proof import INPUT_SPLIT, LEAF
+
+    eng = engine_for(net)
+    kids = tree.children()
+    out: dict[int, float] = {}
+    stack = [(0, case.input_box.lower.copy(), case.input_box.upper.copy())]
+    while stack:
+        node, lo, hi = stack.pop()
+        if tree.split[node] == LEAF:
+            inter = eng.intermediate(lo[None], hi[None], "crown")
+            b = _leaf_bounds(
+                eng,
+                case,
+                tree,
+                np.array([node]),
+                lo[None],
+                hi[None],
+                inter,
+                np.zeros((1, eng.n_hidden), dtype=np.int8),
+            )
+            out[node] = float(b[0])
+            continue
+        assert tree.split[node] == INPUT_SPLIT
+        d, v = int(tree.index[node]), float(tree.value[node])
+        h0, l1 = hi.copy(), lo.copy()
+        h0[d], l1[d] = min(h0[d], v), max(l1[d], v)
+        stack += [(int(kids[node, 0]), lo, h0), (int(kids[node, 1]), l1, hi)]
+    return out
+
+
+def test_inherit_false_bounds_each_leaf_from_its_own_box(cert: Certificate) -> None:
+    tree = _tree(cert)
+    own = dataclasses.replace(tree, recipe={**dict(tree.recipe), "inherit": False})
+    case = PROP.cases[0]
+    for net in (NET, _shift_output(NET, np.array([-0.015, 0.015]))):
+        expect = _own_region_bounds(net, case, own)
+        rep = replay_tree(net, case, own)
+        failing = {int(i) for i in rep.failing}
+        assert failing == {k for k, v in expect.items() if not v > 0.0}
+        assert check_tree(net, case, own).ok == (not failing)
+        if rep.failing.size:
+            np.testing.assert_allclose(rep.bounds, [expect[int(i)] for i in rep.failing])
+
+
+def test_a_recipe_whose_inherit_is_not_a_bool_is_refused(cert: Certificate) -> None:
+    tree = _tree(cert)
+    bad = dataclasses.replace(tree, recipe={**dict(tree.recipe), "inherit": "no"})
+    res = check_tree(NET, PROP.cases[0], bad)
+    assert not res.ok and "inherit must be true or false" in res.reason
+
+
+def test_transferred_input_split_trees_bound_leaves_from_their_own_boxes(
+    cert: Certificate,
+) -> None:
+    target, _ = magnitude_prune(NET, 0.1)
+    res = transfer(cert, NET, target, verify_fallback=False)
+    assert res.verdict is Verdict.VERIFIED and res.transferred
+    assert _tree(res.certificate).recipe["inherit"] is False
+    report = check(res.certificate, target, expected_property=PROP)
+    assert report.ok and report.trust == "independent", report.reasons
