@@ -64,7 +64,8 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import Property
+from nncert.verify.lowering import lower_property
+from nncert.verify.spec import MixedProperty, Property
 from nncert.verify.witness import confirm_counterexample
 
 logger = logging.getLogger(__name__)
@@ -707,13 +708,17 @@ def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None
 
 def verify(
     network: Network,
-    prop: Property,
+    prop: Property | MixedProperty,
     options: VerifyOptions | Mapping[str, Any] | None = None,
     *,
     progress: ProgressFn | None = None,
     **overrides: Any,
 ) -> VerificationResult:
     """Verify ``prop`` on ``network``.
+
+    A :class:`~nncert.verify.spec.MixedProperty` (constraints over inputs too) is decided on
+    the network ``[f(x); x]`` (:func:`~nncert.verify.lowering.lower_property`, exact in real
+    arithmetic); its counterexample reports the input and ``f``'s own outputs.
 
     Args:
         network: the network.
@@ -746,6 +751,8 @@ def verify(
         opts = VerifyOptions.from_mapping({**asdict(opts), **overrides})
     if not isinstance(network, Network):
         raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
+    if isinstance(prop, MixedProperty):
+        return _verify_mixed(network, prop, opts, progress)
     if not isinstance(prop, Property):
         raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
     prop.check_network_shape(network.n_inputs, network.n_outputs)
@@ -799,6 +806,24 @@ def verify(
         stats=stats,
         evidence=ctx.evidence(),
     )
+
+
+def _verify_mixed(
+    network: Network,
+    prop: MixedProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """:func:`verify` for constraints over the inputs: decide the lowered property on the
+    network carrying its inputs; the witness (replayed on ``[f(x); x]`` with ``f`` as given,
+    i.e. against the original constraints) keeps ``x`` and ``f(x)`` only."""
+    carry, lowered = lower_property(network, prop)
+    result = verify(carry, lowered, opts, progress=progress)
+    stats = {**result.stats, "carried_inputs": prop.n_inputs}
+    cex = result.counterexample
+    if cex is not None:
+        cex = dataclasses.replace(cex, y=np.asarray(cex.y)[: prop.n_outputs].copy())
+    return dataclasses.replace(result, counterexample=cex, stats=stats)
 
 
 __all__ = [

@@ -86,6 +86,7 @@ from nncert.verify.network import FloatArray
 from nncert.verify.spec import (
     RELATION_KINDS,
     Box,
+    MixedProperty,
     NetworkDecl,
     Property,
     RelationalCase,
@@ -96,6 +97,9 @@ from nncert.verify.spec import (
 
 MAX_DISJUNCTS = 100_000
 """Largest DNF (number of disjuncts) :func:`load_vnnlib` accepts before giving up."""
+
+#: the message for products of variables (VNN-LIB's POLY theory), which nncert does not decide
+_POLY_UNSUPPORTED = "polynomial constraints (products of variables) are not supported"
 
 _MAX_DNF_ATOMS = 20_000_000  # total comparisons over all disjuncts (memory guard)
 
@@ -134,10 +138,8 @@ def _make_atom(
     line: int,
     describe: Callable[[], str],
     err: _ErrFn,
-    *,
-    relational: bool,
 ) -> _Atom:
-    """Classify a normalised comparison; raise on shapes the target representation lacks.
+    """Classify a normalised comparison (a bound on one input, a row, or a constant).
 
     ``describe`` renders the comparison for error messages (called only on error).
     """
@@ -158,12 +160,6 @@ def _make_atom(
         if c > 0:
             return _Atom("bound", coefs, rhs, eq, v, -np.inf, val, line)
         return _Atom("bound", coefs, rhs, eq, v, val, np.inf, line)
-    if xs and not relational:
-        if len(xs) == len(coefs):
-            problem = "constraint over several input variables is not supported"
-        else:
-            problem = "constraint mixing input and output variables is not supported"
-        raise err(line, f"{problem}: {describe()}")
     return _Atom("row", coefs, rhs, eq)
 
 
@@ -390,11 +386,13 @@ def _to_property(
     name: str,
     input_names: Callable[[int], str],
     err: _ErrFn,
-) -> Property:
-    """Build the :class:`Property` (checking that every input is bounded)."""
+) -> Property | MixedProperty:
+    """Build the :class:`Property` (checking that every input is bounded), or a
+    :class:`MixedProperty` when some row involves an input (columns ``[y; x]``)."""
     if not kept:
         vac = UnsafeCase(Box(np.zeros(n_x), np.zeros(n_x)), np.zeros((1, n_y)), np.array([-1.0]))
         return Property((vac,), name=f"{name} (vacuous)")
+    mixed = any(v < n_x for d in kept for r in d.rows for v in r.coefs)
     cases = []
     for k, d in enumerate(kept):
         bad = ~np.isfinite(d.lower) | ~np.isfinite(d.upper)
@@ -403,8 +401,12 @@ def _to_property(
             side = "lower" if not np.isfinite(d.lower[i]) else "upper"
             where = f" in disjunct {k + 1} of {len(kept)}" if len(kept) > 1 else ""
             raise err(None, f"input {input_names(i)} has no finite {side} bound{where}")
-        A, b = _rows_matrix(d.rows, n_x, n_y)
+        A, b = _rows_matrix(d.rows, 0, n_x + n_y) if mixed else _rows_matrix(d.rows, n_x, n_y)
+        if mixed:  # columns [x; y] -> [y; x]
+            A = np.hstack([A[:, n_x:], A[:, :n_x]])
         cases.append(UnsafeCase(Box(d.lower, d.upper), A, b))
+    if mixed:
+        return MixedProperty(tuple(cases), n_outputs=n_y, name=name)
     return Property(tuple(cases), name=name)
 
 
@@ -528,7 +530,7 @@ class _V1Reader:
         self.lookup: dict[str, int] = {}
         self.tick = _ticker(deadline, path)
 
-    def read(self) -> Property:
+    def read(self) -> Property | MixedProperty:
         err = self.err
         tick = self.tick
         commands = _read_sexprs(self.text, err, tick)
@@ -657,7 +659,7 @@ class _V1Reader:
             coefs = {v: -c for v, c in coefs.items()}
             rhs = -rhs
         return _make_atom(
-            coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err, relational=False
+            coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err
         )
 
     def _leaf(self, tok: str, line: int) -> _Linear:
@@ -720,7 +722,7 @@ class _V1Reader:
             for c, k in parts:
                 if c:
                     if var_part is not None:
-                        raise self.err(n[0], f"non-linear product: {_render(n)}")
+                        raise self.err(n[0], f"{_POLY_UNSUPPORTED}: {_render(n)}")
                     var_part = (c, k)
                 else:
                     scale *= k
@@ -736,7 +738,9 @@ class _V1Reader:
         return {v: a / kd for v, a in c.items()}, k / kd
 
 
-def _vnnlib1_property(text: str, path: str, deadline: float | None = None) -> Property:
+def _vnnlib1_property(
+    text: str, path: str, deadline: float | None = None
+) -> Property | MixedProperty:
     return _V1Reader(text, path, deadline).read()
 
 
@@ -842,7 +846,7 @@ class _V2Converter:
         self.n_y = off - self.n_x
         self.relational = len(nets) > 1
 
-    def convert(self) -> Property | RelationalProperty:
+    def convert(self) -> Property | MixedProperty | RelationalProperty:
         vn = self.vnnlib
         err = self.err
 
@@ -896,7 +900,7 @@ class _V2Converter:
         try:
             lin = expr.to_linear_expr()
         except self.vnnlib.VNNLibException as exc:
-            raise self.err(line, f"non-linear term {expr}: {exc}") from exc
+            raise self.err(line, f"{_POLY_UNSUPPORTED}: {expr} ({exc})") from exc
         coefs: dict[int, float] = {}
         for t in lin.terms:
             var = t.var
@@ -939,13 +943,12 @@ class _V2Converter:
             line,
             describe,
             self.err,
-            relational=self.relational,
         )
 
 
 def _vnnlib2_property(
     text: str, path: str, deadline: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     err = _error_factory(path)
     try:
         import vnnlib
@@ -985,7 +988,7 @@ def _read_text(path: str | os.PathLike[str], deadline: float | None = None) -> s
 
 def parse_vnnlib_string(
     text: str, *, name: str = "<string>", time_limit: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     """Parse VNN-LIB text (version 1.0 or 2.0); ``name`` is used in messages and as the name.
 
     See :func:`load_vnnlib` for the semantics, ``time_limit`` and errors.
@@ -998,7 +1001,7 @@ def parse_vnnlib_string(
 
 def load_vnnlib(
     path: str | os.PathLike[str], *, time_limit: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
     The file describes the **unsafe set**: the returned :class:`~nncert.verify.spec.Property`

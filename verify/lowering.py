@@ -1,0 +1,177 @@
+"""Constraints over inputs: lower a :class:`~nncert.verify.spec.MixedProperty` to a plain one.
+
+A mixed case says "unsafe iff some ``x`` in the box has ``A [f(x); x] <= b``". Every method
+of nncert reasons about rows over the *outputs* of a network, so the inputs are made outputs:
+:func:`carry_inputs` builds the network ``g(x) = [f(x); x]`` and the mixed case becomes the
+ordinary case "``x`` in the box and ``A g(x) <= b``" (:meth:`MixedProperty.augmented`).
+
+Construction, on the normal form ``Dense_1, act_1, ..., act_{L-1}, Dense_L`` of ``f``: every
+hidden layer ``k`` gets ``n`` extra neurons (``n`` inputs) carrying
+
+.. math:: t_k = s_k (x - \\ell),
+
+with ``\\ell`` the lower corner of the hull of the cases' boxes and ``s_k`` a power of two:
+``Dense_1`` adds the rows ``s_1 I x - s_1 \\ell``, ``Dense_k`` the rows ``(s_k / s_{k-1}) t_{k-1}``,
+and ``Dense_L`` the rows ``t_{L-1} / s_{L-1} + \\ell``. Powers of two and their products with
+floats are exact, so in real arithmetic the last rows equal ``x`` exactly whenever every
+``act_k`` is the identity on the values ``t_k`` takes, i.e. on ``[0, s_k (u - \\ell)]``
+(``u``: the hull's upper corner):
+
+* ReLU and LeakyReLU are the identity on ``[0, inf)`` (``s_k = 1``): the carry neurons are
+  *stably active*, so CROWN, interval bounds and the MILP (no binaries for stable neurons)
+  lose nothing;
+* HardTanh(``m``, ``M``) with ``m <= 0 < M`` is the identity on ``[m, M]``: ``s_k`` is the
+  largest power of two with ``s_k (u - \\ell) <= M`` (checked in exact rational arithmetic);
+* Sigmoid and Tanh (and HardTanh with ``m > 0`` or ``M <= 0``) are the identity nowhere
+  near: such networks are refused (:class:`~nncert.verify.errors.InvalidPropertyError`).
+
+The original rows of every layer get zero weights on the carry neurons, and composition
+errors recorded on a Dense layer (:attr:`~nncert.verify.network.Dense.weight_error`) stay
+valid (they scale with the largest input magnitude, which the carry can only increase).
+Input splitting (``bab``) only shrinks boxes inside the hull, where the carry stays exact.
+
+The float64 forward pass of :class:`InputCarryNetwork` is ``[f(x); x]`` with ``f``
+evaluated as given and ``x`` copied (no rounding of ``x - \\ell`` ever reaches a witness), so
+replaying a witness of the lowered case *is* checking the original constraints; onnxruntime
+replays the original model (:mod:`nncert.verify.witness`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from nncert.verify.errors import InvalidPropertyError
+from nncert.verify.network import (
+    Activation,
+    Dense,
+    FloatArray,
+    HardTanh,
+    LeakyReLU,
+    Network,
+    ReLU,
+)
+from nncert.verify.spec import Box, MixedProperty, Property
+
+#: activation types on which the inputs are carried with scale 1 (identity on ``[0, inf)``)
+_RELU_LIKE: tuple[type, ...] = (ReLU, LeakyReLU)
+
+
+@dataclass(frozen=True, eq=False)
+class InputCarryNetwork(Network):
+    """``g(x) = [f(x); x]`` for ``f = base``: layers carry the inputs (see the module doc).
+
+    Attributes:
+        base: the network ``f`` as given; :meth:`forward` evaluates it and appends ``x``.
+    """
+
+    base: Network | None = field(default=None, compare=False)
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        """``[f(x); x]`` in float64 (``f`` as given, ``x`` copied exactly)."""
+        if self.base is None:  # pragma: no cover - built only by carry_inputs
+            return super().forward(x)
+        a = np.asarray(x, dtype=np.float64)
+        y = self.base.forward(a)
+        if y.ndim == 1:
+            return np.concatenate([y, a.reshape(-1)])
+        return np.hstack([y, a.reshape(a.shape[0], -1)])
+
+
+def _scale(act: Activation, width: FloatArray) -> int:
+    """The exponent ``e`` of the carry scale ``2**e`` through ``act`` for carried values in
+    ``[0, 2**e * width]``; raises when ``act`` is not the identity on such a range."""
+    if isinstance(act, _RELU_LIKE):
+        return 0
+    if isinstance(act, HardTanh) and act.min_val <= 0.0 < act.max_val:
+        top = Fraction(act.max_val)
+        w = max((Fraction(float(v)) for v in width), default=Fraction(0))
+        if w == 0:
+            return 0
+        e = int(np.floor(np.log2(float(top / w))))
+        while Fraction(2) ** e * w > top:
+            e -= 1
+        return min(e, 0)
+    raise InvalidPropertyError(
+        f"constraints over the inputs need every activation to be the identity on an "
+        f"interval (ReLU, LeakyReLU, HardTanh(m<=0<M)); this network has "
+        f"{type(act).__name__}"
+        + (f"({act.min_val:g}, {act.max_val:g})" if isinstance(act, HardTanh) else "")
+    )
+
+
+def _pad(err: FloatArray | None, extra: int) -> FloatArray | None:
+    return None if err is None else np.concatenate([err, np.zeros(extra)])
+
+
+def carry_inputs(network: Network, hull: Box) -> InputCarryNetwork:
+    """The network ``[f(x); x]``, exact in real arithmetic for every ``x`` in ``hull``.
+
+    Args:
+        network: ``f``.
+        hull: a box containing every input the lowered property ranges over.
+
+    Raises:
+        InvalidPropertyError: an activation is not the identity on any interval the carry
+            could use (Sigmoid, Tanh, HardTanh without 0 in ``[m, M)``), or the box does not
+            fit the network.
+    """
+    n = network.n_inputs
+    if hull.dim != n:
+        raise InvalidPropertyError(f"box has {hull.dim} inputs but the network has {n}")
+    dense, acts = network.affine_and_activations()
+    lo = hull.lower
+    width = hull.upper - hull.lower
+    exps = [_scale(a, width) for a in acts]
+    for e in exps:  # s * lo must be exact: no underflow into subnormals, no overflow
+        s_lo = np.ldexp(lo, e)
+        if not (np.all(np.isfinite(s_lo)) and np.array_equal(np.ldexp(s_lo, -e), lo)):
+            raise InvalidPropertyError("input bounds too extreme to carry the inputs exactly")
+    eye = np.eye(n)
+    layers: list[Dense | Activation] = []
+    prev_e: int | None = None
+    for k, d in enumerate(dense):
+        last = k == len(dense) - 1
+        if prev_e is None:  # first layer: from x
+            top = d.weight
+            block = eye if last else np.ldexp(eye, exps[k])
+            shift = np.zeros(n) if last else -np.ldexp(lo, exps[k])
+            w = np.vstack([top, block])
+        else:
+            e_next = 0 if last else exps[k]
+            w = np.block(
+                [
+                    [d.weight, np.zeros((d.n_out, n))],
+                    [np.zeros((n, d.n_in)), np.ldexp(eye, e_next - prev_e)],
+                ]
+            )
+            shift = lo.copy() if last else np.zeros(n)
+        b = np.concatenate([d.bias, shift + 0.0])
+        layers.append(Dense(w, b, _pad(d.weight_error, n), _pad(d.bias_error, n)))
+        if not last:
+            layers.append(acts[k])
+            prev_e = exps[k]
+    return InputCarryNetwork(
+        tuple(layers), network.input_shape, name=network.name, source=None, base=network
+    )
+
+
+def lower_property(network: Network, prop: MixedProperty) -> tuple[InputCarryNetwork, Property]:
+    """``(g, P)`` with ``g = [f; x]`` (:func:`carry_inputs` over the cases' hull) and ``P``
+    the mixed cases as output rows of ``g``: ``P`` holds on ``g`` iff ``prop`` holds on ``f``,
+    and a witness of ``P`` is one of ``prop`` (same ``x``, outputs ``g(x)[:n_outputs]``).
+
+    Deterministic (a function of the network's layers and the cases' boxes only).
+
+    Raises:
+        InvalidPropertyError: the property does not fit the network, or the network cannot
+            carry its inputs (see :func:`carry_inputs`).
+    """
+    prop.check_network_shape(network.n_inputs, network.n_outputs)
+    return carry_inputs(network, prop.input_hull()), prop.augmented()
+
+
+__all__ = ["InputCarryNetwork", "carry_inputs", "lower_property"]
