@@ -46,6 +46,7 @@ from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
+from nncert.verify.lowering import lower_property
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import limit_blas
@@ -64,7 +65,6 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.lowering import lower_property
 from nncert.verify.spec import MixedProperty, Property
 from nncert.verify.witness import confirm_counterexample
 

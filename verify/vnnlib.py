@@ -658,9 +658,7 @@ class _V1Reader:
         if op == ">=" or op == ">":
             coefs = {v: -c for v, c in coefs.items()}
             rhs = -rhs
-        return _make_atom(
-            coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err
-        )
+        return _make_atom(coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err)
 
     def _leaf(self, tok: str, line: int) -> _Linear:
         v = self.lookup.get(tok)
