@@ -32,7 +32,7 @@ from nncert.verify.fileio import check_output_file
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
 from nncert.verify.registry import method_specs
-from nncert.verify.spec import robustness_property
+from nncert.verify.spec import MixedProperty, robustness_property
 from nncert.verify.vnncomp_command import clock_start as _clock_start
 from nncert.verify.vnncomp_command import cmd_vnncomp
 from nncert.verify.vnncomp_command import options_from_args as _options_from_args
@@ -268,6 +268,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
+    if args.certificate and isinstance(prop, MixedProperty):
+        raise UsageError(
+            f"{args.spec}: no certificate for constraints over the inputs yet (the property is "
+            "decided on the network [f(x); x]); run without --certificate"
+        )
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
     # keep a margin for ending the run's stages and writing the answer
     left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN

@@ -74,12 +74,12 @@ def confirm_counterexample(
     checked = False
     # a network carrying its inputs to its outputs (constraints over the inputs): replay the
     # original model and append the input, as InputCarryNetwork.forward does
-    carried = isinstance(network, InputCarryNetwork) and network.base is not None
-    source = network.base.source if carried and network.base is not None else network.source
+    base = network.base if isinstance(network, InputCarryNetwork) else None
+    source = network.source if base is None else base.source
     if onnx_replay and is_onnx_source(source):
         assert source is not None
         y_ort = onnxruntime_forward(source, xc.reshape(1, -1))[0]
-        if carried:
+        if base is not None:
             y_ort = np.concatenate([y_ort, xc])
         v_ort = float(case.violation(y_ort.reshape(1, -1))[0])
         if not v_ort <= 0.0:
