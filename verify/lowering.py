@@ -10,18 +10,21 @@ hidden layer ``k`` gets ``n`` extra neurons (``n`` inputs) carrying
 
 .. math:: t_k = s_k (x - \\ell),
 
-with ``\\ell`` the lower corner of the hull of the cases' boxes and ``s_k`` a power of two:
+with ``\\ell`` a float a little below the lower corner of the hull of the cases' boxes (by
+``2^-8 max(1, |lower|, width)``, so that the bound engine, whose outward rounding is far
+smaller, sees the carry neurons as stable) and ``s_k`` a power of two:
 ``Dense_1`` adds the rows ``s_1 I x - s_1 \\ell``, ``Dense_k`` the rows ``(s_k / s_{k-1}) t_{k-1}``,
 and ``Dense_L`` the rows ``t_{L-1} / s_{L-1} + \\ell``. Powers of two and their products with
 floats are exact, so in real arithmetic the last rows equal ``x`` exactly whenever every
-``act_k`` is the identity on the values ``t_k`` takes, i.e. on ``[0, s_k (u - \\ell)]``
+``act_k`` is the identity on the values ``t_k`` takes, i.e. on ``(0, s_k (u - \\ell)]``
 (``u``: the hull's upper corner):
 
 * ReLU and LeakyReLU are the identity on ``[0, inf)`` (``s_k = 1``): the carry neurons are
   *stably active*, so CROWN, interval bounds and the MILP (no binaries for stable neurons)
   lose nothing;
 * HardTanh(``m``, ``M``) with ``m <= 0 < M`` is the identity on ``[m, M]``: ``s_k`` is the
-  largest power of two with ``s_k (u - \\ell) <= M`` (checked in exact rational arithmetic);
+  largest power of two (at most 1) with ``s_k (u - \\ell) <= M / 2`` (checked in exact
+  rational arithmetic);
 * Sigmoid and Tanh (and HardTanh with ``m > 0`` or ``M <= 0``) are the identity nowhere
   near: such networks are refused (:class:`~nncert.verify.errors.InvalidPropertyError`).
 
@@ -81,20 +84,21 @@ class InputCarryNetwork(Network):
         return np.hstack([y, a.reshape(a.shape[0], -1)])
 
 
-def _scale(act: Activation, width: FloatArray) -> int:
+def _scale(act: Activation, width: list[Fraction]) -> int:
     """The exponent ``e`` of the carry scale ``2**e`` through ``act`` for carried values in
-    ``[0, 2**e * width]``; raises when ``act`` is not the identity on such a range."""
+    ``(0, 2**e * width]``; raises when ``act`` is not the identity on such a range.
+
+    For HardTanh the values stay below half of ``max_val`` (a margin far above the bound
+    engine's rounding), so the carry neurons are stable in its eyes too."""
     if isinstance(act, _RELU_LIKE):
         return 0
     if isinstance(act, HardTanh) and act.min_val <= 0.0 < act.max_val:
-        top = Fraction(act.max_val)
-        w = max((Fraction(float(v)) for v in width), default=Fraction(0))
-        if w == 0:
-            return 0
-        e = int(np.floor(np.log2(float(top / w))))
+        top = Fraction(act.max_val) / 2
+        w = max(width, default=Fraction(0))
+        e = 0 if w == 0 else min(int(np.floor(np.log2(float(top / w)))), 0)
         while Fraction(2) ** e * w > top:
             e -= 1
-        return min(e, 0)
+        return e
     raise InvalidPropertyError(
         f"constraints over the inputs need every activation to be the identity on an "
         f"interval (ReLU, LeakyReLU, HardTanh(m<=0<M)); this network has "
@@ -123,8 +127,13 @@ def carry_inputs(network: Network, hull: Box) -> InputCarryNetwork:
     if hull.dim != n:
         raise InvalidPropertyError(f"box has {hull.dim} inputs but the network has {n}")
     dense, acts = network.affine_and_activations()
-    lo = hull.lower
-    width = hull.upper - hull.lower
+    # the shift: strictly below the box, so that the carried values t = s (x - lo) are
+    # bounded away from 0 by far more than the bound engine's outward rounding (stable)
+    margin = np.ldexp(np.maximum(1.0, np.maximum(np.abs(hull.lower), hull.upper - hull.lower)), -8)
+    lo = hull.lower - margin
+    if not (np.all(np.isfinite(lo)) and np.all(lo < hull.lower)):
+        raise InvalidPropertyError("input bounds too extreme to carry the inputs exactly")
+    width = [Fraction(float(h)) - Fraction(float(v)) for h, v in zip(hull.upper, lo)]
     exps = [_scale(a, width) for a in acts]
     for e in exps:  # s * lo must be exact: no underflow into subnormals, no overflow
         s_lo = np.ldexp(lo, e)
