@@ -35,7 +35,6 @@ from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
 from nncert.verify.options import VerifyOptions
 from nncert.verify.registry import method_names
-from nncert.verify.spec import MixedProperty
 from nncert.verify.vnnlib import RelationalProperty
 
 EXIT_OK = 0
@@ -68,11 +67,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
         expected = vcli.load_spec(args.spec)
         if isinstance(expected, RelationalProperty):
             raise UsageError(f"{args.spec}: a relational property has no certificate to check")
-        if isinstance(expected, MixedProperty):
-            raise UsageError(
-                f"{args.spec}: constraints over the inputs have no certificate to check "
-                "(nncert verify does not write one for them)"
-            )
     report = check(
         cert,
         network,

@@ -29,6 +29,7 @@ from nncert.verify.cliutil import (
 from nncert.verify.errors import TimeLimitError
 from nncert.verify.examples import example_info, list_examples
 from nncert.verify.fileio import check_output_file
+from nncert.verify.lowering import carried_result, lower_property
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
 from nncert.verify.registry import method_specs
@@ -268,11 +269,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
-    if args.certificate and isinstance(prop, MixedProperty):
-        raise UsageError(
-            f"{args.spec}: no certificate for constraints over the inputs yet (the property is "
-            "decided on the network [f(x); x]); run without --certificate"
-        )
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
     # keep a margin for ending the run's stages and writing the answer
     left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN
@@ -292,7 +288,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
         # writing): the certificate is then independently checkable, else solver-attested
         spare = deadline - time.monotonic() - 0.3
-        _write_certificate(args.certificate, network, prop, result, options, max(spare, 0.0))
+        if isinstance(prop, MixedProperty):  # about [f(x); x]: nncert check rebuilds it
+            carry, lowered = lower_property(network, prop)
+            result_g = carried_result(carry, result)
+            _write_certificate(args.certificate, carry, lowered, result_g, options, max(spare, 0.0))
+        else:
+            _write_certificate(args.certificate, network, prop, result, options, max(spare, 0.0))
     where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
     cex_file = None
     if args.counterexample is not None:

@@ -41,8 +41,10 @@ replays the original model (:mod:`nncert.verify.witness`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -58,6 +60,8 @@ from nncert.verify.network import (
     ReLU,
 )
 from nncert.verify.spec import Box, MixedProperty, Property
+
+_R = TypeVar("_R", bound=Any)
 
 #: activation types on which the inputs are carried with scale 1 (identity on ``[0, inf)``)
 _RELU_LIKE: tuple[type, ...] = (ReLU, LeakyReLU)
@@ -183,4 +187,15 @@ def lower_property(network: Network, prop: MixedProperty) -> tuple[InputCarryNet
     return carry_inputs(network, prop.input_hull()), prop.augmented()
 
 
-__all__ = ["InputCarryNetwork", "carry_inputs", "lower_property"]
+def carried_result(carry: InputCarryNetwork, result: _R) -> _R:
+    """A :class:`~nncert.verify.result.VerificationResult` of :func:`nncert.verify.verify`
+    on a mixed property, restated about ``carry`` (its witness's outputs become
+    ``carry.forward(x) = [f(x); x]``), e.g. for a certificate about the lowered property."""
+    cex = getattr(result, "counterexample", None)
+    if cex is None:
+        return result
+    y = carry.forward(np.asarray(cex.x, dtype=np.float64).reshape(-1))
+    return dataclasses.replace(result, counterexample=dataclasses.replace(cex, y=y))
+
+
+__all__ = ["InputCarryNetwork", "carried_result", "carry_inputs", "lower_property"]

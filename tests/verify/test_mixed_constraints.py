@@ -324,7 +324,31 @@ def test_nncert_verify_cli_decides_and_refuses_certificates(tmp_path: Path) -> N
     y = np.array(doc["counterexample"]["output"])
     assert y.shape == (2,) and x.sum() <= 0.5
     np.testing.assert_array_equal(y, net.forward(x))
+
+
+@pytest.mark.parametrize("holds", [True, False])
+def test_certificates_check_independently(tmp_path: Path, holds: bool) -> None:
+    """``nncert verify --certificate`` writes a certificate about [f(x); x]; ``nncert check``
+    rebuilds that network from the model alone (and from the spec) and re-derives it."""
+    net = seeded_network(7, [2, 6, 2], [ReLU()], scale=1.0)
+    m = _grid_c(net)
+    onnx_path, spec, _ = _files(tmp_path, m - 1.0 if holds else m + 0.01)
     cert = tmp_path / "c.json"
-    proc = nncert("verify", str(onnx_path), str(spec), "--certificate", str(cert))
-    assert proc.returncode == 3 and "no certificate for constraints over the inputs" in proc.stderr
-    assert not cert.exists()
+    proc = nncert(
+        "verify", str(onnx_path), str(spec), "--certificate", str(cert), "--method", "milp"
+    )
+    assert proc.returncode == (0 if holds else 1), proc.stderr
+    for extra in ([], [str(spec)]):
+        proc = nncert("check", str(cert), str(onnx_path), *extra)
+        assert proc.returncode in (0, 6), proc.stdout + proc.stderr
+        assert "certificate holds" in proc.stdout
+    # about another property: rejected
+    other = tmp_path / "other.vnnlib"
+    other.write_text(spec.read_text().replace("0.5))", "0.25))"))
+    proc = nncert("check", str(cert), str(onnx_path), str(other))
+    assert proc.returncode == 1 and "different property" in proc.stdout
+    # about another model: rejected
+    net2 = seeded_network(8, [2, 6, 2], [ReLU()], scale=1.0)
+    to_onnx(net2, tmp_path / "net2.onnx")
+    proc = nncert("check", str(cert), str(tmp_path / "net2.onnx"))
+    assert proc.returncode == 1 and "fingerprint mismatch" in proc.stdout
