@@ -12,6 +12,10 @@ For a case we write ``g_r(x) = A_r f(x) - b_r`` for row ``r``; the case is viola
 A case is proven infeasible when some row has a sound lower bound ``min_x g_r(x) > 0``
 (bound methods), or when ``min_x max_r g_r(x) > 0`` (exact MILP).
 
+Constraints over the inputs (``x_0 + x_1 <= 1``, ``y_0 <= 2 x_0``) make a
+:class:`MixedProperty`: rows over ``[f(x); x]``, decided on a network that outputs its inputs
+too (:mod:`nncert.verify.lowering`).
+
 Robustness (FORMULATIONS.md section 2.2): for label ``y`` and each target ``j != y``,
 ``c_j = e_y - e_j``; the unsafe case for ``j`` is ``f_y(x) - f_j(x) <= 0``, i.e.
 ``A = [e_y - e_j]``, ``b = [0]``. The margin ``m_j(x) = f_y(x) - f_j(x) = g(x)``.

@@ -25,10 +25,15 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
   strict constraint is accepted.
 * The formula is converted to disjunctive normal form (DNF); each disjunct becomes one
   :class:`~nncert.verify.spec.UnsafeCase`. Constraints on a single input variable are input
-  bounds, constraints on outputs only are rows of ``A y <= b`` (``>=`` flips the sign, ``=``
-  gives two rows). Constraints coupling several inputs, or inputs and outputs, raise
-  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded in every
-  disjunct. A DNF larger than :data:`MAX_DISJUNCTS` disjuncts is rejected.
+  bounds, constraints on outputs only (``Y_0 <= Y_1`` included) are rows of ``A y <= b``
+  (``>=`` flips the sign, ``=`` gives two rows). Linear constraints coupling several inputs
+  (``(<= (+ X_0 X_1) 1)``) or inputs and outputs (``(<= Y_0 (* 2 X_0))``) are rows over
+  ``[y; x]``: the file then gives a :class:`~nncert.verify.spec.MixedProperty`, which
+  :func:`nncert.verify.verify` decides on the network ``[f(x); x]``
+  (:mod:`nncert.verify.lowering`). Products of variables (polynomial constraints) raise
+  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded (by
+  single-variable bounds) in every disjunct. A DNF larger than :data:`MAX_DISJUNCTS`
+  disjuncts is rejected.
 * **Empty input boxes are errors, never vacuous proofs.** A lower bound above an upper bound
   is almost always a typo, and an empty box would make the property "hold" for no reason.
   So when one conjunction -- the top-level asserts, or one ``(and ...)`` -- states bounds on
@@ -58,8 +63,10 @@ asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a sepa
 without output constraints, i.e. "always unsafe"); the own conversion has none of these issues
 and gives the same cases otherwise (checked in the tests). Single-network queries become a
 :class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
-declaration order, each flattened in C order); queries with several networks (``equal-to`` /
-``isomorphic-to``) become a :class:`RelationalProperty`.
+declaration order, each flattened in C order), or a
+:class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds;
+queries with several networks (``equal-to`` / ``isomorphic-to``) become a
+:class:`RelationalProperty`.
 
 All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
 ``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
@@ -1019,12 +1026,15 @@ def load_vnnlib(
 
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
-        queries, a :class:`RelationalProperty` for 2.0 queries over several networks.
+        queries (a :class:`~nncert.verify.spec.MixedProperty` when some constraint involves
+        the inputs beyond single-variable bounds), a :class:`RelationalProperty` for 2.0
+        queries over several networks.
 
     Raises:
         InvalidPropertyError: unreadable file, bad gzip or encoding, a ``.gz`` file expanding
-            beyond the cap, syntax errors, unsupported constraints, unbounded inputs, an empty
-            input box or a too-large DNF; the message is one line of the form
+            beyond the cap, syntax errors, unsupported constraints (products of variables),
+            unbounded inputs, an empty input box or a too-large DNF; the message is one line
+            of the form
             ``"<path>: line N: <problem>"``.
         TimeLimitError: ``time_limit`` ran out first.
     """
