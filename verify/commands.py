@@ -26,7 +26,7 @@ from nncert.verify.cliutil import (
     load_spec,
     model_file,
 )
-from nncert.verify.errors import TimeLimitError
+from nncert.verify.errors import InvalidPropertyError, TimeLimitError
 from nncert.verify.examples import example_info, list_examples
 from nncert.verify.fileio import check_output_file
 from nncert.verify.lowering import carried_result, lower_property
@@ -270,6 +270,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
+    if args.certificate and isinstance(prop, MixedProperty):
+        try:  # certificates are about [f(x); x] (the relaxation of Sigmoid networks has none)
+            lower_property(network, prop)
+        except InvalidPropertyError as err:
+            raise UsageError(f"{args.spec}: no certificate: {err}") from err
     # keep a margin for ending the run's stages and writing the answer
     left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN
     if left <= 0.01:

@@ -26,7 +26,10 @@ floats are exact, so in real arithmetic the last rows equal ``x`` exactly whenev
   largest power of two (at most 1) with ``s_k (u - \\ell) <= M / 2`` (checked in exact
   rational arithmetic);
 * Sigmoid and Tanh (and HardTanh with ``m > 0`` or ``M <= 0``) are the identity nowhere
-  near: such networks are refused (:class:`~nncert.verify.errors.InvalidPropertyError`).
+  near: :func:`carry_inputs` refuses such networks
+  (:class:`~nncert.verify.errors.InvalidPropertyError`), and :func:`nncert.verify.verify`
+  decides their properties through :func:`relax_property` instead (sound for ``unsat``;
+  a witness is believed only if it satisfies the original rows).
 
 The original rows of every layer get zero weights on the carry neurons, and composition
 errors recorded on a Dense layer (:attr:`~nncert.verify.network.Dense.weight_error`) stay
@@ -59,7 +62,8 @@ from nncert.verify.network import (
     Network,
     ReLU,
 )
-from nncert.verify.spec import Box, MixedProperty, Property
+from nncert.verify.rounding import affine_interval, sub_up
+from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase
 
 _R = TypeVar("_R", bound=Any)
 
@@ -187,6 +191,27 @@ def lower_property(network: Network, prop: MixedProperty) -> tuple[InputCarryNet
     return carry_inputs(network, prop.input_hull()), prop.augmented()
 
 
+def relax_property(prop: MixedProperty) -> Property:
+    """A sound relaxation on the outputs alone, for networks that cannot carry their inputs.
+
+    Row ``d . y + c . x <= e`` of a case becomes ``d . y <= e'`` with ``e'`` a float upper
+    bound of ``e - min_{x in box} c . x`` (outward-rounded interval arithmetic): every point
+    of the original unsafe set satisfies the relaxed rows, so the relaxed property holding
+    proves the original one, while a witness of the relaxed property must still be checked
+    against the original rows (a row ``c . x <= e`` without outputs becomes the constant row
+    ``0 <= e'``, false when no ``x`` in the box satisfies it).
+    """
+    n_out = prop.n_outputs
+    cases = []
+    for case in prop.cases:
+        box = case.input_box
+        C = np.ascontiguousarray(case.A[:, n_out:])
+        low, _ = affine_interval(C, np.zeros(C.shape[0]), box.lower, box.upper)
+        rhs = sub_up(case.b, low)
+        cases.append(UnsafeCase(box, case.A[:, :n_out], rhs))
+    return Property(tuple(cases), name=prop.name)
+
+
 def carried_result(carry: InputCarryNetwork, result: _R) -> _R:
     """A :class:`~nncert.verify.result.VerificationResult` of :func:`nncert.verify.verify`
     on a mixed property, restated about ``carry`` (its witness's outputs become
@@ -198,4 +223,10 @@ def carried_result(carry: InputCarryNetwork, result: _R) -> _R:
     return dataclasses.replace(result, counterexample=dataclasses.replace(cex, y=y))
 
 
-__all__ = ["InputCarryNetwork", "carried_result", "carry_inputs", "lower_property"]
+__all__ = [
+    "InputCarryNetwork",
+    "carried_result",
+    "carry_inputs",
+    "lower_property",
+    "relax_property",
+]

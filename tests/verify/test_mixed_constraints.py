@@ -151,14 +151,69 @@ def test_carry_neurons_are_stably_active_under_relu() -> None:
 
 
 @pytest.mark.parametrize("act", [Sigmoid(), Tanh(), HardTanh(0.5, 2.0)], ids=str)
-def test_networks_that_cannot_carry_are_refused(act: object) -> None:
+def test_networks_that_cannot_carry_are_refused_by_the_lowering(act: object) -> None:
     net = seeded_network(0, [2, 3, 1], [act])
-    prop = MixedProperty(
-        (UnsafeCase(Box(np.zeros(2), np.ones(2)), np.array([[1.0, 1.0, 0.0]]), np.zeros(1)),),
-        n_outputs=1,
-    )
     with pytest.raises(InvalidPropertyError, match="identity on an interval"):
-        verify(net, prop, method="crown")
+        carry_inputs(net, Box(np.zeros(2), np.ones(2)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    C=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+    lo=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+    width=st.lists(st.floats(0, 1e3), min_size=3, max_size=3),
+    e=st.floats(-1e3, 1e3),
+)
+def test_relaxed_right_hand_side_encloses_the_exact_one(
+    C: list[float], lo: list[float], width: list[float], e: float
+) -> None:
+    """``e' >= e - min_box c . x`` exactly (rationals; the minimum is at a corner), and not
+    much larger."""
+    from nncert.verify.lowering import relax_property
+
+    lower = np.array(lo)
+    upper = lower + np.array(width)
+    A = np.concatenate([[1.0], C]).reshape(1, -1)
+    prop = MixedProperty((UnsafeCase(Box(lower, upper), A, np.array([e])),), n_outputs=1)
+    relaxed = relax_property(prop).cases[0]
+    np.testing.assert_array_equal(relaxed.A, [[1.0]])
+    exact_min = sum(
+        min(Fraction(c) * Fraction(a), Fraction(c) * Fraction(b))
+        for c, a, b in zip(C, lower.tolist(), upper.tolist())
+    )
+    exact = Fraction(e) - exact_min
+    assert Fraction(float(relaxed.b[0])) >= exact
+    assert float(relaxed.b[0]) <= float(exact) + 1e-9 * (1 + abs(float(exact_min)) + abs(e))
+
+
+SMOOTH_GRID = np.stack(np.meshgrid(*[np.linspace(-1, 1, 201)] * 2), -1).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("act", [Sigmoid(), Tanh()], ids=str)
+@pytest.mark.parametrize("seed", range(3))
+def test_smooth_networks_are_decided_by_a_sound_relaxation(act: object, seed: int) -> None:
+    """Sigmoid/Tanh: rows over inputs are relaxed (VERIFIED stays sound); a witness must
+    satisfy the original rows, else the answer is UNKNOWN, never a wrong FALSIFIED."""
+    net = seeded_network(seed, [2, 6, 2], [act], scale=1.0)
+    box = Box(-np.ones(2), np.ones(2))
+    y0 = net.forward(SMOOTH_GRID)[:, 0]
+    A = np.array([[1.0, 0.0, -2.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    # holds: y0 - 2 x0 <= c is impossible when c + 2 < min y0 (grid min - Lipschitz margin)
+    lip = np.prod([np.linalg.norm(d.weight, 2) for d in net.dense_layers])
+    c_holds = float(y0.min()) - lip * 2 * np.sqrt(2) / 200 - 2.5
+    res = verify(net, MixedProperty((UnsafeCase(box, A, np.array([c_holds, 0.5])),), 2))
+    assert res.verdict is Verdict.VERIFIED
+    # the input rows alone are infeasible: x0 + x1 <= -2.5 on [-1, 1]^2
+    res = verify(net, MixedProperty((UnsafeCase(box, A, np.array([1e9, -2.5])),), 2))
+    assert res.verdict is Verdict.VERIFIED
+    # violated only near the corner (-1, -1): the relaxed property's first witness (the box
+    # centre, say) is not one of the original property
+    prop = MixedProperty((UnsafeCase(box, A, np.array([1e9, -1.9])),), 2)
+    res = verify(net, prop, method="crown")
+    assert res.verdict in (Verdict.UNKNOWN, Verdict.FALSIFIED)
+    if res.verdict is Verdict.FALSIFIED:
+        assert res.counterexample is not None
+        assert prop.is_counterexample(res.counterexample.x, net.forward(res.counterexample.x))
 
 
 # ---------------------------------------------------------------------------------------------
