@@ -408,3 +408,42 @@ def test_certificates_check_independently(tmp_path: Path, holds: bool) -> None:
     to_onnx(net2, tmp_path / "net2.onnx")
     proc = nncert("check", str(cert), str(tmp_path / "net2.onnx"))
     assert proc.returncode == 1 and "fingerprint mismatch" in proc.stdout
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_output_comparisons_against_brute_force(seed: int) -> None:
+    """``Y_0 - Y_1 >= c`` (VNN-LIB 2.0, two output nodes compared) against the grid."""
+    net = seeded_network(seed, [2, 8, 8, 2], [ReLU(), ReLU()], scale=1.0)
+    y = net.forward(GRID)
+    top = float((y[:, 0] - y[:, 1]).max())
+    for c, expected in ((top - 0.01, Verdict.FALSIFIED), (top + 1.0, Verdict.VERIFIED)):
+        text = (
+            "(vnnlib-version <2.0>)\n(declare-network f\n  (declare-input X float32 [2])\n"
+            "  (declare-output Y float32 [2]))\n"
+            "(assert (and (>= X[0] -1.0) (<= X[0] 1.0) (>= X[1] -1.0) (<= X[1] 1.0)))\n"
+            f"(assert (>= (- Y[0] Y[1]) {np.format_float_positional(c, trim='0')}))\n"
+        )
+        prop = parse_vnnlib_string(text)
+        assert isinstance(prop, Property)
+        res = verify(net, prop, method="milp", time_limit=60)
+        assert res.verdict is expected
+        if expected is Verdict.FALSIFIED:
+            assert res.counterexample is not None
+            yx = net.forward(res.counterexample.x)
+            assert yx[0] - yx[1] >= c
+
+
+def test_several_input_tensors_couple_across_tensors() -> None:
+    text = """(vnnlib-version <2.0>)
+(declare-network f
+  (declare-input A float32 [1])
+  (declare-input B float32 [1])
+  (declare-output Y float32 [1]))
+(assert (and (>= A[0] 0.0) (<= A[0] 1.0) (>= B[0] 0.0) (<= B[0] 1.0)))
+(assert (<= (- A[0] B[0]) Y[0]))
+"""
+    prop = parse_vnnlib_string(text)
+    assert isinstance(prop, MixedProperty)
+    # A - B - Y <= 0, columns [Y, A, B]
+    np.testing.assert_array_equal(prop.cases[0].A, [[-1.0, 1.0, -1.0]])
+    np.testing.assert_array_equal(prop.cases[0].b, [0.0])
