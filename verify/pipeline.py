@@ -825,7 +825,8 @@ def _verify_mixed(
         logger.info("relaxing the rows over inputs: %s", err)
         return _verify_relaxed(network, prop, opts, progress)
     result = verify(carry, lowered, opts, progress=progress)
-    stats = {**result.stats, "carried_inputs": prop.n_inputs}
+    carried = prop.n_inputs if carry is not network else 0  # 0: no row needed the inputs
+    stats = {**result.stats, "carried_inputs": carried}
     cex = result.counterexample
     if cex is not None:
         cex = dataclasses.replace(cex, y=np.asarray(cex.y)[: prop.n_outputs].copy())
