@@ -61,7 +61,7 @@ from nncert.certificates.model import (
 from nncert.certificates.proofcheck import check_tree
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import NncertError
-from nncert.verify.lowering import carry_inputs, drop_implied_input_rows
+from nncert.verify.lowering import carry_inputs, normalize_input_rows
 from nncert.verify.network import (
     FloatArray,
     Network,
@@ -652,7 +652,7 @@ def check(
         network, fp = carried, carried.fingerprint()
         attested.append("network [f(x); x] rebuilt from the model (constraints over inputs)")
     if isinstance(expected_property, MixedProperty):  # as nncert verify lowers it
-        simple = drop_implied_input_rows(expected_property)
+        simple = normalize_input_rows(expected_property)
         expected_property = simple if isinstance(simple, Property) else simple.augmented()
     if cert.network.fingerprint != fp:
         return CheckReport(

@@ -67,6 +67,9 @@ from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase
 
 _R = TypeVar("_R", bound=Any)
 
+#: rows over inputs alone are scaled by ``2**INPUT_ROW_SCALE_EXP`` (:func:`normalize_input_rows`)
+INPUT_ROW_SCALE_EXP = 20
+
 #: activation types on which the inputs are carried with scale 1 (identity on ``[0, inf)``)
 _RELU_LIKE: tuple[type, ...] = (ReLU, LeakyReLU)
 
@@ -186,16 +189,20 @@ def _implied(c: FloatArray, e: float, box: Box) -> bool:
     return top <= Fraction(e)
 
 
-def drop_implied_input_rows(prop: MixedProperty) -> Property | MixedProperty:
-    """Drop the rows over inputs alone that hold on the whole box of their case.
+def normalize_input_rows(prop: MixedProperty) -> Property | MixedProperty:
+    """The same unsafe set, in the form branch and bound searches well: rows over inputs
+    alone that hold on the whole box of their case are dropped, the other ones scaled by
+    ``2**INPUT_ROW_SCALE_EXP``.
 
-    Such a row (``c . x <= e`` with ``max_box c . x <= e``, decided in exact arithmetic)
-    does not change the unsafe set, but its lower bound (about ``-e``) would dominate the
-    ``max`` over rows that branch and bound reads, and mislead its branching (measured: a
-    redundant ``X_3 + X_4 <= 1`` turned ACAS Xu 1_2 prop_2 from sat in 1.6 s into a 60 s
-    timeout). A case left without rows gets the always-true row ``0 . y <= 1``. When no row
-    involves an input any more, the result is the plain :class:`Property` on the outputs.
-    Deterministic.
+    Why: the bound of such a row does not depend on the network, and a row that is (nearly)
+    always satisfied has a lower bound just below 0 that dominates the ``max`` over rows that
+    branch and bound reads, misleading its branching (measured on ACAS Xu 1_2 prop_2, sat in
+    1.6 s: a redundant ``X_3 + X_4 <= 1`` made it a 60 s timeout, and so did the binding
+    ``X_3 + X_4 <= 0.04`` unless scaled by ``2^20``; scaled by ``2^6`` or ``2^10`` it still
+    timed out). Implied rows are decided exactly (rationals); scaling by a power of two is
+    exact and keeps every row's sign, so the unsafe set is unchanged. A case left without rows
+    gets the always-true row ``0 . y <= 1``. When no row involves an input any more, the
+    result is the plain :class:`Property` on the outputs. Deterministic.
     """
     n_out = prop.n_outputs
     cases: list[UnsafeCase] = []
@@ -205,7 +212,12 @@ def drop_implied_input_rows(prop: MixedProperty) -> Property | MixedProperty:
         keep = np.ones(case.n_rows, dtype=bool)
         for r in np.flatnonzero(input_only):
             keep[r] = not _implied(case.A[r, n_out:], float(case.b[r]), box)
-        A, b = case.A[keep], case.b[keep]
+        A, b = case.A[keep].copy(), case.b[keep].copy()
+        scale = input_only[keep]
+        scaled_A = np.ldexp(A[scale], INPUT_ROW_SCALE_EXP)
+        scaled_b = np.ldexp(b[scale], INPUT_ROW_SCALE_EXP)
+        if np.all(np.isfinite(scaled_A)) and np.all(np.isfinite(scaled_b)):
+            A[scale], b[scale] = scaled_A, scaled_b
         if not keep.any():
             A, b = np.zeros((1, case.A.shape[1])), np.ones(1)
         cases.append(UnsafeCase(box, A, b))
@@ -219,7 +231,7 @@ def lower_property(network: Network, prop: MixedProperty) -> tuple[Network, Prop
     """``(g, P)``: ``P`` holds on ``g`` iff ``prop`` holds on ``f = network``, and a witness
     of ``P`` is one of ``prop`` (same ``x``, outputs ``g(x)[:n_outputs]``).
 
-    After :func:`drop_implied_input_rows`, ``g = [f; x]`` (:func:`carry_inputs` over the
+    After :func:`normalize_input_rows`, ``g = [f; x]`` (:func:`carry_inputs` over the
     cases' hull) and ``P`` the mixed rows as output rows of ``g``; or, when no row involves
     an input any more, ``g = f`` and ``P`` the rows on the outputs. Deterministic (a
     function of the network's layers and the property only).
@@ -229,7 +241,7 @@ def lower_property(network: Network, prop: MixedProperty) -> tuple[Network, Prop
             carry its inputs (see :func:`carry_inputs`).
     """
     prop.check_network_shape(network.n_inputs, network.n_outputs)
-    simple = drop_implied_input_rows(prop)
+    simple = normalize_input_rows(prop)
     if isinstance(simple, Property):
         return network, simple
     return carry_inputs(network, simple.input_hull()), simple.augmented()
@@ -269,10 +281,11 @@ def carried_result(carry: Network, result: _R) -> _R:
 
 
 __all__ = [
+    "INPUT_ROW_SCALE_EXP",
     "InputCarryNetwork",
     "carried_result",
     "carry_inputs",
-    "drop_implied_input_rows",
     "lower_property",
+    "normalize_input_rows",
     "relax_property",
 ]

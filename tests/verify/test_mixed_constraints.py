@@ -451,20 +451,23 @@ def test_several_input_tensors_couple_across_tensors() -> None:
 
 def test_rows_over_inputs_implied_by_the_box_are_dropped() -> None:
     """``X_0 + X_1 <= 2`` holds on [-1, 1]^2: the property is the plain one (no carry);
-    ``X_0 + X_1 <= 1.5`` does not, and stays (also as a single-row case)."""
-    from nncert.verify.lowering import drop_implied_input_rows
+    ``X_0 + X_1 <= 1.5`` does not, and stays (scaled by 2^20, the same set)."""
+    from nncert.verify.lowering import normalize_input_rows
 
     box = Box(-np.ones(2), np.ones(2))
     A = np.array([[0.0, 0.0, 1.0, 1.0], [1.0, -1.0, 0.0, 0.0]])
     net = seeded_network(0, [2, 4, 2], [ReLU()])
     implied = MixedProperty((UnsafeCase(box, A, np.array([2.0, 0.0])),), n_outputs=2)
-    simple = drop_implied_input_rows(implied)
+    simple = normalize_input_rows(implied)
     assert isinstance(simple, Property)
     np.testing.assert_array_equal(simple.cases[0].A, [[1.0, -1.0]])
     g, p = lower_property(net, implied)
     assert g is net and p == simple
     kept = MixedProperty((UnsafeCase(box, A, np.array([1.5, 0.0])),), n_outputs=2)
-    assert drop_implied_input_rows(kept) == kept
+    scaled = normalize_input_rows(kept)
+    assert isinstance(scaled, MixedProperty)
+    np.testing.assert_array_equal(scaled.cases[0].A, [[0, 0, 2.0**20, 2.0**20], A[1]])
+    np.testing.assert_array_equal(scaled.cases[0].b, [1.5 * 2.0**20, 0.0])
     # every row implied: one always-true row keeps the case "unsafe everywhere"
     only = MixedProperty((UnsafeCase(box, A[:1], np.array([2.0])),), n_outputs=2)
     res = verify(net, only, method="crown")
