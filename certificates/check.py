@@ -61,12 +61,13 @@ from nncert.certificates.model import (
 from nncert.certificates.proofcheck import check_tree
 from nncert.verify.bounds import spec_bounds
 from nncert.verify.errors import NncertError
+from nncert.verify.lowering import carry_inputs, normalize_input_rows
 from nncert.verify.network import (
     FloatArray,
     Network,
 )
 from nncert.verify.result import Verdict
-from nncert.verify.spec import Property, UnsafeCase
+from nncert.verify.spec import MixedProperty, Property, UnsafeCase
 from nncert.verify.witness import is_onnx_source, onnxruntime_forward
 
 #: trust levels of an accepted certificate
@@ -591,6 +592,21 @@ _EXPECTED_VERDICT: dict[type, Verdict] = {
 }
 
 
+def _carried_network(cert: Certificate, network: Network) -> Network | None:
+    """The network ``[f(x); x]`` (:func:`~nncert.verify.lowering.carry_inputs` over the
+    hull of the certificate's boxes) when the certificate's property has one column per
+    output and input of ``network``, else ``None``."""
+    prop = cert.property
+    if prop.n_inputs != network.n_inputs or prop.n_outputs != (
+        network.n_outputs + network.n_inputs
+    ):
+        return None
+    try:
+        return carry_inputs(network, prop.input_hull())
+    except NncertError:
+        return None
+
+
 def check(
     cert: Certificate,
     network: Network,
@@ -599,7 +615,7 @@ def check(
     source: Network | None = None,
     source_certificate: Certificate | None = None,
     onnx_replay: bool = True,
-    expected_property: Property | None = None,
+    expected_property: Property | MixedProperty | None = None,
     time_limit: float | None = None,
 ) -> CheckReport:
     """Independently re-validate ``cert`` against ``network`` (see the module docstring).
@@ -612,7 +628,9 @@ def check(
         source_certificate: for transfer evidence, the source certificate (re-checked too).
         onnx_replay: replay counterexamples in onnxruntime for ONNX-loaded networks.
         expected_property: when given, the certificate must be about exactly this property
-            (same cases, boxes, ``A`` and ``b``).
+            (same cases, boxes, ``A`` and ``b``; a
+            :class:`~nncert.verify.spec.MixedProperty` is compared as its rows on
+            ``[f(x); x]``).
         time_limit: seconds allowed for re-deriving proof trees (``None``: unlimited);
             running out rejects.
 
@@ -627,6 +645,15 @@ def check(
     if not isinstance(cert, Certificate):
         return CheckReport(False, [f"not a certificate: {type(cert).__name__}"], [])
     fp = network.fingerprint()
+    carried = None if cert.network.fingerprint == fp else _carried_network(cert, network)
+    if carried is not None and carried.fingerprint() == cert.network.fingerprint:
+        # constraints over the inputs: the certificate is about [f(x); x], rebuilt here from
+        # the model and the certificate's own boxes (deterministic, exact in real arithmetic)
+        network, fp = carried, carried.fingerprint()
+        attested.append("network [f(x); x] rebuilt from the model (constraints over inputs)")
+    if isinstance(expected_property, MixedProperty):  # as nncert verify lowers it
+        simple = normalize_input_rows(expected_property)
+        expected_property = simple if isinstance(simple, Property) else simple.augmented()
     if cert.network.fingerprint != fp:
         return CheckReport(
             False,

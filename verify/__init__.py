@@ -36,7 +36,7 @@ from nncert.verify.network import (
     Sigmoid,
     Tanh,
 )
-from nncert.verify.spec import Box, Property, UnsafeCase, robustness_property
+from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase, robustness_property
 
 # name -> module that defines it (imported on first attribute access)
 _LAZY: dict[str, str] = {
@@ -85,6 +85,7 @@ __all__ = [
     "InvalidOptionsError",
     "InvalidPropertyError",
     "LeakyReLU",
+    "MixedProperty",
     "Network",
     "NncertError",
     "Property",

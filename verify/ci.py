@@ -146,7 +146,7 @@ from nncert.verify.reports import (
     write_junit,
     write_summary,
 )
-from nncert.verify.spec import Property, robustness_property
+from nncert.verify.spec import MixedProperty, Property, robustness_property
 from nncert.verify.vnnlib import load_vnnlib
 
 logger = logging.getLogger(__name__)
@@ -544,9 +544,12 @@ def build_jobs(manifest: Manifest) -> list[Job]:
                     raise ManifestError(f"{entry.where}.vnnlib: {err}") from err
 
                 if not isinstance(prop, Property):
-                    raise ManifestError(
-                        f"{entry.where}.vnnlib: multi-network queries are not supported here"
+                    what = (
+                        "constraints over the inputs are"
+                        if isinstance(prop, MixedProperty)
+                        else "multi-network queries are"
                     )
+                    raise ManifestError(f"{entry.where}.vnnlib: {what} not supported here")
                 stem = re.sub(r"\.vnnlib(\.gz)?$", "", Path(t["vnnlib"]).name)
                 found.append((str(t.get("name", stem)), str(t["vnnlib"]), prop))
             else:

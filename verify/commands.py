@@ -26,13 +26,14 @@ from nncert.verify.cliutil import (
     load_spec,
     model_file,
 )
-from nncert.verify.errors import TimeLimitError
+from nncert.verify.errors import InvalidPropertyError, TimeLimitError
 from nncert.verify.examples import example_info, list_examples
 from nncert.verify.fileio import check_output_file
+from nncert.verify.lowering import carried_result, lower_property
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
 from nncert.verify.registry import method_specs
-from nncert.verify.spec import robustness_property
+from nncert.verify.spec import MixedProperty, robustness_property
 from nncert.verify.vnncomp_command import clock_start as _clock_start
 from nncert.verify.vnncomp_command import cmd_vnncomp
 from nncert.verify.vnncomp_command import options_from_args as _options_from_args
@@ -269,6 +270,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
+    if args.certificate and isinstance(prop, MixedProperty):
+        try:  # certificates are about [f(x); x] (the relaxation of Sigmoid networks has none)
+            lower_property(network, prop)
+        except InvalidPropertyError as err:
+            raise UsageError(f"{args.spec}: no certificate: {err}") from err
     # keep a margin for ending the run's stages and writing the answer
     left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN
     if left <= 0.01:
@@ -287,7 +293,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
         # writing): the certificate is then independently checkable, else solver-attested
         spare = deadline - time.monotonic() - 0.3
-        _write_certificate(args.certificate, network, prop, result, options, max(spare, 0.0))
+        if isinstance(prop, MixedProperty):  # about [f(x); x]: nncert check rebuilds it
+            carry, lowered = lower_property(network, prop)
+            result_g = carried_result(carry, result)
+            _write_certificate(args.certificate, carry, lowered, result_g, options, max(spare, 0.0))
+        else:
+            _write_certificate(args.certificate, network, prop, result, options, max(spare, 0.0))
     where = {"model": args.model, "spec": args.spec, "fingerprint": network.fingerprint()}
     cex_file = None
     if args.counterexample is not None:

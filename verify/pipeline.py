@@ -46,6 +46,7 @@ from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
+from nncert.verify.lowering import lower_property, relax_property
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import limit_blas
@@ -64,8 +65,8 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import Property
-from nncert.verify.witness import confirm_counterexample
+from nncert.verify.spec import MixedProperty, Property
+from nncert.verify.witness import confirm_counterexample, is_onnx_source, onnxruntime_forward
 
 logger = logging.getLogger(__name__)
 
@@ -707,13 +708,17 @@ def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None
 
 def verify(
     network: Network,
-    prop: Property,
+    prop: Property | MixedProperty,
     options: VerifyOptions | Mapping[str, Any] | None = None,
     *,
     progress: ProgressFn | None = None,
     **overrides: Any,
 ) -> VerificationResult:
     """Verify ``prop`` on ``network``.
+
+    A :class:`~nncert.verify.spec.MixedProperty` (constraints over inputs too) is decided on
+    the network ``[f(x); x]`` (:func:`~nncert.verify.lowering.lower_property`, exact in real
+    arithmetic); its counterexample reports the input and ``f``'s own outputs.
 
     Args:
         network: the network.
@@ -746,6 +751,8 @@ def verify(
         opts = VerifyOptions.from_mapping({**asdict(opts), **overrides})
     if not isinstance(network, Network):
         raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
+    if isinstance(prop, MixedProperty):
+        return _verify_mixed(network, prop, opts, progress)
     if not isinstance(prop, Property):
         raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
     prop.check_network_shape(network.n_inputs, network.n_outputs)
@@ -798,6 +805,69 @@ def verify(
         stages=tuple(ctx.stages),
         stats=stats,
         evidence=ctx.evidence(),
+    )
+
+
+def _verify_mixed(
+    network: Network,
+    prop: MixedProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """:func:`verify` for constraints over the inputs: decide the lowered property on the
+    network carrying its inputs; the witness (replayed on ``[f(x); x]`` with ``f`` as given,
+    i.e. against the original constraints) keeps ``x`` and ``f(x)`` only."""
+    try:
+        carry, lowered = lower_property(network, prop)
+    except InvalidPropertyError as err:
+        if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
+            raise
+        logger.info("relaxing the rows over inputs: %s", err)
+        return _verify_relaxed(network, prop, opts, progress)
+    result = verify(carry, lowered, opts, progress=progress)
+    carried = prop.n_inputs if carry is not network else 0  # 0: no row needed the inputs
+    stats = {**result.stats, "carried_inputs": carried}
+    cex = result.counterexample
+    if cex is not None:
+        cex = dataclasses.replace(cex, y=np.asarray(cex.y)[: prop.n_outputs].copy())
+    return dataclasses.replace(result, counterexample=cex, stats=stats)
+
+
+def _verify_relaxed(
+    network: Network,
+    prop: MixedProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """:func:`verify` for constraints over the inputs on a network that cannot carry them
+    (Sigmoid, Tanh): decide :func:`~nncert.verify.lowering.relax_property` (a superset of
+    the unsafe set, so VERIFIED carries over) and believe a witness only if it satisfies the
+    original rows on ``[f(x); x]``, in float64 and in onnxruntime (else UNKNOWN)."""
+    result = verify(network, relax_property(prop), opts, progress=progress)
+    n = len(prop.cases)
+    stats = {**result.stats, "relaxed_input_rows": True}
+    cex = result.counterexample
+    if result.verdict is Verdict.VERIFIED:
+        return dataclasses.replace(result, stats=stats)
+    if cex is not None:
+        case = prop.cases[cex.case_index]
+        x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
+        outs = [network.forward(x)]
+        if opts.onnx_replay and is_onnx_source(network.source):
+            assert network.source is not None
+            outs.append(onnxruntime_forward(network.source, x.reshape(1, -1))[0])
+        viol = [float(case.violation(np.concatenate([y, x]).reshape(1, -1))[0]) for y in outs]
+        if case.input_box.contains(x) and max(viol) <= 0.0:
+            cex = dataclasses.replace(cex, y=outs[0], violation=viol[0])
+            return dataclasses.replace(result, counterexample=cex, stats=stats)
+        stats["unconfirmed"] = 1
+    return dataclasses.replace(
+        result,
+        verdict=Verdict.UNKNOWN,
+        reason="unconfirmed_counterexample" if cex is not None else result.reason,
+        counterexample=None,
+        margin_upper=(None,) * n,  # values of the relaxed rows, not of the original ones
+        stats=stats,
     )
 
 

@@ -12,6 +12,10 @@ For a case we write ``g_r(x) = A_r f(x) - b_r`` for row ``r``; the case is viola
 A case is proven infeasible when some row has a sound lower bound ``min_x g_r(x) > 0``
 (bound methods), or when ``min_x max_r g_r(x) > 0`` (exact MILP).
 
+Constraints over the inputs (``x_0 + x_1 <= 1``, ``y_0 <= 2 x_0``) make a
+:class:`MixedProperty`: rows over ``[f(x); x]``, decided on a network that outputs its inputs
+too (:mod:`nncert.verify.lowering`).
+
 Robustness (FORMULATIONS.md section 2.2): for label ``y`` and each target ``j != y``,
 ``c_j = e_y - e_j``; the unsafe case for ``j`` is ``f_y(x) - f_j(x) <= 0``, i.e.
 ``A = [e_y - e_j]``, ``b = [0]``. The margin ``m_j(x) = f_y(x) - f_j(x) = g(x)``.
@@ -261,6 +265,93 @@ class Property:
 
     def __hash__(self) -> int:
         return hash(self.cases)
+
+
+@dataclass(frozen=True, eq=False)
+class MixedProperty:
+    """A property whose constraints may involve the inputs as well as the outputs.
+
+    Case ``i`` is unsafe iff some ``x`` in its input box has ``A_i [f(x); x] <= b_i`` (every
+    row): the columns of ``A_i`` are the ``n_outputs`` outputs first, then the ``n_inputs``
+    inputs. This covers constraints coupling several inputs (``x_0 + x_1 <= 1``) and inputs
+    with outputs (``y_0 - 2 x_0 <= 0``). The property **holds** iff no case is satisfiable.
+
+    It is deliberately *not* a :class:`Property`: code written for output rows only must not
+    read these rows as output rows. :func:`nncert.verify.verify` decides it on the network
+    that outputs ``[f(x); x]`` (:mod:`nncert.verify.lowering`), where :meth:`augmented` is an
+    ordinary :class:`Property`.
+
+    Attributes:
+        cases: the unsafe cases; each ``A`` has ``n_outputs + n_inputs`` columns.
+        n_outputs: the number of network outputs (the first columns of every ``A``).
+        name: optional label (the file name when loaded).
+    """
+
+    cases: tuple[UnsafeCase, ...]
+    n_outputs: int
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        lowered = Property(tuple(self.cases), name=self.name)
+        n_out = int(self.n_outputs)
+        if not 0 < n_out < lowered.n_outputs or lowered.n_outputs - n_out != lowered.n_inputs:
+            raise InvalidPropertyError(
+                f"MixedProperty: rows have {lowered.n_outputs} columns, expected {n_out} "
+                f"outputs + {lowered.n_inputs} inputs"
+            )
+        object.__setattr__(self, "cases", lowered.cases)
+        object.__setattr__(self, "n_outputs", n_out)
+
+    @property
+    def n_inputs(self) -> int:
+        """Input dimension."""
+        return self.cases[0].input_box.dim
+
+    @property
+    def label(self) -> None:
+        """No robustness label (for code that reads :attr:`Property.label`)."""
+        return None
+
+    def augmented(self) -> Property:
+        """The same cases as a :class:`Property` on the outputs ``[f(x); x]``."""
+        return Property(self.cases, name=self.name)
+
+    def input_hull(self) -> Box:
+        """The smallest box containing every case's input box."""
+        return self.augmented().input_hull()
+
+    def is_counterexample(
+        self, x: ArrayLike, y: ArrayLike, *, atol_in: float = 0.0, atol_out: float = 0.0
+    ) -> bool:
+        """Whether input ``x`` with network output ``y`` violates the property (as
+        :meth:`Property.is_counterexample`, on ``[y; x]``)."""
+        xv = np.asarray(x, dtype=np.float64).reshape(-1)
+        yv = np.asarray(y, dtype=np.float64).reshape(-1)
+        z = np.concatenate([yv, xv])
+        return self.augmented().is_counterexample(xv, z, atol_in=atol_in, atol_out=atol_out)
+
+    def check_network_shape(self, n_inputs: int, n_outputs: int, *, where: str = "") -> None:
+        """Raise :class:`InvalidPropertyError` when the property does not fit a network."""
+        pre = f"{where}: " if where else ""
+        if self.n_inputs != n_inputs:
+            raise InvalidPropertyError(
+                f"{pre}property has {self.n_inputs} inputs but the network has {n_inputs}"
+            )
+        if self.n_outputs != n_outputs:
+            raise InvalidPropertyError(
+                f"{pre}property has {self.n_outputs} outputs but the network has {n_outputs}"
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, MixedProperty)
+            and self.n_outputs == other.n_outputs
+            and len(self.cases) == len(other.cases)
+            and all(a == b for a, b in zip(self.cases, other.cases))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.n_outputs, self.cases))
 
 
 def robustness_property(
@@ -536,6 +627,7 @@ class RelationalProperty:
 __all__ = [
     "RELATION_KINDS",
     "Box",
+    "MixedProperty",
     "NetworkDecl",
     "Property",
     "RelationalCase",

@@ -25,10 +25,15 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
   strict constraint is accepted.
 * The formula is converted to disjunctive normal form (DNF); each disjunct becomes one
   :class:`~nncert.verify.spec.UnsafeCase`. Constraints on a single input variable are input
-  bounds, constraints on outputs only are rows of ``A y <= b`` (``>=`` flips the sign, ``=``
-  gives two rows). Constraints coupling several inputs, or inputs and outputs, raise
-  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded in every
-  disjunct. A DNF larger than :data:`MAX_DISJUNCTS` disjuncts is rejected.
+  bounds, constraints on outputs only (``Y_0 <= Y_1`` included) are rows of ``A y <= b``
+  (``>=`` flips the sign, ``=`` gives two rows). Linear constraints coupling several inputs
+  (``(<= (+ X_0 X_1) 1)``) or inputs and outputs (``(<= Y_0 (* 2 X_0))``) are rows over
+  ``[y; x]``: the file then gives a :class:`~nncert.verify.spec.MixedProperty`, which
+  :func:`nncert.verify.verify` decides on the network ``[f(x); x]``
+  (:mod:`nncert.verify.lowering`). Products of variables (polynomial constraints) raise
+  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded (by
+  single-variable bounds) in every disjunct. A DNF larger than :data:`MAX_DISJUNCTS`
+  disjuncts is rejected.
 * **Empty input boxes are errors, never vacuous proofs.** A lower bound above an upper bound
   is almost always a typo, and an empty box would make the property "hold" for no reason.
   So when one conjunction -- the top-level asserts, or one ``(and ...)`` -- states bounds on
@@ -58,8 +63,10 @@ asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a sepa
 without output constraints, i.e. "always unsafe"); the own conversion has none of these issues
 and gives the same cases otherwise (checked in the tests). Single-network queries become a
 :class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
-declaration order, each flattened in C order); queries with several networks (``equal-to`` /
-``isomorphic-to``) become a :class:`RelationalProperty`.
+declaration order, each flattened in C order), or a
+:class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds;
+queries with several networks (``equal-to`` / ``isomorphic-to``) become a
+:class:`RelationalProperty`.
 
 All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
 ``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
@@ -86,6 +93,7 @@ from nncert.verify.network import FloatArray
 from nncert.verify.spec import (
     RELATION_KINDS,
     Box,
+    MixedProperty,
     NetworkDecl,
     Property,
     RelationalCase,
@@ -96,6 +104,9 @@ from nncert.verify.spec import (
 
 MAX_DISJUNCTS = 100_000
 """Largest DNF (number of disjuncts) :func:`load_vnnlib` accepts before giving up."""
+
+#: the message for products of variables (VNN-LIB's POLY theory), which nncert does not decide
+_POLY_UNSUPPORTED = "polynomial constraints (products of variables) are not supported"
 
 _MAX_DNF_ATOMS = 20_000_000  # total comparisons over all disjuncts (memory guard)
 
@@ -134,10 +145,8 @@ def _make_atom(
     line: int,
     describe: Callable[[], str],
     err: _ErrFn,
-    *,
-    relational: bool,
 ) -> _Atom:
-    """Classify a normalised comparison; raise on shapes the target representation lacks.
+    """Classify a normalised comparison (a bound on one input, a row, or a constant).
 
     ``describe`` renders the comparison for error messages (called only on error).
     """
@@ -158,12 +167,6 @@ def _make_atom(
         if c > 0:
             return _Atom("bound", coefs, rhs, eq, v, -np.inf, val, line)
         return _Atom("bound", coefs, rhs, eq, v, val, np.inf, line)
-    if xs and not relational:
-        if len(xs) == len(coefs):
-            problem = "constraint over several input variables is not supported"
-        else:
-            problem = "constraint mixing input and output variables is not supported"
-        raise err(line, f"{problem}: {describe()}")
     return _Atom("row", coefs, rhs, eq)
 
 
@@ -390,11 +393,13 @@ def _to_property(
     name: str,
     input_names: Callable[[int], str],
     err: _ErrFn,
-) -> Property:
-    """Build the :class:`Property` (checking that every input is bounded)."""
+) -> Property | MixedProperty:
+    """Build the :class:`Property` (checking that every input is bounded), or a
+    :class:`MixedProperty` when some row involves an input (columns ``[y; x]``)."""
     if not kept:
         vac = UnsafeCase(Box(np.zeros(n_x), np.zeros(n_x)), np.zeros((1, n_y)), np.array([-1.0]))
         return Property((vac,), name=f"{name} (vacuous)")
+    mixed = any(v < n_x for d in kept for r in d.rows for v in r.coefs)
     cases = []
     for k, d in enumerate(kept):
         bad = ~np.isfinite(d.lower) | ~np.isfinite(d.upper)
@@ -403,8 +408,12 @@ def _to_property(
             side = "lower" if not np.isfinite(d.lower[i]) else "upper"
             where = f" in disjunct {k + 1} of {len(kept)}" if len(kept) > 1 else ""
             raise err(None, f"input {input_names(i)} has no finite {side} bound{where}")
-        A, b = _rows_matrix(d.rows, n_x, n_y)
+        A, b = _rows_matrix(d.rows, 0, n_x + n_y) if mixed else _rows_matrix(d.rows, n_x, n_y)
+        if mixed:  # columns [x; y] -> [y; x]
+            A = np.hstack([A[:, n_x:], A[:, :n_x]])
         cases.append(UnsafeCase(Box(d.lower, d.upper), A, b))
+    if mixed:
+        return MixedProperty(tuple(cases), n_outputs=n_y, name=name)
     return Property(tuple(cases), name=name)
 
 
@@ -528,7 +537,7 @@ class _V1Reader:
         self.lookup: dict[str, int] = {}
         self.tick = _ticker(deadline, path)
 
-    def read(self) -> Property:
+    def read(self) -> Property | MixedProperty:
         err = self.err
         tick = self.tick
         commands = _read_sexprs(self.text, err, tick)
@@ -656,9 +665,7 @@ class _V1Reader:
         if op == ">=" or op == ">":
             coefs = {v: -c for v, c in coefs.items()}
             rhs = -rhs
-        return _make_atom(
-            coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err, relational=False
-        )
+        return _make_atom(coefs, rhs, op == "=", self.n_x, line, lambda: _render(node), self.err)
 
     def _leaf(self, tok: str, line: int) -> _Linear:
         v = self.lookup.get(tok)
@@ -720,7 +727,7 @@ class _V1Reader:
             for c, k in parts:
                 if c:
                     if var_part is not None:
-                        raise self.err(n[0], f"non-linear product: {_render(n)}")
+                        raise self.err(n[0], f"{_POLY_UNSUPPORTED}: {_render(n)}")
                     var_part = (c, k)
                 else:
                     scale *= k
@@ -736,7 +743,9 @@ class _V1Reader:
         return {v: a / kd for v, a in c.items()}, k / kd
 
 
-def _vnnlib1_property(text: str, path: str, deadline: float | None = None) -> Property:
+def _vnnlib1_property(
+    text: str, path: str, deadline: float | None = None
+) -> Property | MixedProperty:
     return _V1Reader(text, path, deadline).read()
 
 
@@ -842,7 +851,7 @@ class _V2Converter:
         self.n_y = off - self.n_x
         self.relational = len(nets) > 1
 
-    def convert(self) -> Property | RelationalProperty:
+    def convert(self) -> Property | MixedProperty | RelationalProperty:
         vn = self.vnnlib
         err = self.err
 
@@ -896,7 +905,7 @@ class _V2Converter:
         try:
             lin = expr.to_linear_expr()
         except self.vnnlib.VNNLibException as exc:
-            raise self.err(line, f"non-linear term {expr}: {exc}") from exc
+            raise self.err(line, f"{_POLY_UNSUPPORTED}: {expr} ({exc})") from exc
         coefs: dict[int, float] = {}
         for t in lin.terms:
             var = t.var
@@ -939,13 +948,12 @@ class _V2Converter:
             line,
             describe,
             self.err,
-            relational=self.relational,
         )
 
 
 def _vnnlib2_property(
     text: str, path: str, deadline: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     err = _error_factory(path)
     try:
         import vnnlib
@@ -985,7 +993,7 @@ def _read_text(path: str | os.PathLike[str], deadline: float | None = None) -> s
 
 def parse_vnnlib_string(
     text: str, *, name: str = "<string>", time_limit: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     """Parse VNN-LIB text (version 1.0 or 2.0); ``name`` is used in messages and as the name.
 
     See :func:`load_vnnlib` for the semantics, ``time_limit`` and errors.
@@ -998,7 +1006,7 @@ def parse_vnnlib_string(
 
 def load_vnnlib(
     path: str | os.PathLike[str], *, time_limit: float | None = None
-) -> Property | RelationalProperty:
+) -> Property | MixedProperty | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
     The file describes the **unsafe set**: the returned :class:`~nncert.verify.spec.Property`
@@ -1018,12 +1026,15 @@ def load_vnnlib(
 
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
-        queries, a :class:`RelationalProperty` for 2.0 queries over several networks.
+        queries (a :class:`~nncert.verify.spec.MixedProperty` when some constraint involves
+        the inputs beyond single-variable bounds), a :class:`RelationalProperty` for 2.0
+        queries over several networks.
 
     Raises:
         InvalidPropertyError: unreadable file, bad gzip or encoding, a ``.gz`` file expanding
-            beyond the cap, syntax errors, unsupported constraints, unbounded inputs, an empty
-            input box or a too-large DNF; the message is one line of the form
+            beyond the cap, syntax errors, unsupported constraints (products of variables),
+            unbounded inputs, an empty input box or a too-large DNF; the message is one line
+            of the form
             ``"<path>: line N: <problem>"``.
         TimeLimitError: ``time_limit`` ran out first.
     """

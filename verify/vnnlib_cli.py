@@ -31,7 +31,7 @@ from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx, onnxruntime_forward
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
-from nncert.verify.spec import Property
+from nncert.verify.spec import RelationalProperty
 from nncert.verify.vnnlib import load_vnnlib
 
 NAME = "nncert"
@@ -92,8 +92,11 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "hidden_node_theories": ("NH",),
     "multiple_input_output_theories": ("SIO",),
     "multiple_network_theories": ("SNET",),
-    "multiple_node_comparison_theories": ("SNC",),
-    "arithmetic_complexity_theories": ("BND", "COUT"),
+    # comparisons between different outputs and inputs (Y_0 <= Y_1, Y_0 <= 2 X_0) are decided
+    "multiple_node_comparison_theories": ("SNC", "MNC"),
+    # the standard's names: BND bounds, OUTC output comparisons, LIN linear arithmetic over
+    # inputs and outputs; POLY (products of variables) is refused with a message
+    "arithmetic_complexity_theories": ("BND", "OUTC", "LIN"),
     "optimised_disjunctive_reasoning": ("false",),
     "serialise_assignments": ("true",),
     "unsat_proofs": ("false",),
@@ -244,7 +247,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         sys.stderr.write(f"nncert-vnnlib: {err}\n")
         print("timed-out")
         return 0
-    if not isinstance(prop, Property):
+    if isinstance(prop, RelationalProperty):
         sys.stderr.write(f"{query}: multi-network queries are parsed but not decided yet\n")
         print("unknown")
         return 0

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidNetworkError
 from nncert.verify.fileio import is_gzip, read_input
+from nncert.verify.lowering import InputCarryNetwork
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.result import Counterexample
 from nncert.verify.spec import UnsafeCase
@@ -71,9 +72,15 @@ def confirm_counterexample(
     if not viol <= 0.0:
         return None
     checked = False
-    if onnx_replay and is_onnx_source(network.source):
-        assert network.source is not None
-        y_ort = onnxruntime_forward(network.source, xc.reshape(1, -1))[0]
+    # a network carrying its inputs to its outputs (constraints over the inputs): replay the
+    # original model and append the input, as InputCarryNetwork.forward does
+    base = network.base if isinstance(network, InputCarryNetwork) else None
+    source = network.source if base is None else base.source
+    if onnx_replay and is_onnx_source(source):
+        assert source is not None
+        y_ort = onnxruntime_forward(source, xc.reshape(1, -1))[0]
+        if base is not None:
+            y_ort = np.concatenate([y_ort, xc])
         v_ort = float(case.violation(y_ort.reshape(1, -1))[0])
         if not v_ort <= 0.0:
             logger.info("candidate rejected by onnxruntime replay (violation %.3g)", v_ort)
