@@ -135,22 +135,96 @@ def _evaluate(bd: _Bounder, node: _Node, start: int) -> bool:
     r = int(np.argmax(low))
     node.bound = float(low[r])
     node.corner = np.where(coef[0, r] > 0.0, bd.lo, bd.hi)
-    # BaBSR-style score: the chord intercept's share of row r's bound, plus a tie breaker
+    node.split = _split_choice(bd, node, lams, r, 0)
+    return True
+
+
+def _split_choice(
+    bd: _Bounder, node: _Node, lams: list[FloatArray], row: int, box: int
+) -> tuple[int, int] | None:
+    """BaBSR-style choice on ``node`` (box ``box`` of a batch) for objective row ``row``.
+
+    The score of an unstable neuron is the share of the chord intercept in the row's bound,
+    ``max(-mu, 0) u (-l) / (u - l)``, plus a small tie breaker on ``|mu| min(u, -l)``, where
+    ``mu`` is the back-substitution coefficient met on the neuron's post-activation.
+    """
     best: tuple[float, int, int] | None = None
     for j in range(bd.n_hidden):
         l, u = node.lower[j], node.upper[j]
         unst = (l < 0.0) & (u > 0.0) & (node.phases[j] == 0)
         if not np.any(unst):
             continue
-        mu = np.asarray(lams[j])[0, r] if np.ndim(lams[j]) == 3 else np.asarray(lams[j])[r]
+        lj = np.asarray(lams[j])
+        mu = lj[box, row] if lj.ndim == 3 else lj[row]
         w = np.where(unst, u - l, 1.0)
         score = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
         score = np.where(unst, score, -1.0)
         i = int(np.argmax(score))
         if best is None or score[i] > best[0]:
             best = (float(score[i]), j, i)
-    node.split = None if best is None else (best[1], best[2])
-    return True
+    return None if best is None else (best[1], best[2])
+
+
+def _evaluate_batch(bd: _Bounder, nodes: list[_Node], start: int, alpha_iters: int) -> list[bool]:
+    """:func:`_evaluate` for several nodes in one bound-engine call (batched subdomains).
+
+    Every node must have its bounds of hidden layers ``<= start`` final (the children of one
+    split on layer ``start``); the later layers are recomputed for all of them at once. The
+    final bound is the engine's :meth:`~BoundEngine.bound` on the recomputed hidden-layer
+    bounds (CROWN, plus ``alpha_iters`` optimised lower slopes on the objective rows when
+    positive, plus IBP on the merged last layer), exactly what the proof checker re-derives
+    for a tree whose recipe names ``alpha_iters``. Returns, per node, ``False`` when its
+    domain is empty (the sound bounds cross).
+    """
+    eng = bd.engine
+    n = len(nodes)
+    priors = [_clipped_prior(node) for node in nodes]
+    prior = (
+        np.concatenate([p[0] for p in priors], axis=0),
+        np.concatenate([p[1] for p in priors], axis=0),
+    )
+    lo = np.repeat(bd.lo2, n, axis=0)
+    hi = np.repeat(bd.hi2, n, axis=0)
+    inter = eng.intermediate(lo, hi, "crown", prior=prior, fixed_below=start + 1, rows="open")
+    res = eng.bound(lo, hi, bd.A, bd.rhs, inter=inter, alpha_iters=alpha_iters)
+    # the plain back-substitution's coefficients on each layer drive the branching choice
+    xmag = np.repeat(bd.xmag, n, axis=0)
+    lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, xmag)
+    _, _, lams = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, xmag, keep=True)
+    ok: list[bool] = []
+    for b, node in enumerate(nodes):
+        if bool(inter.empty[b]):
+            ok.append(False)
+            continue
+        for k, (l, u) in enumerate(inter.pre):
+            node.lower[k], node.upper[k] = l[b], u[b]
+        low = res.lower[b]
+        r = int(np.argmax(low))
+        node.bound = float(low[r])
+        node.corner = np.where(res.coef[b, r] > 0.0, bd.lo, bd.hi)
+        node.split = _split_choice(bd, node, lams, r, b)
+        ok.append(True)
+    return ok
+
+
+@dataclass(frozen=True)
+class ReluBabSettings:
+    """How the search evaluates its nodes (the defaults are the measured best).
+
+    Attributes:
+        batched: evaluate both children of a split in one bound-engine call (with
+            :func:`_evaluate_batch`); ``False`` is the earlier search, one node per call and
+            plain CROWN on the objective (:func:`_evaluate`), kept for side-by-side runs.
+        alpha_iters: optimised-slope steps on the objective rows per node (with ``batched``;
+            recorded in the proof's recipe, so the checker re-derives the same bounds).
+    """
+
+    batched: bool = True
+    alpha_iters: int = 8
+
+
+#: the search before batched evaluation and optimised slopes (for side-by-side measurement)
+LEGACY = ReluBabSettings(batched=False, alpha_iters=0)
 
 
 #: relative slack of the phase constraints in leaf LPs (see ``_leaf_lp``)
@@ -252,6 +326,7 @@ def relu_bab_case(
     *,
     root_phases: NDArray[np.int8] | None = None,
     split_root: bool = False,
+    settings: ReluBabSettings | None = None,
 ) -> CaseOutcome:
     """Branch and bound over ReLU phases for one unsafe case (plug-in complete method).
 
@@ -267,11 +342,18 @@ def relu_bab_case(
     place of a phase-split leaf that no longer closes). ``split_root`` splits the root even
     when its bound closes it (a replay re-derives the subtree under its ancestors' bounds, with
     the checker's leaf bound, which need not close the unsplit root where this search's did).
+    ``settings`` chooses how nodes are evaluated (default :class:`ReluBabSettings`;
+    :data:`LEGACY` is the earlier one-node-per-call search).
     """
     t0 = time.perf_counter()
+    cfg = ReluBabSettings() if settings is None else settings
+    alpha = int(cfg.alpha_iters) if cfg.batched else 0
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
 
-    rec = ProofRecorder(recipe={"intermediate": "crown", "search": "relu-split"})
+    recipe: dict[str, object] = {"intermediate": "crown", "search": "relu-split"}
+    if alpha > 0:
+        recipe["alpha_iters"] = alpha
+    rec = ProofRecorder(recipe=recipe)
 
     def out(
         status: str,
@@ -314,9 +396,18 @@ def relu_bab_case(
 
     def evaluate(node: _Node, start: int) -> bool:
         s0 = time.perf_counter()
-        ok = _evaluate(bd, node, start)
+        if cfg.batched:
+            ok = _evaluate_batch(bd, [node], start, alpha)[0]
+        else:
+            ok = _evaluate(bd, node, start)
         cost[0] = max(cost[0], time.perf_counter() - s0)
         return ok
+
+    def evaluate_pair(nodes: list[_Node], start: int) -> list[bool]:
+        s0 = time.perf_counter()
+        oks = _evaluate_batch(bd, nodes, start, alpha)
+        cost[0] = max(cost[0], time.perf_counter() - s0)
+        return oks
 
     def violated(x: FloatArray) -> bool:
         return bool(case.violation(network.forward(x.reshape(1, -1)))[0] <= 0.0)
@@ -403,6 +494,33 @@ def relu_bab_case(
         k, i = node.split
         stats["splits"] += 1
         ids = rec.split(node.id, PHASE_SPLIT, int(bd.offsets[k]) + i)  # (active, inactive)
+        if cfg.batched:
+            # both children in one engine call (the call's cost is what expired() reserves)
+            if expired():
+                lb = min([closed_min, node.bound] + [h[0] for h in heap[:1]])
+                return out("timeout", exact=True, lower_bound=float(lb))
+            kids = []
+            for phase, cid in zip((1, -1), ids):
+                child = _Node(
+                    phases=[p if j != k else p.copy() for j, p in enumerate(node.phases)],
+                    lower=list(node.lower),
+                    upper=list(node.upper),
+                    depth=node.depth + 1,
+                    id=cid,
+                )
+                child.phases[k][i] = phase
+                kids.append(child)
+            stats["nodes"] += 2
+            stats["max_depth"] = max(int(stats["max_depth"]), node.depth + 1)
+            for child, ok in zip(kids, evaluate_pair(kids, k)):
+                if not ok:
+                    rec.close(child.id, CLOSED_BY_EMPTY)
+                elif child.bound > CLOSE_TOL:
+                    closed_min = min(closed_min, child.bound)
+                    rec.close(child.id, CLOSED_BY_BOUND)
+                else:
+                    heapq.heappush(heap, (child.bound, next(counter), child))
+            continue
         for phase, cid in zip((1, -1), ids):
             if expired():  # the node's other child (or both) stays open
                 lb = min([closed_min, node.bound] + [h[0] for h in heap[:1]])
@@ -431,4 +549,4 @@ def relu_bab_case(
     return out("verified", exact=True, lower_bound=lb)
 
 
-__all__ = ["CLOSE_TOL", "relu_bab_case"]
+__all__ = ["CLOSE_TOL", "LEGACY", "ReluBabSettings", "relu_bab_case"]
