@@ -47,8 +47,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from nncert.verify.activations import Relaxation
 from nncert.verify.attack import pgd_attack
-from nncert.verify.bounds import engine_for
+from nncert.verify.bounds import Intermediate, engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
@@ -165,16 +166,38 @@ def _split_choice(
     return None if best is None else (best[1], best[2])
 
 
-def _evaluate_batch(bd: _Bounder, nodes: list[_Node], start: int, alpha_iters: int) -> list[bool]:
+def _rows(inter: Intermediate, ids: NDArray[np.intp]) -> Intermediate:
+    """The boxes ``ids`` of ``inter`` (every field)."""
+    return Intermediate(
+        tuple((p[0][ids], p[1][ids]) for p in inter.pre),
+        tuple(Relaxation(*(a[ids] for a in r)) for r in inter.rel),
+        inter.empty[ids],
+        tuple(a[ids] for a in inter.amag),
+        tuple(a[ids] for a in inter.cmag),
+        tuple(a[ids] for a in inter.gmag),
+        tuple(a[ids] for a in inter.emag),
+    )
+
+
+def _evaluate_batch(
+    bd: _Bounder,
+    nodes: list[_Node],
+    start: int,
+    alpha_iters: int,
+    alpha_window: float = np.inf,
+) -> tuple[list[bool], float]:
     """:func:`_evaluate` for several nodes in one bound-engine call (batched subdomains).
 
     Every node must have its bounds of hidden layers ``<= start`` final (the children of one
     split on layer ``start``); the later layers are recomputed for all of them at once. The
     final bound is the engine's :meth:`~BoundEngine.bound` on the recomputed hidden-layer
-    bounds (CROWN, plus ``alpha_iters`` optimised lower slopes on the objective rows when
-    positive, plus IBP on the merged last layer), exactly what the proof checker re-derives
-    for a tree whose recipe names ``alpha_iters``. Returns, per node, ``False`` when its
-    domain is empty (the sound bounds cross).
+    bounds: CROWN plus IBP on the merged last layer, and, for the nodes whose plain bound is
+    in ``(-alpha_window, 0]`` (open, but near enough to closing for the optimised slopes to
+    matter), the better of it and ``alpha_iters`` optimised-slope steps on the objective rows.
+    That is what the proof checker re-derives for a tree whose recipe names ``alpha_iters``
+    (it runs both on every leaf and keeps the larger). Returns, per node, ``False`` when its
+    domain is empty (the sound bounds cross), and the largest gain of the optimised slopes
+    over the plain bound among the nodes that got them (0 when none).
     """
     eng = bd.engine
     n = len(nodes)
@@ -186,7 +209,20 @@ def _evaluate_batch(bd: _Bounder, nodes: list[_Node], start: int, alpha_iters: i
     lo = np.repeat(bd.lo2, n, axis=0)
     hi = np.repeat(bd.hi2, n, axis=0)
     inter = eng.intermediate(lo, hi, "crown", prior=prior, fixed_below=start + 1, rows="open")
-    res = eng.bound(lo, hi, bd.A, bd.rhs, inter=inter, alpha_iters=alpha_iters)
+    res = eng.bound(lo, hi, bd.A, bd.rhs, inter=inter)
+    lower, coef = res.lower, res.coef
+    gain = 0.0
+    if alpha_iters > 0:
+        best = lower.max(axis=1)
+        ids = np.flatnonzero(~inter.empty & (best <= CLOSE_TOL) & (best > -alpha_window))
+        if ids.size:
+            opt = eng.bound(
+                lo[ids], hi[ids], bd.A, bd.rhs, inter=_rows(inter, ids), alpha_iters=alpha_iters
+            )
+            gain = float(np.max(opt.lower.max(axis=1) - best[ids]))
+            lower, coef = lower.copy(), coef.copy()
+            lower[ids] = np.maximum(lower[ids], opt.lower)
+            coef[ids] = np.where((opt.lower >= res.lower[ids])[:, :, None], opt.coef, coef[ids])
     # the plain back-substitution's coefficients on each layer drive the branching choice
     xmag = np.repeat(bd.xmag, n, axis=0)
     lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, xmag)
@@ -198,13 +234,13 @@ def _evaluate_batch(bd: _Bounder, nodes: list[_Node], start: int, alpha_iters: i
             continue
         for k, (l, u) in enumerate(inter.pre):
             node.lower[k], node.upper[k] = l[b], u[b]
-        low = res.lower[b]
+        low = lower[b]
         r = int(np.argmax(low))
         node.bound = float(low[r])
-        node.corner = np.where(res.coef[b, r] > 0.0, bd.lo, bd.hi)
+        node.corner = np.where(coef[b, r] > 0.0, bd.lo, bd.hi)
         node.split = _split_choice(bd, node, lams, r, b)
         ok.append(True)
-    return ok
+    return ok, gain
 
 
 @dataclass(frozen=True)
@@ -394,20 +430,25 @@ def relu_bab_case(
     def expired() -> bool:
         return deadline is not None and time.perf_counter() + cost[0] >= deadline
 
-    def evaluate(node: _Node, start: int) -> bool:
-        s0 = time.perf_counter()
-        if cfg.batched:
-            ok = _evaluate_batch(bd, [node], start, alpha)[0]
-        else:
-            ok = _evaluate(bd, node, start)
-        cost[0] = max(cost[0], time.perf_counter() - s0)
-        return ok
+    # optimised slopes only for nodes whose plain bound lies within twice the largest gain
+    # they have shown so far (the root always gets them): far below, they cannot close a node
+    window = [np.inf]
 
     def evaluate_pair(nodes: list[_Node], start: int) -> list[bool]:
         s0 = time.perf_counter()
-        oks = _evaluate_batch(bd, nodes, start, alpha)
+        oks, gain = _evaluate_batch(bd, nodes, start, alpha, window[0])
+        if gain > 0.0:
+            window[0] = 2.0 * gain if not np.isfinite(window[0]) else max(window[0], 2.0 * gain)
         cost[0] = max(cost[0], time.perf_counter() - s0)
         return oks
+
+    def evaluate(node: _Node, start: int) -> bool:
+        if cfg.batched:
+            return evaluate_pair([node], start)[0]
+        s0 = time.perf_counter()
+        ok = _evaluate(bd, node, start)
+        cost[0] = max(cost[0], time.perf_counter() - s0)
+        return ok
 
     def violated(x: FloatArray) -> bool:
         return bool(case.violation(network.forward(x.reshape(1, -1)))[0] <= 0.0)
