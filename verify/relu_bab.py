@@ -262,6 +262,9 @@ class ReluBabSettings:
 #: the search before batched evaluation and optimised slopes (for side-by-side measurement)
 LEGACY = ReluBabSettings(batched=False, alpha_iters=0)
 
+#: what :func:`relu_bab_case` uses without explicit ``settings`` (the registered method)
+DEFAULT_SETTINGS = ReluBabSettings()
+
 
 #: relative slack of the phase constraints in leaf LPs (see ``_leaf_lp``)
 _PHASE_MARGIN = 1e-7
@@ -378,11 +381,11 @@ def relu_bab_case(
     place of a phase-split leaf that no longer closes). ``split_root`` splits the root even
     when its bound closes it (a replay re-derives the subtree under its ancestors' bounds, with
     the checker's leaf bound, which need not close the unsplit root where this search's did).
-    ``settings`` chooses how nodes are evaluated (default :class:`ReluBabSettings`;
+    ``settings`` chooses how nodes are evaluated (default :data:`DEFAULT_SETTINGS`;
     :data:`LEGACY` is the earlier one-node-per-call search).
     """
     t0 = time.perf_counter()
-    cfg = ReluBabSettings() if settings is None else settings
+    cfg = DEFAULT_SETTINGS if settings is None else settings
     alpha = int(cfg.alpha_iters) if cfg.batched else 0
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
 
@@ -590,4 +593,4 @@ def relu_bab_case(
     return out("verified", exact=True, lower_bound=lb)
 
 
-__all__ = ["CLOSE_TOL", "LEGACY", "ReluBabSettings", "relu_bab_case"]
+__all__ = ["CLOSE_TOL", "DEFAULT_SETTINGS", "LEGACY", "ReluBabSettings", "relu_bab_case"]
