@@ -179,6 +179,33 @@ def _rows(inter: Intermediate, ids: NDArray[np.intp]) -> Intermediate:
     )
 
 
+def _concat_inter(parts: list[Intermediate]) -> Intermediate:
+    """The boxes of several :class:`Intermediate` results, one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return Intermediate(
+        tuple(
+            (
+                np.concatenate([p.pre[j][0] for p in parts]),
+                np.concatenate([p.pre[j][1] for p in parts]),
+            )
+            for j in range(len(first.pre))
+        ),
+        tuple(
+            Relaxation(*(np.concatenate([p.rel[j][f] for p in parts]) for f in range(4)))
+            for j in range(len(first.rel))
+        ),
+        np.concatenate([p.empty for p in parts]),
+        *(
+            tuple(
+                np.concatenate([getattr(p, name)[j] for p in parts]) for j in range(len(first.pre))
+            )
+            for name in ("amag", "cmag", "gmag", "emag")
+        ),
+    )
+
+
 def _evaluate_batch(
     bd: _Bounder,
     nodes: list[_Node],
@@ -186,29 +213,56 @@ def _evaluate_batch(
     alpha_iters: int,
     alpha_window: float = np.inf,
 ) -> tuple[list[bool], float]:
-    """:func:`_evaluate` for several nodes in one bound-engine call (batched subdomains).
+    """:func:`_evaluate_groups` for one group of nodes sharing ``start``."""
+    return _evaluate_groups(bd, [(nodes, start)], alpha_iters, alpha_window)
 
-    Every node must have its bounds of hidden layers ``<= start`` final (the children of one
-    split on layer ``start``); the later layers are recomputed for all of them at once. The
-    final bound is the engine's :meth:`~BoundEngine.bound` on the recomputed hidden-layer
-    bounds: CROWN plus IBP on the merged last layer, and, for the nodes whose plain bound is
-    in ``(-alpha_window, 0]`` (open, but near enough to closing for the optimised slopes to
+
+def _evaluate_groups(
+    bd: _Bounder,
+    groups: list[tuple[list[_Node], int]],
+    alpha_iters: int,
+    alpha_window: float = np.inf,
+) -> tuple[list[bool], float]:
+    """:func:`_evaluate` for many nodes at once (batched subdomains).
+
+    Each group ``(nodes, start)`` holds nodes whose bounds of hidden layers ``<= start`` are
+    final (the children of splits on layer ``start``); their later layers are recomputed in
+    one engine call per group. The final bounds of all nodes then come from one call of the
+    engine's :meth:`~BoundEngine.bound` on the recomputed hidden-layer bounds: CROWN plus IBP
+    on the merged last layer, and, for the nodes whose plain bound is in
+    ``(-alpha_window, 0]`` (open, but near enough to closing for the optimised slopes to
     matter), the better of it and ``alpha_iters`` optimised-slope steps on the objective rows.
     That is what the proof checker re-derives for a tree whose recipe names ``alpha_iters``
-    (it runs both on every leaf and keeps the larger). Returns, per node, ``False`` when its
-    domain is empty (the sound bounds cross), and the largest gain of the optimised slopes
-    over the plain bound among the nodes that got them (0 when none).
+    (it runs both on every leaf and keeps the larger); every box's result depends on that box
+    alone. Returns, per node in group order, ``False`` when its domain is empty (the sound
+    bounds cross), and the largest gain of the optimised slopes over the plain bound among the
+    nodes that got them (0 when none).
     """
     eng = bd.engine
+    parts: list[Intermediate] = []
+    nodes: list[_Node] = []
+    for group, start in groups:
+        priors = [_clipped_prior(node) for node in group]
+        prior = (
+            np.concatenate([p[0] for p in priors], axis=0),
+            np.concatenate([p[1] for p in priors], axis=0),
+        )
+        m = len(group)
+        parts.append(
+            eng.intermediate(
+                np.repeat(bd.lo2, m, axis=0),
+                np.repeat(bd.hi2, m, axis=0),
+                "crown",
+                prior=prior,
+                fixed_below=start + 1,
+                rows="open",
+            )
+        )
+        nodes.extend(group)
+    inter = _concat_inter(parts)
     n = len(nodes)
-    priors = [_clipped_prior(node) for node in nodes]
-    prior = (
-        np.concatenate([p[0] for p in priors], axis=0),
-        np.concatenate([p[1] for p in priors], axis=0),
-    )
     lo = np.repeat(bd.lo2, n, axis=0)
     hi = np.repeat(bd.hi2, n, axis=0)
-    inter = eng.intermediate(lo, hi, "crown", prior=prior, fixed_below=start + 1, rows="open")
     res = eng.bound(lo, hi, bd.A, bd.rhs, inter=inter)
     lower, coef = res.lower, res.coef
     gain = 0.0
@@ -253,10 +307,14 @@ class ReluBabSettings:
             plain CROWN on the objective (:func:`_evaluate`), kept for side-by-side runs.
         alpha_iters: optimised-slope steps on the objective rows per node (with ``batched``;
             recorded in the proof's recipe, so the checker re-derives the same bounds).
+        batch_nodes: with ``batched``, up to this many open nodes (the lowest bounds) are
+            split per round and all their children bounded together (one intermediate-bound
+            call per split layer, one objective call for all).
     """
 
     batched: bool = True
     alpha_iters: int = 8
+    batch_nodes: int = 8
 
 
 #: the search before batched evaluation and optimised slopes (for side-by-side measurement)
@@ -437,9 +495,9 @@ def relu_bab_case(
     # they have shown so far (the root always gets them): far below, they cannot close a node
     window = [np.inf]
 
-    def evaluate_pair(nodes: list[_Node], start: int) -> list[bool]:
+    def evaluate_groups(groups: list[tuple[list[_Node], int]]) -> list[bool]:
         s0 = time.perf_counter()
-        oks, gain = _evaluate_batch(bd, nodes, start, alpha, window[0])
+        oks, gain = _evaluate_groups(bd, groups, alpha, window[0])
         if gain > 0.0:
             window[0] = 2.0 * gain if not np.isfinite(window[0]) else max(window[0], 2.0 * gain)
         cost[0] = max(cost[0], time.perf_counter() - s0)
@@ -447,7 +505,7 @@ def relu_bab_case(
 
     def evaluate(node: _Node, start: int) -> bool:
         if cfg.batched:
-            return evaluate_pair([node], start)[0]
+            return evaluate_groups([([node], start)])[0]
         s0 = time.perf_counter()
         ok = _evaluate(bd, node, start)
         cost[0] = max(cost[0], time.perf_counter() - s0)
@@ -539,24 +597,41 @@ def relu_bab_case(
         stats["splits"] += 1
         ids = rec.split(node.id, PHASE_SPLIT, int(bd.offsets[k]) + i)  # (active, inactive)
         if cfg.batched:
-            # both children in one engine call (the call's cost is what expired() reserves)
+            # this node and up to batch_nodes - 1 more open ones (the lowest bounds; they were
+            # pushed open, so none closes by its bound) are split together; a node to settle
+            # by an LP stops the gathering and goes back to the heap
+            todo = [(node, k, i, ids)]
+            while heap and len(todo) < max(int(cfg.batch_nodes), 1):
+                nxt = heap[0][2]
+                if nxt.split is None:
+                    break
+                heapq.heappop(heap)
+                if nxt.corner is not None and violated(nxt.corner):
+                    return out("falsified", x=nxt.corner)
+                kk, ii = nxt.split
+                stats["splits"] += 1
+                todo.append((nxt, kk, ii, rec.split(nxt.id, PHASE_SPLIT, int(bd.offsets[kk]) + ii)))
+            # all children in one round (its cost is what expired() reserves)
             if expired():
-                lb = min([closed_min, node.bound] + [h[0] for h in heap[:1]])
+                lb = min([closed_min] + [t[0].bound for t in todo] + [h[0] for h in heap[:1]])
                 return out("timeout", exact=True, lower_bound=float(lb))
-            kids = []
-            for phase, cid in zip((1, -1), ids):
-                child = _Node(
-                    phases=[p if j != k else p.copy() for j, p in enumerate(node.phases)],
-                    lower=list(node.lower),
-                    upper=list(node.upper),
-                    depth=node.depth + 1,
-                    id=cid,
-                )
-                child.phases[k][i] = phase
-                kids.append(child)
-            stats["nodes"] += 2
-            stats["max_depth"] = max(int(stats["max_depth"]), node.depth + 1)
-            for child, ok in zip(kids, evaluate_pair(kids, k)):
+            by_layer: dict[int, list[_Node]] = {}
+            for parent, kk, ii, cids in todo:
+                for phase, cid in zip((1, -1), cids):
+                    child = _Node(
+                        phases=[p if j != kk else p.copy() for j, p in enumerate(parent.phases)],
+                        lower=list(parent.lower),
+                        upper=list(parent.upper),
+                        depth=parent.depth + 1,
+                        id=cid,
+                    )
+                    child.phases[kk][ii] = phase
+                    by_layer.setdefault(kk, []).append(child)
+                stats["nodes"] += 2
+                stats["max_depth"] = max(int(stats["max_depth"]), parent.depth + 1)
+            groups = [(kids, kk) for kk, kids in sorted(by_layer.items())]
+            flat = [c for kids, _ in groups for c in kids]
+            for child, ok in zip(flat, evaluate_groups(groups)):
                 if not ok:
                     rec.close(child.id, CLOSED_BY_EMPTY)
                 elif child.bound > CLOSE_TOL:

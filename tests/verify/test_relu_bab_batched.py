@@ -172,7 +172,7 @@ def test_batched_subdomain_bounds_are_sound(seed: int) -> None:
 
 
 class _Clock:
-    """A fake ``time`` module: every node batch takes exactly one second of this clock."""
+    """A fake ``time`` module: every round of node bounds takes one second of this clock."""
 
     def __init__(self) -> None:
         self.t = 1000.0
@@ -186,7 +186,7 @@ def test_search_stops_before_its_budget_with_an_injected_clock(
 ) -> None:
     clock = _Clock()
     ends: list[float] = []
-    real = rb._evaluate_batch
+    real = rb._evaluate_groups
 
     def timed(*args: object, **kw: object) -> tuple[list[bool], float]:
         out = real(*args, **kw)  # type: ignore[arg-type]
@@ -195,18 +195,18 @@ def test_search_stops_before_its_budget_with_an_injected_clock(
         return out
 
     monkeypatch.setattr(rb, "time", SimpleNamespace(perf_counter=clock.perf_counter))
-    monkeypatch.setattr(rb, "_evaluate_batch", timed)
+    monkeypatch.setattr(rb, "_evaluate_groups", timed)
     stopped = 0
     for seed in range(6):
         rng = np.random.default_rng(seed)
         net = _net(rng, [4, 16, 16, 3])
         case = _case(rng, net, 0.05)
         ends.clear()
-        deadline_in = 4.5
+        deadline_in = 2.5
         start = clock.t
         res = rb.relu_bab_case(net, case, _ctx(deadline_in, start=start))
         assert all(e <= start + deadline_in for e in ends), (ends, start)
         if res.status == "timeout":
             stopped += 1
-            assert len(ends) == 4  # the budget holds exactly four one-second batches
+            assert len(ends) == 2  # the budget holds exactly two one-second rounds
     assert stopped >= 2
