@@ -630,8 +630,8 @@ def relu_bab_case(
                 stats["nodes"] += 2
                 stats["max_depth"] = max(int(stats["max_depth"]), parent.depth + 1)
             groups = [(kids, kk) for kk, kids in sorted(by_layer.items())]
-            flat = [c for kids, _ in groups for c in kids]
-            for child, ok in zip(flat, evaluate_groups(groups)):
+            born = [c for kids, _ in groups for c in kids]
+            for child, ok in zip(born, evaluate_groups(groups)):
                 if not ok:
                     rec.close(child.id, CLOSED_BY_EMPTY)
                 elif child.bound > CLOSE_TOL:
