@@ -26,6 +26,16 @@ Bounds (soundness argument)
     of ``min_{x in D} A_r f(x) - b_r``, and ``max_r lb_r <= min_{x in D} max_r g_r(x)``; a node
     closes when ``max_r lb_r > 0`` (:data:`CLOSE_TOL`).
 
+Search (batched)
+    Best first on the bound. Each round splits up to ``batch_nodes`` open nodes (the lowest
+    bounds) and bounds all their children together: hidden layers above each split recomputed
+    in one engine call per split layer, then one objective call for all children, with
+    ``alpha_iters`` optimised lower slopes (alpha-CROWN on the objective rows) for the children
+    whose plain bound is near enough to 0 for them to matter. Any slopes in the family give a
+    sound bound, and the proof's recipe names the iterations, so the checker re-derives them.
+    A round is not interruptible: its measured cost is reserved before the next one starts.
+    :data:`LEGACY` selects the earlier one-node-per-call search without optimised slopes.
+
 Leaves
     A node without unstable neurons is linear on ``D``; it is settled exactly by one LP
     (HiGHS through :func:`scipy.optimize.linprog`) over the box and the phase constraints.
