@@ -26,6 +26,16 @@ Bounds (soundness argument)
     of ``min_{x in D} A_r f(x) - b_r``, and ``max_r lb_r <= min_{x in D} max_r g_r(x)``; a node
     closes when ``max_r lb_r > 0`` (:data:`CLOSE_TOL`).
 
+Search (batched)
+    Best first on the bound. Each round splits up to ``batch_nodes`` open nodes (the lowest
+    bounds) and bounds all their children together: hidden layers above each split recomputed
+    in one engine call per split layer, then one objective call for all children, with
+    ``alpha_iters`` optimised lower slopes (alpha-CROWN on the objective rows) for the children
+    whose plain bound is near enough to 0 for them to matter. Any slopes in the family give a
+    sound bound, and the proof's recipe names the iterations, so the checker re-derives them.
+    A round is not interruptible: its measured cost is reserved before the next one starts.
+    :data:`LEGACY` selects the earlier one-node-per-call search without optimised slopes.
+
 Leaves
     A node without unstable neurons is linear on ``D``; it is settled exactly by one LP
     (HiGHS through :func:`scipy.optimize.linprog`) over the box and the phase constraints.
@@ -47,8 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from nncert.verify.activations import Relaxation
 from nncert.verify.attack import pgd_attack
-from nncert.verify.bounds import engine_for
+from nncert.verify.bounds import Intermediate, engine_for
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
@@ -135,22 +146,192 @@ def _evaluate(bd: _Bounder, node: _Node, start: int) -> bool:
     r = int(np.argmax(low))
     node.bound = float(low[r])
     node.corner = np.where(coef[0, r] > 0.0, bd.lo, bd.hi)
-    # BaBSR-style score: the chord intercept's share of row r's bound, plus a tie breaker
+    node.split = _split_choice(bd, node, lams, r, 0)
+    return True
+
+
+def _split_choice(
+    bd: _Bounder, node: _Node, lams: list[FloatArray], row: int, box: int
+) -> tuple[int, int] | None:
+    """BaBSR-style choice on ``node`` (box ``box`` of a batch) for objective row ``row``.
+
+    The score of an unstable neuron is the share of the chord intercept in the row's bound,
+    ``max(-mu, 0) u (-l) / (u - l)``, plus a small tie breaker on ``|mu| min(u, -l)``, where
+    ``mu`` is the back-substitution coefficient met on the neuron's post-activation.
+    """
     best: tuple[float, int, int] | None = None
     for j in range(bd.n_hidden):
         l, u = node.lower[j], node.upper[j]
         unst = (l < 0.0) & (u > 0.0) & (node.phases[j] == 0)
         if not np.any(unst):
             continue
-        mu = np.asarray(lams[j])[0, r] if np.ndim(lams[j]) == 3 else np.asarray(lams[j])[r]
+        lj = np.asarray(lams[j])
+        mu = lj[box, row] if lj.ndim == 3 else lj[row]
         w = np.where(unst, u - l, 1.0)
         score = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
         score = np.where(unst, score, -1.0)
         i = int(np.argmax(score))
         if best is None or score[i] > best[0]:
             best = (float(score[i]), j, i)
-    node.split = None if best is None else (best[1], best[2])
-    return True
+    return None if best is None else (best[1], best[2])
+
+
+def _rows(inter: Intermediate, ids: NDArray[np.intp]) -> Intermediate:
+    """The boxes ``ids`` of ``inter`` (every field)."""
+    return Intermediate(
+        tuple((p[0][ids], p[1][ids]) for p in inter.pre),
+        tuple(Relaxation(*(a[ids] for a in r)) for r in inter.rel),
+        inter.empty[ids],
+        tuple(a[ids] for a in inter.amag),
+        tuple(a[ids] for a in inter.cmag),
+        tuple(a[ids] for a in inter.gmag),
+        tuple(a[ids] for a in inter.emag),
+    )
+
+
+def _concat_inter(parts: list[Intermediate]) -> Intermediate:
+    """The boxes of several :class:`Intermediate` results, one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return Intermediate(
+        tuple(
+            (
+                np.concatenate([p.pre[j][0] for p in parts]),
+                np.concatenate([p.pre[j][1] for p in parts]),
+            )
+            for j in range(len(first.pre))
+        ),
+        tuple(
+            Relaxation(*(np.concatenate([p.rel[j][f] for p in parts]) for f in range(4)))
+            for j in range(len(first.rel))
+        ),
+        np.concatenate([p.empty for p in parts]),
+        *(
+            tuple(
+                np.concatenate([getattr(p, name)[j] for p in parts]) for j in range(len(first.pre))
+            )
+            for name in ("amag", "cmag", "gmag", "emag")
+        ),
+    )
+
+
+def _evaluate_batch(
+    bd: _Bounder,
+    nodes: list[_Node],
+    start: int,
+    alpha_iters: int,
+    alpha_window: float = np.inf,
+) -> tuple[list[bool], float]:
+    """:func:`_evaluate_groups` for one group of nodes sharing ``start``."""
+    return _evaluate_groups(bd, [(nodes, start)], alpha_iters, alpha_window)
+
+
+def _evaluate_groups(
+    bd: _Bounder,
+    groups: list[tuple[list[_Node], int]],
+    alpha_iters: int,
+    alpha_window: float = np.inf,
+) -> tuple[list[bool], float]:
+    """:func:`_evaluate` for many nodes at once (batched subdomains).
+
+    Each group ``(nodes, start)`` holds nodes whose bounds of hidden layers ``<= start`` are
+    final (the children of splits on layer ``start``); their later layers are recomputed in
+    one engine call per group. The final bounds of all nodes then come from one call of the
+    engine's :meth:`~BoundEngine.bound` on the recomputed hidden-layer bounds: CROWN plus IBP
+    on the merged last layer, and, for the nodes whose plain bound is in
+    ``(-alpha_window, 0]`` (open, but near enough to closing for the optimised slopes to
+    matter), the better of it and ``alpha_iters`` optimised-slope steps on the objective rows.
+    That is what the proof checker re-derives for a tree whose recipe names ``alpha_iters``
+    (it runs both on every leaf and keeps the larger); every box's result depends on that box
+    alone. Returns, per node in group order, ``False`` when its domain is empty (the sound
+    bounds cross), and the largest gain of the optimised slopes over the plain bound among the
+    nodes that got them (0 when none).
+    """
+    eng = bd.engine
+    parts: list[Intermediate] = []
+    nodes: list[_Node] = []
+    for group, start in groups:
+        priors = [_clipped_prior(node) for node in group]
+        prior = (
+            np.concatenate([p[0] for p in priors], axis=0),
+            np.concatenate([p[1] for p in priors], axis=0),
+        )
+        m = len(group)
+        parts.append(
+            eng.intermediate(
+                np.repeat(bd.lo2, m, axis=0),
+                np.repeat(bd.hi2, m, axis=0),
+                "crown",
+                prior=prior,
+                fixed_below=start + 1,
+                rows="open",
+            )
+        )
+        nodes.extend(group)
+    inter = _concat_inter(parts)
+    n = len(nodes)
+    lo = np.repeat(bd.lo2, n, axis=0)
+    hi = np.repeat(bd.hi2, n, axis=0)
+    res = eng.bound(lo, hi, bd.A, bd.rhs, inter=inter)
+    lower, coef = res.lower, res.coef
+    gain = 0.0
+    if alpha_iters > 0:
+        best = lower.max(axis=1)
+        ids = np.flatnonzero(~inter.empty & (best <= CLOSE_TOL) & (best > -alpha_window))
+        if ids.size:
+            opt = eng.bound(
+                lo[ids], hi[ids], bd.A, bd.rhs, inter=_rows(inter, ids), alpha_iters=alpha_iters
+            )
+            gain = float(np.max(opt.lower.max(axis=1) - best[ids]))
+            lower, coef = lower.copy(), coef.copy()
+            lower[ids] = np.maximum(lower[ids], opt.lower)
+            coef[ids] = np.where((opt.lower >= res.lower[ids])[:, :, None], opt.coef, coef[ids])
+    # the plain back-substitution's coefficients on each layer drive the branching choice
+    xmag = np.repeat(bd.xmag, n, axis=0)
+    lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, xmag)
+    _, _, lams = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, xmag, keep=True)
+    ok: list[bool] = []
+    for b, node in enumerate(nodes):
+        if bool(inter.empty[b]):
+            ok.append(False)
+            continue
+        for k, (l, u) in enumerate(inter.pre):
+            node.lower[k], node.upper[k] = l[b], u[b]
+        low = lower[b]
+        r = int(np.argmax(low))
+        node.bound = float(low[r])
+        node.corner = np.where(coef[b, r] > 0.0, bd.lo, bd.hi)
+        node.split = _split_choice(bd, node, lams, r, b)
+        ok.append(True)
+    return ok, gain
+
+
+@dataclass(frozen=True)
+class ReluBabSettings:
+    """How the search evaluates its nodes (the defaults are the measured best).
+
+    Attributes:
+        batched: evaluate both children of a split in one bound-engine call (with
+            :func:`_evaluate_batch`); ``False`` is the earlier search, one node per call and
+            plain CROWN on the objective (:func:`_evaluate`), kept for side-by-side runs.
+        alpha_iters: optimised-slope steps on the objective rows per node (with ``batched``;
+            recorded in the proof's recipe, so the checker re-derives the same bounds).
+        batch_nodes: with ``batched``, up to this many open nodes (the lowest bounds) are
+            split per round and all their children bounded together (one intermediate-bound
+            call per split layer, one objective call for all).
+    """
+
+    batched: bool = True
+    alpha_iters: int = 8
+    batch_nodes: int = 8
+
+
+#: the search before batched evaluation and optimised slopes (for side-by-side measurement)
+LEGACY = ReluBabSettings(batched=False, alpha_iters=0)
+
+#: what :func:`relu_bab_case` uses without explicit ``settings`` (the registered method)
+DEFAULT_SETTINGS = ReluBabSettings()
 
 
 #: relative slack of the phase constraints in leaf LPs (see ``_leaf_lp``)
@@ -252,6 +433,7 @@ def relu_bab_case(
     *,
     root_phases: NDArray[np.int8] | None = None,
     split_root: bool = False,
+    settings: ReluBabSettings | None = None,
 ) -> CaseOutcome:
     """Branch and bound over ReLU phases for one unsafe case (plug-in complete method).
 
@@ -267,11 +449,18 @@ def relu_bab_case(
     place of a phase-split leaf that no longer closes). ``split_root`` splits the root even
     when its bound closes it (a replay re-derives the subtree under its ancestors' bounds, with
     the checker's leaf bound, which need not close the unsplit root where this search's did).
+    ``settings`` chooses how nodes are evaluated (default :data:`DEFAULT_SETTINGS`;
+    :data:`LEGACY` is the earlier one-node-per-call search).
     """
     t0 = time.perf_counter()
+    cfg = DEFAULT_SETTINGS if settings is None else settings
+    alpha = int(cfg.alpha_iters) if cfg.batched else 0
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
 
-    rec = ProofRecorder(recipe={"intermediate": "crown", "search": "relu-split"})
+    recipe: dict[str, object] = {"intermediate": "crown", "search": "relu-split"}
+    if alpha > 0:
+        recipe["alpha_iters"] = alpha
+    rec = ProofRecorder(recipe=recipe)
 
     def out(
         status: str,
@@ -312,7 +501,21 @@ def relu_bab_case(
     def expired() -> bool:
         return deadline is not None and time.perf_counter() + cost[0] >= deadline
 
+    # optimised slopes only for nodes whose plain bound lies within twice the largest gain
+    # they have shown so far (the root always gets them): far below, they cannot close a node
+    window = [np.inf]
+
+    def evaluate_groups(groups: list[tuple[list[_Node], int]]) -> list[bool]:
+        s0 = time.perf_counter()
+        oks, gain = _evaluate_groups(bd, groups, alpha, window[0])
+        if gain > 0.0:
+            window[0] = 2.0 * gain if not np.isfinite(window[0]) else max(window[0], 2.0 * gain)
+        cost[0] = max(cost[0], time.perf_counter() - s0)
+        return oks
+
     def evaluate(node: _Node, start: int) -> bool:
+        if cfg.batched:
+            return evaluate_groups([([node], start)])[0]
         s0 = time.perf_counter()
         ok = _evaluate(bd, node, start)
         cost[0] = max(cost[0], time.perf_counter() - s0)
@@ -403,6 +606,50 @@ def relu_bab_case(
         k, i = node.split
         stats["splits"] += 1
         ids = rec.split(node.id, PHASE_SPLIT, int(bd.offsets[k]) + i)  # (active, inactive)
+        if cfg.batched:
+            # this node and up to batch_nodes - 1 more open ones (the lowest bounds; they were
+            # pushed open, so none closes by its bound) are split together; a node to settle
+            # by an LP stops the gathering and goes back to the heap
+            todo = [(node, k, i, ids)]
+            while heap and len(todo) < max(int(cfg.batch_nodes), 1):
+                nxt = heap[0][2]
+                if nxt.split is None:
+                    break
+                heapq.heappop(heap)
+                if nxt.corner is not None and violated(nxt.corner):
+                    return out("falsified", x=nxt.corner)
+                kk, ii = nxt.split
+                stats["splits"] += 1
+                todo.append((nxt, kk, ii, rec.split(nxt.id, PHASE_SPLIT, int(bd.offsets[kk]) + ii)))
+            # all children in one round (its cost is what expired() reserves)
+            if expired():
+                lb = min([closed_min] + [t[0].bound for t in todo] + [h[0] for h in heap[:1]])
+                return out("timeout", exact=True, lower_bound=float(lb))
+            by_layer: dict[int, list[_Node]] = {}
+            for parent, kk, ii, cids in todo:
+                for phase, cid in zip((1, -1), cids):
+                    child = _Node(
+                        phases=[p if j != kk else p.copy() for j, p in enumerate(parent.phases)],
+                        lower=list(parent.lower),
+                        upper=list(parent.upper),
+                        depth=parent.depth + 1,
+                        id=cid,
+                    )
+                    child.phases[kk][ii] = phase
+                    by_layer.setdefault(kk, []).append(child)
+                stats["nodes"] += 2
+                stats["max_depth"] = max(int(stats["max_depth"]), parent.depth + 1)
+            groups = [(kids, kk) for kk, kids in sorted(by_layer.items())]
+            born = [c for kids, _ in groups for c in kids]
+            for child, ok in zip(born, evaluate_groups(groups)):
+                if not ok:
+                    rec.close(child.id, CLOSED_BY_EMPTY)
+                elif child.bound > CLOSE_TOL:
+                    closed_min = min(closed_min, child.bound)
+                    rec.close(child.id, CLOSED_BY_BOUND)
+                else:
+                    heapq.heappush(heap, (child.bound, next(counter), child))
+            continue
         for phase, cid in zip((1, -1), ids):
             if expired():  # the node's other child (or both) stays open
                 lb = min([closed_min, node.bound] + [h[0] for h in heap[:1]])
@@ -431,4 +678,4 @@ def relu_bab_case(
     return out("verified", exact=True, lower_bound=lb)
 
 
-__all__ = ["CLOSE_TOL", "relu_bab_case"]
+__all__ = ["CLOSE_TOL", "DEFAULT_SETTINGS", "LEGACY", "ReluBabSettings", "relu_bab_case"]

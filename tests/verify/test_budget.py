@@ -95,9 +95,10 @@ def no_attack(monkeypatch: pytest.MonkeyPatch) -> None:
 def _slow_evaluate(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock, seconds: float
 ) -> list[float]:
-    """Make every node evaluation of relu_bab take ``seconds`` on ``clock``; returns the
-    clock readings at which evaluations started."""
-    real = rb._evaluate
+    """Make every node evaluation of relu_bab (one node in the earlier search, one round of
+    batched nodes in the current one) take ``seconds`` on ``clock``; returns the clock
+    readings at which evaluations started."""
+    real, real_groups = rb._evaluate, rb._evaluate_groups
     starts: list[float] = []
 
     def slow(bd: Any, node: Any, start: int) -> bool:
@@ -105,7 +106,13 @@ def _slow_evaluate(
         clock.advance(seconds)
         return real(bd, node, start)
 
+    def slow_groups(bd: Any, groups: Any, *args: Any) -> tuple[list[bool], float]:
+        starts.append(clock.now)
+        clock.advance(seconds)
+        return real_groups(bd, groups, *args)
+
     monkeypatch.setattr(rb, "_evaluate", slow)
+    monkeypatch.setattr(rb, "_evaluate_groups", slow_groups)
     return starts
 
 
@@ -114,19 +121,22 @@ def _slow_evaluate(
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("seed", "settings"), [(5, rb.LEGACY), (0, rb.DEFAULT_SETTINGS)])
 def test_relu_bab_does_not_start_a_node_it_cannot_finish(
-    monkeypatch: pytest.MonkeyPatch, no_attack: None
+    monkeypatch: pytest.MonkeyPatch, no_attack: None, seed: int, settings: rb.ReluBabSettings
 ) -> None:
-    """Node evaluations of 3 s against a 10 s budget: the search stops after the third (the
-    fourth would end at 12 s) and answers timeout, the clock still before the deadline."""
+    """Node evaluations (or rounds of batched nodes) of 3 s against a 10 s budget: the search
+    stops after the third (the fourth would end at 12 s) and answers timeout, the clock still
+    before the deadline. (The current search falsifies seed 5's case at once, so it runs on
+    another case that needs many rounds.)"""
     clock = FakeClock()
     monkeypatch.setattr(rb, "time", clock.module())
     starts = _slow_evaluate(monkeypatch, clock, 3.0)
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     net = _net(rng, [6, 16, 16, 4])
     case = _case(rng, net, 0.4)  # wide: needs many splits
     deadline = clock.now + 10.0
-    res = rb.relu_bab_case(net, case, _ctx(deadline))
+    res = rb.relu_bab_case(net, case, _ctx(deadline), settings=settings)
     assert res.status in ("timeout", "falsified"), res
     assert res.status == "timeout"
     assert clock.now <= deadline, (clock.now, deadline, starts)

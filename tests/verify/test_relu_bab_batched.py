@@ -1,0 +1,212 @@
+"""The batched ReLU-phase search (both children per engine call, optimised objective slopes).
+
+Against brute force on random small networks: never "verified" when the exact MILP optimum is
+``<= 0`` (and a clear-cut optimum is matched), every subdomain bound holds for sampled inputs
+in the subdomain, the proof trees it records pass the independent checker (its recipe names
+the slope iterations, so the checker re-derives the same leaves), and with an injected clock
+no node batch ends after the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nncert.verify.relu_bab as rb
+from nncert.certificates.proofcheck import check_tree
+from nncert.formulations.milp import encode_milp
+from nncert.solvers.base import SolveStatus
+from nncert.solvers.highs_solver import HighsSolver
+from nncert.verify.attack import AttackResult
+from nncert.verify.bounds import interval_bounds
+from nncert.verify.network import Dense, Network, ReLU
+from nncert.verify.options import VerifyOptions
+from nncert.verify.result import CaseContext
+from nncert.verify.spec import Box, UnsafeCase
+
+SOLVER = HighsSolver(mip_rel_gap=0.0)
+
+
+def _net(rng: np.random.Generator, widths: list[int]) -> Network:
+    layers: list[object] = []
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(ReLU())
+        w = rng.normal(size=(widths[i + 1], widths[i])) / np.sqrt(widths[i])
+        layers.append(Dense(w, rng.normal(scale=0.3, size=widths[i + 1])))
+    return Network(tuple(layers), input_shape=(widths[0],))  # type: ignore[arg-type]
+
+
+def _ctx(seconds: float = 20.0, start: float | None = None) -> CaseContext:
+    t = time.perf_counter() if start is None else start
+    return CaseContext(VerifyOptions(), t + seconds, np.random.default_rng(0), None, 0, None)
+
+
+def _milp_min(net: Network, case: UnsafeCase) -> float:
+    res = SOLVER.solve(encode_milp(net, case, interval_bounds(net, case.input_box)))
+    assert res.status is SolveStatus.OPTIMAL and res.objective is not None
+    return float(res.objective)
+
+
+def _case(rng: np.random.Generator, net: Network, shift: float) -> UnsafeCase:
+    """A one-row case ``f_0 - f_1 <= t`` with ``t`` just below the sampled minimum + shift."""
+    x0 = rng.uniform(-1, 1, net.n_inputs)
+    box = Box(x0 - 0.6, x0 + 0.6)
+    a = np.zeros((1, net.n_outputs))
+    a[0, 0], a[0, 1] = 1.0, -1.0
+    xs = box.sample(4000, rng)
+    low = float((net.forward(xs) @ a.T).min())
+    return UnsafeCase(box, a, np.array([low + shift]))
+
+
+@pytest.fixture
+def no_attack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disable the root attack so branch and bound itself has to decide."""
+    monkeypatch.setattr(
+        rb,
+        "pgd_attack",
+        lambda network, case, **_: AttackResult(case.input_box.center, np.inf, 0),
+    )
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), shift=st.sampled_from([-0.3, -0.05, -0.01, 0.02, 0.2]))
+def test_verdicts_match_the_exact_milp_and_trees_check(
+    no_attack: None, seed: int, shift: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    net = _net(rng, [4, 10, 10, 3])
+    case = _case(rng, net, shift)
+    opt = _milp_min(net, case)
+    res = rb.relu_bab_case(net, case, _ctx(5.0))
+    if res.status == "verified":
+        assert opt > 0.0, (opt, res.stats)
+        assert res.lower_bound is not None and res.lower_bound <= opt + 1e-6
+        assert res.proof is not None
+        assert res.proof.recipe.get("alpha_iters") == rb.ReluBabSettings().alpha_iters
+        chk = check_tree(net, case, res.proof)
+        assert chk.ok, chk.reason
+    elif res.status == "falsified":
+        assert res.x is not None and case.input_box.contains(res.x)
+        assert case.violation(net.forward(res.x[None]))[0] <= 0.0
+    # a clear-cut optimum is matched unless the budget ran out (never the other answer)
+    if opt > 1e-4:
+        assert res.status in ("verified", "timeout"), (opt, res.status)
+    elif opt < -1e-4:
+        assert res.status in ("falsified", "timeout"), (opt, res.status)
+
+
+def test_a_branching_proof_passes_the_checker(no_attack: None) -> None:
+    # seeds whose proof needs splits: the tree, not only the root, is re-derived
+    branched = 0
+    for seed in range(15):
+        rng = np.random.default_rng(seed)
+        net = _net(rng, [4, 12, 12, 3])
+        case = _case(rng, net, -0.3)
+        res = rb.relu_bab_case(net, case, _ctx(5.0))
+        if res.status != "verified":
+            continue
+        assert res.proof is not None
+        chk = check_tree(net, case, res.proof)
+        assert chk.ok, chk.reason
+        branched += res.proof.n_nodes > 1
+    assert branched >= 8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_subdomain_bounds_are_sound(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    net = _net(rng, [6, 8, 8, 6, 3])
+    case = _case(rng, net, 0.0)
+    bd = rb._Bounder(net, case)
+    dense, _ = net.affine_and_activations()
+    for x in case.input_box.sample(25, rng):
+        zs, a = [], x
+        for d in dense[:-1]:
+            z = d.weight @ a + d.bias
+            zs.append(z)
+            a = np.maximum(z, 0.0)
+        true = float(case.violation(net.forward(x[None]))[0])
+        phases = [
+            np.where(rng.random(z.size) < 0.5, np.where(z >= 0, 1, -1), 0).astype(np.int8)
+            for z in zs
+        ]
+        nodes = [
+            rb._Node(
+                phases=[p.copy() for p in phases],
+                lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+                upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
+                depth=0,
+            )
+        ]
+        # a second node in the same batch, on the other side of one fixed neuron: x is not in
+        # it, but its presence must not change the first node's bounds
+        other = rb._Node(
+            phases=[-p for p in phases],
+            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
+            depth=0,
+        )
+        ok, _ = rb._evaluate_batch(bd, [*nodes, other], -1, 8)
+        assert ok[0], "a domain containing x was declared empty"
+        node = nodes[0]
+        assert node.bound <= true + 1e-9
+        for k, z in enumerate(zs):
+            assert np.all(node.lower[k] <= z + 1e-9) and np.all(z <= node.upper[k] + 1e-9)
+        alone = rb._Node(
+            phases=[p.copy() for p in phases],
+            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
+            depth=0,
+        )
+        assert rb._evaluate_batch(bd, [alone], -1, 8)[0][0]
+        # (the matrix products of another batch size may round differently in the last ulp)
+        assert alone.bound == pytest.approx(node.bound, rel=1e-9, abs=1e-12)
+
+
+class _Clock:
+    """A fake ``time`` module: every round of node bounds takes one second of this clock."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+def test_search_stops_before_its_budget_with_an_injected_clock(
+    no_attack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    ends: list[float] = []
+    real = rb._evaluate_groups
+
+    def timed(*args: object, **kw: object) -> tuple[list[bool], float]:
+        out = real(*args, **kw)  # type: ignore[arg-type]
+        clock.t += 1.0
+        ends.append(clock.t)
+        return out
+
+    monkeypatch.setattr(rb, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    monkeypatch.setattr(rb, "_evaluate_groups", timed)
+    stopped = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        net = _net(rng, [4, 16, 16, 3])
+        case = _case(rng, net, 0.05)
+        ends.clear()
+        deadline_in = 2.5
+        start = clock.t
+        res = rb.relu_bab_case(net, case, _ctx(deadline_in, start=start))
+        assert all(e <= start + deadline_in for e in ends), (ends, start)
+        if res.status == "timeout":
+            stopped += 1
+            assert len(ends) == 2  # the budget holds exactly two one-second rounds
+    assert stopped >= 2
