@@ -245,15 +245,7 @@ class Property:
 
     def check_network_shape(self, n_inputs: int, n_outputs: int, *, where: str = "") -> None:
         """Raise :class:`InvalidPropertyError` when the property does not fit a network."""
-        pre = f"{where}: " if where else ""
-        if self.n_inputs != n_inputs:
-            raise InvalidPropertyError(
-                f"{pre}property has {self.n_inputs} inputs but the network has {n_inputs}"
-            )
-        if self.n_outputs != n_outputs:
-            raise InvalidPropertyError(
-                f"{pre}property has {self.n_outputs} outputs but the network has {n_outputs}"
-            )
+        _check_shape(self.n_inputs, self.n_outputs, n_inputs, n_outputs, where)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -332,15 +324,7 @@ class MixedProperty:
 
     def check_network_shape(self, n_inputs: int, n_outputs: int, *, where: str = "") -> None:
         """Raise :class:`InvalidPropertyError` when the property does not fit a network."""
-        pre = f"{where}: " if where else ""
-        if self.n_inputs != n_inputs:
-            raise InvalidPropertyError(
-                f"{pre}property has {self.n_inputs} inputs but the network has {n_inputs}"
-            )
-        if self.n_outputs != n_outputs:
-            raise InvalidPropertyError(
-                f"{pre}property has {self.n_outputs} outputs but the network has {n_outputs}"
-            )
+        _check_shape(self.n_inputs, self.n_outputs, n_inputs, n_outputs, where)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -352,6 +336,20 @@ class MixedProperty:
 
     def __hash__(self) -> int:
         return hash((self.n_outputs, self.cases))
+
+
+def _check_shape(p_in: int, p_out: int, n_inputs: int, n_outputs: int, where: str) -> None:
+    """Raise :class:`InvalidPropertyError` when a property with ``p_in`` inputs and ``p_out``
+    outputs does not fit a network with ``n_inputs`` and ``n_outputs``."""
+    pre = f"{where}: " if where else ""
+    if p_in != n_inputs:
+        raise InvalidPropertyError(
+            f"{pre}property has {p_in} inputs but the network has {n_inputs}"
+        )
+    if p_out != n_outputs:
+        raise InvalidPropertyError(
+            f"{pre}property has {p_out} outputs but the network has {n_outputs}"
+        )
 
 
 def robustness_property(
