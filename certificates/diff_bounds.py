@@ -81,7 +81,7 @@ from nncert.verify.errors import (
     InvalidPropertyError,
     TransferError,
 )
-from nncert.verify.network import Activation, Dense, FloatArray, Network
+from nncert.verify.network import Activation, Dense, FloatArray, Network, densified
 from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, sub_down, sub_up, up
 from nncert.verify.spec import Box, UnsafeCase
 
@@ -174,8 +174,8 @@ def _same_architecture(target: Network, source: Network) -> str | None:
     """``None`` when the interval method applies, else why not."""
     if target.n_inputs != source.n_inputs or target.n_outputs != source.n_outputs:
         return "input/output sizes differ"
-    dt, at = target.affine_and_activations()
-    ds, as_ = source.affine_and_activations()
+    dt, at = densified(target, "difference bounds").affine_and_activations()
+    ds, as_ = densified(source, "difference bounds").affine_and_activations()
     if len(dt) != len(ds):
         return f"depths differ ({len(dt)} vs {len(ds)} affine layers)"
     for k, (lt, ls) in enumerate(zip(dt, ds)):
@@ -379,8 +379,8 @@ def interval_difference(
     why = _same_architecture(target, source)
     if why is not None:
         raise TransferError(f"interval difference bounds need the same architecture: {why}")
-    dt, at = target.affine_and_activations()
-    ds, _ = source.affine_and_activations()
+    dt, at = densified(target, "difference bounds").affine_and_activations()
+    ds, _ = densified(source, "difference bounds").affine_and_activations()
     b = _box(box, target.n_inputs)
     Cm = _spec_matrix(C, target.n_outputs)
     sl, su = b.lower, b.upper
@@ -443,8 +443,8 @@ def difference_network(a: Network, b: Network) -> Network:
         0.0
     """
     _check_inputs(a, b)
-    da, aa = a.affine_and_activations()
-    db, ab = b.affine_and_activations()
+    da, aa = densified(a, "difference bounds").affine_and_activations()
+    db, ab = densified(b, "difference bounds").affine_and_activations()
     if len(da) != len(db):
         raise TransferError(
             f"difference_network: depths differ ({len(da)} vs {len(db)} affine layers)"

@@ -648,7 +648,7 @@ def _joined(first: str, then: str) -> str:
 
 
 def _nonzeros(net: Network) -> int:
-    return int(sum(np.count_nonzero(d.weight) for d in net.dense_layers))
+    return int(sum(d.nnz for d in net.dense_layers))
 
 
 def _theorem(source: Network, target: Network) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from nncert.compression._common import dense_positions, select
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network
+from nncert.verify.network import Dense, FloatArray, Layer, Network, densified
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ def low_rank(
         >>> lr.dense_layers[0].weight.tolist(), rec.spectral_error
         ([[3.0, 0.0], [0.0, 0.0]], (1.0,))
     """
+    network = densified(network, "low-rank compression")  # sparse layers: densified or refused
     if rank is not None and energy is not None:
         raise InvalidOptionsError("give rank or energy, not both")
     if rank is not None and (

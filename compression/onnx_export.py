@@ -45,6 +45,7 @@ from nncert.verify.network import (
     ReLU,
     Sigmoid,
     Tanh,
+    densified,
 )
 
 #: supported opsets (Gemm 13, Clip with tensor bounds since 11, Flatten 13)
@@ -151,6 +152,7 @@ def to_onnx(
         InvalidOptionsError: on an unsupported opset or dtype.
         UnsupportedLayerError: on a layer type without an emitter.
     """
+    network = densified(network, "ONNX export")  # sparse layers: densified or refused
     import onnx
     from onnx import TensorProto, helper
 

@@ -31,7 +31,7 @@ from nncert.compression._common import (
 )
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network
+from nncert.verify.network import Dense, FloatArray, Layer, Network, densified
 
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -39,7 +39,7 @@ BoolArray = NDArray[np.bool_]
 
 def _count_nonzero(network: Network) -> int:
     return sum(
-        int(np.count_nonzero(d.weight)) + int(np.count_nonzero(d.bias))
+        d.nnz + int(np.count_nonzero(d.bias))
         for d in network.dense_layers
     )
 
@@ -115,6 +115,7 @@ def magnitude_prune(
         >>> pruned.dense_layers[0].weight.tolist(), rec.achieved_sparsity
         ([[0.0, -3.0], [0.0, 2.0]], 0.5)
     """
+    network = densified(network, "magnitude pruning")  # sparse layers: densified or refused
     s = check_fraction(sparsity, "sparsity")
     if scope not in ("layer", "global"):
         raise InvalidOptionsError(f"scope={scope!r} must be 'layer' or 'global'")
@@ -291,6 +292,7 @@ def structured_prune(
         >>> rec.widths_before, rec.widths_after
         ((8,), (4,))
     """
+    network = densified(network, "structured pruning")  # sparse layers: densified or refused
     r = check_fraction(ratio, "ratio")
     if criterion not in CRITERIA:
         raise InvalidOptionsError(f"criterion={criterion!r} must be one of {', '.join(CRITERIA)}")

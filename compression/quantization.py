@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from nncert.compression._common import dense_positions, select
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network
+from nncert.verify.network import Dense, FloatArray, Layer, Network, densified
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,7 @@ def quantize_weights(
         >>> rec.qweights[0].tolist(), q.dense_layers[0].bias.tolist()
         ([[2, -7]], [0.1])
     """
+    network = densified(network, "weight quantization")  # sparse layers: densified or refused
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
         raise InvalidOptionsError(f"bits={bits!r} must be an int in [2, 16]")
     bits = int(bits)

@@ -73,6 +73,7 @@ from nncert.verify.network import (
     FloatArray,
     Network,
     apply_activation,
+    is_sparse,
 )
 from nncert.verify.spec import UnsafeCase
 
@@ -361,7 +362,7 @@ class MilpProblem:
             )
         v[idx.inputs] = a
         for k, act in enumerate(acts):
-            z = dense[k].weight @ a + dense[k].bias
+            z = np.asarray(dense[k].weight @ a) + dense[k].bias
             a = apply_activation(act, z)
             v[idx.pre[k]] = z
             v[idx.post[k]] = a
@@ -511,8 +512,18 @@ class MilpBuilder:
     def add_block(self, rows: slice, cols: slice, M: ArrayLike) -> None:
         """Add the dense block ``M`` (shape ``(len(rows), len(cols))``) to existing rows.
 
-        Only the nonzeros of ``M`` are stored, so a sparse weight matrix stays sparse.
+        Only the nonzeros of ``M`` are stored, so a sparse weight matrix stays sparse; a scipy
+        sparse ``M`` (a sparse :attr:`Dense.weight`) is read as its non-zeros, never densified.
         """
+        if is_sparse(M):
+            coo = M.tocoo()  # type: ignore[union-attr]
+            if coo.shape != (rows.stop - rows.start, cols.stop - cols.start):
+                raise InvalidOptionsError(f"MilpBuilder.add_block: block has shape {coo.shape}")
+            keep = coo.data != 0.0
+            self._rows.append(np.asarray(coo.row[keep], dtype=np.int64) + rows.start)
+            self._cols.append(np.asarray(coo.col[keep], dtype=np.int64) + cols.start)
+            self._vals.append(np.asarray(coo.data[keep], dtype=np.float64))
+            return
         Md = np.asarray(M, dtype=np.float64)
         if Md.shape != (rows.stop - rows.start, cols.stop - cols.start):
             raise InvalidOptionsError(f"MilpBuilder.add_block: block has shape {Md.shape}")
@@ -812,7 +823,7 @@ def encode_case_objective(
         ``(c, offset, t_col)``: the objective vector over ``b``'s columns so far, its constant,
         and the column of ``t`` (``None`` unless the case has several rows).
     """
-    G = case.A @ last.weight
+    G = np.asarray(case.A @ last.weight)
     h = case.A @ last.bias - case.b
     t_col: int | None = None
     offset = 0.0

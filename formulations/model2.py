@@ -84,6 +84,7 @@ from nncert.verify.network import (
     FloatArray,
     Network,
     apply_activation,
+    densified,
 )
 from nncert.verify.spec import Box, UnsafeCase
 
@@ -473,6 +474,7 @@ def network_partition(
     score ``omega_i * ||W^(k+1)[:, i]||_1`` (single-band width times outgoing weight) get
     ``segments`` segments; the others keep one (the refinement loop splits them on demand).
     """
+    network = densified(network, "Model 2")  # sparse layers: densified or refused
     dense, acts = network.affine_and_activations()
     flags = default_banded(acts, banded)
     allowed: dict[int, BoolArray] = {}
@@ -642,7 +644,7 @@ def _band_layer(
 
 
 def _check_bounds(net: Network, case: UnsafeCase, bounds: LayerBounds) -> tuple[Dense, ...]:
-    dense, _ = net.affine_and_activations()
+    dense, _ = densified(net, "Model 2").affine_and_activations()
     if case.input_box.dim != net.n_inputs or case.A.shape[1] != net.n_outputs:
         raise InvalidPropertyError("encode_model2: the case does not fit the network")
     pre = bounds.pre_activation
@@ -749,7 +751,7 @@ def encode_model2(
         raise InvalidOptionsError(f"band={band!r} must be 'pwl' or 'pwc'")
     net = network.normalized()
     dense = _check_bounds(net, case, bounds)
-    _, acts = net.affine_and_activations()
+    _, acts = densified(net, "Model 2").affine_and_activations()
     flags = default_banded(acts, banded)
     if partition is None:
         partition = network_partition(
@@ -944,7 +946,7 @@ def a_priori_gap(m2: Model2Problem, case: UnsafeCase) -> float:
     the bound ``|A W^(L)| E_{L-1}``. For one hidden layer this is ``sum_i |c_i| omega_i``.
     """
     net = m2.bounds.network
-    dense, _ = net.affine_and_activations()
+    dense, _ = densified(net, "Model 2").affine_and_activations()
     E = np.zeros(net.n_inputs)
     for k, act in enumerate(m2.acts):
         lip = rule_for(act).lipschitz(act)
@@ -1018,8 +1020,9 @@ def reduce_problem(network: Network, case: UnsafeCase, bounds: LayerBounds) -> R
     ``W^(k+1)[:, i] sigma(l_i)`` to the next bias. The reduced network computes the same outputs
     on the case's box, so every bound and counterexample carries over (:meth:`Reduction.lift`).
     """
+    network = densified(network, "Model 2")  # sparse layers: densified or refused
     net = network.normalized()
-    dense, acts = net.affine_and_activations()
+    dense, acts = densified(net, "Model 2").affine_and_activations()
     box = case.input_box
     fixed = box.lower == box.upper
     free = np.flatnonzero(~fixed).astype(np.int64)
@@ -1072,7 +1075,7 @@ def model2_point(m2: Model2Problem, x: ArrayLike) -> FloatArray:
     within the solver's tolerances, and its objective equals the real case objective.
     """
     net = m2.bounds.network
-    dense, _ = net.affine_and_activations()
+    dense, _ = densified(net, "Model 2").affine_and_activations()
     idx = m2.problem.index
     v = np.zeros(m2.problem.n_cols)
     a = np.asarray(x, dtype=np.float64).reshape(-1)

@@ -63,7 +63,7 @@ from nncert.formulations.model2 import Model2Partition, Model2Problem
 from nncert.formulations.qubo import QuboProblem, quadratic_penalty
 from nncert.verify.activations import rule_for
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import FloatArray, Network, apply_activation
+from nncert.verify.network import FloatArray, Network, apply_activation, densified
 from nncert.verify.spec import UnsafeCase
 
 SegmentEncoding = Literal["thermometer", "one_hot"]
@@ -301,7 +301,7 @@ def segment_qubo(
     """
     opts = options or SegmentQuboOptions()
     net = network.normalized()
-    dense, acts = net.affine_and_activations()
+    dense, acts = densified(net, "Model 2").affine_and_activations()
     if len(partition) != len(acts):
         raise InvalidOptionsError("segment_qubo: one partition per hidden layer is needed")
     if not 0 <= row < case.n_rows:
@@ -500,7 +500,7 @@ def pattern_delta(m2: Model2Problem, segments: list[IntArray]) -> FloatArray:
 
 def forward_pre_activations(network: Network, x: ArrayLike) -> list[FloatArray]:
     """Pre-activations of every hidden layer at ``x`` (for :meth:`SegmentQubo.encode`)."""
-    dense, acts = network.normalized().affine_and_activations()
+    dense, acts = densified(network, "Model 2").normalized().affine_and_activations()
     a = np.asarray(x, dtype=np.float64).reshape(-1)
     out = []
     for k, act in enumerate(acts):

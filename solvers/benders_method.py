@@ -87,7 +87,7 @@ def activation_pattern(
     parts = []
     for k, act in enumerate(acts):
         layer: Dense = dense[k]
-        z = layer.weight @ a + layer.bias
+        z = np.asarray(layer.weight @ a) + layer.bias
         neuron = problem.index.binary_neuron[k]
         theta = problem.index.binary_threshold[k]
         parts.append((z[neuron] > theta).astype(np.int8))

@@ -61,7 +61,7 @@ from nncert.solvers.registry import get_solver
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import crown_bounds
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import FloatArray, Network
+from nncert.verify.network import FloatArray, Network, row_abs_sums
 from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
@@ -78,7 +78,7 @@ def lipschitz_inf(network: Network, case: UnsafeCase) -> float:
     """``L_x`` with ``|g_r(x) - g_r(x')| <= L_x ||x - x'||_inf`` for every row (1-Lipschitz
     activations): ``max_r ||A_r||_1 * prod_k ||W_k||_inf``."""
     dense, _ = network.affine_and_activations()
-    prod = float(np.prod([np.abs(d.weight).sum(axis=1).max() for d in dense]))
+    prod = float(np.prod([row_abs_sums(d.weight).max() for d in dense]))
     rows = np.abs(case.A).sum(axis=1).max() if case.n_rows else 0.0
     return float(rows * prod)
 

@@ -34,7 +34,7 @@ from nncert.solvers.registry import get_solver
 from nncert.verify.activations import rule_for
 from nncert.verify.bounds import Interval, LayerBounds, dense_interval
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Activation, FloatArray, Network
+from nncert.verify.network import Activation, FloatArray, Network, weight_rows
 from nncert.verify.spec import Box, UnsafeCase
 
 _MARGIN = 1e-9
@@ -142,7 +142,7 @@ def tighten_bounds_lp(
                     if remaining <= 0:
                         break
                     c = np.zeros(base.n_cols)
-                    c[prev] = sign * dense[k].weight[i]
+                    c[prev] = sign * weight_rows(dense[k].weight, i)
                     p = dataclasses.replace(base, c=c, offset=sign * float(dense[k].bias[i]))
                     value = _lp_min(lp_solver, p, None if math.isinf(remaining) else remaining)
                     if sign > 0:

@@ -80,7 +80,7 @@ def _forward_cached(network: Network, x: ArrayLike) -> tuple[FloatArray, _Cache]
     cache: _Cache = []
     for layer in network.layers:
         if isinstance(layer, Dense):
-            a = a @ layer.weight.T + layer.bias
+            a = np.asarray(a @ layer.weight.T) + layer.bias  # numpy or scipy sparse W
         else:
             z = a
             a = apply_activation(layer, z)
@@ -94,7 +94,7 @@ def _backprop(network: Network, cache: _Cache, c: FloatArray) -> FloatArray:
     cache = list(cache)
     for layer in reversed(network.layers):
         if isinstance(layer, Dense):
-            g = g @ layer.weight
+            g = np.asarray(g @ layer.weight)
         else:
             lay, z, act = cache.pop()
             g = g * rule_for(lay).derivative(lay, z, act)

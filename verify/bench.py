@@ -1633,7 +1633,7 @@ def compression_table(
             acc_sources.add("bundled points")
         acc = float(np.mean(np.argmax(net.forward(x), axis=1) == y))
         nnz = sum(
-            int(np.count_nonzero(d.weight)) + int(np.count_nonzero(d.bias))
+            d.nnz + int(np.count_nonzero(d.bias))
             for d in net.dense_layers
         )
         certified = sum(1 for r in rs if r.get("result") == "unsat") / len(rs)

@@ -73,7 +73,18 @@ from nncert.verify.activations import (
     rule_for,
 )
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.network import Activation, Dense, FloatArray, Network
+from nncert.verify.network import (
+    Activation,
+    Dense,
+    FloatArray,
+    Network,
+    abs_weight,
+    dense_weight,
+    matmul_right,
+    neg_part,
+    pos_part,
+    weight_rows,
+)
 from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, up
 from nncert.verify.spec import Box, UnsafeCase
 
@@ -226,11 +237,9 @@ class BatchBounds:
 
 
 def _mm(a: FloatArray, w: FloatArray) -> FloatArray:
-    """``a @ w`` for ``a`` of shape ``(..., k)`` and a 2-d ``w``, as one matrix product."""
-    if a.ndim <= 2:
-        return a @ w
-    shape = a.shape
-    return (np.ascontiguousarray(a).reshape(-1, shape[-1]) @ w).reshape(*shape[:-1], w.shape[1])
+    """``a @ w`` for ``a`` of shape ``(..., k)`` and a 2-d ``w`` (numpy or scipy sparse), as
+    one matrix product."""
+    return matmul_right(a, w)
 
 
 def _rowdot(a: FloatArray, v: FloatArray) -> FloatArray:
@@ -274,9 +283,10 @@ class BoundEngine:
         self.normal = normal
         self.weights: tuple[FloatArray, ...] = tuple(d.weight for d in dense)
         self.biases: tuple[FloatArray, ...] = tuple(d.bias for d in dense)
-        self.abs_weights: tuple[FloatArray, ...] = tuple(np.abs(w) for w in self.weights)
-        self.pos_weights: tuple[FloatArray, ...] = tuple(np.maximum(w, 0.0) for w in self.weights)
-        self.neg_weights: tuple[FloatArray, ...] = tuple(np.minimum(w, 0.0) for w in self.weights)
+        # a sparse weight (Dense.sparse) keeps |W|, W+ and W- sparse: the same entries
+        self.abs_weights: tuple[FloatArray, ...] = tuple(abs_weight(w) for w in self.weights)
+        self.pos_weights: tuple[FloatArray, ...] = tuple(pos_part(w) for w in self.weights)
+        self.neg_weights: tuple[FloatArray, ...] = tuple(neg_part(w) for w in self.weights)
         self.abs_biases: tuple[FloatArray, ...] = tuple(np.abs(b) for b in self.biases)
         #: composition error of each Dense layer: |true W - W| <= err_w, |true b - b| <= err_b
         self.weight_errors: tuple[FloatArray | None, ...] = tuple(d.weight_error for d in dense)
@@ -293,13 +303,16 @@ class BoundEngine:
         self.g = gamma(self.width + 2)
         #: target size (elements) of the per-chunk coefficient arrays in CROWN passes
         self.chunk_elements = 1 << 17
+        #: largest size (elements) of one CROWN pass's coefficient array: the rows of a wide
+        #: layer (a sparse MaxPool encoding over a convolution) are bounded in row chunks
+        self.row_chunk_elements = 1 << 24
 
     # -- plain evaluation ---------------------------------------------------------------------
     def forward(self, x: FloatArray) -> FloatArray:
         """Batched float64 forward pass of the normal form, ``(N, n_in) -> (N, n_out)``."""
         a = x
         for j, (w, b) in enumerate(zip(self.weights, self.biases)):
-            a = a @ w.T + b
+            a = np.asarray(a @ w.T) + b
             if j < len(self.rules):
                 a = self.rules[j].apply(self.activations[j], a)
         return a
@@ -322,7 +335,7 @@ class BoundEngine:
     def _dense_mag(self, k: int, amag: FloatArray) -> FloatArray:
         """``gamma |W_k| amag + |b_k|`` plus the composition error: the per-output bound that,
         multiplied by ``|Lam|``, bounds the rounding of ``Lam W_k`` and ``Lam b_k``."""
-        mag = self.g * (amag @ self.abs_weights[k].T + self.abs_biases[k])
+        mag = self.g * (_mm(amag, self.abs_weights[k].T) + self.abs_biases[k])
         we, be = self.weight_errors[k], self.bias_errors[k]
         if we is not None:
             mag = mag + np.max(amag, axis=-1, keepdims=True) * we
@@ -481,7 +494,7 @@ class BoundEngine:
             network without hidden layers).
         """
         k = len(self.weights) - 1
-        lam = C @ self.weights[k]
+        lam = np.asarray(C @ self.weights[k])
         const = C @ self.biases[k] - d
         amag = xmag if k == 0 else self._post_mag(k - 1, inter)
         # rounding of C W and C b - d (the dense magnitudes carry gamma), composition error
@@ -510,7 +523,8 @@ class BoundEngine:
         n = lo.shape[0]
         w = self.weights[j]
         if state is None:
-            wt = np.broadcast_to(w.T, (n, *w.T.shape))
+            wd = dense_weight(w, "forward linear bounds")  # layer 0: few inputs here
+            wt = np.broadcast_to(wd.T, (n, *wd.T.shape))
             bb = np.broadcast_to(self.biases[j], (n, w.shape[0]))
             zero = np.zeros((n, w.shape[0]))
             state = (wt, bb, zero, wt, bb, zero)
@@ -529,20 +543,20 @@ class BoundEngine:
             aw = self.abs_weights[j].T
             Lt2 = _mm(la_t, wp) + _mm(ua_t, wn)
             Ut2 = _mm(ua_t, wp) + _mm(la_t, wn)
-            lo2 = la_o @ wp + ua_o @ wn + self.biases[j]
-            up2 = ua_o @ wp + la_o @ wn + self.biases[j]
+            lo2 = _mm(la_o, wp) + _mm(ua_o, wn) + self.biases[j]
+            up2 = _mm(ua_o, wp) + _mm(la_o, wn) + self.biases[j]
             # propagated errors, the products' rounding (on x and on the offsets), and the
             # layer's composition error on the magnitudes of a_{j-1}
             rnd = self.g * (
-                (xl + xu) @ aw + (np.abs(la_o) + np.abs(ua_o)) @ aw + self.abs_biases[j]
+                _mm(xl + xu, aw) + _mm(np.abs(la_o) + np.abs(ua_o), aw) + self.abs_biases[j]
             )
             we, be = self.weight_errors[j], self.bias_errors[j]
             if we is not None:
                 rnd = rnd + np.max(prev_amag, axis=-1, keepdims=True) * we
             if be is not None:
                 rnd = rnd + be
-            el2 = ea_l @ wp + ea_u @ -wn + rnd
-            eu2 = ea_u @ wp + ea_l @ -wn + rnd
+            el2 = _mm(ea_l, wp) + _mm(ea_u, -wn) + rnd
+            eu2 = _mm(ea_u, wp) + _mm(ea_l, -wn) + rnd
             width = la_t.shape[1] + w.shape[1] + 4
             state = (Lt2, lo2, inflate(el2, width), Ut2, up2, inflate(eu2, width))
         Lt, lo_off, el, Ut, up_off, eu = state
@@ -597,30 +611,38 @@ class BoundEngine:
         step = max(4, self.chunk_elements // (2 * kmax * width))
         l = l.copy()
         u = u.copy()
+        # the coefficient arrays of one back-substitution are (c, 2 k', n) for every layer
+        # width n below j: rows are split so that they stay within row_chunk_elements
+        # (each row's bound is computed independently of the others in its batch)
+        lam_width = max(int(wt.shape[1]) for wt in self.weights[: j + 1])
         for s in range(start, n, step):
             ids = order[s : s + step]
             k = int(counts[ids].max())
-            idx = np.argsort(~need[ids], axis=1, kind="stable")[:, :k]  # needed first
-            wk = w[idx]  # (c, k, n_{j-1})
-            bk = b[idx]  # (c, k)
+            idx_all = np.argsort(~need[ids], axis=1, kind="stable")[:, :k]  # needed first
             sub = _take_inter(inter, ids, j)
-            coef, off, _ = self.backsub(
-                np.concatenate([wk, -wk], axis=1),
-                np.concatenate([bk, -bk], axis=1),
-                0.0,
-                j - 1,
-                sub,
-                xmag[ids],
-                tight=False,
-            )
-            bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
-            rr = ids[:, None]
-            # only the rows each box asked for: padding rows would tighten other neurons of
-            # some boxes but not of others, and make a box's bounds depend on its batch
-            # (a checker re-deriving one box must get what the search got)
-            ask = np.take_along_axis(need[ids], idx, axis=1)
-            l[rr, idx] = np.where(ask, np.maximum(l[rr, idx], bnd[:, :k]), l[rr, idx])
-            u[rr, idx] = np.where(ask, np.minimum(u[rr, idx], -bnd[:, k:]), u[rr, idx])
+            rstep = max(1, self.row_chunk_elements // (2 * ids.size * lam_width))
+            for r0 in range(0, k, rstep):
+                idx = idx_all[:, r0 : r0 + rstep]
+                kk = idx.shape[1]
+                wk = weight_rows(w, idx)  # (c, kk, n_{j-1}), dense rows of a sparse W too
+                bk = b[idx]  # (c, kk)
+                coef, off, _ = self.backsub(
+                    np.concatenate([wk, -wk], axis=1),
+                    np.concatenate([bk, -bk], axis=1),
+                    0.0,
+                    j - 1,
+                    sub,
+                    xmag[ids],
+                    tight=False,
+                )
+                bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
+                rr = ids[:, None]
+                # only the rows each box asked for: padding rows would tighten other neurons
+                # of some boxes but not of others, and make a box's bounds depend on its
+                # batch (a checker re-deriving one box must get what the search got)
+                ask = np.take_along_axis(need[ids], idx, axis=1)
+                l[rr, idx] = np.where(ask, np.maximum(l[rr, idx], bnd[:, :kk]), l[rr, idx])
+                u[rr, idx] = np.where(ask, np.minimum(u[rr, idx], -bnd[:, kk:]), u[rr, idx])
         return l, u
 
     # -- hidden-layer bounds --------------------------------------------------------------------
@@ -732,7 +754,7 @@ class BoundEngine:
             amag.append(_mag(al, au))
             cm, smax = self._step_mag(j, l, u, rel[-1], xmag if j == 0 else amag[j - 1])
             cmag.append(cm)
-            gmag.append(cm if j == 0 else cm + smax * (gmag[-1] @ self.abs_weights[j].T))
+            gmag.append(cm if j == 0 else cm + smax * _mm(gmag[-1], self.abs_weights[j].T))
             emag.append(UNIT * _mag(l, u) + self._dense_mag(j, xmag if j == 0 else amag[j - 1]))
         return Intermediate(
             tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag), tuple(emag)

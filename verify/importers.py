@@ -75,6 +75,10 @@ from nncert.verify.network import (
     Sigmoid,
     Tanh,
     compose_affine,
+    dense_weight,
+    is_sparse,
+    prefer_sparse,
+    row_abs_sums,
 )
 from nncert.verify.onnx_proto import (
     attribute_value,
@@ -245,6 +249,8 @@ class _AffineChain:
                 scattered[:, idx[valid]] = matrix[:, valid]
             self._identity_then(matrix, scattered, outer_b, bias is None, weight_error)
         elif self._weight is not None:
+            if is_sparse(self._weight):  # the product with a dense matrix is dense
+                _check_encoding_size(n_out, self._weight.shape[1], "an affine map after MaxPool")
             outer = Dense(
                 matrix, outer_b, None if weight_error is None else inflate(weight_error, 2)
             )
@@ -296,7 +302,13 @@ class _AffineChain:
             self._bias = gather(self._bias, const)
         if self._berr is not None:
             self._berr = gather(self._berr, zero)
-        if self._weight is not None:
+        if self._weight is not None and is_sparse(self._weight):
+            import scipy.sparse as sp
+
+            self._weight = (sp.diags_array(keep.astype(np.float64)) @ self._weight[safe]).tocsr()
+            if self._werr is not None:
+                self._werr = gather(self._werr, zero)
+        elif self._weight is not None:
             self._weight = np.where(keep[:, None], self._weight[safe], 0.0)
             if self._werr is not None:
                 self._werr = gather(self._werr, zero)
@@ -322,7 +334,9 @@ class _AffineChain:
         return Dense(weight, bias, self._werr, self._berr)
 
     def _set(self, layer: Dense) -> None:
-        self._weight, self._bias = np.array(layer.weight), np.array(layer.bias)
+        # a sparse weight is immutable (read-only arrays) and never modified in place
+        w = layer.weight
+        self._weight, self._bias = (w if is_sparse(w) else np.array(w)), np.array(layer.bias)
         self._werr, self._berr = layer.weight_error, layer.bias_error
 
     def scale(
@@ -349,6 +363,11 @@ class _AffineChain:
         if self._weight is None:
             w = np.diag(factor)
             row = np.ones(factor.size)  # |I| 1
+        elif is_sparse(self._weight):
+            import scipy.sparse as sp
+
+            w = (sp.diags_array(factor) @ self._weight).tocsr()
+            row = row_abs_sums(self._weight)
         else:
             w = factor[:, None] * self._weight
             row = np.abs(self._weight).sum(axis=1)
@@ -468,7 +487,9 @@ class _AffineChain:
             n_in = self._weight.shape[1]
         n_rows = self.width + 2 * sum(blk.n_out for blk in blocks)
         what = "carrying tensors past" if carrying else "activating parallel branches in"
-        _check_encoding_size(n_rows, n_in, f"{what} a {type(layer).__name__} layer")
+        any_sparse = is_sparse(self._weight) or any(blk.sparse for blk in blocks)
+        if not any_sparse:
+            _check_encoding_size(n_rows, n_in, f"{what} a {type(layer).__name__} layer")
         main = self._pending()
         ws, bs, wes, bes = [main.weight], [main.bias], [_err(main, "w")], [_err(main, "b")]
         offset = main.n_out
@@ -483,7 +504,7 @@ class _AffineChain:
                     self.nonneg_start
                     & (we == 0.0)
                     & (be == 0.0)
-                    & np.all(blk.weight >= 0.0, axis=1)
+                    & _nonneg_rows(blk.weight)
                     & (blk.bias >= 0.0)
                 )
                 neg = np.flatnonzero(~known)
@@ -494,9 +515,16 @@ class _AffineChain:
             layout.append((offset, neg, offset + n))
             offset += n + neg.size
         werr, berr = np.concatenate(wes), np.concatenate(bes)
+        if any_sparse:
+            stacked = _settle_encoding(
+                sp.vstack([sp.csr_array(w) for w in ws], format="csr"),
+                f"{what} a {type(layer).__name__} layer",
+            )
+        else:
+            stacked = np.vstack(ws)
         self.layers.append(
             Dense(
-                np.vstack(ws),
+                stacked,
                 np.concatenate(bs),
                 werr if np.any(werr) else None,
                 berr if np.any(berr) else None,
@@ -535,7 +563,8 @@ class _AffineChain:
         counts = np.diff(csr.indptr)
         if werr is None and np.all(counts == 1) and np.all(csr.data == 1.0):
             return _Pending(None, None, None, None, shape, self.segment, csr.indices.copy(), width)
-        return _Pending(csr.toarray(), None, werr, None, shape, self.segment, None, width)
+        weight = _settle_encoding(csr, "a tensor carried past an activation")
+        return _Pending(weight, None, werr, None, shape, self.segment, None, width)
 
     def start_identity(self) -> None:
         """Make the whole segment start ``s`` (every row of the last emitted layer) the
@@ -562,7 +591,6 @@ class _AffineChain:
         in_width = self._in_width if self._index is not None else None
         if in_width is None:
             in_width = self.width if self._weight is None else self._weight.shape[1]
-        _check_encoding_size(n_out, in_width, "the exact MaxPool encoding")
         absm = abs(m)
         k = int(np.diff(m.indptr).max(initial=0))
         g = _gamma(k + 1) if k > 1 else 0.0
@@ -573,12 +601,17 @@ class _AffineChain:
             sel = sp.csr_matrix(
                 (np.ones(rows.size), (rows, idx[rows])), shape=(idx.size, self._in_width)
             )
-            weight = (m @ sel).toarray()
+            weight = _settle_encoding((m @ sel).tocsr(), "the exact MaxPool encoding")
             self._index = None
         elif self._weight is None:
-            weight = m.toarray()
+            weight = _settle_encoding(m, "the exact MaxPool encoding")
+        elif is_sparse(self._weight):
+            inner = self._weight
+            weight = _settle_encoding((m @ inner).tocsr(), "the exact MaxPool encoding")
+            werr = g * (absm @ row_abs_sums(inner))
         else:
             inner = self._weight
+            _check_encoding_size(n_out, in_width, "the exact MaxPool encoding")
             weight = np.asarray(m @ inner)
             werr = g * (absm @ np.abs(inner).sum(axis=1))
         if self._werr is not None:
@@ -609,6 +642,36 @@ class _AffineChain:
         self._bias = None
         self._werr = None
         self._berr = None
+
+
+def _settle_encoding(matrix: Any, what: str) -> Any:
+    """Storage of an encoding's sparse ``matrix``: kept sparse (CSR) under
+    :func:`nncert.verify.network.prefer_sparse` (its non-zeros then count against
+    :data:`MAX_ENCODING_ENTRIES`), a dense array otherwise (its entries count)."""
+    import scipy.sparse as sp
+
+    csr = sp.csr_array(matrix)
+    rows, cols = (int(d) for d in csr.shape)
+    if prefer_sparse(rows, cols, int(csr.nnz)):
+        if csr.nnz > MAX_ENCODING_ENTRIES:
+            raise UnsupportedLayerError(
+                f"{what} needs a sparse {rows}x{cols} layer with {csr.nnz} non-zeros, more "
+                f"than the {MAX_ENCODING_ENTRIES:.0e} nncert's layer representation allows"
+            )
+        return csr
+    _check_encoding_size(rows, cols, what)
+    return csr.toarray()
+
+
+def _nonneg_rows(w: Any) -> np.ndarray:
+    """Per row of ``w`` (dense or sparse), whether every entry is ``>= 0``."""
+    if not is_sparse(w):
+        return np.all(np.asarray(w) >= 0.0, axis=1)
+    csr = w.tocsr()
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    ok = np.ones(csr.shape[0], dtype=bool)
+    ok[rows[csr.data < 0.0]] = False
+    return ok
 
 
 def _check_encoding_size(rows: int, cols: int, what: str) -> None:
@@ -1666,7 +1729,9 @@ def _structurally_nonneg(chain: _AffineChain) -> bool:
     if not chain.nonneg_start:
         return False
     layer = chain.explicit()
-    return bool(layer.exact and np.all(layer.weight >= 0.0) and np.all(layer.bias >= 0.0))
+    return bool(
+        layer.exact and np.all(_nonneg_rows(layer.weight)) and np.all(layer.bias >= 0.0)
+    )
 
 
 def _signed_power(ctx: _OnnxContext, p: int, what: str) -> None:
@@ -1752,7 +1817,7 @@ def _merge_mul(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pendin
         blocks.append(ctx.chain.explicit())
     n = _prod(out)
     stacked = Dense(
-        np.vstack([blk.weight for blk in blocks]),
+        np.vstack([dense_weight(blk.weight, "a product of tensors") for blk in blocks]),
         np.concatenate([blk.bias for blk in blocks]),
         np.concatenate([_err(blk, "w") for blk in blocks]),
         np.concatenate([_err(blk, "b") for blk in blocks]),
@@ -1892,7 +1957,7 @@ def _merge_add(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pendin
             f"{snaps[a_name].shape} and {snaps[b_name].shape} (broadcasting)"
         )
     sign = -1.0 if node.op_type == "Sub" else 1.0
-    weight = a.weight + sign * b.weight
+    weight = dense_weight(a.weight, node.op_type) + sign * dense_weight(b.weight, node.op_type)
     bias = a.bias + sign * b.bias
     werr = _err(a, "w") + _err(b, "w") + UNIT * np.abs(weight).sum(axis=1)
     berr = _err(a, "b") + _err(b, "b") + _sum_error(a.bias, sign * b.bias)
@@ -1922,7 +1987,7 @@ def _merge_concat(ctx: _OnnxContext, node: onnx.NodeProto, snaps: dict[str, _Pen
     blocks_d = [
         blk if isinstance(blk, Dense) else Dense(np.zeros((blk.size, n_in)), blk) for blk in blocks
     ]
-    rows = [blk.weight for blk in blocks_d]
+    rows = [dense_weight(blk.weight, "Concat") for blk in blocks_d]
     perm = np.concatenate(parts, axis=axis)
     flat = perm.reshape(-1)
     weight = np.vstack(rows)[flat]

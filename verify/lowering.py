@@ -61,6 +61,7 @@ from nncert.verify.network import (
     LeakyReLU,
     Network,
     ReLU,
+    dense_weight,
 )
 from nncert.verify.rounding import affine_interval, sub_up
 from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase
@@ -155,8 +156,9 @@ def carry_inputs(network: Network, hull: Box) -> InputCarryNetwork:
     prev_e: int | None = None
     for k, d in enumerate(dense):
         last = k == len(dense) - 1
+        wd = dense_weight(d.weight, "carrying the inputs (lowering)")
         if prev_e is None:  # first layer: from x
-            top = d.weight
+            top = wd
             block = eye if last else np.ldexp(eye, exps[k])
             shift = np.zeros(n) if last else -np.ldexp(lo, exps[k])
             w = np.vstack([top, block])
@@ -164,7 +166,7 @@ def carry_inputs(network: Network, hull: Box) -> InputCarryNetwork:
             e_next = 0 if last else exps[k]
             w = np.block(
                 [
-                    [d.weight, np.zeros((d.n_out, n))],
+                    [wd, np.zeros((d.n_out, n))],
                     [np.zeros((n, d.n_in)), np.ldexp(eye, e_next - prev_e)],
                 ]
             )

@@ -58,6 +58,112 @@ def _frozen_array(value: ArrayLike, name: str, ndim: int) -> FloatArray:
     return arr
 
 
+#: a :class:`Dense` weight is stored as a scipy CSR array when it has more than this many
+#: entries *and* at most :data:`SPARSE_MAX_DENSITY` of them are non-zero (see
+#: :func:`prefer_sparse`); every smaller or denser weight stays a numpy array
+SPARSE_MIN_ENTRIES = 10**7
+#: largest fraction of non-zero entries for which a large weight is stored sparse
+SPARSE_MAX_DENSITY = 0.05
+#: largest dense matrix (entries) a consumer without sparse support may make of a sparse
+#: weight (:func:`dense_weight`); the same cap as the importer's dense encodings
+MAX_DENSE_ENTRIES = 10**8
+
+
+def is_sparse(w: Any) -> bool:
+    """Whether ``w`` is a scipy sparse matrix/array (a sparse :attr:`Dense.weight`)."""
+    import scipy.sparse as sp
+
+    return bool(sp.issparse(w))
+
+
+def prefer_sparse(n_rows: int, n_cols: int, nnz: int) -> bool:
+    """The storage rule of :attr:`Dense.weight`: sparse when the matrix has more than
+    :data:`SPARSE_MIN_ENTRIES` entries and a density of at most :data:`SPARSE_MAX_DENSITY`."""
+    entries = n_rows * n_cols
+    return entries > SPARSE_MIN_ENTRIES and nnz <= SPARSE_MAX_DENSITY * entries
+
+
+def _frozen_sparse(value: Any, name: str) -> Any:
+    """A canonical, read-only float64 CSR copy of the sparse ``value``: sorted indices, no
+    duplicates, no explicit zeros (so equal matrices have equal arrays); NaN/inf refused."""
+    import scipy.sparse as sp
+
+    try:
+        m = sp.csr_array(value, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as err:
+        raise InvalidNetworkError(f"{name}: cannot convert to a float64 CSR array ({err})") from err
+    if m.ndim != 2:
+        raise InvalidNetworkError(f"{name}: expected 2-d array, got shape {m.shape}")
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    m.sort_indices()
+    if not np.all(np.isfinite(m.data)):
+        bad = "NaN" if np.isnan(m.data).any() else "infinite"
+        raise InvalidNetworkError(f"{name}: contains {bad} values")
+    m.indices = m.indices.astype(np.int64)
+    m.indptr = m.indptr.astype(np.int64)
+    for arr in (m.data, m.indices, m.indptr):
+        arr.setflags(write=False)
+    return m
+
+
+def abs_weight(w: Any) -> Any:
+    """``|W|`` element-wise, sparse for a sparse ``W`` (the same maths as ``np.abs``)."""
+    return abs(w) if is_sparse(w) else np.abs(w)
+
+
+def pos_part(w: Any) -> Any:
+    """``max(W, 0)`` element-wise, sparse for a sparse ``W``."""
+    return w.maximum(0.0) if is_sparse(w) else np.maximum(w, 0.0)
+
+
+def neg_part(w: Any) -> Any:
+    """``min(W, 0)`` element-wise, sparse for a sparse ``W``."""
+    return w.minimum(0.0) if is_sparse(w) else np.minimum(w, 0.0)
+
+
+def row_abs_sums(w: Any) -> FloatArray:
+    """``|W| 1``: the ℓ1 norm of every row, shape ``(n_out,)``."""
+    return np.asarray(abs_weight(w).sum(axis=1), dtype=np.float64).reshape(-1)
+
+
+def weight_rows(w: Any, index: ArrayLike) -> FloatArray:
+    """``W[index]`` as a dense array of shape ``(*index.shape, n_in)`` (a gather of rows)."""
+    idx = np.asarray(index)
+    if not is_sparse(w):
+        return np.asarray(w[idx])
+    flat = w[idx.reshape(-1)].toarray()
+    return flat.reshape(*idx.shape, w.shape[1])
+
+
+def dense_weight(w: Any, what: str) -> FloatArray:
+    """``W`` as a numpy array, for a consumer without sparse support: a sparse weight is
+    densified when it has at most :data:`MAX_DENSE_ENTRIES` entries, refused otherwise.
+
+    Raises:
+        UnsupportedLayerError: for a sparse weight larger than the cap.
+    """
+    if not is_sparse(w):
+        return np.asarray(w)
+    n_rows, n_cols = (int(d) for d in w.shape)
+    if n_rows * n_cols > MAX_DENSE_ENTRIES:
+        raise UnsupportedLayerError(
+            f"{what} needs the {n_rows}x{n_cols} sparse affine layer as a dense matrix "
+            f"({n_rows * n_cols * 8 / 1e9:.1f} GB), more than the {MAX_DENSE_ENTRIES:.0e} "
+            "entries allowed; it does not support sparse layers"
+        )
+    return np.asarray(w.toarray())
+
+
+def matmul_right(a: FloatArray, w: Any) -> FloatArray:
+    """``a @ w`` for ``a`` of shape ``(..., k)`` and a 2-d (dense or sparse) ``w``."""
+    if a.ndim <= 2:
+        return np.asarray(a @ w)
+    shape = a.shape
+    out = np.ascontiguousarray(a).reshape(-1, shape[-1]) @ w
+    return np.asarray(out).reshape(*shape[:-1], w.shape[1])
+
+
 # --------------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------------
@@ -74,8 +180,13 @@ class Dense:
 
         |(W_exact a + b_exact) - (W a + b)|_i <= weight_error_i * max_k |a_k| + bias_error_i
 
+    The weight is a read-only numpy array, or, for a large and very sparse layer (the
+    importers' exact MaxPool encoding, :func:`prefer_sparse`), a canonical read-only
+    ``scipy.sparse.csr_array`` (see :attr:`sparse`). Both denote the same matrix: equality and
+    :meth:`Network.fingerprint` do not depend on the storage.
+
     Attributes:
-        weight: ``W``, shape ``(n_out, n_in)``.
+        weight: ``W``, shape ``(n_out, n_in)``: numpy array or scipy CSR array.
         bias: ``b``, shape ``(n_out,)``.
         weight_error: ``(n_out,)`` non-negative, or ``None`` (``W`` is exact).
         bias_error: ``(n_out,)`` non-negative, or ``None`` (``b`` is exact).
@@ -87,7 +198,11 @@ class Dense:
     bias_error: FloatArray | None = None
 
     def __post_init__(self) -> None:
-        w = _frozen_array(self.weight, "Dense.weight", 2)
+        w = (
+            _frozen_sparse(self.weight, "Dense.weight")
+            if is_sparse(self.weight)
+            else _frozen_array(self.weight, "Dense.weight", 2)
+        )
         b = _frozen_array(self.bias, "Dense.bias", 1)
         if w.shape[0] != b.shape[0]:
             raise InvalidNetworkError(
@@ -112,6 +227,17 @@ class Dense:
         return self.weight_error is None and self.bias_error is None
 
     @property
+    def sparse(self) -> bool:
+        """Whether :attr:`weight` is stored as a scipy CSR array."""
+        return is_sparse(self.weight)
+
+    @property
+    def nnz(self) -> int:
+        """Number of non-zero weights."""
+        w = self.weight
+        return int(w.nnz) if is_sparse(w) else int(np.count_nonzero(w))
+
+    @property
     def n_in(self) -> int:
         """Number of inputs."""
         return int(self.weight.shape[1])
@@ -124,12 +250,35 @@ class Dense:
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Dense)
-            and np.array_equal(self.weight, other.weight)
+            and _weights_equal(self.weight, other.weight)
             and np.array_equal(self.bias, other.bias)
         )
 
     def __hash__(self) -> int:
-        return hash((self.weight.shape, self.weight.tobytes()[:64]))
+        return hash((self.weight.shape, self.bias.tobytes()[:64]))
+
+
+def _weights_equal(a: Any, b: Any) -> bool:
+    """Equality of two weights, whatever their storage (dense or canonical CSR)."""
+    if a.shape != b.shape:
+        return False
+    if is_sparse(a) and is_sparse(b):
+        return bool(
+            np.array_equal(a.indptr, b.indptr)
+            and np.array_equal(a.indices, b.indices)
+            and np.array_equal(a.data, b.data)
+        )
+    if is_sparse(a) or is_sparse(b):
+        sa = a if is_sparse(a) else _frozen_sparse(_csr_of(a), "weight")
+        sb = b if is_sparse(b) else _frozen_sparse(_csr_of(b), "weight")
+        return _weights_equal(sa, sb)
+    return bool(np.array_equal(a, b))
+
+
+def _csr_of(w: FloatArray) -> Any:
+    import scipy.sparse as sp
+
+    return sp.csr_array(w)
 
 
 @dataclass(frozen=True)
@@ -304,22 +453,22 @@ def compose_affine(outer: Dense, inner: Dense) -> Dense:
     """
 
     Wo, bo, Wi, bi = outer.weight, outer.bias, inner.weight, inner.bias
-    W = Wo @ Wi
-    b = Wo @ bi + bo
+    W = _settle(Wo @ Wi)
+    b = np.asarray(Wo @ bi) + bo
     sel_o, sel_i = _unit_rows(Wo), _unit_rows(Wi.T)
     g = gamma(Wo.shape[1] + 1)
-    awo = np.abs(Wo)
-    row_i = np.abs(Wi).sum(axis=1)
+    awo = abs_weight(Wo)
+    row_i = row_abs_sums(Wi)
     # a product with a (signed) selection matrix has one non-zero term per sum: exact
-    we = np.zeros(W.shape[0]) if (sel_o or sel_i) else g * (awo @ row_i)
+    we = np.zeros(W.shape[0]) if (sel_o or sel_i) else g * np.asarray(awo @ row_i)
     if sel_o:  # Wo b_i is exact; only the addition of b_o rounds
         be = np.where(bo == 0.0, 0.0, 2.0 * UNIT * np.abs(b))
     else:
-        be = g * (awo @ np.abs(bi) + np.abs(bo))
+        be = g * (np.asarray(awo @ np.abs(bi)) + np.abs(bo))
     ewi = np.zeros(Wi.shape[0]) if inner.weight_error is None else inner.weight_error
     ebi = np.zeros(Wi.shape[0]) if inner.bias_error is None else inner.bias_error
-    we = we + awo @ ewi
-    be = be + awo @ ebi
+    we = we + np.asarray(awo @ ewi)
+    be = be + np.asarray(awo @ ebi)
     if outer.weight_error is not None:
         scale_a = float(np.max(row_i + ewi, initial=0.0))
         scale_b = float(np.max(np.abs(bi) + ebi, initial=0.0))
@@ -333,11 +482,49 @@ def compose_affine(outer: Dense, inner: Dense) -> Dense:
     )
 
 
-def _unit_rows(W: FloatArray) -> bool:
+def _settle(w: Any) -> Any:
+    """Storage of a computed weight: a sparse product stays sparse only under
+    :func:`prefer_sparse` (or when too large to densify); numpy results stay dense."""
+    if not is_sparse(w):
+        return np.asarray(w)
+    n_rows, n_cols = (int(d) for d in w.shape)
+    if prefer_sparse(n_rows, n_cols, int(w.nnz)) or n_rows * n_cols > MAX_DENSE_ENTRIES:
+        return w
+    return np.asarray(w.toarray())
+
+
+def _unit_rows(W: Any) -> bool:
     """Every row of ``W`` has at most one non-zero entry, and it is ``+-1``: a product
     ``W @ X`` (or ``X @ W.T``) then only copies and negates, exactly."""
+    if is_sparse(W):
+        csr = _frozen_sparse(W, "weight")  # canonical: explicit zeros removed
+        return bool(np.all(np.diff(csr.indptr) <= 1) and np.all(np.abs(csr.data) == 1.0))
     nz = W != 0.0
     return bool(np.all(nz.sum(axis=1) <= 1) and np.all(np.abs(W[nz]) == 1.0))
+
+
+def densified(network: Network, what: str) -> Network:
+    """``network`` with every sparse :attr:`Dense.weight` as a numpy array, for a consumer
+    without sparse support (:func:`dense_weight`: refused above :data:`MAX_DENSE_ENTRIES`).
+    A network without sparse layers is returned as it is.
+
+    Raises:
+        UnsupportedLayerError: for a sparse layer too large to densify.
+    """
+    if not any(isinstance(l, Dense) and l.sparse for l in network.layers):
+        return network
+    layers = tuple(
+        Dense(dense_weight(l.weight, what), l.bias, l.weight_error, l.bias_error)
+        if isinstance(l, Dense) and l.sparse
+        else l
+        for l in network.layers
+    )
+    return Network(layers, network.input_shape, name=network.name, source=network.source)
+
+
+def _hash_sparse(layer: Dense) -> bool:
+    """Whether :meth:`Network.fingerprint` hashes ``layer``'s weight in CSR form."""
+    return prefer_sparse(layer.n_out, layer.n_in, layer.nnz)
 
 
 def _layer_params(layer: Layer) -> dict[str, Any]:
@@ -431,7 +618,7 @@ class Network:
     @property
     def n_parameters(self) -> int:
         """Number of weights and biases."""
-        return sum(d.weight.size + d.bias.size for d in self.dense_layers)
+        return sum(d.n_out * d.n_in + d.bias.size for d in self.dense_layers)
 
     # -- evaluation -----------------------------------------------------------------------
     def forward(self, x: ArrayLike) -> FloatArray:
@@ -453,7 +640,7 @@ class Network:
             )
         for layer in self.layers:
             if isinstance(layer, Dense):
-                a = a @ layer.weight.T + layer.bias
+                a = np.asarray(a @ layer.weight.T) + layer.bias
             else:
                 a = apply_activation(layer, a)
         return a[0] if single else a
@@ -528,7 +715,10 @@ class Network:
         """Stable SHA-256 (hex) of the parsed content: layer types, parameters, weights.
 
         Independent of file bytes, names and the source path: two ONNX exports of the same
-        weights have the same fingerprint. Weights are hashed as little-endian float64.
+        weights have the same fingerprint. Weights are hashed as little-endian float64; a
+        weight that :func:`prefer_sparse` would store sparse is hashed in canonical CSR form
+        (row counts, column indices as little-endian int64, values), whether it is stored
+        dense or sparse, so the fingerprint depends on the matrix only.
         """
         h = hashlib.sha256()
         header = {
@@ -538,13 +728,21 @@ class Network:
                 {"type": type(l).__name__, **_layer_params(l)}
                 | ({"shape": list(l.weight.shape)} if isinstance(l, Dense) else {})
                 | ({"composed": True} if isinstance(l, Dense) and not l.exact else {})
+                | ({"csr": True} if isinstance(l, Dense) and _hash_sparse(l) else {})
                 for l in self.layers
             ],
         }
         h.update(json.dumps(header, sort_keys=True).encode())
         for layer in self.layers:
             if isinstance(layer, Dense):
-                h.update(layer.weight.astype("<f8").tobytes())
+                w = layer.weight
+                if _hash_sparse(layer):
+                    csr = w if is_sparse(w) else _frozen_sparse(_csr_of(w), "weight")
+                    h.update(np.diff(csr.indptr).astype("<i8").tobytes())
+                    h.update(csr.indices.astype("<i8").tobytes())
+                    h.update(csr.data.astype("<f8").tobytes())
+                else:
+                    h.update(dense_weight(w, "fingerprint").astype("<f8").tobytes())
                 h.update(layer.bias.astype("<f8").tobytes())
                 for err in (layer.weight_error, layer.bias_error):
                     if not layer.exact:

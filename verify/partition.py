@@ -59,7 +59,7 @@ from nncert.verify.bounds import (
     interval_bounds,
 )
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Activation, Dense, FloatArray, Network
+from nncert.verify.network import Activation, Dense, FloatArray, Network, weight_rows
 from nncert.verify.spec import Box, UnsafeCase
 
 Relaxation = Literal["milp", "lp"]
@@ -272,7 +272,7 @@ def _tighten_layer(
                 else (rem if neuron_time_limit is None else min(rem, neuron_time_limit))
             )
             c = np.zeros(base.n_cols)
-            c[prev] = sign * W[i]
+            c[prev] = sign * weight_rows(W, i)
             problem = dataclasses.replace(base, c=c, offset=float(sign * bias[i]))
             val = _solve_bound(slv, problem, tl)
             stats.solves += 1

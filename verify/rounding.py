@@ -100,7 +100,7 @@ def affine_interval(
     r"""Rigorous enclosure of :math:`\{W a + b : lo \le a \le hi\}` (batched over rows of ``lo``).
 
     Args:
-        W: ``(n_out, n_in)``.
+        W: ``(n_out, n_in)``, a numpy array or a scipy sparse matrix.
         b: ``(n_out,)``.
         lo: ``(n_in,)`` or ``(N, n_in)``.
         hi: same shape as ``lo``.
@@ -111,14 +111,15 @@ def affine_interval(
     Returns:
         ``(lower, upper)`` of shape ``(n_out,)`` or ``(N, n_out)``.
     """
-    aw = np.abs(W) if abs_w is None else abs_w
+    aw = abs(W) if abs_w is None else abs_w  # abs() keeps a scipy sparse W sparse
     # centre/radius form over [c - r, c + r], a float box containing [lo, hi] (r rounded up)
     c = 0.5 * (lo + hi)
     r = np.maximum(up(hi - c), up(c - lo))
-    mid = c @ W.T + b
-    both = np.stack([r, np.abs(c) + r], axis=0) @ aw.T  # (2, ..., n_out)
-    rad = both[0]
-    err = inflate(gamma(W.shape[1]) * (both[1] + np.abs(b)) + rad * (2.0 * UNIT), W.shape[1])
+    # np.asarray: a scipy sparse W (a sparse Dense layer) gives the same dense products
+    mid = np.asarray(c @ W.T) + b
+    rad = np.asarray(r @ aw.T)
+    mag = np.asarray((np.abs(c) + r) @ aw.T)
+    err = inflate(gamma(W.shape[1]) * (mag + np.abs(b)) + rad * (2.0 * UNIT), W.shape[1])
     if extra is not None:
         err = err + extra
     return down(mid - rad - err), up(mid + rad + err)
