@@ -234,7 +234,7 @@ class Dense:
     @property
     def nnz(self) -> int:
         """Number of non-zero weights."""
-        w = self.weight
+        w: Any = self.weight
         return int(w.nnz) if is_sparse(w) else int(np.count_nonzero(w))
 
     @property
@@ -735,9 +735,9 @@ class Network:
         h.update(json.dumps(header, sort_keys=True).encode())
         for layer in self.layers:
             if isinstance(layer, Dense):
-                w = layer.weight
+                w: Any = layer.weight
                 if _hash_sparse(layer):
-                    csr = w if is_sparse(w) else _frozen_sparse(_csr_of(w), "weight")
+                    csr: Any = w if is_sparse(w) else _frozen_sparse(_csr_of(w), "weight")
                     h.update(np.diff(csr.indptr).astype("<i8").tobytes())
                     h.update(csr.indices.astype("<i8").tobytes())
                     h.update(csr.data.astype("<f8").tobytes())
