@@ -86,7 +86,7 @@ def layer_inputs(network: Network, X: FloatArray) -> tuple[list[FloatArray], lis
     a = X
     for k, d in enumerate(dense):
         inputs.append(a)
-        z = a @ d.weight.T + d.bias
+        z = np.asarray(a @ d.weight.T) + d.bias
         outputs.append(z)
         if k < len(acts):
             a = apply_activation(acts[k], z)

@@ -92,7 +92,7 @@ from nncert.verify.executors import (
 )
 from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx
-from nncert.verify.network import Dense, HardTanh, Network, ReLU
+from nncert.verify.network import Dense, HardTanh, Network, ReLU, dense_weight
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.plots import cactus_plot
@@ -1549,7 +1549,7 @@ def _storage_bytes(network: Any, variant: str) -> int:
     pointer); int8 (1 B/weight + a float32 scale per output neuron); biases float32."""
     total = 0
     for d in network.dense_layers:
-        w = np.asarray(d.weight)
+        w = dense_weight(d.weight, "the storage estimate")
         if variant.startswith("prune"):
             total += min(4 * w.size, 8 * int(np.count_nonzero(w)) + 4 * (w.shape[0] + 1))
         elif variant == "int8":

@@ -10,6 +10,16 @@ All are non-decreasing, which the bound engine relies on.
 Every array is float64, C-contiguous and read-only, so a ``Network`` can be shared between
 threads, hashed (:meth:`Network.fingerprint`) and stored in certificates.
 
+A ``Dense`` weight is a numpy array by default. A large and very sparse one (more than
+:data:`SPARSE_MIN_ENTRIES` entries, at most :data:`SPARSE_MAX_DENSITY` non-zero: the importers'
+exact MaxPool encoding over a convolution) may be a canonical read-only
+``scipy.sparse.csr_array`` instead (:func:`prefer_sparse`); it denotes the same matrix, with
+the same equality and fingerprint. Consumers use the helpers :func:`abs_weight`,
+:func:`pos_part`, :func:`neg_part`, :func:`row_abs_sums`, :func:`weight_rows` and
+:func:`matmul_right` (the same maths for both storages); one without sparse support calls
+:func:`dense_weight` or :func:`densified`, which densify up to :data:`MAX_DENSE_ENTRIES` entries
+and raise :class:`~nncert.verify.errors.UnsupportedLayerError` beyond.
+
 Most algorithms want the *normal form* (:meth:`Network.normalized`)::
 
     Dense_1, act_1, Dense_2, act_2, ..., act_{L-1}, Dense_L
