@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
+from nncert.verify import network as netmod
 from nncert.verify.errors import InvalidNetworkError, NncertError, UnsupportedLayerError
 from nncert.verify.example_catalog import example_path
 from nncert.verify.fileio import deadline_from, is_gzip, read_input, write_atomic
@@ -521,7 +522,7 @@ class _AffineChain:
                 f"{what} a {type(layer).__name__} layer",
             )
         else:
-            stacked = np.vstack(ws)
+            stacked = _sparse_if_preferred(np.vstack(ws))
         self.layers.append(
             Dense(
                 stacked,
@@ -637,7 +638,7 @@ class _AffineChain:
     def _flush(self) -> None:
         if self._weight is None and self._bias is None and self._index is None:
             return
-        self.layers.append(self._pending())
+        self.layers.append(_stored(self._pending()))
         self._weight = None
         self._bias = None
         self._werr = None
@@ -661,6 +662,29 @@ def _settle_encoding(matrix: Any, what: str) -> Any:
         return csr
     _check_encoding_size(rows, cols, what)
     return csr.toarray()
+
+
+def _sparse_if_preferred(weight: Any) -> Any:
+    """A dense emitted weight as a CSR array when :func:`nncert.verify.network.prefer_sparse`
+    holds for it (a large convolution's matrix), else unchanged."""
+    if is_sparse(weight):
+        return weight
+    rows, cols = (int(d) for d in weight.shape)
+    if rows * cols <= netmod.SPARSE_MIN_ENTRIES:  # cheap test first
+        return weight
+    if prefer_sparse(rows, cols, int(np.count_nonzero(weight))):
+        import scipy.sparse as sp
+
+        return sp.csr_array(weight)
+    return weight
+
+
+def _stored(layer: Dense) -> Dense:
+    """``layer`` with its weight stored as :func:`_sparse_if_preferred` decides."""
+    w = _sparse_if_preferred(layer.weight)
+    if w is layer.weight:
+        return layer
+    return Dense(w, layer.bias, layer.weight_error, layer.bias_error)
 
 
 def _nonneg_rows(w: Any) -> np.ndarray:
