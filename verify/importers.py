@@ -657,7 +657,8 @@ def _settle_encoding(matrix: Any, what: str) -> Any:
         if csr.nnz > MAX_ENCODING_ENTRIES:
             raise UnsupportedLayerError(
                 f"{what} needs a sparse {rows}x{cols} layer with {csr.nnz} non-zeros, more "
-                f"than the {MAX_ENCODING_ENTRIES:.0e} nncert's layer representation allows"
+                f"than the {MAX_ENCODING_ENTRIES:.0e} non-zeros nncert's sparse layer "
+                "representation allows for it"
             )
         return csr
     _check_encoding_size(rows, cols, what)

@@ -274,3 +274,20 @@ def test_real_size_rule() -> None:
     assert not netmod.prefer_sparse(23328, 784, 93312 * 10)  # a dense-ish convolution
     net = Network((Dense(np.eye(2), np.zeros(2)), ReLU(), Dense(np.ones((1, 2)), [0.0])), (2,))
     assert _n_sparse(net) == 0
+
+
+def test_sparse_encoding_counts_nonzeros_against_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sparse encoding is limited by its non-zeros: refused (with its size) above the cap,
+    accepted below it although its dense size is far larger."""
+    import nncert.verify.importers as importers
+
+    file = _model(tmp_path, 2)
+    with _Force():
+        monkeypatch.setattr(importers, "MAX_ENCODING_ENTRIES", 60)  # < 72 non-zeros
+        with pytest.raises(UnsupportedLayerError, match=r"MaxPool.*sparse 36x98 layer with 72 "):
+            from_onnx(file)
+        monkeypatch.setattr(importers, "MAX_ENCODING_ENTRIES", 200)  # > nnz, < 72 * 98
+        net = from_onnx(file)
+    assert _n_sparse(net) >= 2
