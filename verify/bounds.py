@@ -59,7 +59,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -80,6 +80,7 @@ from nncert.verify.network import (
     Network,
     abs_weight,
     dense_weight,
+    is_sparse,
     matmul_right,
     neg_part,
     pos_part,
@@ -249,6 +250,24 @@ def _rowdot(a: FloatArray, v: FloatArray) -> FloatArray:
     return np.matmul(a, v[:, :, None])[..., 0]
 
 
+#: widest layer below which :func:`_active_columns` does not look for unused neurons
+ACTIVE_COLUMNS_MIN_WIDTH = 1024
+
+
+def _active_columns(lam: FloatArray) -> NDArray[np.intp] | None:
+    """The neurons (last axis) with a non-zero coefficient in some row of ``lam``, when they
+    are at most a quarter of a layer of at least :data:`ACTIVE_COLUMNS_MIN_WIDTH` neurons;
+    ``None`` otherwise (the back-substitution then uses the whole layer)."""
+    width = lam.shape[-1]
+    if width < ACTIVE_COLUMNS_MIN_WIDTH:
+        return None
+    used = np.any(lam != 0.0, axis=tuple(range(lam.ndim - 1)))
+    count = int(np.count_nonzero(used))
+    if 4 * count > width:
+        return None
+    return np.flatnonzero(used)
+
+
 def _mag(lo: FloatArray, hi: FloatArray) -> FloatArray:
     return np.maximum(np.abs(lo), np.abs(hi))
 
@@ -306,6 +325,8 @@ class BoundEngine:
         #: largest size (elements) of one CROWN pass's coefficient array: the rows of a wide
         #: layer (a sparse MaxPool encoding over a convolution) are bounded in row chunks
         self.row_chunk_elements = 1 << 24
+        #: the hidden-layer bounds :func:`spec_bounds` computed last, with its box as the key
+        self.spec_intermediate: tuple[tuple[bytes, bytes], Intermediate] | None = None
 
     # -- plain evaluation ---------------------------------------------------------------------
     def forward(self, x: FloatArray) -> FloatArray:
@@ -386,6 +407,7 @@ class BoundEngine:
         keep: bool = False,
         tight: bool = True,
         beta: Sequence[FloatArray | None] | None = None,
+        columns: NDArray[np.intp] | None = None,
     ) -> tuple[FloatArray, FloatArray, list[FloatArray]]:
         """Back-substitute a lower bound of ``lam_a . a_j + const`` down to the input.
 
@@ -408,6 +430,8 @@ class BoundEngine:
                 ``-beta_k s_k`` with ``beta_k >= 0`` subtracts ``beta_k s_k z_k >= 0``, so the
                 bound stays a lower bound on that region, for any such ``beta`` (weak
                 duality); the caller builds the terms. Implies ``tight``.
+            columns: when given (not with ``keep`` or ``beta``), ``lam_a``'s last axis holds
+                only these neurons of ``a_j``; the coefficients of all others are 0.
 
         Returns:
             ``(coef, offset, lams)`` with ``lam_a . a_j + const >= coef . x + offset`` on every
@@ -424,6 +448,21 @@ class BoundEngine:
             if keep:
                 lams[i] = lam_a
             sl, bl, su, bu = rels[i]
+            cmag_i, gmag_i, bias_i, w_i = inter.cmag[i], inter.gmag[i], self.biases[i], None
+            cols = None if keep or beta is not None else _active_columns(lam_a)
+            if i == j and columns is not None:
+                if keep or beta is not None:
+                    raise InvalidOptionsError("backsub: columns with keep or beta")
+                cols = columns  # lam_a is already restricted to them
+            elif cols is not None:
+                lam_a = lam_a[..., cols]
+            if cols is not None:
+                # only the neurons some row uses (rows of a sparse layer, e.g. a MaxPool
+                # encoding, touch few): the others have coefficient exactly 0 and add exactly
+                # 0 to every sum below (the rounding allowances keep the full width)
+                sl, bl, su, bu = sl[:, cols], bl[:, cols], su[:, cols], bu[:, cols]
+                cmag_i, gmag_i, bias_i = cmag_i[:, cols], gmag_i[:, cols], bias_i[cols]
+                w_i = self.weights[i][cols]
             pos = np.maximum(lam_a, 0.0)
             neg = lam_a - pos
             # lam_a >= 0 -> lower line, < 0 -> upper line; lam is now on z_i
@@ -441,12 +480,12 @@ class BoundEngine:
                 # (emag >= u max|z|, so 2 |lam| emag covers the addition's u |lam| max|z|)
                 acc = acc + _rowdot(np.abs(add) + 2.0 * np.abs(lam), inter.emag[i])
             elif tight or beta is not None:
-                acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i])
+                acc = acc + _rowdot(np.abs(lam_a), cmag_i)
             elif i == j:
-                acc = acc + _rowdot(np.abs(lam_a), inter.gmag[i])
+                acc = acc + _rowdot(np.abs(lam_a), gmag_i)
             acc = acc + 2.0 * UNIT * np.abs(const)
-            const = const + _mm(lam, self.biases[i][:, None])[..., 0]
-            lam_a = _mm(lam, self.weights[i])
+            const = const + _mm(lam, bias_i[:, None])[..., 0]
+            lam_a = _mm(lam, self.weights[i] if w_i is None else w_i)
         if lam_a.ndim == 2:
             lam_a = np.broadcast_to(lam_a, (n, *lam_a.shape))
         depth = max(j + 1, 1)
@@ -624,7 +663,13 @@ class BoundEngine:
             for r0 in range(0, k, rstep):
                 idx = idx_all[:, r0 : r0 + rstep]
                 kk = idx.shape[1]
-                wk = weight_rows(w, idx)  # (c, kk, n_{j-1}), dense rows of a sparse W too
+                cols = None
+                if is_sparse(w):  # only the neurons of a_{j-1} these rows use
+                    sel: Any = w[idx.reshape(-1)]
+                    cols = np.unique(sel.indices).astype(np.intp)
+                    wk = sel[:, cols].toarray().reshape(*idx.shape, cols.size)
+                else:
+                    wk = weight_rows(w, idx)  # (c, kk, n_{j-1})
                 bk = b[idx]  # (c, kk)
                 coef, off, _ = self.backsub(
                     np.concatenate([wk, -wk], axis=1),
@@ -634,6 +679,7 @@ class BoundEngine:
                     sub,
                     xmag[ids],
                     tight=False,
+                    columns=cols,
                 )
                 bnd = self.concretize_lower(coef, off, lo[ids], hi[ids])
                 rr = ids[:, None]
@@ -1358,7 +1404,15 @@ def spec_bounds(
     C2, d2 = np.vstack([Cm, -Cm]), np.concatenate([-dv, dv])
     out = _ibp_rows(eng, lo, hi, C2, d2)
     if method != "ibp":
-        inter = eng.intermediate(lo, hi, "crown", rows="all")
+        # the cases of one property usually share their box: their hidden-layer bounds are
+        # computed once (the same deterministic computation, remembered for the last box)
+        key = (lo.tobytes(), hi.tobytes())
+        memo = eng.spec_intermediate
+        if memo is not None and memo[0] == key:
+            inter = memo[1]
+        else:
+            inter = eng.intermediate(lo, hi, "crown", rows="all")
+            eng.spec_intermediate = (key, inter)
         steps = alpha_steps if method == "alpha-crown" else 0
         out = np.maximum(out, _single_rows(eng, lo, hi, inter, C2, d2, steps))
     return out[:k], -out[k:]

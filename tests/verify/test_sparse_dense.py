@@ -291,3 +291,58 @@ def test_sparse_encoding_counts_nonzeros_against_the_cap(
         monkeypatch.setattr(importers, "MAX_ENCODING_ENTRIES", 200)  # > nnz, < 72 * 98
         net = from_onnx(file)
     assert _n_sparse(net) >= 2
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 1000), radius=st.floats(0.01, 0.3))
+def test_backsub_on_used_neurons_only_gives_the_same_bounds(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, radius: float
+) -> None:
+    """Restricting the back-substitution to the neurons with non-zero coefficients (on wide
+    layers) changes only the order of exact-zero terms: the bounds agree to rounding and
+    still contain sampled outputs; the same for the rows gathered from a sparse layer."""
+    import nncert.verify.bounds as bmod
+
+    file = _model(tmp_path_factory.mktemp("m"), seed)
+    dense, sparse = _pair(file)
+    rng = np.random.default_rng(seed)
+    center = rng.uniform(0.0, 1.0, size=sparse.n_inputs)
+    box = (center - radius, center + radius)
+    outs = sparse.forward(rng.uniform(*box, size=(200, sparse.n_inputs)))
+    eye = np.eye(3)
+    full = spec_bounds(dense, box, eye, method="crown")  # width < 1024: whole layers
+    saved = bmod.ACTIVE_COLUMNS_MIN_WIDTH
+    bmod.ACTIVE_COLUMNS_MIN_WIDTH = 1
+    try:
+        for net in (dense, sparse):
+            bmod.engine_for(net).spec_intermediate = None
+            lo, hi = spec_bounds(net, box, eye, method="crown")
+            np.testing.assert_allclose(lo, full[0], rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(hi, full[1], rtol=1e-9, atol=1e-10)
+            assert np.all(lo <= outs.min(axis=0)) and np.all(hi >= outs.max(axis=0))
+    finally:
+        bmod.ACTIVE_COLUMNS_MIN_WIDTH = saved
+
+
+def test_spec_bounds_reuses_hidden_bounds_of_the_same_box_only(
+    pair: tuple[Path, Network, Network],
+) -> None:
+    import nncert.verify.bounds as bmod
+
+    _, _, net = pair
+    eng = bmod.engine_for(net)
+    rng = np.random.default_rng(1)
+    c = rng.uniform(0.2, 0.8, size=net.n_inputs)
+    box_a, box_b = (c - 0.05, c + 0.05), (c - 0.1, c + 0.1)
+    C1, C2 = np.eye(3)[:1] - np.eye(3)[1:2], np.eye(3)[2:] - np.eye(3)[:1]
+    eng.spec_intermediate = None
+    fresh = spec_bounds(net, box_b, C2, method="crown")
+    spec_bounds(net, box_a, C1, method="crown")
+    assert eng.spec_intermediate is not None
+    key_a = eng.spec_intermediate[0]
+    again = spec_bounds(net, box_b, C2, method="crown")  # another box: recomputed
+    assert eng.spec_intermediate[0] != key_a
+    np.testing.assert_array_equal(again[0], fresh[0])
+    np.testing.assert_array_equal(again[1], fresh[1])
+    memo = spec_bounds(net, box_b, C2, method="crown")  # same box: remembered, same result
+    np.testing.assert_array_equal(memo[0], fresh[0])
