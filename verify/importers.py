@@ -330,7 +330,7 @@ class _AffineChain:
 
     def _pending(self) -> Dense:
         self._materialize()
-        weight = np.eye(self.width) if self._weight is None else self._weight
+        weight = _identity(self.width) if self._weight is None else self._weight
         bias = np.zeros(weight.shape[0]) if self._bias is None else self._bias
         return Dense(weight, bias, self._werr, self._berr)
 
@@ -488,7 +488,12 @@ class _AffineChain:
             n_in = self._weight.shape[1]
         n_rows = self.width + 2 * sum(blk.n_out for blk in blocks)
         what = "carrying tensors past" if carrying else "activating parallel branches in"
-        any_sparse = is_sparse(self._weight) or any(blk.sparse for blk in blocks)
+        main_sparse = is_sparse(self._weight) or (
+            self._weight is None
+            and self._index is None
+            and prefer_sparse(self.width, self.width, self.width)
+        )
+        any_sparse = main_sparse or any(blk.sparse for blk in blocks)
         if not any_sparse:
             _check_encoding_size(n_rows, n_in, f"{what} a {type(layer).__name__} layer")
         main = self._pending()
@@ -663,6 +668,15 @@ def _settle_encoding(matrix: Any, what: str) -> Any:
         return csr
     _check_encoding_size(rows, cols, what)
     return csr.toarray()
+
+
+def _identity(n: int) -> Any:
+    """The ``n x n`` identity, as a CSR array when :func:`prefer_sparse` holds for it."""
+    if prefer_sparse(n, n, n):
+        import scipy.sparse as sp
+
+        return sp.identity(n, format="csr", dtype=np.float64)
+    return np.eye(n)
 
 
 def _sparse_if_preferred(weight: Any) -> Any:

@@ -728,7 +728,9 @@ class Network:
         weights have the same fingerprint. Weights are hashed as little-endian float64; a
         weight that :func:`prefer_sparse` would store sparse is hashed in canonical CSR form
         (row counts, column indices as little-endian int64, values), whether it is stored
-        dense or sparse, so the fingerprint depends on the matrix only.
+        dense or sparse, so the fingerprint depends on the matrix only. (Other weights are
+        hashed as dense bytes, as before: there a ``-0.0`` entry of a dense weight, which a
+        sparse copy of it stores as no entry, still counts.)
         """
         h = hashlib.sha256()
         header = {

@@ -346,3 +346,31 @@ def test_spec_bounds_reuses_hidden_bounds_of_the_same_box_only(
     np.testing.assert_array_equal(again[1], fresh[1])
     memo = spec_bounds(net, box_b, C2, method="crown")  # same box: remembered, same result
     np.testing.assert_array_equal(memo[0], fresh[0])
+
+
+def _maxpool_suite() -> Any:
+    import test_onnx_maxpool as tm  # the sibling module's model builders
+
+    return tm
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["pool:2x2_stride2", "pool:3x3_stride1_pad1", "pool:same_upper", "pool:4x4_stride4"]
+    + [f"residual:{k}" for k in _maxpool_suite().RESIDUALS],
+)
+def test_forced_sparse_on_the_maxpool_and_residual_models(kind: str, tmp_path: Path) -> None:
+    """Every MaxPool / skip-connection model of the importer's suite, forced sparse: the same
+    network as the dense import, matching onnxruntime, with bounds containing samples."""
+    tm = _maxpool_suite()
+    group, name = kind.split(":")
+    if group == "pool":
+        file = tm._conv_pool(tmp_path, tm.POOLS[name], relu=name != "same_upper")
+    else:
+        nodes, inits, shape = tm._residual(name)
+        file = tm._save(tmp_path, nodes, inits, shape)
+    dense, sparse = _pair(file)
+    assert sparse == dense
+    with _Force():  # under the rule both storages hash the canonical CSR form
+        assert sparse.fingerprint() == dense.fingerprint()
+        tm._check(file)
