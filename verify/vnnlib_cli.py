@@ -92,9 +92,11 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "vnnlib_versions": ("1.0", "2.0"),
     "hidden_node_theories": ("NH",),
     "multiple_input_output_theories": ("SIO",),
-    # several networks in one query (MNET) are decided on their joint network when they have
-    # the same activation at every depth (a shallower one is carried through ReLU/LeakyReLU)
-    "multiple_network_theories": ("SNET", "MNET"),
+    # the standard's names: SNET one network, MENET several all but one equal-to another,
+    # MINET isomorphic-to allowed too, MNET any networks. Several networks are decided on their
+    # joint network (nncert.verify.joint): any number, provided they share the activation at
+    # every depth (a shallower one is carried through ReLU/LeakyReLU); others are refused
+    "multiple_network_theories": ("SNET", "MENET", "MINET", "MNET"),
     # comparisons between different outputs and inputs (Y_0 <= Y_1, Y_0 <= 2 X_0) are decided
     "multiple_node_comparison_theories": ("SNC", "MNC"),
     # the standard's names: BND bounds, OUTC output comparisons, LIN linear arithmetic over

@@ -334,4 +334,18 @@ def test_cli_equal_to_reuses_the_model(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_supports_multiple_networks() -> None:
-    assert "MNET" in CAPABILITIES["multiple_network_theories"]
+    assert set(CAPABILITIES["multiple_network_theories"]) == {"SNET", "MENET", "MINET", "MNET"}
+
+
+def test_tied_inputs_of_one_network_record_the_column_sum_rounding() -> None:
+    """Selection ``(0, 0, 1)``: columns 0 and 1 are added; ``1 + 2^-60`` rounds to 1, and the
+    lost ``2^-60`` is recorded as a weight error of that row (exact otherwise)."""
+    w = np.array([[1.0, 2.0**-60, 3.0], [0.5, 0.25, -1.0]])
+    f = Network((Dense(w, np.zeros(2)), ReLU(), Dense(np.eye(2), np.zeros(2))), (3,))
+    j = joint_network([f], [(0, 0, 1)], 2)
+    first = j.dense_layers[0]
+    np.testing.assert_array_equal(first.weight, [[1.0, 3.0], [0.75, -1.0]])
+    assert first.weight_error is not None
+    assert first.weight_error[0] >= 2.0**-60 and first.weight_error[1] == 0.0
+    u = np.array([[0.3, -0.7], [1.5, 2.0]])
+    np.testing.assert_array_equal(j.forward(u), f.forward(u[:, [0, 0, 1]]))
