@@ -409,3 +409,14 @@ def test_separate_inputs_with_coupling_rows(seed: int, c: float) -> None:
     ok = (x2[:, 0] - x[:, 0] >= 0.25) & (f.forward(x2)[:, 0] - f.forward(x)[:, 0] <= c)
     if ok.any():
         assert exact == "sat"
+
+
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    f, g = _pair(7)
+    argv = _files(tmp_path, f, g, _query(_max_gap_sampled(f, g) * 4 + 1.0))
+    exe = Path(sys.executable).with_name("nncert-vnnlib")
+    run = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout) == (0, "unsat\n")
