@@ -542,6 +542,7 @@ class RelationalProperty:
     iff no case of :attr:`cases` is satisfiable; an empty ``cases`` tuple holds vacuously.
     ``relation`` attributes of :attr:`networks` (``equal-to``, ``isomorphic-to``) are recorded
     as declared; they add no constraints here and are for the consumer to interpret.
+    :func:`nncert.verify.joint.lower_relational` decides it on one joint network.
 
     Attributes:
         networks: the declared networks, in query order (fixes the column layout of the cases).

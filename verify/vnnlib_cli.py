@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 from nncert.verify.errors import NncertError, OutputPathError, TimeLimitError
 from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx, onnxruntime_forward
+from nncert.verify.joint import UnboundedInputError, lower_relational, relational_violation
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import RelationalProperty
@@ -91,7 +92,11 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "vnnlib_versions": ("1.0", "2.0"),
     "hidden_node_theories": ("NH",),
     "multiple_input_output_theories": ("SIO",),
-    "multiple_network_theories": ("SNET",),
+    # the standard's names: SNET one network, MENET several all but one equal-to another,
+    # MINET isomorphic-to allowed too, MNET any networks. Several networks are decided on their
+    # joint network (nncert.verify.joint): any number, provided they share the activation at
+    # every depth (a shallower one is carried through ReLU/LeakyReLU); others are refused
+    "multiple_network_theories": ("SNET", "MENET", "MINET", "MNET"),
     # comparisons between different outputs and inputs (Y_0 <= Y_1, Y_0 <= 2 X_0) are decided
     "multiple_node_comparison_theories": ("SNC", "MNC"),
     # the standard's names: BND bounds, OUTC output comparisons, LIN linear arithmetic over
@@ -225,7 +230,6 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
-
     query = Path(args.query)
     if not query.exists():
         raise _Usage(f"{query}: no such file")
@@ -248,9 +252,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print("timed-out")
         return 0
     if isinstance(prop, RelationalProperty):
-        sys.stderr.write(f"{query}: multi-network queries are parsed but not decided yet\n")
-        print("unknown")
-        return 0
+        return _verify_relational(args, query, prop, mapping)
     decls = _declared_variables(query)
     if args.serialise_assignments:
         names = [d["name"] for d in decls] or ["X", "Y"]
@@ -294,6 +296,113 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relational_models(prop: RelationalProperty, mapping: dict[str, Path]) -> list[Path]:
+    """The ONNX file of every declared network: its ``--network``, or for a network declared
+    ``equal-to`` another without one, that network's file."""
+    declared = [d.name for d in prop.networks]
+    unknown = sorted(set(mapping) - set(declared))
+    if unknown:
+        raise _Usage(f"--network names {unknown} are not networks of the query {declared}")
+    paths: list[Path] = []
+    for decl in prop.networks:
+        path = mapping.get(decl.name)
+        seen: set[str] = set()
+        cur = decl
+        while path is None and cur.relation == "equal-to" and cur.related_to not in seen:
+            assert cur.related_to is not None
+            seen.add(cur.related_to)
+            path = mapping.get(cur.related_to)
+            cur = prop.network(cur.related_to)
+        if path is None:
+            raise _Usage(f"no --network for the query's network {decl.name}")
+        paths.append(path)
+    return paths
+
+
+def _verify_relational(
+    args: argparse.Namespace, query: Path, prop: RelationalProperty, mapping: dict[str, Path]
+) -> int:
+    """``verify`` on a query over several networks: each group of cases is decided on the
+    joint network (:func:`~nncert.verify.joint.lower_relational`); ``unsat`` when every group
+    is proved, ``sat`` only after the witness is replayed in onnxruntime on every model and
+    satisfies a case of the original query in float64."""
+    import time
+
+    import numpy as np
+
+    t0 = time.monotonic()
+    paths = _relational_models(prop, mapping)
+    if args.serialise_assignments:
+        names = [t.name for d in prop.networks for t in (*d.inputs, *d.outputs)]
+        _check_assignment_dir(Path(args.serialise_assignments), [query, *mapping.values()], names)
+    if any(t.dtype not in ("Real", "real") for d in prop.networks for t in (*d.inputs, *d.outputs)):
+        sys.stderr.write(
+            "nncert-vnnlib: note: the query declares floating-point types; nncert analyses "
+            "in real (float64) arithmetic\n"
+        )
+    networks = [from_onnx(p) for p in paths]
+    try:
+        queries = lower_relational(networks, prop)
+    except UnboundedInputError as err:
+        sys.stderr.write(f"nncert-vnnlib: {query}: {err}\n")
+        print("unknown")
+        return 0
+    word = "unsat"
+    for q in queries:
+        remaining = args.timeout - (time.monotonic() - t0)
+        if remaining <= 0:
+            word = "timed-out"
+            break
+        result = verify(q.network, q.prop, VerifyOptions(time_limit=remaining))
+        verdict = result.verdict.value
+        if verdict == "verified":
+            continue
+        cex = result.counterexample
+        if verdict == "falsified" and cex is not None:
+            xs = q.network.split_input(cex.x)
+            ys = [
+                np.asarray(onnxruntime_forward(str(p), x.reshape(1, -1))[0], dtype=np.float64)
+                for p, x in zip(paths, xs)
+            ]
+            if relational_violation(prop, xs, ys):
+                print("sat")
+                _print_relational_assignment(args, prop, xs, ys)
+                return 0
+            sys.stderr.write(
+                "nncert-vnnlib: a witness of the joint network did not replay on the ONNX "
+                "models; answering unknown\n"
+            )
+            word = "unknown"
+        elif word == "unsat":
+            word = "timed-out" if result.reason == "timeout" else "unknown"
+    print(word)
+    return 0
+
+
+def _print_relational_assignment(
+    args: argparse.Namespace, prop: RelationalProperty, xs: list[Any], ys: list[Any]
+) -> None:
+    """Every declared variable of every network, in declaration order."""
+    import numpy as np
+
+    variables: list[tuple[str, str, list[int], Any]] = []
+    for decl, x, y in zip(prop.networks, xs, ys):
+        for tensors, values in ((decl.inputs, x), (decl.outputs, y)):
+            start = 0
+            flat = np.asarray(values, dtype=np.float64).reshape(-1)
+            for t in tensors:
+                part = flat[start : start + t.size]
+                start += t.size
+                variables.append((t.name, _dtype_name(t.dtype), list(t.shape), part))
+    if args.serialise_assignments:
+        _serialise(Path(args.serialise_assignments), variables)
+        return
+    for name, typ, shape, values in variables:
+        print(f"{name} {typ} [{','.join(str(int(s)) for s in shape)}]")
+        for v in np.asarray(values, dtype=np.float64).reshape(-1):
+            print(repr(float(v)))
+
+
 def _check_assignment_dir(folder: Path, inputs: list[Path], names: Sequence[str] = ()) -> None:
     """Before solving: DIR must be (or become) a writable directory, and no ``NAME.pb`` in it
     may be an input (usage error otherwise)."""
@@ -312,7 +421,6 @@ def _check_assignment_dir(folder: Path, inputs: list[Path], names: Sequence[str]
 def _serialise(folder: Path, variables: list[tuple[str, str, list[int], Any]]) -> None:
     import numpy as np
     import onnx.numpy_helper
-
 
     folder.mkdir(parents=True, exist_ok=True)
     np_types = {"float32": np.float32, "float16": np.float16}
