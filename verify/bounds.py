@@ -1406,7 +1406,7 @@ def spec_bounds(
     if method != "ibp":
         # the cases of one property usually share their box: their hidden-layer bounds are
         # computed once (the same deterministic computation, remembered for the last box)
-        key = (lo.tobytes(), hi.tobytes())
+        key = (repr(lo.shape).encode() + lo.tobytes(), hi.tobytes())
         memo = eng.spec_intermediate
         if memo is not None and memo[0] == key:
             inter = memo[1]
