@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -80,10 +81,12 @@ MAX_DENSE_ENTRIES = 10**8
 
 
 def is_sparse(w: Any) -> bool:
-    """Whether ``w`` is a scipy sparse matrix/array (a sparse :attr:`Dense.weight`)."""
-    import scipy.sparse as sp
+    """Whether ``w`` is a scipy sparse matrix/array (a sparse :attr:`Dense.weight`).
 
-    return bool(sp.issparse(w))
+    Does not import scipy: no sparse object exists before ``scipy.sparse`` is loaded, and
+    start-up (``nncert vnncomp`` on a dense network) stays free of it."""
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and bool(sp.issparse(w))
 
 
 def prefer_sparse(n_rows: int, n_cols: int, nnz: int) -> bool:

@@ -26,7 +26,7 @@ from nncert.verify import onnx_proto
 from nncert.verify.errors import NncertError
 from nncert.verify.fileio import is_gzip, read_input
 from nncert.verify.importers import from_onnx
-from nncert.verify.network import Dense
+from nncert.verify.network import Dense, is_sparse
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
@@ -282,7 +282,16 @@ def _import(path: Any) -> tuple[Any, ...]:
     ]
     kinds = [type(layer).__name__ for layer in net.layers]
     head = (net.fingerprint(), net.input_shape, net.name, net.source, kinds)
-    return (*head, [None if a is None else a.tobytes() for quad in arrays for a in quad])
+    return (*head, [_bytes(a) for quad in arrays for a in quad])
+
+
+def _bytes(a: Any) -> bytes | None:
+    """The array's bytes; a sparse weight (CSR) by its canonical index and data arrays."""
+    if a is None:
+        return None
+    if is_sparse(a):
+        return b"csr" + a.indptr.tobytes() + a.indices.tobytes() + a.data.tobytes()
+    return bytes(a.tobytes())
 
 
 @pytest.mark.parametrize("path", ONNX_FILES)
