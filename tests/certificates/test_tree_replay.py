@@ -261,8 +261,7 @@ def test_failing_box_leaves_are_split_in_place(
     # the failing leaves are halved where they are (strong branching or the slope rule) and
     # the halves walked under their ancestors' bounds: no fresh per-leaf search
     transfer_module = sys.modules["nncert.certificates.transfer"]
-    if not strong:
-        monkeypatch.setattr(transfer_module, "STRONG_SPLIT_LEAVES", 0)
+    monkeypatch.setattr(transfer_module, "STRONG_SPLIT_LEAVES", 128 if strong else 0)
 
     def no_search(*args: object, **kwargs: object) -> None:
         raise AssertionError("a failing box leaf went to a per-leaf search")
