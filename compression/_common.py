@@ -8,12 +8,43 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Network, apply_activation
+from nncert.verify.network import (
+    Dense,
+    FloatArray,
+    Network,
+    apply_activation,
+    dense_weight,
+    prefer_sparse,
+)
 
 
 def dense_positions(network: Network) -> list[int]:
     """Positions in ``network.layers`` of the Dense layers, in order."""
     return [i for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
+
+
+def stored(weight: FloatArray) -> FloatArray:
+    """A computed weight in the IR's storage: a canonical scipy CSR array when
+    :func:`~nncert.verify.network.prefer_sparse` holds (a compressed convolution's lowered
+    matrix, the importers' exact MaxPool encoding), else the dense array.
+
+    Storage never changes the matrix (nor :meth:`Network.fingerprint`); it keeps a compressed
+    copy of a sparse layer as cheap to verify as the original, instead of a dense matrix of
+    tens of millions of entries.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    rows, cols = w.shape
+    if prefer_sparse(rows, cols, int(np.count_nonzero(w))):
+        import scipy.sparse as sp
+
+        out: FloatArray = sp.csr_array(w)
+        return out
+    return w
+
+
+def layer_weight(layer: Dense, what: str) -> FloatArray:
+    """``layer``'s weight as a numpy array (densified up to the IR's limit, else refused)."""
+    return dense_weight(layer.weight, what)
 
 
 def select(count: int, chosen: Sequence[int] | None, *, what: str) -> tuple[int, ...]:
@@ -93,4 +124,12 @@ def layer_inputs(network: Network, X: FloatArray) -> tuple[list[FloatArray], lis
     return inputs, outputs
 
 
-__all__ = ["calibration_set", "check_fraction", "dense_positions", "layer_inputs", "select"]
+__all__ = [
+    "calibration_set",
+    "check_fraction",
+    "dense_positions",
+    "layer_inputs",
+    "layer_weight",
+    "select",
+    "stored",
+]
