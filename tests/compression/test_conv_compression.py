@@ -1,7 +1,9 @@
-"""Compression of lowered convolutions: sparse storage kept, pruning among the non-zero
-weights, and structured pruning of whole channels (issue 16, acceptance 3)."""
+"""Compression of lowered convolutions: sparse storage kept (also in ONNX exports), pruning
+among the non-zero weights, and structured pruning of whole channels (issue 16, acceptance 3)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ from cmp_helpers import mlp
 
 import nncert.compression.pruning as pruning
 from nncert.compression import magnitude_prune, quantize_weights, structured_prune
+from nncert.compression.onnx_export import to_onnx
 from nncert.verify.errors import InvalidOptionsError
+from nncert.verify.importers import from_onnx
 from nncert.verify.network import Dense, Network, ReLU, prefer_sparse
 
 
@@ -125,3 +129,26 @@ def test_structured_prune_channel_errors(monkeypatch: pytest.MonkeyPatch) -> Non
         structured_prune(net, 0.25, layers=[0])
     small, _ = structured_prune(net, 0.25, layers=[0], compensate=False)
     assert small.dense_layers[0].n_out < width
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_onnx_export_writes_a_sparse_layer_as_a_sparse_initializer(
+    dtype: str, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    net = _sparse_net(4)
+    path = tmp_path / "net.onnx"
+    model = to_onnx(net, path, dtype=dtype)  # type: ignore[arg-type]
+    assert len(model.graph.sparse_initializer) == 1 and len(model.graph.initializer) == 3
+    assert path.stat().st_size < 2_000_000  # not the 80 MB of the dense matrix
+    back = from_onnx(path)
+    assert back.dense_layers[0].sparse
+    if dtype == "float64":
+        assert back.fingerprint() == net.fingerprint()  # bit for bit
+    x = np.random.default_rng(5).uniform(0.0, 1.0, size=(3, net.n_inputs))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"input": x.astype(np.float64 if dtype == "float64" else np.float32)})
+    tol = 1e-12 if dtype == "float64" else 1e-3
+    np.testing.assert_allclose(y, net.forward(x), rtol=tol, atol=tol)
+    np.testing.assert_allclose(back.forward(x), net.forward(x), rtol=tol, atol=tol)
