@@ -356,3 +356,57 @@ def test_case_difference_bounds_equal_one_call_per_case(nb, seed: int, method: s
         xs = case.input_box.sample(200, rng)
         sd = (target.forward(xs) - net.forward(xs)) @ case.A.T
         assert np.all(sd >= lo - TOL * scale) and np.all(sd <= up + TOL * scale)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_crown_difference_carries_composition_errors(depth: int) -> None:
+    """A composed layer (e.g. an imported AvgPool folded into the classifier) stands for any
+    exact layer within its recorded error: the CROWN difference of two networks with the same
+    floats must still allow that error (it once dropped it and claimed a difference of 0)."""
+    rng = np.random.default_rng(depth)
+    widths = [3] + [4] * (depth - 1) + [2]
+    layers: list[object] = []
+    for k in range(depth):
+        layers.append(
+            Dense(rng.normal(size=(widths[k + 1], widths[k])), rng.normal(size=widths[k + 1]))
+        )
+        if k < depth - 1:
+            layers.append(ReLU())
+    exact = Network(tuple(layers), (3,))  # type: ignore[arg-type]
+    last = exact.layers[-1]
+    assert isinstance(last, Dense)
+    e, be = np.full(2, 0.25), np.full(2, 0.125)
+    composed = exact.replace_layers([*exact.layers[:-1], Dense(last.weight, last.bias, e, be)])
+    box = ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    # the exact network may add up to e * max|a| + be to each output: at the box centre
+    x0 = np.full(3, 0.5)
+    a = x0
+    for layer in exact.layers[:-1]:
+        a = a @ layer.weight.T + layer.bias if isinstance(layer, Dense) else np.maximum(a, 0.0)
+    slack = e * np.max(np.abs(a)) + be
+    for lhs, rhs in ((composed, exact), (exact, composed)):
+        d = crown_difference(lhs, rhs, box)
+        assert np.all(d.lower <= -slack + 1e-12) and np.all(d.upper >= slack - 1e-12)
+        net = difference_network(lhs, rhs)
+        assert not net.dense_layers[-1].exact
+
+
+def test_difference_network_keeps_a_sparse_first_layer_sparse() -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    w = sp.random(4000, 2600, density=0.001, format="csr", random_state=0)
+    w.data = rng.normal(size=w.data.size)
+    a = Network(
+        (
+            Dense(sp.csr_array(w), np.zeros(4000)),
+            ReLU(),
+            Dense(rng.normal(size=(2, 4000)), np.zeros(2)),
+        ),
+        (2600,),
+    )
+    assert a.dense_layers[0].sparse
+    net = difference_network(a, a)
+    assert net.dense_layers[0].sparse and net.dense_layers[0].n_out == 8000
+    x = rng.uniform(size=(3, 2600))
+    np.testing.assert_allclose(net.forward(x), np.zeros((3, 2)), atol=1e-9)
