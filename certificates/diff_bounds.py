@@ -86,7 +86,7 @@ from nncert.verify.network import (
     Dense,
     FloatArray,
     Network,
-    densified,
+    dense_weight,
     is_sparse,
     prefer_sparse,
     row_abs_sums,
@@ -247,7 +247,7 @@ def _enclose(
     point 0, bias and errors 0) are exactly 0, as in real arithmetic: identical networks keep
     a difference of exactly 0.
     """
-    W = np.hstack([m for m, _, _, _ in blocks])
+    W = _stack([m for m, _, _, _ in blocks], vertical=False)
     lo = np.concatenate([l for _, l, _, _ in blocks])
     hi = np.concatenate([h for _, _, h, _ in blocks])
     err = np.zeros(W.shape[0]) if bias_err is None else np.asarray(bias_err, dtype=np.float64)
@@ -316,9 +316,22 @@ def _layer_diff(
         ``(zs_lo, zs_hi, zt_lo, zt_hi, dz_lo, dz_hi)``.
     """
     two_u = 2.0 * UNIT
-    D = Wt.weight - Ws.weight
+    # a lowered convolution (sparse storage) keeps CSR arithmetic on the identity path: the
+    # same maths, fl(W_t - W_s) keeps only the entries that differ and every error term lives
+    # on those entries; with spec rows (a small last layer) the products are dense
+    sparse = M is None and (Wt.sparse or Ws.sparse)
+    if sparse:
+        Wt_w, Ws_w = _csr(Wt.weight), _csr(Ws.weight)
+        D: Any = Wt_w - Ws_w
+        D.eliminate_zeros()
+        aD: Any = abs(D)
+    else:
+        Wt_w = dense_weight(Wt.weight, "difference bounds")
+        Ws_w = dense_weight(Ws.weight, "difference bounds")
+        D = Wt_w - Ws_w
+        aD = np.abs(D)
     db = Wt.bias - Ws.bias
-    aD, adb = np.abs(D), np.abs(db)
+    adb = np.abs(db)
     comp_t = _composition(Wt, tl, tu)
     comp_s = _composition(Ws, sl, su)
     e_t: FloatArray | None = None
@@ -326,18 +339,22 @@ def _layer_diff(
     eb_t: FloatArray | None = None
     eb_s: FloatArray | None = None
     if M is None:
-        At, As, bt, bs, Dm, dbm = Wt.weight, Ws.weight, Wt.bias, Ws.bias, D, db
-        e_D = np.where(D != 0.0, inflate(two_u * aD, 1), 0.0)
+        At, As, bt, bs, Dm, dbm = Wt_w, Ws_w, Wt.bias, Ws.bias, D, db
+        if sparse:
+            e_D = aD.copy()
+            e_D.data = inflate(two_u * e_D.data, 1)
+        else:
+            e_D = np.where(D != 0.0, inflate(two_u * aD, 1), 0.0)
         e_db = np.where(db != 0.0, inflate(two_u * adb, 1), 0.0)
     else:
         n = M.shape[1]
         aM = np.abs(M)
         pM = (M != 0.0).astype(np.float64)
         g = gamma(n)
-        At, As, Dm = M @ Wt.weight, M @ Ws.weight, M @ D
+        At, As, Dm = M @ Wt_w, M @ Ws_w, M @ D
         bt, bs, dbm = M @ Wt.bias, M @ Ws.bias, M @ db
-        e_t = inflate(g * (aM @ np.abs(Wt.weight)), n)
-        e_s = inflate(g * (aM @ np.abs(Ws.weight)), n)
+        e_t = inflate(g * (aM @ np.abs(Wt_w)), n)
+        e_s = inflate(g * (aM @ np.abs(Ws_w)), n)
         eb_t = inflate(g * (aM @ np.abs(Wt.bias)), n)
         eb_s = inflate(g * (aM @ np.abs(Ws.bias)), n)
         on_D = (pM @ (D != 0.0).astype(np.float64)) > 0.0
@@ -389,8 +406,9 @@ def interval_difference(
     why = _same_architecture(target, source)
     if why is not None:
         raise TransferError(f"interval difference bounds need the same architecture: {why}")
-    dt, at = densified(target, "difference bounds").affine_and_activations()
-    ds, _ = densified(source, "difference bounds").affine_and_activations()
+    # the normal forms as stored: _layer_diff keeps a sparse layer sparse
+    dt, at = target.affine_and_activations()
+    ds, _ = source.affine_and_activations()
     b = _box(box, target.n_inputs)
     Cm = _spec_matrix(C, target.n_outputs)
     sl, su = b.lower, b.upper
@@ -426,6 +444,15 @@ def interval_difference(
 # --------------------------------------------------------------------------------------------
 # (b) CROWN on the difference network
 # --------------------------------------------------------------------------------------------
+
+
+def _csr(w: Any) -> Any:
+    """``w`` as a scipy CSR array (a sparse weight is one already)."""
+    if is_sparse(w):
+        return w
+    import scipy.sparse as sp
+
+    return sp.csr_array(w)
 
 
 def _stored(w: Any) -> Any:

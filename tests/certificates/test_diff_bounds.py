@@ -410,3 +410,36 @@ def test_difference_network_keeps_a_sparse_first_layer_sparse() -> None:
     assert net.dense_layers[0].sparse and net.dense_layers[0].n_out == 8000
     x = rng.uniform(size=(3, 2600))
     np.testing.assert_allclose(net.forward(x), np.zeros((3, 2)), atol=1e-9)
+
+
+def test_interval_difference_on_sparse_layers_matches_the_dense_computation() -> None:
+    """A lowered convolution stays sparse in the interval method: same bounds (up to the
+    summation order of the outward-rounded products) as on a dense copy, and sound."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    w = sp.random(4000, 2600, density=0.001, format="csr", random_state=1)
+    w.data = rng.normal(size=w.data.size)
+    w_t = w.copy()
+    w_t.data = np.where(np.abs(w_t.data) < 0.3, 0.0, np.round(w_t.data, 2))  # pruned, rounded
+    last = rng.normal(size=(3, 4000)) * 0.05
+    bias = rng.normal(size=4000) * 0.1
+
+    def net(weight: object, dense: bool) -> Network:
+        first = weight.toarray() if dense else sp.csr_array(weight)  # type: ignore[attr-defined]
+        return Network((Dense(first, bias), ReLU(), Dense(last, np.zeros(3))), (2600,))
+
+    src, tgt = net(w, False), net(w_t, False)
+    assert src.dense_layers[0].sparse and tgt.dense_layers[0].sparse
+    lo, hi = np.full(2600, 0.2), np.full(2600, 0.3)
+    C = rng.normal(size=(2, 3))
+    sparse_b = interval_difference(tgt, src, (lo, hi), C)
+    dense_b = interval_difference(net(w_t, True), net(w, True), (lo, hi), C)
+    for a, b in ((sparse_b.lower, dense_b.lower), (sparse_b.upper, dense_b.upper)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert sparse_b.spec_lower is not None and sparse_b.spec_upper is not None
+    x = rng.uniform(lo, hi, size=(50, 2600))
+    d = tgt.forward(x) - src.forward(x)
+    assert np.all(sparse_b.lower <= d) and np.all(d <= sparse_b.upper)
+    cd = d @ C.T
+    assert np.all(sparse_b.spec_lower <= cd) and np.all(cd <= sparse_b.spec_upper)
