@@ -14,6 +14,7 @@ from nncert.verify.network import (
     Network,
     apply_activation,
     dense_weight,
+    is_sparse,
     prefer_sparse,
 )
 
@@ -24,7 +25,7 @@ def dense_positions(network: Network) -> list[int]:
 
 
 def stored(weight: FloatArray) -> FloatArray:
-    """A computed weight in the IR's storage: a canonical scipy CSR array when
+    """A computed weight (numpy or scipy sparse) in the IR's storage: a scipy CSR array when
     :func:`~nncert.verify.network.prefer_sparse` holds (a compressed convolution's lowered
     matrix, the importers' exact MaxPool encoding), else the dense array.
 
@@ -32,6 +33,11 @@ def stored(weight: FloatArray) -> FloatArray:
     copy of a sparse layer as cheap to verify as the original, instead of a dense matrix of
     tens of millions of entries.
     """
+    if is_sparse(weight):
+        rows, cols = (int(d) for d in weight.shape)
+        if prefer_sparse(rows, cols, int(weight.nnz)):
+            return weight
+        return dense_weight(weight, "storage")
     w = np.asarray(weight, dtype=np.float64)
     rows, cols = w.shape
     if prefer_sparse(rows, cols, int(np.count_nonzero(w))):

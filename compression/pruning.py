@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -33,7 +33,7 @@ from nncert.compression._common import (
 )
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network
+from nncert.verify.network import Dense, FloatArray, Layer, Network, is_sparse
 
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -267,6 +267,16 @@ def _ridge_refit(H: FloatArray, T: FloatArray, ridge: float) -> tuple[FloatArray
     return theta[:m].T.copy(), theta[m].copy()
 
 
+def _norms(w: Any, order: int, *, axis: int) -> FloatArray:
+    """l1 or l2 norms of the rows (``axis=1``) or columns (``axis=0``) of a numpy or scipy
+    sparse weight."""
+    if not is_sparse(w):
+        return np.asarray(np.linalg.norm(w, ord=order, axis=axis), dtype=np.float64)
+    sums = abs(w).sum(axis=axis) if order == 1 else w.multiply(w).sum(axis=axis)
+    out = np.asarray(sums, dtype=np.float64).reshape(-1)
+    return out if order == 1 else np.sqrt(out)
+
+
 def structured_prune(
     network: Network,
     ratio: float,
@@ -380,8 +390,10 @@ def structured_prune(
     X = calibration_set(network, calibration, n=n_calibration, seed=seed)
     _, z_orig = layer_inputs(network, X)
 
-    # dense copies to cut (a sparse layer: densified or refused), stored back by ``stored``
-    W = [layer_weight(d, "structured pruning").copy() for d in dense]
+    # the weights as stored: rows and columns are cut from a sparse layer in CSR (a MaxPool
+    # tree layer after a lowered convolution is far too large to densify), stored back by
+    # ``stored``; a layer that is refitted becomes dense
+    W: list[Any] = [d.weight for d in dense]
     B = [d.bias.copy() for d in dense]
     kept: list[IntArray] = [np.arange(dense[h].n_out, dtype=np.int64) for h in range(n_hidden)]
 
@@ -401,9 +413,9 @@ def structured_prune(
         need_acts = compensate or criterion == "activation"
         H_all = layer_inputs(current(), X)[0][h + 1] if need_acts else X[:, :0]
         if criterion == "activation":
-            score = np.mean(np.abs(H_all), axis=0) * np.linalg.norm(W[h + 1], axis=0)
+            score = np.mean(np.abs(H_all), axis=0) * _norms(W[h + 1], 2, axis=0)
         else:
-            score = np.linalg.norm(W[h], ord=1 if criterion == "l1" else 2, axis=1)
+            score = _norms(W[h], 1 if criterion == "l1" else 2, axis=1)
         if channels is None:
             keep = np.sort(np.argsort(-score, kind="stable")[:n_keep])
         else:

@@ -18,13 +18,22 @@ from nncert.verify.importers import from_onnx
 from nncert.verify.network import Dense, Network, ReLU, prefer_sparse
 
 
+def _rand_csr(rows: int, cols: int, nnz: int, rng: np.random.Generator) -> sp.csr_array:
+    """A random sparse matrix with about ``nnz`` normal entries (duplicates summed), built
+    without ``scipy.sparse.random``'s sampling without replacement (seconds at 1e8 entries)."""
+    r = rng.integers(0, rows, size=nnz)
+    c = rng.integers(0, cols, size=nnz)
+    m = sp.coo_array((rng.normal(size=nnz), (r, c)), shape=(rows, cols)).tocsr()
+    m.sum_duplicates()
+    return m
+
+
 def _sparse_net(seed: int = 0) -> Network:
     """A first layer the IR stores sparse (more than 1e7 entries, density 0.1%): a stand-in
     for a lowered convolution, with 8 "channels" of 512 rows each."""
     rng = np.random.default_rng(seed)
     n_in, n_h = 2500, 4096
-    w = sp.random(n_h, n_in, density=0.001, format="csr", random_state=seed)
-    w.data = rng.normal(size=w.data.size)
+    w = _rand_csr(n_h, n_in, n_h * n_in // 1000, rng)
     assert prefer_sparse(n_h, n_in, w.nnz)
     return Network(
         (
@@ -152,3 +161,34 @@ def test_onnx_export_writes_a_sparse_layer_as_a_sparse_initializer(
     tol = 1e-12 if dtype == "float64" else 1e-3
     np.testing.assert_allclose(y, net.forward(x), rtol=tol, atol=tol)
     np.testing.assert_allclose(back.forward(x), net.forward(x), rtol=tol, atol=tol)
+
+
+def test_structured_prune_cuts_a_layer_too_large_to_densify() -> None:
+    """A lowered convolution followed by a MaxPool-tree-like sparse layer of more than 1e8
+    entries: channels are cut from both in CSR (densifying the second would be refused)."""
+    rng = np.random.default_rng(6)
+    first = _sparse_net(6).layers[0]
+    assert isinstance(first, Dense)
+    second = _rand_csr(30000, 4096, 60000, rng)
+    net = Network(
+        (
+            first,
+            ReLU(),
+            Dense(sp.csr_array(second), np.zeros(30000)),
+            ReLU(),
+            Dense(rng.normal(size=(2, 30000)) * 0.01, np.zeros(2)),
+        ),
+        input_shape=(2500,),
+    )
+    assert net.dense_layers[1].sparse and 30000 * 4096 > 10**8
+    small, rec = structured_prune(
+        net, 0.25, channels=8, layers=[0], compensate=False, n_calibration=8
+    )
+    kept = rec.kept[0]
+    assert kept.size == 6 * 512
+    assert small.dense_layers[1].sparse and small.dense_layers[1].n_in == kept.size
+    x = rng.uniform(0.0, 1.0, size=(4, net.n_inputs))
+    h = np.maximum(x @ first.weight.T + first.bias, 0.0)[:, kept]
+    h2 = np.maximum(np.asarray(h @ sp.csr_array(second)[:, kept].T), 0.0)
+    want = h2 @ net.dense_layers[2].weight.T
+    np.testing.assert_allclose(small.forward(x), want, rtol=1e-10, atol=1e-10)
