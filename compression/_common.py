@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,7 +25,7 @@ def dense_positions(network: Network) -> list[int]:
     return [i for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
 
 
-def stored(weight: FloatArray) -> FloatArray:
+def stored(weight: Any) -> Any:
     """A computed weight (numpy or scipy sparse) in the IR's storage: a scipy CSR array when
     :func:`~nncert.verify.network.prefer_sparse` holds (a compressed convolution's lowered
     matrix, the importers' exact MaxPool encoding), else the dense array.
@@ -43,8 +44,7 @@ def stored(weight: FloatArray) -> FloatArray:
     if prefer_sparse(rows, cols, int(np.count_nonzero(w))):
         import scipy.sparse as sp
 
-        out: FloatArray = sp.csr_array(w)
-        return out
+        return sp.csr_array(w)
     return w
 
 
