@@ -81,7 +81,16 @@ from nncert.verify.errors import (
     InvalidPropertyError,
     TransferError,
 )
-from nncert.verify.network import Activation, Dense, FloatArray, Network, densified
+from nncert.verify.network import (
+    Activation,
+    Dense,
+    FloatArray,
+    Network,
+    dense_weight,
+    is_sparse,
+    prefer_sparse,
+    row_abs_sums,
+)
 from nncert.verify.rounding import UNIT, affine_interval, down, gamma, inflate, sub_down, sub_up, up
 from nncert.verify.spec import Box, UnsafeCase
 
@@ -174,8 +183,9 @@ def _same_architecture(target: Network, source: Network) -> str | None:
     """``None`` when the interval method applies, else why not."""
     if target.n_inputs != source.n_inputs or target.n_outputs != source.n_outputs:
         return "input/output sizes differ"
-    dt, at = densified(target, "difference bounds").affine_and_activations()
-    ds, as_ = densified(source, "difference bounds").affine_and_activations()
+    # shapes and activations only: the normal forms as stored (a sparse layer stays sparse)
+    dt, at = target.affine_and_activations()
+    ds, as_ = source.affine_and_activations()
     if len(dt) != len(ds):
         return f"depths differ ({len(dt)} vs {len(ds)} affine layers)"
     for k, (lt, ls) in enumerate(zip(dt, ds)):
@@ -237,7 +247,7 @@ def _enclose(
     point 0, bias and errors 0) are exactly 0, as in real arithmetic: identical networks keep
     a difference of exactly 0.
     """
-    W = np.hstack([m for m, _, _, _ in blocks])
+    W = _stack([m for m, _, _, _ in blocks], vertical=False)
     lo = np.concatenate([l for _, l, _, _ in blocks])
     hi = np.concatenate([h for _, _, h, _ in blocks])
     err = np.zeros(W.shape[0]) if bias_err is None else np.asarray(bias_err, dtype=np.float64)
@@ -306,9 +316,22 @@ def _layer_diff(
         ``(zs_lo, zs_hi, zt_lo, zt_hi, dz_lo, dz_hi)``.
     """
     two_u = 2.0 * UNIT
-    D = Wt.weight - Ws.weight
+    # a lowered convolution (sparse storage) keeps CSR arithmetic on the identity path: the
+    # same maths, fl(W_t - W_s) keeps only the entries that differ and every error term lives
+    # on those entries; with spec rows (a small last layer) the products are dense
+    sparse = M is None and (Wt.sparse or Ws.sparse)
+    if sparse:
+        Wt_w, Ws_w = _csr(Wt.weight), _csr(Ws.weight)
+        D: Any = Wt_w - Ws_w
+        D.eliminate_zeros()
+        aD: Any = abs(D)
+    else:
+        Wt_w = dense_weight(Wt.weight, "difference bounds")
+        Ws_w = dense_weight(Ws.weight, "difference bounds")
+        D = Wt_w - Ws_w
+        aD = np.abs(D)
     db = Wt.bias - Ws.bias
-    aD, adb = np.abs(D), np.abs(db)
+    adb = np.abs(db)
     comp_t = _composition(Wt, tl, tu)
     comp_s = _composition(Ws, sl, su)
     e_t: FloatArray | None = None
@@ -316,18 +339,22 @@ def _layer_diff(
     eb_t: FloatArray | None = None
     eb_s: FloatArray | None = None
     if M is None:
-        At, As, bt, bs, Dm, dbm = Wt.weight, Ws.weight, Wt.bias, Ws.bias, D, db
-        e_D = np.where(D != 0.0, inflate(two_u * aD, 1), 0.0)
+        At, As, bt, bs, Dm, dbm = Wt_w, Ws_w, Wt.bias, Ws.bias, D, db
+        if sparse:
+            e_D = aD.copy()
+            e_D.data = inflate(two_u * e_D.data, 1)
+        else:
+            e_D = np.where(D != 0.0, inflate(two_u * aD, 1), 0.0)
         e_db = np.where(db != 0.0, inflate(two_u * adb, 1), 0.0)
     else:
         n = M.shape[1]
         aM = np.abs(M)
         pM = (M != 0.0).astype(np.float64)
         g = gamma(n)
-        At, As, Dm = M @ Wt.weight, M @ Ws.weight, M @ D
+        At, As, Dm = M @ Wt_w, M @ Ws_w, M @ D
         bt, bs, dbm = M @ Wt.bias, M @ Ws.bias, M @ db
-        e_t = inflate(g * (aM @ np.abs(Wt.weight)), n)
-        e_s = inflate(g * (aM @ np.abs(Ws.weight)), n)
+        e_t = inflate(g * (aM @ np.abs(Wt_w)), n)
+        e_s = inflate(g * (aM @ np.abs(Ws_w)), n)
         eb_t = inflate(g * (aM @ np.abs(Wt.bias)), n)
         eb_s = inflate(g * (aM @ np.abs(Ws.bias)), n)
         on_D = (pM @ (D != 0.0).astype(np.float64)) > 0.0
@@ -379,8 +406,9 @@ def interval_difference(
     why = _same_architecture(target, source)
     if why is not None:
         raise TransferError(f"interval difference bounds need the same architecture: {why}")
-    dt, at = densified(target, "difference bounds").affine_and_activations()
-    ds, _ = densified(source, "difference bounds").affine_and_activations()
+    # the normal forms as stored: _layer_diff keeps a sparse layer sparse
+    dt, at = target.affine_and_activations()
+    ds, _ = source.affine_and_activations()
     b = _box(box, target.n_inputs)
     Cm = _spec_matrix(C, target.n_outputs)
     sl, su = b.lower, b.upper
@@ -418,11 +446,65 @@ def interval_difference(
 # --------------------------------------------------------------------------------------------
 
 
-def _block_diag(A: FloatArray, B: FloatArray) -> FloatArray:
+def _csr(w: Any) -> Any:
+    """``w`` as a scipy CSR array (a sparse weight is one already)."""
+    if is_sparse(w):
+        return w
+    import scipy.sparse as sp
+
+    return sp.csr_array(w)
+
+
+def _stored(w: Any) -> Any:
+    """A stacked weight in the IR's storage rule: sparse under
+    :func:`~nncert.verify.network.prefer_sparse`, else dense (the same matrix either way)."""
+    if not is_sparse(w):
+        return w
+    rows, cols = (int(d) for d in w.shape)
+    return w if prefer_sparse(rows, cols, int(w.nnz)) else np.asarray(w.toarray())
+
+
+def _block_diag(A: Any, B: Any) -> Any:
+    if is_sparse(A) or is_sparse(B):
+        import scipy.sparse as sp
+
+        return _stored(sp.block_diag([A, B], format="csr"))
     out = np.zeros((A.shape[0] + B.shape[0], A.shape[1] + B.shape[1]))
     out[: A.shape[0], : A.shape[1]] = A
     out[A.shape[0] :, A.shape[1] :] = B
     return out
+
+
+def _stack(blocks: Sequence[Any], *, vertical: bool) -> Any:
+    """``np.vstack`` / ``np.hstack`` of weights, sparse when one is (and the rule says so)."""
+    if any(is_sparse(b) for b in blocks):
+        import scipy.sparse as sp
+
+        joined = (sp.vstack if vertical else sp.hstack)(list(blocks), format="csr")
+        return _stored(joined)
+    return np.vstack(blocks) if vertical else np.hstack(blocks)
+
+
+def _errors(d: Dense) -> tuple[FloatArray, FloatArray]:
+    """``d``'s composition error bounds, zeros where the layer is exact."""
+    z = np.zeros(d.n_out)
+    return (
+        z if d.weight_error is None else d.weight_error,
+        z if d.bias_error is None else d.bias_error,
+    )
+
+
+def _stacked(layers: Sequence[Dense], weight: Any, bias: FloatArray) -> Dense:
+    """A Dense layer whose rows are those of ``layers`` in order, carrying their composition
+    errors: the rows compute the same as before, on an input whose magnitude bounds each part
+    (stacking or block-diagonal placement adds no arithmetic)."""
+    errs = [_errors(d) for d in layers]
+    return Dense(
+        weight,
+        bias,
+        np.concatenate([e[0] for e in errs]),
+        np.concatenate([e[1] for e in errs]),
+    )
 
 
 def difference_network(a: Network, b: Network) -> Network:
@@ -430,7 +512,14 @@ def difference_network(a: Network, b: Network) -> Network:
 
     Layer 1 stacks both first layers on the shared input (``[W_a; W_b]``), hidden layers are
     block-diagonal (``diag(W_a, W_b)``), the last layer is ``[W_a, -W_b]`` with bias
-    ``b_a - b_b``. Widths may differ; depths and activations must match.
+    ``b_a - b_b``. Widths may differ; depths and activations must match. Sparse layers (a
+    lowered convolution) are stacked sparse, so the bound engine's sparse products apply.
+
+    The difference network is sound for the *exact* networks: a composed layer's
+    :attr:`~nncert.verify.network.Dense.weight_error` and ``bias_error`` are carried into
+    the stacked rows, and the last layer records ``e_a + e_b`` (its input ``[a_a; a_b]``
+    bounds both parts' magnitudes) plus the rounding of ``fl(b_a - b_b)``
+    (:math:`2u|fl(b_a - b_b)|`, zero where the biases are equal).
 
     Raises:
         TransferError: different input/output sizes, depths or activations.
@@ -443,8 +532,8 @@ def difference_network(a: Network, b: Network) -> Network:
         0.0
     """
     _check_inputs(a, b)
-    da, aa = densified(a, "difference bounds").affine_and_activations()
-    db, ab = densified(b, "difference bounds").affine_and_activations()
+    da, aa = a.affine_and_activations()
+    db, ab = b.affine_and_activations()
     if len(da) != len(db):
         raise TransferError(
             f"difference_network: depths differ ({len(da)} vs {len(db)} affine layers)"
@@ -453,22 +542,46 @@ def difference_network(a: Network, b: Network) -> Network:
         if x != y:
             raise TransferError(f"difference_network: activation {k} differs ({x!r} vs {y!r})")
     L = len(da)
+    def last(weight: Any) -> Dense:
+        bias = da[-1].bias - db[-1].bias
+        (wa, ba), (wb, bb) = _errors(da[-1]), _errors(db[-1])
+        # |exact - fl(b_a - b_b)| <= u |fl(.)| (round to nearest), inflated like _layer_diff's
+        sub = np.where(bias != 0.0, inflate(2.0 * UNIT * np.abs(bias), 1), 0.0)
+        on_w, on_b = wa + wb != 0.0, (ba + bb != 0.0) | (sub != 0.0)
+        return Dense(
+            weight,
+            bias,
+            np.where(on_w, inflate(wa + wb, 2), 0.0),
+            np.where(on_b, inflate(ba + bb + sub, 3), 0.0),
+        )
+
     if L == 1:
-        last = Dense(da[0].weight - db[0].weight, da[0].bias - db[0].bias)
-        return Network((last,), a.input_shape, name=f"{a.name}-{b.name}")
+        # the exact W_a - W_b may not be representable: its rounding, at most
+        # u |fl(W_a - W_b)| entry-wise, is a weight error of u * (row sums of |W|)
+        lone = last(da[0].weight - db[0].weight)
+        rows = row_abs_sums(lone.weight)
+        we = np.zeros(lone.n_out) if lone.weight_error is None else lone.weight_error
+        we = np.where(rows != 0.0, inflate(we + 2.0 * UNIT * rows, lone.n_in + 2), we)
+        lone = Dense(lone.weight, lone.bias, we, lone.bias_error)
+        return Network((lone,), a.input_shape, name=f"{a.name}-{b.name}")
     layers: list[Any] = [
-        Dense(np.vstack([da[0].weight, db[0].weight]), np.concatenate([da[0].bias, db[0].bias])),
+        _stacked(
+            [da[0], db[0]],
+            _stack([da[0].weight, db[0].weight], vertical=True),
+            np.concatenate([da[0].bias, db[0].bias]),
+        ),
         aa[0],
     ]
     for k in range(1, L - 1):
         layers.append(
-            Dense(
+            _stacked(
+                [da[k], db[k]],
                 _block_diag(da[k].weight, db[k].weight),
                 np.concatenate([da[k].bias, db[k].bias]),
             )
         )
         layers.append(aa[k])
-    layers.append(Dense(np.hstack([da[-1].weight, -db[-1].weight]), da[-1].bias - db[-1].bias))
+    layers.append(last(_stack([da[-1].weight, -db[-1].weight], vertical=False)))
     return Network(tuple(layers), a.input_shape, name=f"{a.name}-{b.name}")
 
 

@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Network, apply_activation
+from nncert.verify.network import (
+    Dense,
+    FloatArray,
+    Network,
+    apply_activation,
+    dense_weight,
+    is_sparse,
+    prefer_sparse,
+)
 
 
 def dense_positions(network: Network) -> list[int]:
     """Positions in ``network.layers`` of the Dense layers, in order."""
     return [i for i, layer in enumerate(network.layers) if isinstance(layer, Dense)]
+
+
+def stored(weight: Any) -> Any:
+    """A computed weight (numpy or scipy sparse) in the IR's storage: a scipy CSR array when
+    :func:`~nncert.verify.network.prefer_sparse` holds (a compressed convolution's lowered
+    matrix, the importers' exact MaxPool encoding), else the dense array.
+
+    Storage never changes the matrix (nor :meth:`Network.fingerprint`); it keeps a compressed
+    copy of a sparse layer as cheap to verify as the original, instead of a dense matrix of
+    tens of millions of entries.
+    """
+    if is_sparse(weight):
+        rows, cols = (int(d) for d in weight.shape)
+        if prefer_sparse(rows, cols, int(weight.nnz)):
+            return weight
+        return dense_weight(weight, "storage")
+    w = np.asarray(weight, dtype=np.float64)
+    rows, cols = w.shape
+    if prefer_sparse(rows, cols, int(np.count_nonzero(w))):
+        import scipy.sparse as sp
+
+        return sp.csr_array(w)
+    return w
+
+
+def layer_weight(layer: Dense, what: str) -> FloatArray:
+    """``layer``'s weight as a numpy array (densified up to the IR's limit, else refused)."""
+    return dense_weight(layer.weight, what)
 
 
 def select(count: int, chosen: Sequence[int] | None, *, what: str) -> tuple[int, ...]:
@@ -93,4 +130,12 @@ def layer_inputs(network: Network, X: FloatArray) -> tuple[list[FloatArray], lis
     return inputs, outputs
 
 
-__all__ = ["calibration_set", "check_fraction", "dense_positions", "layer_inputs", "select"]
+__all__ = [
+    "calibration_set",
+    "check_fraction",
+    "dense_positions",
+    "layer_inputs",
+    "layer_weight",
+    "select",
+    "stored",
+]

@@ -48,8 +48,8 @@ from nncert.verify.fileio import check_output_file, write_atomic
 
 #: compression method -> the option names (argparse dests) that belong to it
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "prune": ("sparsity", "scope"),
-    "structured": ("ratio", "criterion", "calibration", "no_compensate"),
+    "prune": ("sparsity", "scope", "among"),
+    "structured": ("ratio", "criterion", "calibration", "no_compensate", "channels"),
     "quantize": ("bits", "per_tensor", "asymmetric"),
     "lowrank": ("rank", "energy", "factorize"),
 }
@@ -90,6 +90,7 @@ def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
             0.5 if args.sparsity is None else args.sparsity,
             scope=args.scope,
             layers=layers,
+            among=args.among,
         )
     if args.method == "structured":
         calib = None
@@ -109,6 +110,7 @@ def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
             criterion=args.criterion,
             layers=layers,
             seed=args.seed,
+            channels=args.channels,
         )
     if args.method == "quantize":
         return quantize_weights(
@@ -234,6 +236,13 @@ def register(subparsers: Any) -> None:
         help="layer (default): every layer loses the same fraction; global: the smallest "
         "weights of the whole network go",
     )
+    g.add_argument(
+        "--among",
+        choices=("all", "nonzero"),
+        default="all",
+        help="all (default): SPARSITY is a fraction of all weights, zeros count as pruned; "
+        "nonzero: of the non-zero weights (a lowered convolution is mostly zeros)",
+    )
     g = p.add_argument_group("structured")
     g.add_argument("--ratio", type=float, help="fraction of hidden neurons to remove (0.25)")
     g.add_argument(
@@ -246,6 +255,13 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument("--calibration", metavar="X.npy", help="calibration inputs (rows)")
     g.add_argument("--no-compensate", action="store_true", help="no ridge refit of next layer")
+    g.add_argument(
+        "--channels",
+        type=int,
+        metavar="C",
+        help="remove whole channels: each pruned layer's neurons form C equal contiguous "
+        "groups (a convolution's (C, H, W) output), RATIO of the groups go",
+    )
     g = p.add_argument_group("quantize")
     g.add_argument("--bits", type=int, help="bit width (default 8)")
     g.add_argument("--per-tensor", action="store_true", help="one scale per layer")

@@ -6,6 +6,9 @@ onnxruntime and other verifiers read:
 * input ``input`` of shape ``[batch, *input_shape]`` (dynamic batch); a ``Flatten(axis=1)``
   follows when ``input_shape`` has more than one dimension;
 * each :class:`Dense` becomes ``Gemm(a, W, b, transB=1)`` with ``W`` stored as ``(n_out, n_in)``;
+  a weight stored sparse (a lowered convolution) is written as a sparse initializer (its
+  non-zero values and their linear indices), which the importers and onnxruntime read as the
+  same dense matrix, so an exported compressed CNN stays megabytes, not hundreds of them;
 * ``ReLU -> Relu``, ``LeakyReLU -> LeakyRelu(alpha)``, ``HardTanh -> Clip(min, max)`` (bounds
   as initializers, opset >= 11), ``Sigmoid``, ``Tanh``, ``Identity``;
 * output ``output`` of shape ``[batch, n_outputs]``.
@@ -45,7 +48,6 @@ from nncert.verify.network import (
     ReLU,
     Sigmoid,
     Tanh,
-    densified,
 )
 
 #: supported opsets (Gemm 13, Clip with tensor bounds since 11, Flatten 13)
@@ -58,6 +60,7 @@ class _Builder:
     def __init__(self, np_dtype: type[np.floating[Any]]) -> None:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
+        self.sparse_initializers: list[Any] = []
         self.np_dtype = np_dtype
         self.current = "input"
         self.counter = 0
@@ -74,6 +77,21 @@ class _Builder:
         self.initializers.append(numpy_helper.from_array(arr, n))
         return n
 
+    def sparse_const(self, stem: str, value: Any) -> str:
+        """A sparse initializer of a scipy sparse matrix: non-zero values, linear indices."""
+        from onnx import helper, numpy_helper
+
+        n = self.name(stem)
+        coo = value.tocoo()
+        rows, cols = (np.asarray(a, dtype=np.int64) for a in (coo.row, coo.col))
+        flat = rows * int(value.shape[1]) + cols
+        order = np.argsort(flat, kind="stable")  # ONNX wants the indices sorted
+        values = numpy_helper.from_array(np.asarray(coo.data, dtype=self.np_dtype)[order], n)
+        indices = numpy_helper.from_array(flat[order], f"{n}_indices")
+        dims = [int(d) for d in value.shape]
+        self.sparse_initializers.append(helper.make_sparse_tensor(values, indices, dims))
+        return n
+
     def node(self, op: str, inputs: list[str], **attrs: Any) -> None:
         from onnx import helper
 
@@ -83,7 +101,7 @@ class _Builder:
 
 
 def _dense(b: _Builder, layer: Dense) -> None:
-    w = b.const("W", layer.weight)
+    w = b.sparse_const("W", layer.weight) if layer.sparse else b.const("W", layer.weight)
     c = b.const("B", layer.bias)
     b.node("Gemm", [b.current, w, c], alpha=1.0, beta=1.0, transB=1)
 
@@ -152,7 +170,6 @@ def to_onnx(
         InvalidOptionsError: on an unsupported opset or dtype.
         UnsupportedLayerError: on a layer type without an emitter.
     """
-    network = densified(network, "ONNX export")  # sparse layers: densified or refused
     import onnx
     from onnx import TensorProto, helper
 
@@ -186,6 +203,7 @@ def to_onnx(
         [helper.make_tensor_value_info("input", onnx_dtype, ["batch", *network.input_shape])],
         [helper.make_tensor_value_info("output", onnx_dtype, ["batch", network.n_outputs])],
         b.initializers,
+        sparse_initializer=b.sparse_initializers,
     )
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="nncert"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,11 +27,13 @@ from nncert.compression._common import (
     check_fraction,
     dense_positions,
     layer_inputs,
+    layer_weight,
     select,
+    stored,
 )
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network, densified
+from nncert.verify.network import Dense, FloatArray, Layer, Network, is_sparse
 
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -56,6 +58,8 @@ class MagnitudePruneRecord(RecordMixin):
     Attributes:
         sparsity: the requested fraction of zero weights.
         scope: ``"layer"`` (each layer separately) or ``"global"`` (one threshold).
+        among: ``"all"`` (``sparsity`` is a fraction of all weights) or ``"nonzero"`` (of the
+            weights that were non-zero before).
         layers: indices of the pruned Dense layers (among ``network.dense_layers``).
         masks: per pruned layer, a bool array of the weight's shape (``True`` = kept).
         layer_sparsity: per pruned layer, the achieved fraction of zero weights.
@@ -70,6 +74,7 @@ class MagnitudePruneRecord(RecordMixin):
 
     sparsity: float
     scope: str
+    among: str
     layers: tuple[int, ...]
     masks: tuple[BoolArray, ...]
     layer_sparsity: tuple[float, ...]
@@ -86,15 +91,23 @@ def magnitude_prune(
     *,
     scope: Literal["layer", "global"] = "layer",
     layers: Sequence[int] | None = None,
+    among: Literal["all", "nonzero"] = "all",
 ) -> tuple[Network, MagnitudePruneRecord]:
     r"""Zero the smallest-magnitude weights (unstructured pruning).
 
-    With ``scope="layer"`` each selected layer loses ``round(sparsity * W.size)`` weights; with
+    With ``scope="layer"`` each selected layer loses ``round(sparsity * n)`` weights; with
     ``scope="global"`` the ``round(sparsity * N)`` smallest of all ``N`` selected weights go,
     so per-layer sparsity is uneven (as in ``torch.nn.utils.prune.global_unstructured``).
-    Ties are broken by position (a stable sort), so the result is deterministic and hits the
-    requested count exactly. Weights that are already zero count as pruned. Biases are never
-    pruned and no shape changes (the last layer keeps its outputs).
+    With ``among="all"`` (default) ``n`` counts every weight of the layer and weights that are
+    already zero count as pruned; with ``among="nonzero"`` only the non-zero weights are
+    candidates and counted: ``round(sparsity * nnz)`` of them are zeroed. The latter is the
+    one that bites on a lowered convolution (a matrix with a few non-zero entries per row,
+    stored sparse), where "10% of all entries" is already zero and the call would change
+    nothing. Ties are broken by position (a stable sort), so the result is deterministic and
+    hits the requested count exactly. Biases are never pruned and no shape changes (the last
+    layer keeps its outputs). A layer stored sparse stays sparse (same matrix storage rule as
+    the importers, :func:`~nncert.verify.network.prefer_sparse`); unselected layers are kept
+    as they are.
 
     Args:
         network: the network.
@@ -102,53 +115,67 @@ def magnitude_prune(
         scope: ``"layer"`` or ``"global"``.
         layers: indices into ``network.dense_layers`` to prune (negative counts from the end);
             default: every Dense layer.
+        among: ``"all"`` or ``"nonzero"`` (what ``sparsity`` is a fraction of).
 
     Returns:
         ``(pruned network, record)``.
 
     Raises:
-        InvalidOptionsError: on a sparsity outside ``[0, 1)``, an unknown scope or a bad index.
+        InvalidOptionsError: on a sparsity outside ``[0, 1)``, an unknown scope or ``among``,
+            or a bad index.
+        UnsupportedLayerError: a selected sparse layer too large to densify.
 
     Examples:
         >>> net = Network((Dense([[1.0, -3.0], [0.5, 2.0]], [0.0, 1.0]),), input_shape=(2,))
         >>> pruned, rec = magnitude_prune(net, 0.5)
         >>> pruned.dense_layers[0].weight.tolist(), rec.achieved_sparsity
         ([[0.0, -3.0], [0.0, 2.0]], 0.5)
+        >>> net = Network((Dense([[0.0, -3.0], [0.5, 2.0]], [0.0, 1.0]),), input_shape=(2,))
+        >>> magnitude_prune(net, 0.25)[0].dense_layers[0].weight.tolist()  # the 0 counts
+        [[0.0, -3.0], [0.5, 2.0]]
+        >>> magnitude_prune(net, 0.4, among="nonzero")[0].dense_layers[0].weight.tolist()
+        [[0.0, -3.0], [0.0, 2.0]]
     """
-    network = densified(network, "magnitude pruning")  # sparse layers: densified or refused
     s = check_fraction(sparsity, "sparsity")
     if scope not in ("layer", "global"):
         raise InvalidOptionsError(f"scope={scope!r} must be 'layer' or 'global'")
+    if among not in ("all", "nonzero"):
+        raise InvalidOptionsError(f"among={among!r} must be 'all' or 'nonzero'")
     positions = dense_positions(network)
     chosen = select(len(positions), layers, what="layers")
-    weights = [network.dense_layers[i].weight for i in chosen]
+    weights = [layer_weight(network.dense_layers[i], "magnitude pruning") for i in chosen]
     flat_abs = [np.abs(w).reshape(-1) for w in weights]
+    # candidates: flat positions that may be zeroed (ascending, so ties stay by position)
+    cands = [np.arange(a.size) if among == "all" else np.flatnonzero(a) for a in flat_abs]
     masks_flat: list[BoolArray] = [np.ones(w.size, dtype=bool) for w in weights]
     if scope == "layer":
-        for m, a in zip(masks_flat, flat_abs):
-            k = round(s * a.size)
-            m[np.argsort(a, kind="stable")[:k]] = False
+        for m, a, c in zip(masks_flat, flat_abs, cands):
+            k = round(s * c.size)
+            m[c[np.argsort(a[c], kind="stable")[:k]]] = False
     elif flat_abs:
-        allw = np.concatenate(flat_abs)
+        allw = np.concatenate([a[c] for a, c in zip(flat_abs, cands)])
         k = round(s * allw.size)
         gone = np.zeros(allw.size, dtype=bool)
         gone[np.argsort(allw, kind="stable")[:k]] = True
-        offsets = np.cumsum([0] + [a.size for a in flat_abs])
-        for j, m in enumerate(masks_flat):
-            m[gone[offsets[j] : offsets[j + 1]]] = False
+        offsets = np.cumsum([0] + [c.size for c in cands])
+        for j, (m, c) in enumerate(zip(masks_flat, cands)):
+            m[c[gone[offsets[j] : offsets[j + 1]]]] = False
     masks = tuple(m.reshape(w.shape) for m, w in zip(masks_flat, weights))
     new_layers: list[Layer] = list(network.layers)
-    for i, m in zip(chosen, masks):
+    new_weights: list[FloatArray] = []
+    for i, m, w in zip(chosen, masks, weights):
         d = network.dense_layers[i]
-        new_layers[positions[i]] = Dense(np.where(m, d.weight, 0.0), d.bias)
+        new_weights.append(np.where(m, w, 0.0))
+        new_layers[positions[i]] = Dense(stored(new_weights[-1]), d.bias)
     pruned = network.replace_layers(new_layers)
-    zeros = [int(np.count_nonzero(pruned.dense_layers[i].weight == 0.0)) for i in chosen]
+    zeros = [int(np.count_nonzero(w == 0.0)) for w in new_weights]
     sizes = [w.size for w in weights]
     for m in masks:
         m.setflags(write=False)
     rec = MagnitudePruneRecord(
         sparsity=s,
         scope=scope,
+        among=among,
         layers=chosen,
         masks=masks,
         layer_sparsity=tuple(z / n if n else 0.0 for z, n in zip(zeros, sizes)),
@@ -183,6 +210,8 @@ class StructuredPruneRecord(RecordMixin):
         ridge: relative ridge strength ``lambda`` of the refit.
         n_calibration: calibration rows used.
         layers: the selected hidden layers.
+        channels: the number of equal contiguous neuron groups (channels) removed or kept
+            whole, or ``None`` (single neurons).
         kept: per hidden layer (all of them), the kept neuron indices of the original layer,
             ascending. ``W_pruned^(h) = W^(h)[kept[h]]``; without compensation also
             ``W_pruned^(h+1) = W^(h+1)[:, kept[h]]``.
@@ -203,6 +232,7 @@ class StructuredPruneRecord(RecordMixin):
     ridge: float
     n_calibration: int
     layers: tuple[int, ...]
+    channels: int | None
     kept: tuple[IntArray, ...]
     removed: tuple[IntArray, ...]
     widths_before: tuple[int, ...]
@@ -210,6 +240,12 @@ class StructuredPruneRecord(RecordMixin):
     parameters_before: int
     parameters_after: int
     calibration_mse: float
+
+
+#: widest kept layer whose successor ``compensate=True`` refits: the refit solves the
+#: ``(m + 1) x (m + 1)`` normal equations of the ``m`` kept neurons (a lowered convolution's
+#: tens of thousands of positions would need gigabytes and minutes)
+MAX_REFIT_WIDTH = 4096
 
 
 def _ridge_refit(H: FloatArray, T: FloatArray, ridge: float) -> tuple[FloatArray, FloatArray]:
@@ -231,6 +267,16 @@ def _ridge_refit(H: FloatArray, T: FloatArray, ridge: float) -> tuple[FloatArray
     return theta[:m].T.copy(), theta[m].copy()
 
 
+def _norms(w: Any, order: int, *, axis: int) -> FloatArray:
+    """l1 or l2 norms of the rows (``axis=1``) or columns (``axis=0``) of a numpy or scipy
+    sparse weight."""
+    if not is_sparse(w):
+        return np.asarray(np.linalg.norm(w, ord=order, axis=axis), dtype=np.float64)
+    sums = abs(w).sum(axis=axis) if order == 1 else w.multiply(w).sum(axis=axis)
+    out = np.asarray(sums, dtype=np.float64).reshape(-1)
+    return out if order == 1 else np.sqrt(out)
+
+
 def structured_prune(
     network: Network,
     ratio: float,
@@ -242,8 +288,9 @@ def structured_prune(
     ridge: float = 1e-6,
     n_calibration: int = 1024,
     seed: int = 0,
+    channels: int | None = None,
 ) -> tuple[Network, StructuredPruneRecord]:
-    r"""Remove whole hidden neurons, optionally refitting the next layer (GRAIL).
+    r"""Remove whole hidden neurons or channels, optionally refitting the next layer (GRAIL).
 
     For each selected hidden layer ``h`` (in order) ``floor(ratio * n_h)`` neurons are removed
     (at least one is kept), ranked by ``criterion``:
@@ -251,6 +298,16 @@ def structured_prune(
     * ``"l2"`` / ``"l1"``: norm of the neuron's incoming weights (row of ``W^(h)``);
     * ``"activation"``: mean ``|a_j|`` on the calibration set times the norm of the outgoing
       weights (column of ``W^(h+1)``), i.e. the neuron's average contribution.
+
+    **Channels.** With ``channels=C`` the ``n_h`` neurons of each selected layer form ``C``
+    contiguous groups of ``n_h / C`` neurons, the C-order layout ``(C, H, W)`` of a
+    convolution's output once the importers have lowered it to a Dense layer; then
+    ``floor(ratio * C)`` whole groups are removed (at least one is kept), ranked by the norm
+    of the group's incoming weights (``"l2"``: the Frobenius norm of its rows, ``"l1"``: the
+    sum of their absolute values) or by the sum of its neurons' ``"activation"`` scores.
+    Removing a channel is removing its neurons, so the result is an ordinary (narrower)
+    network whichever way the groups are read; the IR keeps no convolution, so the layout is
+    the caller's word (``C`` must divide ``n_h``).
 
     Removal deletes row ``j`` of ``W^(h)``, entry ``j`` of ``b^(h)`` and column ``j`` of
     ``W^(h+1)``. With ``compensate=True`` the next Dense layer is refitted in closed form on the
@@ -263,11 +320,14 @@ def structured_prune(
 
     (the bias column is fitted but not penalized, so the mean contribution of removed neurons
     moves into ``b'``; targeting the original ``Z`` also corrects the drift from earlier
-    pruned layers). The output layer is never pruned.
+    pruned layers). The refit is refused for more than :data:`MAX_REFIT_WIDTH` kept neurons
+    (pass ``compensate=False`` there). The output layer is never pruned. A weight the IR's
+    storage rule wants sparse (:func:`~nncert.verify.network.prefer_sparse`) is stored sparse.
 
     Args:
         network: the network; the result is in normal form (``network.normalized()``).
-        ratio: fraction of neurons to remove per selected hidden layer, in ``[0, 1)``.
+        ratio: fraction of neurons (or channels) to remove per selected hidden layer, in
+            ``[0, 1)``.
         calibration: unlabeled inputs, shape ``(n, n_inputs)``; default ``n_calibration``
             uniform samples in ``[0, 1]^n_inputs`` drawn with ``seed``.
         compensate: refit the next layer (otherwise just drop the columns).
@@ -276,12 +336,16 @@ def structured_prune(
         ridge: relative ridge strength ``lambda / (trace(H^T H)/m)``, ``>= 0``.
         n_calibration: size of the default calibration set.
         seed: seed of the default calibration set.
+        channels: remove whole groups of neurons: the number of equal contiguous groups of
+            each selected layer (``None``: single neurons).
 
     Returns:
         ``(pruned network, record)``.
 
     Raises:
-        InvalidOptionsError: on a bad ratio, criterion, layer index or calibration set.
+        InvalidOptionsError: on a bad ratio, criterion, layer index, calibration set or
+            channel count, or a refit wider than :data:`MAX_REFIT_WIDTH`.
+        UnsupportedLayerError: a sparse layer too large to densify.
 
     Examples:
         >>> from nncert.verify.network import ReLU
@@ -291,43 +355,76 @@ def structured_prune(
         >>> small, rec = structured_prune(net, 0.5)
         >>> rec.widths_before, rec.widths_after
         ((8,), (4,))
+        >>> small, rec = structured_prune(net, 0.5, channels=2, compensate=False)
+        >>> rec.kept[0].tolist() in ([0, 1, 2, 3], [4, 5, 6, 7])
+        True
     """
-    network = densified(network, "structured pruning")  # sparse layers: densified or refused
     r = check_fraction(ratio, "ratio")
     if criterion not in CRITERIA:
         raise InvalidOptionsError(f"criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
     if not (isinstance(ridge, (int, float)) and np.isfinite(ridge) and ridge >= 0):
         raise InvalidOptionsError(f"ridge={ridge!r} must be a finite number >= 0")
+    if channels is not None and (
+        isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1
+    ):
+        raise InvalidOptionsError(f"channels={channels!r} must be a positive int or None")
     dense, acts = network.affine_and_activations()
     n_hidden = len(dense) - 1
     chosen = select(n_hidden, layers, what="layers")
+    n_keeps: dict[int, int] = {}
+    for h in chosen:
+        n_h = dense[h].n_out
+        groups = n_h if channels is None else int(channels)
+        if n_h % groups:
+            raise InvalidOptionsError(
+                f"channels={channels}: hidden layer {h} has {n_h} neurons, not a multiple"
+            )
+        keep_groups = max(1, groups - int(np.floor(r * groups)))
+        n_keeps[h] = keep_groups * (n_h // groups)
+        if compensate and n_keeps[h] < n_h and n_keeps[h] > MAX_REFIT_WIDTH:
+            raise InvalidOptionsError(
+                f"compensate=True: refitting after hidden layer {h} solves the normal "
+                f"equations of its {n_keeps[h]} kept neurons, more than MAX_REFIT_WIDTH="
+                f"{MAX_REFIT_WIDTH}; pass compensate=False"
+            )
     X = calibration_set(network, calibration, n=n_calibration, seed=seed)
     _, z_orig = layer_inputs(network, X)
 
-    W = [d.weight.copy() for d in dense]
+    # the weights as stored: rows and columns are cut from a sparse layer in CSR (a MaxPool
+    # tree layer after a lowered convolution is far too large to densify), stored back by
+    # ``stored``; a layer that is refitted becomes dense
+    W: list[Any] = [d.weight for d in dense]
     B = [d.bias.copy() for d in dense]
     kept: list[IntArray] = [np.arange(dense[h].n_out, dtype=np.int64) for h in range(n_hidden)]
 
     def current() -> Network:
         seq: list[Layer] = []
         for k in range(len(W)):
-            seq.append(Dense(W[k], B[k]))
+            seq.append(Dense(stored(W[k]), B[k]))
             if k < len(acts):
                 seq.append(acts[k])
         return network.replace_layers(seq)
 
     for h in chosen:
         n_h = W[h].shape[0]
-        n_keep = max(1, n_h - int(np.floor(r * n_h)))
+        n_keep = n_keeps[h]
         if n_keep == n_h:
             continue
         need_acts = compensate or criterion == "activation"
         H_all = layer_inputs(current(), X)[0][h + 1] if need_acts else X[:, :0]
         if criterion == "activation":
-            score = np.mean(np.abs(H_all), axis=0) * np.linalg.norm(W[h + 1], axis=0)
+            score = np.mean(np.abs(H_all), axis=0) * _norms(W[h + 1], 2, axis=0)
         else:
-            score = np.linalg.norm(W[h], ord=1 if criterion == "l1" else 2, axis=1)
-        keep = np.sort(np.argsort(-score, kind="stable")[:n_keep])
+            score = _norms(W[h], 1 if criterion == "l1" else 2, axis=1)
+        if channels is None:
+            keep = np.sort(np.argsort(-score, kind="stable")[:n_keep])
+        else:
+            size = n_h // int(channels)
+            per = score.reshape(int(channels), size)
+            # a group's norm: l2 of its rows' l2 norms (Frobenius), else the sum
+            group = np.sqrt(np.sum(per**2, axis=1)) if criterion == "l2" else per.sum(axis=1)
+            top = np.sort(np.argsort(-group, kind="stable")[: n_keep // size])
+            keep = (top[:, None] * size + np.arange(size)[None, :]).reshape(-1)
         if compensate:
             W[h + 1], B[h + 1] = _ridge_refit(H_all[:, keep], z_orig[h + 1], float(ridge))
         else:
@@ -349,6 +446,7 @@ def structured_prune(
         ridge=float(ridge),
         n_calibration=int(X.shape[0]),
         layers=chosen,
+        channels=None if channels is None else int(channels),
         kept=tuple(kept),
         removed=removed,
         widths_before=tuple(d.n_out for d in dense[:-1]),
@@ -362,6 +460,7 @@ def structured_prune(
 
 __all__ = [
     "CRITERIA",
+    "MAX_REFIT_WIDTH",
     "MagnitudePruneRecord",
     "StructuredPruneRecord",
     "magnitude_prune",

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from nncert.compression._common import dense_positions, select
+from nncert.compression._common import dense_positions, layer_weight, select, stored
 from nncert.compression.records import RecordMixin
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, FloatArray, Layer, Network, densified
+from nncert.verify.network import Dense, FloatArray, Layer, Network
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,11 @@ def quantize_weights(
     r"""Round the weights to a ``bits``-bit grid; return the dequantized network.
 
     ``w_q = scale * (clip(rint(w / scale) + zp, qmin, qmax) - zp)``; see the module docstring
-    for the integer ranges. Biases stay float64. Shapes never change.
+    for the integer ranges. Biases stay float64. Shapes never change. Zero weights stay zero,
+    so a layer stored sparse (a lowered convolution) stays sparse. Per channel, a row of a
+    lowered convolution holds one output position's copy of its channel's kernel (cut at
+    padded borders), so away from the borders its scale is the channel's.
+    Unselected layers are kept as they are.
 
     Args:
         network: the network.
@@ -148,6 +152,7 @@ def quantize_weights(
 
     Raises:
         InvalidOptionsError: on ``bits`` outside ``[2, 16]`` or a bad layer index.
+        UnsupportedLayerError: a selected sparse layer too large to densify.
 
     Examples:
         >>> net = Network((Dense([[0.3, -1.0]], [0.1]),), input_shape=(2,))
@@ -155,7 +160,6 @@ def quantize_weights(
         >>> rec.qweights[0].tolist(), q.dense_layers[0].bias.tolist()
         ([[2, -7]], [0.1])
     """
-    network = densified(network, "weight quantization")  # sparse layers: densified or refused
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
         raise InvalidOptionsError(f"bits={bits!r} must be an int in [2, 16]")
     bits = int(bits)
@@ -167,8 +171,9 @@ def quantize_weights(
     scales, zps, qs, errs = [], [], [], []
     for i in chosen:
         d = network.dense_layers[i]
-        Wq, s, zp, q = quantize_array(d.weight, bits, per_channel=per_channel, symmetric=symmetric)
-        new_layers[positions[i]] = Dense(Wq, d.bias)
+        w = layer_weight(d, "weight quantization")  # a sparse layer: densified or refused
+        Wq, s, zp, q = quantize_array(w, bits, per_channel=per_channel, symmetric=symmetric)
+        new_layers[positions[i]] = Dense(stored(Wq), d.bias)  # a sparse layer stays sparse
         for arr in (s, zp):
             arr.setflags(write=False)
         qi = q.astype(dtype)
@@ -176,7 +181,7 @@ def quantize_weights(
         scales.append(s)
         zps.append(zp)
         qs.append(qi)
-        errs.append(float(np.max(np.abs(d.weight - Wq))) if d.weight.size else 0.0)
+        errs.append(float(np.max(np.abs(w - Wq))) if w.size else 0.0)
     out = network.replace_layers(new_layers)
     rec = QuantizeRecord(
         bits=bits,

@@ -173,6 +173,8 @@ def matmul_right(a: FloatArray, w: Any) -> FloatArray:
     if a.ndim <= 2:
         return np.asarray(a @ w)
     shape = a.shape
+    if a.size == 0:  # an empty batch, or k = 0 (an empty sum): reshape(-1, 0) is ambiguous
+        return np.zeros((*shape[:-1], int(w.shape[1])))
     out = np.ascontiguousarray(a).reshape(-1, shape[-1]) @ w
     return np.asarray(out).reshape(*shape[:-1], w.shape[1])
 

@@ -356,3 +356,90 @@ def test_case_difference_bounds_equal_one_call_per_case(nb, seed: int, method: s
         xs = case.input_box.sample(200, rng)
         sd = (target.forward(xs) - net.forward(xs)) @ case.A.T
         assert np.all(sd >= lo - TOL * scale) and np.all(sd <= up + TOL * scale)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_crown_difference_carries_composition_errors(depth: int) -> None:
+    """A composed layer (e.g. an imported AvgPool folded into the classifier) stands for any
+    exact layer within its recorded error: the CROWN difference of two networks with the same
+    floats must still allow that error (it once dropped it and claimed a difference of 0)."""
+    rng = np.random.default_rng(depth)
+    widths = [3] + [4] * (depth - 1) + [2]
+    layers: list[object] = []
+    for k in range(depth):
+        layers.append(
+            Dense(rng.normal(size=(widths[k + 1], widths[k])), rng.normal(size=widths[k + 1]))
+        )
+        if k < depth - 1:
+            layers.append(ReLU())
+    exact = Network(tuple(layers), (3,))  # type: ignore[arg-type]
+    last = exact.layers[-1]
+    assert isinstance(last, Dense)
+    e, be = np.full(2, 0.25), np.full(2, 0.125)
+    composed = exact.replace_layers([*exact.layers[:-1], Dense(last.weight, last.bias, e, be)])
+    box = ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    # the exact network may add up to e * max|a| + be to each output: at the box centre
+    x0 = np.full(3, 0.5)
+    a = x0
+    for layer in exact.layers[:-1]:
+        a = a @ layer.weight.T + layer.bias if isinstance(layer, Dense) else np.maximum(a, 0.0)
+    slack = e * np.max(np.abs(a)) + be
+    for lhs, rhs in ((composed, exact), (exact, composed)):
+        d = crown_difference(lhs, rhs, box)
+        assert np.all(d.lower <= -slack + 1e-12) and np.all(d.upper >= slack - 1e-12)
+        net = difference_network(lhs, rhs)
+        assert not net.dense_layers[-1].exact
+
+
+def test_difference_network_keeps_a_sparse_first_layer_sparse() -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    w = sp.random(4000, 2600, density=0.001, format="csr", random_state=0)
+    w.data = rng.normal(size=w.data.size)
+    a = Network(
+        (
+            Dense(sp.csr_array(w), np.zeros(4000)),
+            ReLU(),
+            Dense(rng.normal(size=(2, 4000)), np.zeros(2)),
+        ),
+        (2600,),
+    )
+    assert a.dense_layers[0].sparse
+    net = difference_network(a, a)
+    assert net.dense_layers[0].sparse and net.dense_layers[0].n_out == 8000
+    x = rng.uniform(size=(3, 2600))
+    np.testing.assert_allclose(net.forward(x), np.zeros((3, 2)), atol=1e-9)
+
+
+def test_interval_difference_on_sparse_layers_matches_the_dense_computation() -> None:
+    """A lowered convolution stays sparse in the interval method: same bounds (up to the
+    summation order of the outward-rounded products) as on a dense copy, and sound."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    w = sp.random(4000, 2600, density=0.001, format="csr", random_state=1)
+    w.data = rng.normal(size=w.data.size)
+    w_t = w.copy()
+    w_t.data = np.where(np.abs(w_t.data) < 0.3, 0.0, np.round(w_t.data, 2))  # pruned, rounded
+    last = rng.normal(size=(3, 4000)) * 0.05
+    bias = rng.normal(size=4000) * 0.1
+
+    def net(weight: object, dense: bool) -> Network:
+        first = weight.toarray() if dense else sp.csr_array(weight)  # type: ignore[attr-defined]
+        return Network((Dense(first, bias), ReLU(), Dense(last, np.zeros(3))), (2600,))
+
+    src, tgt = net(w, False), net(w_t, False)
+    assert src.dense_layers[0].sparse and tgt.dense_layers[0].sparse
+    lo, hi = np.full(2600, 0.2), np.full(2600, 0.3)
+    C = rng.normal(size=(2, 3))
+    sparse_b = interval_difference(tgt, src, (lo, hi), C)
+    dense_b = interval_difference(net(w_t, True), net(w, True), (lo, hi), C)
+    for a, b in ((sparse_b.lower, dense_b.lower), (sparse_b.upper, dense_b.upper)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert sparse_b.spec_lower is not None and sparse_b.spec_upper is not None
+    x = rng.uniform(lo, hi, size=(50, 2600))
+    d = tgt.forward(x) - src.forward(x)
+    assert np.all(sparse_b.lower <= d) and np.all(d <= sparse_b.upper)
+    cd = d @ C.T
+    assert np.all(sparse_b.spec_lower <= cd) and np.all(cd <= sparse_b.spec_upper)

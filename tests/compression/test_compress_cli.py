@@ -30,6 +30,11 @@ def model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     [
         (["--method", "prune", "--sparsity", "0.6", "--scope", "global"], "magnitude_prune"),
         (["--method", "structured", "--ratio", "0.5"], "structured_prune"),
+        (
+            ["--method", "structured", "--ratio", "0.5", "--channels", "4", "--no-compensate"],
+            "structured_prune",
+        ),
+        (["--method", "prune", "--sparsity", "0.5", "--among", "nonzero"], "magnitude_prune"),
         (["--method", "quantize", "--bits", "4", "--per-tensor"], "quantize_weights"),
         (["--method", "lowrank", "--rank", "2"], "low_rank"),
         (["--method", "lowrank", "--energy", "0.9", "--factorize"], "low_rank"),
@@ -49,7 +54,12 @@ def test_compress_writes_onnx_and_sidecar(
     assert back.n_inputs == src.n_inputs and back.n_outputs == src.n_outputs
     if "--factorize" not in args:  # float64 export: the parsed file *is* the compressed net
         assert back.fingerprint() == side["compressed"]["fingerprint"]
-    if kind == "magnitude_prune":
+    if "--channels" in args:  # 2 of 4 groups of each hidden layer, kept whole
+        assert side["record"]["channels"] == 4
+        assert [d.n_out for d in back.dense_layers] == [8, 6, 3]
+    if "--among" in args:
+        assert side["record"]["among"] == "nonzero"
+    if kind == "magnitude_prune" and "--among" not in args:
         masks = [decode_array(m) for m in side["record"]["masks"]]
         zeros = sum(int((~m).sum()) for m in masks)
         assert zeros == round(0.6 * sum(m.size for m in masks))
@@ -111,6 +121,8 @@ def test_compress_text_output_says_what_changed(
         (["--method", "prune", "--rank", "3"], "--rank applies to --method lowrank"),
         (["--method", "prune", "--sparsity", "1.5"], "sparsity"),
         (["--method", "quantize", "--bits", "1"], "bits"),
+        (["--method", "prune", "--channels", "2"], "--channels applies to --method structured"),
+        (["--method", "structured", "--channels", "5"], "not a multiple"),
     ],
 )
 def test_compress_usage_errors(

@@ -374,3 +374,16 @@ def test_forced_sparse_on_the_maxpool_and_residual_models(kind: str, tmp_path: P
     with _Force():  # under the rule both storages hash the canonical CSR form
         assert sparse.fingerprint() == dense.fingerprint()
         tm._check(file)
+
+
+@pytest.mark.parametrize("shape", [(1, 376, 0), (0, 5, 3), (2, 0, 4)])
+def test_matmul_right_of_an_empty_batched_operand(shape: tuple[int, int, int]) -> None:
+    """``a @ w`` with an empty ``a`` of three dimensions: zeros of the right shape, dense or
+    sparse ``w`` (a CROWN back-substitution through a layer restricted to no neurons reached
+    the ambiguous ``reshape(-1, 0)``)."""
+    k = shape[-1]
+    w = np.arange(float(k * 2)).reshape(k, 2)
+    for weight in (w, sp.csr_array(w)):
+        out = netmod.matmul_right(np.zeros(shape), weight)
+        assert out.shape == (*shape[:-1], 2)
+        assert not np.any(out)
