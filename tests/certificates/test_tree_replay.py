@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -457,3 +458,34 @@ def test_transferred_input_split_trees_bound_leaves_from_their_own_boxes(
     assert _tree(res.certificate).recipe["inherit"] is False
     report = check(res.certificate, target, expected_property=PROP)
     assert report.ok and report.trust == "independent", report.reasons
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_replay_budget_is_capped_by_the_source_time(
+    cert: Certificate, monkeypatch: pytest.MonkeyPatch, fallback: bool
+) -> None:
+    # with a fallback, a replay slower than the source's own verification is slower than
+    # verifying the target directly: its deadline is at most the source's recorded time
+    # (floored); without a fallback only the time limit's share bounds it
+    transfer_module = sys.modules["nncert.certificates.transfer"]
+    seen: list[float | None] = []
+    real = transfer_module._replay_trees
+
+    def spy(ev: object, prop: object, target: Network, deadline: float | None) -> object:
+        seen.append(None if deadline is None else deadline - time.perf_counter())
+        return real(ev, prop, target, deadline)
+
+    monkeypatch.setattr(transfer_module, "_replay_trees", spy)
+    slow = dataclasses.replace(cert, provenance=dataclasses.replace(cert.provenance, time=2.0))
+    target = _shift_output(NET, np.array([-0.015, 0.015]))
+    res = transfer(slow, NET, target, time_limit=100.0, verify_fallback=fallback)
+    assert res.verdict is not Verdict.FALSIFIED
+    (left,) = seen
+    assert left is not None
+    if fallback:
+        cap = max(
+            transfer_module.REPLAY_MIN_SECONDS, transfer_module.REPLAY_SOURCE_TIME_FACTOR * 2.0
+        )
+        assert left <= cap
+    else:
+        assert left > 40.0  # half of the time limit
