@@ -428,3 +428,20 @@ def test_serial_runs_are_deterministic() -> None:
     assert a.x is not None and b.x is not None
     np.testing.assert_array_equal(a.x, b.x)
     assert a.nodes == b.nodes
+
+
+def test_strong_branching_beyond_the_batch_splits_on_the_smear_rule() -> None:
+    # strong branching bounds 2 n_inputs candidates per box in one uninterruptible call: when
+    # they do not fit a batch (MNIST: 1568) the search splits on the smear rule instead, the
+    # same search as split="smear"; within the batch strong branching is kept
+    net, case, _ = hard_case()
+    narrow = {
+        split: bab_verify_case(net, case, options=replace(FAST, split=split, batch_size=3))
+        for split in ("strong", "smear")
+    }
+    wide = bab_verify_case(net, case, options=replace(FAST, split="strong", batch_size=64))
+    assert all(out.status == "verified" for out in (*narrow.values(), wide))
+    assert narrow["strong"].nodes == narrow["smear"].nodes
+    assert narrow["strong"].proof is not None and narrow["smear"].proof is not None
+    assert narrow["strong"].proof.n_nodes == narrow["smear"].proof.n_nodes
+    assert wide.nodes != narrow["smear"].nodes
