@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nncert.certificates import certificate_from_result, save_certificate
-from nncert.verify.bench import run_end_to_end
 from nncert.verify.cliutil import (
     EXIT_FALSIFIED,
     EXIT_UNKNOWN,
@@ -74,6 +72,9 @@ def _write_certificate(
 ) -> None:
     """Write the certificate; cases a solver closed are re-proved (for a checkable proof
     tree) within ``reprove_time`` seconds."""
+    # imported here: `nncert verify` without --certificate does not pay for them at start-up
+    from nncert.certificates import certificate_from_result, save_certificate
+
     cert = certificate_from_result(
         network, prop, result, options=options, reprove_time=reprove_time
     )
@@ -337,6 +338,9 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+
+    # the demo's pipeline (bench, solvers, dimod) loads only when the demo runs
+    from nncert.verify.bench import run_end_to_end
 
     return int(
         run_end_to_end(

@@ -228,3 +228,35 @@ def test_verify_console_process_ends_once_the_answer_is_printed(tmp_path: Path) 
     assert len(lines) == 1, proc.stdout  # the answer only: no "returned", no "atexit-ran"
     verdict = json.loads(lines[0])["verdict"]
     assert proc.returncode == {"verified": 0, "falsified": 1}[verdict], proc.stderr
+
+
+_VERIFY_FIRST_STAGE = """
+import sys
+from nncert.verify import cliutil
+seen = []
+call = cliutil.Progress.__call__
+def first(self, message):
+    if not seen:
+        seen.append([m for m in OTHER if m in sys.modules])
+    call(self, message)
+cliutil.Progress.__call__ = first
+import contextlib
+from nncert.verify.cli import main
+with contextlib.redirect_stdout(sys.stderr):  # the verdict lines are not the answer here
+    main(["verify", *sys.argv[1:], "--timeout", "60"])
+assert seen, "no verification stage started"
+print(*seen[0])
+"""
+
+
+@pytest.mark.parametrize("which", ["acasxu", "bundled"])
+def test_verify_without_a_certificate_imports_no_benchmark_or_certificate_stack(
+    which: str, tmp_path: Path
+) -> None:
+    """``nncert verify MODEL SPEC`` up to its first stage: neither the benchmark runner (which
+    pulls the solvers and dimod, 0.3 s) nor the certificate builder; they load only for
+    ``demo`` and ``--certificate``."""
+    model, spec = _model_and_spec(which, tmp_path)
+    other = ("nncert.verify.bench", "nncert.certificates", "dimod", *HEAVY)
+    code = f"OTHER = {other!r}\n" + _VERIFY_FIRST_STAGE
+    assert _loaded(code, str(model), str(spec)) == []
