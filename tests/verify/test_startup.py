@@ -85,23 +85,34 @@ def test_from_onnx_imports_neither_onnx_nor_ml_dtypes(which: str) -> None:
     assert _loaded(code, model) == []
 
 
-#: runs ``nncert vnncomp`` through the console entry point and prints the heavy modules that
-#: were imported when the pipeline announced its first stage
-_FIRST_STAGE = """
+def _first_stage(argv: str, *, exit_zero: bool) -> str:
+    """Code that runs the console entry point ``main(argv)`` (``argv``: a Python expression over
+    ``sys.argv``; with ``exit_zero`` it must return 0) and prints the modules of ``WATCH`` that
+    were imported when the pipeline announced its first stage (the command's own output goes
+    to stderr)."""
+    check = "assert rc == 0, rc" if exit_zero else ""
+    return f"""
+import contextlib
 import sys
 from nncert.verify import cliutil
 seen = []
 call = cliutil.Progress.__call__
 def first(self, message):
     if not seen:
-        seen.append([m for m in HEAVY if m in sys.modules])
+        seen.append([m for m in WATCH if m in sys.modules])
     call(self, message)
 cliutil.Progress.__call__ = first
 from nncert.verify.cli import main
-assert main(["vnncomp", *sys.argv[1:], "60", "--quiet"]) == 0
+with contextlib.redirect_stdout(sys.stderr):
+    rc = main({argv})
+{check}
 assert seen, "no verification stage started"
 print(*seen[0])
 """
+
+
+#: ``nncert vnncomp MODEL SPEC OUT 60``
+_FIRST_STAGE = _first_stage('["vnncomp", *sys.argv[1:], "60", "--quiet"]', exit_zero=True)
 
 
 def _model_and_spec(which: str, tmp_path: Path) -> tuple[Path, Path]:
@@ -121,7 +132,7 @@ def test_vnncomp_reaches_its_first_stage_without_heavy_imports(which: str, tmp_p
     model, spec = _model_and_spec(which, tmp_path)
     out = tmp_path / "result.txt"
     heavy = (*HEAVY, "scipy", "importlib.metadata")
-    code = f"HEAVY = {heavy!r}\n" + _FIRST_STAGE
+    code = f"WATCH = {heavy!r}\n" + _FIRST_STAGE
     assert _loaded(code, str(model), str(spec), str(out)) == []
     assert out.read_text().split("\n", 1)[0] in ("sat", "unsat")
 
@@ -161,7 +172,7 @@ def test_vnncomp_imports_no_other_sub_command(which: str, tmp_path: Path) -> Non
         "nncert.compression",
         "nncert.verify.commands",
     )
-    code = f"HEAVY = {other!r}\n" + _FIRST_STAGE
+    code = f"WATCH = {other!r}\n" + _FIRST_STAGE
     assert _loaded(code, str(model), str(spec), str(out)) == []
     assert out.read_text().split("\n", 1)[0] in ("sat", "unsat")
 
@@ -230,23 +241,8 @@ def test_verify_console_process_ends_once_the_answer_is_printed(tmp_path: Path) 
     assert proc.returncode == {"verified": 0, "falsified": 1}[verdict], proc.stderr
 
 
-_VERIFY_FIRST_STAGE = """
-import sys
-from nncert.verify import cliutil
-seen = []
-call = cliutil.Progress.__call__
-def first(self, message):
-    if not seen:
-        seen.append([m for m in OTHER if m in sys.modules])
-    call(self, message)
-cliutil.Progress.__call__ = first
-import contextlib
-from nncert.verify.cli import main
-with contextlib.redirect_stdout(sys.stderr):  # the verdict lines are not the answer here
-    main(["verify", *sys.argv[1:], "--timeout", "60"])
-assert seen, "no verification stage started"
-print(*seen[0])
-"""
+#: ``nncert verify MODEL SPEC --timeout 60``
+_VERIFY_FIRST_STAGE = _first_stage('["verify", *sys.argv[1:], "--timeout", "60"]', exit_zero=False)
 
 
 @pytest.mark.parametrize("which", ["acasxu", "bundled"])
@@ -258,5 +254,5 @@ def test_verify_without_a_certificate_imports_no_benchmark_or_certificate_stack(
     ``demo`` and ``--certificate``."""
     model, spec = _model_and_spec(which, tmp_path)
     other = ("nncert.verify.bench", "nncert.certificates", "dimod", *HEAVY)
-    code = f"OTHER = {other!r}\n" + _VERIFY_FIRST_STAGE
+    code = f"WATCH = {other!r}\n" + _VERIFY_FIRST_STAGE
     assert _loaded(code, str(model), str(spec)) == []
