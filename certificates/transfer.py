@@ -262,16 +262,15 @@ def _split_dims(
     corners = res.minimizers(f.lo, f.hi).reshape(-1, n_in)
     bad = np.flatnonzero(case.violation(target.forward(corners)) <= 0.0)
     x = corners[bad[0]] if bad.size else None
+    row = np.argmax(res.lower, axis=1)
+    smear = np.abs(res.coef[np.arange(k), row]) * (f.hi - f.lo)
     if k > STRONG_SPLIT_LEAVES or n_in > STRONG_SPLIT_MAX_INPUTS:
-        row = np.argmax(res.lower, axis=1)
-        slope = np.abs(res.coef[np.arange(k), row])
-        score = slope * (f.hi - f.lo)
+        score = smear
     else:
         pl, pu = inter.stacked()
         pl, pu = np.maximum(pl, f.pl), np.minimum(pu, f.pu)
-        row = np.argmax(res.lower, axis=1)
-        smear = np.where(thin, -np.inf, np.abs(res.coef[np.arange(k), row]) * (f.hi - f.lo))
-        top_sides = np.argsort(-smear, axis=1, kind="stable")[:, :STRONG_SPLIT_CANDIDATES]
+        ranked = np.where(thin, -np.inf, smear)
+        top_sides = np.argsort(-ranked, axis=1, kind="stable")[:, :STRONG_SPLIT_CANDIDATES]
         want = np.zeros((k, n_in), dtype=bool)
         want[np.arange(k)[:, None], top_sides] = True
         want &= ~thin
@@ -874,71 +873,71 @@ def _transfer(
             and replayed.evidence is None
             and int(replayed.stats.get("failing", 0)) > 0
         )
-        if report is None and not hopeless:
-            report = source_report()
-        try:
-            if hopeless:
-                raise TransferError("not tried: leaves of the source's proof tree fail")
-            delta, delta_up = _case_deltas(source, target, prop, method)
-        except TransferError as err:
-            reason = _joined(reason, f"difference bounds unavailable: {err}")
+        if hopeless:
+            reason = _joined(reason, "margin + Δ not tried: leaves of the source's tree fail")
         else:
-            assert report is not None
-            # the margins the checker re-derived (never the certificate's own claims)
-            src_case = report.case_lower
-            src_rows = (
-                None
-                if any(r is None for r in report.row_lower)
-                else tuple(r for r in report.row_lower if r is not None)
-            )
-            values = [
-                transferred_case_bound(
-                    src_case[i] if i < len(src_case) else None,
-                    None if src_rows is None else src_rows[i],
-                    delta[i],
+            if report is None:
+                report = source_report()
+            try:
+                delta, delta_up = _case_deltas(source, target, prop, method)
+            except TransferError as err:
+                reason = _joined(reason, f"difference bounds unavailable: {err}")
+            if delta is not None:
+                # the margins the checker re-derived (never the certificate's own claims)
+                src_case = report.case_lower
+                src_rows = (
+                    None
+                    if any(r is None for r in report.row_lower)
+                    else tuple(r for r in report.row_lower if r is not None)
                 )
-                for i in range(len(prop.cases))
-            ]
-            failing = [i for i, v in enumerate(values) if not v > 0.0]
-            if not failing:
-                ev = TransferEvidence(
-                    source_fingerprint=cert.network.fingerprint,
-                    source_verdict=cert.verdict,
-                    source_kind=cert.evidence.kind,
-                    source_case_lower=tuple(src_case),
-                    source_row_lower=src_rows,
-                    delta_lower=delta,
-                    delta_upper=delta_up,
-                    delta_method=method,
-                    theorem=_theorem(source, target),
-                    case_lower=tuple(values),
-                    source_certificate_sha256=certificate_sha256(cert),
+                values = [
+                    transferred_case_bound(
+                        src_case[i] if i < len(src_case) else None,
+                        None if src_rows is None else src_rows[i],
+                        delta[i],
+                    )
+                    for i in range(len(prop.cases))
+                ]
+                failing = [i for i, v in enumerate(values) if not v > 0.0]
+                if not failing:
+                    ev = TransferEvidence(
+                        source_fingerprint=cert.network.fingerprint,
+                        source_verdict=cert.verdict,
+                        source_kind=cert.evidence.kind,
+                        source_case_lower=tuple(src_case),
+                        source_row_lower=src_rows,
+                        delta_lower=delta,
+                        delta_upper=delta_up,
+                        delta_method=method,
+                        theorem=_theorem(source, target),
+                        case_lower=tuple(values),
+                        source_certificate_sha256=certificate_sha256(cert),
+                    )
+                    elapsed = time.perf_counter() - t0
+                    out = _certificate(
+                        target,
+                        prop,
+                        Verdict.VERIFIED,
+                        ev,
+                        method="transfer",
+                        options=base_opts,
+                        elapsed=elapsed,
+                    )
+                    return TransferResult(
+                        Verdict.VERIFIED,
+                        out,
+                        True,
+                        delta,
+                        elapsed,
+                        None,
+                        f"{ev.theorem}: margin + Δ > 0 for every case",
+                    )
+                i = failing[0]
+                reason = _joined(
+                    reason,
+                    f"margin + Δ = {values[i]:.6g} <= 0 for case {i}; "
+                    f"{len(failing)} of {len(prop.cases)} case(s) fail",
                 )
-                elapsed = time.perf_counter() - t0
-                out = _certificate(
-                    target,
-                    prop,
-                    Verdict.VERIFIED,
-                    ev,
-                    method="transfer",
-                    options=base_opts,
-                    elapsed=elapsed,
-                )
-                return TransferResult(
-                    Verdict.VERIFIED,
-                    out,
-                    True,
-                    delta,
-                    elapsed,
-                    None,
-                    f"{ev.theorem}: margin + Δ > 0 for every case",
-                )
-            i = failing[0]
-            reason = _joined(
-                reason,
-                f"margin + Δ = {values[i]:.6g} <= 0 for case {i}; "
-                f"{len(failing)} of {len(prop.cases)} case(s) fail",
-            )
     elif cert.verdict is Verdict.FALSIFIED:
         ev_c = cert.evidence
         if not isinstance(ev_c, CounterexampleEvidence):  # pragma: no cover - check() ensures it

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cert_helpers import sample_violations
 
 from nncert.certificates import Certificate, certificate_from_result, check, transfer
 from nncert.certificates.serialize import save_certificate
@@ -99,21 +100,6 @@ def source() -> Source:
     return Source(file, net, prop, cert)
 
 
-def _sampled_violation(net: Network, prop: Property, rng: np.random.Generator) -> float:
-    """The smallest ``max_r (A_r y - b_r)`` over samples of every case's box (uniform points,
-    random vertices and the centre; the network runs once per distinct box); ``<= 0`` is a
-    violation."""
-    worst = np.inf
-    for box in {case.input_box for case in prop.cases}:
-        signs = rng.integers(0, 2, size=(64, box.dim)).astype(bool)
-        pts = [box.sample(256, rng), box.center[None, :], np.where(signs, box.upper, box.lower)]
-        y = net.forward(np.vstack(pts))
-        for case in prop.cases:
-            if case.input_box == box:
-                worst = min(worst, float(np.min(case.violation(y))))
-    return worst
-
-
 @pytest.mark.parametrize("compression", sorted(COMPRESSIONS))
 def test_verivital_compress_certify_transfer_check(
     compression: str, source: Source, tmp_path: Path
@@ -140,7 +126,7 @@ def test_verivital_compress_certify_transfer_check(
     assert rep.ok and rep.trust == "independent", rep.reasons
     direct = verify(target, prop, method="auto", time_limit=30)
     assert direct.verdict is not Verdict.FALSIFIED, direct.counterexample
-    assert _sampled_violation(target, prop, np.random.default_rng(0)) > 0.0
+    assert min(sample_violations(target, prop, np.random.default_rng(0), n=256)) > 0.0
 
     # the CLI accepts the transferred certificate against the exported ONNX files
     scert, tcert = tmp_path / "source.json", tmp_path / "target.json"
