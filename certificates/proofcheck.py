@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -134,8 +134,18 @@ def _leaf_bounds(
     hi: FloatArray,
     inter: Intermediate,
     phase: NDArray[np.int8],
+    first: list[tuple[FloatArray, FloatArray]] | None = None,
 ) -> FloatArray:
-    """Lower bounds of ``max_r (A_r f(x) - b_r)`` over the leaves ``ids`` (one per leaf)."""
+    """Lower bounds of ``max_r (A_r f(x) - b_r)`` over the leaves ``ids`` (one per leaf).
+
+    The recipe's bounds are tried in order of cost (rows, their best convex combination, then
+    the rows with optimised slopes, then multipliers), each only on the leaves that the cheaper
+    ones left open: a leaf closes when any of them is ``> 0``, so the answer is the same as
+    trying all on every leaf; only the value reported for a closed leaf is the first that
+    closed it, not the largest. With ``first``, the first pass's ``(lower, coef)`` (rows'
+    lower bounds ``(N, R)`` and their linear coefficients ``(N, R, n_inputs)``) is appended to
+    it (what a caller splitting the leaves that stay open reads its branching rule from).
+    """
     recipe = tree.recipe
     A, b = case.A, case.b
     r = A.shape[0]
@@ -143,25 +153,40 @@ def _leaf_bounds(
     alpha = int(recipe.get("alpha_iters", 0))
     combine = r > 1 and bool(recipe.get("combine_rows", True))
     best = np.full(ids.size, -np.inf)
+    optimizer: Literal["adam", "sign"] = (
+        "adam" if recipe.get("alpha_optimizer") == "adam" else "sign"
+    )
     # the search's bounds without and (when it used them) with optimised slopes; each gives
     # its own linear lower bounds, whose best convex combination may close where rows do not
     for iters in (0, alpha) if alpha > 0 else (0,):
+        todo = np.flatnonzero(~(best > 0.0))
+        if not todo.size:
+            break
+        whole = todo.size == ids.size
+        t_lo, t_hi = (lo, hi) if whole else (lo[todo], hi[todo])
         res = eng.bound(
-            lo,
-            hi,
+            t_lo,
+            t_hi,
             A,
             b,
-            inter=inter,
+            inter=inter if whole else _sub_inter(inter, todo),
             extra_slopes=slopes,
             alpha_iters=iters,
-            alpha_optimizer="adam" if recipe.get("alpha_optimizer") == "adam" else "sign",
+            alpha_optimizer=optimizer,
         )
-        best = np.maximum(best, res.lower.max(axis=1))
+        if first is not None and iters == 0:
+            first.append((res.lower, res.coef))
+        val = res.lower.max(axis=1)
         if combine:
-            val, _, _ = combine_rows(res.coef, res.offset, lo, hi)
-            best = np.maximum(best, val)
+            still = np.flatnonzero(~(val > 0.0))
+            if still.size:
+                comb, _, _ = combine_rows(
+                    res.coef[still], res.offset[still], t_lo[still], t_hi[still]
+                )
+                val[still] = np.maximum(val[still], comb)
+        best[todo] = np.maximum(best[todo], val)
     # leaves with multipliers: one combined row plus beta on the constrained neurons
-    with_params = np.flatnonzero(tree.param_len[ids] > 0)
+    with_params = np.flatnonzero((tree.param_len[ids] > 0) & ~(best > 0.0))
     for j in with_params:
         p = tree.node_params(int(ids[j]))
         bound = _multiplier_bound(eng, case, p, lo[j], hi[j], inter, int(j), phase[j])
@@ -238,6 +263,11 @@ class LeafReplay:
         frontier: the failing leaves as the walk met them (regions, the hidden-layer bounds
             their ancestors imposed, phases): pass it as ``start`` to re-walk only the subtrees
             grafted in their place (``None`` when no leaf fails).
+        row_lower: ``(len(failing), R)`` the failing leaves' per-row lower bounds from the
+            walk's first bound pass (plain CROWN with the recipe's slopes), or ``None`` when
+            some failing leaf was not bounded (a claimed-empty leaf).
+        row_coef: ``(len(failing), R, n_inputs)`` the linear coefficients of those rows
+            (``row_lower`` minimises ``coef . x + offset`` over the leaf's box), or ``None``.
     """
 
     check: TreeCheck
@@ -247,6 +277,8 @@ class LeafReplay:
     phased: NDArray[np.bool_]
     bounds: FloatArray
     frontier: Any = None
+    row_lower: FloatArray | None = None
+    row_coef: FloatArray | None = None
 
     @property
     def structural(self) -> bool:
@@ -264,13 +296,24 @@ class _Failures:
         self.phased: list[NDArray[np.bool_]] = []
         self.bounds: list[FloatArray] = []
         self.parts: list[_Frontier] = []
+        #: per part, the first bound pass's rows ``(lower, coef)`` of its leaves (``None``:
+        #: not bounded, e.g. a claimed-empty leaf)
+        self.rows: list[tuple[FloatArray, FloatArray] | None] = []
         #: the first failing leaf's reason
         self.first = ""
         #: stop the walk once more leaves than this have failed (``None``: never)
         self.limit: int | None = None
 
-    def add(self, part: _Frontier, sel: NDArray[np.int64], bounds: FloatArray, why: str) -> None:
+    def add(
+        self,
+        part: _Frontier,
+        sel: NDArray[np.int64],
+        bounds: FloatArray,
+        why: str,
+        rows: tuple[FloatArray, FloatArray] | None = None,
+    ) -> None:
         self.first = self.first or why
+        self.rows.append(rows)
         self.ids.append(part.ids[sel])
         self.lo.append(part.lo[sel])
         self.hi.append(part.hi[sel])
@@ -345,6 +388,10 @@ def replay_tree(
             np.zeros(0),
         )
     n_h = failures.parts[0].pl.shape[1]
+    row_lower = row_coef = None
+    if all(r is not None for r in failures.rows):
+        row_lower = np.concatenate([r[0] for r in failures.rows if r is not None])
+        row_coef = np.concatenate([r[1] for r in failures.rows if r is not None])
     return LeafReplay(
         res,
         np.concatenate(failures.ids).astype(np.int64),
@@ -353,6 +400,8 @@ def replay_tree(
         np.concatenate(failures.phased),
         np.concatenate(failures.bounds),
         _concat(failures.parts, n_in, n_h),
+        row_lower,
+        row_coef,
     )
 
 
@@ -456,6 +505,9 @@ def _check_tree(
                     continue
                 pos = np.searchsorted(live, need)
                 sub = _sub_inter(inter, pos)
+                first: list[tuple[FloatArray, FloatArray]] | None = (
+                    None if failures is None else []
+                )
                 best = _leaf_bounds(
                     eng,
                     case,
@@ -465,6 +517,7 @@ def _check_tree(
                     part.hi[need],
                     sub,
                     part.phase[need],
+                    first,
                 )
                 bad = np.flatnonzero(~(best > 0.0))
                 if bad.size:
@@ -475,7 +528,8 @@ def _check_tree(
                     )
                     if failures is None:
                         return fail(why, min_bound)
-                    failures.add(part, need[bad], best[bad], why)
+                    rows = (first[0][0][bad], first[0][1][bad]) if first else None
+                    failures.add(part, need[bad], best[bad], why, rows)
                     if failures.over_limit:
                         return fail(f"more than {failures.limit} leaves fail", min_bound)
                     first_failure = first_failure or why

@@ -238,8 +238,10 @@ def _split_dims(
     """For every failing leaf of ``rep`` (input boxes), the input dimension to halve it on,
     and maybe a counterexample candidate.
 
-    Each leaf is bounded as the checker's walk bounds it (the tree's recipe, its own bounds
-    intersected with its ancestors'). With at most :data:`STRONG_SPLIT_LEAVES` failing leaves
+    Each leaf's linear bound is the one the replay's walk has just computed
+    (:attr:`LeafReplay.row_coef`), or is recomputed as the checker's walk bounds it when the
+    walk did not record one (the tree's recipe, its own bounds intersected with its
+    ancestors'). With at most :data:`STRONG_SPLIT_LEAVES` failing leaves
     on at most :data:`STRONG_SPLIT_MAX_INPUTS` inputs, the halvings of the
     :data:`STRONG_SPLIT_CANDIDATES` sides with the largest smear (below) are bounded the same
     way and the one whose weaker half is best wins (strong branching, as the input-split search
@@ -257,16 +259,25 @@ def _split_dims(
     eng = engine_for(target)
     mode = str(tree.recipe.get("intermediate", "crown"))
     mode = mode if mode in ("ibp", "forward", "crown") else "crown"
-    inter = eng.intermediate(f.lo, f.hi, mode, prior=(f.pl, f.pu))  # type: ignore[arg-type]
-    res = eng.bound(f.lo, f.hi, case.A, case.b, inter=inter)
-    corners = res.minimizers(f.lo, f.hi).reshape(-1, n_in)
+    strong = k <= STRONG_SPLIT_LEAVES and n_in <= STRONG_SPLIT_MAX_INPUTS
+    inter = None
+    if rep.row_lower is not None and rep.row_coef is not None:
+        # the rows the replay's walk has just bounded these leaves with
+        lower, coef = rep.row_lower, rep.row_coef
+    else:
+        inter = eng.intermediate(f.lo, f.hi, mode, prior=(f.pl, f.pu))  # type: ignore[arg-type]
+        res = eng.bound(f.lo, f.hi, case.A, case.b, inter=inter)
+        lower, coef = res.lower, res.coef
+    corners = np.where(coef >= 0.0, f.lo[:, None, :], f.hi[:, None, :]).reshape(-1, n_in)
     bad = np.flatnonzero(case.violation(target.forward(corners)) <= 0.0)
     x = corners[bad[0]] if bad.size else None
-    row = np.argmax(res.lower, axis=1)
-    smear = np.abs(res.coef[np.arange(k), row]) * (f.hi - f.lo)
-    if k > STRONG_SPLIT_LEAVES or n_in > STRONG_SPLIT_MAX_INPUTS:
+    row = np.argmax(lower, axis=1)
+    smear = np.abs(coef[np.arange(k), row]) * (f.hi - f.lo)
+    if not strong:
         score = smear
     else:
+        if inter is None:
+            inter = eng.intermediate(f.lo, f.hi, mode, prior=(f.pl, f.pu))  # type: ignore[arg-type]
         pl, pu = inter.stacked()
         pl, pu = np.maximum(pl, f.pl), np.minimum(pu, f.pu)
         ranked = np.where(thin, -np.inf, smear)

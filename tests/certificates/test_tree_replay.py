@@ -99,6 +99,26 @@ def test_replay_tree_lists_every_failing_leaf_check_tree_stops(cert: Certificate
     assert np.all(rep.lower <= rep.upper) and not np.any(rep.phased)
 
 
+def test_replay_records_sound_rows_of_the_failing_leaves(cert: Certificate) -> None:
+    """The rows the walk bounded a failing leaf with (what transfer splits on without bounding
+    the leaf again) are lower bounds of ``A f(x) - b`` on the leaf's box, at most the leaf's
+    bound, and their coefficients give the box vertex minimising each row."""
+    tree = _tree(cert)
+    target = _shift_output(NET, np.array([-0.02, 0.02]))
+    rep = replay_tree(target, PROP.cases[0], tree)
+    k = rep.failing.size
+    assert k >= 1 and rep.row_lower is not None and rep.row_coef is not None
+    assert rep.row_lower.shape == (k, A.shape[0]) and rep.row_coef.shape == (k, A.shape[0], 2)
+    assert np.all(rep.row_lower.max(axis=1) <= rep.bounds)
+    rng = np.random.default_rng(0)
+    for j in range(k):
+        xs = rep.lower[j] + rng.random((400, 2)) * (rep.upper[j] - rep.lower[j])
+        g = target.forward(xs) @ A.T - PROP.cases[0].b
+        assert np.all(g >= rep.row_lower[j] - 1e-12)
+    # the walk that checks (no failures collected) does not keep them
+    assert replay_tree(NET, PROP.cases[0], tree).row_coef is None
+
+
 def test_replay_from_a_start_frontier_meets_the_same_bounds(cert: Certificate) -> None:
     """Walking only below the failing leaves (the start frontier) gives those leaves exactly
     the bounds the walk from the root gave them; a bad frontier is a structural rejection."""
