@@ -46,7 +46,7 @@ from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.lowering import lower_property, relax_property
+from nncert.verify.lowering import lower_polynomial, lower_property, relax_property
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import limit_blas
@@ -65,7 +65,7 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import MixedProperty, Property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, Property
 from nncert.verify.witness import confirm_counterexample, is_onnx_source, onnxruntime_forward
 
 logger = logging.getLogger(__name__)
@@ -708,7 +708,7 @@ def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None
 
 def verify(
     network: Network,
-    prop: Property | MixedProperty,
+    prop: Property | MixedProperty | PolynomialProperty,
     options: VerifyOptions | Mapping[str, Any] | None = None,
     *,
     progress: ProgressFn | None = None,
@@ -718,7 +718,11 @@ def verify(
 
     A :class:`~nncert.verify.spec.MixedProperty` (constraints over inputs too) is decided on
     the network ``[f(x); x]`` (:func:`~nncert.verify.lowering.lower_property`, exact in real
-    arithmetic); its counterexample reports the input and ``f``'s own outputs.
+    arithmetic); its counterexample reports the input and ``f``'s own outputs. A
+    :class:`~nncert.verify.spec.PolynomialProperty` (products of variables) is decided on the
+    network ``[f(x); x; monomials]``
+    (:func:`~nncert.verify.lowering.lower_polynomial`, exact in real arithmetic), or UNKNOWN
+    (reason ``"unsupported"``) when that network cannot be built.
 
     Args:
         network: the network.
@@ -753,6 +757,8 @@ def verify(
         raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
     if isinstance(prop, MixedProperty):
         return _verify_mixed(network, prop, opts, progress)
+    if isinstance(prop, PolynomialProperty):
+        return _verify_polynomial(network, prop, opts, progress)
     if not isinstance(prop, Property):
         raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
     prop.check_network_shape(network.n_inputs, network.n_outputs)
@@ -869,6 +875,58 @@ def _verify_relaxed(
         margin_upper=(None,) * n,  # values of the relaxed rows, not of the original ones
         stats=stats,
     )
+
+
+def _verify_polynomial(
+    network: Network,
+    prop: PolynomialProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """:func:`verify` for polynomial constraints: decide the lowered property on
+    ``h = [f(x); x; m]`` (:func:`~nncert.verify.lowering.lower_polynomial`, carry offsets
+    chosen from sound interval bounds of ``f`` on the hull). VERIFIED carries over (``h`` is
+    exact in real arithmetic). A witness has been replayed on ``h`` with ``f`` as given (and
+    in onnxruntime for ONNX models), i.e. against the original constraints in float64; it is
+    checked once more here on ``[f(x); x]`` with every column, and dropped (UNKNOWN) if it
+    fails. When ``h`` cannot be built (inputs needed on a network that cannot carry them:
+    Sigmoid, Tanh, ...), the answer is UNKNOWN with reason ``"unsupported"``."""
+    prop.check_network_shape(network.n_inputs, network.n_outputs)
+    t0 = time.perf_counter()
+    n = len(prop.cases)
+    try:
+        out = interval_bounds(network, prop.input_hull()).output
+        carry, lowered = lower_polynomial(network, prop, (out.lower, out.upper))
+    except InvalidPropertyError as err:
+        logger.info("polynomial constraints not decided: %s", err)
+        return VerificationResult(
+            verdict=Verdict.UNKNOWN,
+            reason="unsupported",
+            margin_lower=(None,) * n,
+            margin_upper=(None,) * n,
+            method=opts.method,
+            time=time.perf_counter() - t0,
+            stats={"cases": n, "monomials": len(prop.monomials), "unsupported": str(err)},
+        )
+    result = verify(carry, lowered, opts, progress=progress)
+    stats = {**result.stats, "monomials": len(prop.monomials)}
+    cex = result.counterexample
+    if cex is not None:
+        x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
+        y = network.forward(x)
+        case = prop.cases[cex.case_index]
+        viol = float(case.violation(prop.columns(x, y).reshape(1, -1))[0])
+        if not (case.input_box.contains(x) and viol <= 0.0):  # pragma: no cover - replayed
+            stats["unconfirmed"] = 1
+            return dataclasses.replace(
+                result,
+                verdict=Verdict.UNKNOWN,
+                reason="unconfirmed_counterexample",
+                counterexample=None,
+                stats=stats,
+            )
+        cex = dataclasses.replace(cex, y=y, violation=viol)
+    return dataclasses.replace(result, counterexample=cex, stats=stats)
 
 
 __all__ = [
