@@ -1,4 +1,5 @@
-"""Constraints over inputs: lower a :class:`~nncert.verify.spec.MixedProperty` to a plain one.
+"""Constraints over inputs: lower a :class:`~nncert.verify.spec.MixedProperty` (or a
+:class:`~nncert.verify.spec.PolynomialProperty`) to a plain one.
 
 A mixed case says "unsafe iff some ``x`` in the box has ``A [f(x); x] <= b``". Every method
 of nncert reasons about rows over the *outputs* of a network, so the inputs are made outputs:
@@ -40,6 +41,28 @@ The float64 forward pass of :class:`InputCarryNetwork` is ``[f(x); x]`` with ``f
 evaluated as given and ``x`` copied (no rounding of ``x - \\ell`` ever reaches a witness), so
 replaying a witness of the lowered case *is* checking the original constraints; onnxruntime
 replays the original model (:mod:`nncert.verify.witness`).
+
+Polynomial constraints (:class:`~nncert.verify.spec.PolynomialProperty`, rows over
+``z = [f(x); x]`` and monomials ``m_k = prod_{j in k} z_j`` of degree 2 to 4):
+:func:`lower_polynomial` builds ``h(x) = [z_S; m(z)]`` (``S``: the columns of ``z`` some row
+uses) from ``[f(x); x]`` (or ``f`` alone when no input is needed) and one or two *product
+stages* ``Dense, RectifiedPower(2), Dense``. One activation type per layer means every value a
+stage must pass on unchanged goes through the squares too; all three uses are identities in
+real arithmetic:
+
+.. math::
+
+    a^2 = \\max(a, 0)^2 + \\max(-a, 0)^2, \\qquad
+    ab = \\tfrac14 \\big((a + b)^2 - (a - b)^2\\big), \\qquad
+    v = \\frac{(v + c)^2 - (c - v)^2}{4c},
+
+the last with ``c`` a power of two ``>= 2^20 (2 M + 1)``, ``M`` a sound bound of ``|v|`` on the
+hull (interval bounds of ``f``, interval products of those), so both of its neurons are stably
+active and the relaxation gap of the carry, ``w^2 / (8c)`` for a value of width ``w``, stays
+below ``2^-23 w``. Degree 3 and 4 multiply two degree-<=2 halves in the second stage. Weights
+are ``+-1``, ``1/4`` and ``1/(4c)``, biases ``c``: exact floats. The float64 forward pass of
+:class:`PolynomialNetwork` multiplies the monomials directly from ``f`` as given (left to right),
+which is how a witness is checked against the original constraints.
 """
 
 from __future__ import annotations
