@@ -523,6 +523,137 @@ def lower_polynomial(
     return h, Property(cases, name=prop.name)
 
 
+def _power_range(lo: Fraction, hi: Fraction, p: int) -> tuple[Fraction, Fraction]:
+    """The exact range of ``t^p`` for ``t`` in ``[lo, hi]``."""
+    a, b = lo**p, hi**p
+    if p % 2 == 0 and lo <= 0 <= hi:
+        return Fraction(0), max(a, b)
+    return min(a, b), max(a, b)
+
+
+def _input_part_range(
+    coefs: FloatArray, prop: PolynomialProperty, box: Box, columns: list[int]
+) -> tuple[Fraction, Fraction]:
+    """An exact enclosure of ``sum_{j in columns} coefs[j] col_j(x)`` over ``box``, where each
+    column is an input or a monomial of inputs only: the sum of the terms' exact ranges
+    (powers of one input exactly, products of those by interval products)."""
+    n_out, n_z = prop.n_outputs, prop.n_outputs + prop.n_inputs
+    lo_sum, hi_sum = Fraction(0), Fraction(0)
+    for j in columns:
+        c = Fraction(float(coefs[j]))
+        if c == 0:
+            continue
+        factors = (j,) if j < n_z else prop.monomials[j - n_z]
+        lo, hi = Fraction(1), Fraction(1)
+        for i in sorted(set(factors)):
+            a, b = _power_range(
+                Fraction(float(box.lower[i - n_out])),
+                Fraction(float(box.upper[i - n_out])),
+                factors.count(i),
+            )
+            ends = (lo * a, lo * b, hi * a, hi * b)
+            lo, hi = min(ends), max(ends)
+        lo_sum += min(c * lo, c * hi)
+        hi_sum += max(c * lo, c * hi)
+    return lo_sum, hi_sum
+
+
+def _column_kinds(prop: PolynomialProperty) -> tuple[list[int], list[int], list[int]]:
+    """The columns of ``[y; x; m]`` by what they depend on: ``(inputs only, outputs only,
+    outputs and inputs)``."""
+    n_out, n_z = prop.n_outputs, prop.n_outputs + prop.n_inputs
+    x_only = list(range(n_out, n_z))
+    y_only = list(range(n_out))
+    both: list[int] = []
+    for k, m in enumerate(prop.monomials):
+        has_y = any(j < n_out for j in m)
+        has_x = any(j >= n_out for j in m)
+        (both if has_y and has_x else y_only if has_y else x_only).append(n_z + k)
+    return x_only, y_only, both
+
+
+def _float_at_least(v: Fraction) -> float:
+    """The smallest float ``>= v`` (``inf`` beyond the range)."""
+    f = float(v) if abs(v) < Fraction(2) ** 1023 else (np.inf if v > 0 else -np.inf)
+    return float(np.nextafter(f, np.inf)) if np.isfinite(f) and Fraction(f) < v else f
+
+
+def normalize_polynomial_rows(prop: PolynomialProperty) -> PolynomialProperty:
+    """As :func:`normalize_input_rows`, for polynomial rows: a row over inputs only (inputs
+    and monomials of inputs) that holds on the whole box of its case (decided by the exact
+    enclosure of :func:`_input_part_range`, so a row is dropped only when it is implied) is
+    dropped, the other such rows scaled by ``2**INPUT_ROW_SCALE_EXP`` (exact, same sign); a
+    case left without rows gets the always-true row ``0 <= 1``. The unsafe set is unchanged."""
+    x_only, _, _ = _column_kinds(prop)
+    xs = np.zeros(prop.cases[0].A.shape[1], dtype=bool)
+    xs[x_only] = True
+    cases: list[UnsafeCase] = []
+    for case in prop.cases:
+        input_only = ~np.any((case.A != 0.0) & ~xs, axis=1)
+        keep = np.ones(case.n_rows, dtype=bool)
+        for r in np.flatnonzero(input_only):
+            _, top = _input_part_range(case.A[r], prop, case.input_box, x_only)
+            keep[r] = not top <= Fraction(float(case.b[r]))
+        A, b = case.A[keep].copy(), case.b[keep].copy()
+        scale = input_only[keep]
+        scaled_A = np.ldexp(A[scale], INPUT_ROW_SCALE_EXP)
+        scaled_b = np.ldexp(b[scale], INPUT_ROW_SCALE_EXP)
+        if np.all(np.isfinite(scaled_A)) and np.all(np.isfinite(scaled_b)):
+            A[scale], b[scale] = scaled_A, scaled_b
+        if not keep.any():
+            A, b = np.zeros((1, case.A.shape[1])), np.ones(1)
+        cases.append(UnsafeCase(case.input_box, A, b))
+    return PolynomialProperty(tuple(cases), prop.n_outputs, prop.monomials, name=prop.name)
+
+
+def relax_polynomial(prop: PolynomialProperty) -> Property | PolynomialProperty:
+    """A sound relaxation without inputs, for networks that cannot carry them (Sigmoid, Tanh).
+
+    Row ``d . [y; m_y] + c . [x; m_x] <= e`` (``m_y``: monomials of outputs only, ``m_x`` of
+    inputs only) becomes ``d . [y; m_y] <= e'`` with ``e'`` the smallest float
+    ``>= e - min_{x in box} c . [x; m_x]`` (the minimum bounded below exactly, in rationals):
+    every point of the original unsafe set satisfies the relaxed rows, so the relaxed property
+    holding proves the original one; a witness of the relaxed property must still be checked
+    against the original rows. The result keeps only the monomials of outputs still used (a
+    :class:`Property` on the outputs when none is).
+
+    Raises:
+        InvalidPropertyError: a row has a product of an output and an input (no such
+            relaxation by a constant exists).
+    """
+    x_only, y_only, both = _column_kinds(prop)
+    n_out, n_z = prop.n_outputs, prop.n_outputs + prop.n_inputs
+    cases: list[tuple[Box, FloatArray, FloatArray]] = []
+    for case in prop.cases:
+        if both and np.any(case.A[:, both] != 0.0):
+            k = both[int(np.argmax(np.any(case.A[:, both] != 0.0, axis=0)))] - n_z
+            raise InvalidPropertyError(
+                "polynomial constraints with a product of outputs and inputs "
+                f"(monomial {prop.monomials[k]} of [y; x]) need a network that can carry its "
+                "inputs (ReLU, LeakyReLU, HardTanh(m<=0<M))"
+            )
+        A = case.A[:, y_only].copy()
+        b = np.empty(case.n_rows)
+        for r in range(case.n_rows):
+            low, _ = _input_part_range(case.A[r], prop, case.input_box, x_only)
+            b[r] = _float_at_least(Fraction(float(case.b[r])) - low)
+        if not np.all(np.isfinite(b)):
+            raise InvalidPropertyError("polynomial constraints: relaxed right-hand side overflows")
+        cases.append((case.input_box, A, b))
+    used = [
+        k for k in range(n_out, len(y_only)) if any(np.any(A[:, k] != 0.0) for _, A, _ in cases)
+    ]
+    monos = tuple(prop.monomials[y_only[k] - n_z] for k in used)
+    if not monos:
+        return Property(tuple(UnsafeCase(bx, A[:, :n_out], b) for bx, A, b in cases), prop.name)
+    zeros = np.zeros(prop.n_inputs)  # the relaxed rows do not involve the inputs any more
+    out = tuple(
+        UnsafeCase(bx, np.hstack([A[:, :n_out], np.tile(zeros, (len(b), 1)), A[:, used]]), b)
+        for bx, A, b in cases
+    )
+    return PolynomialProperty(out, n_out, monos, name=prop.name)
+
+
 __all__ = [
     "INPUT_ROW_SCALE_EXP",
     "POLY_CARRY_EXP",
@@ -533,5 +664,7 @@ __all__ = [
     "lower_polynomial",
     "lower_property",
     "normalize_input_rows",
+    "normalize_polynomial_rows",
+    "relax_polynomial",
     "relax_property",
 ]

@@ -26,7 +26,12 @@ from nncert.compression.onnx_export import to_onnx
 from nncert.verify.bounds import crown_bounds, interval_bounds
 from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.importers import from_onnx
-from nncert.verify.lowering import PolynomialNetwork, lower_polynomial
+from nncert.verify.lowering import (
+    PolynomialNetwork,
+    lower_polynomial,
+    normalize_polynomial_rows,
+    relax_polynomial,
+)
 from nncert.verify.network import HardTanh, LeakyReLU, Network, RectifiedPower, ReLU, Sigmoid, Tanh
 from nncert.verify.pipeline import verify
 from nncert.verify.result import Verdict
@@ -349,6 +354,77 @@ def test_products_of_outputs_need_no_input_carry() -> None:
     np.testing.assert_array_equal(h.forward(x), np.column_stack([y[:, 0], y[:, 0] * y[:, 1]]))
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), degree=st.integers(2, 4))
+def test_relaxation_and_normalization_keep_the_unsafe_set(seed: int, degree: int) -> None:
+    """At random points: a point of the original unsafe set is in the relaxed one
+    (:func:`relax_polynomial`, when it exists), and :func:`normalize_polynomial_rows` keeps
+    membership (both computed with exact rational row values, so no tolerance)."""
+    rng = np.random.default_rng(seed)
+    prop = _random_property(rng, 2, 2, degree)
+    case = prop.cases[0]
+    norm = normalize_polynomial_rows(prop)
+    try:
+        relaxed = relax_polynomial(prop)
+    except InvalidPropertyError as err:
+        assert "product of outputs and inputs" in str(err)
+        relaxed = None
+    box = case.input_box
+    xs = np.vstack([box.lower, box.upper, box.sample(30, rng)])
+    ys = rng.normal(size=(len(xs), 2)) * 3
+
+    def inside(p: PolynomialProperty | Property, x: np.ndarray, y: np.ndarray) -> bool:
+        if isinstance(p, Property):
+            cols = [Fraction(float(v)) for v in y]
+        else:
+            z = [Fraction(float(v)) for v in (*y, *x)]
+            cols = [*z]
+            for m in p.monomials:
+                v = Fraction(1)
+                for j in m:
+                    v *= z[j]
+                cols.append(v)
+        c = p.cases[0]
+        return all(
+            sum((Fraction(float(a)) * v for a, v in zip(row, cols)), Fraction(0))
+            <= Fraction(float(bb))
+            for row, bb in zip(c.A, c.b)
+        )
+
+    for x, y in zip(xs, ys):
+        orig = inside(prop, x, y)
+        assert inside(norm, x, y) == orig
+        if relaxed is not None and orig:
+            assert inside(relaxed, x, y)
+
+
+def test_relaxed_right_hand_side_is_the_exact_minimum_rounded_up() -> None:
+    box = Box(np.array([-1.0, 0.5]), np.array([0.25, 2.0]))
+    # y0 + x0^2 - 3 x0 x1 + x1^3 <= 0.1: min over the box of x0^2 - 3 x0 x1 + x1^3 by terms:
+    # x0^2 in [0, 1] -> 0; -3 x0 x1 with x0 x1 in [-2, 0.5] -> -1.5; x1^3 in [1/8, 8] -> 1/8
+    prop = PolynomialProperty(
+        (UnsafeCase(box, np.array([[1.0, 0, 0, 0, 1.0, -3.0, 1.0]]), np.array([0.1])),),
+        2,
+        ((2, 2), (2, 3), (3, 3, 3)),
+    )
+    relaxed = relax_polynomial(prop)
+    assert isinstance(relaxed, Property)
+    exact = Fraction(0.1) - (Fraction(0) - Fraction(3, 2) + Fraction(1, 8))
+    got = Fraction(float(relaxed.cases[0].b[0]))
+    assert got >= exact and float(got - exact) <= 2e-16 * abs(float(exact))
+    np.testing.assert_array_equal(relaxed.cases[0].A, [[1.0, 0.0]])
+
+
+def test_rows_over_inputs_implied_by_the_box_are_dropped() -> None:
+    box = Box(-np.ones(2), np.ones(2))
+    A = np.array([[0.0, 0, 0, 0, 1.0, 0], [0.0, 0, 0, 0, 0, 1.0], [1.0, 0, 0, 0, 0, 0]])
+    prop = PolynomialProperty((UnsafeCase(box, A, np.array([1.0, 0.5, 2.0])),), 2, ((2, 2), (2, 3)))
+    # x0^2 <= 1 holds on the box (dropped), x0 x1 <= 0.5 does not (scaled by 2^20)
+    case = normalize_polynomial_rows(prop).cases[0]
+    np.testing.assert_array_equal(case.A, [[0.0, 0, 0, 0, 0, 2.0**20], A[2]])
+    np.testing.assert_array_equal(case.b, [0.5 * 2.0**20, 2.0])
+
+
 # --------------------------------------------------------------------------------------------
 # Verdicts
 # --------------------------------------------------------------------------------------------
@@ -362,18 +438,47 @@ def test_products_of_outputs_need_no_input_carry() -> None:
         "(assert (< (+ (* X_0 X_0 X_1 X_1) (* Y_0 Y_0)) -0.001))",
     ],
 )
-@pytest.mark.parametrize("act", [ReLU(), Sigmoid()], ids=str)
+@pytest.mark.parametrize("act", [ReLU(), Sigmoid(), Tanh()], ids=str)
 def test_negative_squares_are_verified(body: str, act: object) -> None:
+    """Also on Sigmoid/Tanh networks, where the terms in the inputs alone are relaxed to
+    their exact minimum over the box."""
     net = seeded_network(3, [2, 5, 2], [act], scale=1.0)
     prop = parse_vnnlib_string(HEAD1 + body)
     assert isinstance(prop, PolynomialProperty)
     res = verify(net, prop, time_limit=30)
-    if isinstance(act, Sigmoid) and any(j >= 2 for m in prop.monomials for j in m):
-        # the inputs cannot be carried through a sigmoid: unknown, never a wrong answer
-        assert res.verdict is Verdict.UNKNOWN and res.reason == "unsupported"
-        assert "Sigmoid" in res.stats["unsupported"]
-        return
     assert res.verdict is Verdict.VERIFIED, res.reason
+    assert res.stats.get("relaxed_input_terms", False) is not isinstance(act, ReLU)
+
+
+@pytest.mark.parametrize("act", [Sigmoid(), Tanh()], ids=str)
+def test_products_of_outputs_and_inputs_on_smooth_networks_are_unknown(act: object) -> None:
+    net = seeded_network(3, [2, 5, 2], [act], scale=1.0)
+    prop = parse_vnnlib_string(HEAD1 + "(assert (< (* Y_0 X_0) -100))")
+    res = verify(net, prop, time_limit=30)
+    assert res.verdict is Verdict.UNKNOWN and res.reason == "unsupported"
+    assert "product of outputs and inputs" in res.stats["unsupported"]
+
+
+@pytest.mark.parametrize("act", [Sigmoid(), Tanh()], ids=str)
+@pytest.mark.parametrize("seed", range(3))
+def test_smooth_networks_never_give_a_wrong_witness(act: object, seed: int) -> None:
+    """The relaxation's witnesses must satisfy the original rows: FALSIFIED only with one."""
+    net = seeded_network(seed, [2, 6, 2], [act], scale=1.0)
+    # x0^2 + x1^2 <= 0.05 (a small disc) and y0 y1 <= t, with t met somewhere in the disc
+    g = np.stack(np.meshgrid(np.linspace(-0.2, 0.2, 41), np.linspace(-0.2, 0.2, 41)), -1)
+    g = g.reshape(-1, 2)
+    g = g[(g**2).sum(axis=1) <= 0.05]
+    y = net.forward(g)
+    t = float(np.median(y[:, 0] * y[:, 1]))
+    prop = parse_vnnlib_string(
+        HEAD1 + f"(assert (<= (+ (* X_0 X_0) (* X_1 X_1)) 0.05))(assert (<= (* Y_0 Y_1) {t!r}))"
+    )
+    assert isinstance(prop, PolynomialProperty)
+    res = verify(net, prop, time_limit=20, seed=0)
+    assert res.verdict is not Verdict.VERIFIED
+    if res.verdict is Verdict.FALSIFIED:
+        assert res.counterexample is not None
+        assert prop.is_counterexample(res.counterexample.x, net.forward(res.counterexample.x))
 
 
 def test_satisfiable_property_gives_a_replayed_witness() -> None:
