@@ -144,8 +144,8 @@ def _unknown_hint(reason: str, method: str) -> str:
         return "the time limit ran out; a larger --timeout may decide it"
     if reason == "unsupported":
         return (
-            "the property's polynomial constraints cannot be lowered onto this network (they "
-            "need the inputs carried through its activations, which Sigmoid and Tanh cannot)"
+            "the property multiplies outputs by inputs, which needs the inputs carried "
+            "through the network's activations (Sigmoid and Tanh cannot)"
         )
     if reason == "unconfirmed_counterexample":
         return (

@@ -727,8 +727,9 @@ def verify(
     arithmetic); its counterexample reports the input and ``f``'s own outputs. A
     :class:`~nncert.verify.spec.PolynomialProperty` (products of variables) is decided on the
     network ``[f(x); x; monomials]``
-    (:func:`~nncert.verify.lowering.lower_polynomial`, exact in real arithmetic), or UNKNOWN
-    (reason ``"unsupported"``) when that network cannot be built.
+    (:func:`~nncert.verify.lowering.lower_polynomial`, exact in real arithmetic); on networks
+    that cannot carry their inputs, terms in the inputs alone are relaxed soundly and a product
+    of an output and an input gives UNKNOWN (reason ``"unsupported"``).
 
     Args:
         network: the network.

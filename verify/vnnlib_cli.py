@@ -102,7 +102,7 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     # the standard's names: BND bounds, OUTC output comparisons, LIN linear arithmetic over
     # inputs and outputs, POLY products of variables (degree <= 4, at most 256 distinct
     # products; decided on [f(x); x; monomials], nncert.verify.lowering.lower_polynomial;
-    # products involving inputs on a Sigmoid/Tanh network are answered unknown)
+    # on Sigmoid/Tanh networks products of an output and an input are answered unknown)
     "arithmetic_complexity_theories": ("BND", "OUTC", "LIN", "POLY"),
     "optimised_disjunctive_reasoning": ("false",),
     "serialise_assignments": ("true",),
