@@ -652,3 +652,11 @@ def test_nncert_verify_refuses_certificates_of_polynomial_properties(tmp_path: P
     )
     assert proc.returncode != 0
     assert "polynomial" in proc.stderr
+    linear = tmp_path / "linear.vnnlib"
+    linear.write_text(HEAD1 + "(assert (<= Y_0 -1000))\n")
+    cert = tmp_path / "c.json"
+    proc = nncert("verify", str(path), str(linear), "--certificate", str(cert), "--timeout", "60")
+    assert proc.returncode == 0 and cert.exists(), proc.stderr
+    proc = nncert("check", str(cert), str(path), str(spec))
+    assert proc.returncode != 0
+    assert "polynomial constraints (products of variables) have no certificates" in proc.stderr
