@@ -35,6 +35,7 @@ from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
 from nncert.verify.options import VerifyOptions
 from nncert.verify.registry import method_names
+from nncert.verify.spec import PolynomialProperty
 from nncert.verify.vnnlib import RelationalProperty
 
 EXIT_OK = 0
@@ -67,6 +68,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         expected = vcli.load_spec(args.spec)
         if isinstance(expected, RelationalProperty):
             raise UsageError(f"{args.spec}: a relational property has no certificate to check")
+        if isinstance(expected, PolynomialProperty):
+            raise UsageError(
+                f"{args.spec}: polynomial constraints (products of variables) have no "
+                "certificates to check"
+            )
     report = check(
         cert,
         network,

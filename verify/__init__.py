@@ -36,7 +36,14 @@ from nncert.verify.network import (
     Sigmoid,
     Tanh,
 )
-from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase, robustness_property
+from nncert.verify.spec import (
+    Box,
+    MixedProperty,
+    PolynomialProperty,
+    Property,
+    UnsafeCase,
+    robustness_property,
+)
 
 # name -> module that defines it (imported on first attribute access)
 _LAZY: dict[str, str] = {
@@ -88,6 +95,7 @@ __all__ = [
     "MixedProperty",
     "Network",
     "NncertError",
+    "PolynomialProperty",
     "Property",
     "ReLU",
     "RectifiedPower",

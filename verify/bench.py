@@ -99,7 +99,7 @@ from nncert.verify.plots import cactus_plot
 from nncert.verify.processes import worker_setup
 from nncert.verify.registry import get_method, method_names
 from nncert.verify.result import Verdict
-from nncert.verify.spec import MixedProperty, Property, robustness_property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, Property, robustness_property
 from nncert.verify.vnncomp import read_instances, read_truth, write_results_csv
 from nncert.verify.vnnlib import load_vnnlib
 
@@ -728,9 +728,10 @@ def _materialize(payload: Mapping[str, Any]) -> tuple[Any, Any, Any]:
         onnx = str(payload["onnx"])
         net = _cached(f"onnx:{onnx}", lambda: from_onnx(onnx))
         prop = load_vnnlib(str(payload["spec"]))
-        if isinstance(prop, MixedProperty):
+        if isinstance(prop, MixedProperty | PolynomialProperty):
             raise ValueError(
-                "constraints over the inputs are decided by nncert verify/vnncomp, not in bench"
+                "constraints over the inputs (or products of variables) are decided by nncert "
+                "verify/vnncomp, not in bench"
             )
         if not isinstance(prop, Property):
             raise ValueError("multi-network query on a single-network row")

@@ -146,7 +146,7 @@ from nncert.verify.reports import (
     write_junit,
     write_summary,
 )
-from nncert.verify.spec import MixedProperty, Property, robustness_property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, Property, robustness_property
 from nncert.verify.vnnlib import load_vnnlib
 
 logger = logging.getLogger(__name__)
@@ -547,6 +547,8 @@ def build_jobs(manifest: Manifest) -> list[Job]:
                     what = (
                         "constraints over the inputs are"
                         if isinstance(prop, MixedProperty)
+                        else "polynomial constraints are"
+                        if isinstance(prop, PolynomialProperty)
                         else "multi-network queries are"
                     )
                     raise ManifestError(f"{entry.where}.vnnlib: {what} not supported here")

@@ -31,7 +31,7 @@ from nncert.verify.lowering import carried_result, lower_property
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
 from nncert.verify.registry import method_specs
-from nncert.verify.spec import MixedProperty, robustness_property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, robustness_property
 from nncert.verify.vnncomp_command import clock_start as _clock_start
 from nncert.verify.vnncomp_command import cmd_vnncomp
 from nncert.verify.vnncomp_command import options_from_args as _options_from_args
@@ -142,6 +142,11 @@ def _unknown_hint(reason: str, method: str) -> str:
     """What an unknown result means and what may decide it (``""`` when nothing to add)."""
     if reason == "timeout":
         return "the time limit ran out; a larger --timeout may decide it"
+    if reason == "unsupported":
+        return (
+            "the property multiplies outputs by inputs, which needs the inputs carried "
+            "through the network's activations (Sigmoid and Tanh cannot)"
+        )
     if reason == "unconfirmed_counterexample":
         return (
             "a candidate counterexample did not survive the float64/onnxruntime replay, so it "
@@ -271,6 +276,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(args.spec or ""))
+    if args.certificate and isinstance(prop, PolynomialProperty):
+        raise UsageError(
+            f"{args.spec}: no certificate: certificates of polynomial constraints (products "
+            "of variables) are not supported"
+        )
     if args.certificate and isinstance(prop, MixedProperty):
         try:  # certificates are about [f(x); x] (the relaxation of Sigmoid networks has none)
             lower_property(network, prop)

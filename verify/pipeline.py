@@ -46,7 +46,13 @@ from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError
-from nncert.verify.lowering import lower_property, relax_property
+from nncert.verify.lowering import (
+    lower_polynomial,
+    lower_property,
+    normalize_polynomial_rows,
+    relax_polynomial,
+    relax_property,
+)
 from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import limit_blas
@@ -65,7 +71,7 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import MixedProperty, Property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, Property
 from nncert.verify.witness import confirm_counterexample, is_onnx_source, onnxruntime_forward
 
 logger = logging.getLogger(__name__)
@@ -708,7 +714,7 @@ def _run_steps(ctx: _Context, spec: MethodSpec, steps: list[str | None]) -> None
 
 def verify(
     network: Network,
-    prop: Property | MixedProperty,
+    prop: Property | MixedProperty | PolynomialProperty,
     options: VerifyOptions | Mapping[str, Any] | None = None,
     *,
     progress: ProgressFn | None = None,
@@ -718,7 +724,12 @@ def verify(
 
     A :class:`~nncert.verify.spec.MixedProperty` (constraints over inputs too) is decided on
     the network ``[f(x); x]`` (:func:`~nncert.verify.lowering.lower_property`, exact in real
-    arithmetic); its counterexample reports the input and ``f``'s own outputs.
+    arithmetic); its counterexample reports the input and ``f``'s own outputs. A
+    :class:`~nncert.verify.spec.PolynomialProperty` (products of variables) is decided on the
+    network ``[f(x); x; monomials]``
+    (:func:`~nncert.verify.lowering.lower_polynomial`, exact in real arithmetic); on networks
+    that cannot carry their inputs, terms in the inputs alone are relaxed soundly and a product
+    of an output and an input gives UNKNOWN (reason ``"unsupported"``).
 
     Args:
         network: the network.
@@ -753,6 +764,8 @@ def verify(
         raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
     if isinstance(prop, MixedProperty):
         return _verify_mixed(network, prop, opts, progress)
+    if isinstance(prop, PolynomialProperty):
+        return _verify_polynomial(network, prop, opts, progress)
     if not isinstance(prop, Property):
         raise InvalidPropertyError(f"prop must be a Property, got {type(prop).__name__}")
     prop.check_network_shape(network.n_inputs, network.n_outputs)
@@ -857,6 +870,113 @@ def _verify_relaxed(
             assert network.source is not None
             outs.append(onnxruntime_forward(network.source, x.reshape(1, -1))[0])
         viol = [float(case.violation(np.concatenate([y, x]).reshape(1, -1))[0]) for y in outs]
+        if case.input_box.contains(x) and max(viol) <= 0.0:
+            cex = dataclasses.replace(cex, y=outs[0], violation=viol[0])
+            return dataclasses.replace(result, counterexample=cex, stats=stats)
+        stats["unconfirmed"] = 1
+    return dataclasses.replace(
+        result,
+        verdict=Verdict.UNKNOWN,
+        reason="unconfirmed_counterexample" if cex is not None else result.reason,
+        counterexample=None,
+        margin_upper=(None,) * n,  # values of the relaxed rows, not of the original ones
+        stats=stats,
+    )
+
+
+def _verify_polynomial(
+    network: Network,
+    prop: PolynomialProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """:func:`verify` for polynomial constraints: decide the lowered property on
+    ``h = [z_S; m]`` (:func:`~nncert.verify.lowering.normalize_polynomial_rows`, then
+    :func:`~nncert.verify.lowering.lower_polynomial` with carry offsets chosen from sound
+    interval bounds of ``f`` on the hull). VERIFIED carries over (``h`` is exact in real
+    arithmetic). A witness has been replayed on ``h`` with ``f`` as given (and in onnxruntime
+    for ONNX models), i.e. against the original constraints in float64; it is checked once more
+    here on ``[f(x); x]`` with every column, and dropped (UNKNOWN) if it fails. A network that
+    cannot carry its inputs (Sigmoid, Tanh) decides
+    :func:`~nncert.verify.lowering.relax_polynomial` instead (:func:`_verify_relaxed_poly`);
+    when that does not exist either (products of outputs and inputs), the answer is UNKNOWN
+    with reason ``"unsupported"``."""
+    prop.check_network_shape(network.n_inputs, network.n_outputs)
+    simple = normalize_polynomial_rows(prop)
+    try:
+        out = interval_bounds(network, simple.input_hull()).output
+        carry, lowered = lower_polynomial(network, simple, (out.lower, out.upper))
+    except InvalidPropertyError as err:
+        logger.info("polynomial constraints: %s; relaxing the input terms", err)
+        return _verify_relaxed_poly(network, prop, simple, opts, progress)
+    result = verify(carry, lowered, opts, progress=progress)
+    stats = {**result.stats, "monomials": len(prop.monomials)}
+    cex = result.counterexample
+    if cex is not None:
+        x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
+        y = network.forward(x)
+        case = prop.cases[cex.case_index]
+        viol = float(case.violation(prop.columns(x, y).reshape(1, -1))[0])
+        if not (case.input_box.contains(x) and viol <= 0.0):  # pragma: no cover - replayed
+            stats["unconfirmed"] = 1
+            return dataclasses.replace(
+                result,
+                verdict=Verdict.UNKNOWN,
+                reason="unconfirmed_counterexample",
+                counterexample=None,
+                stats=stats,
+            )
+        cex = dataclasses.replace(cex, y=y, violation=viol)
+    return dataclasses.replace(result, counterexample=cex, stats=stats)
+
+
+def _verify_relaxed_poly(
+    network: Network,
+    prop: PolynomialProperty,
+    simple: PolynomialProperty,
+    opts: VerifyOptions,
+    progress: ProgressFn | None,
+) -> VerificationResult:
+    """Polynomial constraints on a network that cannot carry its inputs: decide
+    :func:`~nncert.verify.lowering.relax_polynomial` (a superset of the unsafe set, so
+    VERIFIED carries over) and believe a witness only if it satisfies the original polynomial
+    rows on ``[f(x); x]`` in float64 and in onnxruntime (else UNKNOWN). No relaxation (a
+    product of an output and an input): UNKNOWN, reason ``"unsupported"``."""
+    t0 = time.perf_counter()
+    n = len(prop.cases)
+    target: Network
+    lowered: Property
+    try:
+        relaxed = relax_polynomial(simple)
+        if isinstance(relaxed, PolynomialProperty):  # products of outputs: no carry needed
+            out = interval_bounds(network, relaxed.input_hull()).output
+            target, lowered = lower_polynomial(network, relaxed, (out.lower, out.upper))
+        else:
+            target, lowered = network, relaxed
+    except InvalidPropertyError as err:
+        logger.info("polynomial constraints not decided: %s", err)
+        return VerificationResult(
+            verdict=Verdict.UNKNOWN,
+            reason="unsupported",
+            margin_lower=(None,) * n,
+            margin_upper=(None,) * n,
+            method=opts.method,
+            time=time.perf_counter() - t0,
+            stats={"cases": n, "monomials": len(prop.monomials), "unsupported": str(err)},
+        )
+    result = verify(target, lowered, opts, progress=progress)
+    stats = {**result.stats, "monomials": len(prop.monomials), "relaxed_input_terms": True}
+    if result.verdict is Verdict.VERIFIED:
+        return dataclasses.replace(result, stats=stats)
+    cex = result.counterexample
+    if cex is not None:
+        case = prop.cases[cex.case_index]
+        x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
+        outs = [network.forward(x)]
+        if opts.onnx_replay and is_onnx_source(network.source):
+            assert network.source is not None
+            outs.append(onnxruntime_forward(network.source, x.reshape(1, -1))[0])
+        viol = [float(case.violation(prop.columns(x, y).reshape(1, -1))[0]) for y in outs]
         if case.input_box.contains(x) and max(viol) <= 0.0:
             cex = dataclasses.replace(cex, y=outs[0], violation=viol[0])
             return dataclasses.replace(result, counterexample=cex, stats=stats)

@@ -14,7 +14,8 @@ A case is proven infeasible when some row has a sound lower bound ``min_x g_r(x)
 
 Constraints over the inputs (``x_0 + x_1 <= 1``, ``y_0 <= 2 x_0``) make a
 :class:`MixedProperty`: rows over ``[f(x); x]``, decided on a network that outputs its inputs
-too (:mod:`nncert.verify.lowering`).
+too (:mod:`nncert.verify.lowering`). Products of those (``x_0 x_1 <= 1``, ``y_0 y_1 >= 0``)
+make a :class:`PolynomialProperty`: rows over ``[f(x); x]`` and monomials of it.
 
 Robustness (FORMULATIONS.md section 2.2): for label ``y`` and each target ``j != y``,
 ``c_j = e_y - e_j``; the unsafe case for ``j`` is ``f_y(x) - f_j(x) <= 0``, i.e.
@@ -338,6 +339,141 @@ class MixedProperty:
         return hash((self.n_outputs, self.cases))
 
 
+#: largest degree of a monomial in a :class:`PolynomialProperty`
+MAX_MONOMIAL_DEGREE = 4
+
+#: largest number of distinct nonlinear monomials in a :class:`PolynomialProperty`
+MAX_MONOMIALS = 256
+
+
+def monomial_values(monomials: Sequence[tuple[int, ...]], z: ArrayLike) -> FloatArray:
+    """The monomials evaluated in float64 at ``z`` (shape ``(n,)`` or ``(batch, n)``): entry
+    ``k`` is the product ``z[m_k[0]] * z[m_k[1]] * ...``, multiplied left to right."""
+    Z = np.asarray(z, dtype=np.float64)
+    one = Z.ndim == 1
+    Z = np.atleast_2d(Z)
+    out = np.empty((Z.shape[0], len(monomials)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, mono in enumerate(monomials):
+            v = Z[:, mono[0]].copy()
+            for i in mono[1:]:
+                v = v * Z[:, i]
+            out[:, k] = v
+    return out[0] if one else out
+
+
+@dataclass(frozen=True, eq=False)
+class PolynomialProperty:
+    """A property whose constraints are polynomials in the outputs and the inputs.
+
+    Case ``i`` is unsafe iff some ``x`` in its input box has ``A_i [f(x); x; m(x)] <= b_i``
+    (every row), where ``z = [f(x); x]`` (``n_outputs`` outputs, then the inputs) and
+    ``m_k = prod_{j in monomials[k]} z_j`` are the nonlinear monomials (degree 2 to
+    :data:`MAX_MONOMIAL_DEGREE`, at most :data:`MAX_MONOMIALS` of them). A row is thus a
+    polynomial constraint ``sum_j a_j z_j + sum_k c_k m_k <= b``, e.g. ``x_0 x_0 <= -1`` or
+    ``y_0 - x_0 y_1 <= 0``. The property **holds** iff no case is satisfiable.
+
+    Like :class:`MixedProperty` it is deliberately not a :class:`Property` (code written for
+    output rows must not misread these rows). :func:`nncert.verify.verify` decides it on a
+    network that outputs ``z`` and the monomials, computed exactly in real arithmetic
+    (:func:`nncert.verify.lowering.lower_polynomial`).
+
+    Attributes:
+        cases: the unsafe cases; each ``A`` has ``n_outputs + n_inputs + len(monomials)``
+            columns.
+        n_outputs: the number of network outputs.
+        monomials: per monomial, the sorted column indices into ``z = [f(x); x]`` of its
+            factors (with repetition: ``(2, 2)`` is ``z_2^2``).
+        name: optional label (the file name when loaded).
+    """
+
+    cases: tuple[UnsafeCase, ...]
+    n_outputs: int
+    monomials: tuple[tuple[int, ...], ...]
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        lowered = Property(tuple(self.cases), name=self.name)
+        n_out = int(self.n_outputs)
+        monos = tuple(tuple(int(i) for i in m) for m in self.monomials)
+        n_in = lowered.n_inputs
+        n_z = n_out + n_in
+        if n_out <= 0 or lowered.n_outputs != n_z + len(monos):
+            raise InvalidPropertyError(
+                f"PolynomialProperty: rows have {lowered.n_outputs} columns, expected {n_out} "
+                f"outputs + {n_in} inputs + {len(monos)} monomials"
+            )
+        if len(monos) > MAX_MONOMIALS:
+            raise InvalidPropertyError(
+                f"PolynomialProperty: {len(monos)} monomials, at most {MAX_MONOMIALS} supported"
+            )
+        for m in monos:
+            if not 2 <= len(m) <= MAX_MONOMIAL_DEGREE or list(m) != sorted(m):
+                raise InvalidPropertyError(
+                    f"PolynomialProperty: monomial {m} must be sorted, of degree 2 to "
+                    f"{MAX_MONOMIAL_DEGREE}"
+                )
+            if m[0] < 0 or m[-1] >= n_z:
+                raise InvalidPropertyError(
+                    f"PolynomialProperty: monomial {m} refers to columns outside 0..{n_z - 1}"
+                )
+        if len(set(monos)) != len(monos):
+            raise InvalidPropertyError("PolynomialProperty: monomials must be distinct")
+        object.__setattr__(self, "cases", lowered.cases)
+        object.__setattr__(self, "n_outputs", n_out)
+        object.__setattr__(self, "monomials", monos)
+
+    @property
+    def n_inputs(self) -> int:
+        """Input dimension."""
+        return self.cases[0].input_box.dim
+
+    @property
+    def label(self) -> None:
+        """No robustness label (for code that reads :attr:`Property.label`)."""
+        return None
+
+    def augmented(self) -> Property:
+        """The same cases as a :class:`Property` on ``[f(x); x; m(x)]``."""
+        return Property(self.cases, name=self.name)
+
+    def input_hull(self) -> Box:
+        """The smallest box containing every case's input box."""
+        return self.augmented().input_hull()
+
+    def columns(self, x: ArrayLike, y: ArrayLike) -> FloatArray:
+        """``[y; x; m]`` in float64 for input ``x`` and network output ``y`` (one point)."""
+        xv = np.asarray(x, dtype=np.float64).reshape(-1)
+        yv = np.asarray(y, dtype=np.float64).reshape(-1)
+        z = np.concatenate([yv, xv])
+        return np.concatenate([z, monomial_values(self.monomials, z)])
+
+    def is_counterexample(
+        self, x: ArrayLike, y: ArrayLike, *, atol_in: float = 0.0, atol_out: float = 0.0
+    ) -> bool:
+        """Whether input ``x`` with network output ``y`` violates the property: some case's
+        polynomial rows, evaluated in float64 (monomials multiplied left to right), hold."""
+        xv = np.asarray(x, dtype=np.float64).reshape(-1)
+        cols = self.columns(xv, y)
+        return self.augmented().is_counterexample(xv, cols, atol_in=atol_in, atol_out=atol_out)
+
+    def check_network_shape(self, n_inputs: int, n_outputs: int, *, where: str = "") -> None:
+        """Raise :class:`InvalidPropertyError` when the property does not fit a network."""
+        _check_shape(self.n_inputs, self.n_outputs, n_inputs, n_outputs, where)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, PolynomialProperty)
+            and self.n_outputs == other.n_outputs
+            and self.monomials == other.monomials
+            and len(self.cases) == len(other.cases)
+            and all(a == b for a, b in zip(self.cases, other.cases))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.n_outputs, self.monomials, self.cases))
+
+
 def _check_shape(p_in: int, p_out: int, n_inputs: int, n_outputs: int, where: str) -> None:
     """Raise :class:`InvalidPropertyError` when a property with ``p_in`` inputs and ``p_out``
     outputs does not fit a network with ``n_inputs`` and ``n_outputs``."""
@@ -624,14 +760,18 @@ class RelationalProperty:
 
 
 __all__ = [
+    "MAX_MONOMIALS",
+    "MAX_MONOMIAL_DEGREE",
     "RELATION_KINDS",
     "Box",
     "MixedProperty",
     "NetworkDecl",
+    "PolynomialProperty",
     "Property",
     "RelationalCase",
     "RelationalProperty",
     "TensorDecl",
     "UnsafeCase",
+    "monomial_values",
     "robustness_property",
 ]

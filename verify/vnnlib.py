@@ -18,7 +18,11 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
   arbitrarily (``(and)`` is true, ``(or)`` is false) over binary comparisons
   ``<= >= < > =`` between linear terms:
   numerals (``1``, ``-0.5``, ``1e-05``), variables, ``(+ ...)``, ``(- a)``, ``(- a b ...)``,
-  ``(* ...)`` with at most one non-constant factor and ``(/ a c)`` with a constant ``c``.
+  ``(* ...)`` and ``(/ a c)`` with a constant ``c``. Terms are polynomials: products of
+  variables (``(* X_0 X_0)``, ``(* Y_0 X_1)``, ``(* 2 X_0 (+ X_1 Y_0))``) are expanded into
+  monomials of degree at most :data:`~nncert.verify.spec.MAX_MONOMIAL_DEGREE` (4), with at
+  most :data:`~nncert.verify.spec.MAX_MONOMIALS` (256) distinct ones in a file; beyond either
+  cap the file is rejected (``"line N: polynomial term of degree 5 in (* ...): ..."``).
 * **Strict comparisons are read as non-strict**: every unsafe set is closed. This is the usual
   VNN-COMP convention (a verifier that proves the closed set empty has also proven the open one
   empty, i.e. the relaxation is sound for ``unsat``); a counterexample on the boundary of a
@@ -30,9 +34,15 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
   (``(<= (+ X_0 X_1) 1)``) or inputs and outputs (``(<= Y_0 (* 2 X_0))``) are rows over
   ``[y; x]``: the file then gives a :class:`~nncert.verify.spec.MixedProperty`, which
   :func:`nncert.verify.verify` decides on the network ``[f(x); x]``
-  (:mod:`nncert.verify.lowering`). Products of variables (polynomial constraints) raise
-  :class:`~nncert.verify.errors.InvalidPropertyError`. Every input must be bounded (by
-  single-variable bounds) in every disjunct. A DNF larger than :data:`MAX_DISJUNCTS`
+  (:mod:`nncert.verify.lowering`). A comparison with a product of variables (a polynomial
+  constraint, VNN-LIB's POLY theory: ``(< (* X_0 X_0) -1)``, ``(<= (* Y_0 Y_1) 0)``) is a
+  row over ``[y; x]`` and the monomials that occur: the file then gives a
+  :class:`~nncert.verify.spec.PolynomialProperty` (monomials numbered in order of first
+  appearance, those with a zero coefficient everywhere dropped), which
+  :func:`nncert.verify.verify` decides on the network ``[f(x); x; monomials]``
+  (:func:`nncert.verify.lowering.lower_polynomial`). Files without products give exactly the
+  objects they gave before. Every input must be bounded (by single-variable bounds) in every
+  disjunct. A DNF larger than :data:`MAX_DISJUNCTS`
   disjuncts is rejected.
 * **Empty input boxes are errors, never vacuous proofs.** A lower bound above an upper bound
   is almost always a typo, and an empty box would make the property "hold" for no reason.
@@ -56,7 +66,9 @@ VNN-LIB 1.0 (own reader, :func:`parse_vnnlib_string`):
 
 VNN-LIB 2.0 (through the official ``vnnlib`` package, imported lazily): the package parses and
 type-checks the query; nncert converts its typed AST itself (``BoolExpr`` walk with the same DNF
-code as above, ``ArithExpr.to_linear_expr()`` for the comparisons) rather than calling
+code as above, ``ArithExpr.to_linear_expr()`` for the comparisons; when that refuses a product
+of variables, an own walk of ``Var``, ``Float``/``Int``, ``Negate``, ``Plus``, ``Minus`` and
+``Multiply`` into the same polynomials as the 1.0 reader) rather than calling
 ``vnnlib.compat.transform``. In ``vnnlib`` 1.0.2 that transform reads ``==`` as ``<=`` only
 (dropping half of the equality), supports only one input tensor, and mis-combines several
 asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a separate disjunct
@@ -64,9 +76,10 @@ without output constraints, i.e. "always unsafe"); the own conversion has none o
 and gives the same cases otherwise (checked in the tests). Single-network queries become a
 :class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
 declaration order, each flattened in C order), or a
-:class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds;
+:class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds,
+or a :class:`~nncert.verify.spec.PolynomialProperty` with products of variables;
 queries with several networks (``equal-to`` / ``isomorphic-to``) become a
-:class:`RelationalProperty`.
+:class:`RelationalProperty` (products of variables are refused there).
 
 All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
 ``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
@@ -91,10 +104,13 @@ from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.fileio import check_deadline, deadline_from, read_input, write_atomic
 from nncert.verify.network import FloatArray
 from nncert.verify.spec import (
+    MAX_MONOMIAL_DEGREE,
+    MAX_MONOMIALS,
     RELATION_KINDS,
     Box,
     MixedProperty,
     NetworkDecl,
+    PolynomialProperty,
     Property,
     RelationalCase,
     RelationalProperty,
@@ -105,7 +121,7 @@ from nncert.verify.spec import (
 MAX_DISJUNCTS = 100_000
 """Largest DNF (number of disjuncts) :func:`load_vnnlib` accepts before giving up."""
 
-#: the message for products of variables (VNN-LIB's POLY theory), which nncert does not decide
+#: the message for products of variables where nncert does not decide them (several networks)
 _POLY_UNSUPPORTED = "polynomial constraints (products of variables) are not supported"
 
 _MAX_DNF_ATOMS = 20_000_000  # total comparisons over all disjuncts (memory guard)
@@ -168,6 +184,66 @@ def _make_atom(
             return _Atom("bound", coefs, rhs, eq, v, -np.inf, val, line)
         return _Atom("bound", coefs, rhs, eq, v, val, np.inf, line)
     return _Atom("row", coefs, rhs, eq)
+
+
+_Linear: TypeAlias = tuple[dict[int, float], float]
+
+
+class _Monomials:
+    """Nonlinear monomials of one parse, interned as pseudo-variables.
+
+    Variable ids ``0 .. base - 1`` are the declared variables; the monomial with sorted factor
+    ids ``key`` (degree 2 to :data:`~nncert.verify.spec.MAX_MONOMIAL_DEGREE`) gets the id
+    ``base + k`` (``k``: order of first appearance). A linear form over such ids
+    (``(coefs, constant)``) is then a polynomial, and the comparisons built from it are
+    ordinary rows whose monomial columns :func:`_to_property` turns into a
+    :class:`~nncert.verify.spec.PolynomialProperty`.
+    """
+
+    def __init__(self, base: int, err: _ErrFn) -> None:
+        self.base = base
+        self.err = err
+        self.keys: list[tuple[int, ...]] = []
+        self.ids: dict[tuple[int, ...], int] = {}
+
+    def factors(self, v: int) -> tuple[int, ...]:
+        """The factor ids of variable or monomial ``v``."""
+        return (v,) if v < self.base else self.keys[v - self.base]
+
+    def _intern(self, key: tuple[int, ...], line: int, describe: Callable[[], str]) -> int:
+        if len(key) > MAX_MONOMIAL_DEGREE:
+            raise self.err(
+                line,
+                f"polynomial term of degree {len(key)} in {describe()}: at most degree "
+                f"{MAX_MONOMIAL_DEGREE} is supported",
+            )
+        v = self.ids.get(key)
+        if v is None:
+            if len(self.keys) >= MAX_MONOMIALS:
+                raise self.err(
+                    line,
+                    f"polynomial constraints with more than {MAX_MONOMIALS} distinct products "
+                    f"of variables are not supported (at {describe()})",
+                )
+            v = self.base + len(self.keys)
+            self.keys.append(key)
+            self.ids[key] = v
+        return v
+
+    def product(self, p: _Linear, q: _Linear, line: int, describe: Callable[[], str]) -> _Linear:
+        """The polynomial ``p * q`` (both may contain monomials)."""
+        (cp, kp), (cq, kq) = p, q
+        coefs: dict[int, float] = {}
+        for v, a in cp.items():
+            coefs[v] = coefs.get(v, 0.0) + a * kq
+        for v, a in cq.items():
+            coefs[v] = coefs.get(v, 0.0) + kp * a
+        for v, a in cp.items():
+            fv = self.factors(v)
+            for w, c in cq.items():
+                m = self._intern(tuple(sorted(fv + self.factors(w))), line, describe)
+                coefs[m] = coefs.get(m, 0.0) + a * c
+        return coefs, kp * kq
 
 
 _T = TypeVar("_T")
@@ -393,13 +469,19 @@ def _to_property(
     name: str,
     input_names: Callable[[int], str],
     err: _ErrFn,
-) -> Property | MixedProperty:
-    """Build the :class:`Property` (checking that every input is bounded), or a
-    :class:`MixedProperty` when some row involves an input (columns ``[y; x]``)."""
+    monos: _Monomials | None = None,
+) -> Property | MixedProperty | PolynomialProperty:
+    """Build the :class:`Property` (checking that every input is bounded), a
+    :class:`MixedProperty` when some row involves an input (columns ``[y; x]``), or a
+    :class:`PolynomialProperty` when some row involves a product of variables (columns
+    ``[y; x; m]``, the monomials ``m`` that occur in the kept rows, in order of appearance)."""
     if not kept:
         vac = UnsafeCase(Box(np.zeros(n_x), np.zeros(n_x)), np.zeros((1, n_y)), np.array([-1.0]))
         return Property((vac,), name=f"{name} (vacuous)")
-    mixed = any(v < n_x for d in kept for r in d.rows for v in r.coefs)
+    base = n_x + n_y
+    used = sorted({v for d in kept for r in d.rows for v in r.coefs if v >= base})
+    mixed = bool(used) or any(v < n_x for d in kept for r in d.rows for v in r.coefs)
+    n_cols = base + (len(monos.keys) if monos is not None else 0)
     cases = []
     for k, d in enumerate(kept):
         bad = ~np.isfinite(d.lower) | ~np.isfinite(d.upper)
@@ -408,10 +490,18 @@ def _to_property(
             side = "lower" if not np.isfinite(d.lower[i]) else "upper"
             where = f" in disjunct {k + 1} of {len(kept)}" if len(kept) > 1 else ""
             raise err(None, f"input {input_names(i)} has no finite {side} bound{where}")
-        A, b = _rows_matrix(d.rows, 0, n_x + n_y) if mixed else _rows_matrix(d.rows, n_x, n_y)
-        if mixed:  # columns [x; y] -> [y; x]
-            A = np.hstack([A[:, n_x:], A[:, :n_x]])
+        A, b = _rows_matrix(d.rows, 0, n_cols) if mixed else _rows_matrix(d.rows, n_x, n_y)
+        if mixed:  # columns [x; y; all monomials] -> [y; x; used monomials]
+            A = np.hstack([A[:, n_x:base], A[:, :n_x], A[:, used]])
         cases.append(UnsafeCase(Box(d.lower, d.upper), A, b))
+    if used:
+        assert monos is not None
+
+        def column(v: int) -> int:  # reader id (x first) -> column of [y; x]
+            return v + n_y if v < n_x else v - n_x
+
+        keys = tuple(tuple(sorted(column(v) for v in monos.factors(u))) for u in used)
+        return PolynomialProperty(tuple(cases), n_outputs=n_y, monomials=keys, name=name)
     if mixed:
         return MixedProperty(tuple(cases), n_outputs=n_y, name=name)
     return Property(tuple(cases), name=name)
@@ -523,9 +613,6 @@ def _head(node: _SList) -> str | None:
     return None
 
 
-_Linear: TypeAlias = tuple[dict[int, float], float]
-
-
 class _V1Reader:
     """State of one VNN-LIB 1.0 parse."""
 
@@ -536,8 +623,9 @@ class _V1Reader:
         self.n_x = 0
         self.lookup: dict[str, int] = {}
         self.tick = _ticker(deadline, path)
+        self.monos = _Monomials(0, self.err)
 
-    def read(self) -> Property | MixedProperty:
+    def read(self) -> Property | MixedProperty | PolynomialProperty:
         err = self.err
         tick = self.tick
         commands = _read_sexprs(self.text, err, tick)
@@ -577,6 +665,7 @@ class _V1Reader:
         self.n_x = n_x
         self.lookup = {f"X_{i}": i for i in range(n_x)}
         self.lookup.update({f"Y_{j}": n_x + j for j in range(n_y)})
+        self.monos = _Monomials(n_x + n_y, err)
 
         def names(i: int) -> str:
             return f"X_{i}"
@@ -603,7 +692,7 @@ class _V1Reader:
         base, tails = _and_combine(dnfs, err, asserts[0][0] if asserts else 0, names)
         kept, dropped = _assemble(base, tails, n_x, tick)
         _check_region(kept, dropped, names, err)
-        return _to_property(kept, n_x, n_y, Path(self.path).name, names, err)
+        return _to_property(kept, n_x, n_y, Path(self.path).name, names, err, self.monos)
 
     def _declare(self, cmd: _SList, xs: dict[int, int], ys: dict[int, int]) -> None:
         err = self.err
@@ -722,12 +811,15 @@ class _V1Reader:
             c, k = parts[0]
             return {v: -a for v, a in c.items()}, -k
         if op == "*":
+            if sum(1 for c, _ in parts if c) > 1:  # a product of variables: a polynomial
+                acc = parts[0]
+                for p in parts[1:]:
+                    acc = self.monos.product(acc, p, n[0], lambda: _render(n))
+                return acc
             scale = 1.0
             var_part: _Linear | None = None
             for c, k in parts:
                 if c:
-                    if var_part is not None:
-                        raise self.err(n[0], f"{_POLY_UNSUPPORTED}: {_render(n)}")
                     var_part = (c, k)
                 else:
                     scale *= k
@@ -745,7 +837,7 @@ class _V1Reader:
 
 def _vnnlib1_property(
     text: str, path: str, deadline: float | None = None
-) -> Property | MixedProperty:
+) -> Property | MixedProperty | PolynomialProperty:
     return _V1Reader(text, path, deadline).read()
 
 
@@ -850,8 +942,9 @@ class _V2Converter:
                 off += t.size
         self.n_y = off - self.n_x
         self.relational = len(nets) > 1
+        self.monos = _Monomials(off, self.err)
 
-    def convert(self) -> Property | MixedProperty | RelationalProperty:
+    def convert(self) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
         vn = self.vnnlib
         err = self.err
 
@@ -880,7 +973,7 @@ class _V2Converter:
         _check_region(kept, dropped, names, err)
         name = Path(self.path).name
         if not self.relational:
-            return _to_property(kept, self.n_x, self.n_y, name, names, err)
+            return _to_property(kept, self.n_x, self.n_y, name, names, err, self.monos)
         cases = []
         for d in kept:
             A, b = _rows_matrix(d.rows, 0, self.n_x + self.n_y)
@@ -901,26 +994,88 @@ class _V2Converter:
                 continue
         return 0
 
-    def _linear(self, expr: Any, line: int) -> tuple[dict[int, float], float]:
+    def _var_id(self, var: Any, line: int) -> int:
+        """The id of a (declared input or output) variable entry: its offset in ``z``."""
+        entry = self.vars.get(str(var.name))
+        if entry is None:
+            kind = getattr(var.kind, "name", "")
+            what = "hidden variables are" if kind == "Hidden" else f"variable {var.name} is"
+            raise self.err(line, f"{what} not supported in constraints")
+        off, shape = entry
+        flat = 0
+        for i, s in zip(var.indices, shape):
+            flat = flat * s + int(i)
+        return off + flat
+
+    def _linear(self, expr: Any, line: int) -> _Linear:
         try:
             lin = expr.to_linear_expr()
-        except self.vnnlib.VNNLibException as exc:
-            raise self.err(line, f"{_POLY_UNSUPPORTED}: {expr} ({exc})") from exc
+        except self.vnnlib.VNNLibException:
+            return self._polynomial(expr, line)
         coefs: dict[int, float] = {}
         for t in lin.terms:
-            var = t.var
-            entry = self.vars.get(str(var.name))
-            if entry is None:
-                kind = getattr(var.kind, "name", "")
-                what = "hidden variables are" if kind == "Hidden" else f"variable {var.name} is"
-                raise self.err(line, f"{what} not supported in constraints")
-            off, shape = entry
-            flat = 0
-            for i, s in zip(var.indices, shape):
-                flat = flat * s + int(i)
-            v = off + flat
+            v = self._var_id(t.var, line)
             coefs[v] = coefs.get(v, 0.0) + float(t.coeff)
         return coefs, float(lin.constant)
+
+    def _polynomial(self, expr: Any, line: int) -> _Linear:
+        """The polynomial of a term with products of variables (``to_linear_expr`` refuses
+        them): an explicit-stack walk of ``Var``, numerals, ``Negate``, ``Plus``, ``Minus``
+        and ``Multiply``."""
+        vn = self.vnnlib
+        if self.relational:
+            raise self.err(line, f"{_POLY_UNSUPPORTED} in queries over several networks: {expr}")
+
+        def describe() -> str:
+            return " ".join(str(expr).split())
+
+        stack: list[tuple[Any, bool]] = [(expr, False)]
+        results: list[_Linear] = []
+        while stack:
+            self.tick()
+            node, expanded = stack.pop()
+            if isinstance(node, vn.Var):
+                results.append(({self._var_id(node, line): 1.0}, 0.0))
+                continue
+            if isinstance(node, vn.Float | vn.Int | vn.Literal):
+                val = float(node.value if hasattr(node, "value") else node.lexeme)
+                if not math.isfinite(val):
+                    raise self.err(line, f"constant out of range in {describe()}")
+                results.append(({}, val))
+                continue
+            if isinstance(node, vn.Negate):
+                kids: tuple[Any, ...] = (node.expr,)
+            elif isinstance(node, vn.Plus | vn.Multiply):
+                kids = tuple(node.args)
+            elif isinstance(node, vn.Minus):
+                kids = (node.head, *node.rest)
+            else:
+                raise self.err(line, f"unsupported term {type(node).__name__} in {describe()}")
+            if not expanded:
+                stack.append((node, True))
+                stack.extend((k, False) for k in reversed(kids))
+                continue
+            parts = results[len(results) - len(kids) :]
+            del results[len(results) - len(kids) :]
+            if isinstance(node, vn.Multiply):
+                acc = parts[0]
+                for p in parts[1:]:
+                    acc = self.monos.product(acc, p, line, describe)
+                results.append(acc)
+                continue
+            if isinstance(node, vn.Negate) or (isinstance(node, vn.Minus) and len(parts) == 1):
+                c, k = parts[0]
+                results.append(({v: -a for v, a in c.items()}, -k))
+                continue
+            sign = 1.0 if isinstance(node, vn.Plus) else -1.0
+            coefs = dict(parts[0][0])
+            const = parts[0][1]
+            for c, k in parts[1:]:
+                for v, a in c.items():
+                    coefs[v] = coefs.get(v, 0.0) + sign * a
+                const += sign * k
+            results.append((coefs, const))
+        return results[0]
 
     def _atomize(self, node: Any) -> _Atom:
         vn = self.vnnlib
@@ -953,7 +1108,7 @@ class _V2Converter:
 
 def _vnnlib2_property(
     text: str, path: str, deadline: float | None = None
-) -> Property | MixedProperty | RelationalProperty:
+) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     err = _error_factory(path)
     try:
         import vnnlib
@@ -993,7 +1148,7 @@ def _read_text(path: str | os.PathLike[str], deadline: float | None = None) -> s
 
 def parse_vnnlib_string(
     text: str, *, name: str = "<string>", time_limit: float | None = None
-) -> Property | MixedProperty | RelationalProperty:
+) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     """Parse VNN-LIB text (version 1.0 or 2.0); ``name`` is used in messages and as the name.
 
     See :func:`load_vnnlib` for the semantics, ``time_limit`` and errors.
@@ -1006,7 +1161,7 @@ def parse_vnnlib_string(
 
 def load_vnnlib(
     path: str | os.PathLike[str], *, time_limit: float | None = None
-) -> Property | MixedProperty | RelationalProperty:
+) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
     The file describes the **unsafe set**: the returned :class:`~nncert.verify.spec.Property`
@@ -1027,12 +1182,14 @@ def load_vnnlib(
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
         queries (a :class:`~nncert.verify.spec.MixedProperty` when some constraint involves
-        the inputs beyond single-variable bounds), a :class:`RelationalProperty` for 2.0
-        queries over several networks.
+        the inputs beyond single-variable bounds, a
+        :class:`~nncert.verify.spec.PolynomialProperty` when some constraint has a product
+        of variables), a :class:`RelationalProperty` for 2.0 queries over several networks.
 
     Raises:
         InvalidPropertyError: unreadable file, bad gzip or encoding, a ``.gz`` file expanding
-            beyond the cap, syntax errors, unsupported constraints (products of variables),
+            beyond the cap, syntax errors, unsupported constraints (products of degree above
+            4 or more than 256 distinct ones, products in multi-network queries),
             unbounded inputs, an empty input box or a too-large DNF; the message is one line
             of the form
             ``"<path>: line N: <problem>"``.

@@ -100,8 +100,10 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     # comparisons between different outputs and inputs (Y_0 <= Y_1, Y_0 <= 2 X_0) are decided
     "multiple_node_comparison_theories": ("SNC", "MNC"),
     # the standard's names: BND bounds, OUTC output comparisons, LIN linear arithmetic over
-    # inputs and outputs; POLY (products of variables) is refused with a message
-    "arithmetic_complexity_theories": ("BND", "OUTC", "LIN"),
+    # inputs and outputs, POLY products of variables (degree <= 4, at most 256 distinct
+    # products; decided on [f(x); x; monomials], nncert.verify.lowering.lower_polynomial;
+    # on Sigmoid/Tanh networks products of an output and an input are answered unknown)
+    "arithmetic_complexity_theories": ("BND", "OUTC", "LIN", "POLY"),
     "optimised_disjunctive_reasoning": ("false",),
     "serialise_assignments": ("true",),
     "unsat_proofs": ("false",),

@@ -72,15 +72,17 @@ def confirm_counterexample(
     if not viol <= 0.0:
         return None
     checked = False
-    # a network carrying its inputs to its outputs (constraints over the inputs): replay the
-    # original model and append the input, as InputCarryNetwork.forward does
-    base = network.base if isinstance(network, InputCarryNetwork) else None
+    # a network carrying its inputs to its outputs (constraints over the inputs, products of
+    # variables): replay the original model and extend its outputs as the network's forward
+    # does ([f(x); x], or the used columns and monomials of it, in float64)
+    carry = network if isinstance(network, InputCarryNetwork) else None
+    base = carry.base if carry is not None else None
     source = network.source if base is None else base.source
     if onnx_replay and is_onnx_source(source):
         assert source is not None
         y_ort = onnxruntime_forward(source, xc.reshape(1, -1))[0]
-        if base is not None:
-            y_ort = np.concatenate([y_ort, xc])
+        if carry is not None and base is not None:
+            y_ort = carry.extend(y_ort, xc)
         v_ort = float(case.violation(y_ort.reshape(1, -1))[0])
         if not v_ort <= 0.0:
             logger.info("candidate rejected by onnxruntime replay (violation %.3g)", v_ort)

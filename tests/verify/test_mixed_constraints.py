@@ -25,7 +25,7 @@ from nncert.verify.lowering import InputCarryNetwork, carry_inputs, lower_proper
 from nncert.verify.network import HardTanh, LeakyReLU, Network, ReLU, Sigmoid, Tanh
 from nncert.verify.pipeline import verify
 from nncert.verify.result import Verdict
-from nncert.verify.spec import Box, MixedProperty, Property, UnsafeCase
+from nncert.verify.spec import Box, MixedProperty, PolynomialProperty, Property, UnsafeCase
 from nncert.verify.vnnlib import parse_vnnlib_string
 
 V1 = """(declare-const X_0 Real)
@@ -88,9 +88,9 @@ def test_output_comparisons_stay_plain_rows() -> None:
         pytest.param(V2.replace("(* 2.0 X[0])", "(* X[0] X[1])"), id="v2"),
     ],
 )
-def test_polynomial_constraints_are_refused_clearly(text: str) -> None:
-    with pytest.raises(InvalidPropertyError, match=r"polynomial constraints .* not supported"):
-        parse_vnnlib_string(text)
+def test_polynomial_constraints_are_polynomial_properties(text: str) -> None:
+    # decided since issue 16 item 3 (tests/verify/test_polynomial_constraints.py)
+    assert isinstance(parse_vnnlib_string(text), PolynomialProperty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,10 +339,10 @@ def test_vnnlib_cli_end_to_end(tmp_path: Path) -> None:
     assert x.sum() <= 0.5
 
 
-def test_supports_reports_linear_and_not_polynomial() -> None:
+def test_supports_reports_linear_and_polynomial() -> None:
     from nncert.verify.vnnlib_cli import CAPABILITIES
 
-    assert CAPABILITIES["arithmetic_complexity_theories"] == ("BND", "OUTC", "LIN")
+    assert CAPABILITIES["arithmetic_complexity_theories"] == ("BND", "OUTC", "LIN", "POLY")
     assert "MNC" in CAPABILITIES["multiple_node_comparison_theories"]
 
 

@@ -631,7 +631,9 @@ MALFORMED = [
     pytest.param((D11 + BOX + "(assert (not (<= Y_0 1)))").encode(), "'not'", id="not"),
     pytest.param((D11 + BOX + "(assert Y_0)").encode(), "formula", id="atom-formula"),
     pytest.param(
-        (D11 + BOX + "(assert (<= (* Y_0 Y_0) 1))").encode(), "polynomial", id="nonlinear"
+        (D11 + BOX + "(assert (<= (* Y_0 Y_0 X_0 Y_0 Y_0) 1))").encode(),
+        "polynomial term of degree 5",
+        id="nonlinear-degree-5",
     ),
     pytest.param((D11 + BOX + "(assert (<= (/ Y_0 0) 1))").encode(), "division by zero", id="div0"),
     pytest.param((D11 + BOX + "(assert (<= (exp Y_0) 1))").encode(), "unsupported term", id="exp"),
@@ -657,7 +659,9 @@ MALFORMED = [
     pytest.param((V2_HEAD + "(assert (<= X[9] 1.0))").encode(), "out of bounds", id="v2-index"),
     pytest.param((V2_HEAD + "(assert (!= Y[0] 1.0))").encode(), "'!='", id="v2-not-equal"),
     pytest.param(
-        (V2_HEAD + "(assert (<= (* Y[0] Y[1]) 1.0))").encode(), "polynomial", id="v2-nonlinear"
+        (V2_HEAD + "(assert (<= (* Y[0] Y[1] Y[0] Y[1] X[0]) 1.0))").encode(),
+        "polynomial term of degree 5",
+        id="v2-nonlinear-degree-5",
     ),
     pytest.param((V2_HEAD + "(assert (<= Y[0] 1.0))").encode(), "no finite", id="v2-unbounded"),
 ]
@@ -677,7 +681,7 @@ def test_malformed_input_raises(tmp_path: Path, data: bytes, fragment: str) -> N
 
 def test_error_reports_line_number(tmp_path: Path) -> None:
     path = tmp_path / "l.vnnlib"
-    path.write_text(D11 + "\n\n(assert (<= (* X_0 Y_0) 1))\n")
+    path.write_text(D11 + "\n\n(assert (<= (* X_0 Y_0 X_0 Y_0 X_0) 1))\n")
     with pytest.raises(InvalidPropertyError, match=r"l\.vnnlib: line 5: "):
         load_vnnlib(path)
 
