@@ -73,7 +73,7 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from nncert.verify.errors import InvalidPropertyError
 from nncert.verify.network import (
@@ -229,6 +229,23 @@ def _implied(c: FloatArray, e: float, box: Box) -> bool:
     return top <= Fraction(e)
 
 
+def _kept_rows(
+    case: UnsafeCase, keep: NDArray[np.bool_], input_only: NDArray[np.bool_]
+) -> UnsafeCase:
+    """``case`` with only the rows ``keep``: the kept rows over inputs alone are scaled by
+    ``2**INPUT_ROW_SCALE_EXP`` (exact; skipped if it would overflow), and a case left without
+    rows gets the always-true row ``0 <= 1`` (its dropped rows hold on the whole box)."""
+    A, b = case.A[keep].copy(), case.b[keep].copy()
+    scale = input_only[keep]
+    scaled_A = np.ldexp(A[scale], INPUT_ROW_SCALE_EXP)
+    scaled_b = np.ldexp(b[scale], INPUT_ROW_SCALE_EXP)
+    if np.all(np.isfinite(scaled_A)) and np.all(np.isfinite(scaled_b)):
+        A[scale], b[scale] = scaled_A, scaled_b
+    if not keep.any():
+        A, b = np.zeros((1, case.A.shape[1])), np.ones(1)
+    return UnsafeCase(case.input_box, A, b)
+
+
 def normalize_input_rows(prop: MixedProperty) -> Property | MixedProperty:
     """The same unsafe set, in the form branch and bound searches well: rows over inputs
     alone that hold on the whole box of their case are dropped, the other ones scaled by
@@ -252,15 +269,7 @@ def normalize_input_rows(prop: MixedProperty) -> Property | MixedProperty:
         keep = np.ones(case.n_rows, dtype=bool)
         for r in np.flatnonzero(input_only):
             keep[r] = not _implied(case.A[r, n_out:], float(case.b[r]), box)
-        A, b = case.A[keep].copy(), case.b[keep].copy()
-        scale = input_only[keep]
-        scaled_A = np.ldexp(A[scale], INPUT_ROW_SCALE_EXP)
-        scaled_b = np.ldexp(b[scale], INPUT_ROW_SCALE_EXP)
-        if np.all(np.isfinite(scaled_A)) and np.all(np.isfinite(scaled_b)):
-            A[scale], b[scale] = scaled_A, scaled_b
-        if not keep.any():
-            A, b = np.zeros((1, case.A.shape[1])), np.ones(1)
-        cases.append(UnsafeCase(box, A, b))
+        cases.append(_kept_rows(case, keep, input_only))
     if any(np.any(c.A[:, n_out:] != 0.0) for c in cases):
         return MixedProperty(tuple(cases), n_outputs=n_out, name=prop.name)
     plain = (UnsafeCase(c.input_box, c.A[:, :n_out], c.b) for c in cases)
@@ -594,15 +603,7 @@ def normalize_polynomial_rows(prop: PolynomialProperty) -> PolynomialProperty:
         for r in np.flatnonzero(input_only):
             _, top = _input_part_range(case.A[r], prop, case.input_box, x_only)
             keep[r] = not top <= Fraction(float(case.b[r]))
-        A, b = case.A[keep].copy(), case.b[keep].copy()
-        scale = input_only[keep]
-        scaled_A = np.ldexp(A[scale], INPUT_ROW_SCALE_EXP)
-        scaled_b = np.ldexp(b[scale], INPUT_ROW_SCALE_EXP)
-        if np.all(np.isfinite(scaled_A)) and np.all(np.isfinite(scaled_b)):
-            A[scale], b[scale] = scaled_A, scaled_b
-        if not keep.any():
-            A, b = np.zeros((1, case.A.shape[1])), np.ones(1)
-        cases.append(UnsafeCase(case.input_box, A, b))
+        cases.append(_kept_rows(case, keep, input_only))
     return PolynomialProperty(tuple(cases), prop.n_outputs, prop.monomials, name=prop.name)
 
 

@@ -71,7 +71,7 @@ from nncert.verify.result import (
     Verdict,
     VerificationResult,
 )
-from nncert.verify.spec import MixedProperty, PolynomialProperty, Property
+from nncert.verify.spec import MixedProperty, PolynomialProperty, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample, is_onnx_source, onnxruntime_forward
 
 logger = logging.getLogger(__name__)
@@ -857,30 +857,9 @@ def _verify_relaxed(
     the unsafe set, so VERIFIED carries over) and believe a witness only if it satisfies the
     original rows on ``[f(x); x]``, in float64 and in onnxruntime (else UNKNOWN)."""
     result = verify(network, relax_property(prop), opts, progress=progress)
-    n = len(prop.cases)
     stats = {**result.stats, "relaxed_input_rows": True}
-    cex = result.counterexample
-    if result.verdict is Verdict.VERIFIED:
-        return dataclasses.replace(result, stats=stats)
-    if cex is not None:
-        case = prop.cases[cex.case_index]
-        x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
-        outs = [network.forward(x)]
-        if opts.onnx_replay and is_onnx_source(network.source):
-            assert network.source is not None
-            outs.append(onnxruntime_forward(network.source, x.reshape(1, -1))[0])
-        viol = [float(case.violation(np.concatenate([y, x]).reshape(1, -1))[0]) for y in outs]
-        if case.input_box.contains(x) and max(viol) <= 0.0:
-            cex = dataclasses.replace(cex, y=outs[0], violation=viol[0])
-            return dataclasses.replace(result, counterexample=cex, stats=stats)
-        stats["unconfirmed"] = 1
-    return dataclasses.replace(
-        result,
-        verdict=Verdict.UNKNOWN,
-        reason="unconfirmed_counterexample" if cex is not None else result.reason,
-        counterexample=None,
-        margin_upper=(None,) * n,  # values of the relaxed rows, not of the original ones
-        stats=stats,
+    return _believe_relaxed(
+        network, prop.cases, result, stats, opts, lambda x, y: np.concatenate([y, x])
     )
 
 
@@ -966,17 +945,33 @@ def _verify_relaxed_poly(
         )
     result = verify(target, lowered, opts, progress=progress)
     stats = {**result.stats, "monomials": len(prop.monomials), "relaxed_input_terms": True}
+    return _believe_relaxed(network, prop.cases, result, stats, opts, prop.columns)
+
+
+def _believe_relaxed(
+    network: Network,
+    cases: tuple[UnsafeCase, ...],
+    result: VerificationResult,
+    stats: dict[str, Any],
+    opts: VerifyOptions,
+    columns: Callable[[FloatArray, FloatArray], FloatArray],
+) -> VerificationResult:
+    """The answer for the original ``cases`` from ``result``, decided on a relaxation of them
+    (a superset of the unsafe set): VERIFIED carries over; a witness only if it violates the
+    original rows, read on ``columns(x, y)``, with ``y`` from the float64 forward pass and from
+    onnxruntime (ONNX models); otherwise UNKNOWN, without the relaxed rows' upper margins."""
     if result.verdict is Verdict.VERIFIED:
         return dataclasses.replace(result, stats=stats)
+    n = len(cases)
     cex = result.counterexample
     if cex is not None:
-        case = prop.cases[cex.case_index]
+        case = cases[cex.case_index]
         x = np.asarray(cex.x, dtype=np.float64).reshape(-1)
         outs = [network.forward(x)]
         if opts.onnx_replay and is_onnx_source(network.source):
             assert network.source is not None
             outs.append(onnxruntime_forward(network.source, x.reshape(1, -1))[0])
-        viol = [float(case.violation(prop.columns(x, y).reshape(1, -1))[0]) for y in outs]
+        viol = [float(case.violation(columns(x, y).reshape(1, -1))[0]) for y in outs]
         if case.input_box.contains(x) and max(viol) <= 0.0:
             cex = dataclasses.replace(cex, y=outs[0], violation=viol[0])
             return dataclasses.replace(result, counterexample=cex, stats=stats)

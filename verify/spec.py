@@ -260,8 +260,35 @@ class Property:
         return hash(self.cases)
 
 
+class _ExtendedRows:
+    """What :class:`MixedProperty` and :class:`PolynomialProperty` share: cases whose rows run
+    over more columns than the network's outputs (so they are not a :class:`Property`)."""
+
+    cases: tuple[UnsafeCase, ...]
+    name: str
+
+    @property
+    def n_inputs(self) -> int:
+        """Input dimension."""
+        return self.cases[0].input_box.dim
+
+    @property
+    def label(self) -> None:
+        """No robustness label (for code that reads :attr:`Property.label`)."""
+        return None
+
+    def augmented(self) -> Property:
+        """The same cases as a :class:`Property` on the extended outputs (``[f(x); x]``, or
+        ``[f(x); x; m(x)]`` with monomials)."""
+        return Property(self.cases, name=self.name)
+
+    def input_hull(self) -> Box:
+        """The smallest box containing every case's input box."""
+        return self.augmented().input_hull()
+
+
 @dataclass(frozen=True, eq=False)
-class MixedProperty:
+class MixedProperty(_ExtendedRows):
     """A property whose constraints may involve the inputs as well as the outputs.
 
     Case ``i`` is unsafe iff some ``x`` in its input box has ``A_i [f(x); x] <= b_i`` (every
@@ -294,24 +321,6 @@ class MixedProperty:
             )
         object.__setattr__(self, "cases", lowered.cases)
         object.__setattr__(self, "n_outputs", n_out)
-
-    @property
-    def n_inputs(self) -> int:
-        """Input dimension."""
-        return self.cases[0].input_box.dim
-
-    @property
-    def label(self) -> None:
-        """No robustness label (for code that reads :attr:`Property.label`)."""
-        return None
-
-    def augmented(self) -> Property:
-        """The same cases as a :class:`Property` on the outputs ``[f(x); x]``."""
-        return Property(self.cases, name=self.name)
-
-    def input_hull(self) -> Box:
-        """The smallest box containing every case's input box."""
-        return self.augmented().input_hull()
 
     def is_counterexample(
         self, x: ArrayLike, y: ArrayLike, *, atol_in: float = 0.0, atol_out: float = 0.0
@@ -363,7 +372,7 @@ def monomial_values(monomials: Sequence[tuple[int, ...]], z: ArrayLike) -> Float
 
 
 @dataclass(frozen=True, eq=False)
-class PolynomialProperty:
+class PolynomialProperty(_ExtendedRows):
     """A property whose constraints are polynomials in the outputs and the inputs.
 
     Case ``i`` is unsafe iff some ``x`` in its input box has ``A_i [f(x); x; m(x)] <= b_i``
@@ -422,24 +431,6 @@ class PolynomialProperty:
         object.__setattr__(self, "cases", lowered.cases)
         object.__setattr__(self, "n_outputs", n_out)
         object.__setattr__(self, "monomials", monos)
-
-    @property
-    def n_inputs(self) -> int:
-        """Input dimension."""
-        return self.cases[0].input_box.dim
-
-    @property
-    def label(self) -> None:
-        """No robustness label (for code that reads :attr:`Property.label`)."""
-        return None
-
-    def augmented(self) -> Property:
-        """The same cases as a :class:`Property` on ``[f(x); x; m(x)]``."""
-        return Property(self.cases, name=self.name)
-
-    def input_hull(self) -> Box:
-        """The smallest box containing every case's input box."""
-        return self.augmented().input_hull()
 
     def columns(self, x: ArrayLike, y: ArrayLike) -> FloatArray:
         """``[y; x; m]`` in float64 for input ``x`` and network output ``y`` (one point)."""
