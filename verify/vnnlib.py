@@ -75,11 +75,18 @@ asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a sepa
 without output constraints, i.e. "always unsafe"); the own conversion has none of these issues
 and gives the same cases otherwise (checked in the tests). Single-network queries become a
 :class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
-declaration order, each flattened in C order), or a
+declaration order, each flattened in C order; hidden tensors, ``declare-hidden``, are further
+output columns after every output, in declaration order, so the network must output
+``[Y_1; ..; Y_q; H_1; ..; H_r]``: :mod:`nncert.verify.onnx_io` rewrites an ONNX model with
+several inputs/outputs or hidden tensors into that single-input single-output form, and
+``nncert-vnnlib`` does so; a plain :func:`~nncert.verify.importers.from_onnx` network does not
+fit such a property and is refused by its shape check), or a
 :class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds,
 or a :class:`~nncert.verify.spec.PolynomialProperty` with products of variables;
 queries with several networks (``equal-to`` / ``isomorphic-to``) become a
-:class:`RelationalProperty` (products of variables are refused there).
+:class:`RelationalProperty` (products of variables and hidden tensors are refused there).
+``vnnlib`` 1.0.2 reads ONNX names only on ``declare-hidden`` and keeps their double quotes;
+:attr:`~nncert.verify.spec.TensorDecl.onnx_name` has them removed.
 
 All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
 ``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
@@ -890,8 +897,18 @@ def _tensor_decl(d: Any) -> TensorDecl:
         name=str(d.name),
         shape=tuple(int(s) for s in d.shape),
         dtype=_DTYPE_KEYWORDS.get(dt, dt.lower()),
-        onnx_name=d.onnx_name,
+        onnx_name=_onnx_name(d.onnx_name),
     )
+
+
+def _onnx_name(name: Any) -> str | None:
+    """The ONNX tensor name of a declaration (``vnnlib`` 1.0.2 keeps the double quotes)."""
+    if name is None:
+        return None
+    text = str(name)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return text or None
 
 
 class _V2Converter:
@@ -940,8 +957,21 @@ class _V2Converter:
             for t in net.outputs:
                 self.vars[t.name] = (off, t.shape)
                 off += t.size
-        self.n_y = off - self.n_x
         self.relational = len(nets) > 1
+        # hidden tensors (declare-hidden): after every output, in declaration order; the
+        # network must then output [Y_1; ..; Y_q; H_1; ..; H_r] (nncert.verify.onnx_io)
+        hidden = [h for n in query.networks for h in getattr(n, "hidden", ())]
+        if hidden and self.relational:
+            raise self.err(
+                None,
+                "hidden tensors (declare-hidden) are not supported in queries over several "
+                "networks",
+            )
+        for h in hidden:
+            t = _tensor_decl(h)
+            self.vars[t.name] = (off, t.shape)
+            off += t.size
+        self.n_y = off - self.n_x
         self.monos = _Monomials(off, self.err)
 
     def convert(self) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
