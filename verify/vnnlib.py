@@ -79,8 +79,8 @@ declaration order, each flattened in C order; hidden tensors, ``declare-hidden``
 output columns after every output, in declaration order, so the network must output
 ``[Y_1; ..; Y_q; H_1; ..; H_r]``: :mod:`nncert.verify.onnx_io` rewrites an ONNX model with
 several inputs/outputs or hidden tensors into that single-input single-output form, and
-``nncert-vnnlib`` does so; a plain :func:`~nncert.verify.importers.from_onnx` network does not
-fit such a property and is refused by its shape check), or a
+``nncert-vnnlib`` does so; hidden tensors are accepted only with
+``load_vnnlib(..., hidden=True)``), or a
 :class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds,
 or a :class:`~nncert.verify.spec.PolynomialProperty` with products of variables;
 queries with several networks (``equal-to`` / ``isomorphic-to``) become a
@@ -914,7 +914,9 @@ def _onnx_name(name: Any) -> str | None:
 class _V2Converter:
     """Convert a parsed ``vnnlib.Query`` into a Property or RelationalProperty."""
 
-    def __init__(self, query: Any, path: str, deadline: float | None = None) -> None:
+    def __init__(
+        self, query: Any, path: str, deadline: float | None = None, hidden: bool = False
+    ) -> None:
         import vnnlib
 
         self.vnnlib = vnnlib
@@ -960,14 +962,21 @@ class _V2Converter:
         self.relational = len(nets) > 1
         # hidden tensors (declare-hidden): after every output, in declaration order; the
         # network must then output [Y_1; ..; Y_q; H_1; ..; H_r] (nncert.verify.onnx_io)
-        hidden = [h for n in query.networks for h in getattr(n, "hidden", ())]
-        if hidden and self.relational:
+        declared = [h for n in query.networks for h in getattr(n, "hidden", ())]
+        if declared and self.relational:
             raise self.err(
                 None,
                 "hidden tensors (declare-hidden) are not supported in queries over several "
                 "networks",
             )
-        for h in hidden:
+        if declared and not hidden:
+            raise self.err(
+                None,
+                "hidden tensors (declare-hidden) need the model rewritten to output them "
+                "(nncert-vnnlib does; load_vnnlib(..., hidden=True) with "
+                "nncert.verify.onnx_io)",
+            )
+        for h in declared:
             t = _tensor_decl(h)
             self.vars[t.name] = (off, t.shape)
             off += t.size
@@ -1137,7 +1146,7 @@ class _V2Converter:
 
 
 def _vnnlib2_property(
-    text: str, path: str, deadline: float | None = None
+    text: str, path: str, deadline: float | None = None, hidden: bool = False
 ) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     err = _error_factory(path)
     try:
@@ -1151,7 +1160,7 @@ def _vnnlib2_property(
     except Exception as exc:  # VNNLibException or RuntimeError from the bindings
         raise _package_error(exc, err) from exc
     check_deadline(deadline, path, "parsing")
-    return _V2Converter(query, path, deadline).convert()
+    return _V2Converter(query, path, deadline, hidden).convert()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1190,7 +1199,7 @@ def parse_vnnlib_string(
 
 
 def load_vnnlib(
-    path: str | os.PathLike[str], *, time_limit: float | None = None
+    path: str | os.PathLike[str], *, time_limit: float | None = None, hidden: bool = False
 ) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
@@ -1208,6 +1217,10 @@ def load_vnnlib(
         time_limit: seconds that reading, decompressing and parsing may take (``None``: no
             limit); checked while decompressing and every 1024 lines or formula nodes (a
             VNN-LIB 2.0 file is parsed by native code, checked before and after).
+        hidden: accept hidden tensors (``declare-hidden``) of a single-network 2.0 query as
+            output columns after the outputs (the network must then be the rewrite of
+            :mod:`nncert.verify.onnx_io`); without it such a query is refused, so that no
+            plain network's columns are read as hidden tensors.
 
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
@@ -1229,7 +1242,7 @@ def load_vnnlib(
     deadline = deadline_from(time_limit)
     text = _read_text(p, deadline)
     if _is_v2(text):
-        return _vnnlib2_property(text, p, deadline)
+        return _vnnlib2_property(text, p, deadline, hidden)
     return _vnnlib1_property(text, p, deadline)
 
 

@@ -281,7 +281,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.serialise_assignments:
         _check_assignment_dir(Path(args.serialise_assignments), [query, *mapping.values()])
     try:
-        prop = load_vnnlib(query, time_limit=args.timeout)
+        prop = load_vnnlib(query, time_limit=args.timeout, hidden=True)
     except TimeLimitError as err:
         sys.stderr.write(f"nncert-vnnlib: {err}\n")
         print("timed-out")

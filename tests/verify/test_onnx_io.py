@@ -240,7 +240,12 @@ def _hidden_query(path: Path, constraint: str) -> Path:
 
 
 def test_hidden_variables_are_output_columns_after_the_outputs(tmp_path: Path) -> None:
-    prop = load_vnnlib(_hidden_query(tmp_path / "q.vnnlib", "(>= (- P[0,1] H[2]) Z[0,1])"))
+    q = _hidden_query(tmp_path / "q.vnnlib", "(>= (- P[0,1] H[2]) Z[0,1])")
+    from nncert.verify.errors import InvalidPropertyError
+
+    with pytest.raises(InvalidPropertyError, match="hidden=True"):
+        load_vnnlib(q)  # a plain network's columns are never read as hidden tensors
+    prop = load_vnnlib(q, hidden=True)
     assert (prop.n_inputs, prop.n_outputs) == (2, 2 + 3 + 3)
     (case,) = prop.cases
     # -P[0,1] + H[2] + Z[0,1] <= 0 over y = [Z; P; H]
@@ -262,7 +267,7 @@ def test_hidden_in_several_networks_is_refused(tmp_path: Path) -> None:
     from nncert.verify.errors import InvalidPropertyError
 
     with pytest.raises(InvalidPropertyError, match="hidden tensors"):
-        load_vnnlib(q)
+        load_vnnlib(q, hidden=True)
 
 
 # -- nncert-vnnlib end to end ------------------------------------------------------------------
