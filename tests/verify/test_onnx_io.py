@@ -472,3 +472,45 @@ def test_supports_the_two_theories(
 ) -> None:
     assert main(["supports", flag]) == 0
     assert capsys.readouterr().out.split() == expected
+
+
+def test_cli_witness_not_replayed_on_the_original_is_not_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If onnxruntime on the original model disagrees with the witness, the answer is
+    unknown, never sat."""
+    import nncert.verify.vnnlib_cli as cli
+
+    model = hidden_model(tmp_path / "m.onnx")
+    q = _hidden_query(tmp_path / "s.vnnlib", "(<= P[0,0] -0.1)")
+    code, lines, _ = _run(capsys, str(q), "--network", f"f={model}")
+    assert (code, lines[0]) == (0, "sat")
+    real = cli.replay_original
+    monkeypatch.setattr(
+        cli, "replay_original", lambda m, b, x: real(m, b, x) + 1000.0
+    )  # a replay that contradicts the witness
+    code, lines, err = _run(capsys, str(q), "--network", f"f={model}")
+    assert (code, lines) == (0, ["unknown"])
+    assert "did not replay" in err
+
+
+def test_cli_serialises_every_declared_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = two_input_model(tmp_path / "m.onnx")
+    rng = np.random.default_rng(5)
+    xs = np.column_stack([rng.uniform(-1, 1, (4000, 2)), rng.uniform(-0.5, 0.5, (4000, 4))])
+    level = float(_num(np.quantile([_reference("two_input", x)[2] for x in xs], 0.9)))
+    q = _two_input_query(tmp_path / "sat.vnnlib", f"(>= Y[0,2] {_num(level)})")
+    out = tmp_path / "assignment"
+    code, lines, _ = _run(
+        capsys, str(q), "--network", f"f={model}", "--serialise-assignments", str(out)
+    )
+    assert (code, lines) == (0, ["sat"])
+    got = {
+        n: numpy_helper.to_array(onnx.load_tensor(str(out / f"{n}.pb"))) for n in ("A", "B", "Y")
+    }
+    assert got["A"].shape == (1, 2) and got["B"].shape == (4,) and got["Y"].shape == (1, 3)
+    (y,) = _ort_original(model, {"x1": got["A"], "x2": got["B"]}, ["y"])
+    np.testing.assert_allclose(y, got["Y"], atol=1e-6)
+    assert float(y.reshape(-1)[2]) >= level
