@@ -13,6 +13,14 @@ one ``NAME.pb`` ONNX TensorProto per variable is written to DIR): for each decla
 in declaration order, a header line ``NAME <type> [d1,d2]`` and then its values, one per line,
 in row-major order. Logs and errors go to stderr. Usage errors exit with 1.
 
+A single-network query that declares several inputs or outputs (the standard's MIO theory)
+or hidden tensors (``declare-hidden``, the H theory) is decided on the single-input
+single-output rewrite of the model (:mod:`nncert.verify.onnx_io`): declared tensors are
+matched to the ONNX graph by order (or by ONNX name when every input and output names one),
+and ``sat`` is printed only after the witness is replayed in onnxruntime on the original model
+(hidden tensors read there too); the assignment names the declared tensors, inputs, hidden
+tensors and outputs in declaration order. What cannot be matched is a one-line error (exit 2).
+
 nncert analyses networks in real arithmetic (float64, round to nearest), not in the declared
 floating-point types; it accepts queries that declare ONNX float types and says so on stderr
 (``supports --onnx-element-types`` honestly reports only ``real``).
