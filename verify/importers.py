@@ -2716,7 +2716,9 @@ def from_onnx(
 ) -> Network:
     """Read an ONNX feed-forward network into the IR.
 
-    The graph has one input and one output. Input-dependent tensors may branch, as long as
+    The graph has one input and one output (a model with several, or a query on hidden
+    tensors, is first rewritten into that form by :mod:`nncert.verify.onnx_io`, as
+    ``nncert-vnnlib`` does). Input-dependent tensors may branch, as long as
     every branch is affine up to where it merges (``Add``/``Sub``/``Concat`` of two branches
     add or stack their pending maps); a branch read after a later activation (a residual
     across an activation) is unsupported. Side branches computing constants (dequantized

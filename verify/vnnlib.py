@@ -75,11 +75,18 @@ asserts when one is an ``and`` and another an ``or`` (the ``and`` becomes a sepa
 without output constraints, i.e. "always unsafe"); the own conversion has none of these issues
 and gives the same cases otherwise (checked in the tests). Single-network queries become a
 :class:`~nncert.verify.spec.Property` (several input/output tensors are concatenated in
-declaration order, each flattened in C order), or a
+declaration order, each flattened in C order; hidden tensors, ``declare-hidden``, are further
+output columns after every output, in declaration order, so the network must output
+``[Y_1; ..; Y_q; H_1; ..; H_r]``: :mod:`nncert.verify.onnx_io` rewrites an ONNX model with
+several inputs/outputs or hidden tensors into that single-input single-output form, and
+``nncert-vnnlib`` does so; hidden tensors are accepted only with
+``load_vnnlib(..., hidden=True)``), or a
 :class:`~nncert.verify.spec.MixedProperty` when constraints involve inputs beyond their bounds,
 or a :class:`~nncert.verify.spec.PolynomialProperty` with products of variables;
 queries with several networks (``equal-to`` / ``isomorphic-to``) become a
-:class:`RelationalProperty` (products of variables are refused there).
+:class:`RelationalProperty` (products of variables and hidden tensors are refused there).
+``vnnlib`` 1.0.2 reads ONNX names only on ``declare-hidden`` and keeps their double quotes;
+:attr:`~nncert.verify.spec.TensorDecl.onnx_name` has them removed.
 
 All errors are :class:`~nncert.verify.errors.InvalidPropertyError` with a one-line message
 ``"<path>: line N: <problem>"`` (or ``"<path>: <problem>"`` when no line applies).
@@ -890,14 +897,26 @@ def _tensor_decl(d: Any) -> TensorDecl:
         name=str(d.name),
         shape=tuple(int(s) for s in d.shape),
         dtype=_DTYPE_KEYWORDS.get(dt, dt.lower()),
-        onnx_name=d.onnx_name,
+        onnx_name=_onnx_name(d.onnx_name),
     )
+
+
+def _onnx_name(name: Any) -> str | None:
+    """The ONNX tensor name of a declaration (``vnnlib`` 1.0.2 keeps the double quotes)."""
+    if name is None:
+        return None
+    text = str(name)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return text or None
 
 
 class _V2Converter:
     """Convert a parsed ``vnnlib.Query`` into a Property or RelationalProperty."""
 
-    def __init__(self, query: Any, path: str, deadline: float | None = None) -> None:
+    def __init__(
+        self, query: Any, path: str, deadline: float | None = None, hidden: bool = False
+    ) -> None:
         import vnnlib
 
         self.vnnlib = vnnlib
@@ -940,8 +959,28 @@ class _V2Converter:
             for t in net.outputs:
                 self.vars[t.name] = (off, t.shape)
                 off += t.size
-        self.n_y = off - self.n_x
         self.relational = len(nets) > 1
+        # hidden tensors (declare-hidden): after every output, in declaration order; the
+        # network must then output [Y_1; ..; Y_q; H_1; ..; H_r] (nncert.verify.onnx_io)
+        declared = [h for n in query.networks for h in getattr(n, "hidden", ())]
+        if declared and self.relational:
+            raise self.err(
+                None,
+                "hidden tensors (declare-hidden) are not supported in queries over several "
+                "networks",
+            )
+        if declared and not hidden:
+            raise self.err(
+                None,
+                "hidden tensors (declare-hidden) need the model rewritten to output them "
+                "(nncert-vnnlib does; load_vnnlib(..., hidden=True) with "
+                "nncert.verify.onnx_io)",
+            )
+        for h in declared:
+            t = _tensor_decl(h)
+            self.vars[t.name] = (off, t.shape)
+            off += t.size
+        self.n_y = off - self.n_x
         self.monos = _Monomials(off, self.err)
 
     def convert(self) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
@@ -1107,7 +1146,7 @@ class _V2Converter:
 
 
 def _vnnlib2_property(
-    text: str, path: str, deadline: float | None = None
+    text: str, path: str, deadline: float | None = None, hidden: bool = False
 ) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     err = _error_factory(path)
     try:
@@ -1121,7 +1160,7 @@ def _vnnlib2_property(
     except Exception as exc:  # VNNLibException or RuntimeError from the bindings
         raise _package_error(exc, err) from exc
     check_deadline(deadline, path, "parsing")
-    return _V2Converter(query, path, deadline).convert()
+    return _V2Converter(query, path, deadline, hidden).convert()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1160,7 +1199,7 @@ def parse_vnnlib_string(
 
 
 def load_vnnlib(
-    path: str | os.PathLike[str], *, time_limit: float | None = None
+    path: str | os.PathLike[str], *, time_limit: float | None = None, hidden: bool = False
 ) -> Property | MixedProperty | PolynomialProperty | RelationalProperty:
     """Load a VNN-LIB 1.0 or 2.0 property file (plain or gzip-compressed).
 
@@ -1178,6 +1217,10 @@ def load_vnnlib(
         time_limit: seconds that reading, decompressing and parsing may take (``None``: no
             limit); checked while decompressing and every 1024 lines or formula nodes (a
             VNN-LIB 2.0 file is parsed by native code, checked before and after).
+        hidden: accept hidden tensors (``declare-hidden``) of a single-network 2.0 query as
+            output columns after the outputs (the network must then be the rewrite of
+            :mod:`nncert.verify.onnx_io`); without it such a query is refused, so that no
+            plain network's columns are read as hidden tensors.
 
     Returns:
         A :class:`~nncert.verify.spec.Property` for VNN-LIB 1.0 files and single-network 2.0
@@ -1199,7 +1242,7 @@ def load_vnnlib(
     deadline = deadline_from(time_limit)
     text = _read_text(p, deadline)
     if _is_v2(text):
-        return _vnnlib2_property(text, p, deadline)
+        return _vnnlib2_property(text, p, deadline, hidden)
     return _vnnlib1_property(text, p, deadline)
 
 

@@ -13,6 +13,14 @@ one ``NAME.pb`` ONNX TensorProto per variable is written to DIR): for each decla
 in declaration order, a header line ``NAME <type> [d1,d2]`` and then its values, one per line,
 in row-major order. Logs and errors go to stderr. Usage errors exit with 1.
 
+A single-network query that declares several inputs or outputs (the standard's MIO theory)
+or hidden tensors (``declare-hidden``, the H theory) is decided on the single-input
+single-output rewrite of the model (:mod:`nncert.verify.onnx_io`): declared tensors are
+matched to the ONNX graph by order (or by ONNX name when every input and output names one),
+and ``sat`` is printed only after the witness is replayed in onnxruntime on the original model
+(hidden tensors read there too); the assignment names the declared tensors, inputs, hidden
+tensors and outputs in declaration order. What cannot be matched is a one-line error (exit 2).
+
 nncert analyses networks in real arithmetic (float64, round to nearest), not in the declared
 floating-point types; it accepts queries that declare ONNX float types and says so on stderr
 (``supports --onnx-element-types`` honestly reports only ``real``).
@@ -23,16 +31,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nncert.verify.errors import NncertError, OutputPathError, TimeLimitError
+from nncert.verify.errors import (
+    InvalidNetworkError,
+    NncertError,
+    OutputPathError,
+    TimeLimitError,
+)
 from nncert.verify.fileio import check_output_dir, write_atomic
 from nncert.verify.importers import from_onnx, onnxruntime_forward
 from nncert.verify.joint import UnboundedInputError, lower_relational, relational_violation
+from nncert.verify.network import Network
+from nncert.verify.onnx_io import (
+    IOBinding,
+    bind,
+    load_model,
+    replay_original,
+    write_single_io,
+)
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
-from nncert.verify.spec import RelationalProperty
+from nncert.verify.spec import RelationalProperty, TensorDecl
 from nncert.verify.vnnlib import load_vnnlib
 
 NAME = "nncert"
@@ -90,8 +112,13 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "onnx_opset_versions": ("7", "21"),
     "onnx_element_types": ("real",),
     "vnnlib_versions": ("1.0", "2.0"),
-    "hidden_node_theories": ("NH",),
-    "multiple_input_output_theories": ("SIO",),
+    # the standard's names: NH no hidden tensors, H hidden tensors (declare-hidden), decided as
+    # extra outputs of the model (nncert.verify.onnx_io); a hidden tensor the importer cannot
+    # carry to the outputs (read again after a later activation) is refused
+    "hidden_node_theories": ("NH", "H"),
+    # SIO one input and one output, MIO several (matched by order or by ONNX name, stacked
+    # into one input and one output by nncert.verify.onnx_io); single-network queries only
+    "multiple_input_output_theories": ("SIO", "MIO"),
     # the standard's names: SNET one network, MENET several all but one equal-to another,
     # MINET isomorphic-to allowed too, MNET any networks. Several networks are decided on their
     # joint network (nncert.verify.joint): any number, provided they share the activation at
@@ -203,10 +230,12 @@ def _is_vnnlib2(path: Path) -> bool:
 
 
 def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
-    """Every declared input and output of a VNN-LIB 2.0 query, in declaration order.
+    """Every declared input, hidden tensor and output of a VNN-LIB 2.0 query, in that order
+    (the standard's scoping order), each kind in declaration order.
 
     Each entry: ``name``, ``type`` (``float32``, ``Real``, ...), ``shape``, ``kind``
-    (``input``/``output``) and ``network``. VNN-LIB 1.0 files give ``[]``.
+    (``input``/``hidden``/``output``), ``network`` and ``onnx_name`` (``None`` when the query
+    gives none). VNN-LIB 1.0 files give ``[]``.
     """
     if not _is_vnnlib2(query_path):
         return []
@@ -215,8 +244,11 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
     query = vnnlib.parse_query_file(str(query_path))
     out: list[dict[str, Any]] = []
     for net in query.networks:
-        for kind, items in (("input", net.inputs), ("output", net.outputs)):
+        groups = (("input", net.inputs), ("hidden", net.hidden), ("output", net.outputs))
+        for kind, items in groups:
             for var in items:
+                onnx_name = var.onnx_name
+                text = None if onnx_name is None else str(onnx_name).strip('"') or None
                 out.append(
                     {
                         "name": str(var.name),
@@ -224,9 +256,18 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
                         "shape": [int(s) for s in var.shape],
                         "kind": kind,
                         "network": str(net.name),
+                        "onnx_name": text,
                     }
                 )
     return out
+
+
+def _tensor_decls(decls: list[dict[str, Any]], kind: str) -> list[TensorDecl]:
+    return [
+        TensorDecl(d["name"], tuple(d["shape"]), d["type"], d["onnx_name"])
+        for d in decls
+        if d["kind"] == kind
+    ]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -248,7 +289,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.serialise_assignments:
         _check_assignment_dir(Path(args.serialise_assignments), [query, *mapping.values()])
     try:
-        prop = load_vnnlib(query, time_limit=args.timeout)
+        prop = load_vnnlib(query, time_limit=args.timeout, hidden=True)
     except TimeLimitError as err:
         sys.stderr.write(f"nncert-vnnlib: {err}\n")
         print("timed-out")
@@ -272,20 +313,34 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "nncert-vnnlib: note: the query declares floating-point types; nncert analyses "
             "in real (float64) arithmetic\n"
         )
-    network = from_onnx(onnx_path)
+    binding, network = _load_network(onnx_path, decls, args.timeout)
     prop.check_network_shape(network.n_inputs, network.n_outputs, where=str(query))
     result = verify(network, prop, VerifyOptions(time_limit=args.timeout))
     word = {"verified": "unsat", "falsified": "sat"}.get(result.verdict.value)
     if word is None:
         word = "timed-out" if result.reason == "timeout" else "unknown"
+    cex = result.counterexample if word == "sat" else None
+    if word == "sat" and cex is None:
+        word = "unknown"  # never a sat without a witness
+    y: Any = None
+    if cex is not None:
+        x = cex.x
+        if binding is None:
+            y = onnxruntime_forward(str(onnx_path), x.reshape(1, -1))[0]
+        else:
+            # the witness of the rewritten graph, replayed on the original model
+            y = replay_original(binding.model, binding.io, x)
+            if not prop.is_counterexample(x, y):
+                sys.stderr.write(
+                    "nncert-vnnlib: the witness did not replay on the original ONNX model; "
+                    "answering unknown\n"
+                )
+                word = "unknown"
     print(word)
-    if word == "sat" and result.counterexample is not None:
-        x = result.counterexample.x
-        y = onnxruntime_forward(str(onnx_path), x.reshape(1, -1))[0]
+    if word == "sat" and cex is not None:
+        x = cex.x
         if decls:
-            variables = [
-                (d["name"], d["type"], d["shape"], x if d["kind"] == "input" else y) for d in decls
-            ]
+            variables = _assignment(decls, x, y, binding.io if binding is not None else None)
         else:
             variables = [("X", "Real", [x.size], x), ("Y", "Real", [y.size], y)]
         if args.serialise_assignments:
@@ -296,6 +351,88 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 for v in np.asarray(values, dtype=np.float64).reshape(-1):
                     print(repr(float(v)))
     return 0
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    """A model read through :mod:`nncert.verify.onnx_io`: the original ``onnx.ModelProto``
+    and its binding to the query's declarations."""
+
+    model: Any
+    io: IOBinding
+
+
+def _load_network(
+    onnx_path: Path, decls: list[dict[str, Any]], timeout: float
+) -> tuple[_Rewrite | None, Network]:
+    """The network of a single-network query.
+
+    A query with several inputs or outputs, or hidden tensors, is read through the
+    single-input single-output rewrite of :mod:`nncert.verify.onnx_io` (written to a temporary
+    file, so that witnesses are replayed in onnxruntime on it inside
+    :func:`~nncert.verify.verify`, and again on the original model here). Everything else is
+    read as it is (the importer refuses a model with several inputs or outputs then).
+    """
+    import tempfile
+
+    ins, hidden, outs = (_tensor_decls(decls, k) for k in ("input", "hidden", "output"))
+    if len(ins) <= 1 and len(outs) <= 1 and not hidden:
+        # one input and one output declared: a model with more is refused by the importer
+        return None, from_onnx(onnx_path, time_limit=timeout)
+    model = load_model(onnx_path)
+    binding = bind(model, ins, outs, hidden, where=str(onnx_path))
+    folder = tempfile.mkdtemp(prefix="nncert-io-")
+    _TEMP_DIRS.append(folder)
+    path = write_single_io(model, binding, folder)
+    stem = onnx_path.name.split(".")[0]
+    try:
+        network = from_onnx(path, name=stem)
+    except NncertError as err:
+        text = str(err).splitlines()[0].replace(str(path), str(onnx_path))
+        raise type(err)(f"{text} (several inputs/outputs or hidden tensors)") from None
+    if (network.n_inputs, network.n_outputs) != (binding.n_inputs, binding.n_outputs):
+        raise InvalidNetworkError(
+            f"{onnx_path}: the rewritten model maps {network.n_inputs} to {network.n_outputs} "
+            f"entries, the query declares {binding.n_inputs} and {binding.n_outputs}"
+        )
+    return _Rewrite(model, binding), network
+
+
+def _assignment(
+    decls: list[dict[str, Any]], x: Any, y: Any, io: IOBinding | None
+) -> list[tuple[str, str, list[int], Any]]:
+    """``(name, type, shape, values)`` of every declared variable: inputs are slices of
+    ``x``, outputs then hidden tensors slices of ``y`` (the order of
+    :mod:`nncert.verify.vnnlib`), printed in declaration order."""
+    import numpy as np
+
+    xf = np.asarray(x, dtype=np.float64).reshape(-1)
+    yf = np.asarray(y, dtype=np.float64).reshape(-1)
+    spans: dict[str, Any] = {}
+    start = 0
+    for d in (d for d in decls if d["kind"] == "input"):
+        n = int(np.prod(d["shape"], dtype=np.int64))
+        spans[d["name"]] = xf[start : start + n]
+        start += n
+    start = 0
+    for kind in ("output", "hidden"):
+        for d in (d for d in decls if d["kind"] == kind):
+            n = int(np.prod(d["shape"], dtype=np.int64))
+            spans[d["name"]] = yf[start : start + n]
+            start += n
+    return [(d["name"], d["type"], d["shape"], spans[d["name"]]) for d in decls]
+
+
+#: temporary folders of rewritten models, removed at exit
+_TEMP_DIRS: list[str] = []
+
+
+def _cleanup() -> None:
+    import shutil
+
+    for folder in _TEMP_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
+    _TEMP_DIRS.clear()
 
 
 def _relational_models(prop: RelationalProperty, mapping: dict[str, Path]) -> list[Path]:
@@ -465,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         sys.stderr.write(f"nncert-vnnlib: internal error: {type(err).__name__}: {err}\n")
         return 2
+    finally:
+        _cleanup()
 
 
 if __name__ == "__main__":  # pragma: no cover
