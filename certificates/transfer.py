@@ -36,15 +36,14 @@ leaves of ReLU-phase trees, are searched again on the target, within ``replay_sh
 budget: an input box by input-split branch and bound (:func:`~nncert.verify.bab.bab_verify_case`),
 a leaf of a ReLU-phase tree by ReLU-phase branch and bound started from its phases
 (:func:`~nncert.verify.relu_bab.relu_bab_case` with ``root_phases``), and its subtree is grafted
-in its place; later rounds walk only the grafted subtrees (from the regions and ancestor bounds
-the first walk recorded), since the rest of the tree is unchanged. A case the target's bound
-presolve closes needs no tree (when it closes every case, that presolve alone is the evidence);
-a case without a source tree is searched from its root. Every grafted tree is re-derived on the
-target before the result is VERIFIED, and the evidence is :class:`BabEvidence`, checked
-independently like a direct verification's. Because the replay re-derives everything on the
-target, it does not rest on the source certificate's claims: the source is checked (once per
-process, by hash) only when the replay does not settle the target and the margin rule needs its
-re-derived margins.
+in its place; later rounds walk only the grafted subtrees (from the
+regions and ancestor bounds the first walk recorded), since the rest of the tree is unchanged. A
+case the target's bound presolve closes needs no tree; a case without a source tree is searched
+from its root. Every grafted tree is re-derived on the target before the result is VERIFIED,
+and the evidence is :class:`BabEvidence`, checked independently like a direct verification's.
+Because the replay re-derives everything on the target, it does not rest on the source
+certificate's claims: the source is checked (once per process, by hash) only when the replay
+does not settle the target and the margin rule needs its re-derived margins.
 
 Otherwise (or when the rule fails) :func:`transfer` falls back to
 :func:`nncert.verify.pipeline.verify` on the target, after a cheap PGD attack started at the
@@ -544,11 +543,6 @@ def _replay_trees(
     presolve = bound_evidence(target, prop, "crown")
     trees = {r.case_index: r.tree for r in ev.cases if r.tree is not None}
     records: list[BabCase] = []
-    if all(v > 0.0 for v in presolve.case_lower):
-        # the target's own bounds on the whole boxes close every case: that is the proof
-        # (re-derived by the checker like any presolve), no tree and no source check needed
-        evidence = BabEvidence(method=ev.method, nodes=0, cases=(), presolve=presolve)
-        return done("the target's bound presolve closes every case", evidence)
     if not any(i in trees for i in range(len(prop.cases)) if not presolve.case_lower[i] > 0.0):
         # nothing of the source's proof is needed: the target is for direct verification
         return done("")
