@@ -56,6 +56,7 @@ from nncert.verify.errors import InvalidNetworkError
 from nncert.verify.fileio import is_gzip, read_input
 from nncert.verify.network import FloatArray
 from nncert.verify.spec import TensorDecl
+from nncert.verify.vnnlib import onnx_name_text
 
 #: prefix of the tensors and nodes the rewrite adds
 _PREFIX = "nncert_io"
@@ -116,16 +117,6 @@ class IOBinding:
         return out
 
 
-def _strip(name: str | None) -> str | None:
-    """An ONNX name as the query gives it, without surrounding double quotes."""
-    if name is None:
-        return None
-    text = str(name)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    return text or None
-
-
 def load_model(path: str | os.PathLike[str]) -> Any:
     """Read an ``.onnx`` (external data resolved) or ``.onnx.gz`` file as ``onnx.ModelProto``."""
     import onnx
@@ -158,6 +149,24 @@ def _dims(vi: Any) -> list[int | None] | None:
     return [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
 
 
+def _by_name(
+    decls: Sequence[TensorDecl], table: dict[str, Any], kind: str, label: str
+) -> list[Any]:
+    """The graph's ``kind`` (``input``/``output``) value infos the declarations name, in their
+    order; a name the graph lacks is an :class:`InvalidNetworkError`."""
+    chosen = []
+    for d in decls:
+        name = onnx_name_text(d.onnx_name)
+        vi = table.get(name or "")
+        if vi is None:
+            raise InvalidNetworkError(
+                f"{label}{kind} {d.name}: the model has no {kind} {name!r} "
+                f"({kind}s: {sorted(table)})"
+            )
+        chosen.append(vi)
+    return chosen
+
+
 def bind(
     model: Any,
     inputs: Sequence[TensorDecl],
@@ -185,7 +194,7 @@ def bind(
     label = f"{where}: " if where else ""
     g_in, g_out = graph_interface(model)
     decls = [*inputs, *outputs]
-    named = [_strip(d.onnx_name) is not None for d in decls]
+    named = [onnx_name_text(d.onnx_name) is not None for d in decls]
     if any(named) and not all(named):
         raise InvalidNetworkError(
             f"{label}the query names the ONNX tensor of some inputs/outputs but not all "
@@ -194,24 +203,8 @@ def bind(
     in_by_name = {vi.name: vi for vi in g_in}
     out_by_name = {vi.name: vi for vi in g_out}
     if all(named) and decls:
-        chosen_in = []
-        for d in inputs:
-            vi = in_by_name.get(_strip(d.onnx_name) or "")
-            if vi is None:
-                raise InvalidNetworkError(
-                    f"{label}input {d.name}: the model has no input {_strip(d.onnx_name)!r} "
-                    f"(inputs: {sorted(in_by_name)})"
-                )
-            chosen_in.append(vi)
-        chosen_out = []
-        for d in outputs:
-            vo = out_by_name.get(_strip(d.onnx_name) or "")
-            if vo is None:
-                raise InvalidNetworkError(
-                    f"{label}output {d.name}: the model has no output {_strip(d.onnx_name)!r} "
-                    f"(outputs: {sorted(out_by_name)})"
-                )
-            chosen_out.append(vo)
+        chosen_in = _by_name(inputs, in_by_name, "input", label)
+        chosen_out = _by_name(outputs, out_by_name, "output", label)
         missing = sorted(set(in_by_name) - {vi.name for vi in chosen_in})
         if missing:
             raise InvalidNetworkError(
@@ -258,7 +251,7 @@ def bind(
         out_slots.append(TensorSlot(vo.name, tuple(d.shape) or (1,), d.size, d.name))
     produced = {o for node in model.graph.node for o in node.output if o}
     for d in hidden:
-        onnx_name = _strip(d.onnx_name)
+        onnx_name = onnx_name_text(d.onnx_name)
         if onnx_name is None or onnx_name not in produced:
             raise InvalidNetworkError(
                 f"{label}hidden {d.name}: no node of the model produces the tensor {onnx_name!r}"

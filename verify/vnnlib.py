@@ -897,11 +897,11 @@ def _tensor_decl(d: Any) -> TensorDecl:
         name=str(d.name),
         shape=tuple(int(s) for s in d.shape),
         dtype=_DTYPE_KEYWORDS.get(dt, dt.lower()),
-        onnx_name=_onnx_name(d.onnx_name),
+        onnx_name=onnx_name_text(d.onnx_name),
     )
 
 
-def _onnx_name(name: Any) -> str | None:
+def onnx_name_text(name: Any) -> str | None:
     """The ONNX tensor name of a declaration (``vnnlib`` 1.0.2 keeps the double quotes)."""
     if name is None:
         return None
@@ -1406,6 +1406,7 @@ __all__ = [
     "RelationalProperty",
     "TensorDecl",
     "load_vnnlib",
+    "onnx_name_text",
     "parse_vnnlib_string",
     "write_vnnlib",
 ]

@@ -55,7 +55,7 @@ from nncert.verify.onnx_io import (
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import RelationalProperty, TensorDecl
-from nncert.verify.vnnlib import load_vnnlib
+from nncert.verify.vnnlib import load_vnnlib, onnx_name_text
 
 NAME = "nncert"
 EXIT_USAGE = 1
@@ -247,8 +247,7 @@ def _declared_variables(query_path: Path) -> list[dict[str, Any]]:
         groups = (("input", net.inputs), ("hidden", net.hidden), ("output", net.outputs))
         for kind, items in groups:
             for var in items:
-                onnx_name = var.onnx_name
-                text = None if onnx_name is None else str(onnx_name).strip('"') or None
+                text = onnx_name_text(var.onnx_name)
                 out.append(
                     {
                         "name": str(var.name),
