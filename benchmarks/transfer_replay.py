@@ -65,6 +65,18 @@ def _unsat(root: Path) -> list[tuple[str, str]]:
 LIGHT_VARIANTS = ("prune5", "prune10", "int8")
 
 
+def _group_line(rows: list[dict[str, Any]]) -> str:
+    """``carried k/n (p%), transfer T s, direct D s, ratio T/D`` over directly proved rows."""
+    carried = [r for r in rows if r["transferred"] and r["transfer"] == "verified"]
+    t = sum(float(r["transfer_s"]) for r in rows)
+    d = sum(float(r["direct_s"]) for r in rows)
+    share = 100.0 * len(carried) / max(len(rows), 1)
+    return (
+        f"carried {len(carried)}/{len(rows)} ({share:.1f}%), transfer {t:.1f}s, direct {d:.1f}s, "
+        f"ratio {t / max(d, 1e-9):.3f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=10)
@@ -190,25 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {p_tr / max(p_di, 1e-9):.3f}"
     )
     for vname in variants:
-        vp = [r for r in proved if r["variant"] == vname]
-        vc = [r for r in vp if r["transferred"] and r["transfer"] == "verified"]
-        vt = sum(float(r["transfer_s"]) for r in vp)
-        vd = sum(float(r["direct_s"]) for r in vp)
-        print(
-            f"  {vname}: carried {len(vc)}/{len(vp)}, transfer {vt:.1f}s, direct {vd:.1f}s, "
-            f"ratio {vt / max(vd, 1e-9):.3f}"
-        )
+        print(f"  {vname}: {_group_line([r for r in proved if r['variant'] == vname])}")
     # the acceptance group of issue 14: the light compressions (pruned at most 10 %, int8)
     light = [r for r in proved if r["variant"] in LIGHT_VARIANTS]
     if light:
-        lc = [r for r in light if r["transferred"] and r["transfer"] == "verified"]
-        lt = sum(float(r["transfer_s"]) for r in light)
-        ld = sum(float(r["direct_s"]) for r in light)
-        print(
-            f"pruned <=10% and int8: carried {len(lc)}/{len(light)} "
-            f"({100.0 * len(lc) / len(light):.1f}%), transfer {lt:.1f}s, direct {ld:.1f}s, "
-            f"ratio {lt / max(ld, 1e-9):.3f}"
-        )
+        print(f"pruned <=10% and int8: {_group_line(light)}")
     return 2 if unsound else 0
 
 
