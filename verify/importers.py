@@ -2587,15 +2587,19 @@ def _onnx_to_layers(model: onnx.ModelProto) -> tuple[list[Layer], Shape]:
     for sparse in graph.sparse_initializer:
         consts[sparse.values.name] = _sparse_to_dense(sparse)
     inputs = [vi for vi in graph.input if vi.name not in consts]
+    several = (
+        "; a VNN-LIB 2.0 query that declares each of them is decided by "
+        "`nncert-vnnlib verify QUERY --network NAME=MODEL`"
+    )
     if len(inputs) != 1:
         raise InvalidNetworkError(
             f"expected exactly one (non-initializer) input, found {len(inputs)}: "
-            f"{[vi.name for vi in inputs]}"
+            f"{[vi.name for vi in inputs]}" + (several if inputs else "")
         )
     if len(graph.output) != 1:
         raise InvalidNetworkError(
             f"expected exactly one output, found {len(graph.output)}: "
-            f"{[vo.name for vo in graph.output]}"
+            f"{[vo.name for vo in graph.output]}" + (several if len(graph.output) else "")
         )
     input_name = inputs[0].name
     full_shape, input_shape = _input_layout(inputs[0])

@@ -514,3 +514,18 @@ def test_cli_serialises_every_declared_tensor(
     (y,) = _ort_original(model, {"x1": got["A"], "x2": got["B"]}, ["y"])
     np.testing.assert_allclose(y, got["Y"], atol=1e-6)
     assert float(y.reshape(-1)[2]) >= level
+
+
+def test_single_io_commands_point_to_nncert_vnnlib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``nncert verify`` reads one-input one-output models only: a two-input model is an input
+    error (exit 3) whose one line names the file and the command that decides such queries."""
+    from nncert.verify.cli import main as nncert_main
+
+    model = two_input_model(tmp_path / "two.onnx")
+    query = _two_input_query(tmp_path / "q.vnnlib", "(<= Y[0,0] -1.0)")
+    assert nncert_main(["verify", str(model), str(query), "--timeout", "5", "--quiet"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(model) in err[0]
+    assert "found 2" in err[0] and "nncert-vnnlib verify" in err[0]
