@@ -311,8 +311,11 @@ class HighsSolver:
             and result.dual_ray is None
             and self.presolve != "off"
         ):
+            # presolve's word without a ray: the simplex without presolve either confirms it
+            # (with a ray) or contradicts it (HiGHS's presolve declared a feasible LP with a
+            # column of width 1.2e-7 infeasible; without presolve it is optimal)
             retry = self._solve_once(problem, "off", left(), None, None, None)
-            if retry.status is SolveStatus.INFEASIBLE:
+            if retry.status in (SolveStatus.INFEASIBLE, SolveStatus.OPTIMAL):
                 result = retry
         if (
             result.status is SolveStatus.INFEASIBLE

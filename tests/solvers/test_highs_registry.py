@@ -25,8 +25,8 @@ from nncert.solvers.base import SolveResult, SolveStatus
 from nncert.solvers.highs_solver import HighsSolver
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
-from nncert.verify.network import HardTanh, LeakyReLU, ReLU
-from nncert.verify.spec import UnsafeCase
+from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU
+from nncert.verify.spec import Box, UnsafeCase
 
 
 def _knapsack() -> MilpProblem:
@@ -212,3 +212,29 @@ def test_bad_specs_are_rejected() -> None:
         SolverSpec("x", "no_colon")
     with pytest.raises(InvalidOptionsError, match="name"):
         SolverSpec("a:b", "m:a")
+
+
+def test_presolve_infeasible_claim_is_rechecked_without_presolve() -> None:
+    """An LP (every ReLU stable) that HiGHS's presolve declared infeasible although the point
+    below satisfies it: a column of width 1.2e-7 (found by hypothesis in
+    tests/formulations/test_milp.py). The claim came without a dual ray; the solve without
+    presolve is optimal, and that answer is the one returned."""
+    w1 = np.array([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    net = Network(
+        (
+            Dense(w1, np.ones(3)),
+            LeakyReLU(0.0),
+            Dense(np.ones((1, 3)), np.zeros(1)),
+            LeakyReLU(0.0),
+            Dense(np.array([[1.0], [0.0]]), np.zeros(2)),
+        ),
+        input_shape=(3,),
+    )
+    box = Box(np.zeros(3), np.array([1.0, 1.1920929e-07, 0.0]))
+    case = UnsafeCase(box, np.array([[-1.0, 0.0]]), np.zeros(1))
+    problem = encode_milp(net, case, interval_bounds(net, box))
+    assert not problem.is_mip
+    res = HighsSolver().solve(problem)
+    assert res.status is SolveStatus.OPTIMAL, res
+    # min -y_0 over the box: y_0 = x_0 + x_1 + 3 is at most 4 + 1.2e-7
+    assert res.objective == pytest.approx(-(4.0 + 1.1920929e-07), abs=1e-6)
