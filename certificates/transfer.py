@@ -693,6 +693,29 @@ def _theorem(source: Network, target: Network) -> str:
     return "T1" if _nonzeros(source) < _nonzeros(target) else "T2"
 
 
+def _margin_delta_bounds(
+    report: CheckReport, delta: tuple[tuple[float, ...], ...]
+) -> tuple[tuple[float | None, ...], tuple[tuple[float, ...], ...] | None, list[float]]:
+    """The margin + Δ rule per case, from the margins the checker re-derived (never the
+    certificate's own claims): ``(source case margins, source row margins or None, target
+    case bounds)`` (:func:`~nncert.certificates.check.transferred_case_bound`)."""
+    src_case = report.case_lower
+    src_rows = (
+        None
+        if any(r is None for r in report.row_lower)
+        else tuple(r for r in report.row_lower if r is not None)
+    )
+    values = [
+        transferred_case_bound(
+            src_case[i] if i < len(src_case) else None,
+            None if src_rows is None else src_rows[i],
+            d,
+        )
+        for i, d in enumerate(delta)
+    ]
+    return tuple(src_case), src_rows, values
+
+
 def _case_deltas(
     source: Network, target: Network, prop: Property, method: str
 ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
@@ -894,21 +917,7 @@ def _transfer(
             except TransferError as err:
                 reason = _joined(reason, f"difference bounds unavailable: {err}")
             if delta is not None:
-                # the margins the checker re-derived (never the certificate's own claims)
-                src_case = report.case_lower
-                src_rows = (
-                    None
-                    if any(r is None for r in report.row_lower)
-                    else tuple(r for r in report.row_lower if r is not None)
-                )
-                values = [
-                    transferred_case_bound(
-                        src_case[i] if i < len(src_case) else None,
-                        None if src_rows is None else src_rows[i],
-                        delta[i],
-                    )
-                    for i in range(len(prop.cases))
-                ]
+                src_case, src_rows, values = _margin_delta_bounds(report, delta)
                 failing = [i for i, v in enumerate(values) if not v > 0.0]
                 if not failing:
                     ev = TransferEvidence(
@@ -993,21 +1002,7 @@ def _transfer(
         elapsed = time.perf_counter() - t0
         lows: tuple[float | None, ...] = ()
         if delta is not None and report is not None:
-            # the margins the checker re-derived (never the certificate's own claims)
-            src_case = report.case_lower
-            src_rows = (
-                None
-                if any(r is None for r in report.row_lower)
-                else tuple(r for r in report.row_lower if r is not None)
-            )
-            vals = [
-                transferred_case_bound(
-                    src_case[i] if i < len(src_case) else None,
-                    None if src_rows is None else src_rows[i],
-                    delta[i],
-                )
-                for i in range(len(prop.cases))
-            ]
+            vals = _margin_delta_bounds(report, delta)[2]
             lows = tuple(v if math.isfinite(v) else None for v in vals)
         out = _certificate(
             target,

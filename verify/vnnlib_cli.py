@@ -385,7 +385,7 @@ def _load_network(
     path = write_single_io(model, binding, folder)
     stem = onnx_path.name.split(".")[0]
     try:
-        network = from_onnx(path, name=stem)
+        network = from_onnx(path, name=stem, time_limit=timeout)
     except NncertError as err:
         text = str(err).splitlines()[0].replace(str(path), str(onnx_path))
         raise type(err)(f"{text} (several inputs/outputs or hidden tensors)") from None
