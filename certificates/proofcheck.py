@@ -88,6 +88,9 @@ def recipe_problem(recipe: Any) -> str:
         return "combine_rows must be true or false"
     if not isinstance(recipe.get("inherit", True), bool):
         return "inherit must be true or false"
+    root = recipe.get("root_alpha_iters", 0)
+    if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root <= MAX_ALPHA_ITERS:
+        return f"root_alpha_iters must be an integer in [0, {MAX_ALPHA_ITERS}], got {root!r}"
     return ""
 
 
@@ -464,6 +467,17 @@ def _check_tree(
         ):
             return fail("the start frontier does not fit the tree and network")
         level = start
+    root_iters = int(tree.recipe.get("root_alpha_iters", 0))
+    if root_iters > 0 and start is None and tree.recipe.get("inherit", True):
+        # the root's hidden-layer bounds tightened by optimised slopes, as the search did
+        # (the same engine call on the same box): every node below inherits them
+        def out_of_time() -> bool:
+            return time_limit is not None and time.perf_counter() - t0 > time_limit
+
+        refined = eng.refine_intermediate(level.lo, level.hi, root_iters, stop=out_of_time)
+        if refined is None:
+            return fail("time limit reached while checking")
+        level.pl[:], level.pu[:] = refined.stacked()
     if not tree.recipe.get("inherit", True):
         # every leaf is bounded from its own region alone (input box and phase constraints),
         # without its ancestors' hidden-layer bounds: the regions are rebuilt top-down (no
@@ -505,9 +519,7 @@ def _check_tree(
                     continue
                 pos = np.searchsorted(live, need)
                 sub = _sub_inter(inter, pos)
-                first: list[tuple[FloatArray, FloatArray]] | None = (
-                    None if failures is None else []
-                )
+                first: list[tuple[FloatArray, FloatArray]] | None = None if failures is None else []
                 best = _leaf_bounds(
                     eng,
                     case,

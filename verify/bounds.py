@@ -57,7 +57,7 @@ are reported as ``empty``, never patched.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -327,6 +327,9 @@ class BoundEngine:
         self.row_chunk_elements = 1 << 24
         #: the hidden-layer bounds :func:`spec_bounds` computed last, with its box as the key
         self.spec_intermediate: tuple[tuple[bytes, bytes], Intermediate] | None = None
+        #: the last results of :meth:`refine_intermediate` computed from scratch, by box and
+        #: iterations (the cases of one property share their box)
+        self.refined: dict[tuple[bytes, bytes, int], Intermediate] = {}
 
     # -- plain evaluation ---------------------------------------------------------------------
     def forward(self, x: FloatArray) -> FloatArray:
@@ -523,16 +526,26 @@ class BoundEngine:
         return down(val - inflate(err, 2 * n + 2))
 
     def spec_start(
-        self, C: FloatArray, d: FloatArray, inter: Intermediate, xmag: FloatArray
+        self,
+        C: FloatArray,
+        d: FloatArray,
+        inter: Intermediate,
+        xmag: FloatArray,
+        *,
+        layer: int | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Merge the objective ``C z_{L-1} - d`` with the last Dense layer.
+
+        With ``layer = j`` the objective is ``C z_j - d`` on hidden layer ``j``'s
+        pre-activation instead (merged with Dense layer ``j``; ``inter`` needs layers
+        ``< j`` only).
 
         Returns:
             ``(lam_a, const, err)``: ``C z_{L-1} - d = lam_a . a_{L-2} + const + e`` with
             ``|e| <= err`` (``(N, R)``); ``lam_a`` is ``(R, n_{L-2})`` (``(R, n_in)`` for a
             network without hidden layers).
         """
-        k = len(self.weights) - 1
+        k = len(self.weights) - 1 if layer is None else int(layer)
         lam = np.asarray(C @ self.weights[k])
         const = C @ self.biases[k] - d
         amag = xmag if k == 0 else self._post_mag(k - 1, inter)
@@ -995,6 +1008,8 @@ class BoundEngine:
         *,
         optimizer: AlphaOptimizer = "adam",
         lr: float = 0.1,
+        depth: int | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Optimise the family lower slopes for the objective rows (alpha-CROWN).
 
@@ -1009,19 +1024,25 @@ class BoundEngine:
             iters: gradient steps.
             optimizer: ``"adam"`` or ``"sign"`` (signed steps, size ``lr`` decaying by 0.7).
             lr: step size.
+            depth: the objective sits on hidden layer ``depth``'s pre-activation (``lam0`` on
+                ``a_{depth-1}``, from ``spec_start(..., layer=depth)``); default: the output.
+            stop: polled before every step; when it returns true the best bound so far is
+                returned (sound, but not the ``iters``-step result a checker re-derives).
 
         Returns:
             The best ``(lower (N, R), coef (N, R, n_in), offset (N, R))`` seen.
         """
         n = lo.shape[0]
         r = lam0.shape[0]
-        depth = len(self.rules)
+        depth = len(self.rules) if depth is None else int(depth)
         xmag = _mag(lo, hi)
         masks: list[FloatArray] = []
         s_lo: list[float] = []
         s_hi: list[float] = []
         alphas: list[FloatArray] = []
-        for act, rule, (l, u), rl in zip(self.activations, self.rules, inter.pre, inter.rel):
+        for act, rule, (l, u), rl in zip(
+            self.activations[:depth], self.rules[:depth], inter.pre[:depth], inter.rel[:depth]
+        ):
             fam: LowerFamily | None = rule.lower_family(act, l, u)
             mask = np.zeros_like(l) if fam is None else fam.mask
             masks.append(mask[:, None, :])
@@ -1064,7 +1085,7 @@ class BoundEngine:
             best_lb = np.where(better, lb, best_lb)
             best_coef = np.where(better[:, :, None], lam_a, best_coef)
             best_off = np.where(better, off, best_off)
-            if it == max(int(iters), 1):
+            if it == max(int(iters), 1) or (stop is not None and stop()):
                 break
             # reverse: d lb / d alpha (the vertex minimising each row)
             g = np.where(lam_a >= 0.0, lo[:, None, :], hi[:, None, :])
@@ -1090,6 +1111,86 @@ class BoundEngine:
                 )
             step *= 0.7
         return best_lb, best_coef, best_off
+
+    def refine_intermediate(
+        self,
+        lower: ArrayLike,
+        upper: ArrayLike,
+        iters: int,
+        *,
+        inter: Intermediate | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Intermediate | None:
+        r"""Hidden-layer bounds tightened by optimised slopes (alpha-CROWN on every layer).
+
+        For hidden layers ``j = 1 .. L-2`` in turn, every neuron whose relaxation is not
+        exact on some box gets two rows, ``z_i^(j)`` and ``-z_i^(j)``; the lower slopes of
+        layers ``< j`` are optimised per box, row and neuron (:meth:`optimize_slopes`,
+        ``iters`` signed steps of size 0.5), and
+
+        .. math:: l_i \leftarrow \max(l_i, \underline{z_i}), \qquad
+                  u_i \leftarrow \min(u_i, -\underline{(-z_i)}).
+
+        Every slope in the family gives a sound bound, so each step keeps the bounds sound;
+        layers above ``j`` are then recomputed (IBP and CROWN intersected with the bounds so
+        far) on the tightened ones. The result depends on the boxes, ``iters`` and ``inter``
+        only, so a proof checker re-derives it by the same call. Results computed from
+        scratch (no ``inter``) are kept for the last few boxes (:attr:`refined`; the cases of
+        one property share their box); treat them as read-only.
+
+        Args:
+            lower, upper: ``(N, n_in)`` boxes.
+            iters: optimised-slope steps per layer.
+            inter: the boxes' hidden-layer bounds to start from (default: CROWN).
+            stop: polled between steps; when it returns true the refinement is abandoned.
+
+        Returns:
+            The tightened :class:`Intermediate`, or ``None`` when ``stop`` ended it.
+        """
+        lo, hi = self.check_boxes(lower, upper)
+        key = (lo.tobytes(), hi.tobytes(), int(iters))
+        if inter is None and key in self.refined:
+            return self.refined[key]
+        cur = self.intermediate(lo, hi, "crown") if inter is None else inter
+        xmag = _mag(lo, hi)
+        offs = self.offsets
+        for j in range(1, len(self.rules)):
+            if stop is not None and stop():
+                return None
+            rel = cur.rel[j]
+            inexact = (rel.lower_slope != rel.upper_slope) | (rel.lower_bias != rel.upper_bias)
+            idx = np.flatnonzero(np.any(inexact & ~cur.empty[:, None], axis=0))
+            if not idx.size:
+                continue
+            m = idx.size
+            C = np.zeros((2 * m, rel.lower_slope.shape[1]))
+            C[np.arange(m), idx] = 1.0
+            C[m + np.arange(m), idx] = -1.0
+            part = Intermediate(
+                cur.pre[:j],
+                cur.rel[:j],
+                cur.empty,
+                cur.amag[:j],
+                cur.cmag[:j],
+                cur.gmag[:j],
+                cur.emag[:j],
+            )
+            lam, const, err = self.spec_start(C, np.zeros(2 * m), part, xmag, layer=j)
+            lb, _, _ = self.optimize_slopes(
+                lam, const, err, part, lo, hi, iters, optimizer="sign", lr=0.5, depth=j, stop=stop
+            )
+            if stop is not None and stop():
+                return None
+            pl, pu = cur.stacked()
+            seg_l, seg_u = pl[:, offs[j] : offs[j + 1]], pu[:, offs[j] : offs[j + 1]]
+            seg_l[:, idx] = np.maximum(seg_l[:, idx], lb[:, :m])
+            seg_u[:, idx] = np.minimum(seg_u[:, idx], -lb[:, m:])
+            cur = self.intermediate(lo, hi, "crown", prior=(pl, pu), fixed_below=j + 1)
+        if inter is None:
+            if len(self.refined) >= 4:
+                self.refined.pop(next(iter(self.refined)))
+            self.refined[key] = cur
+        return cur
 
 
 #: engines of recently bounded networks, by ``id`` (checked through a weak reference)
@@ -1301,6 +1402,8 @@ def crown_bounds(
     alpha: bool = False,
     alpha_steps: int = 20,
     intermediate: IntermediateMethod = "crown",
+    refine_iters: int = 0,
+    stop: Callable[[], bool] | None = None,
 ) -> LayerBounds:
     """Sound CROWN bounds on every pre-activation (see the module docstring).
 
@@ -1316,6 +1419,11 @@ def crown_bounds(
         alpha_steps: number of projected-gradient steps for ``alpha``.
         intermediate: ``"crown"`` (back-substitute every hidden neuron) or ``"ibp"`` (IBP
             intermediate bounds, CROWN only for the last layer).
+        refine_iters: with ``intermediate="crown"``, tighten the hidden-layer bounds by
+            this many optimised-slope steps per layer
+            (:meth:`BoundEngine.refine_intermediate`); 0: plain CROWN.
+        stop: polled during the refinement; when it returns true the plain CROWN bounds
+            are used.
 
     Returns:
         :class:`LayerBounds` with ``method="crown"`` (``"alpha-crown"`` when ``alpha``); each
@@ -1330,6 +1438,11 @@ def crown_bounds(
     b = _check_box(eng.normal, box)
     lo, hi = b.lower[None, :], b.upper[None, :]
     inter = eng.intermediate(lo, hi, "crown" if intermediate == "crown" else "ibp", rows="all")
+    if refine_iters > 0 and intermediate == "crown":
+        refined = eng.refine_intermediate(lo, hi, int(refine_iters), stop=stop)
+        if refined is not None:
+            # (neurons it left without CROWN rows are stable: their relaxations are exact)
+            inter = refined
     n_out = eng.n_outputs
     steps = alpha_steps if alpha else 0
     eye = np.eye(n_out)

@@ -320,11 +320,17 @@ class ReluBabSettings:
         batch_nodes: with ``batched``, up to this many open nodes (the lowest bounds) are
             split per round and all their children bounded together (one intermediate-bound
             call per split layer, one objective call for all).
+        root_alpha_iters: with ``batched``, optimised-slope steps per hidden layer that
+            tighten the root's hidden-layer bounds before the search
+            (:meth:`~nncert.verify.bounds.BoundEngine.refine_intermediate`; every node inherits
+            them). Recorded in the proof's recipe, so the checker re-derives the same root
+            bounds; 0 disables.
     """
 
     batched: bool = True
     alpha_iters: int = 8
     batch_nodes: int = 8
+    root_alpha_iters: int = 10
 
 
 #: the search before batched evaluation and optimised slopes (for side-by-side measurement)
@@ -561,7 +567,22 @@ def relu_bab_case(
     )
     if expired():
         return out("timeout")
-    if not evaluate(root, -1):  # cannot happen for a non-empty box; treat as unknown
+    root_iters = int(cfg.root_alpha_iters) if cfg.batched else 0
+    if root_iters > 0 and root_phases is None and not split_root:
+        # alpha-CROWN on every hidden layer once, at the root: the search's nodes inherit
+        # the bounds (children intersect their parent's) and the checker re-derives them
+        refined = bd.engine.refine_intermediate(
+            bd.lo2,
+            bd.hi2,
+            root_iters,
+            stop=None if deadline is None else lambda: time.perf_counter() >= deadline,
+        )
+        if refined is None:
+            return out("timeout")
+        rec.recipe["root_alpha_iters"] = root_iters
+        for k, (l, u) in enumerate(refined.pre):
+            root.lower[k], root.upper[k] = l[0].copy(), u[0].copy()
+    if not evaluate(root, -1):  # an empty box (crossing root bounds): unknown, not a proof
         return out("unknown")
     stats["nodes"] = 1
     tol_lp = float(ctx.options.milp_tolerance)

@@ -284,6 +284,8 @@ def test_no_forged_certificate_verifies_a_falsifiable_case(
     [
         {"intermediate": "crown", "alpha_iters": 10**9},
         {"intermediate": "crown", "alpha_iters": -1},
+        {"intermediate": "crown", "root_alpha_iters": 10**9},
+        {"intermediate": "crown", "root_alpha_iters": True},
         {"intermediate": "crown", "extra_slopes": ["zero", "steep"]},
         {"intermediate": "crown", "alpha_optimizer": "newton"},
         {"intermediate": "exact"},

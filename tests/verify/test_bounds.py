@@ -22,6 +22,7 @@ from strategies import activations, networks, networks_and_boxes
 from nncert.verify.bounds import (
     RELAXATIONS,
     crown_bounds,
+    engine_for,
     interval_bounds,
     output_bounds,
     property_case_bounds,
@@ -265,6 +266,62 @@ def test_alpha_crown_layer_bounds_sound(net_box: tuple[Network, Box], seed: int)
     assert_inside(y, opt.output.lower, opt.output.upper, "alpha-crown")
     assert np.all(opt.output.lower >= plain.output.lower)
     assert np.all(opt.output.upper <= plain.output.upper)
+
+
+@given(
+    net_box=networks_and_boxes(mixed=True, max_depth=4),
+    seed=st.integers(0, 2**32 - 1),
+    iters=st.sampled_from([1, 3, 10]),
+)
+def test_refined_layer_bounds_sound_and_never_looser(
+    net_box: tuple[Network, Box], seed: int, iters: int
+) -> None:
+    net, box = net_box
+    rng = np.random.default_rng(seed)
+    eng = engine_for(net)
+    lo, hi = box.lower[None, :], box.upper[None, :]
+    plain = eng.intermediate(lo, hi, "crown")
+    refined = eng.refine_intermediate(lo, hi, iters, inter=plain)
+    assert refined is not None
+    x = np.vstack([sample_box(box, 256, rng), lo, hi])
+    zs = pre_activations(net, x)
+    for k, ((pl, pu), (rl, ru)) in enumerate(zip(plain.pre, refined.pre)):
+        assert np.all(rl >= pl) and np.all(ru <= pu), k
+        assert_inside(zs[k], rl[0], ru[0], f"refined layer {k}")
+    # the MILP's bounds through the same call
+    lb = crown_bounds(net, box, refine_iters=iters)
+    for k, z in enumerate(zs):
+        assert_inside(z, lb.pre_activation[k].lower, lb.pre_activation[k].upper, f"milp {k}")
+
+
+def test_refinement_tightens_deep_relu_layers_and_stops_when_asked() -> None:
+    rng = np.random.default_rng(3)
+    layers: list[object] = []
+    widths = [6, 24, 24, 24, 2]
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(ReLU())
+        layers.append(
+            Dense(rng.normal(size=(widths[i + 1], widths[i])), rng.normal(size=widths[i + 1]))
+        )
+    net = Network(tuple(layers), input_shape=(6,))  # type: ignore[arg-type]
+    eng = engine_for(net)
+    lo, hi = -np.ones((1, 6)), np.ones((1, 6))
+    plain = eng.intermediate(lo, hi, "crown")
+    refined = eng.refine_intermediate(lo, hi, 10, inter=plain)
+    assert refined is not None
+    gain = [
+        float(np.sum(pu - pl) - np.sum(ru - rl))
+        for (pl, pu), (rl, ru) in zip(plain.pre, refined.pre)
+    ]
+    assert gain[0] == 0.0 and max(gain[1:]) > 0.0, gain
+    calls = [0]
+
+    def stop() -> bool:
+        calls[0] += 1
+        return calls[0] > 3
+
+    assert eng.refine_intermediate(lo, hi, 10, inter=plain, stop=stop) is None
 
 
 @given(net=networks(max_outputs=3), box_seed=st.integers(0, 2**32 - 1))

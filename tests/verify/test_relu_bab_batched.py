@@ -91,6 +91,7 @@ def test_verdicts_match_the_exact_milp_and_trees_check(
         assert res.lower_bound is not None and res.lower_bound <= opt + 1e-6
         assert res.proof is not None
         assert res.proof.recipe.get("alpha_iters") == rb.ReluBabSettings().alpha_iters
+        assert res.proof.recipe.get("root_alpha_iters") == rb.ReluBabSettings().root_alpha_iters
         chk = check_tree(net, case, res.proof)
         assert chk.ok, chk.reason
     elif res.status == "falsified":
