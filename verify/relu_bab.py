@@ -328,7 +328,7 @@ class ReluBabSettings:
     """
 
     batched: bool = True
-    alpha_iters: int = 8
+    alpha_iters: int = 20
     batch_nodes: int = 8
     root_alpha_iters: int = 10
 
