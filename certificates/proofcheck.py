@@ -176,6 +176,7 @@ def _leaf_bounds(
             extra_slopes=slopes,
             alpha_iters=iters,
             alpha_optimizer=optimizer,
+            close_above=0.0,  # (a leaf needs > 0, not the largest bound)
         )
         if first is not None and iters == 0:
             first.append((res.lower, res.coef))

@@ -92,6 +92,10 @@ from nncert.verify.spec import Box, UnsafeCase
 BoundMethod = Literal["ibp", "crown", "alpha-crown"]
 IntermediateMethod = Literal["ibp", "crown"]
 IntermediateMode = Literal["ibp", "forward", "crown"]
+#: largest ``boxes x rows x neurons below`` of one layer's refinement in
+#: :meth:`BoundEngine.refine_intermediate` (larger layers, e.g. of convolutional networks,
+#: keep their CROWN bounds: the optimised slopes would need gigabytes)
+REFINE_MAX_ELEMENTS = 1 << 23
 AlphaOptimizer = Literal["adam", "sign"]
 
 #: kept for callers that test ``type(layer) in RELAXATIONS`` (activation type -> rule)
@@ -848,6 +852,7 @@ class BoundEngine:
         alpha_iters: int = 0,
         alpha_optimizer: AlphaOptimizer = "sign",
         alpha_lr: float = 0.5,
+        close_above: float | None = None,
     ) -> BatchBounds:
         """Sound lower bounds of ``C f(x) - d`` over each of ``N`` boxes.
 
@@ -872,6 +877,8 @@ class BoundEngine:
             alpha_optimizer: ``"sign"`` (signed steps of decaying size ``alpha_lr``) or
                 ``"adam"`` (Adam ascent with learning rate ``alpha_lr``).
             alpha_lr: step size.
+            close_above: end the slope optimisation once every box has a row above this
+                (see :meth:`optimize_slopes`).
 
         Returns:
             A :class:`BatchBounds`.
@@ -912,6 +919,7 @@ class BoundEngine:
                     alpha_iters,
                     optimizer=alpha_optimizer,
                     lr=alpha_lr,
+                    close_above=close_above,
                 )
                 better = lb2 > lb
                 lb = np.maximum(lb, lb2)
@@ -1010,6 +1018,7 @@ class BoundEngine:
         lr: float = 0.1,
         depth: int | None = None,
         stop: Callable[[], bool] | None = None,
+        close_above: float | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Optimise the family lower slopes for the objective rows (alpha-CROWN).
 
@@ -1028,6 +1037,10 @@ class BoundEngine:
                 ``a_{depth-1}``, from ``spec_start(..., layer=depth)``); default: the output.
             stop: polled before every step; when it returns true the best bound so far is
                 returned (sound, but not the ``iters``-step result a checker re-derives).
+            close_above: stop as soon as every box has a row whose bound exceeds this (the
+                iterates do not depend on ``iters``, so the best bound of fewer steps is never
+                above that of more: a checker running all ``iters`` steps gets at least as
+                much).
 
         Returns:
             The best ``(lower (N, R), coef (N, R, n_in), offset (N, R))`` seen.
@@ -1087,6 +1100,8 @@ class BoundEngine:
             best_off = np.where(better, off, best_off)
             if it == max(int(iters), 1) or (stop is not None and stop()):
                 break
+            if close_above is not None and bool(np.all(best_lb.max(axis=1) > close_above)):
+                break
             # reverse: d lb / d alpha (the vertex minimising each row)
             g = np.where(lam_a >= 0.0, lo[:, None, :], hi[:, None, :])
             g_lam = _mm(g, self.weights[0].T) + self.biases[0]  # d lb / d lam on z_0
@@ -1131,7 +1146,9 @@ class BoundEngine:
         .. math:: l_i \leftarrow \max(l_i, \underline{z_i}), \qquad
                   u_i \leftarrow \min(u_i, -\underline{(-z_i)}).
 
-        Every slope in the family gives a sound bound, so each step keeps the bounds sound;
+        A layer whose refinement would hold more than :data:`REFINE_MAX_ELEMENTS` slopes
+        keeps its bounds. Every slope in the family gives a sound bound, so each step keeps
+        the bounds sound;
         layers above ``j`` are then recomputed (IBP and CROWN intersected with the bounds so
         far) on the tightened ones. The result depends on the boxes, ``iters`` and ``inter``
         only, so a proof checker re-derives it by the same call. Results computed from
@@ -1163,6 +1180,8 @@ class BoundEngine:
             if not idx.size:
                 continue
             m = idx.size
+            if lo.shape[0] * 2 * m * int(offs[j]) > REFINE_MAX_ELEMENTS:
+                continue
             C = np.zeros((2 * m, rel.lower_slope.shape[1]))
             C[np.arange(m), idx] = 1.0
             C[m + np.arange(m), idx] = -1.0

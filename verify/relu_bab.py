@@ -281,7 +281,13 @@ def _evaluate_groups(
         ids = np.flatnonzero(~inter.empty & (best <= CLOSE_TOL) & (best > -alpha_window))
         if ids.size:
             opt = eng.bound(
-                lo[ids], hi[ids], bd.A, bd.rhs, inter=_rows(inter, ids), alpha_iters=alpha_iters
+                lo[ids],
+                hi[ids],
+                bd.A,
+                bd.rhs,
+                inter=_rows(inter, ids),
+                alpha_iters=alpha_iters,
+                close_above=CLOSE_TOL,
             )
             gain = float(np.max(opt.lower.max(axis=1) - best[ids]))
             lower, coef = lower.copy(), coef.copy()

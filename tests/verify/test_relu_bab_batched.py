@@ -168,8 +168,14 @@ def test_batched_subdomain_bounds_are_sound(seed: int) -> None:
             depth=0,
         )
         assert rb._evaluate_batch(bd, [alone], -1, 8)[0][0]
-        # (the matrix products of another batch size may round differently in the last ulp)
-        assert alone.bound == pytest.approx(node.bound, rel=1e-9, abs=1e-12)
+        if alone.bound > rb.CLOSE_TOL or node.bound > rb.CLOSE_TOL:
+            # the slope steps end once every box of a batch closes, so a closed box's value
+            # depends on its batch; whether it closes does not (the best bound of more steps
+            # is never below that of fewer)
+            assert alone.bound > rb.CLOSE_TOL and node.bound > rb.CLOSE_TOL
+        else:
+            # (the matrix products of another batch size may round differently in the last ulp)
+            assert alone.bound == pytest.approx(node.bound, rel=1e-9, abs=1e-12)
 
 
 class _Clock:
