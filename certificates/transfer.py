@@ -453,6 +453,9 @@ MIN_FAILING_SEARCHED = 16
 ROOT_SEARCH_SHARE = 0.1
 #: ... and at most this many seconds
 ROOT_SEARCH_CAP = 2.0
+#: ... and a case without a source tree whose sibling cases were proved by ReLU-phase trees gets
+#: this share of the replay's remaining budget for a ReLU-phase search
+RELU_ROOT_SEARCH_SHARE = 0.5
 
 
 def _halved(lo: np.ndarray, hi: np.ndarray, recipe: Mapping[str, Any]) -> ProofTree:
@@ -490,7 +493,17 @@ def _graft_searches(
             if phases is None:  # pragma: no cover - a failing leaf always has its frontier
                 return _Replay(None, f"case {i}: a phase-split leaf without its phases", {})
             ctx = CaseContext(VerifyOptions(), deadline, np.random.default_rng(0), None, i, None)
-            found = relu_bab_case(target, sub, ctx, root_phases=phases[j], split_root=True)
+            # the search starts from the hidden-layer bounds the leaf's ancestors impose (the
+            # next round's walk re-derives the grafted subtree from the same bounds)
+            assert rep.frontier is not None
+            found = relu_bab_case(
+                target,
+                sub,
+                ctx,
+                root_phases=phases[j],
+                split_root=True,
+                root_bounds=(rep.frontier.pl[j], rep.frontier.pu[j]),
+            )
             status, x, proof_or_none = found.status, found.x, found.proof
         else:
             out = bab_verify_case(target, sub, deadline=deadline, options=opts, case_index=i)
@@ -557,6 +570,31 @@ def _replay_trees(
             tree = dataclasses.replace(
                 tree, recipe={**dict(tree.recipe), "inherit": REPLAY_INHERIT}
             )
+        if (
+            tree is None
+            and case.input_box.dim > REPROVE_INPUT_DIMS
+            and any(t.recipe.get("search") == "relu-split" for t in trees.values())
+        ):
+            # the source proved its other cases by ReLU-phase trees: search this one the same
+            # way on the target (half of what is left; its tree is then walked as any other)
+            stats["searched_cases"] += 1
+            now = time.perf_counter()
+            rest = None if deadline is None else max(deadline - now, 0.0)
+            ctx = CaseContext(
+                VerifyOptions(),
+                now + (ROOT_SEARCH_CAP if rest is None else RELU_ROOT_SEARCH_SHARE * rest),
+                np.random.default_rng(0),
+                None,
+                i,
+                None,
+            )
+            found = relu_bab_case(target, case, ctx)
+            if found.status == "falsified" and found.x is not None:
+                why = f"case {i}: a counterexample lies in the case"
+                return done(why, hint=np.asarray(found.x), hint_case=i)
+            if found.status != "verified" or found.proof is None:
+                return done(f"case {i}: no source tree and the search did not close it")
+            tree = found.proof
         if tree is None:
             tree = _root_tree(_DEFAULT_RECIPE)
             stats["searched_cases"] += 1

@@ -446,6 +446,7 @@ def relu_bab_case(
     root_phases: NDArray[np.int8] | None = None,
     split_root: bool = False,
     settings: ReluBabSettings | None = None,
+    root_bounds: tuple[FloatArray, FloatArray] | None = None,
 ) -> CaseOutcome:
     """Branch and bound over ReLU phases for one unsafe case (plug-in complete method).
 
@@ -462,7 +463,10 @@ def relu_bab_case(
     when its bound closes it (a replay re-derives the subtree under its ancestors' bounds, with
     the checker's leaf bound, which need not close the unsplit root where this search's did).
     ``settings`` chooses how nodes are evaluated (default :data:`DEFAULT_SETTINGS`;
-    :data:`LEGACY` is the earlier one-node-per-call search).
+    :data:`LEGACY` is the earlier one-node-per-call search). ``root_bounds`` (stacked lower and
+    upper bounds of every hidden neuron, sound on the searched domain: for a replay, the
+    bounds the grafted leaf's ancestors impose, which the checker's walk also starts from)
+    are intersected into the root's.
     """
     t0 = time.perf_counter()
     cfg = DEFAULT_SETTINGS if settings is None else settings
@@ -571,6 +575,14 @@ def relu_bab_case(
         depth=0,
         id=rec.root(),
     )
+    if root_bounds is not None:
+        rl = np.asarray(root_bounds[0], dtype=np.float64).reshape(-1)
+        ru = np.asarray(root_bounds[1], dtype=np.float64).reshape(-1)
+        if rl.size != int(bd.offsets[-1]) or ru.size != int(bd.offsets[-1]):
+            return out("unknown")
+        for k in range(len(root.lower)):
+            a, z = int(bd.offsets[k]), int(bd.offsets[k + 1])
+            root.lower[k], root.upper[k] = rl[a:z].copy(), ru[a:z].copy()
     if expired():
         return out("timeout")
     root_iters = int(cfg.root_alpha_iters) if cfg.batched else 0

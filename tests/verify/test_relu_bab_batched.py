@@ -217,3 +217,34 @@ def test_search_stops_before_its_budget_with_an_injected_clock(
             stopped += 1
             assert len(ends) == 2  # the budget holds exactly two one-second rounds
     assert stopped >= 2
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), shift=st.sampled_from([-0.3, -0.01, 0.02, 0.2]))
+def test_given_root_bounds_keep_the_verdict_sound(no_attack: None, seed: int, shift: float) -> None:
+    # a replay's grafted search starts from the bounds the leaf's ancestors impose: here the
+    # box's refined hidden-layer bounds (sound), given with phases fixed on no neuron
+    rng = np.random.default_rng(seed)
+    net = _net(rng, [4, 10, 10, 3])
+    case = _case(rng, net, shift)
+    opt = _milp_min(net, case)
+    eng = rb.engine_for(net)
+    box = case.input_box
+    ref = eng.refine_intermediate(box.lower[None, :], box.upper[None, :], 10)
+    assert ref is not None
+    pl, pu = ref.stacked()
+    free = np.zeros(pl.shape[1], dtype=np.int8)
+    res = rb.relu_bab_case(net, case, _ctx(5.0), root_phases=free, root_bounds=(pl[0], pu[0]))
+    if res.status == "verified":
+        assert opt > 0.0, (opt, res.stats)
+    elif res.status == "falsified":
+        assert res.x is not None and case.violation(net.forward(res.x[None]))[0] <= 0.0
+    if opt > 1e-4:
+        assert res.status in ("verified", "timeout"), (opt, res.status)
+    elif opt < -1e-4:
+        assert res.status in ("falsified", "timeout"), (opt, res.status)
+    # bounds of the wrong size are refused, never trusted
+    bad = rb.relu_bab_case(net, case, _ctx(5.0), root_bounds=(pl[0][:-1], pu[0][:-1]))
+    assert bad.status == "unknown"
