@@ -291,6 +291,14 @@ def attack_stage(ctx: _Context) -> None:
 #: optimised-slope steps per hidden layer that tighten the MILP's big-M bounds (see
 #: :meth:`~nncert.verify.bounds.BoundEngine.refine_intermediate`)
 MILP_REFINE_ITERS = 10
+#: ... within at most this share of the remaining budget (else plain CROWN: the encoding and
+#: the solver need the rest)
+MILP_REFINE_SHARE = 0.25
+
+
+def _past(t: float) -> Callable[[], bool]:
+    """A poll that is true once the clock passes ``t``."""
+    return lambda: time.perf_counter() >= t
 
 
 def milp_stage(ctx: _Context) -> None:
@@ -316,8 +324,13 @@ def milp_stage(ctx: _Context) -> None:
         s0 = time.perf_counter()
         # big-M constants from hidden-layer bounds tightened by optimised slopes (one
         # refinement per input box, shared by the cases; plain CROWN if the budget ends first)
+        rem = ctx.remaining()
+        until = None if rem is None else time.perf_counter() + MILP_REFINE_SHARE * rem
         bounds = crown_bounds(
-            ctx.network, case.input_box, refine_iters=MILP_REFINE_ITERS, stop=ctx.expired
+            ctx.network,
+            case.input_box,
+            refine_iters=MILP_REFINE_ITERS,
+            stop=None if until is None else _past(until),
         )
         problem = encode_milp(ctx.network, case, bounds)
         encode_cost = max(encode_cost, time.perf_counter() - s0)

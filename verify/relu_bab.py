@@ -346,6 +346,9 @@ LEGACY = ReluBabSettings(batched=False, alpha_iters=0)
 DEFAULT_SETTINGS = ReluBabSettings()
 
 
+#: the largest share of a search's remaining budget the root refinement may take
+ROOT_REFINE_SHARE = 0.25
+
 #: relative slack of the phase constraints in leaf LPs (see ``_leaf_lp``)
 _PHASE_MARGIN = 1e-7
 
@@ -589,17 +592,20 @@ def relu_bab_case(
     if root_iters > 0 and root_phases is None and not split_root:
         # alpha-CROWN on every hidden layer once, at the root: the search's nodes inherit
         # the bounds (children intersect their parent's) and the checker re-derives them
+        # at most a share of the budget: a refinement that cannot finish in it (wide
+        # convolutional layers) is dropped and the search starts from plain CROWN bounds
+        s0 = time.perf_counter()
+        until = None if deadline is None else s0 + ROOT_REFINE_SHARE * (deadline - s0)
         refined = bd.engine.refine_intermediate(
             bd.lo2,
             bd.hi2,
             root_iters,
-            stop=None if deadline is None else lambda: time.perf_counter() >= deadline,
+            stop=None if until is None else lambda: time.perf_counter() >= until,
         )
-        if refined is None:
-            return out("timeout")
-        rec.recipe["root_alpha_iters"] = root_iters
-        for k, (l, u) in enumerate(refined.pre):
-            root.lower[k], root.upper[k] = l[0].copy(), u[0].copy()
+        if refined is not None:
+            rec.recipe["root_alpha_iters"] = root_iters
+            for k, (l, u) in enumerate(refined.pre):
+                root.lower[k], root.upper[k] = l[0].copy(), u[0].copy()
     if not evaluate(root, -1):  # an empty box (crossing root bounds): unknown, not a proof
         return out("unknown")
     stats["nodes"] = 1

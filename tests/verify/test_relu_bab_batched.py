@@ -248,3 +248,19 @@ def test_given_root_bounds_keep_the_verdict_sound(no_attack: None, seed: int, sh
     # bounds of the wrong size are refused, never trusted
     bad = rb.relu_bab_case(net, case, _ctx(5.0), root_bounds=(pl[0][:-1], pu[0][:-1]))
     assert bad.status == "unknown"
+
+
+def test_an_abandoned_root_refinement_leaves_a_plain_search(
+    no_attack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the refinement's share of the budget ran out (simulated): the search goes on from
+    # plain CROWN bounds, its proof does not name the refinement, and the checker agrees
+    rng = np.random.default_rng(7)
+    net = _net(rng, [4, 12, 12, 3])
+    case = _case(rng, net, -0.3)
+    eng = rb.engine_for(net)
+    monkeypatch.setattr(eng, "refine_intermediate", lambda *a, **k: None)
+    res = rb.relu_bab_case(net, case, _ctx(5.0))
+    assert res.status == "verified" and res.proof is not None
+    assert "root_alpha_iters" not in res.proof.recipe
+    assert check_tree(net, case, res.proof).ok
