@@ -1456,12 +1456,14 @@ def crown_bounds(
     eng = engine_for(network)
     b = _check_box(eng.normal, box)
     lo, hi = b.lower[None, :], b.upper[None, :]
-    inter = eng.intermediate(lo, hi, "crown" if intermediate == "crown" else "ibp", rows="all")
+    refined = None
     if refine_iters > 0 and intermediate == "crown":
+        # (neurons it leaves without CROWN rows are stable: their relaxations are exact)
         refined = eng.refine_intermediate(lo, hi, int(refine_iters), stop=stop)
-        if refined is not None:
-            # (neurons it left without CROWN rows are stable: their relaxations are exact)
-            inter = refined
+    if refined is not None:
+        inter = refined
+    else:
+        inter = eng.intermediate(lo, hi, "crown" if intermediate == "crown" else "ibp", rows="all")
     n_out = eng.n_outputs
     steps = alpha_steps if alpha else 0
     eye = np.eye(n_out)
