@@ -3,17 +3,18 @@
 Usage::
 
     python benchmarks/run_mnistfc_bab.py [--root DIR] [--time-limit T] [--only NET:PROP ...]
-                                         [--baseline legacy|unrefined] [--check] [--threads N]
+        [--baseline legacy|unrefined|nobeta] [--check] [--threads N]
 
 For each instance (``NET:PROP``, e.g. ``256x4:9_0.05``; default: a fixed subset of 256x4 and
 256x6 instances) both searches run in this process, one after the other, with the same time
 limit: the baseline and ``new`` (the default :class:`ReluBabSettings`: both children of a
 split in one call, optimised slopes on the objective, the root's hidden-layer bounds refined
-by optimised slopes). Baselines: ``legacy`` (:data:`nncert.verify.relu_bab.LEGACY`: one node
-per bound-engine call, plain CROWN on the objective) or ``unrefined`` (:data:`UNREFINED`: the
-batched search before the root refinement, 8 slope steps per node). Each unsafe case of the
-property
-gets :func:`relu_bab_case` with the property's remaining budget (as the pipeline's
+by optimised slopes, the split constraints' multipliers optimised with the slopes).
+Baselines: ``legacy`` (:data:`nncert.verify.relu_bab.LEGACY`: one node per bound-engine call,
+plain CROWN on the objective), ``unrefined`` (:data:`UNREFINED`: the batched search before the
+root refinement, 8 slope steps per node) or ``nobeta`` (:data:`NOBETA`: the current search
+without the multipliers). Each unsafe case of the property gets :func:`relu_bab_case` with
+the property's remaining budget (as the pipeline's
 ``relu_bab`` stage does after presolve); the instance is ``unsat`` when every case is
 verified, ``sat`` when a case is falsified (the witness replayed on the network), else
 ``timeout``/``unknown``. Answers are compared with ``truth.csv`` (a ``sat`` answer on an
@@ -63,7 +64,12 @@ DEFAULT = (
 
 
 #: the batched search before the root refinement (8 optimised-slope steps per node)
-UNREFINED = ReluBabSettings(alpha_iters=8, root_alpha_iters=0)
+UNREFINED = ReluBabSettings(alpha_iters=8, root_alpha_iters=0, beta_lr=None)
+
+#: the search before the split constraints' multipliers (beta-CROWN)
+NOBETA = ReluBabSettings(beta_lr=None)
+
+BASELINES = {"legacy": LEGACY, "unrefined": UNREFINED, "nobeta": NOBETA}
 
 
 def run(
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--only", nargs="*", default=list(DEFAULT))
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("--baseline", choices=("legacy", "unrefined"), default="legacy")
+    ap.add_argument("--baseline", choices=tuple(BASELINES), default="legacy")
     ap.add_argument(
         "--threads",
         type=int,
@@ -122,7 +128,7 @@ def _main(args: argparse.Namespace) -> int:
     with open(args.root / "truth.csv", newline="") as fh:
         truth = {(r["onnx"], r["vnnlib"]): r["truth"] for r in csv.DictReader(fh)}
     base = args.baseline
-    searches = {base: LEGACY if base == "legacy" else UNREFINED, "new": ReluBabSettings()}
+    searches = {base: BASELINES[base], "new": ReluBabSettings()}
     solved = {k: 0 for k in searches}
     total = {k: 0.0 for k in searches}
     both: dict[str, float] = {k: 0.0 for k in searches}

@@ -66,6 +66,9 @@ CHUNK = 512
 #: not make the checker run for ever)
 MAX_ALPHA_ITERS = 200
 
+#: the largest multiplier step a recipe may name (any step is sound; this keeps it sane)
+MAX_BETA_LR = 10.0
+
 #: lower-slope choices a recipe may name
 SLOPE_CHOICES = ("zero", "one", "parallel")
 
@@ -91,6 +94,13 @@ def recipe_problem(recipe: Any) -> str:
     root = recipe.get("root_alpha_iters", 0)
     if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root <= MAX_ALPHA_ITERS:
         return f"root_alpha_iters must be an integer in [0, {MAX_ALPHA_ITERS}], got {root!r}"
+    beta_lr = recipe.get("beta_lr")
+    if beta_lr is not None and (
+        isinstance(beta_lr, bool)
+        or not isinstance(beta_lr, (int, float))
+        or not 0.0 < float(beta_lr) <= MAX_BETA_LR
+    ):
+        return f"beta_lr must be a number in (0, {MAX_BETA_LR}], got {beta_lr!r}"
     return ""
 
 
@@ -159,6 +169,8 @@ def _leaf_bounds(
     optimizer: Literal["adam", "sign"] = (
         "adam" if recipe.get("alpha_optimizer") == "adam" else "sign"
     )
+    beta_lr = recipe.get("beta_lr")
+    beta = _beta_start(tree, ids, phase, r, eng) if beta_lr is not None and alpha > 0 else None
     # the search's bounds without and (when it used them) with optimised slopes; each gives
     # its own linear lower bounds, whose best convex combination may close where rows do not
     for iters in (0, alpha) if alpha > 0 else (0,):
@@ -167,6 +179,7 @@ def _leaf_bounds(
             break
         whole = todo.size == ids.size
         t_lo, t_hi = (lo, hi) if whole else (lo[todo], hi[todo])
+        with_beta = beta is not None and iters > 0
         res = eng.bound(
             t_lo,
             t_hi,
@@ -177,6 +190,9 @@ def _leaf_bounds(
             alpha_iters=iters,
             alpha_optimizer=optimizer,
             close_above=0.0,  # (a leaf needs > 0, not the largest bound)
+            beta_sign=[s_[todo] for s_ in beta[0]] if with_beta else None,  # type: ignore[index]
+            beta_init=[b_[todo] for b_ in beta[1]] if with_beta else None,  # type: ignore[index]
+            beta_lr=float(beta_lr) if with_beta else None,  # type: ignore[arg-type]
         )
         if first is not None and iters == 0:
             first.append((res.lower, res.coef))
@@ -196,6 +212,39 @@ def _leaf_bounds(
         bound = _multiplier_bound(eng, case, p, lo[j], hi[j], inter, int(j), phase[j])
         best[j] = max(best[j], bound)
     return best
+
+
+def _beta_start(
+    tree: ProofTree,
+    ids: NDArray[np.int64],
+    phase: NDArray[np.int8],
+    r: int,
+    eng: BoundEngine,
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """The split constraints' signs and starting multipliers of the leaves ``ids``, per hidden
+    layer ``(N, n_j)`` and ``(N, R, n_j)``.
+
+    A leaf whose search optimised multipliers records where they started: ``R * k``
+    parameters (rows first) on its ``k`` phase-constrained neurons (stacked order). Exactly
+    the leaves with a record of that size get multipliers (others, such as the leaves of a
+    tree searched without them and grafted in, keep the slopes-only optimisation they were
+    closed by). The record is only a starting point: every value ``>= 0`` gives a sound bound
+    (negative ones are clipped to 0 by the optimisation, non-finite ones read as 0).
+    """
+    n, h = ids.size, eng.n_hidden
+    init = np.zeros((n, r, h))
+    use = np.zeros(n, dtype=bool)
+    for t in np.flatnonzero(tree.param_len[ids] > 0):
+        sel = np.flatnonzero(phase[t])
+        p = tree.node_params(int(ids[t]))
+        if sel.size and p.size == r * sel.size:
+            init[t][:, sel] = np.where(np.isfinite(p), p, 0.0).reshape(r, sel.size)
+            use[t] = True
+    offs = eng.offsets
+    ph = np.where(use[:, None], phase, 0)
+    signs = [ph[:, offs[j] : offs[j + 1]].astype(np.float64) for j in range(len(offs) - 1)]
+    starts = [init[:, :, offs[j] : offs[j + 1]] for j in range(len(offs) - 1)]
+    return signs, starts
 
 
 def _multiplier_bound(
@@ -681,6 +730,7 @@ def _sub_inter(inter: Intermediate, pos: NDArray[np.int64]) -> Intermediate:
 __all__ = [
     "CHUNK",
     "MAX_ALPHA_ITERS",
+    "MAX_BETA_LR",
     "SLOPE_CHOICES",
     "LeafReplay",
     "TreeCheck",

@@ -523,6 +523,10 @@ def _graft_searches(
             proof = _halved(lo, hi, tree.recipe)
         rec.graft(int(node), proof)
         alpha = max(alpha, int(proof.recipe.get("alpha_iters", 0)))
+        if "beta_lr" in proof.recipe and "beta_lr" not in rec.recipe:
+            # the grafted leaves record where their multipliers started (the tree's own
+            # leaves carry no such record and keep the slopes-only steps they closed by)
+            rec.recipe["beta_lr"] = proof.recipe["beta_lr"]
     rec.recipe["alpha_iters"] = alpha
     return rec.tree()
 

@@ -853,6 +853,10 @@ class BoundEngine:
         alpha_optimizer: AlphaOptimizer = "sign",
         alpha_lr: float = 0.5,
         close_above: float | None = None,
+        beta_sign: Sequence[FloatArray | None] | None = None,
+        beta_init: Sequence[FloatArray | None] | None = None,
+        beta_out: list[FloatArray | None] | None = None,
+        beta_lr: float | None = None,
     ) -> BatchBounds:
         """Sound lower bounds of ``C f(x) - d`` over each of ``N`` boxes.
 
@@ -879,6 +883,8 @@ class BoundEngine:
             alpha_lr: step size.
             close_above: end the slope optimisation once every box has a row above this
                 (see :meth:`optimize_slopes`).
+            beta_sign, beta_init, beta_out: with ``alpha_iters``, multipliers of split
+                constraints optimised with the slopes (see :meth:`optimize_slopes`).
 
         Returns:
             A :class:`BatchBounds`.
@@ -920,6 +926,10 @@ class BoundEngine:
                     optimizer=alpha_optimizer,
                     lr=alpha_lr,
                     close_above=close_above,
+                    beta_sign=beta_sign,
+                    beta_init=beta_init,
+                    beta_out=beta_out,
+                    beta_lr=beta_lr,
                 )
                 better = lb2 > lb
                 lb = np.maximum(lb, lb2)
@@ -1019,6 +1029,10 @@ class BoundEngine:
         depth: int | None = None,
         stop: Callable[[], bool] | None = None,
         close_above: float | None = None,
+        beta_sign: Sequence[FloatArray | None] | None = None,
+        beta_init: Sequence[FloatArray | None] | None = None,
+        beta_out: list[FloatArray | None] | None = None,
+        beta_lr: float | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Optimise the family lower slopes for the objective rows (alpha-CROWN).
 
@@ -1041,6 +1055,17 @@ class BoundEngine:
                 iterates do not depend on ``iters``, so the best bound of fewer steps is never
                 above that of more: a checker running all ``iters`` steps gets at least as
                 much).
+            beta_sign: per hidden layer ``None`` or ``(N, n_i)`` phase signs of split
+                constraints ``s z_i >= 0`` that hold on each box's region (``+1`` active,
+                ``-1`` inactive, ``0`` none): their multipliers ``beta >= 0`` are optimised
+                with the slopes (beta-CROWN), adding ``-beta s`` to the coefficients on
+                ``z_i`` (see :meth:`backsub`; sound for every ``beta >= 0``).
+            beta_init: per hidden layer ``None`` or ``(N, R, n_i)`` starting multipliers
+                (``>= 0``; default 0).
+            beta_out: when given, receives per hidden layer the multipliers of the best
+                iterate (``None`` for layers without constraints).
+            beta_lr: signed step size of the multipliers (default ``lr``), decaying as the
+                slopes'.
 
         Returns:
             The best ``(lower (N, R), coef (N, R, n_in), offset (N, R))`` seen.
@@ -1062,7 +1087,21 @@ class BoundEngine:
             s_lo.append(0.0 if fam is None else fam.s_min)
             s_hi.append(1.0 if fam is None else fam.s_max)
             alphas.append(np.broadcast_to(rl.lower_slope[:, None, :], (n, r, l.shape[1])).copy())
-        if not any(m.any() for m in masks):
+        # beta-CROWN multipliers of split constraints (per box, row, neuron), >= 0
+        bsign: list[FloatArray | None] = [None] * depth
+        betas: list[FloatArray | None] = [None] * depth
+        if beta_sign is not None:
+            for i in range(depth):
+                sg = beta_sign[i]
+                if sg is None or not np.any(sg):
+                    continue
+                bsign[i] = np.asarray(sg, dtype=np.float64)[:, None, :]
+                init = None if beta_init is None else beta_init[i]
+                b0 = np.zeros((n, r, sg.shape[1])) if init is None else np.array(init, float)
+                betas[i] = np.where(sg[:, None, :] != 0.0, np.maximum(b0, 0.0), 0.0)
+        use_beta = any(b is not None for b in betas)
+        best_beta: list[FloatArray | None] = [None if b is None else b.copy() for b in betas]
+        if not use_beta and not any(m.any() for m in masks):
             coef, off, _ = self.backsub(lam0, const0, err0, depth - 1, inter, xmag)
             return self.concretize_lower(coef, off, lo, hi), coef, off
         best_lb = np.full((n, r), -np.inf)
@@ -1088,6 +1127,15 @@ class BoundEngine:
                 lam = lam_a * slope
                 const = const + np.sum(lam_a * bias, axis=-1)
                 acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i]) + 2.0 * UNIT * np.abs(const)
+                bt, sg_i = betas[i], bsign[i]
+                if bt is not None and sg_i is not None:
+                    add = -bt * sg_i
+                    lam = lam + add
+                    # the addition's rounding and the multipliers' products (see backsub),
+                    # only where something is added (adding an exact 0 is exact: a box's bound
+                    # must not depend on the constraints of the other boxes in its batch)
+                    moved = np.where(add != 0.0, np.abs(add) + 2.0 * np.abs(lam), 0.0)
+                    acc = acc + _rowdot(moved, inter.emag[i])
                 const = const + _mm(lam, self.biases[i][:, None])[..., 0]
                 saved.append((lam_a, pos, slope))
                 lam_a = _mm(lam, self.weights[i])
@@ -1098,6 +1146,9 @@ class BoundEngine:
             best_lb = np.where(better, lb, best_lb)
             best_coef = np.where(better[:, :, None], lam_a, best_coef)
             best_off = np.where(better, off, best_off)
+            for i, (bt, bb) in enumerate(zip(betas, best_beta)):
+                if bt is not None and bb is not None:
+                    best_beta[i] = np.where(better[:, :, None], bt, bb)
             if it == max(int(iters), 1) or (stop is not None and stop()):
                 break
             if close_above is not None and bool(np.all(best_lb.max(axis=1) > close_above)):
@@ -1108,6 +1159,12 @@ class BoundEngine:
             for step_i, i in enumerate(range(depth)):
                 lam_a_i, pos, slope = saved[depth - 1 - step_i]
                 grad = g_lam * lam_a_i * pos * masks[i]
+                bt, sg_i = betas[i], bsign[i]
+                if bt is not None and sg_i is not None:
+                    # d lb / d beta = -s z_i at the minimising vertex (through the relaxation)
+                    gb = -g_lam * sg_i
+                    bstep = (lr if beta_lr is None else beta_lr) * (step / lr)
+                    betas[i] = np.where(sg_i != 0.0, np.maximum(bt + bstep * np.sign(gb), 0.0), 0.0)
                 if i + 1 < depth:
                     _, bl, _, bu = inter.rel[i]
                     bl_eff = np.where(masks[i] > 0, 0.0, bl[:, None, :])
@@ -1125,6 +1182,8 @@ class BoundEngine:
                     masks[i] > 0, np.clip(alphas[i] + upd, s_lo[i], s_hi[i]), alphas[i]
                 )
             step *= 0.7
+        if beta_out is not None:
+            beta_out.extend(best_beta)
         return best_lb, best_coef, best_off
 
     def refine_intermediate(

@@ -2,7 +2,7 @@
 
 Input splitting (:mod:`nncert.verify.bab`) scales badly with the input dimension (784 for
 MNIST); splitting *unstable ReLU neurons* instead keeps the input box fixed and refines the
-activation pattern, as in BaBSR / beta-CROWN without the beta multipliers.
+activation pattern, as in BaBSR / beta-CROWN.
 
 Subdomains
     A subdomain is the case's input box ``X`` together with a set of fixed ReLU phases:
@@ -33,6 +33,10 @@ Search (batched)
     ``alpha_iters`` optimised lower slopes (alpha-CROWN on the objective rows) for the children
     whose plain bound is near enough to 0 for them to matter. Any slopes in the family give a
     sound bound, and the proof's recipe names the iterations, so the checker re-derives them.
+    With ``beta_lr`` the same steps also optimise the multipliers ``beta >= 0`` of the node's
+    split constraints ``s z >= 0`` (beta-CROWN: ``- beta s z`` is added to the objective, which
+    only lowers it on the node's domain), each node starting from its parent's best; a closed
+    leaf records its starting multipliers, so the checker repeats the same steps.
     A round is not interruptible: its measured cost is reserved before the next one starts.
     :data:`LEGACY` selects the earlier one-node-per-call search without optimised slopes.
 
@@ -93,6 +97,12 @@ class _Node:
     split: tuple[int, int] | None = None
     corner: FloatArray | None = None
     id: int = 0
+    #: beta-CROWN multipliers of the split constraints, per hidden layer ``(R, n_j)``: the
+    #: node's own best once evaluated (what its children start from), ``None`` for zeros
+    beta: list[FloatArray] | None = None
+    #: the multipliers the node's evaluation started from (its parent's), recorded with a
+    #: closed leaf so that the checker repeats the same optimisation
+    beta0: list[FloatArray] | None = None
 
 
 class _Bounder:
@@ -176,6 +186,39 @@ def _split_choice(
     return None if best is None else (best[1], best[2])
 
 
+def _beta_params(node: _Node, rows: int) -> FloatArray | None:
+    """The multipliers ``node``'s evaluation started from, as a closed leaf records them:
+    their rows ``(R, k)`` on the node's ``k`` phase-constrained neurons (in stacked order),
+    flattened (zeros when it started from 0); ``None`` without constrained neurons. The checker
+    optimises multipliers exactly for the leaves that carry such a record."""
+    sel = np.flatnonzero(np.concatenate(node.phases))
+    if not sel.size:
+        return None
+    if node.beta0 is None:
+        return np.zeros(rows * sel.size)
+    return np.concatenate(node.beta0, axis=1)[:, sel].reshape(-1)
+
+
+def _beta_inputs(
+    bd: _Bounder, nodes: list[_Node], ids: NDArray[np.intp]
+) -> tuple[list[FloatArray | None], list[FloatArray | None]]:
+    """Per hidden layer, the split constraints' signs ``(N, n_j)`` of the nodes ``ids`` (their
+    phases) and the multipliers their evaluation starts from ``(N, R, n_j)``."""
+    r = bd.A.shape[0]
+    signs: list[FloatArray | None] = []
+    starts: list[FloatArray | None] = []
+    for j in range(bd.n_hidden):
+        sg = np.stack([nodes[int(b)].phases[j] for b in ids]).astype(np.float64)
+        st = np.zeros((ids.size, r, sg.shape[1]))
+        for t, b in enumerate(ids):
+            b0 = nodes[int(b)].beta0
+            if b0 is not None:
+                st[t] = b0[j]
+        signs.append(sg)
+        starts.append(st)
+    return signs, starts
+
+
 def _rows(inter: Intermediate, ids: NDArray[np.intp]) -> Intermediate:
     """The boxes ``ids`` of ``inter`` (every field)."""
     return Intermediate(
@@ -232,6 +275,7 @@ def _evaluate_groups(
     groups: list[tuple[list[_Node], int]],
     alpha_iters: int,
     alpha_window: float = np.inf,
+    beta_lr: float | None = None,
 ) -> tuple[list[bool], float]:
     """:func:`_evaluate` for many nodes at once (batched subdomains).
 
@@ -280,6 +324,12 @@ def _evaluate_groups(
         best = lower.max(axis=1)
         ids = np.flatnonzero(~inter.empty & (best <= CLOSE_TOL) & (best > -alpha_window))
         if ids.size:
+            bsign: list[FloatArray | None] | None = None
+            binit: list[FloatArray | None] | None = None
+            bout: list[FloatArray | None] = []
+            use_beta = beta_lr is not None
+            if use_beta:
+                bsign, binit = _beta_inputs(bd, nodes, ids)
             opt = eng.bound(
                 lo[ids],
                 hi[ids],
@@ -288,7 +338,18 @@ def _evaluate_groups(
                 inter=_rows(inter, ids),
                 alpha_iters=alpha_iters,
                 close_above=CLOSE_TOL,
+                beta_sign=bsign,
+                beta_init=binit,
+                beta_out=bout if use_beta else None,
+                beta_lr=beta_lr,
             )
+            if use_beta and bout:
+                for t, bi in enumerate(ids):
+                    node = nodes[int(bi)]
+                    node.beta = [
+                        np.zeros((bd.A.shape[0], p.size)) if bj is None else bj[t]
+                        for p, bj in zip(node.phases, bout)
+                    ]
             gain = float(np.max(opt.lower.max(axis=1) - best[ids]))
             lower, coef = lower.copy(), coef.copy()
             lower[ids] = np.maximum(lower[ids], opt.lower)
@@ -313,6 +374,10 @@ def _evaluate_groups(
     return ok, gain
 
 
+#: signed step size of the split constraints' multipliers (beta-CROWN) in the slope steps
+BETA_LR = 0.05
+
+
 @dataclass(frozen=True)
 class ReluBabSettings:
     """How the search evaluates its nodes (the defaults are the measured best).
@@ -331,12 +396,18 @@ class ReluBabSettings:
             (:meth:`~nncert.verify.bounds.BoundEngine.refine_intermediate`; every node inherits
             them). Recorded in the proof's recipe, so the checker re-derives the same root
             bounds; 0 disables.
+        beta_lr: with ``alpha_iters``, the split constraints' multipliers (beta-CROWN) are
+            optimised with the slopes, in signed steps of this size (decaying as the
+            slopes'), each node starting from its parent's best; ``None`` disables. Recorded
+            in the recipe; a leaf closed by its bound records its starting multipliers, so
+            the checker repeats the same steps.
     """
 
     batched: bool = True
     alpha_iters: int = 20
     batch_nodes: int = 8
     root_alpha_iters: int = 10
+    beta_lr: float | None = BETA_LR
 
 
 #: the search before batched evaluation and optimised slopes (for side-by-side measurement)
@@ -477,8 +548,12 @@ def relu_bab_case(
     stats: dict[str, int | float] = {"nodes": 0, "max_depth": 0, "splits": 0, "lp_leaves": 0}
 
     recipe: dict[str, object] = {"intermediate": "crown", "search": "relu-split"}
+    beta_lr = None
     if alpha > 0:
         recipe["alpha_iters"] = alpha
+        if cfg.beta_lr is not None:
+            beta_lr = float(cfg.beta_lr)
+            recipe["beta_lr"] = beta_lr
     rec = ProofRecorder(recipe=recipe)
 
     def out(
@@ -526,7 +601,7 @@ def relu_bab_case(
 
     def evaluate_groups(groups: list[tuple[list[_Node], int]]) -> list[bool]:
         s0 = time.perf_counter()
-        oks, gain = _evaluate_groups(bd, groups, alpha, window[0])
+        oks, gain = _evaluate_groups(bd, groups, alpha, window[0], beta_lr)
         if gain > 0.0:
             window[0] = 2.0 * gain if not np.isfinite(window[0]) else max(window[0], 2.0 * gain)
         cost[0] = max(cost[0], time.perf_counter() - s0)
@@ -552,6 +627,7 @@ def relu_bab_case(
 
     bd = _Bounder(network, case)
     H = bd.n_hidden
+    R = bd.A.shape[0]
     if H == 0:
         res = bd.engine.bound(bd.lo2, bd.hi2, bd.A, bd.rhs)
         r = int(np.argmax(res.lower[0]))
@@ -622,7 +698,9 @@ def relu_bab_case(
         forced = split_root and node.depth == 0 and node.split is not None
         if node.bound > CLOSE_TOL and not forced:
             closed_min = min(closed_min, node.bound)
-            rec.close(node.id, CLOSED_BY_BOUND)
+            rec.close(
+                node.id, CLOSED_BY_BOUND, _beta_params(node, R) if beta_lr is not None else None
+            )
             continue
         if node.corner is not None and violated(node.corner):
             return out("falsified", x=node.corner)
@@ -679,6 +757,8 @@ def relu_bab_case(
                         upper=list(parent.upper),
                         depth=parent.depth + 1,
                         id=cid,
+                        beta=parent.beta,
+                        beta0=parent.beta,
                     )
                     child.phases[kk][ii] = phase
                     by_layer.setdefault(kk, []).append(child)
@@ -691,7 +771,11 @@ def relu_bab_case(
                     rec.close(child.id, CLOSED_BY_EMPTY)
                 elif child.bound > CLOSE_TOL:
                     closed_min = min(closed_min, child.bound)
-                    rec.close(child.id, CLOSED_BY_BOUND)
+                    rec.close(
+                        child.id,
+                        CLOSED_BY_BOUND,
+                        _beta_params(child, R) if beta_lr is not None else None,
+                    )
                 else:
                     heapq.heappush(heap, (child.bound, next(counter), child))
             continue

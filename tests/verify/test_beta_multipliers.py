@@ -1,0 +1,192 @@
+"""Multipliers of split constraints (beta-CROWN) in the optimised-slope steps.
+
+* Soundness: on random ReLU networks, with random phase constraints that hold on a region of
+  the box and random starting multipliers (large ones included), the bound with multipliers
+  optimised alongside the slopes never exceeds the objective at any sampled point of that
+  region (:meth:`~nncert.verify.bounds.BoundEngine.bound` with ``beta_sign``).
+* Batch independence: a box's bound does not depend on the other boxes of its batch (the
+  checker bounds a leaf among other leaves than the search did), up to the last bits: the
+  matrix products of the gradient steps may round differently for another batch size.
+* On the real ``mnist-net_256x4`` with ``prop_8_0.03``, the ReLU-phase search records the
+  multipliers each closed leaf started from; the checker re-derives the trees, and the same
+  trees without the recipe's ``beta_lr``, or with the records zeroed, fail to check (so the
+  checker really uses both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import networks_and_boxes
+
+from nncert.certificates.proofcheck import check_tree
+from nncert.verify.bounds import engine_for
+from nncert.verify.importers import from_onnx
+from nncert.verify.network import Dense, Network, ReLU, apply_activation
+from nncert.verify.options import VerifyOptions
+from nncert.verify.relu_bab import ReluBabSettings, relu_bab_case
+from nncert.verify.result import CaseContext
+from nncert.verify.spec import Box
+from nncert.verify.vnnlib import load_vnnlib
+
+MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp" / "mnistfc"
+
+
+def _pre(net: Network, x: np.ndarray) -> list[np.ndarray]:
+    a, out = x, []
+    for layer in net.normalized().layers:
+        if isinstance(layer, Dense):
+            a = a @ layer.weight.T + layer.bias
+            out.append(a)
+        else:
+            a = apply_activation(layer, a)
+    return out
+
+
+def _region(
+    net: Network, box: Box, rng: np.random.Generator, share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples of ``box``, the phases (stacked hidden neurons) of a random subset of neurons
+    taken from one sample, and which samples satisfy them."""
+    x = box.sample(2000, rng)
+    hidden = np.concatenate(_pre(net, x)[:-1], axis=1)
+    anchor = hidden[0]
+    pick = rng.random(anchor.size) < share
+    phase = np.where(pick, np.where(anchor >= 0.0, 1, -1), 0).astype(np.int8)
+    inside = np.all(phase * hidden >= 0.0, axis=1)
+    return x, phase, inside
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    net_box=networks_and_boxes(activation=ReLU),
+    seed=st.integers(0, 2**32 - 1),
+    iters=st.integers(1, 12),
+    scale=st.sampled_from([0.0, 0.1, 1.0, 100.0]),
+    lr=st.sampled_from([0.01, 0.05, 1.0]),
+)
+def test_bounds_with_multipliers_hold_on_the_constrained_region(
+    net_box: tuple[Network, Box], seed: int, iters: int, scale: float, lr: float
+) -> None:
+    net, box = net_box
+    eng = engine_for(net)
+    if len(eng.offsets) < 2 or eng.offsets[-1] == 0:
+        return
+    rng = np.random.default_rng(seed)
+    x, phase, inside = _region(net, box, rng, share=float(rng.uniform(0.2, 0.8)))
+    lo, hi = box.lower[None, :], box.upper[None, :]
+    plain = eng.intermediate(lo, hi, "crown")
+    pl, pu = plain.stacked()
+    # the region's bounds: the box's, clipped by the phases (as the search does)
+    pl = np.where(phase > 0, np.maximum(pl, 0.0), pl)
+    pu = np.where(phase < 0, np.minimum(pu, 0.0), pu)
+    inter = eng.intermediate(lo, hi, "crown", prior=(pl, pu))
+    assert not inter.empty[0]  # the anchor sample lies in the region
+    R = int(rng.integers(1, 3))
+    A = rng.normal(size=(R, net.n_outputs))
+    b = rng.normal(size=R)
+    offs = eng.offsets
+    signs = [phase[None, offs[j] : offs[j + 1]].astype(np.float64) for j in range(len(offs) - 1)]
+    init = [scale * rng.random((1, R, int(offs[j + 1] - offs[j]))) for j in range(len(offs) - 1)]
+    out: list[np.ndarray | None] = []
+    res = eng.bound(
+        lo,
+        hi,
+        A,
+        b,
+        inter=inter,
+        alpha_iters=iters,
+        beta_sign=signs,
+        beta_init=init,
+        beta_out=out,
+        beta_lr=lr,
+    )
+    g = net.forward(x[inside]) @ A.T - b
+    assert np.all(res.lower[0] <= g.min(axis=0) + 1e-12), (res.lower[0], g.min(axis=0))
+    for sg, bt in zip(signs, out):
+        if bt is not None:
+            assert np.all(bt >= 0.0) and np.all(bt[:, :, sg[0] == 0] == 0.0)
+
+
+def test_a_box_bound_does_not_depend_on_its_batch() -> None:
+    rng = np.random.default_rng(7)
+    widths = [5, 16, 16, 16, 3]
+    layers: list[object] = []
+    for i in range(len(widths) - 1):
+        if i:
+            layers.append(ReLU())
+        layers.append(
+            Dense(rng.normal(size=(widths[i + 1], widths[i])), rng.normal(size=widths[i + 1]))
+        )
+    net = Network(tuple(layers), input_shape=(5,))  # type: ignore[arg-type]
+    eng = engine_for(net)
+    n = 6
+    lo = rng.uniform(-1, 0, size=(n, 5))
+    hi = lo + 0.6
+    inter = eng.intermediate(lo, hi, "crown")
+    h = len(eng.offsets) - 1
+    offs = eng.offsets
+    pl, pu = inter.stacked()
+    unst = (pl < 0) & (pu > 0)
+    phase = np.zeros((n, int(offs[-1])), dtype=np.int8)
+    for k in range(1, n):  # box 0 without constraints; others with some
+        idx = np.flatnonzero(unst[k])[:k]
+        phase[k, idx] = np.where(rng.random(idx.size) < 0.5, 1, -1)
+    pl = np.where(phase > 0, np.maximum(pl, 0.0), pl)
+    pu = np.where(phase < 0, np.minimum(pu, 0.0), pu)
+    inter = eng.intermediate(lo, hi, "crown", prior=(pl, pu))
+    A, b = rng.normal(size=(2, 3)), rng.normal(size=2)
+    signs = [phase[:, offs[j] : offs[j + 1]].astype(np.float64) for j in range(h)]
+    init = [rng.random((n, 2, int(offs[j + 1] - offs[j]))) for j in range(h)]
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        from nncert.certificates.proofcheck import _sub_inter
+
+        return eng.bound(
+            lo[ids],
+            hi[ids],
+            A,
+            b,
+            inter=_sub_inter(inter, ids),
+            alpha_iters=6,
+            beta_sign=[s[ids] for s in signs],
+            beta_init=[i_[ids] for i_ in init],
+            beta_lr=0.05,
+        ).lower
+
+    whole = run(np.arange(n))
+    for k in range(n):
+        single = run(np.array([k]))
+        assert np.allclose(single, whole[k : k + 1], rtol=1e-12, atol=1e-12), k
+        assert np.array_equal(run(np.array([k, (k + 1) % n])), whole[[k, (k + 1) % n]]), k
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST-FC suite not present")
+def test_the_checker_rederives_the_multipliers_of_the_search() -> None:
+    net = from_onnx(str(MNIST / "onnx" / "mnist-net_256x4.onnx")).normalized()
+    prop = load_vnnlib(str(MNIST / "vnnlib" / "prop_8_0.03.vnnlib"))
+    without, zeroed = 0, 0
+    for i in (2, 3):
+        case = prop.cases[i]
+        ctx = CaseContext(
+            VerifyOptions(), time.perf_counter() + 60, np.random.default_rng(0), None, i, None
+        )
+        out = relu_bab_case(net, case, ctx, settings=ReluBabSettings())
+        assert out.status == "verified" and out.proof is not None
+        tree = out.proof
+        assert tree.recipe["beta_lr"] == ReluBabSettings().beta_lr
+        assert np.any(tree.param_len > 0) and np.any(tree.params > 0.0)
+        assert check_tree(net, case, tree).ok
+        plain = dataclasses.replace(
+            tree, recipe={k: v for k, v in tree.recipe.items() if k != "beta_lr"}
+        )
+        without += not check_tree(net, case, plain).ok
+        zero = dataclasses.replace(tree, params=np.zeros_like(tree.params))
+        zeroed += not check_tree(net, case, zero).ok
+    assert without >= 1 and zeroed >= 1
