@@ -483,6 +483,16 @@ def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
 #: MILP on high-dimensional ReLU networks (its wins on MNIST-FC took seconds)
 RELU_BAB_SHARE = 0.4
 
+#: ... and when the MILP of some open case would have more than
+#: :data:`MILP_LARGE_BINARIES` binaries: such a MILP rarely closes a case in minutes (MNIST-FC
+#: 256x4, 169 unstable ReLUs: no case closed in 60 s), while the search closed all nine cases
+#: of that instance in 13 s; the MILP keeps the rest
+RELU_BAB_LARGE_SHARE = 0.8
+
+#: unstable ReLUs (see :func:`_unstable_relus`) above which ``auto`` gives ReLU-phase branch
+#: and bound :data:`RELU_BAB_LARGE_SHARE` of the budget
+MILP_LARGE_BINARIES = 128
+
 #: ``auto`` on a high-dimensional ReLU network gives the MILP the first slice of the budget
 #: when every open case has at most this many unstable ReLUs on its box (the MILP's binaries,
 #: see :func:`_unstable_relus`): such a MILP is small, and it closed instances in 0.55 s on which
@@ -549,9 +559,10 @@ def _decided(ctx: _Context) -> bool:
 def auto_stage(ctx: _Context) -> None:
     """``auto``: input-split branch and bound for low-dimensional inputs (any activation: its
     nodes close on CROWN bounds); for high-dimensional ReLU networks ReLU-phase branch and
-    bound with part of the budget, then the exact MILP (with a first slice of the budget
-    before branch and bound when the MILP is small: at most :data:`MILP_FIRST_BINARIES`
-    unstable ReLUs per case); for other piecewise-linear networks the MILP; the Model 2
+    bound with part of the budget (:data:`RELU_BAB_SHARE`, or :data:`RELU_BAB_LARGE_SHARE`
+    when the MILP is large: more than :data:`MILP_LARGE_BINARIES` unstable ReLUs in some
+    case), then the exact MILP (with a first slice of the budget before branch and bound when
+    the MILP is small: at most :data:`MILP_FIRST_BINARIES` unstable ReLUs per case); for other piecewise-linear networks the MILP; the Model 2
     refinement loop for networks with sigmoid or tanh.
 
     ``stats["auto_order"]`` lists the complete methods in the order they ran."""
@@ -570,7 +581,8 @@ def auto_stage(ctx: _Context) -> None:
                 if _decided(ctx):
                     return
             order.append("relu_bab")
-            _with_share(ctx, RELU_BAB_SHARE, lambda c: _run_case_method(c, get_method("relu_bab")))
+            share = RELU_BAB_LARGE_SHARE if unstable > MILP_LARGE_BINARIES else RELU_BAB_SHARE
+            _with_share(ctx, share, lambda c: _run_case_method(c, get_method("relu_bab")))
             if _decided(ctx):
                 return
         order.append("milp")

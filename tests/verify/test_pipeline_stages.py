@@ -168,6 +168,29 @@ def test_auto_runs_relu_bab_first_when_the_milp_is_large(monkeypatch: pytest.Mon
     assert res.stats["auto_order"] in (["relu_bab"], ["relu_bab", "milp"])
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_relu_bab_share_grows_with_the_milp(monkeypatch: pytest.MonkeyPatch, large: bool) -> None:
+    """ReLU-phase branch and bound gets :data:`RELU_BAB_SHARE` of the remaining budget, and
+    :data:`RELU_BAB_LARGE_SHARE` when the MILP would have more than
+    :data:`MILP_LARGE_BINARIES` binaries; the MILP runs after it with the rest."""
+    net, prop = _small_relu_instance()
+    monkeypatch.setattr(pipeline, "MILP_FIRST_BINARIES", 0)
+    monkeypatch.setattr(pipeline, "MILP_LARGE_BINARIES", 0 if large else 10**6)
+    seen: list[float] = []
+    real = pipeline._run_case_method
+
+    def run(ctx: Any, spec: Any) -> None:
+        seen.append(ctx.remaining())  # the slice's budget
+        real(ctx, spec)
+
+    monkeypatch.setattr(pipeline, "_run_case_method", run)
+    res = pipeline.verify(net, prop, time_limit=60)
+    assert res.verdict is Verdict.VERIFIED
+    assert res.stats["auto_order"][0] == "relu_bab" and len(seen) == 1
+    share = pipeline.RELU_BAB_LARGE_SHARE if large else pipeline.RELU_BAB_SHARE
+    assert 0.9 * share * 60 < seen[0] <= share * 60
+
+
 def test_unstable_relu_count_bounds_the_milp_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The count that decides the first MILP slice: all hidden neurons when there are few,
     CROWN's count for mid-sized networks, IBP's (never smaller) beyond
