@@ -153,7 +153,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "(default 64, about what a small annealer embeds)",
     )
     p.add_argument(
-        "--jobs", type=int, default=1, help="worker processes for branch and bound (default 1)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes for branch and bound: input-split nodes, or the cases of the "
+        "ReLU-phase search (default 1; 2 uses both cores of a 2-core machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 

@@ -101,7 +101,8 @@ class VerifyOptions:
             the solver's feasibility tolerances; big-M constants amplify them).
         bab_input_dims: inputs up to this dimension use input-split branch and bound in
             ``"auto"`` mode.
-        jobs: worker processes for branch and bound.
+        jobs: worker processes for branch and bound (input-split nodes, or the cases of
+            the ReLU-phase search, one whole case per worker).
         segments: initial segments per neuron for piecewise over-approximations of sigmoid
             and tanh (``--segments K``).
         window: depth of the layerwise partitioning windows (``--window S``).

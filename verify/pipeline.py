@@ -31,7 +31,9 @@ out the verdict is UNKNOWN with reason ``"timeout"``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -562,8 +564,9 @@ def auto_stage(ctx: _Context) -> None:
     bound with part of the budget (:data:`RELU_BAB_SHARE`, or :data:`RELU_BAB_LARGE_SHARE`
     when the MILP is large: more than :data:`MILP_LARGE_BINARIES` unstable ReLUs in some
     case), then the exact MILP (with a first slice of the budget before branch and bound when
-    the MILP is small: at most :data:`MILP_FIRST_BINARIES` unstable ReLUs per case); for other piecewise-linear networks the MILP; the Model 2
-    refinement loop for networks with sigmoid or tanh.
+    the MILP is small: at most :data:`MILP_FIRST_BINARIES` unstable ReLUs per case); for
+    other piecewise-linear networks the MILP; the Model 2 refinement loop for networks with
+    sigmoid or tanh.
 
     ``stats["auto_order"]`` lists the complete methods in the order they ran."""
     net = ctx.network
@@ -631,10 +634,34 @@ def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEv
     return ev
 
 
+#: case methods whose open cases ``jobs > 1`` runs in parallel worker processes (their cases
+#: are independent searches; the target is imported by name in the worker)
+PARALLEL_CASE_METHODS = frozenset({"relu_bab"})
+
+#: the parallel case runner forks its workers (they inherit the loaded network and modules;
+#: where fork does not exist the cases run one after the other)
+_FORK = "fork" in multiprocessing.get_all_start_methods()
+
+#: seconds the parallel case runner waits past the deadline for a worker's answer before it
+#: stops the workers (each worker stops at the deadline by itself)
+PARALLEL_GRACE = 0.3
+
+
 def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
     """Run the case method ``spec`` on every open case (``None`` leaves a case open; a case
-    closes only on ``"verified"`` with ``exact=True``)."""
+    closes only on ``"verified"`` with ``exact=True``); with ``options.jobs > 1`` the cases of
+    a method in :data:`PARALLEL_CASE_METHODS` run in worker processes
+    (:func:`_run_cases_parallel`)."""
     name = spec.name
+    if (
+        ctx.options.jobs > 1
+        and _FORK
+        and name in PARALLEL_CASE_METHODS
+        and isinstance(spec.target, str)
+        and len(ctx.open_cases) > 1
+    ):
+        _run_cases_parallel(ctx, spec)
+        return
     method: CaseMethod = spec.load()
     for k, i in enumerate(list(ctx.open_cases)):
         if ctx.expired():
@@ -650,36 +677,137 @@ def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
             case_index=i,
             best_x=ctx.best_x.get(i),
         )
-        out = method(ctx.network, case, cctx)
-        if out is None:
-            out = CaseOutcome("unknown")
-        elif not isinstance(out, CaseOutcome):
-            raise TypeError(
-                f"method {name!r} returned {type(out).__name__}; expected CaseOutcome or None"
-            )
-        ctx.stats.setdefault(name, []).append(
-            {"case": i, "status": out.status, "lower_bound": out.lower_bound, **out.stats}
-        )
-        if out.solver:
-            ctx.solver = out.solver
-        for key in ("spins", "iterations"):
-            if key in out.stats:
-                ctx.stats[key] = ctx.stats.get(key, 0) + out.stats[key]
-        if "master_solver" in out.stats:
-            ctx.stats["master_solver"] = out.stats["master_solver"]
-        ev = _case_evidence(ctx, name, i, out)
-        if out.status == "verified" and out.exact:
-            lb = out.lower_bound if out.lower_bound is not None else 0.0
-            ctx.close_case(i, float(lb), ev)
-            continue
-        proven = out.lower_bound if out.exact else None
-        ctx.note_lower(i, None if proven is None else float(proven), ev)
-        if out.x is not None:
-            if _accept(ctx, i, np.asarray(out.x), name):
-                return
-        if out.status == "timeout" or ctx.expired():
-            ctx.timed_out = True
+        if not _take_outcome(ctx, name, i, method(ctx.network, case, cctx)):
             return
+    if not ctx.open_cases:
+        ctx.decided_by = name
+
+
+def _take_outcome(ctx: _Context, name: str, i: int, out: CaseOutcome | None) -> bool:
+    """Record method ``name``'s outcome on case ``i``; ``False`` when the run should stop
+    (a witness was accepted, or the case ran out of time)."""
+    if out is None:
+        out = CaseOutcome("unknown")
+    elif not isinstance(out, CaseOutcome):
+        raise TypeError(
+            f"method {name!r} returned {type(out).__name__}; expected CaseOutcome or None"
+        )
+    ctx.stats.setdefault(name, []).append(
+        {"case": i, "status": out.status, "lower_bound": out.lower_bound, **out.stats}
+    )
+    if out.solver:
+        ctx.solver = out.solver
+    for key in ("spins", "iterations"):
+        if key in out.stats:
+            ctx.stats[key] = ctx.stats.get(key, 0) + out.stats[key]
+    if "master_solver" in out.stats:
+        ctx.stats["master_solver"] = out.stats["master_solver"]
+    ev = _case_evidence(ctx, name, i, out)
+    if out.status == "verified" and out.exact:
+        lb = out.lower_bound if out.lower_bound is not None else 0.0
+        ctx.close_case(i, float(lb), ev)
+        return True
+    proven = out.lower_bound if out.exact else None
+    ctx.note_lower(i, None if proven is None else float(proven), ev)
+    if out.x is not None and _accept(ctx, i, np.asarray(out.x), name):
+        return False
+    if out.status == "timeout" or ctx.expired():
+        ctx.timed_out = True
+        return False
+    return True
+
+
+def _case_task(
+    target: str,
+    network: Network,
+    case: UnsafeCase,
+    options: VerifyOptions,
+    remaining: float | None,
+    seed: tuple[int, int],
+    case_index: int,
+    best_x: FloatArray | None,
+) -> CaseOutcome | None:
+    """One case of a case method, in a worker process: its own clock (``remaining`` seconds
+    from now) and its own random stream (``seed``: the run's seed and the case)."""
+    module, _, attr = target.partition(":")
+    method = getattr(importlib.import_module(module), attr)
+    cctx = CaseContext(
+        options=options,
+        deadline=None if remaining is None else time.perf_counter() + remaining,
+        rng=np.random.default_rng(list(seed)),
+        progress=None,
+        case_index=case_index,
+        best_x=best_x,
+    )
+    out: CaseOutcome | None = method(network, case, cctx)
+    return out
+
+
+def _run_cases_parallel(ctx: _Context, spec: MethodSpec) -> None:
+    """:func:`_run_case_method` with the open cases in ``options.jobs`` worker processes.
+
+    Each worker runs whole cases (the method's own search, one BLAS thread) with the run's
+    deadline; answers are taken as they come, exactly as the sequential loop takes them, so
+    a case closes only on its own exact proof. A witness that replays stops the other
+    workers at once; so does the deadline (plus :data:`PARALLEL_GRACE`). The verdict cannot
+    depend on the number of workers, only on which cases finish in time.
+    """
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    from nncert.verify.processes import pool_worker_init
+
+    name = spec.name
+    target = str(spec.target)
+    jobs = min(int(ctx.options.jobs), len(ctx.open_cases))
+    ctx.say(f"{name}: {len(ctx.open_cases)} case(s) on {jobs} worker processes")
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=pool_worker_init,
+    )
+    stop = False
+    try:
+        running: dict[Future[Any], int] = {}
+        for i in list(ctx.open_cases):
+            fut = pool.submit(
+                _case_task,
+                target,
+                ctx.network,
+                ctx.prop.cases[i],
+                ctx.options,
+                ctx.remaining(),
+                (int(ctx.options.seed), int(i)),
+                int(i),
+                ctx.best_x.get(i),
+            )
+            running[fut] = i
+        while running and not stop:
+            rem = ctx.remaining()
+            done, _ = wait(
+                list(running),
+                timeout=None if rem is None else rem + PARALLEL_GRACE,
+                return_when=FIRST_COMPLETED,
+            )
+            if not done:  # past the deadline: the workers did not answer in time
+                ctx.timed_out = True
+                break
+            for fut in done:
+                i = running.pop(fut)
+                try:
+                    out = fut.result()
+                except Exception as exc:  # a worker that died: the case stays open
+                    logger.debug("case %d in a worker failed: %r", i, exc)
+                    out = CaseOutcome("unknown")
+                if not _take_outcome(ctx, name, i, out):
+                    if ctx.counterexample is not None:
+                        stop = True
+                        break
+                    # a case ran out of time: the others share the deadline
+                    ctx.timed_out = True
+    finally:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
     if not ctx.open_cases:
         ctx.decided_by = name
 

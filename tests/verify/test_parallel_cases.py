@@ -1,0 +1,86 @@
+"""``jobs > 1`` runs the cases of ReLU-phase branch and bound in worker processes.
+
+The verdict never depends on the number of workers (each case closes only on its own exact
+proof, and a witness is replayed before it is believed); a witness stops the other workers;
+the run ends at its time limit (workers stop at the deadline, the runner waits at most
+:data:`~nncert.verify.pipeline.PARALLEL_GRACE` more).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nncert.verify import pipeline
+from nncert.verify.network import Dense, Network, ReLU
+from nncert.verify.result import Verdict
+from nncert.verify.spec import Box, Property, UnsafeCase
+from nncert.verify.vnnlib import load_vnnlib
+
+MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp" / "mnistfc"
+
+
+def _net(seed: int = 16) -> Network:
+    """A 20-input ReLU network, 12-12 hidden (about 24 unstable ReLUs on the box below); the
+    exact minimum of its output there is about -9.11."""
+    rng = np.random.default_rng(seed)
+    n_in, h = 20, 12
+    return Network(
+        (
+            Dense(rng.normal(size=(h, n_in)), rng.normal(size=h) * 0.5),
+            ReLU(),
+            Dense(rng.normal(size=(h, h)) / np.sqrt(h), rng.normal(size=h) * 0.5),
+            ReLU(),
+            Dense(rng.normal(size=(1, h)), [0.0]),
+        ),
+        input_shape=(n_in,),
+    )
+
+
+BOX = Box(-0.3 * np.ones(20), 0.3 * np.ones(20))
+
+
+def _run(prop: Property, jobs: int, **kw: Any) -> Any:
+    return pipeline.verify(
+        _net(), prop, method="relu_bab", time_limit=60, jobs=jobs, attack=False, **kw
+    )
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_unsat_cases_in_workers_give_the_sequential_verdict(jobs: int) -> None:
+    # f(x) <= t for thresholds below the exact minimum: every case is unreachable
+    prop = Property(tuple(UnsafeCase(BOX, [[1.0]], [t]) for t in (-9.5757, -9.8, -10.5, -12.0)))
+    seq = _run(prop, 1)
+    par = _run(prop, jobs)
+    assert seq.verdict is par.verdict is Verdict.VERIFIED
+    cases = sorted(r["case"] for r in par.stats["relu_bab"])
+    assert cases == [0, 1, 2, 3]
+    assert all(r["status"] == "verified" for r in par.stats["relu_bab"])
+
+
+def test_a_witness_in_a_worker_is_replayed_and_decides() -> None:
+    # case 2 is reachable (f <= 0 somewhere in the box); the others are not
+    prop = Property(tuple(UnsafeCase(BOX, [[1.0]], [t]) for t in (-9.5757, -10.0, 0.0, -11.0)))
+    seq = _run(prop, 1)
+    par = _run(prop, 2)
+    assert seq.verdict is par.verdict is Verdict.FALSIFIED
+    assert par.counterexample is not None and par.counterexample.case_index == 2
+    x = np.asarray(par.counterexample.x)
+    assert float(_net().forward(x.reshape(1, -1))[0, 0]) <= 0.0
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST-FC suite not present")
+def test_parallel_cases_end_at_the_time_limit() -> None:
+    from nncert.verify.importers import from_onnx
+
+    net = from_onnx(str(MNIST / "onnx" / "mnist-net_256x4.onnx"))
+    prop = load_vnnlib(str(MNIST / "vnnlib" / "prop_10_0.05.vnnlib"))
+    t0 = time.perf_counter()
+    res = pipeline.verify(net, prop, method="relu_bab", time_limit=4.0, jobs=2)
+    wall = time.perf_counter() - t0
+    assert res.verdict is Verdict.UNKNOWN and res.reason == "timeout"
+    assert wall <= 4.0 + 0.5, wall
