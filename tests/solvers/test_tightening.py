@@ -9,6 +9,7 @@ import pytest
 from exact_arith import assert_enclosed, exact_pre_activations
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nets import pre_activations
 from strategies import activations, boxes, networks
 
 from nncert.formulations.milp import MilpProblem, encode_milp
@@ -16,22 +17,10 @@ from nncert.solvers.highs_solver import HighsSolver
 from nncert.solvers.tightening import dual_lower_bound, tighten_bounds_lp
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError
-from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU, apply_activation
+from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU
 from nncert.verify.spec import Box, UnsafeCase
 
 SOLVER = HighsSolver(mip_rel_gap=0.0)
-
-
-def _pre_activations(net: Network, x: np.ndarray) -> list[np.ndarray]:
-    out = []
-    a = x
-    for layer in net.normalized().layers:
-        if isinstance(layer, Dense):
-            a = a @ layer.weight.T + layer.bias
-            out.append(a)
-        else:
-            a = apply_activation(layer, a)
-    return out
 
 
 @settings(max_examples=25)
@@ -52,7 +41,7 @@ def test_lp_bounds_are_sound_tighter_and_keep_the_optimum(data: st.DataObject) -
     assert lp.method == "lp"
     rng = np.random.default_rng(0)
     xs = np.vstack([box.sample(500, rng), box.lower, box.upper])
-    for iv_lp, iv_ibp, z in zip(lp.pre_activation, ibp.pre_activation, _pre_activations(net, xs)):
+    for iv_lp, iv_ibp, z in zip(lp.pre_activation, ibp.pre_activation, pre_activations(net, xs)):
         assert np.all(iv_lp.lower >= iv_ibp.lower) and np.all(iv_lp.upper <= iv_ibp.upper)
         assert iv_lp.contains(z, atol=1e-7)
     a = np.zeros(net.n_outputs)

@@ -23,12 +23,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nets import pre_activations, seeded_network
 from strategies import networks_and_boxes
 
 from nncert.certificates.proofcheck import check_tree
 from nncert.verify.bounds import engine_for
 from nncert.verify.importers import from_onnx
-from nncert.verify.network import Dense, Network, ReLU, apply_activation
+from nncert.verify.network import Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.relu_bab import ReluBabSettings, relu_bab_case
 from nncert.verify.result import CaseContext
@@ -38,24 +39,13 @@ from nncert.verify.vnnlib import load_vnnlib
 MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp" / "mnistfc"
 
 
-def _pre(net: Network, x: np.ndarray) -> list[np.ndarray]:
-    a, out = x, []
-    for layer in net.normalized().layers:
-        if isinstance(layer, Dense):
-            a = a @ layer.weight.T + layer.bias
-            out.append(a)
-        else:
-            a = apply_activation(layer, a)
-    return out
-
-
 def _region(
     net: Network, box: Box, rng: np.random.Generator, share: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples of ``box``, the phases (stacked hidden neurons) of a random subset of neurons
     taken from one sample, and which samples satisfy them."""
     x = box.sample(2000, rng)
-    hidden = np.concatenate(_pre(net, x)[:-1], axis=1)
+    hidden = np.concatenate(pre_activations(net, x)[:-1], axis=1)
     anchor = hidden[0]
     pick = rng.random(anchor.size) < share
     phase = np.where(pick, np.where(anchor >= 0.0, 1, -1), 0).astype(np.int8)
@@ -116,15 +106,7 @@ def test_bounds_with_multipliers_hold_on_the_constrained_region(
 
 def test_a_box_bound_does_not_depend_on_its_batch() -> None:
     rng = np.random.default_rng(7)
-    widths = [5, 16, 16, 16, 3]
-    layers: list[object] = []
-    for i in range(len(widths) - 1):
-        if i:
-            layers.append(ReLU())
-        layers.append(
-            Dense(rng.normal(size=(widths[i + 1], widths[i])), rng.normal(size=widths[i + 1]))
-        )
-    net = Network(tuple(layers), input_shape=(5,))  # type: ignore[arg-type]
+    net = seeded_network(7, [5, 16, 16, 16, 3], [ReLU()] * 3, scale=1.0)
     eng = engine_for(net)
     n = 6
     lo = rng.uniform(-1, 0, size=(n, 5))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nets import pre_activations
 from strategies import activations, networks, networks_and_boxes
 
 from nncert.verify.bounds import (
@@ -55,19 +56,6 @@ TOL = 1e-9
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-def pre_activations(net: Network, x: FloatArray) -> list[FloatArray]:
-    """Forward a batch through the normalized network, returning every Dense output."""
-    a = np.asarray(x, dtype=np.float64)
-    out = []
-    for layer in net.normalized().layers:
-        if isinstance(layer, Dense):
-            a = a @ layer.weight.T + layer.bias
-            out.append(a)
-        else:
-            a = apply_activation(layer, a)
-    return out
 
 
 def sample_box(box: Box, n: int, rng: np.random.Generator) -> FloatArray:

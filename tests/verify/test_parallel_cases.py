@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from nets import small_relu_network
 
 from nncert.verify import pipeline
-from nncert.verify.network import Dense, Network, ReLU
+from nncert.verify.network import Network
 from nncert.verify.result import Verdict
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.vnnlib import load_vnnlib
@@ -24,21 +25,9 @@ from nncert.verify.vnnlib import load_vnnlib
 MNIST = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "vnncomp" / "mnistfc"
 
 
-def _net(seed: int = 16) -> Network:
-    """A 20-input ReLU network, 12-12 hidden (about 24 unstable ReLUs on the box below); the
-    exact minimum of its output there is about -9.11."""
-    rng = np.random.default_rng(seed)
-    n_in, h = 20, 12
-    return Network(
-        (
-            Dense(rng.normal(size=(h, n_in)), rng.normal(size=h) * 0.5),
-            ReLU(),
-            Dense(rng.normal(size=(h, h)) / np.sqrt(h), rng.normal(size=h) * 0.5),
-            ReLU(),
-            Dense(rng.normal(size=(1, h)), [0.0]),
-        ),
-        input_shape=(n_in,),
-    )
+def _net() -> Network:
+    """The shared small ReLU network (exact minimum of its output on ``BOX``: -9.1102)."""
+    return small_relu_network()
 
 
 BOX = Box(-0.3 * np.ones(20), 0.3 * np.ones(20))

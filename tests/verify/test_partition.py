@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from exact_arith import assert_enclosed, exact_pre_activations
+from nets import pre_activations
 
 from nncert.formulations.milp import encode_milp
 from nncert.solvers.registry import get_solver
@@ -37,18 +38,7 @@ BOX = Box(-np.ones(3), np.ones(3))
 
 def _samples(net: Network, n: int = 20000) -> list[np.ndarray]:
     """Pre-activations of every layer at random inputs."""
-    xs = BOX.sample(n, np.random.default_rng(0))
-    out = []
-    a = xs
-    for layer in net.normalized().layers:
-        if isinstance(layer, Dense):
-            a = a @ layer.weight.T + layer.bias
-            out.append(a)
-        else:
-            from nncert.verify.network import apply_activation
-
-            a = apply_activation(layer, a)
-    return out
+    return pre_activations(net, BOX.sample(n, np.random.default_rng(0)))
 
 
 @pytest.mark.parametrize("act", [ReLU(), Sigmoid(), Tanh()], ids=["relu", "sigmoid", "tanh"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from nets import small_relu_network
 
 import nncert.verify.pipeline as pipeline
 from nncert.verify import Dense, Network, ReLU
@@ -118,18 +119,8 @@ def _small_relu_instance(seed: int = 16) -> tuple[Network, Any]:
     bound -25.0)."""
     from nncert.verify import Box, Property, UnsafeCase
 
-    rng = np.random.default_rng(seed)
-    n_in, h = 20, 12
-    net = Network(
-        (
-            Dense(rng.normal(size=(h, n_in)), rng.normal(size=h) * 0.5),
-            ReLU(),
-            Dense(rng.normal(size=(h, h)) / np.sqrt(h), rng.normal(size=h) * 0.5),
-            ReLU(),
-            Dense(rng.normal(size=(1, h)), [0.0]),
-        ),
-        input_shape=(n_in,),
-    )
+    net = small_relu_network(seed)
+    n_in = net.n_inputs
     box = Box(-0.3 * np.ones(n_in), 0.3 * np.ones(n_in))
     return net, Property((UnsafeCase(box, [[1.0]], [-9.5757]),))
 
