@@ -226,3 +226,32 @@ def test_unstable_relu_count_bounds_the_milp_binaries(monkeypatch: pytest.Monkey
     monkeypatch.setattr(pipeline, "CROWN_COUNT_PARAMETERS", 0)
     assert pipeline._unstable_relus(ctx) == ibp
     assert calls == []
+
+
+def test_milp_is_skipped_when_its_set_up_would_outlast_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HiGHS's presolve does not stop at its time limit: a MILP solve whose set-up (at
+    :data:`MILP_SETUP_S_PER_NNZ` per nonzero) exceeds the remaining budget is not started."""
+    net, prop = _small_relu_instance()
+    calls: list[int] = []
+    real = pipeline.get_solver
+
+    def solver(name: Any) -> Any:
+        s = real(name)
+        orig = s.solve
+
+        def solve(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return orig(*args, **kwargs)
+
+        s.solve = solve  # type: ignore[method-assign]
+        return s
+
+    monkeypatch.setattr(pipeline, "get_solver", solver)
+    monkeypatch.setattr(pipeline, "MILP_SETUP_S_PER_NNZ", 1e6)
+    res = pipeline.verify(net, prop, method="milp", time_limit=20)
+    assert calls == [] and res.verdict is Verdict.UNKNOWN
+    monkeypatch.setattr(pipeline, "MILP_SETUP_S_PER_NNZ", 1e-5)
+    res = pipeline.verify(net, prop, method="milp", time_limit=20)
+    assert calls and res.verdict is Verdict.VERIFIED
