@@ -198,6 +198,10 @@ def test_lp_relaxation_is_a_lower_bound(data: st.DataObject) -> None:
     lp = SOLVER.solve(lp_relaxation(problem))
     mip = SOLVER.solve(problem)
     assert lp.status is SolveStatus.OPTIMAL and lp.objective is not None
+    # HiGHS's own final check can reject its optimum ("MIP solver claims optimality, but with
+    # 1 primal infeasibilities" of 1e-6 on a HardTanh net: status ERROR, which the pipeline
+    # treats as unknown); such a draw says nothing about the relaxation
+    assume(mip.status is not SolveStatus.ERROR)
     assert mip.objective is not None
     assert lp.objective <= mip.objective + tol(lp.objective, mip.objective)
 
