@@ -31,7 +31,6 @@ out the verdict is UNKNOWN with reason ``"timeout"``.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import multiprocessing
 import time
@@ -644,7 +643,7 @@ def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEv
 
 
 #: case methods whose open cases ``jobs > 1`` runs in parallel worker processes (their cases
-#: are independent searches; the target is imported by name in the worker)
+#: are independent searches; forked workers look the method up in the inherited registry)
 PARALLEL_CASE_METHODS = frozenset({"relu_bab"})
 
 #: the parallel case runner forks its workers (they inherit the loaded network and modules;
@@ -662,13 +661,7 @@ def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
     a method in :data:`PARALLEL_CASE_METHODS` run in worker processes
     (:func:`_run_cases_parallel`)."""
     name = spec.name
-    if (
-        ctx.options.jobs > 1
-        and _FORK
-        and name in PARALLEL_CASE_METHODS
-        and isinstance(spec.target, str)
-        and len(ctx.open_cases) > 1
-    ):
+    if ctx.options.jobs > 1 and _FORK and name in PARALLEL_CASE_METHODS and len(ctx.open_cases) > 1:
         _run_cases_parallel(ctx, spec)
         return
     method: CaseMethod = spec.load()
@@ -727,27 +720,30 @@ def _take_outcome(ctx: _Context, name: str, i: int, out: CaseOutcome | None) -> 
 
 
 def _case_task(
-    target: str,
+    name: str,
     network: Network,
     case: UnsafeCase,
     options: VerifyOptions,
-    remaining: float | None,
+    wall_deadline: float | None,
     seed: tuple[int, int],
     case_index: int,
     best_x: FloatArray | None,
 ) -> CaseOutcome | None:
-    """One case of a case method, in a worker process: its own clock (``remaining`` seconds
-    from now) and its own random stream (``seed``: the run's seed and the case)."""
-    module, _, attr = target.partition(":")
-    method = getattr(importlib.import_module(module), attr)
+    """One case of the registered case method ``name``, in a worker process (forked: the
+    registry is the parent's). ``wall_deadline`` is the run's deadline on the wall clock
+    (:func:`time.time`), so a case that waited in the pool's queue still ends with the run;
+    the worker's random stream is its own (``seed``: the run's seed and the case)."""
     cctx = CaseContext(
         options=options,
-        deadline=None if remaining is None else time.perf_counter() + remaining,
+        deadline=(
+            None if wall_deadline is None else time.perf_counter() + (wall_deadline - time.time())
+        ),
         rng=np.random.default_rng(list(seed)),
         progress=None,
         case_index=case_index,
         best_x=best_x,
     )
+    method: CaseMethod = get_method(name).load()
     out: CaseOutcome | None = method(network, case, cctx)
     return out
 
@@ -766,7 +762,6 @@ def _run_cases_parallel(ctx: _Context, spec: MethodSpec) -> None:
     from nncert.verify.processes import pool_worker_init
 
     name = spec.name
-    target = str(spec.target)
     jobs = min(int(ctx.options.jobs), len(ctx.open_cases))
     ctx.say(f"{name}: {len(ctx.open_cases)} case(s) on {jobs} worker processes")
     pool = ProcessPoolExecutor(
@@ -777,14 +772,16 @@ def _run_cases_parallel(ctx: _Context, spec: MethodSpec) -> None:
     stop = False
     try:
         running: dict[Future[Any], int] = {}
+        rem0 = ctx.remaining()
+        wall_deadline = None if rem0 is None else time.time() + rem0
         for i in list(ctx.open_cases):
             fut = pool.submit(
                 _case_task,
-                target,
+                name,
                 ctx.network,
                 ctx.prop.cases[i],
                 ctx.options,
-                ctx.remaining(),
+                wall_deadline,
                 (int(ctx.options.seed), int(i)),
                 int(i),
                 ctx.best_x.get(i),

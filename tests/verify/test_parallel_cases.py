@@ -73,3 +73,28 @@ def test_parallel_cases_end_at_the_time_limit() -> None:
     wall = time.perf_counter() - t0
     assert res.verdict is Verdict.UNKNOWN and res.reason == "timeout"
     assert wall <= 4.0 + 0.5, wall
+
+
+def test_a_queued_case_keeps_the_run_deadline() -> None:
+    """A worker's case ends with the run, however long it waited in the pool's queue: the
+    deadline travels as a wall-clock time, not as the seconds left at submission."""
+    from nncert.verify.registry import register_method, unregister_method
+    from nncert.verify.result import CaseOutcome
+
+    def left(network: Any, case: Any, ctx: Any) -> CaseOutcome:
+        return CaseOutcome("unknown", stats={"left": ctx.remaining()})
+
+    register_method("test_deadline_probe", left)
+    try:
+        prop = Property((UnsafeCase(BOX, [[1.0]], [0.0]),))
+        opts = pipeline.VerifyOptions()
+        out = pipeline._case_task(
+            "test_deadline_probe", _net(), prop.cases[0], opts, time.time() + 2.0, (0, 0), 0, None
+        )
+        assert out is not None and 1.5 < out.stats["left"] <= 2.0
+        late = pipeline._case_task(
+            "test_deadline_probe", _net(), prop.cases[0], opts, time.time() - 1.0, (0, 0), 0, None
+        )
+        assert late is not None and late.stats["left"] == 0.0
+    finally:
+        unregister_method("test_deadline_probe")
