@@ -44,6 +44,7 @@ from nncert.verify.bounds import (
     BoundEngine,
     Intermediate,
     IntermediateMode,
+    child_crown_layers,
     combine_rows,
     engine_for,
 )
@@ -68,6 +69,9 @@ MAX_ALPHA_ITERS = 200
 
 #: the largest multiplier step a recipe may name (any step is sound; this keeps it sane)
 MAX_BETA_LR = 10.0
+
+#: the largest ``child_crown`` a recipe may name (any value is sound)
+MAX_CHILD_CROWN = 1000
 
 #: lower-slope choices a recipe may name
 SLOPE_CHOICES = ("zero", "one", "parallel")
@@ -101,6 +105,11 @@ def recipe_problem(recipe: Any) -> str:
         or not 0.0 < float(beta_lr) <= MAX_BETA_LR
     ):
         return f"beta_lr must be a number in (0, {MAX_BETA_LR}], got {beta_lr!r}"
+    child = recipe.get("child_crown")
+    if child is not None and (
+        isinstance(child, bool) or not isinstance(child, int) or not 0 <= child <= MAX_CHILD_CROWN
+    ):
+        return f"child_crown must be an integer in [0, {MAX_CHILD_CROWN}], got {child!r}"
     return ""
 
 
@@ -136,6 +145,51 @@ class _Frontier:
     pu: FloatArray
     phase: NDArray[np.int8]
     empty: NDArray[np.bool_]
+    #: hidden layer of the phase split that made each node (``-1``: the root or an input
+    #: split): with a recipe's ``child_crown`` the node's bounds of layers up to it are its
+    #: parent's, as the search took them
+    made: NDArray[np.int64]
+
+
+def _node_bounds(
+    eng: BoundEngine,
+    part: _Frontier,
+    live: NDArray[np.int64],
+    mode: IntermediateMode,
+    child_crown: int | None,
+) -> Intermediate:
+    """Hidden-layer bounds of the nodes ``part`` rows ``live``, intersected with their prior.
+
+    Without ``child_crown`` every layer is recomputed. With it, nodes made by a phase split on
+    layer ``m`` keep their prior bounds of layers ``<= m`` (their parent's, clipped by the
+    split: sound on the node's domain) and recompute the layers above as the search did:
+    CROWN for ``child_crown`` layers, IBP intersected with the prior above them.
+    """
+    lo, hi = part.lo[live], part.hi[live]
+    prior = (part.pl[live], part.pu[live])
+    if child_crown is None:
+        return eng.intermediate(lo, hi, mode, prior=prior)
+    made = part.made[live]
+    groups = np.unique(made)
+    parts: list[Intermediate] = []
+    order: list[NDArray[np.int64]] = []
+    for m in groups:
+        rows = np.flatnonzero(made == m)
+        parts.append(
+            eng.intermediate(
+                lo[rows],
+                hi[rows],
+                mode,
+                prior=(prior[0][rows], prior[1][rows]),
+                fixed_below=int(m) + 1,
+                crown_layers=child_crown_layers(int(m), child_crown),
+            )
+        )
+        order.append(rows)
+    inter = Intermediate.concat(parts)
+    if len(parts) == 1:
+        return inter
+    return inter.take(np.argsort(np.concatenate(order), kind="stable"))
 
 
 def _leaf_bounds(
@@ -185,7 +239,7 @@ def _leaf_bounds(
             t_hi,
             A,
             b,
-            inter=inter if whole else _sub_inter(inter, todo),
+            inter=inter if whole else inter.take(todo),
             extra_slopes=slopes,
             alpha_iters=iters,
             alpha_optimizer=optimizer,
@@ -269,7 +323,7 @@ def _multiplier_bound(
         return -np.inf
     w = np.maximum(p[:r], 0.0)
     w = w / max(float(w.sum()), 1.0)
-    sub = _sub_inter(inter, np.array([k]))
+    sub = inter.take(np.array([k]))
     pl, pu = sub.stacked()
     sign = np.where(phase != 0, phase, np.where(pl[0] >= 0.0, 1, np.where(pu[0] <= 0.0, -1, 0)))
     beta = np.maximum(p[r:], 0.0) * sign
@@ -380,6 +434,7 @@ class _Failures:
             part.pu[sel],
             part.phase[sel],
             np.zeros(sel.size, dtype=bool),
+            part.made[sel],
         )
         self.parts.append(sub)
 
@@ -507,6 +562,7 @@ def _check_tree(
         pu=np.full((1, h), np.inf),
         phase=np.zeros((1, h), dtype=np.int8),
         empty=np.zeros(1, dtype=bool),
+        made=np.full(1, -1, dtype=np.int64),
     )
     if start is not None:
         if (
@@ -514,6 +570,9 @@ def _check_tree(
             or start.pl.shape[1:] != (h,)
             or np.any(start.ids < 0)
             or np.any(start.ids >= n_nodes)
+            or start.made.shape != start.ids.shape
+            or np.any(start.made < -1)
+            or np.any(start.made >= len(eng.offsets) - 1)
         ):
             return fail("the start frontier does not fit the tree and network")
         level = start
@@ -532,7 +591,11 @@ def _check_tree(
         # every leaf is bounded from its own region alone (input box and phase constraints),
         # without its ancestors' hidden-layer bounds: the regions are rebuilt top-down (no
         # bounds needed), then all leaves are bounded in one batched pass
-        level = _leaves_below(tree, children, level, n_in, h)
+        level = _leaves_below(tree, children, level, n_in, h, eng.offsets)
+    # with the recipe's child_crown a node's layers up to its split are its parent's (only
+    # when nodes inherit their ancestors' bounds: a leaf bounded from its own region alone
+    # recomputes every layer)
+    child_crown = tree.recipe.get("child_crown") if tree.recipe.get("inherit", True) else None
     min_bound = np.inf
     while level.ids.size:
         nxt: list[_Frontier] = []
@@ -544,9 +607,7 @@ def _check_tree(
             live = np.flatnonzero(~empty)
             inter = None
             if live.size:
-                inter = eng.intermediate(
-                    part.lo[live], part.hi[live], mode, prior=(part.pl[live], part.pu[live])
-                )
+                inter = _node_bounds(eng, part, live, mode, child_crown)
                 empty[live] |= inter.empty
             kinds = tree.split[part.ids]
             # leaves
@@ -568,7 +629,7 @@ def _check_tree(
                 if not need.size or inter is None:
                     continue
                 pos = np.searchsorted(live, need)
-                sub = _sub_inter(inter, pos)
+                sub = inter.take(pos)
                 first: list[tuple[FloatArray, FloatArray]] | None = None if failures is None else []
                 best = _leaf_bounds(
                     eng,
@@ -609,7 +670,7 @@ def _check_tree(
                 where = np.searchsorted(live, sp[ok])
                 pl[ok] = np.maximum(pl[ok], stacked[0][where])
                 pu[ok] = np.minimum(pu[ok], stacked[1][where])
-            nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp]))
+            nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp], eng.offsets))
         level = _concat(nxt, n_in, h) if nxt else _empty_frontier(n_in, h)
     if first_failure:
         return fail(first_failure, min_bound)
@@ -617,7 +678,12 @@ def _check_tree(
 
 
 def _leaves_below(
-    tree: ProofTree, children: NDArray[np.int64], level: _Frontier, n_in: int, h: int
+    tree: ProofTree,
+    children: NDArray[np.int64],
+    level: _Frontier,
+    n_in: int,
+    h: int,
+    offsets: NDArray[np.intp],
 ) -> _Frontier:
     """The leaves below the nodes of ``level``, with their regions (input boxes and phase
     constraints) and no other hidden-layer bounds than ``level``'s and the phase constraints."""
@@ -631,14 +697,28 @@ def _leaves_below(
         if not sp.size:
             break
         level = _children(
-            tree, children, level, sp, level.pl[sp].copy(), level.pu[sp].copy(), level.empty[sp]
+            tree,
+            children,
+            level,
+            sp,
+            level.pl[sp].copy(),
+            level.pu[sp].copy(),
+            level.empty[sp],
+            offsets,
         )
     return _concat(leaves, n_in, h) if leaves else _empty_frontier(n_in, h)
 
 
 def _slice_rows(f: _Frontier, rows: NDArray[np.int64]) -> _Frontier:
     return _Frontier(
-        f.ids[rows], f.lo[rows], f.hi[rows], f.pl[rows], f.pu[rows], f.phase[rows], f.empty[rows]
+        f.ids[rows],
+        f.lo[rows],
+        f.hi[rows],
+        f.pl[rows],
+        f.pu[rows],
+        f.phase[rows],
+        f.empty[rows],
+        f.made[rows],
     )
 
 
@@ -655,8 +735,10 @@ def _children(
     pl: FloatArray,
     pu: FloatArray,
     empty: NDArray[np.bool_],
+    offsets: NDArray[np.intp],
 ) -> _Frontier:
-    """The two children of each split node ``part.ids[sp]``, rebuilt from the split records."""
+    """The two children of each split node ``part.ids[sp]``, rebuilt from the split records
+    (``offsets``: where each hidden layer starts in the stacked neuron numbering)."""
     ids = part.ids[sp]
     kind = tree.split[ids]
     idx = tree.index[ids]
@@ -668,6 +750,7 @@ def _children(
     cpu = np.repeat(pu, 2, axis=0)
     phase = np.repeat(part.phase[sp], 2, axis=0)
     cempty = np.repeat(empty, 2)
+    made = np.full(2 * ids.size, -1, dtype=np.int64)
     rows = np.arange(ids.size)
     inp = np.flatnonzero(kind == INPUT_SPLIT)
     if inp.size:
@@ -683,11 +766,16 @@ def _children(
         cpu[r1, j] = np.minimum(cpu[r1, j], 0.0)  # inactive: z_j <= 0
         phase[r0, j] = 1
         phase[r1, j] = -1
-    return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty)
+        layer = np.searchsorted(np.asarray(offsets), j, side="right") - 1
+        made[r0] = layer
+        made[r1] = layer
+    return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty, made)
 
 
 def _slice(f: _Frontier, s: slice) -> _Frontier:
-    return _Frontier(f.ids[s], f.lo[s], f.hi[s], f.pl[s], f.pu[s], f.phase[s], f.empty[s])
+    return _Frontier(
+        f.ids[s], f.lo[s], f.hi[s], f.pl[s], f.pu[s], f.phase[s], f.empty[s], f.made[s]
+    )
 
 
 def _concat(parts: list[_Frontier], n_in: int, h: int) -> _Frontier:
@@ -699,6 +787,7 @@ def _concat(parts: list[_Frontier], n_in: int, h: int) -> _Frontier:
         np.concatenate([p.pu for p in parts]),
         np.concatenate([p.phase for p in parts]),
         np.concatenate([p.empty for p in parts]),
+        np.concatenate([p.made for p in parts]),
     )
 
 
@@ -711,19 +800,7 @@ def _empty_frontier(n_in: int, h: int) -> _Frontier:
         np.zeros((0, h)),
         np.zeros((0, h), dtype=np.int8),
         np.zeros(0, dtype=bool),
-    )
-
-
-def _sub_inter(inter: Intermediate, pos: NDArray[np.int64]) -> Intermediate:
-    """The rows ``pos`` of ``inter``."""
-    return Intermediate(
-        tuple((p[0][pos], p[1][pos]) for p in inter.pre),
-        tuple(type(r)(*(a[pos] for a in r)) for r in inter.rel),
-        inter.empty[pos],
-        tuple(a[pos] for a in inter.amag),
-        tuple(a[pos] for a in inter.cmag),
-        tuple(a[pos] for a in inter.gmag),
-        tuple(a[pos] for a in inter.emag),
+        np.zeros(0, dtype=np.int64),
     )
 
 
@@ -731,6 +808,7 @@ __all__ = [
     "CHUNK",
     "MAX_ALPHA_ITERS",
     "MAX_BETA_LR",
+    "MAX_CHILD_CROWN",
     "SLOPE_CHOICES",
     "LeafReplay",
     "TreeCheck",

@@ -81,7 +81,7 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
-from nncert.certificates.proofcheck import LeafReplay, _leaf_bounds, _sub_inter, replay_tree
+from nncert.certificates.proofcheck import LeafReplay, _leaf_bounds, replay_tree
 from nncert.certificates.serialize import certificate_sha256, encode_value
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify_case
@@ -92,7 +92,7 @@ from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import blas_threads, verify
 from nncert.verify.processes import limit_blas
 from nncert.verify.proof import CLOSED_BY_BOUND, INPUT_SPLIT, LEAF, OPEN, ProofRecorder, ProofTree
-from nncert.verify.relu_bab import relu_bab_case
+from nncert.verify.relu_bab import DEFAULT_SETTINGS, relu_bab_case
 from nncert.verify.result import CaseContext, Verdict, VerificationResult
 from nncert.verify.spec import Box, Property, UnsafeCase
 from nncert.verify.witness import confirm_counterexample
@@ -313,7 +313,7 @@ def _split_dims(
                 ids[live],
                 c_lo[live],
                 c_hi[live],
-                _sub_inter(c_inter, nonempty),
+                c_inter.take(nonempty),
                 np.repeat(f.phase, 2 * n_in, axis=0)[live],
             )
         halves = best.reshape(k, n_in, 2)
@@ -485,6 +485,7 @@ def _graft_searches(
     rec = ProofRecorder(recipe=tree.recipe)
     rec.graft(rec.root(), _opened(tree, rep.failing))  # node ids are kept
     alpha = int(tree.recipe.get("alpha_iters", 0))
+    child_crown = tree.recipe.get("child_crown") if tree.recipe.get("inherit", True) else None
     phases = rep.frontier.phase if rep.frontier is not None else None
     for j, (node, lo, hi) in enumerate(zip(rep.failing.tolist(), rep.lower, rep.upper)):
         sub = UnsafeCase(Box(lo, hi), case.A, case.b)
@@ -494,7 +495,8 @@ def _graft_searches(
                 return _Replay(None, f"case {i}: a phase-split leaf without its phases", {})
             ctx = CaseContext(VerifyOptions(), deadline, np.random.default_rng(0), None, i, None)
             # the search starts from the hidden-layer bounds the leaf's ancestors impose (the
-            # next round's walk re-derives the grafted subtree from the same bounds)
+            # next round's walk re-derives the grafted subtree from the same bounds, in the
+            # same way: the tree's child_crown, the leaf bounded as a child of its split)
             assert rep.frontier is not None
             found = relu_bab_case(
                 target,
@@ -503,6 +505,8 @@ def _graft_searches(
                 root_phases=phases[j],
                 split_root=True,
                 root_bounds=(rep.frontier.pl[j], rep.frontier.pu[j]),
+                root_start=int(rep.frontier.made[j]) if child_crown is not None else -1,
+                settings=dataclasses.replace(DEFAULT_SETTINGS, child_crown=child_crown),
             )
             status, x, proof_or_none = found.status, found.x, found.proof
         else:

@@ -190,6 +190,55 @@ class Intermediate:
     gmag: tuple[FloatArray, ...] = ()
     emag: tuple[FloatArray, ...] = ()
 
+    def take(self, ids: NDArray[np.intp]) -> Intermediate:
+        """The boxes ``ids`` (every field, in that order)."""
+        return Intermediate(
+            tuple((p[0][ids], p[1][ids]) for p in self.pre),
+            tuple(type(r)(*(a[ids] for a in r)) for r in self.rel),
+            self.empty[ids],
+            tuple(a[ids] for a in self.amag),
+            tuple(a[ids] for a in self.cmag),
+            tuple(a[ids] for a in self.gmag),
+            tuple(a[ids] for a in self.emag),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Intermediate]) -> Intermediate:
+        """The boxes of several results (same network), one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        n_layers = len(first.pre)
+
+        def cat(name: str) -> tuple[FloatArray, ...]:
+            return tuple(
+                np.concatenate([getattr(p, name)[j] for p in parts]) for j in range(n_layers)
+            )
+
+        return Intermediate(
+            tuple(
+                (
+                    np.concatenate([p.pre[j][0] for p in parts]),
+                    np.concatenate([p.pre[j][1] for p in parts]),
+                )
+                for j in range(n_layers)
+            ),
+            tuple(
+                type(first.rel[j])(
+                    *(
+                        np.concatenate([p.rel[j][f] for p in parts])
+                        for f in range(len(first.rel[j]))
+                    )
+                )
+                for j in range(len(first.rel))
+            ),
+            np.concatenate([p.empty for p in parts]),
+            cat("amag"),
+            cat("cmag"),
+            cat("gmag"),
+            cat("emag"),
+        )
+
     def stacked(self) -> tuple[FloatArray, FloatArray]:
         """Hidden-layer bounds concatenated over layers: ``(l, u)``, each ``(N, H)``."""
         n = self.empty.shape[0]
@@ -1309,6 +1358,19 @@ def dense_interval(
     return affine_interval(layer.weight, layer.bias, lo, hi, extra=extra)
 
 
+def child_crown_layers(start: int, child_crown: int | None) -> int | None:
+    """``crown_layers`` for the children of a phase split on hidden layer ``start``.
+
+    With ``child_crown = c`` a child recomputes by CROWN only the ``c`` hidden layers just above
+    its split (``j < start + 1 + c``); the layers above those take IBP on the recomputed ones,
+    intersected with the parent's bounds (still sound on the child's domain, a subset of the
+    parent's). ``None`` (or a root, ``start < 0``) back-substitutes for every layer.
+    """
+    if child_crown is None or start < 0:
+        return None
+    return start + 1 + int(child_crown)
+
+
 def _take_inter(inter: Intermediate, ids: NDArray[np.intp], j: int) -> Intermediate:
     """What :meth:`BoundEngine.backsub` needs of the first ``j`` hidden layers (relaxations
     and error factors) for the boxes ``ids``; the bounds themselves are left out."""
@@ -1670,6 +1732,7 @@ __all__ = [
     "Interval",
     "LayerBounds",
     "Relaxation",
+    "child_crown_layers",
     "combine_rows",
     "crown_bounds",
     "dense_interval",

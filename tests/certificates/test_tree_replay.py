@@ -372,6 +372,33 @@ def test_failing_phase_leaves_get_grafted_subtrees(phase_cert: Certificate, make
     assert report.ok and report.trust == "independent", report.reasons
 
 
+def test_grafts_below_a_tree_searched_with_child_crown() -> None:
+    # a source tree whose children recompute no CROWN layer above their split: the
+    # grafted searches run with the same child_crown, their roots bounded as children of the
+    # failing leaf's split, so the next walk (and the independent checker) re-derive them
+    net = _net(5, [4, 10, 10, 10, 2])
+    thr = _grid_min(net, PBOX, A, n=21) - 0.05
+    prop = Property((UnsafeCase(PBOX, A, [thr]),), name="phase-splits-child-crown")
+    # (child_crown 0: no CROWN layer above a split, far from what full CROWN would give)
+    plain = relu_bab.ReluBabSettings(alpha_iters=0, root_alpha_iters=0, beta_lr=None, child_crown=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(relu_bab, "DEFAULT_SETTINGS", plain)
+        res = verify(net, prop, method="relu_bab", time_limit=60)
+    assert res.verdict is Verdict.VERIFIED and res.method == "relu_bab"
+    src = certificate_from_result(net, prop, res, options={"method": "relu_bab"})
+    tree = _tree(src)
+    assert tree.recipe.get("child_crown") == 0 and tree.n_nodes > 100
+    target, _ = magnitude_prune(net, 0.3)
+    assert _grid_min(target, PBOX, A, n=21) > thr
+    out = transfer(src, net, target, verify_fallback=False, time_limit=60)
+    assert out.replay is not None and out.replay["failing"] >= 1, out.reason
+    assert out.verdict is Verdict.VERIFIED and out.transferred, out.reason
+    assert out.replay["grafted"] == out.replay["failing"], out.replay
+    assert _tree(out.certificate).recipe.get("child_crown") == 0
+    report = check(out.certificate, target, expected_property=prop)
+    assert report.ok and report.trust == "independent", report.reasons
+
+
 def test_falsifiable_phase_target_is_never_verified(phase_cert: Certificate) -> None:
     target = _shift_output(PNET, np.array([-0.2, 0.2]))
     assert _grid_min(target, PBOX, A, n=21) <= PTHR
