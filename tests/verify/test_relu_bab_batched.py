@@ -5,10 +5,17 @@ Against brute force on random small networks: never "verified" when the exact MI
 in the subdomain, the proof trees it records pass the independent checker (its recipe names
 the slope iterations, so the checker re-derives the same leaves), and with an injected clock
 no node batch ends after the deadline.
+
+Children that recompute CROWN only for the layers just above their split (``child_crown``;
+the layers further up take IBP on the recomputed ones, intersected with the parent's bounds):
+sound against sampled inputs of the child's domain, recorded in the proof's recipe, re-derived
+the same way by the checker (its bounds change with the key, so it does read it), and a forged
+value is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -18,12 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nncert.verify.relu_bab as rb
-from nncert.certificates.proofcheck import check_tree
+from nncert.certificates.proofcheck import MAX_CHILD_CROWN, check_tree, recipe_problem
 from nncert.formulations.milp import encode_milp
 from nncert.solvers.base import SolveStatus
 from nncert.solvers.highs_solver import HighsSolver
 from nncert.verify.attack import AttackResult
-from nncert.verify.bounds import interval_bounds
+from nncert.verify.bounds import child_crown_layers, interval_bounds
 from nncert.verify.network import Dense, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.result import CaseContext
@@ -264,3 +271,136 @@ def test_an_abandoned_root_refinement_leaves_a_plain_search(
     assert res.status == "verified" and res.proof is not None
     assert "root_alpha_iters" not in res.proof.recipe
     assert check_tree(net, case, res.proof).ok
+
+
+def test_child_crown_layers() -> None:
+    assert child_crown_layers(2, None) is None
+    assert child_crown_layers(-1, 1) is None  # the root recomputes every layer
+    assert child_crown_layers(0, 1) == 2
+    assert child_crown_layers(3, 0) == 4  # no CROWN layer above the split
+    assert rb.ReluBabSettings().child_crown == rb.CHILD_CROWN
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("child_crown", [0, 1, None])
+def test_children_bounds_hold_on_their_domain(seed: int, child_crown: int | None) -> None:
+    rng = np.random.default_rng(300 + seed)
+    net = _net(rng, [5, 8, 8, 8, 8, 3])
+    case = _case(rng, net, 0.0)
+    bd = rb._Bounder(net, case)
+    dense, _ = net.affine_and_activations()
+    h = len(dense) - 1
+
+    def fresh(phases: list[np.ndarray]) -> rb._Node:
+        return rb._Node(
+            phases=[p.copy() for p in phases],
+            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
+            depth=0,
+        )
+
+    for x in case.input_box.sample(12, rng):
+        zs, a = [], x
+        for d in dense[:-1]:
+            z = d.weight @ a + d.bias
+            zs.append(z)
+            a = np.maximum(z, 0.0)
+        true = float(case.violation(net.forward(x[None]))[0])
+        parent = fresh([np.zeros(z.size, dtype=np.int8) for z in zs])
+        assert rb._evaluate_batch(bd, [parent], -1, 0)[0][0]
+        # the parent's unstable neuron on a random layer, split on x's side
+        for m in rng.permutation(h):
+            unst = np.flatnonzero((parent.lower[m] < 0.0) & (parent.upper[m] > 0.0))
+            if unst.size:
+                break
+        else:
+            continue
+        i = int(rng.choice(unst))
+        child = rb._Node(
+            phases=[p.copy() for p in parent.phases],
+            lower=list(parent.lower),
+            upper=list(parent.upper),
+            depth=1,
+        )
+        child.phases[m][i] = 1 if zs[m][i] >= 0.0 else -1
+        ok, _ = rb._evaluate_batch(bd, [child], int(m), 6, child_crown=child_crown)
+        assert ok[0], "a domain containing x was declared empty"
+        assert child.bound <= true + 1e-9
+        for k, z in enumerate(zs):
+            assert np.all(child.lower[k] <= z + 1e-9), (k, m)
+            assert np.all(z <= child.upper[k] + 1e-9), (k, m)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    shift=st.sampled_from([-0.3, -0.05, 0.02, 0.2]),
+    child_crown=st.sampled_from([0, 1]),
+)
+def test_trees_searched_with_child_crown_are_sound_and_check(
+    no_attack: None, seed: int, shift: float, child_crown: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    net = _net(rng, [4, 10, 10, 10, 3])
+    case = _case(rng, net, shift)
+    opt = _milp_min(net, case)
+    cfg = rb.ReluBabSettings(child_crown=child_crown)
+    out = rb.relu_bab_case(net, case, _ctx(10.0), settings=cfg)
+    if out.status == "verified":
+        assert opt > 0.0, (opt, out.stats)
+        assert out.proof is not None and out.proof.recipe["child_crown"] == child_crown
+        chk = check_tree(net, case, out.proof)
+        assert chk.ok, chk.reason
+    elif out.status == "falsified":
+        assert out.x is not None and case.violation(net.forward(out.x[None]))[0] <= 0.0
+    if opt > 1e-4:
+        assert out.status in ("verified", "timeout"), (opt, out.status)
+    elif opt < -1e-4:
+        assert out.status in ("falsified", "timeout"), (opt, out.status)
+
+
+def test_the_checker_recomputes_as_the_recipe_says(no_attack: None) -> None:
+    # with child_crown = 0 a child's layers above its split get IBP only; the checker must
+    # walk the same way: its smallest leaf bound changes when the key is dropped (then every
+    # layer gets CROWN), and the tree checks as recorded
+    changed = branched = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        net = _net(rng, [4, 12, 12, 12, 3])
+        case = _case(rng, net, -0.3)
+        cfg = rb.ReluBabSettings(child_crown=0, alpha_iters=0, root_alpha_iters=0)
+        out = rb.relu_bab_case(net, case, _ctx(10.0), settings=cfg)
+        if out.status != "verified" or out.proof is None or out.proof.n_nodes < 3:
+            continue
+        branched += 1
+        tree = out.proof
+        chk = check_tree(net, case, tree)
+        assert chk.ok, chk.reason
+        assert chk.min_bound == pytest.approx(out.lower_bound, rel=1e-9, abs=1e-12)
+        plain = dataclasses.replace(
+            tree, recipe={k: v for k, v in tree.recipe.items() if k != "child_crown"}
+        )
+        other = check_tree(net, case, plain)
+        changed += (not other.ok) or other.min_bound != chk.min_bound
+    assert branched >= 3
+    assert changed >= 1
+
+
+@pytest.mark.parametrize("bad", [True, -1, MAX_CHILD_CROWN + 1, 1.5, "1"])
+def test_a_forged_child_crown_is_refused(no_attack: None, bad: object) -> None:
+    assert "child_crown" in recipe_problem({"child_crown": bad})
+    rng = np.random.default_rng(1)
+    net = _net(rng, [4, 12, 12, 3])
+    case = _case(rng, net, -0.3)
+    out = rb.relu_bab_case(net, case, _ctx(10.0))
+    assert out.status == "verified" and out.proof is not None
+    forged = dataclasses.replace(out.proof, recipe={**out.proof.recipe, "child_crown": bad})
+    chk = check_tree(net, case, forged)
+    assert not chk.ok and "child_crown" in chk.reason
+
+
+@pytest.mark.parametrize("good", [0, 1, MAX_CHILD_CROWN, None])
+def test_acceptable_child_crown_values(good: object) -> None:
+    assert recipe_problem({"child_crown": good}) == ""
