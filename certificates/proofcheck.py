@@ -14,11 +14,12 @@ unsafe case is unreachable on a network, trusting nothing the search computed:
    a node's hidden-layer bounds are intersected with its parent's and clipped by its phase
    constraints, as in the search (with the recipe's ``child_crown = c``, a node made by a
    phase split on layer ``k`` keeps its parent's bounds up to layer ``k`` and recomputes
-   layers ``k+1 .. k+c`` by CROWN, the rest by IBP; ``k`` comes from the split record). A recipe with ``"inherit": false`` bounds every leaf from its
-   own region alone (input box and phase constraints, no ancestor bounds), all leaves in one
-   batched pass after the regions are rebuilt (what a proof-tree replay on a slightly changed
-   network tries first: for a tree whose leaves close that way it costs one bound call
-   instead of one per level). A leaf closes when
+   layers ``k+1 .. k+c`` by CROWN, the rest by IBP; ``k`` comes from the split record).
+   A recipe with ``"inherit": false`` bounds every leaf from its own region alone (input box
+   and phase constraints, no ancestor bounds), all leaves in one batched pass after the
+   regions are rebuilt (what a proof-tree replay on a slightly changed network tries first:
+   for a tree whose leaves close that way it costs one bound call instead of one per level).
+   A leaf closes when
 
    * its region is empty (an input split left ``lo_d > hi_d``, or sound bounds cross), or
    * a row of the objective ``A f(x) - b`` has a lower bound ``> 0`` (IBP, CROWN with the
