@@ -71,6 +71,26 @@ def _case(rng: np.random.Generator, net: Network, shift: float) -> UnsafeCase:
     return UnsafeCase(box, a, np.array([low + shift]))
 
 
+def _pre_activations(dense: list[Dense], x: np.ndarray) -> list[np.ndarray]:
+    """The hidden pre-activations ``z_k`` of ``x`` (plain float64 forward pass)."""
+    zs, a = [], x
+    for d in dense[:-1]:
+        z = d.weight @ a + d.bias
+        zs.append(z)
+        a = np.maximum(z, 0.0)
+    return zs
+
+
+def _free_node(dense: list[Dense], phases: list[np.ndarray], depth: int = 0) -> rb._Node:
+    """A node with the given phases and no bounds yet."""
+    return rb._Node(
+        phases=[p.copy() for p in phases],
+        lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
+        upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
+        depth=depth,
+    )
+
+
 @pytest.fixture
 def no_attack(monkeypatch: pytest.MonkeyPatch) -> None:
     """Disable the root attack so branch and bound itself has to decide."""
@@ -136,44 +156,23 @@ def test_batched_subdomain_bounds_are_sound(seed: int) -> None:
     bd = rb._Bounder(net, case)
     dense, _ = net.affine_and_activations()
     for x in case.input_box.sample(25, rng):
-        zs, a = [], x
-        for d in dense[:-1]:
-            z = d.weight @ a + d.bias
-            zs.append(z)
-            a = np.maximum(z, 0.0)
+        zs = _pre_activations(dense, x)
         true = float(case.violation(net.forward(x[None]))[0])
         phases = [
             np.where(rng.random(z.size) < 0.5, np.where(z >= 0, 1, -1), 0).astype(np.int8)
             for z in zs
         ]
-        nodes = [
-            rb._Node(
-                phases=[p.copy() for p in phases],
-                lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
-                upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
-                depth=0,
-            )
-        ]
+        nodes = [_free_node(dense, phases)]
         # a second node in the same batch, on the other side of one fixed neuron: x is not in
         # it, but its presence must not change the first node's bounds
-        other = rb._Node(
-            phases=[-p for p in phases],
-            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
-            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
-            depth=0,
-        )
+        other = _free_node(dense, [-p for p in phases])
         ok, _ = rb._evaluate_batch(bd, [*nodes, other], -1, 8)
         assert ok[0], "a domain containing x was declared empty"
         node = nodes[0]
         assert node.bound <= true + 1e-9
         for k, z in enumerate(zs):
             assert np.all(node.lower[k] <= z + 1e-9) and np.all(z <= node.upper[k] + 1e-9)
-        alone = rb._Node(
-            phases=[p.copy() for p in phases],
-            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
-            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
-            depth=0,
-        )
+        alone = _free_node(dense, phases)
         assert rb._evaluate_batch(bd, [alone], -1, 8)[0][0]
         if alone.bound > rb.CLOSE_TOL or node.bound > rb.CLOSE_TOL:
             # the slope steps end once every box of a batch closes, so a closed box's value
@@ -291,22 +290,10 @@ def test_children_bounds_hold_on_their_domain(seed: int, child_crown: int | None
     dense, _ = net.affine_and_activations()
     h = len(dense) - 1
 
-    def fresh(phases: list[np.ndarray]) -> rb._Node:
-        return rb._Node(
-            phases=[p.copy() for p in phases],
-            lower=[np.full(d.n_out, -np.inf) for d in dense[:-1]],
-            upper=[np.full(d.n_out, np.inf) for d in dense[:-1]],
-            depth=0,
-        )
-
     for x in case.input_box.sample(12, rng):
-        zs, a = [], x
-        for d in dense[:-1]:
-            z = d.weight @ a + d.bias
-            zs.append(z)
-            a = np.maximum(z, 0.0)
+        zs = _pre_activations(dense, x)
         true = float(case.violation(net.forward(x[None]))[0])
-        parent = fresh([np.zeros(z.size, dtype=np.int8) for z in zs])
+        parent = _free_node(dense, [np.zeros(z.size, dtype=np.int8) for z in zs])
         assert rb._evaluate_batch(bd, [parent], -1, 0)[0][0]
         # the parent's unstable neuron on a random layer, split on x's side
         for m in rng.permutation(h):
