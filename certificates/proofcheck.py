@@ -148,14 +148,28 @@ class _Frontier:
     pu: FloatArray
     phase: NDArray[np.int8]
     empty: NDArray[np.bool_]
-    #: hidden layer of the phase split that made each node (``-1``: the root or an input
-    #: split): with a recipe's ``child_crown`` the node's bounds of layers up to it are its
-    #: parent's, as the search took them
-    made: NDArray[np.int64]
+
+
+def split_layer(
+    tree: ProofTree, ids: NDArray[np.int64], offsets: NDArray[np.intp]
+) -> NDArray[np.int64]:
+    """Per node ``ids``, the hidden layer of the phase split that made it (its parent's split
+    record; ``-1`` for the root and the children of input splits). With a recipe's
+    ``child_crown`` a node's bounds of layers up to it are its parent's, as the search took
+    them (any value would be sound: the parent's bounds hold on the child's domain)."""
+    parent = tree.parent[ids]
+    made = np.full(ids.size, -1, dtype=np.int64)
+    ph = np.flatnonzero(parent >= 0)
+    ph = ph[tree.split[parent[ph]] == PHASE_SPLIT]
+    if ph.size:
+        idx = tree.index[parent[ph]]
+        made[ph] = np.searchsorted(np.asarray(offsets), idx, side="right") - 1
+    return made
 
 
 def _node_bounds(
     eng: BoundEngine,
+    tree: ProofTree,
     part: _Frontier,
     live: NDArray[np.int64],
     mode: IntermediateMode,
@@ -172,7 +186,7 @@ def _node_bounds(
     prior = (part.pl[live], part.pu[live])
     if child_crown is None:
         return eng.intermediate(lo, hi, mode, prior=prior)
-    made = part.made[live]
+    made = split_layer(tree, part.ids[live], eng.offsets)
     groups = np.unique(made)
     parts: list[Intermediate] = []
     order: list[NDArray[np.int64]] = []
@@ -437,7 +451,6 @@ class _Failures:
             part.pu[sel],
             part.phase[sel],
             np.zeros(sel.size, dtype=bool),
-            part.made[sel],
         )
         self.parts.append(sub)
 
@@ -565,7 +578,6 @@ def _check_tree(
         pu=np.full((1, h), np.inf),
         phase=np.zeros((1, h), dtype=np.int8),
         empty=np.zeros(1, dtype=bool),
-        made=np.full(1, -1, dtype=np.int64),
     )
     if start is not None:
         if (
@@ -573,9 +585,6 @@ def _check_tree(
             or start.pl.shape[1:] != (h,)
             or np.any(start.ids < 0)
             or np.any(start.ids >= n_nodes)
-            or start.made.shape != start.ids.shape
-            or np.any(start.made < -1)
-            or np.any(start.made >= len(eng.offsets) - 1)
         ):
             return fail("the start frontier does not fit the tree and network")
         level = start
@@ -594,7 +603,7 @@ def _check_tree(
         # every leaf is bounded from its own region alone (input box and phase constraints),
         # without its ancestors' hidden-layer bounds: the regions are rebuilt top-down (no
         # bounds needed), then all leaves are bounded in one batched pass
-        level = _leaves_below(tree, children, level, n_in, h, eng.offsets)
+        level = _leaves_below(tree, children, level, n_in, h)
     # with the recipe's child_crown a node's layers up to its split are its parent's (only
     # when nodes inherit their ancestors' bounds: a leaf bounded from its own region alone
     # recomputes every layer)
@@ -610,7 +619,7 @@ def _check_tree(
             live = np.flatnonzero(~empty)
             inter = None
             if live.size:
-                inter = _node_bounds(eng, part, live, mode, child_crown)
+                inter = _node_bounds(eng, tree, part, live, mode, child_crown)
                 empty[live] |= inter.empty
             kinds = tree.split[part.ids]
             # leaves
@@ -673,7 +682,7 @@ def _check_tree(
                 where = np.searchsorted(live, sp[ok])
                 pl[ok] = np.maximum(pl[ok], stacked[0][where])
                 pu[ok] = np.minimum(pu[ok], stacked[1][where])
-            nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp], eng.offsets))
+            nxt.append(_children(tree, children, part, sp, pl, pu, empty[sp]))
         level = _concat(nxt, n_in, h) if nxt else _empty_frontier(n_in, h)
     if first_failure:
         return fail(first_failure, min_bound)
@@ -681,12 +690,7 @@ def _check_tree(
 
 
 def _leaves_below(
-    tree: ProofTree,
-    children: NDArray[np.int64],
-    level: _Frontier,
-    n_in: int,
-    h: int,
-    offsets: NDArray[np.intp],
+    tree: ProofTree, children: NDArray[np.int64], level: _Frontier, n_in: int, h: int
 ) -> _Frontier:
     """The leaves below the nodes of ``level``, with their regions (input boxes and phase
     constraints) and no other hidden-layer bounds than ``level``'s and the phase constraints."""
@@ -700,28 +704,14 @@ def _leaves_below(
         if not sp.size:
             break
         level = _children(
-            tree,
-            children,
-            level,
-            sp,
-            level.pl[sp].copy(),
-            level.pu[sp].copy(),
-            level.empty[sp],
-            offsets,
+            tree, children, level, sp, level.pl[sp].copy(), level.pu[sp].copy(), level.empty[sp]
         )
     return _concat(leaves, n_in, h) if leaves else _empty_frontier(n_in, h)
 
 
 def _slice_rows(f: _Frontier, rows: NDArray[np.int64]) -> _Frontier:
     return _Frontier(
-        f.ids[rows],
-        f.lo[rows],
-        f.hi[rows],
-        f.pl[rows],
-        f.pu[rows],
-        f.phase[rows],
-        f.empty[rows],
-        f.made[rows],
+        f.ids[rows], f.lo[rows], f.hi[rows], f.pl[rows], f.pu[rows], f.phase[rows], f.empty[rows]
     )
 
 
@@ -738,10 +728,8 @@ def _children(
     pl: FloatArray,
     pu: FloatArray,
     empty: NDArray[np.bool_],
-    offsets: NDArray[np.intp],
 ) -> _Frontier:
-    """The two children of each split node ``part.ids[sp]``, rebuilt from the split records
-    (``offsets``: where each hidden layer starts in the stacked neuron numbering)."""
+    """The two children of each split node ``part.ids[sp]``, rebuilt from the split records."""
     ids = part.ids[sp]
     kind = tree.split[ids]
     idx = tree.index[ids]
@@ -753,7 +741,6 @@ def _children(
     cpu = np.repeat(pu, 2, axis=0)
     phase = np.repeat(part.phase[sp], 2, axis=0)
     cempty = np.repeat(empty, 2)
-    made = np.full(2 * ids.size, -1, dtype=np.int64)
     rows = np.arange(ids.size)
     inp = np.flatnonzero(kind == INPUT_SPLIT)
     if inp.size:
@@ -769,16 +756,11 @@ def _children(
         cpu[r1, j] = np.minimum(cpu[r1, j], 0.0)  # inactive: z_j <= 0
         phase[r0, j] = 1
         phase[r1, j] = -1
-        layer = np.searchsorted(np.asarray(offsets), j, side="right") - 1
-        made[r0] = layer
-        made[r1] = layer
-    return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty, made)
+    return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty)
 
 
 def _slice(f: _Frontier, s: slice) -> _Frontier:
-    return _Frontier(
-        f.ids[s], f.lo[s], f.hi[s], f.pl[s], f.pu[s], f.phase[s], f.empty[s], f.made[s]
-    )
+    return _Frontier(f.ids[s], f.lo[s], f.hi[s], f.pl[s], f.pu[s], f.phase[s], f.empty[s])
 
 
 def _concat(parts: list[_Frontier], n_in: int, h: int) -> _Frontier:
@@ -790,7 +772,6 @@ def _concat(parts: list[_Frontier], n_in: int, h: int) -> _Frontier:
         np.concatenate([p.pu for p in parts]),
         np.concatenate([p.phase for p in parts]),
         np.concatenate([p.empty for p in parts]),
-        np.concatenate([p.made for p in parts]),
     )
 
 
@@ -803,7 +784,6 @@ def _empty_frontier(n_in: int, h: int) -> _Frontier:
         np.zeros((0, h)),
         np.zeros((0, h), dtype=np.int8),
         np.zeros(0, dtype=bool),
-        np.zeros(0, dtype=np.int64),
     )
 
 
@@ -818,4 +798,5 @@ __all__ = [
     "check_tree",
     "recipe_problem",
     "replay_tree",
+    "split_layer",
 ]

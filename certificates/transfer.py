@@ -81,7 +81,7 @@ from nncert.certificates.model import (
     Provenance,
     TransferEvidence,
 )
-from nncert.certificates.proofcheck import LeafReplay, _leaf_bounds, replay_tree
+from nncert.certificates.proofcheck import LeafReplay, _leaf_bounds, replay_tree, split_layer
 from nncert.certificates.serialize import certificate_sha256, encode_value
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bab import BabOptions, bab_verify_case
@@ -487,6 +487,9 @@ def _graft_searches(
     alpha = int(tree.recipe.get("alpha_iters", 0))
     child_crown = tree.recipe.get("child_crown") if tree.recipe.get("inherit", True) else None
     phases = rep.frontier.phase if rep.frontier is not None else None
+    # the layer of the split that made each failing leaf (what the checker's walk reads off
+    # the tree for it)
+    start_layer = split_layer(tree, rep.failing, engine_for(target).offsets).tolist()
     for j, (node, lo, hi) in enumerate(zip(rep.failing.tolist(), rep.lower, rep.upper)):
         sub = UnsafeCase(Box(lo, hi), case.A, case.b)
         phased = bool(rep.phased[j])
@@ -505,7 +508,7 @@ def _graft_searches(
                 root_phases=phases[j],
                 split_root=True,
                 root_bounds=(rep.frontier.pl[j], rep.frontier.pu[j]),
-                root_start=int(rep.frontier.made[j]) if child_crown is not None else -1,
+                root_start=start_layer[j] if child_crown is not None else -1,
                 settings=dataclasses.replace(DEFAULT_SETTINGS, child_crown=child_crown),
             )
             status, x, proof_or_none = found.status, found.x, found.proof
