@@ -11,6 +11,10 @@ the layers further up take IBP on the recomputed ones, intersected with the pare
 sound against sampled inputs of the child's domain, recorded in the proof's recipe, re-derived
 the same way by the checker (its bounds change with the key, so it does read it), and a forged
 value is refused.
+
+Filtered smart branching: its child estimates are the children's plain CROWN bounds (the
+engine's rounding-accounted bound just below, no sampled point of a child below), and it only
+ever splits an unstable, free neuron.
 """
 
 from __future__ import annotations
@@ -391,3 +395,93 @@ def test_a_forged_child_crown_is_refused(no_attack: None, bad: object) -> None:
 @pytest.mark.parametrize("good", [0, 1, MAX_CHILD_CROWN, None])
 def test_acceptable_child_crown_values(good: object) -> None:
     assert recipe_problem({"child_crown": good}) == ""
+
+
+def _evaluated(seed: int, widths: list[int]) -> tuple[UnsafeCase, Network, rb._Bounder, rb._Node]:
+    """A random case with its root node bounded (no phases), CROWN slopes only."""
+    rng = np.random.default_rng(seed)
+    net = _net(rng, widths)
+    case = _case(rng, net, 0.0)
+    bd = rb._Bounder(net, case)
+    dense, _ = net.affine_and_activations()
+    node = _free_node(dense, [np.zeros(d.n_out, dtype=np.int8) for d in dense[:-1]])
+    assert rb._evaluate_batch(bd, [node], -1, 0)[0][0]
+    return case, net, bd, node
+
+
+def _inter_and_lams(bd: rb._Bounder, node: rb._Node) -> tuple[object, list[np.ndarray]]:
+    eng = bd.engine
+    lo = np.concatenate(node.lower)[None, :]
+    hi = np.concatenate(node.upper)[None, :]
+    inter = eng.intermediate(bd.lo2, bd.hi2, "crown", prior=(lo, hi), fixed_below=bd.n_hidden)
+    lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, bd.xmag)
+    _, _, lams = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, bd.xmag, keep=True)
+    return inter, lams
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fsb_child_estimates_are_crown_bounds_of_the_children(seed: int) -> None:
+    # each estimate is the plain CROWN bound of the child with the split neuron's relaxation
+    # replaced by its phase: the engine's rounding-accounted back-substitution with the same
+    # lines lies just below it, and no sampled point of the child's domain lies below it
+    case, net, bd, node = _evaluated(400 + seed, [5, 9, 9, 9, 3])
+    inter, _ = _inter_and_lams(bd, node)
+    unst = [
+        (j, i)
+        for j in range(bd.n_hidden)
+        for i in range(node.lower[j].size)
+        if node.lower[j][i] < 0.0 < node.upper[j][i]
+    ]
+    assert unst
+    layer = np.array([j for j, _ in unst for _ in (0, 1)])
+    neuron = np.array([i for _, i in unst for _ in (0, 1)])
+    active = np.tile(np.array([True, False]), len(unst))
+    box = np.zeros(layer.size, dtype=np.intp)
+    est = rb._fsb_child_bounds(bd, inter, box, layer, neuron, active, box)
+    eng = bd.engine
+    lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, bd.xmag)
+    for v in range(layer.size):
+        rel = []
+        for k, r in enumerate(inter.rel):
+            arrs = [np.array(a, dtype=np.float64) for a in r]
+            if k == layer[v]:
+                arrs[0][0, neuron[v]] = arrs[2][0, neuron[v]] = 1.0 if active[v] else 0.0
+                arrs[1][0, neuron[v]] = arrs[3][0, neuron[v]] = 0.0
+            rel.append(type(r)(*arrs))
+        coef, off, _ = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, bd.xmag, rel=rel)
+        sound = float(eng.concretize_lower(coef, off, bd.lo2, bd.hi2)[0, 0])
+        assert sound <= est[v] <= sound + 1e-6 * (1.0 + abs(sound)), (v, sound, est[v])
+    dense, _ = net.affine_and_activations()
+    for x in case.input_box.sample(400, np.random.default_rng(seed)):
+        zs = _pre_activations(dense, x)
+        true = float(case.violation(net.forward(x[None]))[0])
+        side = np.array([zs[j][i] >= 0.0 for j, i in zip(layer, neuron)])
+        on = side == active  # x lies in these children
+        assert np.all(est[on] <= true + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fsb_chooses_an_unstable_free_neuron(seed: int) -> None:
+    _, _, bd, node = _evaluated(500 + seed, [5, 9, 9, 3])
+    rng = np.random.default_rng(seed)
+    # fix a random half of the unstable neurons: they are no longer candidates
+    for j in range(bd.n_hidden):
+        unst = (node.lower[j] < 0.0) & (node.upper[j] > 0.0)
+        node.phases[j] = np.where(unst & (rng.random(unst.size) < 0.5), 1, 0).astype(np.int8)
+    inter, lams = _inter_and_lams(bd, node)
+    free = [
+        (j, i)
+        for j in range(bd.n_hidden)
+        for i in range(node.lower[j].size)
+        if node.lower[j][i] < 0.0 < node.upper[j][i] and node.phases[j][i] == 0
+    ]
+    rows = np.zeros(1, dtype=np.intp)
+    for k in (1, 3, 50):
+        (pick,) = rb._fsb_splits(bd, [node], inter, lams, rows, k)
+        assert (pick is None) == (not free)
+        assert pick is None or pick in free
+        if k == 1 and pick is not None:  # one candidate: the BaBSR choice itself
+            assert pick == rb._split_choice(bd, node, lams, 0, 0)
+    # every neuron fixed: nothing to split
+    node.phases = [np.where(lo >= 0.0, 1, -1).astype(np.int8) for lo in node.lower]
+    assert rb._fsb_splits(bd, [node], inter, lams, rows, 8) == [None]
