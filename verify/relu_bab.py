@@ -194,35 +194,62 @@ def _split_choice(
 _FSB_CHUNK_ENTRIES = 1 << 21
 
 
+def _row_coefficients(lams: list[FloatArray], rows: NDArray[np.intp]) -> list[FloatArray]:
+    """Per hidden layer, the plain back-substitution's coefficients on ``a_j`` of each box's
+    row ``rows[b]``: ``(N, n_j)``."""
+    ar = np.arange(rows.size)
+    return [lj[ar, rows] if lj.ndim == 3 else lj[rows] for lj in (np.asarray(x) for x in lams)]
+
+
 def _fsb_child_bounds(
     bd: _Bounder,
     inter: Intermediate,
+    coefs: list[FloatArray],
+    rows: NDArray[np.intp],
     box: NDArray[np.intp],
     layer: NDArray[np.intp],
     neuron: NDArray[np.intp],
     active: NDArray[np.bool_],
-    rows: NDArray[np.intp],
 ) -> FloatArray:
     """Estimated bounds of children (FSB): variant ``v`` is box ``box[v]`` with neuron
-    ``(layer[v], neuron[v])`` fixed active or inactive (``active[v]``), its objective row
-    ``rows[v]``. One plain back-substitution per variant with the box's relaxations, the
-    split neuron's replaced by its phase (identity or 0), the hidden-layer bounds kept.
-    Plain floating point without rounding allowances: a branching heuristic, never a bound."""
-    lam = bd.spec_W[rows]
-    const = bd.spec_b[rows].copy()
-    vv = np.arange(box.size)
+    ``(layer[v], neuron[v])`` fixed active or inactive (``active[v]``). Each is the plain
+    back-substitution of the box's objective row (``rows[b]``) with the box's relaxations,
+    the split neuron's replaced by its phase (identity or 0), the hidden-layer bounds kept.
+    Above the split layer ``j`` nothing changes, so a variant starts from its box's
+    coefficients on ``a_j`` (``coefs``: :func:`_row_coefficients`) and the constant gathered
+    above. Plain floating point without rounding allowances: a heuristic, never a bound."""
+    # the constant each box's back-substitution has gathered above each layer
+    top: list[FloatArray] = [np.empty(0)] * bd.n_hidden
+    c = bd.spec_b[rows]
     for i in range(bd.n_hidden - 1, -1, -1):
-        sl, bl, su, bu = (np.asarray(a)[box] for a in inter.rel[i])
-        sel = layer == i
-        if np.any(sel):
-            vs, ns = vv[sel], neuron[sel]
-            sl[vs, ns] = su[vs, ns] = np.where(active[sel], 1.0, 0.0)
-            bl[vs, ns] = bu[vs, ns] = 0.0
+        top[i] = c
+        sl, bl, su, bu = (np.asarray(x) for x in inter.rel[i])
+        lam = coefs[i]
         pos = lam >= 0.0
         lamz = np.where(pos, lam * sl, lam * su)
-        const = const + np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
-        lam = matmul_right(lamz, bd.W[i])
-    return const + np.sum(np.where(lam > 0.0, lam * bd.lo, lam * bd.hi), axis=-1)
+        c = c + np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+    est = np.empty(box.size)
+    widest = max(max(int(w.shape[0]) for w in bd.W[:-1]), bd.lo.size)
+    step = max(_FSB_CHUNK_ENTRIES // widest, 2)
+    for j, a in ((j, a) for j in np.unique(layer) for a in range(0, box.size, step)):
+        sel = np.flatnonzero(layer == j)[a : a + step]
+        if not sel.size:
+            continue
+        bx = box[sel]
+        lam = coefs[int(j)][bx]
+        const = top[int(j)][bx]
+        for i in range(int(j), -1, -1):
+            sl, bl, su, bu = (np.asarray(x)[bx] for x in inter.rel[i])
+            if i == j:
+                vs, ns = np.arange(sel.size), neuron[sel]
+                sl[vs, ns] = su[vs, ns] = np.where(active[sel], 1.0, 0.0)
+                bl[vs, ns] = bu[vs, ns] = 0.0
+            pos = lam >= 0.0
+            lamz = np.where(pos, lam * sl, lam * su)
+            const = const + np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+            lam = matmul_right(lamz, bd.W[i])
+        est[sel] = const + np.sum(np.where(lam > 0.0, lam * bd.lo, lam * bd.hi), axis=-1)
+    return est
 
 
 def _fsb_splits(
@@ -243,14 +270,13 @@ def _fsb_splits(
     18,565 with 8 candidates). ``None`` for a node without unstable free neurons.
     """
     n = len(nodes)
-    ar = np.arange(n)
+    coefs = _row_coefficients(lams, rows)
     scores = []
     for j in range(bd.n_hidden):
         l, u = inter.pre[j]
         ph = np.stack([nd.phases[j] for nd in nodes])
         unst = (l < 0.0) & (u > 0.0) & (ph == 0)
-        lj = np.asarray(lams[j])
-        mu = lj[ar, rows] if lj.ndim == 3 else lj[rows]
+        mu = coefs[j]
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(unst, u - l, 1.0)
             s = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
@@ -262,16 +288,16 @@ def _fsb_splits(
     offs = np.asarray(bd.offsets)
     layer = np.searchsorted(offs, top, side="right") - 1
     neuron = top - offs[layer]
-    box = np.repeat(ar, 2 * kk)
-    lay_v = np.repeat(layer.reshape(-1), 2)
-    neu_v = np.repeat(neuron.reshape(-1), 2)
-    act_v = np.tile(np.array([True, False]), n * kk)
-    row_v = np.repeat(rows, 2 * kk)
-    est = np.empty(box.size)
-    step = max(_FSB_CHUNK_ENTRIES // max(int(np.max(offs[1:] - offs[:-1])), bd.lo.size), 2)
-    for a in range(0, box.size, step):
-        z = slice(a, a + step)
-        est[z] = _fsb_child_bounds(bd, inter, box[z], lay_v[z], neu_v[z], act_v[z], row_v[z])
+    est = _fsb_child_bounds(
+        bd,
+        inter,
+        coefs,
+        rows,
+        np.repeat(np.arange(n), 2 * kk),
+        np.repeat(layer.reshape(-1), 2),
+        np.repeat(neuron.reshape(-1), 2),
+        np.tile(np.array([True, False]), n * kk),
+    )
     better = est.reshape(n, kk, 2).max(axis=2)
     better = np.where(valid & ~np.isnan(better), better, -np.inf)
     pick = np.argmax(better, axis=1)
@@ -466,10 +492,12 @@ CHILD_CROWN = 1
 BATCH_NODES = 64
 
 #: candidates per node of filtered smart branching (:func:`_fsb_splits`). Measured on
-#: mnist-net_256x4 prop_10 eps 0.05 (1 thread, 64 nodes per round) against BaBSR: case 1
-#: 4,575 -> 2,001 nodes (13.96 s -> 9.86 s), case 2 29,633 -> 11,177 nodes (93.9 s -> 52.7 s),
-#: case 6 timeout at 250 s (bound -0.155) -> verified in 48.1 s
-FSB_CANDIDATES = 16
+#: mnist-net_256x4 prop_10 eps 0.05 (1 thread, 64 nodes per round), 16 candidates against
+#: BaBSR: case 1 4,575 -> 2,001 nodes (13.96 s -> 9.86 s), case 2 29,633 -> 11,177 nodes
+#: (93.9 s -> 52.7 s), case 6 timeout at 250 s (bound -0.155) -> verified in 48.1 s; on prop_0
+#: eps 0.05 at 100 s, 16 / 32 / 64 candidates: case 2 timeout (-0.119) / 74.3 s / 96.3 s,
+#: case 8 timeout at -0.277 / -0.184 / -0.211
+FSB_CANDIDATES = 32
 
 
 @dataclass(frozen=True)

@@ -420,12 +420,18 @@ def _inter_and_lams(bd: rb._Bounder, node: rb._Node) -> tuple[object, list[np.nd
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_fsb_child_estimates_are_crown_bounds_of_the_children(seed: int) -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fsb_child_estimates_are_crown_bounds_of_the_children(
+    seed: int, chunked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # each estimate is the plain CROWN bound of the child with the split neuron's relaxation
     # replaced by its phase: the engine's rounding-accounted back-substitution with the same
     # lines lies just below it, and no sampled point of the child's domain lies below it
+    # (chunked: two variants at a time, as on layers too wide for one pass)
+    if chunked:
+        monkeypatch.setattr(rb, "_FSB_CHUNK_ENTRIES", 1)
     case, net, bd, node = _evaluated(400 + seed, [5, 9, 9, 9, 3])
-    inter, _ = _inter_and_lams(bd, node)
+    inter, lams = _inter_and_lams(bd, node)
     unst = [
         (j, i)
         for j in range(bd.n_hidden)
@@ -437,7 +443,9 @@ def test_fsb_child_estimates_are_crown_bounds_of_the_children(seed: int) -> None
     neuron = np.array([i for _, i in unst for _ in (0, 1)])
     active = np.tile(np.array([True, False]), len(unst))
     box = np.zeros(layer.size, dtype=np.intp)
-    est = rb._fsb_child_bounds(bd, inter, box, layer, neuron, active, box)
+    rows = np.zeros(1, dtype=np.intp)
+    coefs = rb._row_coefficients(lams, rows)
+    est = rb._fsb_child_bounds(bd, inter, coefs, rows, box, layer, neuron, active)
     eng = bd.engine
     lam, const, err = eng.spec_start(bd.A, bd.rhs, inter, bd.xmag)
     for v in range(layer.size):
