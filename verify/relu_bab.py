@@ -728,12 +728,21 @@ def relu_bab_case(
         return out("unknown")
     deadline = ctx.deadline
 
-    # the slowest node evaluation so far (one bound-engine call, not interruptible): the
-    # search stops when the next one would end after the deadline
+    # the largest cost per node of a round of node bounds so far (a round is one bound-engine
+    # call, not interruptible; per node, since rounds grow to 2 * batch_nodes children and a
+    # larger round costs less per node): the search splits fewer nodes, or stops, when the
+    # next round would end after the deadline
     cost = [0.0]
 
-    def expired() -> bool:
-        return deadline is not None and time.perf_counter() + cost[0] >= deadline
+    def expired(nodes: int = 1) -> bool:
+        return deadline is not None and time.perf_counter() + nodes * cost[0] >= deadline
+
+    def split_room() -> int:
+        """How many nodes the next round may split (two children each) within the budget."""
+        cap = max(int(cfg.batch_nodes), 1)
+        if deadline is None or cost[0] <= 0.0:
+            return cap
+        return max(min(cap, int((deadline - time.perf_counter()) / (2.0 * cost[0]))), 1)
 
     # optimised slopes only for nodes whose plain bound lies within twice the largest gain
     # they have shown so far (the root always gets them): far below, they cannot close a node
@@ -746,7 +755,8 @@ def relu_bab_case(
         )
         if gain > 0.0:
             window[0] = 2.0 * gain if not np.isfinite(window[0]) else max(window[0], 2.0 * gain)
-        cost[0] = max(cost[0], time.perf_counter() - s0)
+        n_nodes = max(sum(len(g) for g, _ in groups), 1)
+        cost[0] = max(cost[0], (time.perf_counter() - s0) / n_nodes)
         return oks
 
     def evaluate(node: _Node, start: int) -> bool:
@@ -836,7 +846,7 @@ def relu_bab_case(
     heap: list[tuple[float, int, _Node]] = [(root.bound, next(counter), root)]
     unsettled = False
     while heap:
-        if expired():
+        if expired(2 if cfg.batched else 1):  # one split: two children
             lb = min(closed_min, heap[0][0])
             return out("timeout", exact=True, lower_bound=float(lb))
         _, _, node = heapq.heappop(heap)
@@ -879,7 +889,8 @@ def relu_bab_case(
             # pushed open, so none closes by its bound) are split together; a node to settle
             # by an LP stops the gathering and goes back to the heap
             todo = [(node, k, i, ids)]
-            while heap and len(todo) < max(int(cfg.batch_nodes), 1):
+            room = split_room()
+            while heap and len(todo) < room:
                 nxt = heap[0][2]
                 if nxt.split is None:
                     break
@@ -890,7 +901,7 @@ def relu_bab_case(
                 stats["splits"] += 1
                 todo.append((nxt, kk, ii, rec.split(nxt.id, PHASE_SPLIT, int(bd.offsets[kk]) + ii)))
             # all children in one round (its cost is what expired() reserves)
-            if expired():
+            if expired(2 * len(todo)):
                 lb = min([closed_min] + [t[0].bound for t in todo] + [h[0] for h in heap[:1]])
                 return out("timeout", exact=True, lower_bound=float(lb))
             by_layer: dict[int, list[_Node]] = {}
