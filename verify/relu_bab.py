@@ -163,6 +163,19 @@ def _evaluate(bd: _Bounder, node: _Node, start: int) -> bool:
     return True
 
 
+def _babsr_scores(
+    mu: FloatArray, l: FloatArray, u: FloatArray, unst: NDArray[np.bool_]
+) -> FloatArray:
+    """BaBSR scores of neurons with bounds ``[l, u]`` and back-substitution coefficients ``mu``
+    on their post-activations: ``max(-mu, 0) u (-l) / (u - l)`` plus ``1e-4 |mu| min(u, -l)``
+    for the unstable ones (``unst``; a NaN score counts as the lowest finite one), ``-inf``
+    for the others."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(unst, u - l, 1.0)
+        s = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
+    return np.where(unst, np.nan_to_num(s, nan=np.finfo(float).min), -np.inf)
+
+
 def _split_choice(
     bd: _Bounder, node: _Node, lams: list[FloatArray], row: int, box: int
 ) -> tuple[int, int] | None:
@@ -180,9 +193,7 @@ def _split_choice(
             continue
         lj = np.asarray(lams[j])
         mu = lj[box, row] if lj.ndim == 3 else lj[row]
-        w = np.where(unst, u - l, 1.0)
-        score = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
-        score = np.where(unst, score, -1.0)
+        score = _babsr_scores(mu, l, u, unst)
         i = int(np.argmax(score))
         if best is None or score[i] > best[0]:
             best = (float(score[i]), j, i)
@@ -218,16 +229,22 @@ def _fsb_child_bounds(
     Above the split layer ``j`` nothing changes, so a variant starts from its box's
     coefficients on ``a_j`` (``coefs``: :func:`_row_coefficients`) and the constant gathered
     above. Plain floating point without rounding allowances: a heuristic, never a bound."""
+
+    def relax(
+        lam: FloatArray, i: int, rel: tuple[FloatArray, ...]
+    ) -> tuple[FloatArray, FloatArray]:
+        # coefficients on z_i and the constant added (lower line where lam >= 0, else upper)
+        sl, bl, su, bu = rel
+        pos = lam >= 0.0
+        lamz = np.where(pos, lam * sl, lam * su)
+        return lamz, np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+
     # the constant each box's back-substitution has gathered above each layer
     top: list[FloatArray] = [np.empty(0)] * bd.n_hidden
     c = bd.spec_b[rows]
     for i in range(bd.n_hidden - 1, -1, -1):
         top[i] = c
-        sl, bl, su, bu = (np.asarray(x) for x in inter.rel[i])
-        lam = coefs[i]
-        pos = lam >= 0.0
-        lamz = np.where(pos, lam * sl, lam * su)
-        c = c + np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+        c = c + relax(coefs[i], i, tuple(np.asarray(x) for x in inter.rel[i]))[1]
     est = np.empty(box.size)
     widest = max(max(int(w.shape[0]) for w in bd.W[:-1]), bd.lo.size)
     step = max(_FSB_CHUNK_ENTRIES // widest, 2)
@@ -244,9 +261,8 @@ def _fsb_child_bounds(
                 vs, ns = np.arange(sel.size), neuron[sel]
                 sl[vs, ns] = su[vs, ns] = np.where(active[sel], 1.0, 0.0)
                 bl[vs, ns] = bu[vs, ns] = 0.0
-            pos = lam >= 0.0
-            lamz = np.where(pos, lam * sl, lam * su)
-            const = const + np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+            lamz, add = relax(lam, i, (sl, bl, su, bu))
+            const = const + add
             lam = matmul_right(lamz, bd.W[i])
         est[sel] = const + np.sum(np.where(lam > 0.0, lam * bd.lo, lam * bd.hi), axis=-1)
     return est
@@ -275,12 +291,7 @@ def _fsb_splits(
     for j in range(bd.n_hidden):
         l, u = inter.pre[j]
         ph = np.stack([nd.phases[j] for nd in nodes])
-        unst = (l < 0.0) & (u > 0.0) & (ph == 0)
-        mu = coefs[j]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(unst, u - l, 1.0)
-            s = np.maximum(-mu, 0.0) * u * (-l) / w + 1e-4 * np.abs(mu) * np.minimum(u, -l)
-        scores.append(np.where(unst, np.nan_to_num(s, nan=np.finfo(float).min), -np.inf))
+        scores.append(_babsr_scores(coefs[j], l, u, (l < 0.0) & (u > 0.0) & (ph == 0)))
     S = np.concatenate(scores, axis=1)
     kk = max(min(int(k), S.shape[1]), 1)
     top = np.argsort(-S, axis=1, kind="stable")[:, :kk]
