@@ -67,7 +67,7 @@ from numpy.typing import NDArray
 
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import Intermediate, child_crown_layers, engine_for
-from nncert.verify.network import FloatArray, Network, ReLU, matmul_right
+from nncert.verify.network import FloatArray, Network, ReLU, matmul_right, weight_rows
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
     CLOSED_BY_EMPTY,
@@ -114,6 +114,8 @@ class _Bounder:
     def __init__(self, network: Network, case: UnsafeCase) -> None:
         self.engine = engine_for(network)
         self.W = list(self.engine.weights)
+        #: single-precision copies for the branching heuristic's estimates (never a bound)
+        self.W32 = [w.astype(np.float32) for w in self.W]
         self.b = list(self.engine.biases)
         self.lo = case.input_box.lower
         self.hi = case.input_box.upper
@@ -228,7 +230,11 @@ def _fsb_child_bounds(
     the split neuron's replaced by its phase (identity or 0), the hidden-layer bounds kept.
     Above the split layer ``j`` nothing changes, so a variant starts from its box's
     coefficients on ``a_j`` (``coefs``: :func:`_row_coefficients`) and the constant gathered
-    above. Plain floating point without rounding allowances: a heuristic, never a bound."""
+    above; on ``a_j`` it differs from its box in the split neuron alone, so its coefficients
+    on ``a_{j-1}`` are the box's plus a multiple of one weight row (no matmul per variant).
+    Below layer ``j`` in single precision, without rounding allowances: a heuristic that only
+    ranks candidates, never a bound (mnist-net_256x4 prop_10 eps 0.05 case 1: the same 1,565
+    nodes, FSB 3.9 s -> 1.6 s of the search's 10.1 s -> 7.6 s)."""
 
     def relax(
         lam: FloatArray, i: int, rel: tuple[FloatArray, ...]
@@ -237,34 +243,49 @@ def _fsb_child_bounds(
         sl, bl, su, bu = rel
         pos = lam >= 0.0
         lamz = np.where(pos, lam * sl, lam * su)
-        return lamz, np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i]
+        return lamz, np.sum(np.where(pos, lam * bl, lam * bu), axis=-1) + lamz @ bd.b[i].astype(
+            lamz.dtype
+        )
 
-    # the constant each box's back-substitution has gathered above each layer
+    # per box and layer: the constant gathered above the layer, the parent's coefficients on
+    # the layer's pre-activations and their product with the layer's weights (a variant
+    # differs from its box there in one neuron: a rank-one update instead of a matmul)
     top: list[FloatArray] = [np.empty(0)] * bd.n_hidden
+    lamz_par: list[FloatArray] = [np.empty(0)] * bd.n_hidden
     c = bd.spec_b[rows]
     for i in range(bd.n_hidden - 1, -1, -1):
+        lamz_par[i], add = relax(coefs[i], i, tuple(np.asarray(x) for x in inter.rel[i]))
+        c = c + add
         top[i] = c
-        c = c + relax(coefs[i], i, tuple(np.asarray(x) for x in inter.rel[i]))[1]
+    centre, radius = 0.5 * (bd.lo + bd.hi), 0.5 * (bd.hi - bd.lo)
+    # below the split layer in single precision (twice as fast; the estimates only rank)
+    rel32 = [tuple(np.asarray(x, dtype=np.float32) for x in r) for r in inter.rel]
     est = np.empty(box.size)
     widest = max(max(int(w.shape[0]) for w in bd.W[:-1]), bd.lo.size)
     step = max(_FSB_CHUNK_ENTRIES // widest, 2)
-    for j, a in ((j, a) for j in np.unique(layer) for a in range(0, box.size, step)):
-        sel = np.flatnonzero(layer == j)[a : a + step]
-        if not sel.size:
-            continue
-        bx = box[sel]
-        lam = coefs[int(j)][bx]
-        const = top[int(j)][bx]
-        for i in range(int(j), -1, -1):
-            sl, bl, su, bu = (np.asarray(x)[bx] for x in inter.rel[i])
-            if i == j:
-                vs, ns = np.arange(sel.size), neuron[sel]
-                sl[vs, ns] = su[vs, ns] = np.where(active[sel], 1.0, 0.0)
-                bl[vs, ns] = bu[vs, ns] = 0.0
-            lamz, add = relax(lam, i, (sl, bl, su, bu))
-            const = const + add
-            lam = matmul_right(lamz, bd.W[i])
-        est[sel] = const + np.sum(np.where(lam > 0.0, lam * bd.lo, lam * bd.hi), axis=-1)
+    for j in (int(j) for j in np.unique(layer)):
+        bl, bu = np.asarray(inter.rel[j][1]), np.asarray(inter.rel[j][3])
+        pw = matmul_right(lamz_par[j], bd.W[j])
+        for a in range(0, box.size, step):
+            sel = np.flatnonzero(layer == j)[a : a + step]
+            if not sel.size:
+                continue
+            bx, ns = box[sel], neuron[sel]
+            mu = coefs[j][bx, ns]
+            old = lamz_par[j][bx, ns]
+            new = np.where(active[sel], mu, 0.0)
+            # the split neuron's lines replaced by its phase (identity or zero, no intercept)
+            const = (
+                top[j][bx]
+                - np.where(mu >= 0.0, mu * bl[bx, ns], mu * bu[bx, ns])
+                + (new - old) * bd.b[j][ns]
+            )
+            lam = (pw[bx] + (new - old)[:, None] * weight_rows(bd.W[j], ns)).astype(np.float32)
+            for i in range(j - 1, -1, -1):
+                lamz, add = relax(lam, i, tuple(x[bx] for x in rel32[i]))
+                const = const + add
+                lam = matmul_right(lamz, bd.W32[i])
+            est[sel] = const + lam @ centre - np.abs(lam) @ radius
     return est
 
 

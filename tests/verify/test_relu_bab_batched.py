@@ -431,8 +431,9 @@ def test_fsb_child_estimates_are_crown_bounds_of_the_children(
 ) -> None:
     # each estimate is the plain CROWN bound of the child with the split neuron's relaxation
     # replaced by its phase: the engine's rounding-accounted back-substitution with the same
-    # lines lies just below it, and no sampled point of the child's domain lies below it
-    # (chunked: two variants at a time, as on layers too wide for one pass)
+    # lines agrees with it up to the estimate's single precision below the split layer, and
+    # no sampled point of the child's domain lies below it (chunked: two variants at a time,
+    # as on layers too wide for one pass)
     if chunked:
         monkeypatch.setattr(rb, "_FSB_CHUNK_ENTRIES", 1)
     case, net, bd, node = _evaluated(400 + seed, [5, 9, 9, 9, 3])
@@ -463,14 +464,14 @@ def test_fsb_child_estimates_are_crown_bounds_of_the_children(
             rel.append(type(r)(*arrs))
         coef, off, _ = eng.backsub(lam, const, err, bd.n_hidden - 1, inter, bd.xmag, rel=rel)
         sound = float(eng.concretize_lower(coef, off, bd.lo2, bd.hi2)[0, 0])
-        assert sound <= est[v] <= sound + 1e-6 * (1.0 + abs(sound)), (v, sound, est[v])
+        assert abs(est[v] - sound) <= 1e-5 * (1.0 + abs(sound)), (v, sound, est[v])
     dense, _ = net.affine_and_activations()
     for x in case.input_box.sample(400, np.random.default_rng(seed)):
         zs = _pre_activations(dense, x)
         true = float(case.violation(net.forward(x[None]))[0])
         side = np.array([zs[j][i] >= 0.0 for j, i in zip(layer, neuron)])
         on = side == active  # x lies in these children
-        assert np.all(est[on] <= true + 1e-9)
+        assert np.all(est[on] <= true + 1e-5 * (1.0 + abs(true)))
 
 
 @pytest.mark.parametrize("seed", range(5))
