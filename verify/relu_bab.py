@@ -61,6 +61,7 @@ import heapq
 import itertools
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -202,6 +203,9 @@ def _split_choice(
     return None if best is None else (best[1], best[2])
 
 
+#: float64 or float32 arrays (FSB's estimates run in single precision below the split layer)
+_Real = NDArray[np.floating[Any]]
+
 #: with FSB, child-bound estimates per chunk (variants x widest layer): keeps a round's memory
 #: bounded on wide layers
 _FSB_CHUNK_ENTRIES = 1 << 21
@@ -236,9 +240,7 @@ def _fsb_child_bounds(
     ranks candidates, never a bound (mnist-net_256x4 prop_10 eps 0.05 case 1: the same 1,565
     nodes, FSB 3.9 s -> 1.6 s of the search's 10.1 s -> 7.6 s)."""
 
-    def relax(
-        lam: FloatArray, i: int, rel: tuple[FloatArray, ...]
-    ) -> tuple[FloatArray, FloatArray]:
+    def relax(lam: _Real, i: int, rel: tuple[_Real, ...]) -> tuple[_Real, _Real]:
         # coefficients on z_i and the constant added (lower line where lam >= 0, else upper)
         sl, bl, su, bu = rel
         pos = lam >= 0.0
@@ -251,7 +253,7 @@ def _fsb_child_bounds(
     # the layer's pre-activations and their product with the layer's weights (a variant
     # differs from its box there in one neuron: a rank-one update instead of a matmul)
     top: list[FloatArray] = [np.empty(0)] * bd.n_hidden
-    lamz_par: list[FloatArray] = [np.empty(0)] * bd.n_hidden
+    lamz_par: list[_Real] = [np.empty(0)] * bd.n_hidden
     c = bd.spec_b[rows]
     for i in range(bd.n_hidden - 1, -1, -1):
         lamz_par[i], add = relax(coefs[i], i, tuple(np.asarray(x) for x in inter.rel[i]))
@@ -280,11 +282,13 @@ def _fsb_child_bounds(
                 - np.where(mu >= 0.0, mu * bl[bx, ns], mu * bu[bx, ns])
                 + (new - old) * bd.b[j][ns]
             )
-            lam = (pw[bx] + (new - old)[:, None] * weight_rows(bd.W[j], ns)).astype(np.float32)
+            lam: _Real = (pw[bx] + (new - old)[:, None] * weight_rows(bd.W[j], ns)).astype(
+                np.float32
+            )
             for i in range(j - 1, -1, -1):
                 lamz, add = relax(lam, i, tuple(x[bx] for x in rel32[i]))
                 const = const + add
-                lam = matmul_right(lamz, bd.W32[i])
+                lam = np.asarray(lamz @ bd.W32[i])
             est[sel] = const + lam @ centre - np.abs(lam) @ radius
     return est
 
