@@ -68,7 +68,7 @@ from numpy.typing import NDArray
 
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import Intermediate, child_crown_layers, engine_for
-from nncert.verify.network import FloatArray, Network, ReLU, matmul_right, weight_rows
+from nncert.verify.network import FloatArray, Network, ReLU, weight_rows
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
     CLOSED_BY_EMPTY,
@@ -267,7 +267,7 @@ def _fsb_child_bounds(
     step = max(_FSB_CHUNK_ENTRIES // widest, 2)
     for j in (int(j) for j in np.unique(layer)):
         bl, bu = np.asarray(inter.rel[j][1]), np.asarray(inter.rel[j][3])
-        pw = matmul_right(lamz_par[j], bd.W[j])
+        pw = np.asarray(lamz_par[j] @ bd.W[j])
         for a in range(0, box.size, step):
             sel = np.flatnonzero(layer == j)[a : a + step]
             if not sel.size:
