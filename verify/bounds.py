@@ -1156,6 +1156,11 @@ class BoundEngine:
         best_lb = np.full((n, r), -np.inf)
         best_coef = np.zeros((n, r, lo.shape[1]))
         best_off = np.zeros((n, r))
+        # the lower lines' intercepts: 0 on the family's lines (through the origin)
+        bl_eff = [
+            np.where(m > 0, 0.0, rl.lower_bias[:, None, :])
+            for m, rl in zip(masks, inter.rel[:depth])
+        ]
         m1 = [np.zeros_like(a) for a in alphas]
         m2 = [np.zeros_like(a) for a in alphas]
         step = lr
@@ -1166,13 +1171,11 @@ class BoundEngine:
             acc = np.broadcast_to(np.asarray(err0, dtype=np.float64), (n, r)).copy()
             saved: list[tuple[FloatArray, NDArray[np.bool_], FloatArray]] = []
             for i in range(depth - 1, -1, -1):
-                sl, bl, su, bu = inter.rel[i]
-                fm = masks[i]
-                sl_eff = np.where(fm > 0, alphas[i], sl[:, None, :])
-                bl_eff = np.where(fm > 0, 0.0, bl[:, None, :])
+                su, bu = inter.rel[i].upper_slope, inter.rel[i].upper_bias
                 pos = lam_a >= 0.0
-                slope = np.where(pos, sl_eff, su[:, None, :])
-                bias = np.where(pos, bl_eff, bu[:, None, :])
+                # alphas[i] holds the fixed lower slopes outside the family (never updated)
+                slope = np.where(pos, alphas[i], su[:, None, :])
+                bias = np.where(pos, bl_eff[i], bu[:, None, :])
                 lam = lam_a * slope
                 const = const + np.sum(lam_a * bias, axis=-1)
                 acc = acc + _rowdot(np.abs(lam_a), inter.cmag[i]) + 2.0 * UNIT * np.abs(const)
@@ -1215,9 +1218,8 @@ class BoundEngine:
                     bstep = (lr if beta_lr is None else beta_lr) * (step / lr)
                     betas[i] = np.where(sg_i != 0.0, np.maximum(bt + bstep * np.sign(gb), 0.0), 0.0)
                 if i + 1 < depth:
-                    _, bl, _, bu = inter.rel[i]
-                    bl_eff = np.where(masks[i] > 0, 0.0, bl[:, None, :])
-                    g_a = g_lam * slope + np.where(pos, bl_eff, bu[:, None, :])
+                    bu = inter.rel[i].upper_bias
+                    g_a = g_lam * slope + np.where(pos, bl_eff[i], bu[:, None, :])
                     g_lam = _mm(g_a, self.weights[i + 1].T) + self.biases[i + 1]
                 if optimizer == "sign":
                     upd = step * np.sign(grad)
