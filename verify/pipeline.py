@@ -770,6 +770,7 @@ def _run_cases_parallel(ctx: _Context, spec: MethodSpec) -> None:
         initializer=pool_worker_init,
     )
     stop = False
+    total, finished = len(ctx.open_cases), 0
     try:
         running: dict[Future[Any], int] = {}
         rem0 = ctx.remaining()
@@ -810,6 +811,11 @@ def _run_cases_parallel(ctx: _Context, spec: MethodSpec) -> None:
                         break
                     # a case ran out of time: the others share the deadline
                     ctx.timed_out = True
+                finished += 1
+                ctx.say(
+                    f"{name}: {finished} of {total} case(s) finished "
+                    f"({total - len(ctx.open_cases)} closed), {len(running)} running"
+                )
     finally:
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()

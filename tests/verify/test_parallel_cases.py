@@ -51,6 +51,17 @@ def test_unsat_cases_in_workers_give_the_sequential_verdict(jobs: int) -> None:
     assert all(r["status"] == "verified" for r in par.stats["relu_bab"])
 
 
+def test_progress_counts_the_finished_cases() -> None:
+    # a long run in workers reports each finished case, not only that it is still running
+    prop = Property(tuple(UnsafeCase(BOX, [[1.0]], [t]) for t in (-9.5757, -9.8, -10.5, -12.0)))
+    seen: list[str] = []
+    res = _run(prop, 2, progress=seen.append)
+    assert res.verdict is Verdict.VERIFIED
+    done = [m for m in seen if "case(s) finished" in m]
+    assert [m.split(" of ")[0] for m in done] == [f"relu_bab: {k}" for k in (1, 2, 3, 4)]
+    assert done[-1] == "relu_bab: 4 of 4 case(s) finished (4 closed), 0 running"
+
+
 def test_a_witness_in_a_worker_is_replayed_and_decides() -> None:
     # case 2 is reachable (f <= 0 somewhere in the box); the others are not
     prop = Property(tuple(UnsafeCase(BOX, [[1.0]], [t]) for t in (-9.5757, -10.0, 0.0, -11.0)))
