@@ -147,6 +147,64 @@ def test_a_box_bound_does_not_depend_on_its_batch() -> None:
         assert np.array_equal(run(np.array([k, (k + 1) % n])), whole[[k, (k + 1) % n]]), k
 
 
+def test_closed_boxes_leave_the_batch_and_the_others_are_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # with close_above, a box whose best bound closes it stops iterating (the working arrays
+    # shrink); every other box gets the bound and multipliers of the run without close_above
+    from nncert.verify.bounds import Intermediate
+
+    rng = np.random.default_rng(11)
+    net = seeded_network(11, [5, 16, 16, 16, 3], [ReLU()] * 3, scale=1.0)
+    eng = engine_for(net)
+    n = 24
+    lo = rng.uniform(-1, 0, size=(n, 5))
+    hi = lo + rng.uniform(0.2, 0.9, size=(n, 1))
+    inter = eng.intermediate(lo, hi, "crown")
+    h = len(eng.offsets) - 1
+    offs = eng.offsets
+    pl, pu = inter.stacked()
+    phase = np.where(((pl < 0) & (pu > 0)) & (rng.random(pl.shape) < 0.2), 1, 0).astype(np.int8)
+    A, b = rng.normal(size=(2, 3)), rng.normal(size=2)
+    signs = [phase[:, offs[j] : offs[j + 1]].astype(np.float64) for j in range(h)]
+
+    def run(close: float | None) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        out: list[np.ndarray | None] = []
+        res = eng.bound(
+            lo,
+            hi,
+            A,
+            b,
+            inter=inter,
+            alpha_iters=10,
+            close_above=close,
+            beta_sign=signs,
+            beta_out=out,
+            beta_lr=0.05,
+        )
+        return res.lower, out
+
+    full, full_beta = run(None)
+    best = full.max(axis=1)
+    close = float(np.quantile(best, 0.5))  # about half of the boxes close
+    taken: list[int] = []
+    real_take = Intermediate.take
+
+    def spy(self: Intermediate, ids: np.ndarray) -> Intermediate:
+        taken.append(int(np.asarray(ids).size))
+        return real_take(self, ids)
+
+    monkeypatch.setattr(Intermediate, "take", spy)
+    part, part_beta = run(close)
+    assert taken and min(taken) < n  # the batch did shrink
+    closed = best > close
+    assert np.all(part.max(axis=1)[closed] > close)
+    assert np.allclose(part[~closed], full[~closed], rtol=1e-12, atol=1e-12)
+    for bp, bf in zip(part_beta, full_beta):
+        if bf is not None and bp is not None:
+            assert np.allclose(bp[~closed], bf[~closed], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST-FC suite not present")
 def test_the_checker_rederives_the_multipliers_of_the_search() -> None:
     net = from_onnx(str(MNIST / "onnx" / "mnist-net_256x4.onnx")).normalized()
