@@ -958,6 +958,7 @@ def relu_bab_case(
                 stats["max_depth"] = max(int(stats["max_depth"]), parent.depth + 1)
             groups = [(kids, kk) for kk, kids in sorted(by_layer.items())]
             born = [c for kids, _ in groups for c in kids]
+            fresh: list[_Node] = []  # the children left open
             for child, ok in zip(born, evaluate_groups(groups)):
                 if not ok:
                     rec.close(child.id, CLOSED_BY_EMPTY)
@@ -970,6 +971,16 @@ def relu_bab_case(
                     )
                 else:
                     heapq.heappush(heap, (child.bound, next(counter), child))
+                    fresh.append(child)
+            # their corners in one forward pass (instead of one each when popped)
+            xs = [c.corner for c in fresh if c.corner is not None]
+            if xs:
+                viol = case.violation(network.forward(np.stack(xs)))
+                hit = np.flatnonzero(viol <= 0.0)
+                if hit.size:
+                    return out("falsified", x=xs[int(hit[0])])
+                for c in fresh:
+                    c.corner = None
             continue
         for phase, cid in zip((1, -1), ids):
             if expired():  # the node's other child (or both) stays open
