@@ -665,6 +665,16 @@ def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
         _run_cases_parallel(ctx, spec)
         return
     method: CaseMethod = spec.load()
+    if ctx.options.jobs > 1 and _FORK and name == "relu_bab" and len(ctx.open_cases) == 1:
+        # one case left: its search itself on the workers (its open nodes, once there are
+        # enough, are searched in parallel and their trees grafted into one proof)
+        from nncert.verify.relu_bab import relu_bab_case_parallel
+
+        jobs = int(ctx.options.jobs)
+
+        def method(network: Network, case: UnsafeCase, cctx: CaseContext) -> CaseOutcome:
+            return relu_bab_case_parallel(network, case, cctx, jobs=jobs)
+
     for k, i in enumerate(list(ctx.open_cases)):
         if ctx.expired():
             ctx.timed_out = True
