@@ -157,7 +157,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="worker processes for branch and bound: input-split nodes, or the cases of the "
-        "ReLU-phase search (default 1; 2 uses both cores of a 2-core machine)",
+        "ReLU-phase search (one case per worker; a single open case's subdomains) "
+        "(default 1; 2 uses both cores of a 2-core machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 

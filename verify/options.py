@@ -102,7 +102,8 @@ class VerifyOptions:
         bab_input_dims: inputs up to this dimension use input-split branch and bound in
             ``"auto"`` mode.
         jobs: worker processes for branch and bound (input-split nodes, or the cases of
-            the ReLU-phase search, one whole case per worker).
+            the ReLU-phase search, one whole case per worker; when a single case is open,
+            its search's subdomains: :func:`~nncert.verify.relu_bab.relu_bab_case_parallel`).
         segments: initial segments per neuron for piecewise over-approximations of sigmoid
             and tanh (``--segments K``).
         window: depth of the layerwise partitioning windows (``--window S``).

@@ -58,6 +58,7 @@ from nncert.verify.network import FloatArray, Network, ReLU
 from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import limit_blas
 from nncert.verify.registry import MethodSpec, get_method
+from nncert.verify.relu_bab import relu_bab_case_parallel
 from nncert.verify.result import (
     BoundCaseEvidence,
     CaseContext,
@@ -668,8 +669,6 @@ def _run_case_method(ctx: _Context, spec: MethodSpec) -> None:
     if ctx.options.jobs > 1 and _FORK and name == "relu_bab" and len(ctx.open_cases) == 1:
         # one case left: its search itself on the workers (its open nodes, once there are
         # enough, are searched in parallel and their trees grafted into one proof)
-        from nncert.verify.relu_bab import relu_bab_case_parallel
-
         jobs = int(ctx.options.jobs)
 
         def method(network: Network, case: UnsafeCase, cctx: CaseContext) -> CaseOutcome:

@@ -59,7 +59,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import multiprocessing
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -69,6 +71,7 @@ from numpy.typing import NDArray
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import Intermediate, child_crown_layers, engine_for
 from nncert.verify.network import FloatArray, Network, ReLU, weight_rows
+from nncert.verify.processes import pool_worker_init
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
     CLOSED_BY_EMPTY,
@@ -1121,11 +1124,6 @@ def relu_bab_case_parallel(
     that times out (or stays unknown) ends it with that status. Fork-based: on a platform
     without ``fork``, or with ``jobs < 2``, the plain search runs.
     """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
-    from nncert.verify.processes import pool_worker_init
-
     cfg = DEFAULT_SETTINGS if settings is None else settings
     if jobs < 2 or not cfg.batched or "fork" not in multiprocessing.get_all_start_methods():
         return relu_bab_case(network, case, ctx, settings=cfg)
