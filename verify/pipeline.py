@@ -742,16 +742,7 @@ def _case_task(
     registry is the parent's). ``wall_deadline`` is the run's deadline on the wall clock
     (:func:`time.time`), so a case that waited in the pool's queue still ends with the run;
     the worker's random stream is its own (``seed``: the run's seed and the case)."""
-    cctx = CaseContext(
-        options=options,
-        deadline=(
-            None if wall_deadline is None else time.perf_counter() + (wall_deadline - time.time())
-        ),
-        rng=np.random.default_rng(list(seed)),
-        progress=None,
-        case_index=case_index,
-        best_x=best_x,
-    )
+    cctx = CaseContext.in_worker(options, wall_deadline, list(seed), case_index, best_x)
     method: CaseMethod = get_method(name).load()
     out: CaseOutcome | None = method(network, case, cctx)
     return out

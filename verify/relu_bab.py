@@ -78,6 +78,7 @@ from nncert.verify.proof import (
     CLOSED_BY_LP,
     PHASE_SPLIT,
     ProofRecorder,
+    ProofTree,
 )
 from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
 from nncert.verify.spec import UnsafeCase
@@ -707,6 +708,36 @@ def _lp_leaf_bound(bd: _Bounder, node: _Node, mult: FloatArray) -> float:
     return bd.engine.multiplier_bound(bd.lo, bd.hi, bd.A, bd.rhs, w, beta, inter)
 
 
+def _outcome(
+    ctx: CaseContext,
+    status: str,
+    exact: bool,
+    lower_bound: float | None,
+    x: FloatArray | None,
+    stats: dict[str, Any],
+    proof: ProofTree | None,
+) -> CaseOutcome:
+    """A search's outcome with its evidence (the proof for ``"verified"``; a proven lower
+    bound only when ``exact``)."""
+    return CaseOutcome(
+        status=status,
+        exact=exact,
+        lower_bound=lower_bound,
+        x=x,
+        solver="relu_bab",
+        stats=dict(stats),
+        evidence=SearchCaseEvidence(
+            ctx.case_index,
+            "relu_bab",
+            status,
+            lower_bound if exact else None,
+            int(stats["nodes"]),
+            proof,
+        ),
+        proof=proof,
+    )
+
+
 def relu_bab_case(
     network: Network,
     case: UnsafeCase,
@@ -775,23 +806,7 @@ def relu_bab_case(
     ) -> CaseOutcome:
         stats["time"] = time.perf_counter() - t0
         proof = rec.tree() if status in ("verified", "split") else None
-        return CaseOutcome(
-            status=status,
-            exact=exact,
-            lower_bound=lower_bound,
-            x=x,
-            solver="relu_bab",
-            stats=dict(stats),
-            evidence=SearchCaseEvidence(
-                ctx.case_index,
-                "relu_bab",
-                status,
-                lower_bound if exact else None,
-                int(stats["nodes"]),
-                proof,
-            ),
-            proof=proof,
-        )
+        return _outcome(ctx, status, exact, lower_bound, x, stats, proof)
 
     dense, acts = network.affine_and_activations()
     if not all(isinstance(a, ReLU) for a in acts):
@@ -1080,16 +1095,7 @@ def _piece_task(
 ) -> CaseOutcome:
     """One piece's search in a worker process: the subdomain where its phases hold, started
     from its parent's bounds and bounded as a child of its split (as the checker's walk)."""
-    ctx = CaseContext(
-        options=options,
-        deadline=(
-            None if wall_deadline is None else time.perf_counter() + (wall_deadline - time.time())
-        ),
-        rng=np.random.default_rng(list(seed)),
-        progress=None,
-        case_index=case_index,
-        best_x=None,
-    )
+    ctx = CaseContext.in_worker(options, wall_deadline, list(seed), case_index)
     return relu_bab_case(
         network,
         case,
@@ -1148,23 +1154,7 @@ def relu_bab_case_parallel(
         stats["time"] = time.perf_counter() - t0
         proof = rec.tree() if status == "verified" else None
         exact = status in ("verified", "timeout", "unknown") and lb is not None
-        return CaseOutcome(
-            status=status,
-            exact=exact,
-            lower_bound=lb,
-            x=x,
-            solver="relu_bab",
-            stats=dict(stats),
-            evidence=SearchCaseEvidence(
-                ctx.case_index,
-                "relu_bab",
-                status,
-                lb if exact else None,
-                int(stats["nodes"]),
-                proof,
-            ),
-            proof=proof,
-        )
+        return _outcome(ctx, status, exact, lb, x, stats, proof)
 
     rem0 = ctx.remaining()
     wall_deadline = None if rem0 is None else time.time() + rem0

@@ -346,6 +346,32 @@ class CaseContext:
             return None
         return max(0.0, self.deadline - time.perf_counter())
 
+    @classmethod
+    def in_worker(
+        cls,
+        options: VerifyOptions,
+        wall_deadline: float | None,
+        seed: Any,
+        case_index: int,
+        best_x: FloatArray | None = None,
+    ) -> CaseContext:
+        """The context of a case run in a worker process: ``wall_deadline`` is the run's
+        deadline on the wall clock (:func:`time.time`, comparable across processes, so a task
+        that waited in a pool's queue still ends with the run); ``seed`` seeds the worker's
+        own random stream; no progress callback."""
+        return cls(
+            options=options,
+            deadline=(
+                None
+                if wall_deadline is None
+                else time.perf_counter() + (wall_deadline - time.time())
+            ),
+            rng=np.random.default_rng(seed),
+            progress=None,
+            case_index=case_index,
+            best_x=best_x,
+        )
+
 
 #: a method for one unsafe case (see :class:`CaseContext`, :class:`CaseOutcome`; ``None``
 #: leaves the case open); register one with :func:`nncert.verify.register_method`
