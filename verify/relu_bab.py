@@ -71,6 +71,7 @@ from numpy.typing import NDArray
 from nncert.verify.attack import pgd_attack
 from nncert.verify.bounds import Intermediate, child_crown_layers, engine_for
 from nncert.verify.network import FloatArray, Network, ReLU, weight_rows
+from nncert.verify.options import VerifyOptions
 from nncert.verify.processes import pool_worker_init
 from nncert.verify.proof import (
     CLOSED_BY_BOUND,
@@ -142,8 +143,7 @@ class _Bounder:
     def __init__(self, network: Network, case: UnsafeCase) -> None:
         self.engine = engine_for(network)
         self.W = list(self.engine.weights)
-        #: single-precision copies for the branching heuristic's estimates (never a bound)
-        self.W32 = [w.astype(np.float32) for w in self.W]
+        self._w32: list[Any] | None = None
         self.b = list(self.engine.biases)
         self.lo = case.input_box.lower
         self.hi = case.input_box.upper
@@ -156,6 +156,15 @@ class _Bounder:
         self.spec_W = case.A @ self.W[-1]
         self.spec_b = case.A @ self.b[-1] - case.b
         self.offsets = self.engine.offsets
+
+    @property
+    def W32(self) -> list[Any]:
+        """Single-precision copies of the weights for the branching heuristic's estimates
+        (never a bound), made on first use: a search that branches by BaBSR, or whose FSB
+        candidates all lie on the first hidden layer, does not pay for them."""
+        if self._w32 is None:
+            self._w32 = [w.astype(np.float32) for w in self.W]
+        return self._w32
 
 
 def _clipped_prior(node: _Node) -> tuple[FloatArray, FloatArray]:
@@ -1086,7 +1095,7 @@ PIECES_PER_JOB = 16
 def _piece_task(
     network: Network,
     case: UnsafeCase,
-    options: Any,
+    options: VerifyOptions,
     wall_deadline: float | None,
     seed: tuple[int, ...],
     case_index: int,
