@@ -22,7 +22,7 @@ from nncert.solvers import (
     unregister_solver,
 )
 from nncert.solvers.base import SolveResult, SolveStatus
-from nncert.solvers.highs_solver import HighsSolver
+from nncert.solvers.highs_solver import PRESOLVE_RULES_OFF, HighsSolver
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU
@@ -94,7 +94,7 @@ def test_highs_prints_nothing_on_stdout() -> None:
         """
         import numpy as np
         from nncert.formulations.milp import MilpProblem
-        from nncert.solvers.highs_solver import HighsSolver
+        from nncert.solvers.highs_solver import PRESOLVE_RULES_OFF, HighsSolver
         p = MilpProblem.from_arrays([1.0], np.ones((1, 1)), [0.5], [2.0], [0], [3], [True])
         r = HighsSolver().solve(p)
         print("objective", r.objective)
@@ -238,3 +238,18 @@ def test_presolve_infeasible_claim_is_rechecked_without_presolve() -> None:
     assert res.status is SolveStatus.OPTIMAL, res
     # min -y_0 over the box: y_0 = x_0 + x_1 + 3 is at most 4 + 1.2e-7
     assert res.objective == pytest.approx(-(4.0 + 1.1920929e-07), abs=1e-6)
+
+
+def test_sparsify_presolve_is_off_unless_asked_for() -> None:
+    """HiGHS's sparsify presolve rule ignores ``time_limit`` (10.4 s under a 0.4 s limit on a
+    Model 2 MILP of a 6x200 sigmoid network), so every solve switches it off; an explicit
+    ``presolve_rule_off`` option replaces the default, and the answers do not change."""
+    assert PRESOLVE_RULES_OFF & (1 << 14) and PRESOLVE_RULES_OFF & (1 << 13)
+    problem = _knapsack()
+    h = HighsSolver()._setup(problem, "choose")
+    assert h.getOptionValue("presolve_rule_off")[1] == PRESOLVE_RULES_OFF
+    h = HighsSolver(options={"presolve_rule_off": 0})._setup(problem, "choose")
+    assert h.getOptionValue("presolve_rule_off")[1] == 0
+    default = HighsSolver().solve(problem)
+    with_rule = HighsSolver(options={"presolve_rule_off": 0}).solve(problem)
+    assert default.objective == with_rule.objective == pytest.approx(-9.0)
