@@ -30,6 +30,14 @@ Gotchas handled here (ECOSYSTEM.md 8.1):
   1e-8 to 20). Neither costs measurably: on three MNIST 256x2 and two ACAS Xu MILPs the
   answers and times are unchanged (16.4 s vs 14.6 s on the hardest).
 
+Large LPs go to the interior point solver (``solver="ipm"``, crossover on) unless ``options``
+name a ``solver``: HiGHS's choice is the dual simplex, which took 16.5 s on the first Model 2
+LP of a 6x200 sigmoid MNIST network (3,184 columns, 363k nonzeros) where IPM with crossover
+takes 1.8 s and ends at the same basic optimum (objective equal to the last digit). A first
+answer that is neither optimal nor a certified infeasibility is retried with the simplex in
+the time left (so is a claimed infeasibility: its Farkas ray comes from the simplex), and
+every presolve-off retry below uses the simplex.
+
 Sign conventions (HiGHS): for ``min c^T x`` the row duals ``y`` and column duals ``s`` satisfy
 ``c - A^T y - s = 0``; a row dual is ``>= 0`` when its lower bound is active and ``<= 0`` when
 its upper bound is active. The dual ray is HiGHS's ``getDualRay`` vector (one entry per row).
@@ -56,6 +64,11 @@ from nncert.solvers.base import SolveResult, SolveStatus, solve_empty_problem
 from nncert.verify.errors import InvalidOptionsError
 
 _MS = highspy.HighsModelStatus
+
+#: LPs with at least this many nonzeros go to HiGHS's interior point solver (with crossover, so
+#: the solution, row duals and status are a basic solution's, as from the simplex); smaller ones
+#: and every retry to the simplex (module docstring)
+IPM_MIN_NONZEROS = 100_000
 
 #: HiGHS ``presolve_rule_off`` bits set for every solve: ``kPresolveRuleSparsify`` (bit 14),
 #: which does not stop at the time limit, and ``kPresolveRuleParallelRowsAndCols`` (bit 13), a
@@ -313,9 +326,26 @@ class HighsSolver:
         def left() -> float | None:
             return None if end is None else max(0.0, end - time.perf_counter())
 
-        result = self._solve_once(
-            problem, self.presolve, time_limit, objective_target, bound_target, initial_solution
+        ipm = (
+            not problem.is_mip
+            and "solver" not in self.options
+            and problem.A.nnz >= IPM_MIN_NONZEROS
         )
+        result = self._solve_once(
+            problem,
+            self.presolve,
+            time_limit,
+            objective_target,
+            bound_target,
+            initial_solution,
+            lp_solver="ipm" if ipm else None,
+        )
+        if ipm and result.status not in (SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT):
+            # the interior point solver gave up (numerics), or claims infeasibility (which
+            # needs a Farkas ray, and rays come from the simplex): the simplex in the time left
+            result = self._solve_once(
+                problem, self.presolve, left(), objective_target, bound_target, initial_solution
+            )
         if (
             result.status is SolveStatus.ERROR
             and result.info.get("status_text") == "unbounded_or_infeasible"
@@ -362,8 +392,12 @@ class HighsSolver:
         objective_target: float | None,
         bound_target: float | None,
         initial_solution: ArrayLike | None,
+        *,
+        lp_solver: str | None = None,
     ) -> SolveResult:
         h = self._setup(problem, presolve)
+        if lp_solver is not None:
+            self._apply_options(h, {"solver": lp_solver})
         if time_limit is not None:
             self._apply_options(h, {"time_limit": float(time_limit)})
         if objective_target is not None and problem.is_mip:
@@ -438,6 +472,7 @@ class HighsSolver:
             "status_text": status_text,
             "simplex_iterations": int(info.simplex_iteration_count),
             "presolve": presolve,
+            "lp_solver": lp_solver or "choose",
         }
         if reason:
             out_info["stopped_by"] = reason[-1]

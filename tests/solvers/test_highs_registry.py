@@ -22,7 +22,7 @@ from nncert.solvers import (
     unregister_solver,
 )
 from nncert.solvers.base import SolveResult, SolveStatus
-from nncert.solvers.highs_solver import PRESOLVE_RULES_OFF, HighsSolver
+from nncert.solvers.highs_solver import IPM_MIN_NONZEROS, PRESOLVE_RULES_OFF, HighsSolver
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU
@@ -94,7 +94,7 @@ def test_highs_prints_nothing_on_stdout() -> None:
         """
         import numpy as np
         from nncert.formulations.milp import MilpProblem
-        from nncert.solvers.highs_solver import PRESOLVE_RULES_OFF, HighsSolver
+        from nncert.solvers.highs_solver import IPM_MIN_NONZEROS, PRESOLVE_RULES_OFF, HighsSolver
         p = MilpProblem.from_arrays([1.0], np.ones((1, 1)), [0.5], [2.0], [0], [3], [True])
         r = HighsSolver().solve(p)
         print("objective", r.objective)
@@ -253,3 +253,52 @@ def test_sparsify_presolve_is_off_unless_asked_for() -> None:
     default = HighsSolver().solve(problem)
     with_rule = HighsSolver(options={"presolve_rule_off": 0}).solve(problem)
     assert default.objective == with_rule.objective == pytest.approx(-9.0)
+
+
+def _dense_lp(seed: int, *, infeasible: bool = False) -> MilpProblem:
+    """A dense LP with at least :data:`IPM_MIN_NONZEROS` nonzeros (``x = 0`` is feasible unless
+    ``infeasible``: then its last two rows demand ``sum x >= 1`` and ``sum x <= -1``)."""
+    rng = np.random.default_rng(seed)
+    n, m = 400, 260
+    a = rng.normal(size=(m, n))
+    lo, hi = -rng.uniform(0.5, 2.0, m), rng.uniform(0.5, 2.0, m)
+    if infeasible:
+        a[-2:] = 1.0
+        lo[-2:], hi[-2:] = [1.0, -np.inf], [np.inf, -1.0]
+    return MilpProblem.from_arrays(
+        rng.normal(size=n), a, lo, hi, -np.ones(n), np.ones(n), np.zeros(n, dtype=bool)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_large_lps_go_to_ipm_and_agree_with_the_simplex(seed: int) -> None:
+    """A large LP is solved by the interior point solver with crossover: the same optimum as
+    the simplex, and its row duals prove the same bound (weak duality over the box)."""
+    problem = _dense_lp(seed)
+    assert problem.A.nnz >= IPM_MIN_NONZEROS
+    ipm = HighsSolver().solve(problem)
+    simplex = HighsSolver(options={"solver": "simplex"}).solve(problem)
+    assert ipm.info["lp_solver"] == "ipm" and simplex.info["lp_solver"] == "choose"
+    assert ipm.status is simplex.status is SolveStatus.OPTIMAL
+    assert ipm.objective == pytest.approx(simplex.objective, rel=1e-9, abs=1e-9)
+    # Lagrangian bound from the row duals: min over the box of c x - y (A x) + y-side rhs
+    y = ipm.duals
+    assert y is not None
+    red = problem.c - problem.A.T @ y
+    rhs = np.where(y > 0, problem.row_lower, problem.row_upper)
+    box_min = np.where(red > 0, red * problem.col_lower, red * problem.col_upper).sum()
+    assert box_min + float(y @ np.where(y != 0, rhs, 0.0)) == pytest.approx(
+        simplex.objective, rel=1e-7, abs=1e-7
+    )
+    small = MilpProblem.from_arrays(
+        [-1.0, -1.0], [[1.0, 2.0]], [-np.inf], [3.5], [0.0, 0.0], [2.0, 2.0], [False, False]
+    )
+    assert HighsSolver().solve(small).info["lp_solver"] == "choose"
+
+
+def test_large_infeasible_lp_gets_its_farkas_ray_from_the_simplex() -> None:
+    problem = _dense_lp(3, infeasible=True)
+    res = HighsSolver().solve(problem)
+    assert res.status is SolveStatus.INFEASIBLE
+    assert res.dual_ray is not None
+    assert res.info["lp_solver"] == "choose"
