@@ -279,7 +279,9 @@ def test_highs_retry_shares_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hs, "time", clock.module())
     given_limits: list[float | None] = []
 
-    def once(self: HighsSolver, problem: Any, presolve: str, time_limit: float | None, *a: Any):
+    def once(
+        self: HighsSolver, problem: Any, presolve: str, time_limit: float | None, *a: Any, **kw: Any
+    ):
         given_limits.append(time_limit)
         clock.advance(3.0)
         return SolveResult(SolveStatus.INFEASIBLE, None, None, None, info={})
