@@ -22,13 +22,15 @@ Gotchas handled here (ECOSYSTEM.md 8.1):
 * HiGHS's MIP presolve does not poll ``time_limit`` in every rule: its *sparsify* rule
   (``presolve_rule_off`` bit 14) ran 10.4 s under a 0.4 s limit on a Model 2 MILP of a 6x200
   sigmoid MNIST network (363k nonzeros, 32 binaries; presolve without it: 0.04 s), so a
-  verification stage overran its budget by that much. The rule only trades equations against
-  fill-in; it is off by default (:data:`PRESOLVE_RULES_OFF`; an explicit
-  ``options={"presolve_rule_off": ...}`` overrides it). The parallel rows and columns rule
-  (bit 13) is off too, as a precaution: other HiGHS users have reported it certifying wrong
-  optima on badly scaled columns (not reproduced here; big-M models have coefficients from
-  1e-8 to 20). Neither costs measurably: on three MNIST 256x2 and two ACAS Xu MILPs the
-  answers and times are unchanged (16.4 s vs 14.6 s on the hardest).
+  verification stage overran its budget by that much. It is switched off when the time limit
+  is below :data:`SPARSIFY_SECONDS_PER_NONZERO` times the nonzeros (twice that observed rate);
+  with time to spare it stays on, because it pays: on a dist_shift Model 2 MILP the
+  counterexample was found in 66 s with it and not in 150 s without it. The parallel rows
+  and columns rule (bit 13) is always off, as a precaution: other HiGHS users have reported
+  it certifying wrong optima on badly scaled columns (not reproduced here; big-M models have
+  coefficients from 1e-8 to 20); on three MNIST 256x2 and two ACAS Xu MILPs answers and
+  times are unchanged without it. An explicit ``options={"presolve_rule_off": ...}`` replaces
+  both choices.
 
 Large LPs go to the interior point solver (``solver="ipm"``, crossover on) unless ``options``
 name a ``solver``: HiGHS's choice is the dual simplex, which took 16.5 s on the first Model 2
@@ -70,10 +72,16 @@ _MS = highspy.HighsModelStatus
 #: and every retry to the simplex (module docstring)
 IPM_MIN_NONZEROS = 100_000
 
-#: HiGHS ``presolve_rule_off`` bits set for every solve: ``kPresolveRuleSparsify`` (bit 14),
-#: which does not stop at the time limit, and ``kPresolveRuleParallelRowsAndCols`` (bit 13), a
-#: precaution (module docstring)
-PRESOLVE_RULES_OFF = (1 << 14) | (1 << 13)
+#: HiGHS ``presolve_rule_off`` bits set for every solve: ``kPresolveRuleParallelRowsAndCols``
+#: (bit 13), a precaution (module docstring)
+PRESOLVE_RULES_OFF = 1 << 13
+
+#: ``presolve_rule_off`` bit of ``kPresolveRuleSparsify``, which does not stop at the time limit
+SPARSIFY_RULE = 1 << 14
+
+#: sparsify is switched off when ``time_limit`` is below this many seconds per nonzero (twice
+#: the 29 us per nonzero it took on a 363k-nonzero Model 2 MILP)
+SPARSIFY_SECONDS_PER_NONZERO = 6e-5
 
 #: HiGHS model status -> SolveStatus (anything else is ERROR).
 STATUS_MAP: dict[Any, SolveStatus] = {
@@ -396,6 +404,12 @@ class HighsSolver:
         lp_solver: str | None = None,
     ) -> SolveResult:
         h = self._setup(problem, presolve)
+        if (
+            time_limit is not None
+            and "presolve_rule_off" not in self.options
+            and time_limit < SPARSIFY_SECONDS_PER_NONZERO * problem.A.nnz
+        ):
+            self._apply_options(h, {"presolve_rule_off": PRESOLVE_RULES_OFF | SPARSIFY_RULE})
         if lp_solver is not None:
             self._apply_options(h, {"solver": lp_solver})
         if time_limit is not None:

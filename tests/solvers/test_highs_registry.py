@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,13 @@ from nncert.solvers import (
     unregister_solver,
 )
 from nncert.solvers.base import SolveResult, SolveStatus
-from nncert.solvers.highs_solver import IPM_MIN_NONZEROS, PRESOLVE_RULES_OFF, HighsSolver
+from nncert.solvers.highs_solver import (
+    IPM_MIN_NONZEROS,
+    PRESOLVE_RULES_OFF,
+    SPARSIFY_RULE,
+    SPARSIFY_SECONDS_PER_NONZERO,
+    HighsSolver,
+)
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 from nncert.verify.network import Dense, HardTanh, LeakyReLU, Network, ReLU
@@ -94,7 +101,7 @@ def test_highs_prints_nothing_on_stdout() -> None:
         """
         import numpy as np
         from nncert.formulations.milp import MilpProblem
-        from nncert.solvers.highs_solver import IPM_MIN_NONZEROS, PRESOLVE_RULES_OFF, HighsSolver
+        from nncert.solvers.highs_solver import HighsSolver
         p = MilpProblem.from_arrays([1.0], np.ones((1, 1)), [0.5], [2.0], [0], [3], [True])
         r = HighsSolver().solve(p)
         print("objective", r.objective)
@@ -240,19 +247,36 @@ def test_presolve_infeasible_claim_is_rechecked_without_presolve() -> None:
     assert res.objective == pytest.approx(-(4.0 + 1.1920929e-07), abs=1e-6)
 
 
-def test_sparsify_presolve_is_off_unless_asked_for() -> None:
+def test_sparsify_presolve_is_off_when_the_time_limit_is_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """HiGHS's sparsify presolve rule ignores ``time_limit`` (10.4 s under a 0.4 s limit on a
-    Model 2 MILP of a 6x200 sigmoid network), so every solve switches it off; an explicit
-    ``presolve_rule_off`` option replaces the default, and the answers do not change."""
-    assert PRESOLVE_RULES_OFF & (1 << 14) and PRESOLVE_RULES_OFF & (1 << 13)
+    Model 2 MILP of a 6x200 sigmoid network): it is switched off when the limit is short for
+    the problem's size, kept otherwise; parallel rows/columns are always off; an explicit
+    ``presolve_rule_off`` option replaces both; the answers do not change."""
+    assert PRESOLVE_RULES_OFF & (1 << 13) and not PRESOLVE_RULES_OFF & SPARSIFY_RULE
     problem = _knapsack()
-    h = HighsSolver()._setup(problem, "choose")
-    assert h.getOptionValue("presolve_rule_off")[1] == PRESOLVE_RULES_OFF
-    h = HighsSolver(options={"presolve_rule_off": 0})._setup(problem, "choose")
-    assert h.getOptionValue("presolve_rule_off")[1] == 0
-    default = HighsSolver().solve(problem)
-    with_rule = HighsSolver(options={"presolve_rule_off": 0}).solve(problem)
-    assert default.objective == with_rule.objective == pytest.approx(-9.0)
+    seen: list[int] = []
+    real = HighsSolver._apply_options
+
+    def spy(h: Any, options: Any) -> None:
+        real(h, options)
+        if "presolve_rule_off" in options:
+            seen.append(h.getOptionValue("presolve_rule_off")[1])
+
+    monkeypatch.setattr(HighsSolver, "_apply_options", staticmethod(spy))
+    short = SPARSIFY_SECONDS_PER_NONZERO * problem.A.nnz / 2
+    results = []
+    for limit, options, final in [
+        (None, {}, PRESOLVE_RULES_OFF),
+        (60.0, {}, PRESOLVE_RULES_OFF),
+        (short, {}, PRESOLVE_RULES_OFF | SPARSIFY_RULE),
+        (short, {"presolve_rule_off": 0}, 0),
+    ]:
+        seen.clear()
+        results.append(HighsSolver(options=options).solve(problem, time_limit=limit))
+        assert seen and seen[-1] == final, (limit, options, seen)
+    assert all(r.objective == pytest.approx(-9.0) for r in results)
 
 
 def _dense_lp(seed: int, *, infeasible: bool = False) -> MilpProblem:
