@@ -35,10 +35,11 @@ Gotchas handled here (ECOSYSTEM.md 8.1):
 Large LPs go to the interior point solver (``solver="ipm"``, crossover on) unless ``options``
 name a ``solver``: HiGHS's choice is the dual simplex, which took 16.5 s on the first Model 2
 LP of a 6x200 sigmoid MNIST network (3,184 columns, 363k nonzeros) where IPM with crossover
-takes 1.8 s and ends at the same basic optimum (objective equal to the last digit). A first
-answer that is neither optimal nor a certified infeasibility is retried with the simplex in
-the time left (so is a claimed infeasibility: its Farkas ray comes from the simplex), and
-every presolve-off retry below uses the simplex.
+takes 1.8 s and ends at the same basic optimum (objective equal to the last digit). Any
+first answer other than optimal or the time limit (numerical trouble, or an infeasibility
+claim, whose Farkas ray must come from the simplex) is retried with the simplex in the time
+left, and every presolve-off retry below uses the simplex. HiGHS's crossover may poll the
+time limit less often than the simplex (not seen: 1.8 s in all).
 
 Sign conventions (HiGHS): for ``min c^T x`` the row duals ``y`` and column duals ``s`` satisfy
 ``c - A^T y - s = 0``; a row dual is ``>= 0`` when its lower bound is active and ``<= 0`` when
