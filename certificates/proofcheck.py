@@ -7,13 +7,14 @@ unsafe case is unreachable on a network, trusting nothing the search computed:
    side, every leaf closed; split indices within the network's input and hidden sizes.
 2. **Coverage**: each child's region is rebuilt from its parent and the split record (input
    split at ``s``: ``hi_d <- min(hi_d, s)`` and ``lo_d <- max(lo_d, s)``; phase split on ``z_j``:
-   ``z_j >= 0`` and ``z_j <= 0``), starting from the case's own input box (read from the
-   property, never from the tree), so the leaves cover the box by construction.
+   ``z_j >= 0`` and ``z_j <= 0``; bound split on ``z_j`` at ``s``: ``z_j >= s`` and ``z_j <= s``,
+   any activation), starting from the case's own input box (read from the property, never from
+   the tree), so the leaves cover the box by construction.
 3. **Leaves**: each leaf's bound is recomputed by the one bound engine
    (:class:`~nncert.verify.bounds.BoundEngine`, every rounding error accounted for), top-down:
    a node's hidden-layer bounds are intersected with its parent's and clipped by its phase
-   constraints, as in the search (with the recipe's ``child_crown = c``, a node made by a
-   phase split on layer ``k`` keeps its parent's bounds up to layer ``k`` and recomputes
+   and bound constraints, as in the search (with the recipe's ``child_crown = c``, a node made
+   by a phase or bound split on layer ``k`` keeps its parent's bounds up to layer ``k`` and recomputes
    layers ``k+1 .. k+c`` by CROWN, the rest by IBP; ``k`` comes from the split record).
    A recipe with ``"inherit": false`` bounds every leaf from its own region alone (input box
    and phase constraints, no ancestor bounds), all leaves in one batched pass after the
@@ -53,6 +54,7 @@ from nncert.verify.bounds import (
 )
 from nncert.verify.network import FloatArray, Network
 from nncert.verify.proof import (
+    BOUND_SPLIT,
     CLOSED_BY_BOUND,
     CLOSED_BY_EMPTY,
     CLOSED_BY_LP,
@@ -153,14 +155,14 @@ class _Frontier:
 def split_layer(
     tree: ProofTree, ids: NDArray[np.int64], offsets: NDArray[np.intp]
 ) -> NDArray[np.int64]:
-    """Per node ``ids``, the hidden layer of the phase split that made it (its parent's split
-    record; ``-1`` for the root and the children of input splits). With a recipe's
+    """Per node ``ids``, the hidden layer of the phase or bound split that made it (its
+    parent's split record; ``-1`` for the root and the children of input splits). With a recipe's
     ``child_crown`` a node's bounds of layers up to it are its parent's, as the search took
     them (any value would be sound: the parent's bounds hold on the child's domain)."""
     parent = tree.parent[ids]
     made = np.full(ids.size, -1, dtype=np.int64)
     ph = np.flatnonzero(parent >= 0)
-    ph = ph[tree.split[parent[ph]] == PHASE_SPLIT]
+    ph = ph[np.isin(tree.split[parent[ph]], (PHASE_SPLIT, BOUND_SPLIT))]
     if ph.size:
         idx = tree.index[parent[ph]]
         made[ph] = np.searchsorted(np.asarray(offsets), idx, side="right") - 1
@@ -562,6 +564,8 @@ def _check_tree(
         return fail("an input split names a dimension the network does not have")
     if np.any((tree.split == PHASE_SPLIT) & (tree.index >= h)):
         return fail("a phase split names a neuron the network does not have")
+    if np.any((tree.split == BOUND_SPLIT) & (tree.index >= h)):
+        return fail("a bound split names a neuron the network does not have")
     if np.any(splits & (tree.split == PHASE_SPLIT)) and not _relu_like(eng):
         return fail("phase splits need ReLU-like activations")
     modes: dict[str, IntermediateMode] = {"ibp": "ibp", "forward": "forward", "crown": "crown"}
@@ -756,6 +760,12 @@ def _children(
         cpu[r1, j] = np.minimum(cpu[r1, j], 0.0)  # inactive: z_j <= 0
         phase[r0, j] = 1
         phase[r1, j] = -1
+    bs = np.flatnonzero(kind == BOUND_SPLIT)
+    if bs.size:
+        j = idx[bs]
+        r0, r1 = 2 * rows[bs], 2 * rows[bs] + 1
+        cpl[r0, j] = np.maximum(cpl[r0, j], val[bs])  # z_j >= s
+        cpu[r1, j] = np.minimum(cpu[r1, j], val[bs])  # z_j <= s
     return _Frontier(out_ids, lo, hi, cpl, cpu, phase, cempty)
 
 

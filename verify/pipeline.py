@@ -515,6 +515,11 @@ MILP_FIRST_BINARIES = 64
 MILP_FIRST_SHARE = 0.25
 
 
+#: share of the remaining budget that ``auto`` gives branch and bound over hidden-neuron bounds
+#: (:mod:`nncert.verify.act_bab`) on high-dimensional networks with sigmoid, tanh or other
+#: activations, before the Model 2 refinement loop takes the rest
+ACT_BAB_SHARE = 0.5
+
 #: networks with more parameters count their unstable ReLUs under IBP bounds, not CROWN
 #: (a CROWN pass over a large network takes seconds and cannot be interrupted; IBP counts
 #: more neurons as unstable, so a small IBP count still means a small MILP)
@@ -574,8 +579,9 @@ def auto_stage(ctx: _Context) -> None:
     when the MILP is large: more than :data:`MILP_LARGE_BINARIES` unstable ReLUs in some
     case), then the exact MILP (with a first slice of the budget before branch and bound when
     the MILP is small: at most :data:`MILP_FIRST_BINARIES` unstable ReLUs per case); for
-    other piecewise-linear networks the MILP; the Model 2 refinement loop for networks with
-    sigmoid or tanh.
+    other piecewise-linear networks the MILP; for networks with sigmoid, tanh or other
+    activations, branch and bound over hidden-neuron bounds with part of the budget
+    (:data:`ACT_BAB_SHARE`), then the Model 2 refinement loop.
 
     ``stats["auto_order"]`` lists the complete methods in the order they ran."""
     net = ctx.network
@@ -600,6 +606,10 @@ def auto_stage(ctx: _Context) -> None:
         order.append("milp")
         milp_stage(ctx)
     else:
+        order.append("act_bab")
+        _with_share(ctx, ACT_BAB_SHARE, lambda c: _run_case_method(c, get_method("act_bab")))
+        if _decided(ctx):
+            return
         order.append("model2")
         _run_case_method(ctx, get_method("model2"))
 
@@ -645,7 +655,7 @@ def _case_evidence(ctx: _Context, name: str, i: int, out: CaseOutcome) -> CaseEv
 
 #: case methods whose open cases ``jobs > 1`` runs in parallel worker processes (their cases
 #: are independent searches; forked workers look the method up in the inherited registry)
-PARALLEL_CASE_METHODS = frozenset({"relu_bab"})
+PARALLEL_CASE_METHODS = frozenset({"relu_bab", "act_bab"})
 
 #: the parallel case runner forks its workers (they inherit the loaded network and modules;
 #: where fork does not exist the cases run one after the other)

@@ -11,7 +11,13 @@ trusting the search (docs/PROOFS.md):
   is all of ``p``);
 * **phase split** of node ``p`` on hidden neuron ``j`` (flat index over the normal form's hidden
   layers, in order): child ``0`` adds the constraint ``z_j >= 0`` (active), child ``1`` adds
-  ``z_j <= 0`` (inactive); every input satisfies one of them.
+  ``z_j <= 0`` (inactive); every input satisfies one of them;
+* **bound split** of node ``p`` on hidden neuron ``j`` at point ``s``: child ``0`` adds
+  ``z_j >= s``, child ``1`` adds ``z_j <= s`` (again every input satisfies one of them). The
+  constraint only tightens the neuron's pre-activation bounds, from which the bound engine
+  builds its relaxation, so it is valid for every activation (sigmoid, tanh, ...): what a
+  search that splits general activations (GenBaB) records. Unlike a phase split it fixes no
+  phase (no multipliers or leaf LPs refer to it).
 
 Leaves are closed by
 
@@ -45,6 +51,7 @@ from nncert.verify.errors import NncertError
 LEAF = 0
 INPUT_SPLIT = 1
 PHASE_SPLIT = 2
+BOUND_SPLIT = 3
 
 #: how a leaf is closed (``closed_by``)
 OPEN = 0
@@ -52,7 +59,7 @@ CLOSED_BY_BOUND = 1
 CLOSED_BY_EMPTY = 2
 CLOSED_BY_LP = 3
 
-SPLIT_NAMES = {LEAF: "leaf", INPUT_SPLIT: "input", PHASE_SPLIT: "phase"}
+SPLIT_NAMES = {LEAF: "leaf", INPUT_SPLIT: "input", PHASE_SPLIT: "phase", BOUND_SPLIT: "bound"}
 CLOSE_NAMES = {OPEN: "open", CLOSED_BY_BOUND: "bound", CLOSED_BY_EMPTY: "empty", CLOSED_BY_LP: "lp"}
 
 
@@ -67,9 +74,10 @@ class ProofTree:
     Attributes:
         parent: ``(n,)`` parent node index; ``-1`` for the root (node 0); ``parent[k] < k``.
         side: ``(n,)`` which child of its parent a node is (``0`` or ``1``; ``0`` for the root).
-        split: ``(n,)`` :data:`LEAF`, :data:`INPUT_SPLIT` or :data:`PHASE_SPLIT`.
+        split: ``(n,)`` :data:`LEAF`, :data:`INPUT_SPLIT`, :data:`PHASE_SPLIT` or
+            :data:`BOUND_SPLIT`.
         index: ``(n,)`` the split's input dimension or flat hidden neuron (``-1`` for leaves).
-        value: ``(n,)`` the input split point (``0`` otherwise).
+        value: ``(n,)`` the split point of an input or bound split (``0`` otherwise).
         closed_by: ``(n,)`` for leaves, how they are closed (:data:`OPEN` for splits).
         param_start: ``(n,)`` offset of the node's parameters in ``params``.
         param_len: ``(n,)`` their number (``0``: none).
@@ -180,7 +188,7 @@ class ProofTree:
         if np.any((self.side != 0) & (self.side != 1)):
             out.append("a side is not 0 or 1")
             return out
-        if not np.all(np.isin(self.split, (LEAF, INPUT_SPLIT, PHASE_SPLIT))):
+        if not np.all(np.isin(self.split, (LEAF, INPUT_SPLIT, PHASE_SPLIT, BOUND_SPLIT))):
             out.append("unknown split kind")
         counts = np.zeros((n, 2), dtype=np.int64)
         np.add.at(counts, (self.parent[1:], self.side[1:]), 1)
@@ -332,6 +340,7 @@ class ProofRecorder:
 
 
 __all__ = [
+    "BOUND_SPLIT",
     "CLOSED_BY_BOUND",
     "CLOSED_BY_EMPTY",
     "CLOSED_BY_LP",

@@ -293,7 +293,8 @@ def _register_builtins() -> None:
         ("auto", "auto_stage", "complete", DEFAULT_PRESOLVE,
          "bounds, attacks, then the complete method the query's shape calls for: input-split "
          "branch and bound (few inputs), ReLU-phase branch and bound then the MILP (larger "
-         "ReLU networks), the MILP (other piecewise-linear networks), model2 (sigmoid/tanh)"),
+         "ReLU networks), the MILP (other piecewise-linear networks), act_bab then model2 "
+         "(sigmoid/tanh)"),
         ("ibp", "ibp_stage", "bounds", ("sample",), "interval bounds (verifies only)"),
         ("crown", "crown_stage", "bounds", ("sample",), "CROWN bounds (verifies only)"),
         ("attack", "attack_stage", "falsifier", ("sample",), "PGD attack (falsifies only)"),
@@ -319,6 +320,9 @@ def _register_builtins() -> None:
          "layerwise partitioning into windows (--window)"),
         ("relu_bab", "nncert.verify.relu_bab:relu_bab_case", "complete",
          "branch and bound over ReLU phases (ReLU networks with many inputs)"),
+        ("act_bab", "nncert.verify.act_bab:act_bab_case", "complete",
+         "branch and bound over hidden-neuron bounds, any activation (sigmoid/tanh: splits "
+         "neurons, GenBaB-style)"),
     )  # fmt: skip
     for name, target, kind, text in cases:
         register_method(name, target, description=text, kind=kind)  # type: ignore[arg-type]
