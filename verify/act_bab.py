@@ -55,6 +55,7 @@ Search
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import time
 from dataclasses import dataclass
@@ -118,11 +119,12 @@ class ActBabSettings:
             parent's bounds (``None``: CROWN for every layer above ``k``).
         give_up: hand the case back (``"unknown"``, ``stats["gave_up"]``) once the search
             has run for ``probe`` of its budget (at least :data:`MIN_PROBE_SECONDS`) and its
-            lowest bound, rising at the average rate seen so far, would still be below 0
-            when the budget ends (the rate of a branch and bound bound only slows down, so
-            this is optimistic): another method gets the time. ``None``: only under
-            ``method="auto"``, which runs Model 2 next.
-        probe: the share of the budget after which ``give_up`` may act.
+            lowest bound, rising at the rate of the last ``probe`` seconds, would still be at
+            or below 0 when the budget ends (a branch and bound bound rises ever more
+            slowly, so this is optimistic): another method gets the time. ``None``: only
+            under ``method="auto"``, which runs Model 2 next.
+        probe: the share of the budget after which ``give_up`` may act, and the window its
+            rate is measured over.
     """
 
     batch_nodes: int = 16
@@ -388,6 +390,18 @@ class _Search:
         return _Evaluated(closed, empty, val, pl, pu, kind, index, point, witness)
 
 
+def _hopeless(seen: list[tuple[float, float]], since: float, deadline: float) -> bool:
+    """Whether the lowest bound, rising from ``since`` on at the rate it rose over the last
+    ``now - since`` seconds (``seen``: ``(time, bound)`` readings, the last one now), stays
+    at or below 0 until ``deadline``."""
+    now, low = seen[-1]
+    then, before = seen[bisect.bisect_left(seen, (since, -np.inf))]
+    if now <= then:
+        return False
+    rate = (low - before) / (now - then)
+    return low + rate * (deadline - now) <= 0.0
+
+
 def _outcome(
     ctx: CaseContext,
     status: str,
@@ -502,16 +516,15 @@ def act_bab_case(
     give_up = ctx.options.method == "auto" if cfg.give_up is None else bool(cfg.give_up)
     budget = None if deadline is None else deadline - t0
     probe = None if budget is None else max(MIN_PROBE_SECONDS, cfg.probe * budget)
-    root_bound = float(ev.bound[0])
+    seen: list[tuple[float, float]] = [(t0, float(ev.bound[0]))]  # (time, lowest bound)
     while heap and stuck == np.inf:
         if give_up and deadline is not None and probe is not None:
             now = time.perf_counter()
-            if now - t0 >= probe:
-                low = heap[0][0]
-                rate = (low - root_bound) / (now - t0)
-                if low + rate * (deadline - now) <= 0.0:
-                    stats["gave_up"] = True
-                    break
+            low = heap[0][0]
+            seen.append((now, low))
+            if now - t0 >= probe and _hopeless(seen, now - probe, deadline):
+                stats["gave_up"] = True
+                break
         room = cfg.batch_nodes
         if deadline is not None:
             left = deadline - time.perf_counter()

@@ -582,9 +582,7 @@ class _CaseSearch:
             c_hi[2 * rows, d] = mid
             c_lo[2 * rows + 1, d] = mid
             rep = np.repeat(g, 2)
-            parts.append(
-                (c_lo, c_hi, dep[rep] + 1, dim[rep], pl[rep], pu[rep], bnd[rep], ref[rep])
-            )
+            parts.append((c_lo, c_hi, dep[rep] + 1, dim[rep], pl[rep], pu[rep], bnd[rep], ref[rep]))
             groups.append(("pair", g.size))
         g = np.flatnonzero(dim == -1)
         if g.size:

@@ -1633,10 +1633,7 @@ def compression_table(
             y = np.asarray([int(p["label"]) for p in pts])
             acc_sources.add("bundled points")
         acc = float(np.mean(np.argmax(net.forward(x), axis=1) == y))
-        nnz = sum(
-            d.nnz + int(np.count_nonzero(d.bias))
-            for d in net.dense_layers
-        )
+        nnz = sum(d.nnz + int(np.count_nonzero(d.bias)) for d in net.dense_layers)
         certified = sum(1 for r in rs if r.get("result") == "unsat") / len(rs)
         tried = [r for r in rs if r.get("transfer")]
         moved = [r for r in tried if r.get("transfer") not in ("no", "")]

@@ -98,8 +98,6 @@ WORKER_LOSS_RETRIES = 2
 T = TypeVar("T")
 
 
-
-
 class ExecutorUnavailableError(NncertError, RuntimeError):
     """The requested engine is not installed (the message names the pip requirement)."""
 

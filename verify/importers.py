@@ -1768,9 +1768,7 @@ def _structurally_nonneg(chain: _AffineChain) -> bool:
     if not chain.nonneg_start:
         return False
     layer = chain.explicit()
-    return bool(
-        layer.exact and np.all(_nonneg_rows(layer.weight)) and np.all(layer.bias >= 0.0)
-    )
+    return bool(layer.exact and np.all(_nonneg_rows(layer.weight)) and np.all(layer.bias >= 0.0))
 
 
 def _signed_power(ctx: _OnnxContext, p: int, what: str) -> None:
