@@ -150,7 +150,11 @@ def _solver_case(rec: SolverCaseEvidence | SearchCaseEvidence) -> MilpCase:
 
 
 #: the schema's name of each search's branching scheme
-SEARCH_NAMES = {"bab": "input-split+crown", "relu_bab": "relu-split"}
+SEARCH_NAMES = {
+    "bab": "input-split+crown",
+    "relu_bab": "relu-split",
+    "act_bab": "activation-split",
+}
 
 #: re-proving a solver's verdict: input splits when the input has at most this many dimensions
 REPROVE_INPUT_DIMS = 8

@@ -542,6 +542,7 @@ def difference_network(a: Network, b: Network) -> Network:
         if x != y:
             raise TransferError(f"difference_network: activation {k} differs ({x!r} vs {y!r})")
     L = len(da)
+
     def last(weight: Any) -> Dense:
         bias = da[-1].bias - db[-1].bias
         (wa, ba), (wb, bb) = _errors(da[-1]), _errors(db[-1])

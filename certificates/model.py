@@ -244,7 +244,8 @@ class BabEvidence:
     """Proof by branch and bound (input splits or ReLU phase splits), one proof tree per case.
 
     Attributes:
-        method: the bounding/branching scheme: ``"input-split+crown"`` or ``"relu-split"``.
+        method: the bounding/branching scheme: ``"input-split+crown"``, ``"relu-split"`` or
+            ``"activation-split"`` (bound splits of any hidden neuron).
         nodes: total nodes explored.
         cases: per-case records (only for cases branch and bound ran on).
         presolve: bounds for every case computed before branch and bound (``None`` if none).

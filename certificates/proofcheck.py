@@ -14,8 +14,9 @@ unsafe case is unreachable on a network, trusting nothing the search computed:
    (:class:`~nncert.verify.bounds.BoundEngine`, every rounding error accounted for), top-down:
    a node's hidden-layer bounds are intersected with its parent's and clipped by its phase
    and bound constraints, as in the search (with the recipe's ``child_crown = c``, a node made
-   by a phase or bound split on layer ``k`` keeps its parent's bounds up to layer ``k`` and recomputes
-   layers ``k+1 .. k+c`` by CROWN, the rest by IBP; ``k`` comes from the split record).
+   by a phase or bound split on layer ``k`` keeps its parent's bounds up to layer ``k`` and
+   recomputes layers ``k+1 .. k+c`` by CROWN, the rest by IBP; ``k`` comes from the split
+   record).
    A recipe with ``"inherit": false`` bounds every leaf from its own region alone (input box
    and phase constraints, no ancestor bounds), all leaves in one batched pass after the
    regions are rebuilt (what a proof-tree replay on a slightly changed network tries first:

@@ -5,8 +5,9 @@
 * sigmoid, tanh and mixed networks: a "verified" is re-derived by ``check_tree`` and no point
   of a dense sample of the box violates; a "falsified" witness is real; a timeout's bound
   lies below the sampled minimum;
-* the checker rejects bound-split trees that claim a falsifiable case (a checker that clipped
-  both children to the same side of a split would accept some);
+* the checker clips each child of a bound split on its own side (a checker clipping both to
+  the same side fails it, and fails to re-derive the search's proofs), and rejects bound-split
+  trees that claim a falsifiable case, out-of-range neurons and non-finite split points;
 * the search stops at its deadline (an injected clock) with a sound bound;
 * ``auto`` runs it before Model 2 on a sigmoid network with many inputs, and the certificate
   built from the result checks.
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import nncert.certificates.proofcheck as pc
 import nncert.verify.act_bab as ab
 from nncert.certificates import certificate_from_result, check
 from nncert.certificates.proofcheck import check_tree
@@ -229,6 +231,34 @@ def test_checker_rejects_bound_split_trees_for_a_falsifiable_case() -> None:
     assert rejected == 12
 
 
+def test_checker_clips_each_side_of_a_bound_split() -> None:
+    """The two children of a bound split on ``z_j`` at ``s``: ``l_j <- max(l_j, s)`` on side 0
+    and ``u_j <- min(u_j, s)`` on side 1, nothing else changed."""
+    rec = ProofRecorder()
+    rec.split(rec.root(), BOUND_SPLIT, 2, 0.25)
+    tree = rec.tree()
+    h, n_in = 5, 3
+    part = pc._Frontier(
+        ids=np.zeros(1, dtype=np.int64),
+        lo=np.zeros((1, n_in)),
+        hi=np.ones((1, n_in)),
+        pl=np.full((1, h), -1.0),
+        pu=np.full((1, h), 1.0),
+        phase=np.zeros((1, h), dtype=np.int8),
+        empty=np.zeros(1, dtype=bool),
+    )
+    kids = pc._children(tree, tree.children(), part, np.array([0]), part.pl, part.pu, part.empty)
+    assert kids.ids.tolist() == [1, 2]
+    want_l = np.full((2, h), -1.0)
+    want_u = np.full((2, h), 1.0)
+    want_l[0, 2], want_u[1, 2] = 0.25, 0.25
+    np.testing.assert_array_equal(kids.pl, want_l)
+    np.testing.assert_array_equal(kids.pu, want_u)
+    np.testing.assert_array_equal(kids.lo, np.zeros((2, n_in)))
+    np.testing.assert_array_equal(kids.hi, np.ones((2, n_in)))
+    assert not np.any(kids.phase)
+
+
 def test_checker_rejects_out_of_range_and_non_finite_bound_splits() -> None:
     rng = np.random.default_rng(5)
     net = _net(rng, [2, 4, 3], ["sigmoid"])
@@ -316,3 +346,20 @@ def test_under_auto_it_hands_over_when_its_bound_rises_too_slowly(
     assert runs[None].status == "unknown" and runs[None].stats.get("gave_up")
     assert runs[False].status == "timeout" and "gave_up" not in runs[False].stats
     assert runs[None].stats["splits"] < runs[False].stats["splits"]
+
+
+def test_two_jobs_give_the_serial_verdict_and_checked_proofs() -> None:
+    """``jobs=2`` runs the cases on two worker processes (``PARALLEL_CASE_METHODS``)."""
+    rng = np.random.default_rng(62)
+    net = _net(rng, [20, 16, 16, 3], ["tanh", "sigmoid"])
+    case, _ = _hard_case(rng, net, 0.02, 0.06)
+    other = UnsafeCase(case.input_box, case.A[:, [0, 2, 1]], case.b - 10.0)
+    prop = Property((case, other))
+    verdicts = []
+    for jobs in (1, 2):
+        res = verify(net, prop, VerifyOptions(method="act_bab", time_limit=30.0, jobs=jobs))
+        verdicts.append(res.verdict)
+        if res.verdict is Verdict.VERIFIED:
+            report = check(certificate_from_result(net, prop, res), net, expected_property=prop)
+            assert report.ok and report.trust == "independent", report.reasons
+    assert verdicts[0] is verdicts[1] is Verdict.VERIFIED
