@@ -104,6 +104,9 @@ PROGRESS_SECONDS = 5.0
 #: ``give_up`` waits at least this long before judging the search's progress
 MIN_PROBE_SECONDS = 2.0
 
+#: ... and at most this long (its window for the rate, too)
+MAX_PROBE_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class ActBabSettings:
@@ -118,7 +121,8 @@ class ActBabSettings:
             layers ``k+1 .. k+child_crown`` and the rest by IBP, intersected with its
             parent's bounds (``None``: CROWN for every layer above ``k``).
         give_up: hand the case back (``"unknown"``, ``stats["gave_up"]``) once the search
-            has run for ``probe`` of its budget (at least :data:`MIN_PROBE_SECONDS`) and its
+            has run for ``probe`` of its budget (at least :data:`MIN_PROBE_SECONDS`, at most
+            :data:`MAX_PROBE_SECONDS`) and its
             lowest bound, rising at the rate of the last ``probe`` seconds, would still be at
             or below 0 when the budget ends (a branch and bound bound rises ever more
             slowly, so this is optimistic): another method gets the time. ``None``: only
@@ -515,7 +519,11 @@ def act_bab_case(
     said = time.perf_counter()
     give_up = ctx.options.method == "auto" if cfg.give_up is None else bool(cfg.give_up)
     budget = None if deadline is None else deadline - t0
-    probe = None if budget is None else max(MIN_PROBE_SECONDS, cfg.probe * budget)
+    probe = (
+        None
+        if budget is None
+        else min(max(MIN_PROBE_SECONDS, cfg.probe * budget), MAX_PROBE_SECONDS)
+    )
     seen: list[tuple[float, float]] = [(t0, float(ev.bound[0]))]  # (time, lowest bound)
     while heap and stuck == np.inf:
         if give_up and deadline is not None and probe is not None:

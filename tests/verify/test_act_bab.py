@@ -288,16 +288,22 @@ def test_the_search_stops_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> No
     _assert_sound(net, case, out, xs)
 
 
-def test_auto_runs_it_before_model2_on_sigmoid_networks_with_many_inputs() -> None:
-    rng = np.random.default_rng(3)
-    net = _net(rng, [12, 10, 10, 3], ["sigmoid"])
-    case, _, _ = _case(rng, net, -0.02)
-    prop = Property((case,))
-    res = verify(net, prop, VerifyOptions(time_limit=60.0, bab_input_dims=4))
-    assert res.stats["auto_order"][0] == "act_bab"
-    assert res.verdict is Verdict.VERIFIED, res.reason
-    report = check(certificate_from_result(net, prop, res), net, expected_property=prop)
-    assert report.ok, report.reasons
+def test_auto_runs_it_between_two_model2_slices_on_sigmoid_networks_with_many_inputs() -> None:
+    """``auto`` on a 20-input sigmoid/tanh network: Model 2's first slice, then (on a case it
+    leaves open) the search, then Model 2 again; the verdict's certificate checks."""
+    for seed in (61, 60):
+        rng = np.random.default_rng(seed)
+        net = _net(rng, [20, 16, 16, 3], ["tanh", "sigmoid"])
+        case, xs = _hard_case(rng, net, 0.02, 0.06)
+        prop = Property((case,))
+        res = verify(net, prop, VerifyOptions(time_limit=20.0))
+        order = res.stats["auto_order"]
+        assert order[0] == "model2" and order[1:2] in ([], ["act_bab"]), order
+        assert order[2:] in ([], ["model2"]), order
+        assert res.verdict is Verdict.VERIFIED, res.reason
+        assert case.violation(net.forward(xs)).min() > 0.0
+        report = check(certificate_from_result(net, prop, res), net, expected_property=prop)
+        assert report.ok, report.reasons
 
 
 def test_its_proofs_make_independent_certificates() -> None:
