@@ -98,6 +98,10 @@ CLOSE_TOL = 0.0
 #: more than this many bytes of them
 MAX_OPEN_BYTES = 1 << 30
 
+#: the branching estimate handles at most this many hidden-neuron entries (variants x hidden
+#: neurons) at once
+ESTIMATE_CHUNK_ENTRIES = 1 << 18
+
 #: seconds between progress lines
 PROGRESS_SECONDS = 5.0
 
@@ -312,33 +316,34 @@ class _Search:
         """Estimated bounds of both halves of each candidate split: the node's relaxations
         with the split neuron's rebuilt on the half's interval, other bounds kept (a ranking
         only: no bound, proof or verdict depends on it)."""
-        out = []
-        v = np.flatnonzero(valid)
-        for side in (0, 1):
-            est = np.full(node.size, -np.inf)
-            if v.size:
-                sub = inter.take(node[v])
+        out = [np.full(node.size, -np.inf), np.full(node.size, -np.inf)]
+        valid_ids = np.flatnonzero(valid)
+        # variants copy their node's hidden-layer arrays: in chunks, so memory stays bounded
+        step = max(1, ESTIMATE_CHUNK_ENTRIES // max(self.H, 1))
+        for a in range(0, valid_ids.size, step):
+            v = valid_ids[a : a + step]
+            base = inter.take(node[v])
+            for side in (0, 1):
                 nl = np.maximum(l[v], pts[v]) if side == 0 else l[v]
                 nu = u[v] if side == 0 else np.minimum(u[v], pts[v])
-                rel = list(sub.rel)
+                rel = list(base.rel)
                 for k in np.unique(layer[v]):
                     k = int(k)
                     sel = np.flatnonzero(layer[v] == k)
                     i = flat[v][sel] - int(self.offsets[k])
                     new = self.eng.rules[k].relax(self.eng.activations[k], nl[sel], nu[sel])
-                    fields = [np.array(a, copy=True) for a in rel[k]]
+                    fields = [np.array(f, copy=True) for f in rel[k]]
                     for f, val in zip(fields, new):
                         f[sel, i] = val
                     rel[k] = type(rel[k])(*fields)
                 sub = Intermediate(
-                    sub.pre, tuple(rel), sub.empty, sub.amag, sub.cmag, sub.gmag, sub.emag
+                    base.pre, tuple(rel), base.empty, base.amag, base.cmag, base.gmag, base.emag
                 )
                 with np.errstate(all="ignore"):
                     res = self.eng.bound(
                         lo[node[v]], hi[node[v]], self.case.A, self.case.b, inter=sub
                     )
-                est[v] = np.nan_to_num(res.lower.max(axis=1), nan=-np.inf)
-            out.append(est)
+                out[side][v] = np.nan_to_num(res.lower.max(axis=1), nan=-np.inf)
         return out[0], out[1]
 
     @staticmethod
@@ -463,6 +468,9 @@ def act_bab_case(
         stats["time"] = time.perf_counter() - t0
         proof = rec.tree() if status == "verified" else None
         return _outcome(ctx, status, lower, x, stats, proof)
+
+    if deadline is not None and t0 >= deadline:
+        return out("timeout")
 
     H = search.H
     box_lo, box_hi = case.input_box.lower[None, :], case.input_box.upper[None, :]
