@@ -522,7 +522,9 @@ def act_bab_case(
             heapq.heappush(heap, (b, int(ids[c])))
 
     settle(np.array([root]), box_lo, box_hi, ev, np.array([-np.inf]))
-    per_child = 0.0  # largest measured seconds per child bounded
+    # largest measured seconds per child bounded (a child recomputes at most what the root
+    # did: the root's time is the first estimate, so the first round fits the budget too)
+    per_child = time.perf_counter() - t0
     status = "unknown"
     said = time.perf_counter()
     give_up = ctx.options.method == "auto" if cfg.give_up is None else bool(cfg.give_up)
