@@ -49,7 +49,6 @@ from nncert.verify.bounds import (
     BoundEngine,
     Intermediate,
     IntermediateMode,
-    child_crown_layers,
     combine_rows,
     engine_for,
 )
@@ -190,26 +189,7 @@ def _node_bounds(
     if child_crown is None:
         return eng.intermediate(lo, hi, mode, prior=prior)
     made = split_layer(tree, part.ids[live], eng.offsets)
-    groups = np.unique(made)
-    parts: list[Intermediate] = []
-    order: list[NDArray[np.int64]] = []
-    for m in groups:
-        rows = np.flatnonzero(made == m)
-        parts.append(
-            eng.intermediate(
-                lo[rows],
-                hi[rows],
-                mode,
-                prior=(prior[0][rows], prior[1][rows]),
-                fixed_below=int(m) + 1,
-                crown_layers=child_crown_layers(int(m), child_crown),
-            )
-        )
-        order.append(rows)
-    inter = Intermediate.concat(parts)
-    if len(parts) == 1:
-        return inter
-    return inter.take(np.argsort(np.concatenate(order), kind="stable"))
+    return eng.intermediate_after_splits(lo, hi, prior, made, int(child_crown), mode)
 
 
 def _leaf_bounds(

@@ -67,7 +67,6 @@ from numpy.typing import NDArray
 from nncert.verify.bounds import (
     BoundEngine,
     Intermediate,
-    child_crown_layers,
     combine_rows,
     engine_for,
 )
@@ -196,25 +195,9 @@ class _Search:
         layers ``made`` (``-1``: the root and children of input splits): layers ``<= made``
         from the prior, the rest by CROWN with the prior intersected (the checker's
         ``_node_bounds`` with the recipe's ``child_crown``)."""
-        parts: list[Intermediate] = []
-        order: list[NDArray[np.intp]] = []
-        for m in np.unique(made):
-            rows = np.flatnonzero(made == m)
-            parts.append(
-                self.eng.intermediate(
-                    lo[rows],
-                    hi[rows],
-                    "crown",
-                    prior=(prior_l[rows], prior_u[rows]),
-                    fixed_below=int(m) + 1,
-                    crown_layers=child_crown_layers(int(m), self.child_crown),
-                )
-            )
-            order.append(rows)
-        inter = Intermediate.concat(parts)
-        if len(parts) == 1:
-            return inter
-        return inter.take(np.argsort(np.concatenate(order), kind="stable"))
+        return self.eng.intermediate_after_splits(
+            lo, hi, (prior_l, prior_u), made, self.child_crown
+        )
 
     def leaf_bound(
         self, lo: FloatArray, hi: FloatArray, inter: Intermediate

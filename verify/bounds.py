@@ -872,6 +872,44 @@ class BoundEngine:
             tuple(pre), tuple(rel), empty, tuple(amag), tuple(cmag), tuple(gmag), tuple(emag)
         )
 
+    def intermediate_after_splits(
+        self,
+        lower: FloatArray,
+        upper: FloatArray,
+        prior: tuple[FloatArray, FloatArray],
+        made: NDArray[np.int64],
+        child_crown: int,
+        mode: IntermediateMode = "crown",
+    ) -> Intermediate:
+        """:meth:`intermediate` for the nodes of a branch-and-bound tree, each made by a split
+        on hidden layer ``made[i]`` (``-1``: the root and children of input splits).
+
+        A node keeps its ``prior`` bounds (its parent's, clipped by the split: sound on its
+        domain) of the layers ``<= made[i]`` and recomputes the layers above: CROWN for
+        ``child_crown`` layers (:func:`child_crown_layers`), IBP intersected with the prior
+        above them. One engine call per split layer; the result is in the nodes' order. The
+        searches and the proof checker bound nodes through this one function.
+        """
+        parts: list[Intermediate] = []
+        order: list[NDArray[np.intp]] = []
+        for m in np.unique(made):
+            rows = np.flatnonzero(made == m)
+            parts.append(
+                self.intermediate(
+                    lower[rows],
+                    upper[rows],
+                    mode,
+                    prior=(prior[0][rows], prior[1][rows]),
+                    fixed_below=int(m) + 1,
+                    crown_layers=child_crown_layers(int(m), child_crown),
+                )
+            )
+            order.append(rows)
+        inter = Intermediate.concat(parts)
+        if len(parts) == 1:
+            return inter
+        return inter.take(np.argsort(np.concatenate(order), kind="stable"))
+
     def _step_mag(
         self, j: int, l: FloatArray, u: FloatArray, r: Relaxation, prev_amag: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
