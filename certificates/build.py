@@ -150,11 +150,7 @@ def _solver_case(rec: SolverCaseEvidence | SearchCaseEvidence) -> MilpCase:
 
 
 #: the schema's name of each search's branching scheme
-SEARCH_NAMES = {
-    "bab": "input-split+crown",
-    "relu_bab": "relu-split",
-    "act_bab": "activation-split",
-}
+SEARCH_NAMES = {"bab": "input-split+crown", "relu_bab": "relu-split"}
 
 #: re-proving a solver's verdict: input splits when the input has at most this many dimensions
 REPROVE_INPUT_DIMS = 8
@@ -241,8 +237,14 @@ def _complete_evidence(
             for r in closing
             if isinstance(r, SearchCaseEvidence)
         ]
+        # other searches name their scheme in their trees' recipe ("activation-split")
+        schemes = {
+            str(c.tree.recipe["search"]) for c in bab if c.tree and "search" in c.tree.recipe
+        }
         return BabEvidence(
-            method=SEARCH_NAMES.get(method, f"{method}-search"),
+            method=SEARCH_NAMES.get(
+                method, schemes.pop() if len(schemes) == 1 else f"{method}-search"
+            ),
             nodes=sum(r.nodes for r in bab),
             cases=tuple(bab),
             presolve=presolve,
