@@ -468,22 +468,6 @@ def _suite_inputs(suite: Suite) -> list[str]:
     return [f for f in files if f]
 
 
-def _compression_available() -> bool:
-    try:
-        pass
-    except Exception:
-        return False
-    return True
-
-
-def _certificates_available() -> bool:
-    try:
-        pass
-    except Exception:
-        return False
-    return True
-
-
 def dataset_test_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The normalised test split of a bundled example's dataset, or ``None``.
 
@@ -562,13 +546,7 @@ def _paper_points(name: str, mode: str) -> tuple[list[dict[str, Any]], str]:
 
 def _paper_suite(mode: str, eps: Sequence[float], timeout: float) -> Suite:
     notes: list[str] = []
-    variants = ["original"]
-    if _compression_available():
-        variants += [v[0] for v in PAPER_VARIANTS]
-    else:
-        notes.append("nncert.compression not available: compressed variants skipped")
-    if not _certificates_available():
-        notes.append("nncert.certificates not available: transfer columns left empty")
+    variants = ["original", *(v[0] for v in PAPER_VARIANTS)]
     out: list[BenchInstance] = []
     for name in list_examples():
         info = example_info(name)
@@ -855,11 +833,6 @@ def _transfer_label(out: Any) -> str:
 def _try_transfer(task: Task, source: Any, target: Any, prop: Any, options: Any) -> tuple[str, str]:
     """``(transfer label, note)`` for a compressed variant (source verdict transferred?)."""
     try:
-        pass
-    except Exception:
-        return "", "certificates unavailable"
-
-    try:
         src = _source_result(task, source, prop, options)
         if src.verdict is Verdict.UNKNOWN:
             return "", ""
@@ -884,11 +857,6 @@ def _run_multi(task: Task, row: dict[str, Any], t0: float) -> dict[str, Any]:
     if not isinstance(prop, Property):
         row["note"] = "relational or input-coupled query: not decided by certificate transfer"
         row["prepare_time"] = f"{time.perf_counter() - t0:.4f}"
-        return row
-    try:
-        pass
-    except Exception:
-        row["note"] = "nncert.certificates not available: two-network row not decided"
         return row
 
     src_path, dst_path = str(nets[0][1]), str(nets[1][1])
