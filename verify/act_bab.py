@@ -78,9 +78,8 @@ from nncert.verify.proof import (
     INPUT_SPLIT,
     LEAF,
     ProofRecorder,
-    ProofTree,
 )
-from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: the method's name in the registry, its evidence and its proofs' recipes
@@ -183,22 +182,6 @@ class _Search:
         ]
 
     # -- bounds, as the checker re-derives them ----------------------------------------------
-    def intermediate(
-        self,
-        lo: FloatArray,
-        hi: FloatArray,
-        prior_l: FloatArray,
-        prior_u: FloatArray,
-        made: NDArray[np.int64],
-    ) -> Intermediate:
-        """Hidden-layer bounds of nodes (input boxes ``lo``, ``hi``) made by splits on hidden
-        layers ``made`` (``-1``: the root and children of input splits): layers ``<= made``
-        from the prior, the rest by CROWN with the prior intersected (the checker's
-        ``_node_bounds`` with the recipe's ``child_crown``)."""
-        return self.eng.intermediate_after_splits(
-            lo, hi, (prior_l, prior_u), made, self.child_crown
-        )
-
     def leaf_bound(
         self, lo: FloatArray, hi: FloatArray, inter: Intermediate
     ) -> tuple[FloatArray, Any]:
@@ -351,7 +334,10 @@ class _Search:
         prior_u: FloatArray,
         made: NDArray[np.int64],
     ) -> _Evaluated:
-        inter = self.intermediate(lo, hi, prior_l, prior_u, made)
+        # the checker's node bounds (layers up to the split layer from the prior)
+        inter = self.eng.intermediate_after_splits(
+            lo, hi, (prior_l, prior_u), made, self.child_crown
+        )
         empty = np.asarray(inter.empty, dtype=bool).copy() | np.any(lo > hi, axis=1)
         val, res = self.leaf_bound(lo, hi, inter)
         val = np.where(empty, np.inf, val)
@@ -394,34 +380,6 @@ def _hopeless(seen: list[tuple[float, float]], since: float, deadline: float) ->
     return low + rate * (deadline - now) <= 0.0
 
 
-def _outcome(
-    ctx: CaseContext,
-    status: str,
-    lower_bound: float | None,
-    x: FloatArray | None,
-    stats: dict[str, Any],
-    proof: ProofTree | None,
-) -> CaseOutcome:
-    exact = status == "verified"
-    return CaseOutcome(
-        status=status,
-        exact=exact,
-        lower_bound=lower_bound,
-        x=x,
-        solver=METHOD,
-        stats=dict(stats),
-        evidence=SearchCaseEvidence(
-            ctx.case_index,
-            METHOD,
-            status,
-            lower_bound if exact else None,
-            int(stats["nodes"]),
-            proof,
-        ),
-        proof=proof,
-    )
-
-
 def act_bab_case(
     network: Network,
     case: UnsafeCase,
@@ -450,7 +408,8 @@ def act_bab_case(
     def out(status: str, lower: float | None = None, x: FloatArray | None = None) -> CaseOutcome:
         stats["time"] = time.perf_counter() - t0
         proof = rec.tree() if status == "verified" else None
-        return _outcome(ctx, status, lower, x, stats, proof)
+        exact = status == "verified"
+        return CaseOutcome.of_search(METHOD, ctx.case_index, status, exact, lower, x, stats, proof)
 
     if deadline is not None and t0 >= deadline:
         return out("timeout")

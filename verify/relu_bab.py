@@ -81,7 +81,7 @@ from nncert.verify.proof import (
     ProofRecorder,
     ProofTree,
 )
-from nncert.verify.result import CaseContext, CaseOutcome, SearchCaseEvidence
+from nncert.verify.result import CaseContext, CaseOutcome
 from nncert.verify.spec import UnsafeCase
 
 #: a node closes when its sound lower bound exceeds this (the engine's bounds account for
@@ -726,24 +726,9 @@ def _outcome(
     stats: dict[str, Any],
     proof: ProofTree | None,
 ) -> CaseOutcome:
-    """A search's outcome with its evidence (the proof for ``"verified"``; a proven lower
-    bound only when ``exact``)."""
-    return CaseOutcome(
-        status=status,
-        exact=exact,
-        lower_bound=lower_bound,
-        x=x,
-        solver="relu_bab",
-        stats=dict(stats),
-        evidence=SearchCaseEvidence(
-            ctx.case_index,
-            "relu_bab",
-            status,
-            lower_bound if exact else None,
-            int(stats["nodes"]),
-            proof,
-        ),
-        proof=proof,
+    """A search's outcome with its evidence (:meth:`CaseOutcome.of_search`)."""
+    return CaseOutcome.of_search(
+        "relu_bab", ctx.case_index, status, exact, lower_bound, x, stats, proof
     )
 
 

@@ -319,6 +319,39 @@ class CaseOutcome:
     evidence: CaseEvidence | None = None
     proof: ProofTree | None = None
 
+    @classmethod
+    def of_search(
+        cls,
+        method: str,
+        case_index: int,
+        status: str,
+        exact: bool,
+        lower_bound: float | None,
+        x: FloatArray | None,
+        stats: dict[str, Any],
+        proof: ProofTree | None,
+    ) -> CaseOutcome:
+        """A branch-and-bound search's outcome with its :class:`SearchCaseEvidence` (the
+        proof tree for ``"verified"``; a proven lower bound only when ``exact``;
+        ``stats["nodes"]`` the nodes explored)."""
+        return cls(
+            status=status,
+            exact=exact,
+            lower_bound=lower_bound,
+            x=x,
+            solver=method,
+            stats=dict(stats),
+            evidence=SearchCaseEvidence(
+                case_index,
+                method,
+                status,
+                lower_bound if exact else None,
+                int(stats["nodes"]),
+                proof,
+            ),
+            proof=proof,
+        )
+
 
 @dataclass(frozen=True)
 class CaseContext:
