@@ -39,7 +39,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.max_splits is not None:
-        from nncert.formulations import model2_method
+        from nncert.solvers import model2_method
 
         model2_method.MAX_SPLITS_PER_STEP = args.max_splits or None
     truth = {}

@@ -2,7 +2,7 @@
 
 For each network (``nncert.verify.examples``: Iris and make_moons, sigmoid and tanh), every
 bundled point and epsilon, and every unsafe case (target class), the loop
-(:func:`nncert.formulations.model2_method.refine_case`) runs *directly* (no CROWN or attack
+(:func:`nncert.solvers.model2_method.refine_case`) runs *directly* (no CROWN or attack
 shortcut, so Model 2 itself decides) with a per-case budget. A property is verified when every
 case is, falsified when some case yields a real counterexample.
 
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from nncert.formulations.model2_method import refine_case
+from nncert.solvers.model2_method import refine_case
 from nncert.solvers.registry import get_solver
 from nncert.verify.attack import pgd_attack
 from nncert.verify.examples import example_info, list_examples, load_example

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from nncert.solvers.registry import find_solver_spec, solver_specs
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.registry import get_method
+from nncert.verify.solver_specs import find_solver_spec, solver_specs
 
 #: a method name: any name in the method registry (:func:`nncert.verify.registry.method_names`)
 Method: TypeAlias = str

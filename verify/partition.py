@@ -42,14 +42,11 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from nncert.formulations.milp import lp_relaxation
-from nncert.formulations.model2 import encode_model2
-from nncert.solvers.registry import get_solver
 from nncert.verify.activations import rule_for
 from nncert.verify.bounds import (
     Interval,
@@ -67,6 +64,22 @@ Tighten = Literal["unstable", "all"]
 
 #: outward margin (relative + absolute) on every solver bound
 SOLVER_MARGIN = 1e-7
+
+
+class WindowEncoders(NamedTuple):
+    """The formulation functions a window solve needs, passed in by the caller: this module
+    is part of the core and imports neither :mod:`nncert.formulations` nor
+    :mod:`nncert.solvers` (DESIGN.md section 2). :mod:`nncert.solvers.partition_method` passes
+    :func:`nncert.formulations.model2.encode_model2` and
+    :func:`nncert.formulations.milp.lp_relaxation` and resolves solver names.
+
+    Attributes:
+        encode_model2: ``(network, case, bounds, *, segments, band) -> Model2Problem``.
+        lp_relaxation: ``MilpProblem -> MilpProblem`` with the binaries relaxed.
+    """
+
+    encode_model2: Any
+    lp_relaxation: Any
 
 
 @dataclass
@@ -151,7 +164,8 @@ def window_bounds_with_stats(
     box: Box | tuple[ArrayLike, ArrayLike],
     s: int,
     *,
-    solver: Any = "highs",
+    solver: Any,
+    encoders: WindowEncoders,
     relaxation: Relaxation = "milp",
     initial: Literal["crown", "ibp"] = "crown",
     neuron_time_limit: float | None = None,
@@ -162,7 +176,7 @@ def window_bounds_with_stats(
     tighten: Tighten = "unstable",
     margin: float = SOLVER_MARGIN,
 ) -> tuple[LayerBounds, WindowStats]:
-    """:func:`window_bounds` plus its :class:`WindowStats`."""
+    """:func:`window_bounds` plus its :class:`WindowStats` (``solver``: a solver instance)."""
 
     if not isinstance(s, int) or s < 1:
         raise InvalidOptionsError(f"window size s={s!r} must be an int >= 1")
@@ -170,7 +184,7 @@ def window_bounds_with_stats(
         raise InvalidOptionsError(f"relaxation={relaxation!r} must be 'milp' or 'lp'")
     t0 = time.perf_counter()
     stats = WindowStats()
-    slv = get_solver(solver)
+    slv = solver
     exact = bool(getattr(slv, "exact", False))
     net = network.normalized()
     b = Box.from_pair(box)
@@ -212,8 +226,8 @@ def window_bounds_with_stats(
                     spin_budget,
                     margin,
                     stats,
-                    encode_model2,
-                    lp_relaxation,
+                    encoders.encode_model2,
+                    encoders.lp_relaxation,
                 )
         elif expired:
             stats.timed_out = True
@@ -304,9 +318,11 @@ def window_bounds(
         network: any network with monotone activations (normalized first).
         box: the input box.
         s: window size (number of affine layers per window, ``>= 1``).
-        **kwargs: ``solver`` (name or instance, default ``"highs"``; must be exact to
-            tighten), ``relaxation`` (``"milp"`` or ``"lp"``), ``initial`` (``"crown"`` or
-            ``"ibp"``), ``neuron_time_limit`` (seconds per min/max solve), ``deadline``
+        **kwargs: ``solver`` (a solver instance; must be exact to tighten) and ``encoders``
+            (:class:`WindowEncoders`), both required (names are resolved by
+            :func:`nncert.solvers.partition_method.window_bounds`), ``relaxation``
+            (``"milp"`` or ``"lp"``), ``initial`` (``"crown"`` or ``"ibp"``),
+            ``neuron_time_limit`` (seconds per min/max solve), ``deadline``
             (``time.perf_counter()`` value), ``segments`` and ``band`` (Model 2 bands for
             sigmoid/tanh inside windows), ``spin_budget``, ``tighten`` (``"unstable"``:
             only neurons whose encoding depends on their bounds, plus every output; or
@@ -321,7 +337,8 @@ def window_margin(
     bounds: LayerBounds,
     s: int,
     *,
-    solver: Any = "highs",
+    solver: Any,
+    encoders: WindowEncoders,
     time_limit: float | None = None,
     tolerance: float = 0.0,
     segments: int = 4,
@@ -330,9 +347,10 @@ def window_margin(
 
     The window spans the last ``s`` affine layers; its input is the box of post-activations
     implied by ``bounds``. Returns the solver's dual bound (``None`` when nothing is proven).
+    ``solver`` is a solver instance, ``encoders`` the formulation functions.
     """
 
-    slv = get_solver(solver)
+    slv = solver
     if not getattr(slv, "exact", False):
         return None
     net = network.normalized()
@@ -343,7 +361,9 @@ def window_margin(
     sub = _window_network(dense, acts, j0, L - 1)
     in_box = _window_input(case.input_box, acts, pre, j0)
     sub_bounds = LayerBounds(sub, in_box, tuple(pre[j0:]), method="window")
-    m2 = encode_model2(sub, UnsafeCase(in_box, case.A, case.b), sub_bounds, segments=segments)
+    m2 = encoders.encode_model2(
+        sub, UnsafeCase(in_box, case.A, case.b), sub_bounds, segments=segments
+    )
     res = slv.solve(m2.problem, time_limit=time_limit, bound_target=tolerance)
     if res.status.value == "infeasible":  # always feasible in exact arithmetic: proves nothing
         return None
@@ -351,6 +371,7 @@ def window_margin(
 
 
 __all__ = [
+    "WindowEncoders",
     "WindowStats",
     "window_bounds",
     "window_bounds_with_stats",

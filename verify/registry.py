@@ -314,9 +314,9 @@ def _register_builtins() -> None:
         ("qubo", "nncert.solvers.qubo_method:qubo_case", "falsifier",
          "QUBO on a grid, annealed (--solver sa|tabu|steepest|exact|dimod:PKG.Class; "
          "sigmoid/tanh: the Model 2 segment QUBO within --spin-budget; falsifies only)"),
-        ("model2", "nncert.formulations.model2_method:model2_case", "complete",
+        ("model2", "nncert.solvers.model2_method:model2_case", "complete",
          "Model 2 piecewise refinement for sigmoid/tanh (--segments)"),
-        ("window", "nncert.formulations.partition_method:window_case", "complete",
+        ("window", "nncert.solvers.partition_method:window_case", "complete",
          "layerwise partitioning into windows (--window)"),
         ("relu_bab", "nncert.verify.relu_bab:relu_bab_case", "complete",
          "branch and bound over ReLU phases (ReLU networks with many inputs)"),

@@ -21,7 +21,7 @@ from nncert.formulations.model2 import (
     reduce_problem,
     refine_all,
 )
-from nncert.formulations.model2_method import refine_case
+from nncert.solvers.model2_method import refine_case
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import crown_bounds, interval_bounds, spec_bounds
 from nncert.verify.errors import InvalidOptionsError, InvalidPropertyError

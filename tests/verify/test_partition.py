@@ -10,11 +10,11 @@ from exact_arith import assert_enclosed, exact_pre_activations
 from nets import pre_activations
 
 from nncert.formulations.milp import encode_milp
+from nncert.solvers.partition_method import window_bounds, window_bounds_with_stats, window_margin
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import interval_bounds
 from nncert.verify.errors import InvalidOptionsError
 from nncert.verify.network import Dense, Network, ReLU, Sigmoid, Tanh
-from nncert.verify.partition import window_bounds, window_bounds_with_stats, window_margin
 from nncert.verify.pipeline import verify
 from nncert.verify.spec import Box, Property, UnsafeCase
 
