@@ -39,6 +39,7 @@ With ``expected_property``, the certificate must be about exactly that property.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -360,6 +361,12 @@ def _check_milp(
     lows: _Lows,
 ) -> None:
     n = len(prop.cases)
+    tol = ev.tolerance
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0.0):
+        # a dual bound proves the case only when it is > 0; a negative tolerance would let a
+        # bound <= 0 (a falsifiable case) through
+        reasons.append(f"milp: tolerance {tol!r} must be a finite number >= 0")
+        return
     closed = _presolve_closed(ev.presolve, network, prop, outward, reasons, attested, lows)
     for rec in ev.cases:
         i = rec.case_index
@@ -381,7 +388,7 @@ def _check_milp(
             # a numerical fault, never a proof (the pipeline treats it the same way)
             reasons.append(f"milp: case {i}: an 'infeasible' MILP status is not a proof")
             return
-        if rec.bound is None or not rec.bound > ev.tolerance:
+        if rec.bound is None or not (rec.bound > ev.tolerance and rec.bound > 0.0):
             reasons.append(
                 f"milp: case {i}: dual bound {rec.bound!r} does not exceed the tolerance "
                 f"{ev.tolerance:g}"
@@ -582,6 +589,33 @@ def _check_transfer(
         lows.note(i, min(value, ev.case_lower[i]))
 
 
+def _label_mismatch(prop: Property) -> str | None:
+    """Why a property's ``label`` disagrees with its cases (``None`` when it agrees or there
+    is none). A labelled property is a robustness property: every case is one row
+    ``y_label - y_j <= 0`` (``+1`` at the label, ``-1`` at one other output, ``b = 0``), so a
+    label edited apart from the constraints (or constraints apart from the label) is caught
+    here; the free-text name is not part of the proof and is not checked."""
+    label = prop.label
+    if label is None:
+        return None
+    for i, case in enumerate(prop.cases):
+        a = np.asarray(case.A)
+        ok = (
+            a.shape[0] == 1
+            and 0 <= label < a.shape[1]
+            and a[0, label] == 1.0
+            and np.count_nonzero(a[0] == -1.0) == 1
+            and np.count_nonzero(a[0]) == 2
+            and bool(np.all(np.asarray(case.b) == 0.0))
+        )
+        if not ok:
+            return (
+                f"case {i}: its output constraint is not the robustness constraint of the "
+                f"property's label {label} (y_{label} - y_j <= 0)"
+            )
+    return None
+
+
 _EXPECTED_VERDICT: dict[type, Verdict] = {
     BoundEvidence: Verdict.VERIFIED,
     MilpEvidence: Verdict.VERIFIED,
@@ -695,6 +729,21 @@ def check(
             ],
             attested,
         )
+    bad_label = _label_mismatch(prop)
+    if bad_label is not None:
+        return CheckReport(False, [bad_label], attested)
+    if cert.verdict is Verdict.VERIFIED:
+        empty = [i for i, case in enumerate(prop.cases) if case.n_rows == 0]
+        if empty:
+            # a case without output constraints makes every input of its box unsafe
+            return CheckReport(
+                False,
+                [
+                    f"case {empty[0]} has no output constraint: every input in its box is "
+                    "unsafe, so the property cannot be verified"
+                ],
+                attested,
+            )
     try:
         if isinstance(ev, BoundEvidence):
             _check_bound(

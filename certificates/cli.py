@@ -1,18 +1,21 @@
 """``nncert check`` and ``nncert transfer`` (registered into :mod:`nncert.verify.cli`).
 
-``nncert check CERT MODEL [SPEC] [--source MODEL] [--source-certificate CERT] [--json]``
+``nncert check CERT MODEL [SPEC | --input X.npy --label Y --eps E] [--source MODEL] ...``
     Exit 0 when the certificate holds for MODEL and every piece of it was re-derived
     independently (bounds recomputed, proof trees re-derived, witnesses replayed), 6 when it
     holds but some verdict rests on a solver's word (``"trust": "solver-attested"``), 1 when it
-    is rejected, 3 when an input cannot be read. With SPEC (a VNN-LIB file) the certificate
-    must also be about exactly that property. One line on stdout says which (``certificate
+    is rejected, 3 when an input cannot be read. With SPEC (a VNN-LIB file), or a robustness
+    property given as ``nncert verify`` takes it, the certificate must also be about exactly
+    that property. One line on stdout says which (``certificate
     holds: ...`` or ``certificate rejected: <first reason>``), followed by the established
     items or the further reasons.
 
 ``nncert transfer CERT --source A --target B [--certificate OUT] [--json] [--timeout S]``
     Exit 0 verified, 1 falsified, 2 unknown, 3 input error (including a source certificate the
-    checker rejects). ``--json`` prints one object with ``verdict``, ``transferred``, ``delta``,
-    ``time``, ``reason`` and ``summary``. Otherwise one line: :meth:`TransferResult.describe`
+    checker rejects), 6 verified by carrying a source certificate whose verdict rests on a
+    solver's word (only with ``--accept-attested``). ``--json`` prints one object with
+    ``verdict``, ``transferred``, ``attested``, ``delta``, ``time``, ``reason`` and
+    ``summary``. Otherwise one line: :meth:`TransferResult.describe`
     (``verified by transfer (T2: ...)``, ``verified directly on the target by crown (transfer
     did not apply: ...)``, ...) and the time.
 
@@ -35,6 +38,7 @@ from nncert.verify.errors import CertificateError
 from nncert.verify.fileio import check_output_file
 from nncert.verify.options import VerifyOptions
 from nncert.verify.registry import method_names
+from nncert.verify.result import Verdict
 from nncert.verify.spec import PolynomialProperty
 from nncert.verify.vnnlib import RelationalProperty
 
@@ -59,11 +63,19 @@ def _load_cert(path: str) -> Any:
 
 def _cmd_check(args: argparse.Namespace) -> int:
 
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout={args.timeout!r} must be > 0")
     cert = _load_cert(args.certificate)
     network = _load_model(args.model)
     source = None if args.source is None else _load_model(args.source)
     source_cert = None if args.source_certificate is None else _load_cert(args.source_certificate)
     expected = None
+    if args.spec is not None and args.input is not None:
+        raise UsageError("give either SPEC (a .vnnlib file) or --input X.npy --label Y --eps E")
+    if args.input is not None:
+        expected = vcli.robustness_spec(args, network)
+    elif args.label is not None or args.eps is not None:
+        raise UsageError("--label and --eps need --input X.npy")
     if args.spec is not None:
         expected = vcli.load_spec(args.spec)
         if isinstance(expected, RelationalProperty):
@@ -152,6 +164,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         doc = {
             "verdict": res.verdict.value,
             "transferred": res.transferred,
+            "attested": res.attested,
             "reason": res.reason,
             "summary": res.describe(),
             "delta": None if res.delta is None else encode_value(res.delta),
@@ -162,6 +175,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
         print(json.dumps(doc, allow_nan=False))
     else:
         print(f"{res.describe()} in {res.time:.2f}s")
+    if res.verdict is Verdict.VERIFIED and res.attested:
+        return EXIT_ATTESTED
     return {"verified": 0, "falsified": 1}.get(res.verdict.value, 2)
 
 
@@ -186,6 +201,12 @@ def register(subparsers: Any) -> None:
         metavar="SPEC",
         nargs="?",
         help="a VNN-LIB file: also confirm the certificate is about exactly this property",
+    )
+    vcli.add_robustness_arguments(
+        c,
+        input_help="with --label and --eps: also confirm the certificate is about L-inf "
+        "robustness around this input (the box and output constraints nncert verify builds "
+        "from the same options)",
     )
     c.add_argument("--source", metavar="MODEL", help="source network of a transferred certificate")
     c.add_argument("--source-certificate", metavar="CERT", help="source certificate of a transfer")
@@ -212,7 +233,8 @@ def register(subparsers: Any) -> None:
         help="transfer a certificate to a modified (e.g. pruned) network",
         description="Transfer CERT (about --source) to --target using sound difference bounds "
         "(VERIFIED) or witness replay (FALSIFIED); otherwise verify the target directly. "
-        "Exit 0 verified, 1 falsified, 2 unknown, 3 input error.",
+        "Exit 0 verified, 1 falsified, 2 unknown, 3 input error, 6 verified by carrying a "
+        "source certificate whose verdict is solver-attested (--accept-attested).",
     )
     t.add_argument("certificate", metavar="CERT", help="certificate of the source network")
     t.add_argument("--source", required=True, metavar="MODEL", help="the certified network")

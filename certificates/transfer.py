@@ -121,6 +121,9 @@ class TransferResult:
             leaves replayed), ``carried`` (closed on the target as they stand), ``failing``,
             ``grafted`` (failing leaves closed by a new subtree), ``searched_cases`` (cases
             without a source tree searched from the root), ``ok``, ``time``.
+        attested: ``True`` when the verdict was carried from a source certificate whose own
+            verdict rests on a solver's word (``accept_attested``): the target's verdict then
+            rests on it too (``nncert transfer`` exits 6, as ``nncert check`` does).
     """
 
     verdict: Verdict
@@ -131,6 +134,7 @@ class TransferResult:
     fallback_result: VerificationResult | None = None
     reason: str = ""
     replay: Mapping[str, Any] | None = None
+    attested: bool = False
 
     def describe(self) -> str:
         """One line saying what happened, e.g. ``"verified directly on the target by crown
@@ -992,6 +996,7 @@ def _transfer(
                         options=base_opts,
                         elapsed=elapsed,
                     )
+                    attested = report is not None and not report.independent
                     return TransferResult(
                         Verdict.VERIFIED,
                         out,
@@ -999,7 +1004,9 @@ def _transfer(
                         delta,
                         elapsed,
                         None,
-                        f"{ev.theorem}: margin + Δ > 0 for every case",
+                        f"{ev.theorem}: margin + Δ > 0 for every case"
+                        + (" (the source's verdict is solver-attested)" if attested else ""),
+                        attested=attested,
                     )
                 i = failing[0]
                 reason = _joined(

@@ -196,6 +196,99 @@ def test_cli_solver_attested_exits_6(
     assert "solver-attested" in capsys.readouterr().out.splitlines()[0]
 
 
+def test_milp_tolerance_cannot_admit_a_bound_at_or_below_zero(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a forged MILP record: a dual bound <= 0 (the case may be falsifiable) passed a negative
+    # "tolerance"; the checker must reject it, whatever the tolerance says
+    c = milp_cert(NET, PROP)
+    for tol, bound in ((-1e9, -0.1), (-1.0, 0.0), (float("inf"), 0.5), (float("nan"), 0.5)):
+        ev = MilpEvidence("highs", True, (MilpCase(0, "optimal", 0.06, bound, 0.01),), tol)
+        report = check(replace(c, verdict=Verdict.VERIFIED, evidence=ev), NET)
+        assert not report.ok, (tol, bound)
+    path = files["dir"] / "negtol.json"
+    ev = MilpEvidence("highs", True, (MilpCase(0, "optimal", -0.05, -0.1, 0.05),), -1e9)
+    save_certificate(replace(c, verdict=Verdict.VERIFIED, evidence=ev), path)
+    assert cli.main(["check", str(path), str(files["model"])]) == 1
+    assert "tolerance" in capsys.readouterr().out
+
+
+def test_cli_transfer_carrying_an_attested_source_exits_6(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = milp_cert(NET, PROP)
+    ev = MilpEvidence("highs", True, (MilpCase(0, "optimal", 0.06, 0.05, 0.01),), 1e-6)
+    path = files["dir"] / "attested-source.json"
+    save_certificate(replace(c, verdict=Verdict.VERIFIED, evidence=ev), path)
+    model = str(files["model"])
+    base = ["transfer", str(path), "--source", model, "--target", model, "--no-fallback"]
+    assert cli.main(base) == 3  # refused without --accept-attested
+    capsys.readouterr()
+    assert cli.main([*base, "--accept-attested", "--json"]) == 6
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdict"] == "verified" and doc["transferred"] and doc["attested"]
+
+
+def test_cli_check_pins_a_robustness_property(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = files["dir"] / "x.npy"
+    np.save(x, np.array([0.2, -0.1]))
+    model = str(files["model"])
+    c = files["dir"] / "robust.json"
+    rob = ["--input", str(x), "--label", "0", "--no-clip"]
+    out = cli.main(["verify", model, *rob, "--eps", "0.01", "--certificate", str(c), "--quiet"])
+    assert out in (0, 1)
+    capsys.readouterr()
+    assert cli.main(["check", str(c), model, *rob, "--eps", "0.01"]) in (0, 6)
+    # the same certificate is not about another radius, label or box clipping
+    capsys.readouterr()
+    assert cli.main(["check", str(c), model, *rob, "--eps", "0.02"]) == 1
+    assert "different property" in capsys.readouterr().out
+    assert cli.main(["check", str(c), model, "--input", str(x), "--label", "1", "--eps", "0.01",
+                     "--no-clip"]) == 1  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["check", str(c), model, "--label", "0", "--eps", "0.01"]) == 3
+    assert cli.main(["check", str(c), model, str(files["spec"]), *rob, "--eps", "0.01"]) == 3
+
+
+def test_a_label_apart_from_the_constraints_and_empty_cases_are_rejected(
+    cert: Certificate,
+) -> None:
+    from nncert.verify.spec import robustness_property
+
+    rob = robustness_property(np.array([0.2, -0.1]), 0.01, 0, 2, domain=None)
+    res = verify(NET, rob, method="crown", time_limit=10)
+    if res.verdict is Verdict.VERIFIED:
+        good = certificate_from_result(NET, rob, res)
+        assert check(good, NET).ok
+        relabelled = Property(rob.cases, name=rob.name, label=1)
+        report = check(replace(good, property=relabelled), NET)
+        assert not report.ok and "label 1" in report.reasons[0]
+    # a case without output rows: every input is unsafe, never "verified"
+    empty = Property((UnsafeCase(BOX, np.zeros((0, 2)), np.zeros(0)),))
+    report = check(replace(cert, property=empty), NET)
+    assert not report.ok and "no output constraint" in report.reasons[0]
+
+
+def test_cli_exit_code_survives_a_closed_stdout(files: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    c = files["dir"] / "pipe.json"
+    assert cli.main(["verify", str(files["model"]), str(files["twin"]), "--certificate", str(c),
+                     "--quiet"]) == 1  # fmt: skip
+    code = "import sys; from nncert.verify.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", code, "check", str(c), str(files["model"])]
+    # the reader is gone before the command writes its line (nncert check ... | head -0)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"BrokenPipe" not in err
+
+
 def test_cli_milp_verdict_reproved_is_independent(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
