@@ -44,7 +44,7 @@ from nncert.compression.onnx_export import to_onnx
 from nncert.compression.pruning import CRITERIA, magnitude_prune, structured_prune
 from nncert.compression.quantization import quantize_weights
 from nncert.verify.cliutil import UsageError, load_model, model_file
-from nncert.verify.fileio import check_output_file, write_atomic
+from nncert.verify.fileio import check_output_file, load_npy, write_atomic
 
 #: compression method -> the option names (argparse dests) that belong to it
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -80,7 +80,6 @@ def _check_method_options(args: argparse.Namespace, parser_defaults: dict[str, A
 
 
 def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
-    import numpy as np
 
 
     layers = args.layers
@@ -99,7 +98,7 @@ def _compress(args: argparse.Namespace, network: Any) -> tuple[Any, Any]:
             if not p.is_file():
                 raise UsageError(f"{args.calibration}: no such file")
             try:
-                calib = np.load(p, allow_pickle=False)
+                calib = load_npy(p)
             except (ValueError, OSError) as err:
                 raise UsageError(f"{args.calibration}: not a readable .npy array ({err})") from err
         return structured_prune(

@@ -311,6 +311,12 @@ def named_sampler(
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:
         raise SolverUnavailableError(f"dimod:{sampler}: cannot import it ({err})") from err
+    # only a sampler class is ever called: a path naming another callable (os.system,
+    # subprocess.Popen, ...) must not run it
+    if not (isinstance(cls, type) and issubclass(cls, dimod.Sampler)):
+        raise InvalidOptionsError(
+            f"dimod:{sampler} is not a dimod sampler class (a subclass of dimod.Sampler)"
+        )
     inst = cls()
     if isinstance(inst, dimod.Structured):
         try:

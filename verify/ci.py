@@ -133,7 +133,7 @@ from nncert.verify.executors import (
     resolve_executor,
     run_each,
 )
-from nncert.verify.fileio import check_output_dir, same_file
+from nncert.verify.fileio import check_output_dir, load_npy, same_file
 from nncert.verify.options import VerifyOptions
 from nncert.verify.pipeline import verify
 from nncert.verify.reports import (
@@ -474,7 +474,7 @@ def _robustness(
     if "input" in t:
         f = _resolve(manifest.base, t["input"])
         try:
-            x0 = np.load(f, allow_pickle=False)
+            x0 = load_npy(f)
         except (OSError, ValueError) as err:
             raise ManifestError(f"{entry.where}.input: cannot read {f} ({err})") from err
         stem, source = Path(t["input"]).name.removesuffix(".npy"), str(t["input"])

@@ -34,6 +34,7 @@ from nncert.verify.cliutil import (
     EXIT_INTERNAL,
     EXIT_UNKNOWN,
     UsageError,
+    add_robustness_arguments,
     lazy_epilog,
     process_start,
 )
@@ -190,18 +191,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lazy_epilog(v, lambda: methods_help() + "\n\n" + _EPILOG)
     v.add_argument("model", metavar="MODEL", help="an .onnx or .onnx.gz file, or example:NAME")
     v.add_argument("spec", metavar="SPEC", nargs="?", help="a .vnnlib or .vnnlib.gz file")
-    v.add_argument("--input", metavar="X.npy", help="centre of an L-inf robustness property")
-    v.add_argument("--label", type=int, help="true class of --input")
-    v.add_argument("--eps", type=float, help="L-inf radius for --input")
-    v.add_argument(
-        "--domain",
-        type=float,
-        nargs=2,
-        default=(0.0, 1.0),
-        metavar=("LO", "HI"),
-        help="clip the robustness box to [LO, HI] (default 0 1)",
-    )
-    v.add_argument("--no-clip", action="store_true", help="do not clip the robustness box")
+    add_robustness_arguments(v)
     v.add_argument(
         "--timeout", type=float, default=300.0, help="seconds for the whole run (default 300)"
     )
@@ -388,10 +378,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INPUT_ERROR
+    if argv is None:
+        sys.stdout = _ClosedPipeTolerant(sys.stdout)
     code = _run(args)
     if argv is None and args.command in FAST_EXIT_COMMANDS:
         exit_now(code)
     return code
+
+
+class _ClosedPipeTolerant:
+    """Standard output that survives its reader going away (``nncert check ... | head -1``):
+    the first write into a closed pipe points file descriptor 1 at ``/dev/null`` and drops
+    the rest, so the command still ends with its own exit code (not an input error about a
+    ``BrokenPipeError``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 #: sub-commands whose process ends as soon as their answer is out, when run as the console

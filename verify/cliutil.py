@@ -182,6 +182,65 @@ def load_model(path: str, *, deadline: float | None = None) -> Any:
     )
 
 
+#: a watchdog due later than this (seconds; about 115 days) is never started: a timer thread
+#: cannot wait that long (``--timeout 1e10`` raised OverflowError in it), and no run lasts it
+WATCHDOG_NEVER = 1e7
+
+
+def watchdog_delay(at: float) -> float:
+    """Seconds from now until the :func:`time.monotonic` time ``at`` (>= 0), capped at
+    :data:`WATCHDOG_NEVER` (a timer with that delay is not started)."""
+    return min(max(0.0, at - time.monotonic()), WATCHDOG_NEVER)
+
+
+def add_robustness_arguments(
+    parser: argparse.ArgumentParser,
+    input_help: str = "centre of an L-inf robustness property",
+) -> None:
+    """``--input X.npy --label Y --eps E [--domain LO HI | --no-clip]``: an L-infinity
+    robustness property (:func:`robustness_spec` builds it), as ``verify`` and ``check`` read
+    it."""
+    parser.add_argument("--input", metavar="X.npy", help=input_help)
+    parser.add_argument("--label", type=int, help="true class of --input")
+    parser.add_argument("--eps", type=float, help="L-inf radius for --input")
+    parser.add_argument(
+        "--domain",
+        type=float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("LO", "HI"),
+        help="clip the robustness box to [LO, HI] (default 0 1)",
+    )
+    parser.add_argument("--no-clip", action="store_true", help="do not clip the robustness box")
+
+
+def robustness_spec(args: argparse.Namespace, network: Any) -> Any:
+    """The robustness property of ``args`` (:func:`add_robustness_arguments`) for ``network``.
+
+    Raises:
+        UsageError: a missing or unreadable ``.npy`` file (never unpickled), a missing
+            ``--label``/``--eps``, or an input of the wrong size.
+    """
+    from nncert.verify.fileio import load_npy
+    from nncert.verify.spec import robustness_property
+
+    p = Path(args.input)
+    if not p.exists():
+        raise UsageError(f"{args.input}: no such file")
+    try:
+        x0 = load_npy(p)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"{args.input}: not a readable .npy array ({err})") from err
+    if args.label is None or args.eps is None:
+        raise UsageError("--input needs --label and --eps")
+    if x0.size != network.n_inputs:
+        raise UsageError(
+            f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
+        )
+    domain = None if args.no_clip else (args.domain[0], args.domain[1])
+    return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
+
+
 def load_spec(path: str, *, deadline: float | None = None) -> Any:
     """Load a VNN-LIB 1.0 or 2.0 file (plain or ``.gz``) within ``deadline``."""
     p = Path(path)

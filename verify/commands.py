@@ -18,11 +18,14 @@ from nncert.verify.cliutil import (
     EXIT_FALSIFIED,
     EXIT_UNKNOWN,
     EXIT_VERIFIED,
+    WATCHDOG_NEVER,
     Progress,
     UsageError,
     load_model,
     load_spec,
     model_file,
+    robustness_spec,
+    watchdog_delay,
 )
 from nncert.verify.errors import InvalidPropertyError, TimeLimitError
 from nncert.verify.examples import example_info, list_examples
@@ -31,32 +34,11 @@ from nncert.verify.lowering import carried_result, lower_property
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
 from nncert.verify.registry import method_specs
-from nncert.verify.spec import MixedProperty, PolynomialProperty, robustness_property
+from nncert.verify.spec import MixedProperty, PolynomialProperty
 from nncert.verify.vnncomp_command import clock_start as _clock_start
 from nncert.verify.vnncomp_command import cmd_vnncomp
 from nncert.verify.vnncomp_command import options_from_args as _options_from_args
 from nncert.verify.vnnlib import RelationalProperty
-
-
-def _robustness_spec(args: argparse.Namespace, network: Any) -> Any:
-    import numpy as np
-
-    p = Path(args.input)
-    if not p.exists():
-        raise UsageError(f"{args.input}: no such file")
-    try:
-        x0 = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise UsageError(f"{args.input}: not a readable .npy array ({err})") from err
-    if args.label is None or args.eps is None:
-        raise UsageError("--input needs --label and --eps")
-    if x0.size != network.n_inputs:
-        raise UsageError(
-            f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
-        )
-    domain = None if args.no_clip else (args.domain[0], args.domain[1])
-    return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
-
 
 # --------------------------------------------------------------------------------------------
 # verify
@@ -214,6 +196,11 @@ _VERIFY_WRITE_MARGIN = 0.6
 _VERIFY_WATCHDOG_MARGIN = 0.3
 
 
+def same_output(a: str, b: str) -> bool:
+    """Whether two output paths name the same file (resolved; neither need exist)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 class _AnswerWatchdog:
     """Answers ``unknown (timeout)`` and exits (status 2) if the run overruns ``at``.
 
@@ -227,16 +214,17 @@ class _AnswerWatchdog:
         self.t0 = t0
         self._lock = threading.Lock()
         self._closed = False
-        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer = threading.Timer(watchdog_delay(at), self._fire)
         self._timer.daemon = True
-        self._timer.start()
+        if self._timer.interval < WATCHDOG_NEVER:
+            self._timer.start()
 
     def _fire(self) -> None:
         with self._lock:
             if self._closed:
                 return
             try:
-                late = TimeLimitError("the run overran --timeout")
+                late = TimeLimitError("the time limit (--timeout) was reached before the run ended")
                 _report_input_timeout(self.args, late, self.t0)
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -261,16 +249,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _check_counterexample_path(args.counterexample)
     if args.counterexample:
         check_output_file(args.counterexample, inputs=inputs, what="counterexample")
-    options = _options_from_args(args, time_limit=args.timeout)  # bad options fail first
+        if args.certificate and same_output(args.certificate, args.counterexample):
+            raise UsageError(
+                f"--certificate and --counterexample both name {args.counterexample}; the "
+                "second file would replace the first"
+            )
+    _options_from_args(args, time_limit=args.timeout)  # bad options fail first
     t0 = _clock_start(args)  # from process start: --timeout counts start-up and imports
     deadline = t0 + args.timeout
+    # a backstop from the start: reading the inputs can block (a named pipe, a slow disk) or
+    # outlast the limit, and a stage that cannot be interrupted (HiGHS's presolve ignored a
+    # 3 s limit for 17 s on an MNIST-FC MILP) must not hold the answer back past --timeout
+    guard = _AnswerWatchdog(args, t0, deadline - _VERIFY_WATCHDOG_MARGIN)
     try:
-        network = load_model(args.model, deadline=deadline)
+        return _verify_with_guard(args, t0, deadline, guard)
+    finally:
+        guard.close()
+
+
+def _verify_with_guard(
+    args: argparse.Namespace, t0: float, deadline: float, guard: _AnswerWatchdog
+) -> int:
+    """:func:`cmd_verify` after the option checks, under its watchdog ``guard`` (closed before
+    any answer this thread prints, so the answer is printed once)."""
+    # the readers stop before the watchdog is due, so their answer names the file
+    read_by = deadline - _VERIFY_WRITE_MARGIN
+    try:
+        network = load_model(args.model, deadline=read_by)
         if args.spec is not None:
-            prop = load_spec(args.spec, deadline=deadline)
+            prop = load_spec(args.spec, deadline=read_by)
         else:
-            prop = _robustness_spec(args, network)
+            prop = robustness_spec(args, network)
     except TimeLimitError as err:
+        guard.close()
         return _report_input_timeout(args, err, t0)
 
     if isinstance(prop, RelationalProperty):
@@ -289,17 +300,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     # keep a margin for ending the run's stages and writing the answer
     left = deadline - time.monotonic() - _VERIFY_WRITE_MARGIN
     if left <= 0.01:
+        guard.close()
         late = TimeLimitError("time limit reached while reading the inputs")
         return _report_input_timeout(args, late, t0)
     options = _options_from_args(args, time_limit=left)
-    # a backstop: a stage that cannot be interrupted (HiGHS's presolve ignored a 3 s limit
-    # for 17 s on an MNIST-FC MILP) does not hold the answer back past --timeout
-    guard = _AnswerWatchdog(args, t0, deadline - _VERIFY_WATCHDOG_MARGIN)
-    try:
-        with Progress(sys.stderr, quiet=args.quiet) as progress:
-            result = verify(network, prop, options, progress=progress)
-    finally:
-        guard.close()
+    with Progress(sys.stderr, quiet=args.quiet) as progress:
+        result = verify(network, prop, options, progress=progress)
+    guard.close()
     if args.certificate:
         # re-proving a solver's verdict gets what is left of --timeout (keeping a margin for
         # writing): the certificate is then independently checkable, else solver-attested

@@ -173,7 +173,9 @@ def _dask_client(address: str, timeout: float) -> Any:
         return Client(address, timeout=timeout)
     except ClusterConnectionError:
         raise
-    except (OSError, TimeoutError, ValueError, TypeError) as err:
+    except (OSError, TimeoutError, ValueError, TypeError, KeyError, AssertionError) as err:
+        # a scheduler file that is not one (another file, "{}") fails inside distributed with
+        # a KeyError or an AssertionError
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ClusterConnectionError(
             f"--address {address}: no Dask scheduler answered within {timeout:g} s; start one "

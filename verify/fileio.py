@@ -36,11 +36,12 @@ from __future__ import annotations
 import gzip
 import os
 import secrets
+import stat
 import time
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from nncert.verify.errors import (
     InvalidOptionsError,
@@ -191,9 +192,62 @@ def check_output_dir(
     return p
 
 
+def load_npy(path: PathLike) -> Any:
+    """A real-valued numeric array from a ``.npy`` file (never unpickled).
+
+    Raises:
+        ValueError: an empty or truncated file, an ``.npz`` archive, an object (pickled),
+            complex or text array (the message does not name the file: callers do).
+        OSError: the file cannot be read.
+    """
+    import numpy as np
+
+    try:
+        arr = np.load(os.fspath(path), allow_pickle=False)
+    except EOFError as err:
+        raise ValueError("empty or truncated .npy file") from err
+    if not isinstance(arr, np.ndarray):  # np.load opens an .npz archive whatever its name
+        close = getattr(arr, "close", None)
+        if close is not None:
+            close()
+        raise ValueError("an .npz archive, not a single .npy array")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"an array of {arr.dtype} values, not real numbers")
+    return arr
+
+
 # --------------------------------------------------------------------------------------------
 # Atomic writes
 # --------------------------------------------------------------------------------------------
+
+
+def _write_through(p: Path, payload: bytes) -> bool:
+    """Write into an existing ``p`` that is not a regular file (``/dev/null``, a character
+    device, a FIFO) instead of renaming a new file over it, which would replace the device or
+    pipe by a regular file; ``False`` when ``p`` is a regular file or does not exist.
+
+    Raises:
+        OutputPathError: a FIFO without a reader (writing would block).
+    """
+    try:
+        mode = os.stat(p).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return False
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+    if stat.S_ISFIFO(mode):
+        flags |= os.O_NONBLOCK
+    try:
+        fd = os.open(p, flags)
+    except OSError as err:
+        if stat.S_ISFIFO(mode):
+            raise OutputPathError(f"{p}: a named pipe with no reader; nothing written") from err
+        raise
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(payload)
+    return True
 
 
 def write_atomic(path: PathLike, data: str | bytes, *, encoding: str = "utf-8") -> None:
@@ -202,13 +256,16 @@ def write_atomic(path: PathLike, data: str | bytes, *, encoding: str = "utf-8") 
     The data goes to a fresh temporary file in the same directory (created with
     ``O_CREAT | O_EXCL`` and mode ``0o666``, so the kernel applies the umask), which then
     replaces ``path`` with :func:`os.replace`. A crash leaves either the old file or the new
-    one, never a mix; the temporary file is removed on errors.
+    one, never a mix; the temporary file is removed on errors. An existing ``path`` that is
+    not a regular file (``/dev/null``, a device, a FIFO) is written into, never replaced.
 
     Raises:
         OSError: the directory is missing or not writable, the disk is full, ...
     """
     p = Path(os.fspath(path))
     payload = data.encode(encoding) if isinstance(data, str) else bytes(data)
+    if _write_through(p, payload):
+        return
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_BINARY", 0)
     for _ in range(100):
@@ -346,6 +403,7 @@ __all__ = [
     "check_output_file",
     "deadline_from",
     "is_gzip",
+    "load_npy",
     "max_decompressed_bytes",
     "read_input",
     "same_file",

@@ -158,10 +158,32 @@ class VerifyOptions:
         return from_mapping(cls, values)
 
 
+def check_solver_fits_method(options: VerifyOptions) -> None:
+    """Raise :class:`InvalidOptionsError` when ``options.solver`` is a QUBO sampler (``sa``,
+    ``tabu``, ``exact``, ``dimod:...``) and ``options.method`` needs a MILP solver (every
+    method but those registered with ``qubo_solvers``: ``qubo`` and ``benders``).
+
+    Called by :func:`nncert.verify.verify` before any work: such a pair used to fail deep in
+    the first MILP stage with a ``TypeError``. (Not at construction: options name the pair
+    before the run decides whether it needs the MILP at all.)
+    """
+    name = options.solver
+    qubo = name in SOLVER_ALIASES
+    if not qubo:
+        spec = find_solver_spec(name.partition(":")[0])
+        qubo = spec is not None and spec.problem == "qubo"
+    if qubo and not get_method(options.method).qubo_solvers:
+        raise InvalidOptionsError(
+            f"solver={name!r} is a QUBO sampler; method={options.method!r} needs a MILP solver "
+            "such as 'highs' or 'pyomo:NAME' (samplers serve the qubo and benders methods)"
+        )
+
+
 __all__ = [
     "SOLVER_ALIASES",
     "Method",
     "VerifyOptions",
+    "check_solver_fits_method",
     "check_solver_name",
     "from_mapping",
 ]

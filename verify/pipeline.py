@@ -55,7 +55,7 @@ from nncert.verify.lowering import (
     relax_property,
 )
 from nncert.verify.network import FloatArray, Network, ReLU
-from nncert.verify.options import VerifyOptions
+from nncert.verify.options import VerifyOptions, check_solver_fits_method
 from nncert.verify.processes import limit_blas
 from nncert.verify.registry import MethodSpec, get_method
 from nncert.verify.relu_bab import relu_bab_case_parallel
@@ -959,6 +959,7 @@ def verify(
         raise InvalidOptionsError(f"options={options!r} must be VerifyOptions or a mapping")
     if overrides:
         opts = VerifyOptions.from_mapping({**asdict(opts), **overrides})
+    check_solver_fits_method(opts)
     if not isinstance(network, Network):
         raise InvalidOptionsError(f"network must be a Network, got {type(network).__name__}")
     if isinstance(prop, MixedProperty):

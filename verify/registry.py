@@ -84,6 +84,9 @@ class MethodSpec:
             ``presolve=True`` (in this order).
         stage: ``True`` only for the pipeline's own stages (their target takes the private
             run state of :mod:`nncert.verify.pipeline`, not ``(network, case, ctx)``).
+        qubo_solvers: the method accepts a QUBO sampler as ``solver`` (``sa``, ``tabu``,
+            ``exact``, ``dimod:...``); every other method needs a MILP solver, and
+            :class:`~nncert.verify.options.VerifyOptions` refuses the pair up front.
     """
 
     name: str
@@ -92,6 +95,7 @@ class MethodSpec:
     kind: MethodKind = "complete"
     presolve: tuple[str, ...] = DEFAULT_PRESOLVE
     stage: bool = False
+    qubo_solvers: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -177,6 +181,7 @@ def register_method(
     kind: MethodKind = "complete",
     presolve: Iterable[str] = DEFAULT_PRESOLVE,
     replace: bool = False,
+    qubo_solvers: bool = False,
 ) -> MethodSpec:
     """Register a method: ``verify(..., method=name)`` and ``--method name`` then run ``fn``.
 
@@ -189,6 +194,7 @@ def register_method(
             a case closes on an exact verified outcome whatever the kind.
         presolve: the cheap stages run before ``fn`` when ``verify(..., presolve=True)``.
         replace: replace an existing method of that name.
+        qubo_solvers: ``fn`` accepts a QUBO sampler as the solver (see :class:`MethodSpec`).
 
     Returns:
         The registered :class:`MethodSpec`.
@@ -196,7 +202,7 @@ def register_method(
     Raises:
         InvalidOptionsError: a malformed name or target, or a name already taken.
     """
-    spec = MethodSpec(name, fn, description, kind, tuple(presolve))
+    spec = MethodSpec(name, fn, description, kind, tuple(presolve), qubo_solvers=qubo_solvers)
     return register_method_spec(spec, replace=replace)
 
 
@@ -325,7 +331,9 @@ def _register_builtins() -> None:
          "neurons, GenBaB-style)"),
     )  # fmt: skip
     for name, target, kind, text in cases:
-        register_method(name, target, description=text, kind=kind)  # type: ignore[arg-type]
+        # Benders' master and the QUBO method take annealers; the others need a MILP solver
+        qubo = target.endswith(("benders_case", "qubo_case"))
+        register_method(name, target, description=text, kind=kind, qubo_solvers=qubo)  # type: ignore[arg-type]
 
 
 _register_builtins()

@@ -16,7 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nncert.verify.cliutil import Progress, UsageError, load_model, load_spec, model_file
+from nncert.verify.cliutil import (
+    WATCHDOG_NEVER,
+    Progress,
+    UsageError,
+    load_model,
+    load_spec,
+    model_file,
+    watchdog_delay,
+)
 from nncert.verify.errors import InvalidOptionsError, TimeLimitError
 from nncert.verify.fileio import check_output_file
 from nncert.verify.importers import onnxruntime_forward
@@ -74,9 +82,10 @@ class _ResultWatchdog:
         self.path = path
         self._lock = threading.Lock()
         self._written = False
-        self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+        self._timer = threading.Timer(watchdog_delay(at), self._fire)
         self._timer.daemon = True
-        self._timer.start()
+        if self._timer.interval < WATCHDOG_NEVER:
+            self._timer.start()
 
     def write(self, word: str, x: Any = None, y: Any = None) -> None:
 

@@ -32,7 +32,7 @@ from nncert.solvers.highs_solver import HighsSolver
 from nncert.solvers.qubo_method import model2_qubo_search
 from nncert.solvers.registry import get_solver
 from nncert.verify.bounds import crown_bounds, spec_bounds
-from nncert.verify.errors import SolverUnavailableError
+from nncert.verify.errors import InvalidOptionsError, SolverUnavailableError
 from nncert.verify.example_catalog import example_info
 from nncert.verify.examples import load_example
 from nncert.verify.network import Network, Sigmoid, Tanh
@@ -257,6 +257,10 @@ def test_named_dimod_sampler() -> None:
     VerifyOptions(method="qubo", solver="dimod:dwave.samplers.TabuSampler")
     with pytest.raises(SolverUnavailableError):
         get_solver("dimod:no_such_package_xyz.Sampler")
+    # a path naming any other callable is refused before it is called (os.getcwd: harmless if
+    # it were; os.system or subprocess.Popen would not be)
+    with pytest.raises(InvalidOptionsError, match="not a dimod sampler class"):
+        get_solver("dimod:os.getcwd")
 
 
 class _StructuredAnnealer(dimod.StructureComposite):

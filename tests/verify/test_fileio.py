@@ -24,6 +24,7 @@ from nncert.verify.fileio import (
     MAX_DECOMPRESSED_ENV,
     check_output_dir,
     check_output_file,
+    load_npy,
     max_decompressed_bytes,
     read_input,
     same_file,
@@ -189,6 +190,58 @@ def test_every_writer_uses_the_umask(tmp_path: Path, umask: int) -> None:
 # --------------------------------------------------------------------------------------------
 # capped, time-limited decompression
 # --------------------------------------------------------------------------------------------
+
+
+def test_write_atomic_writes_into_a_pipe_instead_of_replacing_it(tmp_path: Path) -> None:
+    """An output path that is a named pipe (or a device such as /dev/null) is written into:
+    renaming a new file over it replaced the pipe (and, as root, /dev/null) by a regular file.
+    A pipe nobody reads is refused instead of blocking."""
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputPathError, match="no reader"):
+        write_atomic(fifo, "unsat\n")
+    got: list[bytes] = []
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader is present from now on
+    try:
+        writer = threading.Thread(target=write_atomic, args=(fifo, "unsat\n"))
+        writer.start()
+        writer.join(30)
+        assert not writer.is_alive()
+        got.append(os.read(fd, 100))
+    finally:
+        os.close(fd)
+    assert got == [b"unsat\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]  # no temporary left
+
+
+def test_load_npy_refuses_what_is_not_a_real_array(tmp_path: Path) -> None:
+    """Empty files, .npz archives under a .npy name, complex or pickled arrays: a ValueError
+    (callers name the file; the CLI turns it into exit 3), never an internal error."""
+    import numpy as np
+
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    npz = tmp_path / "archive.npy"
+    with npz.open("wb") as fh:
+        np.savez(fh, a=np.zeros(3))
+    cplx = tmp_path / "complex.npy"
+    np.save(cplx, np.array([1 + 2j]))
+    pickled = tmp_path / "object.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for path, fragment in (
+        (empty, "empty"),
+        (npz, ".npz archive"),
+        (cplx, "complex"),
+        (pickled, "pickle"),
+    ):
+        with pytest.raises(ValueError, match=fragment):
+            load_npy(path)
+    good = tmp_path / "x.npy"
+    np.save(good, np.arange(4.0))
+    assert load_npy(good).tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_cap_default_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,3 +103,21 @@ def test_plugins_are_loaded_only_for_names_no_builtin_has(tmp_path: Path) -> Non
     assert lines[0] == "no-metadata"
     assert lines[1] == "fakeplug:make nncert.solvers.highs_solver:HighsSolver"
     assert any("tried to replace the solver 'highs'; ignored" in line for line in lines[2:])
+
+
+def test_a_qubo_sampler_is_refused_by_methods_that_need_a_milp_solver() -> None:
+    """``--method milp --solver sa`` failed deep in the MILP stage with a TypeError (exit 4);
+    ``verify`` now refuses the pair before any work (the options themselves still build: the
+    names are valid, and the qubo and benders methods take samplers)."""
+    from nncert.verify import Box, Dense, Network, Property, ReLU, UnsafeCase, verify
+
+    net = Network((Dense([[1.0], [-1.0]], [0.0, 0.0]), ReLU(), Dense([[1.0, 1.0]], [0.0])),
+                  input_shape=(1,))  # fmt: skip
+    prop = Property((UnsafeCase(Box([-1.0], [1.0]), [[1.0]], [-0.5]),))
+    for method, solver in (("milp", "sa"), ("auto", "tabu"), ("relu_bab", "exact")):
+        opts = VerifyOptions(method=method, solver=solver)
+        with pytest.raises(InvalidOptionsError, match="QUBO sampler"):
+            verify(net, prop, opts)
+    assert verify(net, prop, VerifyOptions(method="benders", solver="sa")).verdict.value in (
+        "verified", "unknown", "falsified",
+    )  # fmt: skip
