@@ -18,7 +18,9 @@ from typing import Any, NoReturn, TextIO
 
 from nncert.verify.errors import NncertError
 from nncert.verify.example_catalog import example_path
+from nncert.verify.fileio import load_npy
 from nncert.verify.importers import from_onnx
+from nncert.verify.spec import robustness_property
 from nncert.verify.vnnlib import load_vnnlib
 
 EXIT_VERIFIED = 0
@@ -221,9 +223,6 @@ def robustness_spec(args: argparse.Namespace, network: Any) -> Any:
         UsageError: a missing or unreadable ``.npy`` file (never unpickled), a missing
             ``--label``/``--eps``, or an input of the wrong size.
     """
-    from nncert.verify.fileio import load_npy
-    from nncert.verify.spec import robustness_property
-
     p = Path(args.input)
     if not p.exists():
         raise UsageError(f"{args.input}: no such file")
