@@ -204,9 +204,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     v.add_argument(
         "--counterexample",
         metavar="FILE",
-        help="when falsified, write the full counterexample to FILE: FILE.json holds the input, "
-        "the output, the unsafe case and the violation; FILE.npy the input array in the "
-        "network's input shape (usable as --input). The screen shows long vectors shortened",
+        help="when falsified, write the full counterexample to FILE, which must end in .json "
+        "(the input, the output, the unsafe case and the violation) or .npy (the input array "
+        "in the network's input shape, usable as --input). The screen shows long vectors "
+        "shortened",
     )
     _add_common(v)
     v.set_defaults(func="nncert.verify.commands:cmd_verify")

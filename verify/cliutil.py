@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import numpy as np
+
 from nncert.verify.errors import NncertError
 from nncert.verify.example_catalog import example_path
 from nncert.verify.fileio import load_npy
@@ -39,8 +41,7 @@ class Parser(argparse.ArgumentParser):
     epilog set with :func:`lazy_epilog` is computed only when the help is shown."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_INPUT_ERROR)
 
     def format_help(self) -> str:
@@ -236,6 +237,8 @@ def robustness_spec(args: argparse.Namespace, network: Any) -> Any:
         raise UsageError(
             f"{args.input}: has {x0.size} values but the network has {network.n_inputs} inputs"
         )
+    if not bool(np.all(np.isfinite(x0))):
+        raise UsageError(f"{args.input}: contains NaN or infinite values")
     domain = None if args.no_clip else (args.domain[0], args.domain[1])
     return robustness_property(x0, args.eps, args.label, network.n_outputs, domain=domain)
 

@@ -203,9 +203,15 @@ def load_npy(path: PathLike) -> Any:
     import numpy as np
 
     try:
-        arr = np.load(os.fspath(path), allow_pickle=False)
+        # memory-mapped first: a header declaring more data than the file holds is refused
+        # here instead of allocating what it declares
+        arr = np.load(os.fspath(path), allow_pickle=False, mmap_mode="r")
     except EOFError as err:
         raise ValueError("empty or truncated .npy file") from err
+    except ValueError as err:
+        if "Python objects" in str(err):  # an object array: it would need unpickling
+            raise ValueError("an array of Python objects (pickled data is never loaded)") from err
+        raise
     if not isinstance(arr, np.ndarray):  # np.load opens an .npz archive whatever its name
         close = getattr(arr, "close", None)
         if close is not None:
@@ -213,7 +219,7 @@ def load_npy(path: PathLike) -> Any:
         raise ValueError("an .npz archive, not a single .npy array")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"an array of {arr.dtype} values, not real numbers")
-    return arr
+    return np.array(arr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +281,8 @@ def write_atomic(path: PathLike, data: str | bytes, *, encoding: str = "utf-8") 
             break
         except FileExistsError:
             continue
+        except OSError as err:  # name the file asked for, not the temporary one
+            raise OSError(err.errno, f"cannot write {p}: {err.strerror}") from err
     else:  # pragma: no cover - 100 random collisions
         raise FileExistsError(f"{p}: cannot create a temporary file next to it")
     try:

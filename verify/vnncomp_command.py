@@ -160,6 +160,11 @@ def cmd_vnncomp(args: argparse.Namespace) -> int:
             guard.write("sat", cex.x, y)
         else:
             guard.write(word)
+    except KeyboardInterrupt:
+        # stopped by a signal (SIGTERM from a harness's own time limit, or Ctrl-C) before an
+        # answer: the run did not finish, which is what "timeout" says
+        guard.write("timeout")  # a no-op when a result was written already
+        raise
     except Exception:
         guard.write("error")  # a no-op when a result was written already
         raise

@@ -197,6 +197,9 @@ def no_solving(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("verify() was called before the output path was checked")
 
+    import importlib
+
+    import nncert.verify.bench as bench
     import nncert.verify.ci as ci
     import nncert.verify.commands as commands
     import nncert.verify.pipeline as pipeline
@@ -204,7 +207,9 @@ def no_solving(monkeypatch: pytest.MonkeyPatch) -> None:
 
     # the sub-command modules bind ``verify`` when first imported (lazily, by the CLI): patch
     # their names too, after importing them, so that no module keeps ``boom`` after the test
-    for module in (pipeline, ci, commands, vnncomp_command):
+    transfer = importlib.import_module("nncert.certificates.transfer")  # the package's
+    # ``transfer`` attribute is the function of that name
+    for module in (pipeline, ci, commands, vnncomp_command, bench, transfer):
         monkeypatch.setattr(module, "verify", boom)
 
 
@@ -472,6 +477,40 @@ def test_a_huge_timeout_starts_no_watchdog_thread(files: tuple[Path, Path], tmp_
     )  # fmt: skip
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert out.read_text().split()[0] in ("sat", "unsat", "timeout", "unknown")
+
+
+def test_vnncomp_stopped_by_a_signal_writes_timeout(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A harness that stops run_instance with SIGTERM (its own time limit) still finds a
+    result file: ``timeout`` (the run did not finish), and the exit status says terminated."""
+    import signal
+    import time as _time
+
+    model, spec = files
+    marker, out = tmp_path / "running", tmp_path / "out.txt"
+    code = (
+        "import pathlib, sys, time\n"
+        "import nncert.verify.pipeline as pipeline\n"
+        f"def slow(*a, **k):\n    pathlib.Path({str(marker)!r}).touch()\n    time.sleep(120)\n"
+        "pipeline.verify = slow\n"
+        "from nncert.verify.cli import main\n"
+        f"sys.exit(main(['vnncomp', {str(model)!r}, {str(spec)!r}, {str(out)!r}, '100']))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # the run is inside verify() once the marker exists
+            if marker.exists() or proc.poll() is not None:
+                break
+            _time.sleep(0.1)
+        assert marker.exists(), proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert out.read_text() == "timeout\n"
 
 
 def test_load_vnnlib_time_limit(tmp_path: Path) -> None:
