@@ -54,7 +54,14 @@ from nncert.verify.lowering import (
     relax_polynomial,
     relax_property,
 )
-from nncert.verify.network import FloatArray, Network, ReLU
+from nncert.verify.network import (
+    FloatArray,
+    Network,
+    ReLU,
+    abs_weight,
+    apply_activation,
+    matmul_right,
+)
 from nncert.verify.options import VerifyOptions, check_solver_fits_method
 from nncert.verify.processes import limit_blas
 from nncert.verify.registry import MethodSpec, get_method
@@ -993,9 +1000,14 @@ def verify(
     with limit_blas(blas_threads(ctx.network)):
         _run_steps(ctx, spec, steps)
 
+    disagreement = None if ctx.open_cases or ctx.counterexample else _float32_disagreement(ctx)
+    if disagreement is not None:
+        ctx.stats["float32_disagreement"] = disagreement
     elapsed = time.perf_counter() - t0
     if ctx.counterexample is not None:
         verdict, reason = Verdict.FALSIFIED, ctx.decided_by
+    elif disagreement is not None:
+        verdict, reason = Verdict.UNKNOWN, "float32_disagreement"
     elif not ctx.open_cases:
         verdict, reason = Verdict.VERIFIED, ctx.decided_by
     elif ctx.timed_out or ctx.expired():
@@ -1019,6 +1031,62 @@ def verify(
         stats=stats,
         evidence=ctx.evidence(),
     )
+
+
+#: a proven margin below this share of the outputs' scale (``1 + |A| |f(x)| + |b|``) is within
+#: what float32 execution can move: the ONNX model is then run in onnxruntime at the case's
+#: best-known points before "verified" is answered (weights of 1e4 on inputs of 1e3 made
+#: onnxruntime output 0 where the exact value is 0.25, for a threshold of 0.125)
+FLOAT32_NOISE = 1e-4
+
+
+def _output_magnitude(network: Network, case: UnsafeCase, xs: FloatArray) -> float:
+    """``max |A| (|W_L| |a_{L-1}| + |b_L|)`` over the points ``xs``: the size of the terms the
+    case's rows sum in the last layer (a margin that is a small difference of large terms is
+    where float32 rounding shows), from a float64 forward pass of the normal form."""
+    dense, acts = network.affine_and_activations()
+    a = xs
+    for d, act in zip(dense[:-1], acts):
+        a = apply_activation(act, matmul_right(a, d.weight.T) + d.bias)
+    last = dense[-1]
+    terms = matmul_right(np.abs(a), abs_weight(last.weight).T) + np.abs(last.bias)
+    return float(np.max(terms @ np.abs(case.A).T))
+
+
+def _float32_disagreement(ctx: _Context) -> str | None:
+    """Why "verified" would contradict the model as onnxruntime executes it, else ``None``.
+
+    Every case is proven in exact arithmetic over the stored weights. Where a case's proven
+    margin is within :data:`FLOAT32_NOISE` of the outputs' scale, the ONNX model is run at
+    the case's best-known point and its box centre; a violation there (the float32 model
+    puts that input in the unsafe region) makes the answer unknown rather than a "verified"
+    that the deployed model contradicts (a "sat" also needs the float64 replay, so neither
+    answer is given). Only for networks read from ONNX with replay on; a few onnxruntime
+    runs, only for cases that close within the noise."""
+    net = ctx.replay_network
+    if not (ctx.options.onnx_replay and is_onnx_source(net.source)):
+        return None
+    for i, case in enumerate(ctx.prop.cases):
+        lb = ctx.lower[i]
+        points = [case.input_box.center]
+        if i in ctx.best_x:
+            points.insert(0, ctx.best_x[i])
+        xs = np.stack([np.clip(p, case.input_box.lower, case.input_box.upper) for p in points])
+        scale = 1.0 + float(np.max(np.abs(case.b))) + _output_magnitude(ctx.network, case, xs)
+        if lb is not None and lb > FLOAT32_NOISE * scale:
+            continue
+        try:
+            y32 = onnxruntime_forward(str(net.source), xs)
+        except Exception:  # a model onnxruntime cannot run: nothing to compare
+            return None
+        bad = np.flatnonzero(case.violation(np.asarray(y32, dtype=np.float64)) <= 0.0)
+        if bad.size:
+            return (
+                f"case {i}: proven margin {lb if lb is not None else 0.0:.3g} in exact "
+                "arithmetic, but onnxruntime (float32) puts an input of the box in the unsafe "
+                "region"
+            )
+    return None
 
 
 def _verify_mixed(

@@ -149,3 +149,30 @@ def test_identity_network_decides_by_bounds() -> None:
     fails = robustness_property([0.55, 0.45], 0.1, 0, 2)
     res2 = verify(net, fails)
     assert res2.verdict is Verdict.FALSIFIED
+
+
+def test_verified_is_withheld_when_float32_execution_contradicts_it(tmp_path: Path) -> None:
+    """Exact arithmetic over the stored weights proves the margin (0.25 > 0.125), but the
+    float32 model, as onnxruntime runs it, rounds 1e4 x + 0.25 to 1e4 x for x near 1e3 and
+    outputs 0: the answer is unknown ("float32_disagreement"), never a "verified" that the
+    deployed model contradicts. The same network without an ONNX file (float64 semantics
+    only) is verified, and a margin far above the rounding is verified from ONNX too."""
+    pytest.importorskip("onnxruntime")
+    from nncert.compression.onnx_export import to_onnx
+    from nncert.verify import Box, Dense, Network, Property, ReLU, UnsafeCase, from_onnx
+
+    net = Network(
+        (Dense([[1e4, 0.0], [1e4, 0.0]], [0.25, 0.0]), ReLU(), Dense([[1.0, -1.0]], [0.0])),
+        input_shape=(2,),
+    )
+    box = Box([1000.0, 0.0], [1100.0, 1.0])
+    prop = Property((UnsafeCase(box, [[1.0]], [0.125]),))  # unsafe: y <= 0.125
+    assert verify(net, prop, time_limit=20).verdict is Verdict.VERIFIED
+    path = tmp_path / "cancel.onnx"
+    to_onnx(net, path, dtype="float32")
+    onnx_net = from_onnx(str(path))
+    res = verify(onnx_net, prop, time_limit=20)
+    assert res.verdict is Verdict.UNKNOWN and res.reason == "float32_disagreement"
+    assert "onnxruntime" in res.stats["float32_disagreement"]
+    easy = Property((UnsafeCase(Box([1.0, 0.0], [1.1, 1.0]), [[1.0]], [0.125]),))
+    assert verify(onnx_net, easy, time_limit=20).verdict is Verdict.VERIFIED
