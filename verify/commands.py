@@ -212,6 +212,8 @@ class _AnswerWatchdog:
     def __init__(self, args: argparse.Namespace, t0: float, at: float) -> None:
         self.args = args
         self.t0 = t0
+        #: what the run is doing, for the answer's message ("FILE: ... reading ...")
+        self.doing: str | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._timer = threading.Timer(watchdog_delay(at), self._fire)
@@ -224,7 +226,9 @@ class _AnswerWatchdog:
             if self._closed:
                 return
             try:
-                late = TimeLimitError("the time limit (--timeout) was reached before the run ended")
+                late = TimeLimitError(
+                    self.doing or "the time limit (--timeout) was reached before the run ended"
+                )
                 _report_input_timeout(self.args, late, self.t0)
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -275,7 +279,10 @@ def _verify_with_guard(
     # the readers stop before the watchdog is due, so their answer names the file
     read_by = deadline - _VERIFY_WRITE_MARGIN
     try:
+        guard.doing = f"{args.model}: time limit reached while reading the model"
         network = load_model(args.model, deadline=read_by)
+        source = args.spec if args.spec is not None else args.input
+        guard.doing = f"{source}: time limit reached while reading the file"
         if args.spec is not None:
             prop = load_spec(args.spec, deadline=read_by)
         else:
@@ -283,6 +290,7 @@ def _verify_with_guard(
     except TimeLimitError as err:
         guard.close()
         return _report_input_timeout(args, err, t0)
+    guard.doing = None
 
     if isinstance(prop, RelationalProperty):
         raise UsageError(f"{args.spec}: multi-network queries need `nncert-vnnlib verify`")
