@@ -29,7 +29,7 @@ from nncert.verify.cliutil import (
 )
 from nncert.verify.errors import InvalidPropertyError, TimeLimitError
 from nncert.verify.examples import example_info, list_examples
-from nncert.verify.fileio import check_output_file
+from nncert.verify.fileio import check_output_file, same_file
 from nncert.verify.lowering import carried_result, lower_property
 from nncert.verify.pipeline import verify
 from nncert.verify.processes import terminate_children
@@ -196,11 +196,6 @@ _VERIFY_WRITE_MARGIN = 0.6
 _VERIFY_WATCHDOG_MARGIN = 0.3
 
 
-def same_output(a: str, b: str) -> bool:
-    """Whether two output paths name the same file (resolved; neither need exist)."""
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 class _AnswerWatchdog:
     """Answers ``unknown (timeout)`` and exits (status 2) if the run overruns ``at``.
 
@@ -253,7 +248,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _check_counterexample_path(args.counterexample)
     if args.counterexample:
         check_output_file(args.counterexample, inputs=inputs, what="counterexample")
-        if args.certificate and same_output(args.certificate, args.counterexample):
+        if args.certificate and same_file(args.certificate, args.counterexample):
             raise UsageError(
                 f"--certificate and --counterexample both name {args.counterexample}; the "
                 "second file would replace the first"

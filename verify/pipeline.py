@@ -59,7 +59,6 @@ from nncert.verify.network import (
     Network,
     ReLU,
     abs_weight,
-    apply_activation,
     matmul_right,
 )
 from nncert.verify.options import VerifyOptions, check_solver_fits_method
@@ -1045,11 +1044,9 @@ def _output_magnitude(network: Network, case: UnsafeCase, xs: FloatArray) -> flo
     """``max |A| (|W_L| |a_{L-1}| + |b_L|)`` over the points ``xs``: the size of the terms the
     case's rows sum in the last layer (a margin that is a small difference of large terms is
     where float32 rounding shows), from a float64 forward pass of the normal form."""
-    dense, acts = network.affine_and_activations()
-    a = xs
-    for d, act in zip(dense[:-1], acts):
-        a = apply_activation(act, matmul_right(a, d.weight.T) + d.bias)
-    last = dense[-1]
+    hidden = network.layers[:-1]
+    last = network.dense_layers[-1]  # the normal form ends with this Dense layer
+    a = network.replace_layers(hidden).forward(xs) if hidden else xs
     terms = matmul_right(np.abs(a), abs_weight(last.weight).T) + np.abs(last.bias)
     return float(np.max(terms @ np.abs(case.A).T))
 

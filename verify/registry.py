@@ -314,25 +314,24 @@ def _register_builtins() -> None:
             MethodSpec(name, f"{pipeline}:{attr}", text, kind, presolve, stage=True)  # type: ignore[arg-type]
         )
     cases = (
-        ("benders", "nncert.solvers.benders_method:benders_case", "complete",
+        # (name, target, kind, takes a QUBO sampler as its solver, description)
+        ("benders", "nncert.solvers.benders_method:benders_case", "complete", True,
          "Benders decomposition (--solver picks the master: highs, exact, or an annealer "
          "that only falsifies; sigmoid/tanh: Model 2 segment binaries as the master)"),
-        ("qubo", "nncert.solvers.qubo_method:qubo_case", "falsifier",
+        ("qubo", "nncert.solvers.qubo_method:qubo_case", "falsifier", True,
          "QUBO on a grid, annealed (--solver sa|tabu|steepest|exact|dimod:PKG.Class; "
          "sigmoid/tanh: the Model 2 segment QUBO within --spin-budget; falsifies only)"),
-        ("model2", "nncert.solvers.model2_method:model2_case", "complete",
+        ("model2", "nncert.solvers.model2_method:model2_case", "complete", False,
          "Model 2 piecewise refinement for sigmoid/tanh (--segments)"),
-        ("window", "nncert.solvers.partition_method:window_case", "complete",
+        ("window", "nncert.solvers.partition_method:window_case", "complete", False,
          "layerwise partitioning into windows (--window)"),
-        ("relu_bab", "nncert.verify.relu_bab:relu_bab_case", "complete",
+        ("relu_bab", "nncert.verify.relu_bab:relu_bab_case", "complete", False,
          "branch and bound over ReLU phases (ReLU networks with many inputs)"),
-        ("act_bab", "nncert.verify.act_bab:act_bab_case", "complete",
+        ("act_bab", "nncert.verify.act_bab:act_bab_case", "complete", False,
          "branch and bound over hidden-neuron bounds, any activation (sigmoid/tanh: splits "
          "neurons, GenBaB-style)"),
     )  # fmt: skip
-    for name, target, kind, text in cases:
-        # Benders' master and the QUBO method take annealers; the others need a MILP solver
-        qubo = target.endswith(("benders_case", "qubo_case"))
+    for name, target, kind, qubo, text in cases:
         register_method(name, target, description=text, kind=kind, qubo_solvers=qubo)  # type: ignore[arg-type]
 
 

@@ -730,3 +730,14 @@ def test_written_files_respect_the_umask(files: tuple[Path, Path], tmp_path: Pat
     r = nncert("vnncomp", str(model), str(spec), str(tmp_path / "r2.txt"), "30", umask=0o027)
     assert r.returncode == 0 and _modes(tmp_path / "r2.txt") == {"r2.txt": 0o640}
     assert SPEC_HEAD in spec.read_text()  # the inputs are untouched throughout
+
+
+def test_certificate_and_counterexample_may_not_share_a_path(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second file would silently replace the first (found by the input campaign)."""
+    model, spec = files
+    out = tmp_path / "both.json"
+    argv = ["verify", str(model), str(spec), "--certificate", str(out)]
+    assert cli.main([*argv, "--counterexample", str(out)]) == 3
+    assert "both name" in capsys.readouterr().err and not out.exists()
